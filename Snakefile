@@ -1,0 +1,18 @@
+# DFAT: Dual-stage Fusion of Acoustic and Text features for speech emotion recognition.
+# Usage: snakemake --cores 8 [target]   (default target: see get_final_targets in rules/common.smk)
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+
+
+rule all:
+    input:
+        get_final_targets(),
+    default_target: True

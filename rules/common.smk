@@ -1,0 +1,57 @@
+# Helpers shared by the rule files: config validation, wildcard constraints, input/params
+# functions. Rule files hold rules only.
+import json
+
+from snakemake.utils import validate
+
+# Fails before any job runs, naming the key path and what was expected; fills defaults.
+validate(config, schema="../schemas/config.schema.yaml")
+
+SPLITS = config["task"]["splits"]
+CLASSES = config["task"]["classes"]
+SER_CORPUS = config["ser_corpus"]
+TEXT_SPLITS = ["train", "dev", "test"]
+
+if SER_CORPUS not in config["corpora"]:
+    raise ValueError(f"config: ser_corpus {SER_CORPUS!r} is not a key of corpora {sorted(config['corpora'])}")
+
+# Python modules of workflow_scripts that every entry point imports: a change reruns its rules.
+COMMON_MODULES = ["workflow_scripts/io_utils.py"]
+
+
+wildcard_constraints:
+    corpus="[A-Za-z0-9_]+",
+    split="|".join(SPLITS),
+
+
+def as_json(value):
+    """A config block as compact JSON, for a rule's params (a change of the block reruns the rule)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def modules(*names):
+    """Paths of workflow_scripts modules a rule imports, declared as inputs."""
+    return COMMON_MODULES + [f"workflow_scripts/{name}.py" for name in names]
+
+
+def get_corpus_table(wildcards):
+    """The table(s) of a speech corpus: produced by the demo rule or supplied by the user."""
+    table = config["corpora"][wildcards.corpus]["table"]
+    return list(table.values()) if isinstance(table, dict) else [table]
+
+
+def get_text_table(wildcards):
+    table = config["text_corpus"]["table"]
+    return list(table.values()) if isinstance(table, dict) else [table]
+
+
+def ser_manifest(split):
+    """Manifest of one split of the emotion-recognition corpus."""
+    return f"results/data/{SER_CORPUS}/{split}.tsv"
+
+
+def get_final_targets():
+    """What `snakemake` builds by default; later stages extend this list."""
+    targets = expand("results/data/{corpus}/summary.json", corpus=config["corpora"])
+    targets.append("results/data/text/summary.json")
+    return targets

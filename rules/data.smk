@@ -1,0 +1,74 @@
+# Data stage: the synthesised demo corpus and validated manifests per corpus and split.
+
+
+rule synthesize_demo_corpus:
+    input:
+        modules("demo_corpus", "espeak"),
+    output:
+        speech_table="results/demo/speech_corpus.tsv",
+        wav_dir=directory("results/demo/wav"),
+        text_table="results/demo/text_corpus.tsv",
+    log:
+        "logs/data/synthesize_demo_corpus.log",
+    params:
+        demo=as_json(config.get("demo", {})),
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
+    shell:
+        "python -m workflow_scripts.demo_corpus --config {params.demo:q}"
+        " --speech-table {output.speech_table} --wav-dir {output.wav_dir}"
+        " --text-table {output.text_table} > {log} 2>&1"
+
+
+rule ingest_speech_corpus:
+    input:
+        table=get_corpus_table,
+        code=modules("ingest", "manifest", "audio", "splits"),
+    output:
+        manifests=expand("results/data/{{corpus}}/{split}.tsv", split=SPLITS),
+        skipped="results/data/{corpus}/skipped.tsv",
+        summary=report(
+            "results/data/{corpus}/summary.json",
+            caption="../report/data_summary.rst",
+            category="Data",
+            labels={"corpus": "{corpus}"},
+        ),
+    log:
+        "logs/data/ingest_speech_corpus_{corpus}.log",
+    params:
+        corpus=lambda wildcards: as_json(config["corpora"][wildcards.corpus]),
+        classes=CLASSES,
+        splits=SPLITS,
+        seed=config["seed"],
+    threads: 2
+    conda:
+        "../envs/cpu.yaml"
+    shell:
+        "python -m workflow_scripts.ingest speech --corpus-config {params.corpus:q}"
+        " --classes {params.classes} --splits {params.splits} --seed {params.seed}"
+        " --threads {threads} --out-dir results/data/{wildcards.corpus} > {log} 2>&1"
+
+
+rule ingest_text_corpus:
+    input:
+        table=get_text_table,
+        code=modules("ingest", "manifest", "splits"),
+    output:
+        manifests=expand("results/data/text/{split}.tsv", split=TEXT_SPLITS),
+        skipped="results/data/text/skipped.tsv",
+        summary="results/data/text/summary.json",
+    log:
+        "logs/data/ingest_text_corpus.log",
+    params:
+        corpus=as_json(config["text_corpus"]),
+        classes=CLASSES,
+        splits=TEXT_SPLITS,
+        seed=config["seed"],
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
+    shell:
+        "python -m workflow_scripts.ingest text --corpus-config {params.corpus:q}"
+        " --classes {params.classes} --splits {params.splits} --seed {params.seed}"
+        " --out-dir results/data/text > {log} 2>&1"

@@ -1,0 +1,120 @@
+"""Feature files: parquet keyed by utt_id, one fixed-width float32 vector column per statistic.
+
+The contract shared by the acoustic (SEFE) and text (TEFE) encoders and read by fusion:
+
+* column ``utt_id`` (string, unique);
+* one ``FixedSizeList<float32>[dim]`` column per statistic, e.g. ``mean``, ``var``, ``max``,
+  ``min`` over frames / tokens (TEFE adds ``sentence``, the layer before its output);
+* schema metadata ``dfat`` (JSON): ``dim``, ``statistics``, ``model`` (backend or architecture),
+  ``checkpoint`` and ``preprocessing``, plus whatever else the producer records.
+
+:class:`FeatureWriter` appends batches, so producers stream and peak memory stays flat.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from workflow_scripts.io_utils import atomic_path
+
+METADATA_KEY = b"dfat"
+
+
+def feature_schema(statistics: Sequence[str], dim: int, metadata: Mapping[str, Any]) -> pa.Schema:
+    """The arrow schema of a feature file with these statistics and width."""
+    fields = [pa.field("utt_id", pa.string(), nullable=False)]
+    fields += [pa.field(name, pa.list_(pa.float32(), dim), nullable=False) for name in statistics]
+    payload = {"dim": int(dim), "statistics": list(statistics), **metadata}
+    return pa.schema(fields, metadata={METADATA_KEY: json.dumps(payload, ensure_ascii=False).encode()})
+
+
+def _batch(schema: pa.Schema, utt_ids: Sequence[str], stats: Mapping[str, np.ndarray]) -> pa.RecordBatch:
+    dim = json.loads(schema.metadata[METADATA_KEY])["dim"]
+    arrays = [pa.array(list(utt_ids), pa.string())]
+    for field in schema:
+        if field.name == "utt_id":
+            continue
+        if field.name not in stats:
+            raise KeyError(f"feature batch lacks statistic {field.name!r} (has {sorted(stats)})")
+        values = np.ascontiguousarray(stats[field.name], dtype=np.float32)
+        if values.shape != (len(utt_ids), dim):
+            raise ValueError(f"statistic {field.name!r}: shape {values.shape}, expected {(len(utt_ids), dim)}")
+        if not np.isfinite(values).all():
+            raise ValueError(f"statistic {field.name!r} has non-finite values")
+        arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), dim))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+class FeatureWriter:
+    """Stream feature batches into a parquet file that appears only when closed successfully.
+
+    Use as a context manager; on an exception the partial file is removed.
+    """
+
+    def __init__(self, path: str | os.PathLike, statistics: Sequence[str], dim: int,
+                 metadata: Mapping[str, Any]) -> None:
+        self.path = Path(path)
+        self.schema = feature_schema(statistics, dim, metadata)
+        self._atomic = atomic_path(self.path)
+        self._tmp: Path | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self._seen: set[str] = set()
+        self.rows = 0
+
+    def __enter__(self) -> "FeatureWriter":
+        self._tmp = self._atomic.__enter__()
+        self._writer = pq.ParquetWriter(self._tmp, self.schema)
+        return self
+
+    def write(self, utt_ids: Sequence[str], stats: Mapping[str, np.ndarray]) -> None:
+        """Append rows; ``stats[name]`` has shape (len(utt_ids), dim)."""
+        duplicated = self._seen.intersection(utt_ids)
+        if duplicated or len(set(utt_ids)) != len(utt_ids):
+            raise ValueError(f"{self.path}: duplicate utt_id {sorted(duplicated)[:5] or list(utt_ids)[:5]}")
+        self._seen.update(utt_ids)
+        self._writer.write_batch(_batch(self.schema, utt_ids, stats))
+        self.rows += len(utt_ids)
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self._writer.close()
+        return self._atomic.__exit__(exc_type, exc, tb)
+
+
+def write_features(path: str | os.PathLike, utt_ids: Sequence[str], stats: Mapping[str, np.ndarray],
+                   metadata: Mapping[str, Any]) -> None:
+    """Write a whole feature file at once (see :class:`FeatureWriter` for streaming)."""
+    first = next(iter(stats.values()))
+    with FeatureWriter(path, list(stats), first.shape[1], metadata) as writer:
+        writer.write(utt_ids, stats)
+
+
+def read_feature_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``dfat`` metadata of a feature file."""
+    metadata = pq.read_schema(path).metadata or {}
+    if METADATA_KEY not in metadata:
+        raise ValueError(f"{path}: not a DFAT feature file (no '{METADATA_KEY.decode()}' schema metadata)")
+    return json.loads(metadata[METADATA_KEY])
+
+
+def read_features(path: str | os.PathLike, statistics: Sequence[str]) -> tuple[list[str], np.ndarray, dict[str, Any]]:
+    """Read ``statistics`` concatenated in the given order: (utt_ids, float32 matrix, metadata)."""
+    metadata = read_feature_metadata(path)
+    missing = [s for s in statistics if s not in metadata["statistics"]]
+    if missing:
+        raise KeyError(f"{path}: no statistic(s) {missing}; the file has {metadata['statistics']}")
+    table = pq.read_table(path, columns=["utt_id", *statistics])
+    dim = metadata["dim"]
+    blocks = [
+        table.column(s).combine_chunks().values.to_numpy(zero_copy_only=False).reshape(-1, dim)
+        for s in statistics
+    ]
+    matrix = np.concatenate(blocks, axis=1).astype(np.float32, copy=False) if blocks else np.zeros((len(table), 0))
+    return table.column("utt_id").to_pylist(), matrix, metadata
