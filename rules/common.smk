@@ -55,3 +55,11 @@ def get_final_targets():
     targets = expand("results/data/{corpus}/summary.json", corpus=config["corpora"])
     targets.append("results/data/text/summary.json")
     return targets
+
+
+GPU_RULE_DEFAULTS = {"gpu": 1, "mem_mb": 8000, "runtime": 120}
+
+
+def gpu_rule_resource(rule_name, key):
+    """A scheduling resource of a GPU-capable rule: config `resources.<rule>.<key>` or the default."""
+    return config["resources"].get(rule_name, {}).get(key, GPU_RULE_DEFAULTS.get(key))
