@@ -20,7 +20,7 @@ COMMON_MODULES = ["workflow_scripts/io_utils.py"]
 
 
 wildcard_constraints:
-    corpus="[A-Za-z0-9_]+",
+    corpus="|".join(config["corpora"]),
     split="|".join(SPLITS),
 
 
@@ -47,12 +47,12 @@ def get_text_table(wildcards):
 
 def ser_manifest(split):
     """Manifest of one split of the emotion-recognition corpus."""
-    return f"results/data/{SER_CORPUS}/{split}.tsv"
+    return f"results/data/speech/{SER_CORPUS}/{split}.tsv"
 
 
 def get_final_targets():
     """What `snakemake` builds by default; later stages extend this list."""
-    targets = expand("results/data/{corpus}/summary.json", corpus=config["corpora"])
+    targets = expand("results/data/speech/{corpus}/summary.json", corpus=config["corpora"])
     targets.append("results/data/text/summary.json")
     return targets
 

@@ -26,16 +26,16 @@ rule ingest_speech_corpus:
         table=get_corpus_table,
         code=modules("ingest", "manifest", "audio", "splits"),
     output:
-        manifests=expand("results/data/{{corpus}}/{split}.tsv", split=SPLITS),
-        skipped="results/data/{corpus}/skipped.tsv",
+        manifests=expand("results/data/speech/{{corpus}}/{split}.tsv", split=SPLITS),
+        skipped="results/data/speech/{corpus}/skipped.tsv",
         summary=report(
-            "results/data/{corpus}/summary.json",
+            "results/data/speech/{corpus}/summary.json",
             caption="../report/data_summary.rst",
             category="Data",
             labels={"corpus": "{corpus}"},
         ),
     log:
-        "logs/data/ingest_speech_corpus_{corpus}.log",
+        "logs/data/ingest_speech_corpus/{corpus}.log",
     params:
         corpus=lambda wildcards: as_json(config["corpora"][wildcards.corpus]),
         classes=CLASSES,
@@ -47,7 +47,7 @@ rule ingest_speech_corpus:
     shell:
         "python -m workflow_scripts.ingest speech --corpus-config {params.corpus:q}"
         " --classes {params.classes} --splits {params.splits} --seed {params.seed}"
-        " --threads {threads} --out-dir results/data/{wildcards.corpus} > {log} 2>&1"
+        " --threads {threads} --out-dir results/data/speech/{wildcards.corpus} > {log} 2>&1"
 
 
 rule ingest_text_corpus:
