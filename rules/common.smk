@@ -1,11 +1,12 @@
 # Helpers shared by the rule files: config validation, wildcard constraints, input/params
 # functions. Rule files hold rules only.
 import json
+from pathlib import Path
 
-from snakemake.utils import validate
+from workflow_scripts.config_schema import validate_config
 
 # Fails before any job runs, naming the key path and what was expected; fills defaults.
-validate(config, schema="../schemas/config.schema.yaml")
+validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
 
 SPLITS = config["task"]["splits"]
 CLASSES = config["task"]["classes"]

@@ -190,6 +190,7 @@ def synthesize_corpus(config: Mapping[str, Any], speech_table: Path, wav_dir: Pa
             samples = synthesizer.synthesize(
                 row.text, row.voice, Prosody(rate=row.rate, pitch=row.pitch, pitch_range=row.pitch_range,
                                              volume=row.volume),
+                seed=row.noise_seed,
             )
             audio = render(samples, synthesizer.sample_rate, row.lead_s, row.tail_s, row.noise_seed,
                            float(config["noise_level"]))

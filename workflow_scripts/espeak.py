@@ -1,7 +1,10 @@
 """Offline Vietnamese speech synthesis through libespeak-ng (the ``espeakng-loader`` wheel).
 
 The wheel ships the shared library and its voice data, so no system package is needed.
-The library keeps global state, so one :class:`EspeakSynthesizer` per process is enough.
+The library keeps global state, so one :class:`EspeakSynthesizer` per process is enough. That state
+carries over between utterances (its pitch-flutter phase, for one), so the samples of an utterance
+depend on what the process synthesised before it: output is reproducible for the same sequence of
+calls in a fresh process, which is how the demo corpus is built.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class EspeakSynthesizer:
         import espeakng_loader
 
         self._lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        self._libc = ctypes.CDLL(None)  # espeak-ng also draws from the C library's rand()
         self._lib.espeak_Initialize.restype = ctypes.c_int
         self._lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         self._lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
@@ -60,8 +64,13 @@ class EspeakSynthesizer:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(n_samples,)).copy())
         return 0
 
-    def synthesize(self, text: str, voice: str, prosody: Prosody) -> np.ndarray:
-        """Return int16 samples at :attr:`sample_rate` for ``text`` spoken by ``voice``."""
+    def synthesize(self, text: str, voice: str, prosody: Prosody, seed: int = 0) -> np.ndarray:
+        """Return int16 samples at :attr:`sample_rate` for ``text`` spoken by ``voice``.
+
+        ``seed`` fixes espeak-ng's noise sources (breathiness, jitter) so output is reproducible.
+        """
+        self._lib.espeak_ng_SetRandSeed(ctypes.c_long(seed))
+        self._libc.srand(ctypes.c_uint(seed & 0xFFFFFFFF))
         if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise ValueError(f"espeak-ng has no voice named {voice!r}")
         for parameter, value in ((_RATE, prosody.rate), (_PITCH, prosody.pitch),

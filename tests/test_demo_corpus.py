@@ -1,0 +1,84 @@
+"""The synthesised demo corpus and its manifests, built by the workflow itself."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import PROJECT_ROOT, run_snakemake
+from workflow_scripts.demo_corpus import plan_utterances
+from workflow_scripts.manifest import read_manifest
+
+SPLITS = ["train", "dev", "public_test", "private_test"]
+
+
+@pytest.fixture(scope="module")
+def demo_config() -> dict:
+    with open(PROJECT_ROOT / "config.yaml", encoding="utf-8") as handle:
+        return yaml.safe_load(handle)["demo"]
+
+
+def _digest(directory: Path) -> dict[str, str]:
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
+
+
+def test_plan_is_deterministic_and_prosody_follows_emotion(demo_config):
+    plan = plan_utterances(demo_config)
+    assert plan.equals(plan_utterances(demo_config))
+    assert not plan.equals(plan_utterances({**demo_config, "seed": 7}))
+    assert len(plan) == len(demo_config["voices"]) * demo_config["utterances_per_voice"] >= 600
+    assert plan["text"].nunique() >= 300  # several hundred distinct sentences
+    by_emotion = plan.groupby("emotion")[["rate", "pitch", "volume"]].mean()
+    assert by_emotion.loc["angry", "pitch"] > by_emotion.loc["neutral", "pitch"] > by_emotion.loc["sad", "pitch"]
+    assert by_emotion.loc["angry", "rate"] > by_emotion.loc["neutral", "rate"] > by_emotion.loc["sad", "rate"]
+    # Ambiguity: some negative utterances are worded like neutral ones, so text alone is imperfect.
+    neutral_wording = plan["text"].str.contains("|".join(["sẽ", "mỗi ngày", "vào buổi sáng"]))
+    assert (neutral_wording & plan["emotion"].isin(["angry", "sad"])).sum() > 10
+
+
+def test_small_corpus_is_byte_identical_across_runs(tmp_path, demo_config):
+    config = {**demo_config, "voices": ["vi", "vi+f2"], "utterances_per_voice": 5, "text_sentences": 20}
+    outputs = []
+    for run in ("a", "b"):  # each run in a fresh process, as the rule runs
+        directory = tmp_path / run
+        subprocess.run([sys.executable, "-m", "workflow_scripts.demo_corpus", "--config", json.dumps(config),
+                        "--speech-table", str(directory / "speech.tsv"), "--wav-dir", str(directory / "wav"),
+                        "--text-table", str(directory / "text.tsv")], check=True, cwd=PROJECT_ROOT)
+        outputs.append((_digest(directory / "wav"), (directory / "speech.tsv").read_text(),
+                        (directory / "text.tsv").read_text()))
+    assert outputs[0] == outputs[1]
+    texts = pd.read_csv(tmp_path / "a" / "text.tsv", sep="\t")
+    spoken = set(pd.read_csv(tmp_path / "a" / "speech.tsv", sep="\t")["text"])
+    assert len(texts) == 20 and not spoken & set(texts["text"])  # the text corpus never holds a spoken sentence
+
+
+def test_workflow_builds_demo_manifests_offline_and_deterministically(workflow_dir):
+    targets = ["results/data/speech/demo/summary.json", "results/data/text/summary.json"]
+    run_snakemake(workflow_dir, *targets)
+    speech = workflow_dir / "results" / "data" / "speech" / "demo"
+    manifests = {split: read_manifest(speech / f"{split}.tsv") for split in SPLITS}
+    summary = json.loads((speech / "summary.json").read_text())
+    assert summary["utterances"] == sum(len(m) for m in manifests.values()) == 640
+    assert summary["skipped"] == 0
+    assert len(manifests["train"]) == 400 and all(len(manifests[s]) == 80 for s in SPLITS[1:])
+    speakers = {split: set(m["speaker"]) for split, m in manifests.items()}
+    assert sum(len(s) for s in speakers.values()) == len(set().union(*speakers.values())) == 8  # disjoint
+    overall = pd.concat(manifests.values())["label"].eq("negative").mean()
+    for split, manifest in manifests.items():
+        assert abs(manifest["label"].eq("negative").mean() - overall) < 0.1, split
+        assert (manifest["text"] != "").all() and manifest["duration_s"].between(1.0, 8.0).all()
+    text_summary = json.loads((workflow_dir / "results" / "data" / "text" / "summary.json").read_text())
+    assert text_summary["utterances"] == 1500
+
+    before = {split: (speech / f"{split}.tsv").read_bytes() for split in SPLITS}
+    wavs = _digest(workflow_dir / "results" / "demo" / "wav")
+    run_snakemake(workflow_dir, "--forceall", *targets)
+    assert before == {split: (speech / f"{split}.tsv").read_bytes() for split in SPLITS}
+    assert wavs == _digest(workflow_dir / "results" / "demo" / "wav")
