@@ -71,3 +71,13 @@ def test_ser_corpus_must_name_a_corpus(workflow_dir):
     result = run_snakemake(workflow_dir, "-n", check=False)
     assert result.returncode != 0
     assert "ser_corpus 'visec' is not a key of corpora" in result.stdout + result.stderr
+
+
+def test_own_corpus_template_merges_and_validates(config):
+    from snakemake.utils import update_config
+
+    with open(PROJECT_ROOT / "configs" / "own_corpus.yaml", encoding="utf-8") as handle:
+        update_config(config, yaml.safe_load(handle))
+    validate_config(config, SCHEMA)
+    assert config["ser_corpus"] == "mycorpus"
+    assert config["corpora"]["mycorpus"]["split"]["rename"] == {}
