@@ -63,3 +63,29 @@ GPU_RULE_DEFAULTS = {"gpu": 1, "mem_mb": 8000, "runtime": 120}
 def gpu_rule_resource(rule_name, key):
     """A scheduling resource of a GPU-capable rule: config `resources.<rule>.<key>` or the default."""
     return config["resources"].get(rule_name, {}).get(key, GPU_RULE_DEFAULTS.get(key))
+
+
+# --- slurm ---
+# Keys of config `resources.<rule>` that only matter on a cluster (names the SLURM plugin reads).
+GPU_PLACEMENT_KEYS = ("cpus_per_gpu", "gpu_model", "slurm_partition")
+
+
+def gpu_rule_resources(rule_name):
+    """Every scheduling resource of a GPU-capable rule, for `resources: **gpu_rule_resources("<rule>")`.
+
+    Values come from config `resources.<rule>` or GPU_RULE_DEFAULTS. mem_mb and runtime are the
+    first attempt's; a retried job (profile `retries`) asks for attempt times as much, so a job
+    killed for memory or time gets more. cpus_per_gpu, gpu_model and slurm_partition are passed
+    only where configured, and the GPU placement keys only when the rule asks for a GPU.
+    """
+    settings = {**GPU_RULE_DEFAULTS, **config["resources"].get(rule_name, {})}
+    mem_mb, runtime = settings["mem_mb"], settings["runtime"]
+    resources = {
+        "gpu": settings["gpu"],
+        "mem_mb": lambda wildcards, attempt: mem_mb * attempt,
+        "runtime": lambda wildcards, attempt: runtime * attempt,
+    }
+    for key in GPU_PLACEMENT_KEYS:
+        if key in settings and (settings["gpu"] > 0 or key == "slurm_partition"):
+            resources[key] = settings[key]
+    return resources

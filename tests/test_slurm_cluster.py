@@ -1,0 +1,313 @@
+"""The SLURM profile on a real single-node SLURM cluster (.ci/slurm/cluster.sh, fake GPU GRES).
+
+One Snakemake run goes through `--workflow-profile profiles/slurm` in a copy of the workflow,
+bounded by `timeout -s KILL`, with `--keep-going` so that all of these are submitted at once:
+- a CPU probe rule, a GPU-tagged probe rule (resources from the config block `resources`
+  through gpu_rule_resources) and the real workflow's WORKFLOW_TARGETS, which must succeed;
+- two rules that always fail (one CPU, one GPU-tagged), retried by the profile with more memory,
+  which must make the run exit non-zero.
+(One run instead of a good and a bad one: the plugin backs its status checks off by 10 s per
+check until a job succeeds, so a run of failures alone takes minutes longer.)
+The jobs' requests are read back from the controller (`scontrol show job`; MinJobAge keeps
+finished jobs there for 10 minutes). Everything the cluster script started is stopped by PID
+in the fixture's teardown, also when a test fails.
+
+Needs root and apt-get (or the packages installed); set DFAT_SKIP_SLURM=1 to skip.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import PROJECT_ROOT, WORKFLOW_FILES
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+CLUSTER_SCRIPT = PROJECT_ROOT / ".ci" / "slurm" / "cluster.sh"
+STATE_DIR = Path(os.environ.get("DFAT_SLURM_STATE", "/run/dfat-slurm"))
+SLURM_PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge"]
+PROFILE = PROJECT_ROOT / "profiles" / "slurm" / "config.yaml"
+# Targets of the real workflow run through SLURM beside the probes. When the GPU-capable stages
+# are merged, replace this with the output of one GPU-capable rule (e.g. the TEFE model of one
+# architecture): every job is checked against its own rule's `gpu` resource, so that rule is then
+# asserted to be submitted with a GPU request and its CPU upstream rules without.
+WORKFLOW_TARGETS = ["results/data/text/summary.json"]
+RUN_TIMEOUT_S = 420
+LOCK_TIMEOUT_S = 900
+
+# Probe rules, in a Snakefile that includes the real one (its config, validation and helpers).
+PROBE_SNAKEFILE = '''
+include: "Snakefile"
+
+
+rule cpu_probe:
+    output:
+        "results/probe/cpu_probe.env",
+    log:
+        "logs/probe/cpu_probe.log",
+    threads: 1
+    conda:
+        "envs/cpu.yaml"
+    shell:
+        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-}}; echo CUDA_VISIBLE_DEVICES=${{CUDA_VISIBLE_DEVICES:-}}) > {output} 2> {log}"
+
+
+rule gpu_probe:
+    output:
+        "results/probe/gpu_probe.env",
+    log:
+        "logs/probe/gpu_probe.log",
+    threads: 1
+    resources:
+        **gpu_rule_resources("gpu_probe"),
+    conda:
+        "envs/gpu.yaml"
+    shell:
+        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-}}; echo CUDA_VISIBLE_DEVICES=${{CUDA_VISIBLE_DEVICES:-}}) > {output} 2> {log}"
+
+
+rule fail_cpu_probe:
+    output:
+        "results/probe/fail_cpu_probe.txt",
+    log:
+        "logs/probe/fail_cpu_probe.log",
+    threads: 1
+    conda:
+        "envs/cpu.yaml"
+    shell:
+        "echo partial > {output}; echo 'deliberate failure' > {log}; exit 3"
+
+
+rule fail_gpu_probe:
+    output:
+        "results/probe/fail_gpu_probe.txt",
+    log:
+        "logs/probe/fail_gpu_probe.log",
+    threads: 1
+    resources:
+        **gpu_rule_resources("fail_gpu_probe"),
+    conda:
+        "envs/gpu.yaml"
+    shell:
+        "echo partial > {output}; echo 'deliberate failure' > {log}; exit 3"
+'''
+# Config overlay: the probes' resources, as a user writes them in config.yaml.
+PROBE_CONFIG = {
+    "resources": {
+        "gpu_probe": {"gpu": 1, "gpu_model": "fake", "cpus_per_gpu": 1, "mem_mb": 300, "runtime": 5},
+        "fail_gpu_probe": {"gpu": 1, "mem_mb": 250, "runtime": 4},
+    }
+}
+
+
+def _skip_reason() -> str | None:
+    if os.environ.get("DFAT_SKIP_SLURM") == "1":
+        return "DFAT_SKIP_SLURM=1"
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        return "the SLURM cluster test starts system daemons and needs root (CI runs as root)"
+    installed = all(
+        subprocess.run(["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True).stdout
+        == "install ok installed" for p in SLURM_PACKAGES) if shutil.which("dpkg-query") else False
+    if not installed and not shutil.which("apt-get"):
+        return f"apt-get is not available to install {' '.join(SLURM_PACKAGES)}"
+    return None
+
+
+def _recorded_pids() -> dict[str, int]:
+    pid_dir = STATE_DIR / "pids"
+    return {p.name: int(p.read_text()) for p in pid_dir.iterdir()} if pid_dir.is_dir() else {}
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """Start the cluster (one test session at a time on a machine); stop what it started."""
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(f"SLURM cluster test skipped: {reason}")
+    STATE_DIR.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{STATE_DIR}.lock", "w") as lock:
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        while True:  # another session on this machine may be using the (machine-wide) cluster
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"another session held {STATE_DIR}.lock for {LOCK_TIMEOUT_S} s")
+                time.sleep(1)
+        was_running = subprocess.run([str(CLUSTER_SCRIPT), "status"], capture_output=True).returncode == 0
+        started = time.monotonic()
+        try:
+            start = subprocess.run(["timeout", "-s", "KILL", "600", str(CLUSTER_SCRIPT), "start"],
+                                   capture_output=True, text=True)
+            assert start.returncode == 0, f"cluster start failed:\n{start.stdout}\n{start.stderr}"
+            print(f"cluster up in {time.monotonic() - started:.1f} s")
+            yield _recorded_pids()
+        finally:
+            if not was_running:
+                pids = _recorded_pids()
+                stop = subprocess.run(["timeout", "-s", "KILL", "120", str(CLUSTER_SCRIPT), "stop"],
+                                      capture_output=True, text=True)
+                left = {name: pid for name, pid in pids.items() if _running(pid)}
+                assert stop.returncode == 0 and not left, f"daemons left running {left}:\n{stop.stderr}"
+
+
+def _workflow_copy(directory: Path) -> Path:
+    directory.mkdir(parents=True)
+    for name in WORKFLOW_FILES:
+        source = PROJECT_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, directory / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.exists():
+            shutil.copy2(source, directory / name)
+    (directory / "Snakefile.probe").write_text(PROBE_SNAKEFILE, encoding="utf-8")
+    (directory / "probe_config.yaml").write_text(yaml.safe_dump(PROBE_CONFIG), encoding="utf-8")
+    return directory
+
+
+def _snakemake(directory: Path, *args: str, timeout: int = RUN_TIMEOUT_S) -> tuple[int, str]:
+    """Snakemake with the SLURM profile, killed (SIGKILL) after ``timeout`` seconds."""
+    env = dict(os.environ, PYTHONPATH=str(directory),
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    command = ["timeout", "-s", "KILL", str(timeout), sys.executable, "-m", "snakemake",
+               "--snakefile", "Snakefile.probe", "--configfile", "probe_config.yaml",
+               "--workflow-profile", "profiles/slurm",
+               # No accounting on the CI cluster: status from squeue (MinJobAge=600 s keeps
+               # finished jobs visible); a quick first status check for short test jobs; a
+               # local file system needs no 60 s wait for outputs (Snakemake also waits after
+               # a failed job).
+               "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
+               "--latency-wait", "5", *args]
+    result = subprocess.run(command, cwd=directory, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert result.returncode not in (-9, 137), f"snakemake killed after {timeout} s:\n{result.stdout[-6000:]}"
+    return result.returncode, result.stdout
+
+
+def _parse_resources(text: str) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in text.split(", ") if "=" in item)
+
+
+def _snakemake_rule_resources(log: str) -> dict[str, dict[str, str]]:
+    """Resources of each rule as Snakemake printed them for its jobs."""
+    blocks = re.finditer(r"^rule (\w+):\n((?:    .*\n)+)", log, re.M)
+    return {m.group(1): _parse_resources(re.search(r"^    resources: (.*)$", m.group(2), re.M).group(1))
+            for m in blocks if re.search(r"^    resources: ", m.group(2), re.M)}
+
+
+def _slurm_jobs(run_id: str) -> list[dict[str, str]]:
+    """The controller's records of the jobs of one Snakemake run (job name = the run id)."""
+    out = subprocess.run(["scontrol", "show", "job", "-o"], capture_output=True, text=True, check=True).stdout
+    records = [dict(re.findall(r"(\w[\w/:]*)=(\S*)", line)) for line in out.splitlines() if line.strip()]
+    return sorted((r for r in records if r.get("JobName") == run_id), key=lambda r: int(r["JobId"]))
+
+
+GOOD_TARGETS = ["results/probe/cpu_probe.env", "results/probe/gpu_probe.env", *WORKFLOW_TARGETS]
+FAIL_TARGETS = ["results/probe/fail_cpu_probe.txt", "results/probe/fail_gpu_probe.txt"]
+
+
+@pytest.fixture(scope="module")
+def slurm_run(slurm_cluster, tmp_path_factory):
+    """The run, its log, the rules' resources as Snakemake saw them and the SLURM job records."""
+    directory = _workflow_copy(tmp_path_factory.mktemp("slurm") / "workflow")
+    started = time.monotonic()
+    returncode, log = _snakemake(directory, "--keep-going", *GOOD_TARGETS, *FAIL_TARGETS)
+    print(f"SLURM run done in {time.monotonic() - started:.1f} s")
+    run_id = re.search(r"^SLURM run ID: (\S+)$", log, re.M)
+    assert run_id, f"no SLURM run id in the log:\n{log[-6000:]}"
+    return {"returncode": returncode, "log": log, "dir": directory,
+            "jobs": _slurm_jobs(run_id.group(1)), "rules": _snakemake_rule_resources(log)}
+
+
+def _rule(job: dict[str, str]) -> str:
+    return re.match(r"rule_(\w+?)(?:_wildcards_.*)?$", job["Comment"]).group(1)
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines())
+
+
+FAIL_RULES = {"fail_cpu_probe", "fail_gpu_probe"}
+
+
+def test_gpu_rules_request_a_gpu_and_cpu_rules_do_not(slurm_run):
+    jobs = [job for job in slurm_run["jobs"] if _rule(job) not in FAIL_RULES]
+    rules = {_rule(job) for job in jobs}
+    assert {"cpu_probe", "gpu_probe", "synthesize_demo_corpus", "ingest_text_corpus"} <= rules, rules
+    for job in slurm_run["jobs"]:  # each job against its own rule's `gpu` resource
+        asks_gpu = int(slurm_run["rules"][_rule(job)].get("gpu", "0")) > 0
+        assert ("gres:gpu" in job.get("TresPerJob", "")) == asks_gpu, (_rule(job), job)
+    assert all(job["JobState"] == "COMPLETED" for job in jobs), [(_rule(j), j["JobState"]) for j in jobs]
+
+    by_rule = {_rule(job): job for job in jobs}
+    # Placement from the config block `resources.gpu_probe`: model, CPUs per GPU, memory, time.
+    gpu = by_rule["gpu_probe"]
+    assert gpu["TresPerJob"] == "gres:gpu:fake:1"
+    assert gpu["CpusPerTres"] == "gres:gpu:1"
+    assert gpu["MinMemoryNode"] == "300M" and gpu["TimeLimit"] == "00:05:00"
+    # CPU rules: the profile's default resources, threads as CPUs, no GPU.
+    for rule in rules - {"gpu_probe"}:
+        cpu = by_rule[rule]
+        assert "TresPerJob" not in cpu and "CpusPerTres" not in cpu, cpu
+    cpu = by_rule["cpu_probe"]
+    assert cpu["NumCPUs"] == "1" and cpu["MinMemoryNode"] == "2000M" and cpu["TimeLimit"] == "01:00:00"
+    # Inside the jobs: SLURM ran them, and only the GPU job sees a GPU.
+    gpu_env = _env_file(slurm_run["dir"] / "results/probe/gpu_probe.env")
+    cpu_env = _env_file(slurm_run["dir"] / "results/probe/cpu_probe.env")
+    assert gpu_env == {"SLURM_JOB_ID": gpu["JobId"], "CUDA_VISIBLE_DEVICES": "0"}
+    assert cpu_env == {"SLURM_JOB_ID": cpu["JobId"], "CUDA_VISIBLE_DEVICES": ""}
+
+
+def test_real_workflow_targets_are_built_through_slurm(slurm_run):
+    directory = slurm_run["dir"]
+    for target in WORKFLOW_TARGETS:
+        assert (directory / target).stat().st_size > 0, target
+    summary = json.loads((directory / "results/data/text/summary.json").read_text())
+    assert summary
+    # Every job of the run was a SLURM job (none ran locally) ...
+    submitted = set(re.findall(r"^Job \d+ has been submitted with SLURM jobid (\d+)", slurm_run["log"], re.M))
+    assert submitted == {job["JobId"] for job in slurm_run["jobs"]}
+    # ... and Snakemake considers every successful target complete and up to date.
+    returncode, log = _snakemake(directory, "--dry-run", *GOOD_TARGETS, timeout=120)
+    assert returncode == 0 and "Nothing to be done" in log, log[-4000:]
+
+
+def test_failing_jobs_fail_the_workflow_after_retries_with_more_memory(slurm_run):
+    assert slurm_run["returncode"] != 0
+    failed_rules = set(re.findall(r"^Error in rule (\w+):", slurm_run["log"], re.M))
+    assert failed_rules == FAIL_RULES, failed_rules
+    profile = yaml.safe_load(PROFILE.read_text())
+    attempts = profile["retries"] + 1
+    default_mem = profile["default-resources"]["mem_mb"]
+    expected_mem = {
+        # CPU rule: the profile's default-resources expression of `attempt`.
+        "fail_cpu_probe": [eval(default_mem, {"attempt": a}) for a in range(1, attempts + 1)],
+        # GPU rule: config mem_mb times the attempt (gpu_rule_resources).
+        "fail_gpu_probe": [PROBE_CONFIG["resources"]["fail_gpu_probe"]["mem_mb"] * a for a in range(1, attempts + 1)],
+    }
+    for rule, mems in expected_mem.items():
+        jobs = [job for job in slurm_run["jobs"] if _rule(job) == rule]
+        assert [job["MinMemoryNode"] for job in jobs] == [f"{m}M" for m in mems], (rule, jobs)
+        assert all(job["JobState"] == "FAILED" for job in jobs), [job["JobState"] for job in jobs]
+        # A failed job leaves no output behind.
+        assert not (slurm_run["dir"] / "results" / "probe" / f"{rule}.txt").exists()
