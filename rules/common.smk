@@ -63,3 +63,29 @@ GPU_RULE_DEFAULTS = {"gpu": 1, "mem_mb": 8000, "runtime": 120}
 def gpu_rule_resource(rule_name, key):
     """A scheduling resource of a GPU-capable rule: config `resources.<rule>.<key>` or the default."""
     return config["resources"].get(rule_name, {}).get(key, GPU_RULE_DEFAULTS.get(key))
+
+
+# --- sefe ---
+SEFE_BACKENDS = ["handcrafted", "emotion2vec", "wavlm"]
+
+
+def get_sefe_extract_config(wildcards):
+    """The blocks extract_sefe needs: its backend's own block and the preprocessing (nothing else)."""
+    sefe = config["sefe"]
+    return as_json({"backend": sefe[wildcards.backend], "preprocessing": sefe["preprocessing"]})
+
+
+def get_sefe_resource(key):
+    """Scheduling resource `key` of extract_sefe; the weights-free backend never asks for a GPU."""
+
+    def resource(wildcards):
+        if key == "gpu" and wildcards.backend == "handcrafted":
+            return 0
+        return gpu_rule_resource("extract_sefe", key)
+
+    return resource
+
+
+def get_sefe_targets(backend=None):
+    """The SEFE evaluation of the configured backend (it needs the features of every split)."""
+    return [f"results/sefe/{backend or config['sefe']['backend']}/evaluation.json"]
