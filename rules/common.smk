@@ -89,3 +89,29 @@ def gpu_rule_resources(rule_name):
         if key in settings and (settings["gpu"] > 0 or key == "slurm_partition"):
             resources[key] = settings[key]
     return resources
+
+
+# --- sefe ---
+SEFE_BACKENDS = ["handcrafted", "emotion2vec", "wavlm"]
+
+
+def get_sefe_extract_config(wildcards):
+    """The blocks extract_sefe needs: its backend's own block and the preprocessing (nothing else)."""
+    sefe = config["sefe"]
+    return as_json({"backend": sefe[wildcards.backend], "preprocessing": sefe["preprocessing"]})
+
+
+def get_sefe_resource(key):
+    """Scheduling resource `key` of extract_sefe; the weights-free backend never asks for a GPU."""
+
+    def resource(wildcards):
+        if key == "gpu" and wildcards.backend == "handcrafted":
+            return 0
+        return gpu_rule_resource("extract_sefe", key)
+
+    return resource
+
+
+def get_sefe_targets(backend=None):
+    """The SEFE evaluation of the configured backend (it needs the features of every split)."""
+    return [f"results/sefe/{backend or config['sefe']['backend']}/evaluation.json"]

@@ -1,0 +1,55 @@
+# SEFE stage: acoustic features per backend and split, and their acoustic-only evaluation.
+
+
+wildcard_constraints:
+    backend="|".join(SEFE_BACKENDS),
+
+
+rule extract_sefe:
+    input:
+        manifest=lambda wildcards: ser_manifest(wildcards.split),
+        code=modules("sefe_extract", "sefe_backends", "sefe_preprocess", "sefe_hub", "audio", "features", "manifest"),
+    output:
+        "results/sefe/{backend}/{split}.parquet",
+    log:
+        "logs/sefe/extract_sefe/{backend}/{split}.log",
+    params:
+        cfg=get_sefe_extract_config,
+    threads: config["sefe"]["threads"]
+    resources:
+        gpu=get_sefe_resource("gpu"),
+        mem_mb=get_sefe_resource("mem_mb"),
+        runtime=get_sefe_resource("runtime"),
+    conda:
+        "../envs/gpu.yaml"
+    shell:
+        "python -m workflow_scripts.sefe_extract --config {params.cfg:q} --backend {wildcards.backend}"
+        " --manifest {input.manifest} --output {output} --split {wildcards.split}"
+        " --threads {threads} > {log} 2>&1"
+
+
+rule evaluate_sefe:
+    input:
+        features=expand("results/sefe/{{backend}}/{split}.parquet", split=SPLITS),
+        manifests=[ser_manifest(split) for split in SPLITS],
+        code=modules("sefe_evaluate", "features", "manifest"),
+    output:
+        report(
+            "results/sefe/{backend}/evaluation.json",
+            caption="../report/sefe_evaluation.rst",
+            category="SEFE",
+            labels={"backend": "{backend}"},
+        ),
+    log:
+        "logs/sefe/evaluate_sefe/{backend}.log",
+    params:
+        cfg=as_json(config["sefe"]["evaluation"]),
+        classes=CLASSES,
+        splits=SPLITS,
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
+    shell:
+        "python -m workflow_scripts.sefe_evaluate --config {params.cfg:q} --backend {wildcards.backend}"
+        " --classes {params.classes} --splits {params.splits} --features {input.features}"
+        " --manifests {input.manifests} --output {output} > {log} 2>&1"

@@ -1,0 +1,292 @@
+"""Acoustic encoder backends of SEFE behind one interface: waveforms in, frame-level features out.
+
+* ``handcrafted``: weights-free frame features with librosa (log-mel, MFCC, F0 by YIN, log
+  energy, with deltas); for machines without any checkpoint and the offline demo.
+* ``emotion2vec``: funasr's ``AutoModel`` (hub id such as ``iic/emotion2vec_plus_large`` or a
+  local directory with config.yaml + model.pt), frames from
+  ``generate(granularity="frame", extract_embedding=True)``.
+* ``wavlm``: any transformers speech encoder loadable with ``AutoModel`` +
+  ``AutoFeatureExtractor`` (WavLM, HuBERT, wav2vec 2.0, data2vec-audio), a chosen hidden
+  layer or the average of the transformer layers.
+
+Every backend maps a list of mono float32 waveforms at its ``sample_rate`` to a list of
+(frames, dim) float32 arrays, one per waveform, with ``dim`` known before the first call.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from workflow_scripts.sefe_hub import resolve_funasr_model, resolve_transformers_model
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("handcrafted", "emotion2vec", "wavlm")
+
+
+class Backend(ABC):
+    """Waveforms -> frame-level features; subclasses set ``dim``, ``checkpoint`` and ``frame_rate_hz``."""
+
+    name: str
+    dim: int
+    checkpoint: str
+    frame_rate_hz: float
+    #: True when extraction may run it in forked worker processes (CPU-only, no torch state).
+    process_parallel: bool = False
+
+    @abstractmethod
+    def frames(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """One (frames, dim) float32 array per waveform, in order."""
+
+    def metadata(self) -> dict[str, Any]:
+        """What a feature file records about the encoder beyond its name and checkpoint."""
+        return {"frame_rate_hz": self.frame_rate_hz}
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; other values unchanged."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def equal_length_groups(waveforms: Sequence[np.ndarray]) -> list[list[int]]:
+    """Indices of the waveforms grouped by exact length, in order of first appearance.
+
+    Waveforms of one length stack into a batch without padding, which reproduces one-by-one
+    outputs for models whose padded batches do not (no attention mask support, emotion2vec).
+    """
+    groups: dict[int, list[int]] = {}
+    for index, waveform in enumerate(waveforms):
+        groups.setdefault(len(waveform), []).append(index)
+    return list(groups.values())
+
+
+# --- weights-free -------------------------------------------------------------------------
+
+
+def handcrafted_feature_names(cfg: Mapping[str, Any]) -> list[str]:
+    """Names of the frame features of the handcrafted backend, in column order (the width is their count)."""
+    base = [f"mfcc_{i:02d}" for i in range(cfg["n_mfcc"])]
+    if cfg["f0"]["enabled"]:
+        base.append("log_f0")
+    if cfg["energy"]:
+        base.append("log_energy")
+    names = [f"logmel_{i:02d}" for i in range(cfg["n_mels"])] + list(base)
+    for order in range(1, cfg["delta_order"] + 1):
+        names += [f"{'d' * order}_{name}" for name in base]
+    return names
+
+
+class HandcraftedBackend(Backend):
+    """Log-mel, MFCC, log F0 (YIN) and log RMS energy per frame, plus deltas of all but log-mel.
+
+    Frames of ``win_length_ms`` every ``hop_length_ms``, centred, so all contours align.
+    """
+
+    name = "handcrafted"
+    process_parallel = True
+
+    def __init__(self, cfg: Mapping[str, Any], sample_rate: int) -> None:
+        import librosa
+
+        self.cfg = dict(cfg)
+        self.sample_rate = sample_rate
+        self.hop = int(round(cfg["hop_length_ms"] * sample_rate / 1000))
+        self.win = int(round(cfg["win_length_ms"] * sample_rate / 1000))
+        self.n_fft = int(2 ** np.ceil(np.log2(self.win)))
+        self.f0_frame = int(round(cfg["f0"]["frame_length_ms"] * sample_rate / 1000))
+        if cfg["f0"]["enabled"] and sample_rate / cfg["f0"]["fmin"] >= self.f0_frame / 2:
+            raise ValueError(
+                f"sefe.handcrafted.f0: frame_length_ms {cfg['f0']['frame_length_ms']} is too short for fmin "
+                f"{cfg['f0']['fmin']} Hz (needs more than two periods, > {2000 / cfg['f0']['fmin']:.1f} ms)"
+            )
+        self.names = handcrafted_feature_names(cfg)
+        self.dim = len(self.names)
+        self.checkpoint = "none (weights-free)"
+        self.frame_rate_hz = sample_rate / self.hop
+        self._mel_basis = librosa.filters.mel(
+            sr=sample_rate, n_fft=self.n_fft, n_mels=cfg["n_mels"], fmin=cfg["fmin"], fmax=cfg["fmax"]
+        )
+        # librosa imports its submodules (scipy.signal: seconds) on first use: pay that once here,
+        # before extraction forks its worker processes, not once per worker
+        self._one(np.random.default_rng(0).standard_normal(sample_rate // 2).astype(np.float32))
+
+    def _one(self, waveform: np.ndarray) -> np.ndarray:
+        import librosa
+
+        cfg = self.cfg
+        spec = np.abs(librosa.stft(waveform, n_fft=self.n_fft, hop_length=self.hop, win_length=self.win,
+                                   center=True)) ** 2
+        log_mel = librosa.power_to_db(self._mel_basis @ spec, ref=1.0, amin=1e-10, top_db=None)
+        rows = [librosa.feature.mfcc(S=log_mel, n_mfcc=cfg["n_mfcc"])]
+        frames = log_mel.shape[1]
+        if cfg["f0"]["enabled"]:
+            f0 = librosa.yin(waveform, fmin=cfg["f0"]["fmin"], fmax=cfg["f0"]["fmax"], sr=self.sample_rate,
+                             frame_length=self.f0_frame, hop_length=self.hop, center=True)
+            rows.append(np.log(f0[:frames])[None, :])
+        if cfg["energy"]:
+            rms = librosa.feature.rms(y=waveform, frame_length=self.win, hop_length=self.hop, center=True)
+            rows.append(20.0 * np.log10(np.maximum(rms[:, :frames], 1e-5)))
+        base = np.concatenate(rows, axis=0)
+        blocks = [log_mel, base]
+        for order in range(1, cfg["delta_order"] + 1):
+            # mode "nearest" also works for utterances shorter than the delta window
+            blocks.append(librosa.feature.delta(base, order=order, width=9, mode="nearest"))
+        return np.concatenate(blocks, axis=0).T.astype(np.float32)
+
+    def frames(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return [self._one(w) for w in waveforms]
+
+    def metadata(self) -> dict[str, Any]:
+        return {"frame_rate_hz": self.frame_rate_hz, "frame_features": self.names}
+
+
+# --- emotion2vec (funasr) -------------------------------------------------------------------
+
+
+class Emotion2vecBackend(Backend):
+    """emotion2vec through funasr's AutoModel; frames of the last layer at 50 frames/s."""
+
+    name = "emotion2vec"
+    frame_rate_hz = 50.0
+
+    def __init__(self, cfg: Mapping[str, Any], sample_rate: int, threads: int) -> None:
+        if sample_rate != 16000:
+            raise ValueError(f"sefe.preprocessing.sample_rate is {sample_rate}; emotion2vec expects 16000")
+        self.cfg = dict(cfg)
+        path = resolve_funasr_model(cfg["model"], cfg["hub"])
+        from funasr import AutoModel
+
+        self.device = resolve_device(cfg["device"])
+        self.auto = AutoModel(model=path, hub=cfg["hub"], disable_update=True, device=self.device, ncpu=threads,
+                              disable_pbar=True, disable_log=True)
+        self.model = self.auto.model
+        self.dim = int(self.model.cfg.get("embed_dim"))
+        self.checkpoint = cfg["model"] if path == cfg["model"] else f"{cfg['model']} ({path})"
+        self.stack = bool(cfg["stack_equal_lengths"])
+
+    def _generate(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
+        results = self.auto.generate(list(waveforms), granularity="frame", extract_embedding=True,
+                                     batch_size=len(waveforms))
+        return [np.asarray(r["feats"], dtype=np.float32) for r in results]
+
+    def _stacked(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        """One forward pass over equal-length waveforms: what generate() computes per waveform."""
+        import torch
+        import torch.nn.functional as F
+
+        with torch.no_grad():
+            source = torch.from_numpy(np.stack(waveforms)).to(self.device)
+            if self.model.cfg.get("normalize"):  # generate() layer-normalises each waveform over all its samples
+                source = F.layer_norm(source, source.shape[-1:])
+            out = self.model.extract_features(source, padding_mask=None)["x"]
+        return out.float().cpu().numpy()
+
+    def frames(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
+        output: list[np.ndarray | None] = [None] * len(waveforms)
+        singles = []
+        for group in equal_length_groups(waveforms) if self.stack else [[i] for i in range(len(waveforms))]:
+            if len(group) == 1:
+                singles.append(group[0])
+                continue
+            stacked = self._stacked([waveforms[i] for i in group])
+            for row, index in enumerate(group):
+                output[index] = stacked[row]
+        if singles:
+            for index, feats in zip(singles, self._generate([waveforms[i] for i in singles])):
+                output[index] = feats
+        return output  # type: ignore[return-value]
+
+    def metadata(self) -> dict[str, Any]:
+        return {"frame_rate_hz": self.frame_rate_hz, "device": self.device, "layer": "last (funasr feats)"}
+
+
+# --- transformers speech encoders -------------------------------------------------------------
+
+
+class TransformersBackend(Backend):
+    """A transformers speech encoder (AutoModel + AutoFeatureExtractor), one hidden layer or their average.
+
+    Padded batches with an attention mask where the feature extractor returns one (the model
+    then ignores padding, e.g. WavLM-Large, wav2vec2-large-lv60); otherwise only waveforms of
+    equal length are batched, since zero padding without a mask changes the outputs.
+    """
+
+    name = "wavlm"
+
+    def __init__(self, cfg: Mapping[str, Any], sample_rate: int, threads: int) -> None:
+        import torch
+        from transformers import AutoFeatureExtractor, AutoModel
+
+        torch.set_num_threads(threads)
+        self.cfg = dict(cfg)
+        path = resolve_transformers_model(cfg["model"])
+        self.extractor = AutoFeatureExtractor.from_pretrained(path)
+        expected = getattr(self.extractor, "sampling_rate", sample_rate)
+        if expected != sample_rate:
+            raise ValueError(f"sefe.preprocessing.sample_rate is {sample_rate}; {cfg['model']} expects {expected}")
+        self.device = resolve_device(cfg["device"])
+        self.model = AutoModel.from_pretrained(path).to(self.device).eval()
+        self.sample_rate = sample_rate
+        self.layer = cfg["layer"]
+        layers = int(self.model.config.num_hidden_layers)
+        if isinstance(self.layer, int) and not -(layers + 1) <= self.layer <= layers:
+            raise ValueError(f"sefe.wavlm.layer: {self.layer} is out of range for {layers} layers (0..{layers})")
+        self.dim = int(self.model.config.hidden_size)
+        self.checkpoint = cfg["model"] if path == cfg["model"] else f"{cfg['model']} ({path})"
+        self.masked = bool(getattr(self.extractor, "return_attention_mask", False)) and hasattr(
+            self.model, "_get_feat_extract_output_lengths")
+        conv_stride = getattr(self.model.config, "conv_stride", None)
+        self.frame_rate_hz = sample_rate / float(np.prod(conv_stride)) if conv_stride else float("nan")
+
+    def _forward(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
+        import torch
+
+        inputs = self.extractor(list(waveforms), sampling_rate=self.sample_rate, return_tensors="pt",
+                                padding=True, return_attention_mask=self.masked)
+        with torch.no_grad():
+            out = self.model(**{k: v.to(self.device) for k, v in inputs.items()}, output_hidden_states=True)
+        if self.layer == "last":
+            hidden = out.last_hidden_state
+        elif self.layer == "average":
+            hidden = torch.stack(out.hidden_states[1:]).mean(dim=0)
+        else:
+            hidden = out.hidden_states[self.layer]
+        hidden = hidden.float().cpu().numpy()
+        if self.masked:
+            lengths = self.model._get_feat_extract_output_lengths(inputs["attention_mask"].sum(-1)).tolist()
+        else:
+            lengths = [hidden.shape[1]] * len(waveforms)
+        return [hidden[i, : int(n)] for i, n in enumerate(lengths)]
+
+    def frames(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
+        if self.masked:
+            return self._forward(waveforms)
+        output: list[np.ndarray | None] = [None] * len(waveforms)
+        for group in equal_length_groups(waveforms):
+            for index, feats in zip(group, self._forward([waveforms[i] for i in group])):
+                output[index] = feats
+        return output  # type: ignore[return-value]
+
+    def metadata(self) -> dict[str, Any]:
+        return {"frame_rate_hz": self.frame_rate_hz, "device": self.device, "layer": self.layer,
+                "architecture": type(self.model).__name__, "padded_batches": self.masked}
+
+
+def build_backend(name: str, cfg: Mapping[str, Any], sample_rate: int, threads: int = 1) -> Backend:
+    """The backend ``name`` configured by its block ``cfg`` (sefe.<name>)."""
+    if name == "handcrafted":
+        return HandcraftedBackend(cfg, sample_rate)
+    if name == "emotion2vec":
+        return Emotion2vecBackend(cfg, sample_rate, threads)
+    if name == "wavlm":
+        return TransformersBackend(cfg, sample_rate, threads)
+    raise ValueError(f"unknown SEFE backend {name!r} (expected one of {BACKENDS})")
