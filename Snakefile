@@ -12,6 +12,8 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/sefe.smk"
 
+include: "rules/asr.smk"
+
 
 rule all:
     input:

@@ -115,3 +115,47 @@ def get_sefe_resource(key):
 def get_sefe_targets(backend=None):
     """The SEFE evaluation of the configured backend (it needs the features of every split)."""
     return [f"results/sefe/{backend or config['sefe']['backend']}/evaluation.json"]
+
+# --- asr ---
+ASR_FINETUNED_MODEL = "results/asr/model"
+# Splits after train and dev are test splits: never used for training, selection or early stopping.
+TEST_SPLITS = SPLITS[2:]
+
+
+def get_asr_model_path(ref):
+    """A model reference of the asr block as a directory or hub id ("finetuned": the fine-tuned model)."""
+    return ASR_FINETUNED_MODEL if ref == "finetuned" else ref
+
+
+def get_asr_model_inputs(*refs):
+    """The model directories among ``refs`` that rules of this workflow build (declared as inputs)."""
+    paths = [get_asr_model_path(ref) for ref in refs]
+    return sorted({path for path in paths if path.startswith("results/")})
+
+
+def get_asr_train_manifests():
+    """Manifests of the ASR training data: train_splits of train_corpora (never a test split)."""
+    block = config["asr"]["finetune"]
+    unknown = [c for c in block["train_corpora"] if c not in config["corpora"]]
+    if unknown:
+        raise ValueError(f"config asr.finetune.train_corpora: {unknown} are not keys of corpora {sorted(config['corpora'])}")
+    forbidden = [s for s in block["train_splits"] if s in TEST_SPLITS or s == block["eval_split"]]
+    if forbidden:
+        raise ValueError(
+            f"config asr.finetune.train_splits: {forbidden} may not be trained on "
+            f"(test splits {TEST_SPLITS}; eval_split {block['eval_split']!r})"
+        )
+    return [f"results/data/speech/{c}/{s}.tsv" for c in block["train_corpora"] for s in block["train_splits"]]
+
+
+def get_asr_eval_manifest():
+    """Manifest of the split that selects the ASR checkpoint (dev of the emotion corpus)."""
+    split = config["asr"]["finetune"]["eval_split"]
+    if split not in SPLITS or split in TEST_SPLITS:
+        raise ValueError(f"config asr.finetune.eval_split: {split!r} must be one of {SPLITS[:2]} (not a test split)")
+    return ser_manifest(split)
+
+
+def get_asr_benchmark_models():
+    """Workflow-built model directories that the benchmark's backbones use."""
+    return get_asr_model_inputs(*(entry["model"] for entry in config["asr"]["benchmark"]["backbones"]))

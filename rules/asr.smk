@@ -1,0 +1,123 @@
+# ASR stage: the demo's small Whisper, fine-tuning, transcription of every split, WER / CER,
+# and the zero-shot backbone benchmark (docs/asr.md).
+
+
+rule build_demo_asr_model:
+    input:
+        manifests=get_asr_train_manifests(),
+        code=modules("asr_demo_model", "asr_text", "manifest"),
+    output:
+        directory("results/asr/init_model"),
+    log:
+        "logs/asr/build_demo_asr_model.log",
+    params:
+        cfg=as_json(config["asr"]["demo_model"]),
+        normalize=as_json(config["asr"]["normalize"]),
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
+    shell:
+        "python -m workflow_scripts.asr_demo_model --config {params.cfg:q} --normalize {params.normalize:q}"
+        " --train-manifests {input.manifests} --out-dir {output} > {log} 2>&1"
+
+
+rule finetune_whisper:
+    input:
+        base_model=get_asr_model_inputs(config["asr"]["finetune"]["base_model"]),
+        train=get_asr_train_manifests(),
+        dev=get_asr_eval_manifest(),
+        code=modules("asr_train", "asr_backends", "asr_text", "manifest", "audio"),
+    output:
+        directory(ASR_FINETUNED_MODEL),
+    log:
+        "logs/asr/finetune_whisper.log",
+    params:
+        cfg=as_json(config["asr"]["finetune"]),
+        normalize=as_json(config["asr"]["normalize"]),
+        # Checkpoints for resuming a restarted job; removed after success unless keep_checkpoints.
+        work_dir="results/asr/finetune_work",
+    threads: 2
+    resources:
+        gpu=gpu_rule_resource("finetune_whisper", "gpu"),
+        mem_mb=gpu_rule_resource("finetune_whisper", "mem_mb"),
+        runtime=gpu_rule_resource("finetune_whisper", "runtime"),
+    conda:
+        "../envs/gpu.yaml"
+    shell:
+        "python -m workflow_scripts.asr_train --config {params.cfg:q} --normalize {params.normalize:q}"
+        " --train-manifests {input.train} --dev-manifest {input.dev} --out-dir {output}"
+        " --work-dir {params.work_dir} --threads {threads} > {log} 2>&1"
+
+
+rule transcribe:
+    input:
+        manifest=lambda wildcards: ser_manifest(wildcards.split),
+        model=get_asr_model_inputs(config["asr"]["transcribe"]["model"]),
+        code=modules("asr_transcribe", "asr_backends", "features", "manifest", "audio"),
+    output:
+        "results/transcripts/{split}.parquet",
+    log:
+        "logs/asr/transcribe/{split}.log",
+    params:
+        cfg=as_json(config["asr"]["transcribe"]),
+        model=get_asr_model_path(config["asr"]["transcribe"]["model"]),
+    threads: 2
+    resources:
+        gpu=gpu_rule_resource("transcribe", "gpu"),
+        mem_mb=gpu_rule_resource("transcribe", "mem_mb"),
+        runtime=gpu_rule_resource("transcribe", "runtime"),
+    conda:
+        "../envs/gpu.yaml"
+    shell:
+        "python -m workflow_scripts.asr_transcribe --config {params.cfg:q} --model {params.model:q}"
+        " --manifest {input.manifest} --out {output} --threads {threads} > {log} 2>&1"
+
+
+rule score_asr:
+    input:
+        transcripts="results/transcripts/{split}.parquet",
+        code=modules("asr_score", "asr_transcribe", "asr_backends", "asr_text", "features", "manifest", "audio"),
+    output:
+        report(
+            "results/asr/wer_{split}.json",
+            caption="../report/asr_wer.rst",
+            category="ASR",
+            labels={"split": "{split}"},
+        ),
+    log:
+        "logs/asr/score_asr/{split}.log",
+    params:
+        normalize=as_json(config["asr"]["normalize"]),
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
+    shell:
+        "python -m workflow_scripts.asr_score --normalize {params.normalize:q} --transcripts {input.transcripts}"
+        " --split {wildcards.split} --out {output} > {log} 2>&1"
+
+
+rule benchmark_asr_backbones:
+    input:
+        manifests=[ser_manifest(split) for split in config["asr"]["benchmark"]["splits"]],
+        models=get_asr_benchmark_models(),
+        code=modules("asr_benchmark", "asr_transcribe", "asr_backends", "asr_text", "features", "manifest", "audio"),
+    output:
+        json="results/asr/benchmark.json",
+        md=report("results/asr/benchmark.md", caption="../report/asr_benchmark.rst", category="ASR"),
+    log:
+        "logs/asr/benchmark_asr_backbones.log",
+    params:
+        cfg=as_json(config["asr"]["benchmark"]),
+        normalize=as_json(config["asr"]["normalize"]),
+        finetuned=ASR_FINETUNED_MODEL,
+    threads: 2
+    resources:
+        gpu=gpu_rule_resource("benchmark_asr_backbones", "gpu"),
+        mem_mb=gpu_rule_resource("benchmark_asr_backbones", "mem_mb"),
+        runtime=gpu_rule_resource("benchmark_asr_backbones", "runtime"),
+    conda:
+        "../envs/gpu.yaml"
+    shell:
+        "python -m workflow_scripts.asr_benchmark --config {params.cfg:q} --normalize {params.normalize:q}"
+        " --manifests {input.manifests} --finetuned-model {params.finetuned} --out-json {output.json}"
+        " --out-md {output.md} --threads {threads} > {log} 2>&1"

@@ -1,0 +1,136 @@
+"""Fine-tuning: best checkpoint by dev WER, resuming after a crash, data guards, precision choice."""
+
+import json
+
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from asr_fixtures import SENTENCES, TINY_WHISPER, write_corpus
+from workflow_scripts.asr_demo_model import build_demo_whisper
+from workflow_scripts.asr_text import NormalizeConfig
+from workflow_scripts.asr_train import choose_precision, finetune, load_transcribed_split, prepare_work_dir
+
+torch.set_num_threads(1)
+
+FINETUNE = {
+    "base_model": None, "train_corpora": ["demo"], "train_splits": ["train"], "eval_split": "dev", "language": "vi",
+    "task": "transcribe", "seed": 7, "learning_rate": 3.0e-3, "lr_scheduler": "linear", "warmup_steps": 1,
+    "weight_decay": 0.0, "max_grad_norm": 1.0, "max_epochs": 50, "max_steps": 8, "batch_size": 4,
+    "gradient_accumulation_steps": 1, "eval_batch_size": 8, "eval_steps": 2, "early_stopping_patience": 10,
+    "early_stopping_threshold": 0.0, "logging_steps": 2, "precision": "auto", "gradient_checkpointing": False,
+    "dropout": None, "spec_augment": {"enabled": False, "mask_time_prob": 0.05, "mask_time_length": 2,
+                                      "mask_feature_prob": 0.0, "mask_feature_length": 2},
+    "group_by_length": False, "cache_features": True, "dataloader_num_workers": 0, "device": "cpu",
+    "keep_checkpoints": True, "hub_timeout_s": 2,
+}
+NORMALIZE = {"lowercase": True, "remove_punctuation": True, "numbers_to_words": True, "abbreviations": {}}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("asr_train")
+    train = write_corpus(root, "train", 12)
+    dev = write_corpus(root, "dev", 4, offset=100)
+    model, processor = build_demo_whisper(SENTENCES, TINY_WHISPER)
+    base = root / "init_model"
+    model.save_pretrained(base)
+    processor.save_pretrained(base)
+    return root, str(train), str(dev), {**FINETUNE, "base_model": str(base)}
+
+
+def state_dict(path):
+    from transformers import WhisperForConditionalGeneration
+
+    return WhisperForConditionalGeneration.from_pretrained(path, local_files_only=True).state_dict()
+
+
+class CrashAfter(TrainerCallback):
+    """Simulates a killed job after ``step`` optimiser steps."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise RuntimeError("simulated crash")
+
+
+@pytest.fixture(scope="module")
+def full_run(setup):
+    root, train, dev, block = setup
+    summary = finetune(block, NORMALIZE, [train], dev, str(root / "full"), str(root / "full_work"), threads=1)
+    return root, summary
+
+
+def test_best_checkpoint_by_dev_wer_is_the_output(full_run):
+    root, summary = full_run
+    saved = json.loads((root / "full" / "training_config.json").read_text())
+    assert saved["global_step"] == 8 and saved["n_train"] == 12 and saved["n_dev"] == 4
+    evaluations = saved["evaluations"]
+    assert [e["step"] for e in evaluations] == [2, 4, 6, 8]
+    wers = [e["wer"] for e in evaluations]
+    best = evaluations[wers.index(min(wers))]
+    assert saved["best_dev_wer"] == pytest.approx(best["wer"])
+    assert saved["best_checkpoint"].endswith(f"checkpoint-{best['step']}")
+    # The output holds the best checkpoint's weights, not the last step's.
+    output, chosen = state_dict(root / "full"), state_dict(saved["best_checkpoint"])
+    assert all(torch.equal(output[k], chosen[k]) for k in chosen)
+    if best["step"] != 8:
+        last = state_dict(root / "full_work" / "checkpoint-8")
+        assert any(not torch.equal(output[k], last[k]) for k in last)
+    # Processor and generation settings travel with the model.
+    for name in ("model.safetensors", "generation_config.json", "processor_config.json", "tokenizer.json"):
+        assert (root / "full" / name).exists(), name
+    assert saved["precision"] == "fp32" and "fp16 needs CUDA" in saved["precision_note"]
+
+
+def test_restarted_job_resumes_from_last_checkpoint(setup, full_run):
+    root, train, dev, block = setup
+    out, work = root / "resumed", root / "resumed_work"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        finetune(block, NORMALIZE, [train], dev, str(out), str(work), threads=1, callbacks=[CrashAfter(5)])
+    assert not out.exists(), "a failed run must leave no output"
+    assert (work / "checkpoint-4").is_dir()
+    summary = finetune(block, NORMALIZE, [train], dev, str(out), str(work), threads=1)
+    assert summary["resumed_from"].endswith("checkpoint-4")
+    assert summary["global_step"] == 8
+    # Resuming restores weights, optimiser, scheduler, RNG and data order: same result as the uninterrupted run.
+    _, uninterrupted = full_run
+    assert summary["evaluations"] == uninterrupted["evaluations"]
+    resumed, full = state_dict(out), state_dict(root / "full")
+    assert all(torch.allclose(resumed[k], full[k], atol=1e-6) for k in full)
+
+
+def test_checkpoints_of_another_configuration_are_not_resumed(tmp_path):
+    work = tmp_path / "work"
+    assert prepare_work_dir(work, "a") is None
+    (work / "checkpoint-3").mkdir()
+    (work / "checkpoint-3" / "trainer_state.json").write_text("{}")
+    assert prepare_work_dir(work, "a").endswith("checkpoint-3")
+    assert prepare_work_dir(work, "b") is None
+    assert not (work / "checkpoint-3").exists()
+
+
+def test_training_data_from_a_test_split_is_refused(tmp_path):
+    manifest = write_corpus(tmp_path, "public_test", 2)
+    with pytest.raises(ValueError, match=r"public_test.tsv: rows of split\(s\) \['public_test'\]"):
+        load_transcribed_split([str(manifest)], NormalizeConfig(), ["train"])
+
+
+def test_targets_are_normalised_like_scoring(tmp_path):
+    manifest = write_corpus(tmp_path, "train", 2)
+    data = load_transcribed_split([str(manifest)], NormalizeConfig(), ["train"])
+    assert data["target"].tolist() == ["tôi đi học mỗi ngày", "mẹ tôi nấu cơm"]
+
+
+@pytest.mark.parametrize(
+    ("requested", "device", "expected"),
+    [("auto", "cuda", "fp16"), ("auto", "cpu", "fp32"), ("fp16", "cpu", "fp32"), ("fp16", "cuda", "fp16"),
+     ("bf16", "cpu", "bf16"), ("fp32", "cuda", "fp32")],
+)
+def test_fp16_only_on_cuda(requested, device, expected):
+    precision, note = choose_precision(requested, device)
+    assert precision == expected
+    if requested == "fp16" and device == "cpu":
+        assert "fp16 needs CUDA" in note

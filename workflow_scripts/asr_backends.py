@@ -1,0 +1,265 @@
+"""ASR backends behind one interface: Whisper (sequence to sequence) and CTC models via transformers.
+
+A model is named by a local directory (save_pretrained format) or a Hugging Face hub id.
+:func:`resolve_model_source` turns either into a local directory before transformers sees
+it, so an unreachable hub fails in seconds with a message on how to supply the model
+(rather than after minutes of retries), and every load below is ``local_files_only``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from workflow_scripts.audio import read_audio
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("whisper", "ctc")
+# owner/name, as the hub spells repository ids; anything else is taken as a local path.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# Weight formats transformers does not read, skipped when downloading a snapshot.
+_IGNORED_WEIGHTS = ["*.h5", "*.msgpack", "*.ot", "*.onnx", "*.onnx_data", "*.tflite", "*.mlmodel", "*.gguf"]
+
+
+class ModelUnavailableError(RuntimeError):
+    """A model that is neither a local directory, nor cached, nor downloadable now."""
+
+
+def how_to_provide(model: str, reason: str, config_key: str) -> str:
+    """The message for a model that cannot be loaded: why, and how to supply a local copy."""
+    name = model.rstrip("/").split("/")[-1]
+    return (
+        f"{config_key}: cannot load {model!r}: {reason}.\n"
+        f"Provide the model as a local directory instead: on a machine with internet access run\n"
+        f"    hf download {model} --local-dir models/{name}\n"
+        f"(or `git clone https://huggingface.co/{model}`), copy models/{name} here and set\n"
+        f"    {config_key}: models/{name}\n"
+        f"Alternatively fill the Hugging Face cache (HF_HOME) beforehand; a cached model loads offline."
+    )
+
+
+def hub_offline() -> bool:
+    """Whether the user asked for no hub access (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE)."""
+    return any(os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}
+               for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def resolve_model_source(model: str, config_key: str = "model", hub_timeout_s: float = 10.0) -> str:
+    """A local directory holding ``model``: the directory itself, a cached or a downloaded hub snapshot.
+
+    The hub is contacted once, with ``hub_timeout_s``, and only when the model is neither a local
+    directory nor cached; any failure raises :class:`ModelUnavailableError` at once.
+    """
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return str(path)
+    if not _HUB_ID.match(model):
+        raise ModelUnavailableError(
+            f"{config_key}: {model!r} is not a directory (expected a save_pretrained directory or a hub id owner/name)"
+        )
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(model, local_files_only=True)
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError):
+        pass
+    if hub_offline():
+        raise ModelUnavailableError(
+            how_to_provide(model, "it is not a local directory, not in the Hugging Face cache, and HF_HUB_OFFLINE is set", config_key)
+        )
+    try:
+        info = HfApi().model_info(model, timeout=hub_timeout_s)
+    except Exception as error:  # noqa: BLE001 - any failure to reach the hub gets the same advice
+        reason = f"it is not a local directory, not cached, and the hub did not answer ({type(error).__name__}: {error})"
+        raise ModelUnavailableError(how_to_provide(model, reason, config_key)) from error
+    files = [sibling.rfilename for sibling in info.siblings or []]
+    ignore = list(_IGNORED_WEIGHTS)
+    if any(name.endswith(".safetensors") for name in files):
+        ignore.append("*.bin")  # the same weights twice
+    log.info("downloading %s from the hub (%d files listed)", model, len(files))
+    return snapshot_download(model, ignore_patterns=ignore, etag_timeout=hub_timeout_s)
+
+
+def resolve_device(device: str) -> torch.device:
+    """"auto" gives CUDA where available, else the CPU; "cuda" without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but CUDA is not available (use device: auto or cpu)")
+    return torch.device(device)
+
+
+def load_waveform(path: str | os.PathLike, sampling_rate: int) -> np.ndarray:
+    """Mono float32 samples of ``path`` at ``sampling_rate`` (channels averaged, soxr resampling)."""
+    samples, rate = read_audio(path)
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1)
+    if rate != sampling_rate:
+        import librosa
+
+        samples = librosa.resample(samples, orig_sr=rate, target_sr=sampling_rate)
+    return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """Which model to run and how (a backbone entry or the ``asr.transcribe`` block)."""
+
+    backend: str
+    model: str
+    language: str = "vi"
+    task: str = "transcribe"
+    num_beams: int = 1
+    max_new_tokens: int | None = None
+    precision: str = "auto"
+    hub_timeout_s: float = 10.0
+
+    @classmethod
+    def from_dict(cls, block: Mapping[str, Any]) -> BackendSpec:
+        """Take the keys this class knows from a config block (others belong to the caller)."""
+        fields = {k: block[k] for k in cls.__dataclass_fields__ if k in block}
+        spec = cls(**fields)
+        if spec.backend not in BACKENDS:
+            raise ValueError(f"backend {spec.backend!r} is not one of {BACKENDS}")
+        return spec
+
+
+def inference_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """fp16 on CUDA by default; the CPU computes in fp32 unless bf16 is asked for."""
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if precision == "fp16" and device.type != "cuda":
+        log.warning("precision fp16 needs CUDA; running in fp32 on %s", device)
+        return torch.float32
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+class AsrBackend(ABC):
+    """Transcribes batches of mono waveforms sampled at :attr:`sampling_rate`."""
+
+    sampling_rate: int
+    #: Longest input in seconds the model sees at once (None: no limit).
+    max_input_seconds: float | None = None
+
+    @abstractmethod
+    def transcribe(self, waveforms: Sequence[np.ndarray]) -> list[str]:
+        """Text of each waveform, in input order."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """Model, backend and settings, for the metadata of what it produced."""
+
+
+class WhisperBackend(AsrBackend):
+    """``WhisperForConditionalGeneration`` + ``WhisperProcessor``; language and task set explicitly."""
+
+    def __init__(self, spec: BackendSpec, model_dir: str, device: torch.device) -> None:
+        from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+        self.spec, self.model_dir, self.device = spec, model_dir, device
+        self.dtype = inference_dtype(spec.precision, device)
+        self.processor = WhisperProcessor.from_pretrained(model_dir, local_files_only=True)
+        self.model = WhisperForConditionalGeneration.from_pretrained(model_dir, local_files_only=True, dtype=self.dtype)
+        self.model.to(device).eval()
+        extractor = self.processor.feature_extractor
+        self.sampling_rate = int(extractor.sampling_rate)
+        self.max_input_seconds = extractor.n_samples / extractor.sampling_rate
+
+    def transcribe(self, waveforms: Sequence[np.ndarray]) -> list[str]:
+        features = self.processor.feature_extractor(
+            list(waveforms), sampling_rate=self.sampling_rate, return_tensors="pt"
+        ).input_features.to(self.device, self.dtype)
+        kwargs: dict[str, Any] = {"language": self.spec.language, "task": self.spec.task, "num_beams": self.spec.num_beams}
+        if self.spec.max_new_tokens:
+            kwargs["max_new_tokens"] = self.spec.max_new_tokens
+        with torch.inference_mode():
+            ids = self.model.generate(features, **kwargs)
+        return [text.strip() for text in self.processor.batch_decode(ids, skip_special_tokens=True)]
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "whisper", "model": self.spec.model, "model_dir": self.model_dir, "language": self.spec.language,
+                "task": self.spec.task, "num_beams": self.spec.num_beams, "dtype": str(self.dtype).removeprefix("torch.")}
+
+
+class CtcBackend(AsrBackend):
+    """``AutoModelForCTC`` with its feature extractor and CTC tokenizer; greedy decoding.
+
+    Feature extractor and tokenizer load separately, so repositories that ship an n-gram LM
+    processor (which needs pyctcdecode) still decode greedily.
+    """
+
+    def __init__(self, spec: BackendSpec, model_dir: str, device: torch.device) -> None:
+        from transformers import AutoFeatureExtractor, AutoModelForCTC, AutoTokenizer
+
+        self.spec, self.model_dir, self.device = spec, model_dir, device
+        self.dtype = inference_dtype(spec.precision, device)
+        self.feature_extractor = AutoFeatureExtractor.from_pretrained(model_dir, local_files_only=True)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        self.model = AutoModelForCTC.from_pretrained(model_dir, local_files_only=True, dtype=self.dtype)
+        self.model.to(device).eval()
+        self.sampling_rate = int(self.feature_extractor.sampling_rate)
+
+    def transcribe(self, waveforms: Sequence[np.ndarray]) -> list[str]:
+        use_mask = bool(getattr(self.feature_extractor, "return_attention_mask", False))
+        inputs = self.feature_extractor(
+            list(waveforms), sampling_rate=self.sampling_rate, padding=True, return_tensors="pt",
+            return_attention_mask=use_mask,
+        )
+        values = inputs.input_values.to(self.device, self.dtype)
+        mask = inputs.attention_mask.to(self.device) if use_mask else None
+        with torch.inference_mode():
+            logits = self.model(values, attention_mask=mask).logits
+        ids = logits.argmax(dim=-1).cpu()
+        # Frames past an utterance's own end come from padding: cut them before CTC collapsing.
+        lengths = torch.tensor([len(w) for w in waveforms])
+        frames = self.model._get_feat_extract_output_lengths(lengths).tolist()
+        return [self.tokenizer.decode(ids[i, : frames[i]]).strip() for i in range(len(waveforms))]
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "ctc", "model": self.spec.model, "model_dir": self.model_dir, "decoding": "greedy",
+                "dtype": str(self.dtype).removeprefix("torch.")}
+
+
+def load_backend(spec: BackendSpec, device: str = "auto", config_key: str = "model") -> AsrBackend:
+    """Resolve ``spec.model`` to a local directory and load it with the backend it names."""
+    model_dir = resolve_model_source(spec.model, config_key=config_key, hub_timeout_s=spec.hub_timeout_s)
+    torch_device = resolve_device(device)
+    log.info("loading %s backend from %s on %s", spec.backend, model_dir, torch_device)
+    if spec.backend == "whisper":
+        return WhisperBackend(spec, model_dir, torch_device)
+    return CtcBackend(spec, model_dir, torch_device)
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length, longest first (little padding; OOM shows early)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def transcribe_waveforms(
+    backend: AsrBackend, waveforms: Sequence[np.ndarray], batch_size: int, progress: bool = True
+) -> list[str]:
+    """Transcribe every waveform in length-sorted batches; texts come back in input order."""
+    from tqdm import tqdm
+
+    texts: list[str | None] = [None] * len(waveforms)
+    batches = length_sorted_batches([len(w) for w in waveforms], batch_size)
+    with tqdm(total=len(waveforms), unit="utt", disable=not progress, mininterval=2.0) as bar:
+        for batch in batches:
+            for index, text in zip(batch, backend.transcribe([waveforms[i] for i in batch])):
+                texts[index] = text
+            bar.update(len(batch))
+    return [t if t is not None else "" for t in texts]

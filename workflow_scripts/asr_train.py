@@ -1,0 +1,336 @@
+"""Fine-tune a Whisper checkpoint (or train the demo's small Whisper) with transformers' Seq2SeqTrainer.
+
+AdamW with linear warmup and decay, gradient accumulation, evaluation on the dev split by WER
+(hypotheses and references normalised as for scoring), early stopping, the best checkpoint
+kept, seeded. Checkpoints go to a work directory next to the output; a restarted job with the
+same configuration and data resumes from the last one. The output directory (save_pretrained
+format: model, generation config, processor, training_config.json) appears only on success.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from workflow_scripts.asr_backends import load_waveform, resolve_device, resolve_model_source
+from workflow_scripts.asr_text import NormalizeConfig, normalize_text, score_transcripts
+from workflow_scripts.io_utils import atomic_path, parse_json_argument, setup_logging, write_json
+from workflow_scripts.manifest import read_manifest
+
+log = logging.getLogger(__name__)
+
+FINGERPRINT_FILE = "fingerprint.json"
+
+
+def load_transcribed_split(
+    manifests: Sequence[str], normalize: NormalizeConfig, allowed_splits: Sequence[str]
+) -> pd.DataFrame:
+    """utt_id, audio_path and normalised target text of ``manifests``; rows without text are dropped.
+
+    Every row's ``split`` must be one of ``allowed_splits``: a test split can never slip in.
+    """
+    frames = []
+    for path in manifests:
+        frame = read_manifest(path)
+        foreign = sorted(set(frame["split"]) - set(allowed_splits))
+        if foreign:
+            raise ValueError(f"{path}: rows of split(s) {foreign}; only {list(allowed_splits)} may be used here")
+        frame = frame.assign(target=[normalize_text(t, normalize) for t in frame["text"]], manifest=str(path))
+        empty = frame["target"] == ""
+        if empty.any():
+            log.warning("%s: %d utterances without reference text are left out (e.g. %s)",
+                        path, int(empty.sum()), frame.loc[empty, "utt_id"].iloc[0])
+        frames.append(frame.loc[~empty, ["utt_id", "audio_path", "duration_s", "target", "manifest"]])
+    data = pd.concat(frames, ignore_index=True)
+    duplicated = data["utt_id"][data["utt_id"].duplicated()].tolist()
+    if duplicated:
+        raise ValueError(f"{list(manifests)}: utt_id values appear in more than one manifest: {duplicated[:5]}")
+    if data.empty:
+        raise ValueError(f"{list(manifests)}: no utterance with reference text")
+    return data
+
+
+class WhisperSpeechDataset(torch.utils.data.Dataset):
+    """Log-mel features (computed on access, optionally cached) and label ids of utterances."""
+
+    def __init__(self, data: pd.DataFrame, processor, max_label_tokens: int, cache_features: bool) -> None:
+        tokenizer = processor.tokenizer
+        labels = [tokenizer(text).input_ids for text in data["target"]]
+        too_long = [i for i, ids in enumerate(labels) if len(ids) > max_label_tokens]
+        if too_long:
+            log.warning("%d utterances have targets longer than %d tokens and are left out (e.g. %s)",
+                        len(too_long), max_label_tokens, data["utt_id"].iloc[too_long[0]])
+        keep = [i for i in range(len(labels)) if i not in set(too_long)]
+        self.utt_ids = data["utt_id"].iloc[keep].tolist()
+        self.paths = data["audio_path"].iloc[keep].tolist()
+        self.labels = [labels[i] for i in keep]
+        self.extractor = processor.feature_extractor
+        self.cache: dict[int, np.ndarray] | None = {} if cache_features else None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def features(self, index: int) -> np.ndarray:
+        if self.cache is not None and index in self.cache:
+            return self.cache[index]
+        waveform = load_waveform(self.paths[index], self.extractor.sampling_rate)
+        values = self.extractor(waveform, sampling_rate=self.extractor.sampling_rate, return_tensors="np").input_features[0]
+        if self.cache is not None:
+            self.cache[index] = values
+        return values
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {"input_features": self.features(index), "labels": self.labels[index]}
+
+
+@dataclass
+class WhisperCollator:
+    """Stack features; pad labels with -100 (ignored by the loss) and drop the decoder start token.
+
+    The model prepends the start token itself when it shifts labels into decoder inputs.
+    """
+
+    decoder_start_token_id: int
+
+    def __call__(self, items: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        features = torch.from_numpy(np.stack([item["input_features"] for item in items]))
+        width = max(len(item["labels"]) for item in items)
+        labels = torch.full((len(items), width), -100, dtype=torch.long)
+        for row, item in enumerate(items):
+            labels[row, : len(item["labels"])] = torch.tensor(item["labels"], dtype=torch.long)
+        if bool((labels[:, 0] == self.decoder_start_token_id).all()):
+            labels = labels[:, 1:]
+        return {"input_features": features, "labels": labels}
+
+
+def choose_precision(requested: str, device_type: str) -> tuple[str, str]:
+    """The precision to train in and a note for the log: fp16 only on CUDA, fp32 (or bf16) elsewhere."""
+    if requested == "auto":
+        if device_type == "cuda":
+            return "fp16", "precision auto: fp16 mixed precision on CUDA"
+        return "fp32", f"precision auto: fp32 on {device_type} (fp16 needs CUDA; set precision: bf16 for bfloat16)"
+    if requested == "fp16" and device_type != "cuda":
+        return "fp32", f"precision fp16 requested but fp16 needs CUDA: training in fp32 on {device_type}"
+    return requested, f"precision {requested} on {device_type}"
+
+
+def wer_metric(tokenizer, normalize: NormalizeConfig):
+    """compute_metrics for the Trainer: WER and CER of generated ids against label ids."""
+
+    def compute(prediction) -> dict[str, float]:
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        predictions = np.where(prediction.predictions == -100, pad, prediction.predictions)
+        labels = np.where(prediction.label_ids == -100, pad, prediction.label_ids)
+        hypotheses = tokenizer.batch_decode(predictions, skip_special_tokens=True)
+        references = tokenizer.batch_decode(labels, skip_special_tokens=True)
+        scores = score_transcripts(references, hypotheses, normalize)
+        return {"wer": scores["wer"], "cer": scores["cer"]}
+
+    return compute
+
+
+def fingerprint(block: Mapping[str, Any], normalize: Mapping[str, Any], base_dir: str, manifests: Sequence[str]) -> str:
+    """Hash of what a run depends on, so checkpoints of another run are never resumed."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"finetune": block, "normalize": normalize}, sort_keys=True).encode())
+    for path in sorted(Path(base_dir).rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            digest.update(f"{path.relative_to(base_dir)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    for manifest in manifests:
+        digest.update(Path(manifest).read_bytes())
+    return digest.hexdigest()
+
+
+def prepare_work_dir(work_dir: Path, key: str) -> str | None:
+    """The last checkpoint in ``work_dir`` when it belongs to the same run; otherwise start afresh."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    marker = work_dir / FINGERPRINT_FILE
+    if work_dir.exists():
+        same = marker.exists() and json.loads(marker.read_text()).get("fingerprint") == key
+        if same:
+            last = get_last_checkpoint(str(work_dir))
+            if last:
+                return last
+        else:
+            log.info("%s holds checkpoints of another configuration or data: starting afresh", work_dir)
+        shutil.rmtree(work_dir)
+    work_dir.mkdir(parents=True)
+    marker.write_text(json.dumps({"fingerprint": key}))
+    return None
+
+
+def apply_training_overrides(model, block: Mapping[str, Any]) -> None:
+    """Dropout and SpecAugment from the finetune block (model config keys of Whisper)."""
+    if block.get("dropout") is not None:
+        model.config.dropout = float(block["dropout"])
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout) and module.p > 0:
+                module.p = float(block["dropout"])
+    spec = block["spec_augment"]
+    model.config.apply_spec_augment = bool(spec["enabled"])
+    model.config.mask_time_prob = float(spec["mask_time_prob"])
+    model.config.mask_time_length = int(spec["mask_time_length"])
+    model.config.mask_feature_prob = float(spec["mask_feature_prob"])
+    model.config.mask_feature_length = int(spec["mask_feature_length"])
+
+
+def finetune(
+    block: Mapping[str, Any],
+    normalize_block: Mapping[str, Any],
+    train_manifests: Sequence[str],
+    dev_manifest: str,
+    out_dir: str,
+    work_dir: str,
+    threads: int,
+    callbacks: Sequence[Any] = (),
+) -> dict[str, Any]:
+    """Train ``block["base_model"]`` on the training manifests, select by dev WER, save to ``out_dir``."""
+    from transformers import (EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments, WhisperForConditionalGeneration,
+                              WhisperProcessor, set_seed)
+
+    torch.set_num_threads(threads)
+    seed = int(block["seed"])
+    set_seed(seed)
+    normalize = NormalizeConfig.from_dict(normalize_block)
+    base_dir = resolve_model_source(block["base_model"], config_key="asr.finetune.base_model",
+                                    hub_timeout_s=float(block["hub_timeout_s"]))
+    processor = WhisperProcessor.from_pretrained(base_dir, local_files_only=True)
+    processor.tokenizer.set_prefix_tokens(language=block["language"], task=block["task"], predict_timestamps=False)
+    model = WhisperForConditionalGeneration.from_pretrained(base_dir, local_files_only=True, dtype=torch.float32)
+    model.generation_config.language, model.generation_config.task = block["language"], block["task"]
+    model.generation_config.forced_decoder_ids = None
+    model.config.forced_decoder_ids = None
+    apply_training_overrides(model, block)
+
+    train_data = load_transcribed_split(train_manifests, normalize, block["train_splits"])
+    dev_data = load_transcribed_split([dev_manifest], normalize, [block["eval_split"]])
+    max_labels = model.config.max_target_positions
+    train_set = WhisperSpeechDataset(train_data, processor, max_labels, bool(block["cache_features"]))
+    dev_set = WhisperSpeechDataset(dev_data, processor, max_labels, bool(block["cache_features"]))
+    log.info("training on %d utterances (%s), evaluating on %d (%s)", len(train_set), ", ".join(train_manifests),
+             len(dev_set), dev_manifest)
+
+    device = resolve_device(block["device"])
+    precision, note = choose_precision(block["precision"], device.type)
+    log.info(note)
+    work = Path(work_dir)
+    resume = prepare_work_dir(work, fingerprint(block, normalize_block, base_dir, [*train_manifests, dev_manifest]))
+    if resume:
+        log.info("resuming from %s", resume)
+    evaluation = {"eval_strategy": "steps", "eval_steps": int(block["eval_steps"]), "save_strategy": "steps",
+                  "save_steps": int(block["eval_steps"])} if block["eval_steps"] else {"eval_strategy": "epoch", "save_strategy": "epoch"}
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(work),
+        per_device_train_batch_size=int(block["batch_size"]),
+        gradient_accumulation_steps=int(block["gradient_accumulation_steps"]),
+        per_device_eval_batch_size=int(block["eval_batch_size"]),
+        learning_rate=float(block["learning_rate"]),
+        weight_decay=float(block["weight_decay"]),
+        warmup_steps=int(block["warmup_steps"]),
+        lr_scheduler_type=block["lr_scheduler"],
+        num_train_epochs=float(block["max_epochs"]),
+        max_steps=int(block["max_steps"]) if block["max_steps"] else -1,
+        max_grad_norm=float(block["max_grad_norm"]),
+        optim="adamw_torch",
+        fp16=precision == "fp16",
+        bf16=precision == "bf16",
+        activation_checkpointing=bool(block["gradient_checkpointing"]),
+        use_cache=not block["gradient_checkpointing"],
+        **evaluation,
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="wer",
+        greater_is_better=False,
+        predict_with_generate=True,
+        generation_num_beams=1,
+        logging_steps=int(block["logging_steps"]),
+        report_to=[],
+        seed=seed,
+        data_seed=seed,
+        use_cpu=device.type == "cpu",
+        dataloader_num_workers=int(block["dataloader_num_workers"]),
+        train_sampling_strategy="group_by_length" if block["group_by_length"] else "random",
+        remove_unused_columns=False,
+        disable_tqdm=True,
+    )
+    trainer = Seq2SeqTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=dev_set,
+        data_collator=WhisperCollator(model.config.decoder_start_token_id),
+        processing_class=processor,
+        compute_metrics=wer_metric(processor.tokenizer, normalize),
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=int(block["early_stopping_patience"]),
+                                         early_stopping_threshold=float(block["early_stopping_threshold"])), *callbacks],
+    )
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume)
+    elapsed = time.perf_counter() - started
+    state = trainer.state
+    evaluations = [{"step": e["step"], "epoch": e.get("epoch"), "wer": e["eval_wer"], "cer": e["eval_cer"]}
+                   for e in state.log_history if "eval_wer" in e]
+    summary = {
+        "base_model": block["base_model"],
+        "base_model_dir": base_dir,
+        "train_manifests": list(train_manifests),
+        "dev_manifest": dev_manifest,
+        "n_train": len(train_set),
+        "n_dev": len(dev_set),
+        "device": str(device),
+        "precision": precision,
+        "precision_note": note,
+        "resumed_from": resume,
+        "global_step": state.global_step,
+        "epochs": state.epoch,
+        "train_seconds": round(elapsed, 1),
+        "train_loss": result.training_loss,
+        "best_checkpoint": state.best_model_checkpoint,
+        "best_dev_wer": state.best_metric,
+        "stopped_early": state.global_step < state.max_steps,
+        "evaluations": evaluations,
+        "finetune": dict(block),
+        "normalize": dict(normalize_block),
+    }
+    log.info("best dev WER %.4f at %s after %d steps (%.0f s)", state.best_metric, state.best_model_checkpoint,
+             state.global_step, elapsed)
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        trainer.model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        write_json(Path(tmp) / "training_config.json", summary)
+    if not block["keep_checkpoints"]:
+        shutil.rmtree(work, ignore_errors=True)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="asr.finetune block as JSON")
+    parser.add_argument("--normalize", required=True, help="asr.normalize block as JSON")
+    parser.add_argument("--train-manifests", nargs="+", required=True)
+    parser.add_argument("--dev-manifest", required=True)
+    parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--work-dir", required=True, help="checkpoints of this run, kept for resuming")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    setup_logging()
+    finetune(parse_json_argument(args.config), parse_json_argument(args.normalize, "--normalize"),
+             args.train_manifests, args.dev_manifest, args.out_dir, args.work_dir, args.threads)
+
+
+if __name__ == "__main__":
+    main()
