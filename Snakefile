@@ -10,9 +10,9 @@ configfile: "config.yaml"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
-include: "rules/sefe.smk"
-
 include: "rules/asr.smk"
+include: "rules/sefe.smk"
+include: "rules/tefe.smk"
 
 
 rule all:

@@ -54,6 +54,10 @@ def ser_manifest(split):
 def get_final_targets():
     """What `snakemake` builds by default; later stages extend this list."""
     targets = [f"results/data/speech/{SER_CORPUS}/summary.json", "results/data/text/summary.json"]
+
+    targets = expand("results/data/speech/{corpus}/summary.json", corpus=config["corpora"])
+    targets.append("results/data/text/summary.json")
+    targets += get_tefe_targets()
     return targets
 
 
@@ -159,3 +163,52 @@ def get_asr_eval_manifest():
 def get_asr_benchmark_models():
     """Workflow-built model directories that the benchmark's backbones use."""
     return get_asr_model_inputs(*(entry["model"] for entry in config["asr"]["benchmark"]["backbones"]))
+
+# --- tefe ---
+TEFE_ARCHITECTURES = config["tefe"]["architectures"]
+# Speech splits that are only ever evaluated: the TEFE table reports its encoders on them.
+TEFE_TEST_SPLITS = [split for split in SPLITS if split not in ("train", "dev")]
+
+
+wildcard_constraints:
+    arch="|".join(TEFE_ARCHITECTURES),
+    feature_set="features|features_reference",
+
+
+def get_tefe_model_config(wildcards):
+    """tefe.models.<arch> as JSON (its training overrides included): only that block retrains it."""
+    return as_json(config["tefe"]["models"][wildcards.arch])
+
+
+def get_tefe_vectors(wildcards):
+    """The user's word vectors file when tefe.embedding.source is file (an input: a new file rebuilds)."""
+    embedding = config["tefe"]["embedding"]
+    return [embedding["vectors"]] if embedding["source"] == "file" else []
+
+
+def get_tefe_metrics_pairs():
+    """ARCH=metrics.json arguments of select_tefe, in the order of tefe.architectures."""
+    return [f"{arch}=results/tefe/models/{arch}/metrics.json" for arch in TEFE_ARCHITECTURES]
+
+
+def get_tefe_encoder(wildcards):
+    """model.pt and vocab.json of the encoder that select_tefe chose (read once the checkpoint ran).
+
+    Only the chosen model is an input, so retraining another architecture that stays unchosen
+    does not rerun feature extraction.
+    """
+    with open(checkpoints.select_tefe.get().output.selection, encoding="utf-8") as handle:
+        arch = json.load(handle)["selected"]
+    return {"model": f"results/tefe/models/{arch}/model.pt", "vocab": f"results/tefe/models/{arch}/vocab.json"}
+
+
+def get_tefe_transcript_column(wildcards):
+    """Transcript column a feature set is extracted from."""
+    return "hypothesis" if wildcards.feature_set == "features" else "reference"
+
+
+def get_tefe_targets():
+    """TEFE's final artifacts: features of every split (and of the references if configured), the table."""
+    feature_sets = ["features"] + (["features_reference"] if config["tefe"]["reference_features"] else [])
+    targets = expand("results/tefe/{feature_set}/{split}.parquet", feature_set=feature_sets, split=SPLITS)
+    return targets + ["results/tefe/table.md"]

@@ -1,0 +1,166 @@
+"""The TEFE rule entry points chained as the workflow runs them: embedding, training, selection,
+table and features (tiny widths), plus the selection rule and the extraction's input checks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from workflow_scripts import tefe_embedding, tefe_evaluate, tefe_extract, tefe_select, tefe_train
+from workflow_scripts.features import read_features
+from workflow_scripts.io_utils import write_json
+from workflow_scripts.tefe_models import batch_indices, load_encoder
+from workflow_scripts.tefe_select import rank_architectures, select_encoder
+
+from tests.tefe_fixtures import (
+    TINY_EMBEDDING,
+    TINY_MODELS,
+    TINY_TEXT,
+    TINY_TRAINING,
+    tiny_corpus,
+    write_speech_split,
+    write_text_manifest,
+)
+
+torch.set_num_threads(1)
+ARCHS = ["CNN", "LSTM"]
+STATS = ["sentence", "mean", "var", "max", "min"]
+
+
+@pytest.fixture(scope="module")
+def workflow(tmp_path_factory):
+    """Run the entry points once on tiny data; returns the directory and key paths."""
+    root = tmp_path_factory.mktemp("tefe")
+    text = {split: write_text_manifest(root / f"{split}.tsv", *tiny_corpus(n, seed), split)
+            for split, n, seed in [("train", 80, 1), ("dev", 20, 2), ("test", 20, 3)]}
+    speech = root / "speech"
+    speech.mkdir()
+    texts, labels = tiny_corpus(9, seed=4)
+    texts[3] = "..."  # no token at all once punctuation is dropped
+    hypotheses = [t.replace("tức", "túc") for t in texts]  # ASR errors: out-of-vocabulary syllables
+    manifest, transcripts = write_speech_split(speech, "public_test", texts, labels, hypotheses)
+    emb = root / "embedding"
+    tefe_embedding.main(["--text-config", json.dumps(TINY_TEXT), "--embedding-config", json.dumps(TINY_EMBEDDING),
+                         "--train", str(text["train"]), "--vocab", str(emb / "vocab.json"),
+                         "--embedding", str(emb / "embedding.npy"), "--summary", str(emb / "summary.json")])
+    for arch in ARCHS:
+        out = root / "models" / arch
+        tefe_train.main(["--arch", arch, "--model-config", json.dumps(TINY_MODELS[arch]),
+                         "--training-config", json.dumps(TINY_TRAINING), "--classes", "neutral", "negative",
+                         "--train", str(text["train"]), "--dev", str(text["dev"]), "--vocab", str(emb / "vocab.json"),
+                         "--embedding", str(emb / "embedding.npy"), "--out-model", str(out / "model.pt"),
+                         "--out-vocab", str(out / "vocab.json"), "--out-metrics", str(out / "metrics.json")])
+    selection = root / "selection.json"
+    tefe_select.main(["--config", json.dumps({"metric": "UA", "override": "LSTM"}), "--out", str(selection),
+                      "--metrics", *[f"{a}={root / 'models' / a / 'metrics.json'}" for a in ARCHS]])
+    tefe_evaluate.main(["--models", *[f"{a}={root / 'models' / a}" for a in ARCHS], "--selection", str(selection),
+                        "--classes", "neutral", "negative", "--validation", str(text["dev"]),
+                        "--text-test", str(text["test"]), "--transcripts", f"public_test={transcripts}",
+                        "--manifests", f"public_test={manifest}", "--out-md", str(root / "table.md"),
+                        "--out-json", str(root / "table.json")])
+    for column, name in [("hypothesis", "features"), ("reference", "features_reference")]:
+        tefe_extract.main(["--config", json.dumps({"batch_size": 4, "device": "cpu"}),
+                           "--model", str(root / "models/LSTM/model.pt"), "--vocab", str(root / "models/LSTM/vocab.json"),
+                           "--transcripts", str(transcripts), "--column", column, "--manifest", str(manifest),
+                           "--out", str(root / name / "public_test.parquet")])
+    return {"root": root, "manifest": manifest, "transcripts": transcripts, "selection": selection}
+
+
+def test_models_carry_vocabulary_and_metrics(workflow):
+    root = workflow["root"]
+    shared = json.loads((root / "embedding/vocab.json").read_text(encoding="utf-8"))
+    for arch in ARCHS:
+        saved = json.loads((root / "models" / arch / "vocab.json").read_text(encoding="utf-8"))
+        assert saved["tokens"] == shared["tokens"] and saved["settings"]["max_length"] == 12
+        metrics = json.loads((root / "models" / arch / "metrics.json").read_text(encoding="utf-8"))
+        assert metrics["architecture"] == arch and metrics["validation"]["n"] == 20
+        assert metrics["parameters"]["frozen"] == len(shared["tokens"]) * 16
+
+
+def test_features_follow_the_contract(workflow):
+    root = workflow["root"]
+    ids, matrix, meta = read_features(root / "features/public_test.parquet", STATS)
+    assert ids == pd.read_csv(workflow["manifest"], sep="\t", quoting=3)["utt_id"].tolist()
+    width = TINY_MODELS["LSTM"]["units"]
+    assert meta["dim"] == width and matrix.shape == (9, 5 * width) and meta["statistics"] == STATS
+    assert meta["architecture"] == "LSTM" and meta["checkpoint"].endswith("models/LSTM/model.pt")
+    assert len(meta["checkpoint_sha256"]) == 64 and meta["preprocessing"]["max_length"] == 12
+    assert meta["source"]["column"] == "hypothesis" and meta["empty_texts"] == 1
+    blocks = dict(zip(STATS, np.split(matrix, 5, axis=1)))
+    assert (blocks["var"] >= 0).all() and (blocks["min"] <= blocks["mean"] + 1e-6).all()
+    assert (blocks["mean"] <= blocks["max"] + 1e-6).all()
+    np.testing.assert_array_equal(blocks["var"][3], 0)  # the empty text is one <UNK> token
+    # The LSTM's sentence feature is its last real step's output.
+    model, vocab, _ = load_encoder(root / "models/LSTM/model.pt", root / "models/LSTM/vocab.json")
+    ids_, lengths = vocab.encode(["tôi đi chợ mua rau"])
+    with torch.no_grad():
+        _, states, _ = model.encode(torch.from_numpy(ids_), torch.from_numpy(lengths))
+    one = next(tefe_extract.text_features(model, vocab, ["tôi đi chợ mua rau"], 1, torch.device("cpu")))[1]
+    np.testing.assert_allclose(one["sentence"][0], states[0, lengths[0] - 1].numpy(), rtol=1e-6, atol=1e-6)
+    # Reference transcripts differ from the hypotheses where the ASR erred.
+    _, reference, ref_meta = read_features(root / "features_reference/public_test.parquet", STATS)
+    assert ref_meta["source"]["column"] == "reference"
+    differs = [i for i, t in enumerate(pd.read_parquet(workflow["transcripts"])["reference"]) if "tức" in t]
+    same = [i for i in range(9) if i not in differs]
+    assert differs and np.array_equal(reference[same], matrix[same]) and not np.array_equal(reference[differs], matrix[differs])
+
+
+def test_table_and_override(workflow):
+    root = workflow["root"]
+    selection = json.loads(workflow["selection"].read_text(encoding="utf-8"))
+    assert selection["selected"] == "LSTM" and selection["reason"].startswith("override")
+    table = (root / "table.md").read_text(encoding="utf-8")
+    assert "Selected encoder: **LSTM**" in table
+    for name in ["validation (text dev)", "text test", "public_test (ASR hypothesis)", "public_test (reference)"]:
+        assert table.count(f"| {name} |") == 2
+    scores = json.loads((root / "table.json").read_text(encoding="utf-8"))["scores"]
+    assert scores["CNN"]["public_test (reference)"]["n"] == 9
+    metrics = json.loads((root / "models/CNN/metrics.json").read_text(encoding="utf-8"))
+    assert scores["CNN"]["validation (text dev)"]["UA"] == pytest.approx(metrics["validation"]["UA"])
+
+
+def test_selection_uses_validation_scores_only(tmp_path):
+    scores = {"CNN": {"WA": 0.8, "UA": 0.7, "WF1": 0.75, "loss": 0.5},
+              "LSTM": {"WA": 0.7, "UA": 0.75, "WF1": 0.7, "loss": 0.6},
+              "BiLSTM": {"WA": 0.7, "UA": 0.75, "WF1": 0.7, "loss": 0.55}}
+    assert rank_architectures(scores, "UA") == ["BiLSTM", "LSTM", "CNN"]  # tie on UA -> lower loss
+    assert rank_architectures(scores, "WA") == ["CNN", "BiLSTM", "LSTM"]
+    assert rank_architectures(scores, "loss") == ["CNN", "BiLSTM", "LSTM"]
+    assert select_encoder(scores, {"metric": "UA"})["selected"] == "BiLSTM"
+    with pytest.raises(ValueError, match="override: 'BiLSTM_CNN' is not a trained architecture"):
+        select_encoder(scores, {"metric": "UA", "override": "BiLSTM_CNN"})
+    write_json(tmp_path / "m.json", {"architecture": "CNN", "history": []})
+    with pytest.raises(ValueError, match="m.json: no 'validation' block"):
+        tefe_select.validation_scores({"CNN": str(tmp_path / "m.json")})
+
+
+def test_extraction_rejects_bad_transcripts(tmp_path, workflow):
+    root = workflow["root"]
+    texts, labels = tiny_corpus(4, seed=5)
+    manifest, transcripts = write_speech_split(tmp_path, "dev", texts, labels)
+    frame = pd.read_parquet(transcripts)
+    args = ["--config", "{}", "--model", str(root / "models/CNN/model.pt"), "--vocab", str(root / "models/CNN/vocab.json"),
+            "--manifest", str(manifest)]
+    out = tmp_path / "out.parquet"
+    frame.iloc[:3].to_parquet(tmp_path / "short.parquet")
+    with pytest.raises(ValueError, match=r"short.parquet: transcripts do not match .*dev.tsv: 1 missing"):
+        tefe_extract.main([*args, "--transcripts", str(tmp_path / "short.parquet"), "--out", str(out)])
+    frame.assign(hypothesis=[None, "a", "b", "c"]).to_parquet(tmp_path / "null.parquet")
+    with pytest.raises(ValueError, match=r"null.parquet: column 'hypothesis' is not a string .*utt_dev_000"):
+        tefe_extract.main([*args, "--transcripts", str(tmp_path / "null.parquet"), "--out", str(out)])
+    frame.drop(columns="reference").to_parquet(tmp_path / "noref.parquet")
+    with pytest.raises(ValueError, match=r"noref.parquet: transcripts lack column\(s\) \['reference'\]"):
+        tefe_extract.main([*args, "--transcripts", str(tmp_path / "noref.parquet"), "--column", "reference",
+                           "--out", str(out)])
+    assert not out.exists() and list(tmp_path.glob(".out*")) == []  # no partial output
+
+
+def test_batches_cover_every_row_once():
+    for n in range(1, 12):
+        chunks = batch_indices(n, 4, torch.Generator().manual_seed(0))
+        assert sorted(torch.cat(chunks).tolist()) == list(range(n))
+        assert n == 1 or min(len(c) for c in chunks) >= 2  # BatchNorm needs two rows in training

@@ -1,0 +1,137 @@
+"""The TEFE table (rule tefe_table): every architecture on validation and on the speech test splits.
+
+For each trained architecture: WA (accuracy), UA (balanced accuracy) and WF1 (weighted F1) of
+its own classifier on the text corpus's dev split (the validation data that early stopping and
+selection used), on the text corpus's test split, and on each speech test split's transcripts,
+both the ASR hypotheses and the reference transcripts (the gap is the effect of recognition
+errors). Parameter counts are listed beside the paper's totals. This is a report only: the
+choice of encoder (select_tefe) never sees these test scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from workflow_scripts.io_utils import atomic_path, read_json, setup_logging, write_json
+from workflow_scripts.manifest import read_manifest
+from workflow_scripts.tefe_extract import read_transcripts
+from workflow_scripts.tefe_select import parse_pairs
+from workflow_scripts.tefe_models import load_encoder, predict_logits
+from workflow_scripts.tefe_train import classification_scores, encode_labels, read_labelled_texts
+
+log = logging.getLogger(__name__)
+
+EVAL_BATCH = 256
+
+
+def evaluation_sets(validation: str, text_test: str | None, transcripts: Mapping[str, str],
+                    manifests: Mapping[str, str], columns: Sequence[str], classes: Sequence[str]
+                    ) -> dict[str, tuple[list[str], Any]]:
+    """Name -> (texts, class indices) of every data set in the table, in table order."""
+    sets = {"validation (text dev)": read_labelled_texts(validation, classes)}
+    if text_test:
+        sets["text test"] = read_labelled_texts(text_test, classes)
+    for split, path in transcripts.items():
+        if split not in manifests:
+            raise ValueError(f"--transcripts names split {split!r} but --manifests has no manifest for it")
+        manifest = read_manifest(manifests[split]).set_index("utt_id")
+        for column in columns:
+            frame = read_transcripts(path, column, manifests[split])
+            labels = manifest.loc[frame["utt_id"], "label"].tolist()
+            name = f"{split} ({'ASR hypothesis' if column == 'hypothesis' else 'reference'})"
+            sets[name] = (frame["text"].tolist(), encode_labels(labels, classes, manifests[split], frame["utt_id"].tolist()))
+    return sets
+
+
+def score_architectures(model_dirs: Mapping[str, str], sets: Mapping[str, tuple[list[str], Any]]) -> dict[str, dict[str, Any]]:
+    """Architecture -> data set name -> WA / UA / WF1 / n."""
+    device = torch.device("cpu")
+    results: dict[str, dict[str, Any]] = {}
+    for arch, directory in model_dirs.items():
+        model, vocab, header = load_encoder(Path(directory) / "model.pt", Path(directory) / "vocab.json")
+        results[arch] = {}
+        for name, (texts, y) in sets.items():
+            ids, lengths = vocab.encode(texts)
+            predicted = predict_logits(model, ids, lengths, EVAL_BATCH, device).argmax(axis=1)
+            results[arch][name] = classification_scores(y, predicted, len(header["classes"]))
+    return results
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}"
+
+
+def markdown_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    """A GitHub-flavoured markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_table(scores: Mapping[str, Mapping[str, Mapping[str, float]]], selection: Mapping[str, Any],
+                 metrics: Mapping[str, Mapping[str, Any]]) -> str:
+    """table.md: scores per architecture and data set, then parameter counts and training summary."""
+    selected = selection["selected"]
+    score_rows = []
+    for arch, by_set in scores.items():
+        label = f"**{arch}** (selected)" if arch == selected else arch
+        for name, s in by_set.items():
+            score_rows.append([label, name, s["n"], _pct(s["WA"]), _pct(s["UA"]), _pct(s["WF1"])])
+    param_rows = []
+    for arch, m in metrics.items():
+        p = m["parameters"]
+        param_rows.append([arch, f"{p['trainable']:,}", f"{p['frozen']:,}", f"{p['total'] / 1e6:.2f}M",
+                           f"{p['paper_total'] / 1e6:.2f}M", f"{p['paper_implied_vocabulary']:,}",
+                           m["vocabulary_size"], f"{m['best_epoch']} / {m['epochs_run']}", f"{m['train_seconds']:.0f}"])
+    return "\n\n".join([
+        "# TEFE: the text encoders",
+        f"Selected encoder: **{selected}** ({selection['reason']}; the choice reads validation scores only). "
+        "WA = accuracy, UA = balanced accuracy (mean per-class recall), WF1 = support-weighted F1, in %.",
+        markdown_table(score_rows, ["architecture", "data", "n", "WA", "UA", "WF1"]),
+        "## Parameters",
+        "Trainable and frozen (embedding) parameter counts of this run beside the paper's totals. The paper's "
+        "totals include its own vocabulary: *implied vocabulary* = (paper total - Keras count of the layers "
+        "outside the embedding) / embedding width; similar values across rows mean the same layer sizes.",
+        markdown_table(param_rows, ["architecture", "trainable", "frozen", "total", "paper total",
+                                    "implied paper vocabulary", "vocabulary", "best / epochs run", "train s"]),
+    ]) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the tefe_table rule."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", required=True, help="ARCH=results/tefe/models/ARCH")
+    parser.add_argument("--selection", required=True)
+    parser.add_argument("--classes", nargs="+", required=True)
+    parser.add_argument("--validation", required=True, help="text corpus dev split")
+    parser.add_argument("--text-test", help="text corpus test split (reported only)")
+    parser.add_argument("--transcripts", nargs="*", default=[], help="SPLIT=results/transcripts/SPLIT.parquet")
+    parser.add_argument("--manifests", nargs="*", default=[], help="SPLIT=speech manifest (labels)")
+    parser.add_argument("--columns", nargs="+", default=["hypothesis", "reference"])
+    parser.add_argument("--out-md", required=True)
+    parser.add_argument("--out-json", required=True)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    setup_logging()
+    torch.set_num_threads(args.threads)
+    model_dirs = parse_pairs(args.models, "--models")
+    selection = read_json(args.selection)
+    metrics = {arch: read_json(Path(d) / "metrics.json") for arch, d in model_dirs.items()}
+    sets = evaluation_sets(args.validation, args.text_test, parse_pairs(args.transcripts, "--transcripts"),
+                           parse_pairs(args.manifests, "--manifests"), args.columns, args.classes)
+    scores = score_architectures(model_dirs, sets)
+    write_json(args.out_json, {"selected": selection["selected"], "selection": selection, "scores": scores,
+                               "parameters": {a: m["parameters"] for a, m in metrics.items()}})
+    with atomic_path(args.out_md) as tmp:
+        tmp.write_text(render_table(scores, selection, metrics), encoding="utf-8")
+    log.info("table of %d architectures on %d data sets written to %s", len(scores), len(sets), args.out_md)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Text features of transcripts from the selected TEFE encoder (rule extract_tefe).
+
+For each utterance of a speech split (its ASR hypothesis, or its reference transcript to
+measure the effect of recognition errors) the encoder gives:
+
+* ``sentence``: the layer before the output (the paper's text feature), and
+* ``mean`` / ``var`` / ``max`` / ``min``: statistics over the encoder's token states (its last
+  sequence layer, at non-padding positions; see :mod:`workflow_scripts.tefe_models`), the
+  same width. ``var`` is the population variance (0 for a one-token text).
+
+The text preparation and vocabulary come from the model's own ``vocab.json``, so transcripts
+are prepared exactly as the training texts were. Written with
+:class:`workflow_scripts.features.FeatureWriter` (utt_id + one 1024-d float32 column per
+statistic, metadata naming the architecture and checkpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from workflow_scripts.features import FeatureWriter
+from workflow_scripts.io_utils import parse_json_argument, setup_logging
+from workflow_scripts.manifest import read_manifest
+from workflow_scripts.tefe_models import TextEncoder, batch_indices, load_encoder, resolve_device
+from workflow_scripts.tefe_text import Vocabulary, tokenize
+
+log = logging.getLogger(__name__)
+
+STATISTICS = ("sentence", "mean", "var", "max", "min")
+TRANSCRIPT_COLUMNS = ("hypothesis", "reference")
+TOKEN_STATES = {
+    "CNN": "the four Conv1D branches after BatchNorm and ReLU, concatenated (one row per window start)",
+    "LSTM": "the LSTM outputs",
+    "BiLSTM": "the BiLSTM outputs (forward and backward concatenated)",
+    "BiLSTM_CNN": "the four Conv1D branches over the BiLSTM outputs, after BatchNorm and ReLU, concatenated",
+}
+SENTENCE = {
+    "CNN": "global max pooling of the token states (so sentence equals max)",
+    "LSTM": "the final hidden state at the last token",
+    "BiLSTM": "the final forward state (last token) and final backward state (first token), concatenated",
+    "BiLSTM_CNN": "global max pooling of the token states (so sentence equals max)",
+}
+
+
+def read_transcripts(path: str | os.PathLike, column: str, manifest: str | os.PathLike | None = None) -> pd.DataFrame:
+    """utt_id and ``text`` (the chosen transcript column) of a transcripts parquet file.
+
+    Checks the columns, unique ids, string values, and, given the split's manifest, that the
+    transcripts cover exactly its utterances (joined by utt_id). Returned in manifest order.
+    """
+    if column not in TRANSCRIPT_COLUMNS:
+        raise ValueError(f"transcript column {column!r}, expected one of {TRANSCRIPT_COLUMNS}")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: transcripts not found")
+    frame = pd.read_parquet(path)
+    missing = [c for c in ("utt_id", column) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: transcripts lack column(s) {missing} (have {list(frame.columns)})")
+    frame = frame.loc[:, ["utt_id", column]].rename(columns={column: "text"})
+    frame["utt_id"] = frame["utt_id"].astype(str)
+    duplicated = frame["utt_id"][frame["utt_id"].duplicated()].tolist()
+    if duplicated:
+        raise ValueError(f"{path}: duplicate utt_id values {duplicated[:5]}")
+    bad = frame["utt_id"][~frame["text"].map(lambda v: isinstance(v, str))].tolist()
+    if bad:
+        raise ValueError(f"{path}: column {column!r} is not a string (null?) for utt_id {bad[:5]}; "
+                         "expected a transcript, possibly empty")
+    if manifest is not None:
+        ids = read_manifest(manifest)["utt_id"].tolist()
+        absent = sorted(set(ids) - set(frame["utt_id"]))
+        extra = sorted(set(frame["utt_id"]) - set(ids))
+        if absent or extra:
+            raise ValueError(f"{path}: transcripts do not match the utterances of {manifest}: "
+                             f"{len(absent)} missing (e.g. {absent[:3]}), {len(extra)} unknown (e.g. {extra[:3]})")
+        frame = frame.set_index("utt_id").loc[ids].reset_index()
+    return frame.reset_index(drop=True)
+
+
+def token_statistics(states: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """mean / var (population) / max / min over the unmasked positions of [batch, time, dim]."""
+    weights = mask[:, :, None].to(states.dtype)
+    count = weights.sum(dim=1).clamp(min=1.0)
+    mean = (states * weights).sum(dim=1) / count
+    var = (((states - mean[:, None, :]) ** 2) * weights).sum(dim=1) / count
+    blocked = ~mask[:, :, None]
+    return {
+        "mean": mean,
+        "var": var,
+        "max": states.masked_fill(blocked, float("-inf")).amax(dim=1),
+        "min": states.masked_fill(blocked, float("inf")).amin(dim=1),
+    }
+
+
+@torch.no_grad()
+def text_features(model: TextEncoder, vocab: Vocabulary, texts: Sequence[str], batch_size: int,
+                  device: torch.device) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """Yield (row indices, statistics) batches for ``texts``: sentence + token statistics, float32."""
+    model.eval()
+    ids, lengths = vocab.encode(list(texts))
+    ids_t, lengths_t = torch.from_numpy(ids), torch.from_numpy(lengths)
+    for rows in batch_indices(len(texts), batch_size):
+        n = lengths_t[rows]
+        x = ids_t[rows, : int(n.max())]
+        sentence, states, mask = model.encode(x.to(device), n.to(device))
+        stats = {"sentence": sentence, **token_statistics(states, mask)}
+        yield rows.numpy(), {k: v.float().cpu().numpy() for k, v in stats.items()}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file (names the exact checkpoint in feature metadata)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def extract_features(model_path: str, vocab_path: str, transcripts: str, column: str, out: str,
+                     config: Mapping[str, Any], manifest: str | None = None) -> dict[str, Any]:
+    """Write the feature file of one split; returns its metadata."""
+    model, vocab, header = load_encoder(model_path, vocab_path)
+    device = resolve_device(config.get("device", "auto"))
+    model.to(device)
+    frame = read_transcripts(transcripts, column, manifest)
+    texts = frame["text"].tolist()
+    arch = header["arch"]
+    metadata = {
+        "model": f"tefe/{arch}",
+        "architecture": arch,
+        "checkpoint": model_path,
+        "checkpoint_sha256": file_sha256(model_path),
+        "vocabulary": vocab_path,
+        "preprocessing": {**vocab.settings, "vocabulary_size": len(vocab), "embedding": header["embedding_shape"]},
+        "source": {"transcripts": transcripts, "column": column},
+        "sentence": SENTENCE[arch],
+        "token_states": TOKEN_STATES[arch],
+        # Texts without any token are encoded as one <UNK> (see Vocabulary.encode).
+        "empty_texts": int(sum(1 for t in texts if not tokenize(t, vocab.settings))),
+    }
+    with FeatureWriter(out, list(STATISTICS), model.feature_dim, metadata) as writer:
+        for rows, stats in text_features(model, vocab, texts, int(config.get("batch_size", 256)), device):
+            writer.write(frame["utt_id"].iloc[rows].tolist(), stats)
+    log.info("%s: %d utterances, %s features of width %d from %s (%s)", out, len(frame), arch, model.feature_dim,
+             transcripts, column)
+    return metadata
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the extract_tefe rule (one split, hypothesis or reference transcripts)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="the tefe.extract block as JSON")
+    parser.add_argument("--model", required=True, help="model.pt of the selected encoder")
+    parser.add_argument("--vocab", required=True, help="vocab.json saved with that model")
+    parser.add_argument("--transcripts", required=True, help="results/transcripts/<split>.parquet")
+    parser.add_argument("--column", choices=TRANSCRIPT_COLUMNS, default="hypothesis")
+    parser.add_argument("--manifest", help="the split's speech manifest: transcripts must cover its utterances")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    setup_logging()
+    torch.set_num_threads(args.threads)
+    extract_features(args.model, args.vocab, args.transcripts, args.column, args.out,
+                     parse_json_argument(args.config), args.manifest)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Choice of the text encoder among the trained architectures (checkpoint select_tefe).
+
+Reads only each architecture's ``metrics.json``, whose ``validation`` block holds the scores of
+its best epoch on the text corpus's dev split: no test data can reach the choice. The winner
+has the highest validation ``metric`` (ties: lower validation loss, then the order of
+``tefe.architectures``), unless ``override`` names an architecture.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from workflow_scripts.io_utils import parse_json_argument, read_json, setup_logging, write_json
+
+log = logging.getLogger(__name__)
+
+SELECTION_METRICS = ("WA", "UA", "WF1", "loss")
+
+
+def parse_pairs(pairs: Sequence[str], flag: str) -> dict[str, str]:
+    """``NAME=PATH`` command-line pairs as an ordered mapping."""
+    result = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise SystemExit(f"{flag}: expected NAME=PATH, got {pair!r}")
+        result[name] = path
+    return result
+
+
+def validation_scores(metrics_paths: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Each architecture's best-epoch validation scores, from its metrics.json."""
+    scores = {}
+    for arch, path in metrics_paths.items():
+        metrics = read_json(path)
+        validation = metrics.get("validation") if isinstance(metrics, dict) else None
+        if not isinstance(validation, dict) or any(k not in validation for k in SELECTION_METRICS):
+            raise ValueError(f"{path}: no 'validation' block with {list(SELECTION_METRICS)} (not a TEFE metrics file?)")
+        if metrics.get("architecture") != arch:
+            raise ValueError(f"{path}: metrics of architecture {metrics.get('architecture')!r}, expected {arch!r}")
+        scores[arch] = {**{k: validation[k] for k in SELECTION_METRICS}, "best_epoch": metrics.get("best_epoch")}
+    return scores
+
+
+def rank_architectures(scores: Mapping[str, Mapping[str, float]], metric: str) -> list[str]:
+    """Architectures best first: higher metric (lower for ``loss``), then lower loss, then given order."""
+    if metric not in SELECTION_METRICS:
+        raise ValueError(f"tefe.selection.metric: {metric!r}, expected one of {SELECTION_METRICS}")
+    order = list(scores)
+
+    def key(arch: str) -> tuple[float, float, int]:
+        value = scores[arch][metric]
+        return (value if metric == "loss" else -value, scores[arch]["loss"], order.index(arch))
+
+    return sorted(order, key=key)
+
+
+def select_encoder(scores: Mapping[str, Mapping[str, float]], config: Mapping[str, Any]) -> dict[str, Any]:
+    """The selection record: the chosen architecture, why, and every candidate's validation scores."""
+    metric = config.get("metric", "UA")
+    ranking = rank_architectures(scores, metric)
+    override = config.get("override")
+    if override is not None and override not in scores:
+        raise ValueError(f"tefe.selection.override: {override!r} is not a trained architecture {list(scores)} "
+                         "(tefe.architectures)")
+    selected = override or ranking[0]
+    return {
+        "selected": selected,
+        "reason": "override (tefe.selection.override)" if override else f"best validation {metric}",
+        "metric": metric,
+        "ranking": ranking,
+        "data": "validation: the text corpus dev split (best epoch of each architecture)",
+        "validation": {arch: dict(scores[arch]) for arch in scores},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the select_tefe checkpoint."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="the tefe.selection block as JSON")
+    parser.add_argument("--metrics", nargs="+", required=True, help="ARCH=path/to/metrics.json, one per architecture")
+    parser.add_argument("--out", required=True, help="output selection.json")
+    args = parser.parse_args(argv)
+    setup_logging()
+    selection = select_encoder(validation_scores(parse_pairs(args.metrics, "--metrics")),
+                               parse_json_argument(args.config))
+    write_json(args.out, selection)
+    log.info("selected %s (%s); ranking %s", selection["selected"], selection["reason"], selection["ranking"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+"""Training of one TEFE architecture (rule train_tefe): early stopping on the text corpus's dev split.
+
+Reads the shared vocabulary and frozen embedding (rule build_tefe_embedding), trains the
+architecture's body and output layer with Adam on the training split, evaluates the dev split
+after every epoch, keeps the best epoch's weights (by ``monitor``; ties go to the lower dev
+loss) and stops after ``patience`` epochs without improvement or at ``epochs``. The text
+corpus's test split is never read here. Writes ``model.pt`` (architecture, settings, classes,
+weights with the frozen embedding), ``vocab.json`` (the vocabulary with its text settings) and
+``metrics.json`` (validation scores, history, parameter counts, timings).
+
+Seeded throughout (initialisation, shuffling, dropout): on the CPU, the same config and
+thread count give bit-identical weights. On CUDA, deterministic algorithms are requested but
+cuDNN's LSTM may still differ in the last bits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+from sklearn.utils.class_weight import compute_class_weight
+
+from workflow_scripts.io_utils import parse_json_argument, seed_everything, setup_logging, write_json
+from workflow_scripts.manifest import TEXT_COLUMNS, read_manifest
+from workflow_scripts.tefe_models import (
+    TextEncoder,
+    batch_indices,
+    model_settings,
+    paper_comparison,
+    parameter_counts,
+    predict_logits,
+    resolve_device,
+    save_checkpoint,
+    trim_batch,
+)
+from workflow_scripts.tefe_text import Vocabulary
+
+log = logging.getLogger(__name__)
+
+METRICS = ("WA", "UA", "WF1")
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "epochs": 30,
+    "patience": 5,
+    "min_delta": 0.0,
+    "batch_size": 64,
+    "learning_rate": 1.0e-3,
+    "weight_decay": 0.0,
+    "grad_clip": 5.0,
+    "class_weights": "none",
+    "monitor": "UA",
+    "seed": 42,
+    "device": "auto",
+    "eval_batch_size": 256,
+}
+
+
+def training_settings(shared: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """tefe.training with an architecture's ``training`` overrides applied, defaults filled in."""
+    settings = {**TRAINING_DEFAULTS, **shared, **(overrides or {})}
+    unknown = sorted(set(settings) - set(TRAINING_DEFAULTS))
+    if unknown:
+        raise ValueError(f"tefe.training: unknown key(s) {unknown}; expected {sorted(TRAINING_DEFAULTS)}")
+    if settings["monitor"] not in ("loss", *METRICS):
+        raise ValueError(f"tefe.training.monitor: {settings['monitor']!r}, expected loss, WA, UA or WF1")
+    return settings
+
+
+def classification_scores(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> dict[str, float]:
+    """WA (accuracy), UA (balanced accuracy = mean per-class recall), WF1 (support-weighted F1)."""
+    labels = list(range(n_classes))
+    return {
+        "WA": float(accuracy_score(y_true, y_pred)),
+        "UA": float(balanced_accuracy_score(y_true, y_pred)),
+        "WF1": float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
+        "n": int(len(y_true)),
+    }
+
+
+def encode_labels(labels: Sequence[str], classes: Sequence[str], source: str, utt_ids: Sequence[str]) -> np.ndarray:
+    """Class indices of labels; an unknown label is an error naming the file and utterance."""
+    index = {c: i for i, c in enumerate(classes)}
+    bad = [(u, lab) for u, lab in zip(utt_ids, labels) if lab not in index]
+    if bad:
+        raise ValueError(f"{source}: labels not in task.classes {list(classes)}: "
+                         + ", ".join(f"utt_id {u!r} has {lab!r}" for u, lab in bad[:5]))
+    return np.array([index[lab] for lab in labels], dtype=np.int64)
+
+
+def class_weight_vector(y: np.ndarray, n_classes: int, spec: Any, classes: Sequence[str]) -> torch.Tensor | None:
+    """Loss weights per class: none, ``balanced`` (n / (classes * count)) or a mapping class -> weight."""
+    if spec in (None, "none"):
+        return None
+    if spec == "balanced":
+        present = np.unique(y)
+        if len(present) < n_classes:
+            raise ValueError(f"class_weights balanced: the training split lacks classes "
+                             f"{[classes[i] for i in range(n_classes) if i not in present]}")
+        return torch.tensor(compute_class_weight("balanced", classes=np.arange(n_classes), y=y), dtype=torch.float32)
+    if isinstance(spec, Mapping):
+        missing = [c for c in classes if c not in spec]
+        if missing or set(spec) - set(classes):
+            raise ValueError(f"tefe.training.class_weights: expected a weight for each of {list(classes)}, got {dict(spec)}")
+        return torch.tensor([float(spec[c]) for c in classes], dtype=torch.float32)
+    raise ValueError(f"tefe.training.class_weights: {spec!r}, expected none, balanced or a mapping class -> weight")
+
+
+def evaluate(model: TextEncoder, ids: np.ndarray, lengths: np.ndarray, y: np.ndarray, batch_size: int,
+             device: torch.device, weights: torch.Tensor | None = None) -> dict[str, float]:
+    """Loss (weighted as in training) and WA / UA / WF1 on one split."""
+    logits = torch.from_numpy(predict_logits(model, ids, lengths, batch_size, device))
+    loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y), weight=weights)
+    scores = classification_scores(y, logits.argmax(dim=1).numpy(), logits.shape[1])
+    return {"loss": float(loss), **scores}
+
+
+def improved(current: Mapping[str, float], best: Mapping[str, float] | None, monitor: str, min_delta: float) -> bool:
+    """Whether the dev scores beat the best so far (higher metric, or lower loss for ``loss``; ties -> lower loss)."""
+    if best is None:
+        return True
+    if monitor == "loss":
+        return current["loss"] < best["loss"] - min_delta
+    if current[monitor] > best[monitor] + min_delta:
+        return True
+    return abs(current[monitor] - best[monitor]) <= 1e-12 and current["loss"] < best["loss"]
+
+
+def train_encoder(arch: str, vocab: Vocabulary, embedding: np.ndarray, train: tuple[Sequence[str], np.ndarray],
+                  dev: tuple[Sequence[str], np.ndarray], classes: Sequence[str], model_config: Mapping[str, Any],
+                  training_config: Mapping[str, Any]) -> tuple[TextEncoder, dict[str, Any]]:
+    """Train one architecture with early stopping on ``dev``; returns the best model (on the CPU) and metrics."""
+    cfg = training_settings(training_config, model_config.get("training"))
+    settings = model_settings(arch, model_config)
+    device = resolve_device(cfg["device"])
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    seed_everything(int(cfg["seed"]))
+    n_classes = len(classes)
+    model = TextEncoder(arch, torch.from_numpy(embedding), n_classes, settings).to(device)
+    train_ids, train_len = vocab.encode(list(train[0]))
+    dev_ids, dev_len = vocab.encode(list(dev[0]))
+    y_train = np.asarray(train[1], dtype=np.int64)
+    y_dev = np.asarray(dev[1], dtype=np.int64)
+    if len(y_train) < 2 or len(y_dev) < 1:
+        raise ValueError(f"TEFE training needs at least 2 training and 1 dev text (got {len(y_train)}, {len(y_dev)})")
+    weights = class_weight_vector(y_train, n_classes, cfg["class_weights"], classes)
+    loss_weights = weights.to(device) if weights is not None else None
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=float(cfg["learning_rate"]), weight_decay=float(cfg["weight_decay"]))
+    generator = torch.Generator().manual_seed(int(cfg["seed"]))
+    ids_t, len_t, y_t = torch.from_numpy(train_ids), torch.from_numpy(train_len), torch.from_numpy(y_train)
+    best, best_state, best_epoch, waited = None, None, 0, 0
+    history = []
+    started = time.perf_counter()
+    for epoch in range(1, int(cfg["epochs"]) + 1):
+        epoch_start = time.perf_counter()
+        model.train()
+        total, seen = 0.0, 0
+        for rows in batch_indices(len(y_train), int(cfg["batch_size"]), generator):
+            x, n = trim_batch(ids_t, len_t, rows)
+            logits = model(x.to(device), n.to(device))
+            loss = torch.nn.functional.cross_entropy(logits, y_t[rows].to(device), weight=loss_weights)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg["grad_clip"]:
+                torch.nn.utils.clip_grad_norm_(trainable, float(cfg["grad_clip"]))
+            optimizer.step()
+            total += loss.item() * len(rows)
+            seen += len(rows)
+        scores = evaluate(model, dev_ids, dev_len, y_dev, int(cfg["eval_batch_size"]), device, weights)
+        row = {"epoch": epoch, "train_loss": total / seen, **{f"dev_{k}": v for k, v in scores.items() if k != "n"},
+               "seconds": round(time.perf_counter() - epoch_start, 3)}
+        history.append(row)
+        better = improved(scores, best, cfg["monitor"], float(cfg["min_delta"]))
+        log.info("%s epoch %d: train loss %.4f, dev loss %.4f WA %.4f UA %.4f WF1 %.4f (%.1fs)%s", arch, epoch,
+                 row["train_loss"], scores["loss"], scores["WA"], scores["UA"], scores["WF1"], row["seconds"],
+                 " *" if better else "")
+        if better:
+            best, best_epoch, waited = scores, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            waited += 1
+            if waited >= int(cfg["patience"]):
+                log.info("%s: no improvement of dev %s for %d epochs, stopping", arch, cfg["monitor"], waited)
+                break
+    model.load_state_dict(best_state)
+    model = model.cpu().eval()
+    metrics = {
+        "architecture": arch,
+        "classes": list(classes),
+        "model": settings,
+        "training": cfg,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "vocabulary_size": len(vocab),
+        "embedding_dim": int(embedding.shape[1]),
+        "feature_dim": model.feature_dim,
+        "train_size": int(len(y_train)),
+        "dev_size": int(len(y_dev)),
+        "class_weights": None if weights is None else [float(w) for w in weights],
+        "parameters": {**parameter_counts(model),
+                       **paper_comparison(arch, len(vocab), int(embedding.shape[1]), n_classes, settings)},
+        "best_epoch": best_epoch,
+        "epochs_run": len(history),
+        "stopped_early": len(history) < int(cfg["epochs"]),
+        "validation": best,
+        "history": history,
+        "train_seconds": round(time.perf_counter() - started, 3),
+    }
+    return model, metrics
+
+
+def read_labelled_texts(path: str, classes: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """Texts and class indices of a text corpus manifest."""
+    frame = read_manifest(path, columns=TEXT_COLUMNS)
+    return frame["text"].tolist(), encode_labels(frame["label"].tolist(), classes, path, frame["utt_id"].tolist())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the train_tefe rule (one architecture)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", required=True)
+    parser.add_argument("--model-config", required=True, help="the tefe.models.<arch> block as JSON")
+    parser.add_argument("--training-config", required=True, help="the tefe.training block as JSON")
+    parser.add_argument("--classes", nargs="+", required=True)
+    parser.add_argument("--train", required=True, help="text corpus training split (TSV manifest)")
+    parser.add_argument("--dev", required=True, help="text corpus dev split, for early stopping")
+    parser.add_argument("--vocab", required=True, help="vocab.json of build_tefe_embedding")
+    parser.add_argument("--embedding", required=True, help="embedding.npy of build_tefe_embedding")
+    parser.add_argument("--out-model", required=True)
+    parser.add_argument("--out-vocab", required=True)
+    parser.add_argument("--out-metrics", required=True)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    setup_logging()
+    torch.set_num_threads(args.threads)
+    vocab = Vocabulary.load(args.vocab)
+    embedding = np.load(args.embedding)
+    if embedding.shape[0] != len(vocab):
+        raise ValueError(f"{args.embedding}: {embedding.shape[0]} rows, but {args.vocab} has {len(vocab)} tokens")
+    model, metrics = train_encoder(
+        args.arch, vocab, embedding, read_labelled_texts(args.train, args.classes),
+        read_labelled_texts(args.dev, args.classes), args.classes,
+        parse_json_argument(args.model_config, "--model-config"),
+        parse_json_argument(args.training_config, "--training-config"),
+    )
+    metrics["inputs"] = {"train": args.train, "dev": args.dev, "vocab": args.vocab, "embedding": args.embedding}
+    save_checkpoint(args.out_model, model, args.classes)
+    vocab.save(args.out_vocab)
+    write_json(args.out_metrics, metrics)
+    log.info("%s: best epoch %d of %d, dev %s, %s parameters, %.1fs", args.arch, metrics["best_epoch"],
+             metrics["epochs_run"], metrics["validation"], metrics["parameters"], metrics["train_seconds"])
+
+
+if __name__ == "__main__":
+    main()
