@@ -52,12 +52,10 @@ def ser_manifest(split):
 
 
 def get_final_targets():
-    """What `snakemake` builds by default; later stages extend this list."""
+    """What `snakemake` builds by default."""
     targets = [f"results/data/speech/{SER_CORPUS}/summary.json", "results/data/text/summary.json"]
-
-    targets = expand("results/data/speech/{corpus}/summary.json", corpus=config["corpora"])
-    targets.append("results/data/text/summary.json")
-    targets += get_tefe_targets()
+    targets += expand("results/asr/wer_{split}.json", split=SPLITS) + ["results/asr/benchmark.json"]
+    targets += get_sefe_targets() + get_tefe_targets()
     return targets
 
 
