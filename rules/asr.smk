@@ -60,7 +60,6 @@ rule transcribe:
         "logs/asr/transcribe/{split}.log",
     params:
         cfg=as_json(config["asr"]["transcribe"]),
-        model=get_asr_model_path(config["asr"]["transcribe"]["model"]),
     threads: 2
     resources:
         gpu=gpu_rule_resource("transcribe", "gpu"),
@@ -69,7 +68,7 @@ rule transcribe:
     conda:
         "../envs/gpu.yaml"
     shell:
-        "python -m workflow_scripts.asr_transcribe --config {params.cfg:q} --model {params.model:q}"
+        "python -m workflow_scripts.asr_transcribe --config {params.cfg:q} --model-dir {input.model}"
         " --manifest {input.manifest} --out {output} --threads {threads} > {log} 2>&1"
 
 
@@ -99,7 +98,8 @@ rule score_asr:
 rule benchmark_asr_backbones:
     input:
         manifests=[ser_manifest(split) for split in config["asr"]["benchmark"]["splits"]],
-        models=get_asr_benchmark_models(),
+        finetuned=get_asr_model_inputs(*get_asr_benchmark_refs("finetuned")),
+        models=get_asr_model_inputs(*get_asr_benchmark_refs()),
         code=modules("asr_benchmark", "asr_transcribe", "asr_backends", "asr_text", "features", "manifest", "audio"),
     output:
         json="results/asr/benchmark.json",
@@ -109,7 +109,6 @@ rule benchmark_asr_backbones:
     params:
         cfg=as_json(config["asr"]["benchmark"]),
         normalize=as_json(config["asr"]["normalize"]),
-        finetuned=ASR_FINETUNED_MODEL,
     threads: 2
     resources:
         gpu=gpu_rule_resource("benchmark_asr_backbones", "gpu"),
@@ -119,5 +118,5 @@ rule benchmark_asr_backbones:
         "../envs/gpu.yaml"
     shell:
         "python -m workflow_scripts.asr_benchmark --config {params.cfg:q} --normalize {params.normalize:q}"
-        " --manifests {input.manifests} --finetuned-model {params.finetuned} --out-json {output.json}"
+        " --manifests {input.manifests} --finetuned-model {input.finetuned} --out-json {output.json}"
         " --out-md {output.md} --threads {threads} > {log} 2>&1"

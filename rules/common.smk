@@ -158,9 +158,11 @@ def get_asr_eval_manifest():
     return ser_manifest(split)
 
 
-def get_asr_benchmark_models():
-    """Workflow-built model directories that the benchmark's backbones use."""
-    return get_asr_model_inputs(*(entry["model"] for entry in config["asr"]["benchmark"]["backbones"]))
+def get_asr_benchmark_refs(only=None):
+    """Model references of the benchmark's backbones (or just those equal to ``only``)."""
+    refs = [entry["model"] for entry in config["asr"]["benchmark"]["backbones"]]
+    return [ref for ref in refs if only is None or ref == only]
+
 
 # --- tefe ---
 TEFE_ARCHITECTURES = config["tefe"]["architectures"]

@@ -14,12 +14,10 @@ from typing import Any
 
 from workflow_scripts.asr_backends import BackendSpec, load_backend
 from workflow_scripts.asr_text import NormalizeConfig, score_transcripts
-from workflow_scripts.asr_transcribe import transcribe_manifest
+from workflow_scripts.asr_transcribe import FINETUNED, transcribe_manifest
 from workflow_scripts.io_utils import atomic_path, parse_json_argument, setup_logging, write_json
 
 log = logging.getLogger(__name__)
-
-FINETUNED = "finetuned"
 
 
 def benchmark_backbone(
@@ -60,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", required=True, help="asr.benchmark block as JSON")
     parser.add_argument("--normalize", required=True, help="asr.normalize block as JSON")
     parser.add_argument("--manifests", nargs="+", required=True, help="one speech manifest per configured split, in order")
-    parser.add_argument("--finetuned-model", required=True, help="directory that model: finetuned stands for")
+    parser.add_argument("--finetuned-model", nargs="?", help="directory that model: finetuned stands for")
     parser.add_argument("--out-json", required=True)
     parser.add_argument("--out-md", required=True)
     parser.add_argument("--threads", type=int, default=1)
@@ -77,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     names = [entry["name"] for entry in block["backbones"]]
     if len(set(names)) != len(names):
         raise SystemExit(f"asr.benchmark.backbones: names must be unique, got {names}")
+    if any(entry["model"] == FINETUNED for entry in block["backbones"]) and not args.finetuned_model:
+        raise SystemExit("asr.benchmark.backbones: a backbone uses model 'finetuned' but no --finetuned-model was given")
     results = []
     for entry in block["backbones"]:
         model = args.finetuned_model if entry["model"] == FINETUNED else entry["model"]

@@ -72,7 +72,8 @@ class WhisperSpeechDataset(torch.utils.data.Dataset):
         if too_long:
             log.warning("%d utterances have targets longer than %d tokens and are left out (e.g. %s)",
                         len(too_long), max_label_tokens, data["utt_id"].iloc[too_long[0]])
-        keep = [i for i in range(len(labels)) if i not in set(too_long)]
+        dropped = set(too_long)
+        keep = [i for i in range(len(labels)) if i not in dropped]
         self.utt_ids = data["utt_id"].iloc[keep].tolist()
         self.paths = data["audio_path"].iloc[keep].tolist()
         self.labels = [labels[i] for i in keep]
@@ -173,6 +174,19 @@ def prepare_work_dir(work_dir: Path, key: str) -> str | None:
     return None
 
 
+def log_callback():
+    """A TrainerCallback that sends the Trainer's loss / eval records to this module's log (timestamped, flushed)."""
+    from transformers import TrainerCallback
+
+    class LogRecords(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs:
+                log.info("step %d: %s", state.global_step, json.dumps({k: round(v, 5) if isinstance(v, float) else v
+                                                                       for k, v in logs.items()}))
+
+    return LogRecords()
+
+
 def apply_training_overrides(model, block: Mapping[str, Any]) -> None:
     """Dropout and SpecAugment from the finetune block (model config keys of Whisper)."""
     if block.get("dropout") is not None:
@@ -199,8 +213,8 @@ def finetune(
     callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Train ``block["base_model"]`` on the training manifests, select by dev WER, save to ``out_dir``."""
-    from transformers import (EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments, WhisperForConditionalGeneration,
-                              WhisperProcessor, set_seed)
+    from transformers import (EarlyStoppingCallback, PrinterCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments,
+                              WhisperForConditionalGeneration, WhisperProcessor, set_seed)
 
     torch.set_num_threads(threads)
     seed = int(block["seed"])
@@ -278,6 +292,8 @@ def finetune(
         callbacks=[EarlyStoppingCallback(early_stopping_patience=int(block["early_stopping_patience"]),
                                          early_stopping_threshold=float(block["early_stopping_threshold"])), *callbacks],
     )
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(log_callback())
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
     elapsed = time.perf_counter() - started

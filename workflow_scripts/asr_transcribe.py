@@ -28,6 +28,8 @@ from workflow_scripts.manifest import read_manifest
 log = logging.getLogger(__name__)
 
 TRANSCRIPT_COLUMNS = ["utt_id", "hypothesis", "reference"]
+# The model reference that stands for the output of finetune_whisper.
+FINETUNED = "finetuned"
 
 
 def load_waveforms(paths: Sequence[str], sampling_rate: int) -> list[np.ndarray]:
@@ -84,7 +86,7 @@ def read_transcripts(path: str | os.PathLike) -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="asr.transcribe block as JSON")
-    parser.add_argument("--model", required=True, help="model directory or hub id (the block's model, resolved)")
+    parser.add_argument("--model-dir", nargs="?", help="the model directory when a rule of this workflow built it")
     parser.add_argument("--manifest", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--threads", type=int, default=1)
@@ -94,7 +96,10 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     block = parse_json_argument(args.config)
-    spec = BackendSpec.from_dict({**block, "model": args.model})
+    model = args.model_dir or block["model"]
+    if model == FINETUNED:
+        raise SystemExit("asr.transcribe.model is 'finetuned' but no --model-dir was given")
+    spec = BackendSpec.from_dict({**block, "model": model})
     backend = load_backend(spec, device=block["device"], config_key="asr.transcribe.model")
     transcripts, timing = transcribe_manifest(args.manifest, backend, int(block["batch_size"]))
     log.info("%s: %d utterances, %.1f s of audio in %.1f s (real-time factor %.3f)", args.manifest,
