@@ -170,11 +170,6 @@ TEFE_ARCHITECTURES = config["tefe"]["architectures"]
 TEFE_TEST_SPLITS = [split for split in SPLITS if split not in ("train", "dev")]
 
 
-wildcard_constraints:
-    arch="|".join(TEFE_ARCHITECTURES),
-    feature_set="features|features_reference",
-
-
 def get_tefe_model_config(wildcards):
     """tefe.models.<arch> as JSON (its training overrides included): only that block retrains it."""
     return as_json(config["tefe"]["models"][wildcards.arch])

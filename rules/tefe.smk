@@ -43,13 +43,17 @@ rule train_tefe:
         model=get_tefe_model_config,
         training=as_json(config["tefe"]["training"]),
         classes=CLASSES,
-    threads: 2
+    # One thread: CPU results depend on the thread count, so a fixed count keeps them the same
+    # whatever --cores is (raise it with --set-threads train_tefe=N; GPUs are unaffected).
+    threads: 1
     resources:
         gpu=gpu_rule_resource("train_tefe", "gpu"),
         mem_mb=gpu_rule_resource("train_tefe", "mem_mb"),
         runtime=gpu_rule_resource("train_tefe", "runtime"),
     conda:
         "../envs/gpu.yaml"
+    wildcard_constraints:
+        arch="|".join(TEFE_ARCHITECTURES),
     shell:
         "python -m workflow_scripts.tefe_train --arch {wildcards.arch} --model-config {params.model:q}"
         " --training-config {params.training:q} --classes {params.classes}"
@@ -132,6 +136,8 @@ rule extract_tefe:
     threads: 1
     conda:
         "../envs/cpu.yaml"
+    wildcard_constraints:
+        feature_set="features|features_reference",
     shell:
         "python -m workflow_scripts.tefe_extract --config {params.extract:q} --model {params.model:q}"
         " --vocab {params.vocab:q} --transcripts {input.transcripts} --column {params.column}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.tefe_fixtures import TINY_MODELS
 from workflow_scripts.tefe_models import (
     ARCHITECTURES,
     MODEL_DEFAULTS,
@@ -16,8 +17,6 @@ from workflow_scripts.tefe_models import (
     save_checkpoint,
 )
 from workflow_scripts.tefe_text import build_vocabulary, text_settings
-
-from tests.tefe_fixtures import TINY_MODELS
 
 torch.set_num_threads(1)
 

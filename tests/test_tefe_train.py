@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from tests.tefe_fixtures import TINY_EMBEDDING, TINY_MODELS, TINY_TEXT, TINY_TRAINING, tiny_corpus
 from workflow_scripts.tefe_embedding import build_embedding, read_word2vec_text
 from workflow_scripts.tefe_extract import text_features
 from workflow_scripts.tefe_models import TextEncoder
 from workflow_scripts.tefe_text import PAD_ID, UNK_ID
 from workflow_scripts.tefe_train import class_weight_vector, encode_labels, evaluate, improved, train_encoder
-
-from tests.tefe_fixtures import TINY_EMBEDDING, TINY_MODELS, TINY_TEXT, TINY_TRAINING, tiny_corpus
 
 torch.set_num_threads(1)
 CLASSES = ["neutral", "negative"]
@@ -63,7 +62,8 @@ def test_rare_tokens_train_the_unk_vector(corpus):
 def test_embedding_unchanged_after_training(corpus, arch):
     vocab, matrix, _, _, _ = corpus
     torch.manual_seed(0)
-    before = {k: v.clone() for k, v in TextEncoder(arch, torch.from_numpy(matrix), 2, TINY_MODELS[arch]).state_dict().items()}
+    initial = TextEncoder(arch, torch.from_numpy(matrix), 2, TINY_MODELS[arch]).state_dict()
+    before = {k: v.clone() for k, v in initial.items()}
     model, metrics = _train(corpus, arch, seed=0)
     after = model.state_dict()
     assert torch.equal(after["embedding.weight"], torch.from_numpy(matrix))
@@ -115,7 +115,8 @@ def test_class_weights():
     y = np.array([0, 0, 0, 1])
     torch.testing.assert_close(class_weight_vector(y, 2, "balanced", CLASSES), torch.tensor([4 / 6, 2.0]))
     assert class_weight_vector(y, 2, "none", CLASSES) is None
-    torch.testing.assert_close(class_weight_vector(y, 2, {"neutral": 1, "negative": 3}, CLASSES), torch.tensor([1.0, 3.0]))
+    explicit = class_weight_vector(y, 2, {"neutral": 1, "negative": 3}, CLASSES)
+    torch.testing.assert_close(explicit, torch.tensor([1.0, 3.0]))
     with pytest.raises(ValueError, match="a weight for each of"):
         class_weight_vector(y, 2, {"neutral": 1}, CLASSES)
     with pytest.raises(ValueError, match=r"lacks classes \['negative'\]"):

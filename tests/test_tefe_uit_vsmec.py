@@ -13,11 +13,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.tefe_fixtures import SHARED_DATA
 from workflow_scripts.ingest import build_text_manifest
 from workflow_scripts.tefe_embedding import build_embedding
 from workflow_scripts.tefe_train import encode_labels, train_encoder
-
-from tests.tefe_fixtures import SHARED_DATA
 
 CORPUS = SHARED_DATA / "text" / "uit_vsmec"
 CLASSES = ["neutral", "negative"]
@@ -38,7 +37,8 @@ def test_lstm_beats_the_majority_class_on_uit_vsmec():
     assert len(train) == 5306 and len(dev) == 656
     # Social-media text: emoji and emoticons carry emotion, so punctuation tokens stay.
     text = {"max_length": 50, "punctuation": "keep"}
-    vocab, matrix, _ = build_embedding(train["text"].tolist(), text, {"dim": 64, "word2vec": {"epochs": 15, "seed": 42}})
+    embedding = {"dim": 64, "word2vec": {"epochs": 15, "seed": 42}}
+    vocab, matrix, _ = build_embedding(train["text"].tolist(), text, embedding)
     _, metrics = train_encoder(
         "LSTM", vocab, matrix,
         (train["text"].tolist(), encode_labels(train["label"].tolist(), CLASSES, "train", train["utt_id"].tolist())),

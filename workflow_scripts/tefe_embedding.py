@@ -27,7 +27,16 @@ import numpy as np
 
 from workflow_scripts.io_utils import atomic_path, parse_json_argument, setup_logging, write_json
 from workflow_scripts.manifest import TEXT_COLUMNS, read_manifest
-from workflow_scripts.tefe_text import PAD_ID, UNK, UNK_ID, Vocabulary, build_vocabulary, normalize_text, text_settings, tokenize
+from workflow_scripts.tefe_text import (
+    PAD_ID,
+    UNK,
+    UNK_ID,
+    Vocabulary,
+    build_vocabulary,
+    normalize_text,
+    text_settings,
+    tokenize,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +98,8 @@ def train_word2vec(sentences: list[list[str]], dim: int, config: Mapping[str, An
     return {word: model.wv[word] for word in model.wv.index_to_key}
 
 
-def read_word2vec_text(path: str | os.PathLike, wanted: set[str], lowercase: bool) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def read_word2vec_text(path: str | os.PathLike, wanted: set[str],
+                       lowercase: bool) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Vectors of the ``wanted`` tokens from a word2vec text file (optional "count dim" header).
 
     Keys are normalised like the corpus (NFC, lowercase as configured); the first occurrence of
@@ -172,7 +182,8 @@ def build_embedding(train_texts: Sequence[str], text_config: Mapping[str, Any],
                                "tokens": sum(len(s) for s in sentences)}
         random_std = float(np.std(np.stack(list(vectors.values())))) if vectors else 0.1
     else:
-        vectors, info = read_word2vec_text(cfg["vectors"], set(vocab.tokens) | {UNK.lower()}, vocab.settings["lowercase"])
+        wanted = set(vocab.tokens) | {UNK.lower()}
+        vectors, info = read_word2vec_text(cfg["vectors"], wanted, vocab.settings["lowercase"])
         if info["dim"] != dim:
             raise ValueError(f"{cfg['vectors']}: vectors have width {info['dim']}, but tefe.embedding.dim is {dim}; "
                              f"set tefe.embedding.dim to {info['dim']}")

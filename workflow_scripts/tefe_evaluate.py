@@ -21,8 +21,8 @@ import torch
 from workflow_scripts.io_utils import atomic_path, read_json, setup_logging, write_json
 from workflow_scripts.manifest import read_manifest
 from workflow_scripts.tefe_extract import read_transcripts
-from workflow_scripts.tefe_select import parse_pairs
 from workflow_scripts.tefe_models import load_encoder, predict_logits
+from workflow_scripts.tefe_select import parse_pairs
 from workflow_scripts.tefe_train import classification_scores, encode_labels, read_labelled_texts
 
 log = logging.getLogger(__name__)
@@ -45,16 +45,20 @@ def evaluation_sets(validation: str, text_test: str | None, transcripts: Mapping
             frame = read_transcripts(path, column, manifests[split])
             labels = manifest.loc[frame["utt_id"], "label"].tolist()
             name = f"{split} ({'ASR hypothesis' if column == 'hypothesis' else 'reference'})"
-            sets[name] = (frame["text"].tolist(), encode_labels(labels, classes, manifests[split], frame["utt_id"].tolist()))
+            y = encode_labels(labels, classes, manifests[split], frame["utt_id"].tolist())
+            sets[name] = (frame["text"].tolist(), y)
     return sets
 
 
-def score_architectures(model_dirs: Mapping[str, str], sets: Mapping[str, tuple[list[str], Any]]) -> dict[str, dict[str, Any]]:
+def score_architectures(model_dirs: Mapping[str, str], sets: Mapping[str, tuple[list[str], Any]],
+                        classes: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Architecture -> data set name -> WA / UA / WF1 / n."""
     device = torch.device("cpu")
     results: dict[str, dict[str, Any]] = {}
     for arch, directory in model_dirs.items():
         model, vocab, header = load_encoder(Path(directory) / "model.pt", Path(directory) / "vocab.json")
+        if header["classes"] != list(classes):
+            raise ValueError(f"{directory}/model.pt: trained for classes {header['classes']}, expected {list(classes)}")
         results[arch] = {}
         for name, (texts, y) in sets.items():
             ids, lengths = vocab.encode(texts)
@@ -125,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     metrics = {arch: read_json(Path(d) / "metrics.json") for arch, d in model_dirs.items()}
     sets = evaluation_sets(args.validation, args.text_test, parse_pairs(args.transcripts, "--transcripts"),
                            parse_pairs(args.manifests, "--manifests"), args.columns, args.classes)
-    scores = score_architectures(model_dirs, sets)
+    scores = score_architectures(model_dirs, sets, args.classes)
     write_json(args.out_json, {"selected": selection["selected"], "selection": selection, "scores": scores,
                                "parameters": {a: m["parameters"] for a, m in metrics.items()}})
     with atomic_path(args.out_md) as tmp:

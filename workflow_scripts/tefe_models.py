@@ -32,7 +32,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -268,7 +267,8 @@ def save_checkpoint(path: str | os.PathLike, model: TextEncoder, classes: Sequen
         torch.save(payload, tmp)
 
 
-def load_encoder(model_path: str | os.PathLike, vocab_path: str | os.PathLike) -> tuple[TextEncoder, Vocabulary, dict[str, Any]]:
+def load_encoder(model_path: str | os.PathLike,
+                 vocab_path: str | os.PathLike) -> tuple[TextEncoder, Vocabulary, dict[str, Any]]:
     """A trained encoder (eval mode, CPU), its vocabulary and checkpoint header (arch, settings, classes)."""
     try:
         payload = torch.load(model_path, map_location="cpu", weights_only=True)

@@ -107,7 +107,8 @@ def class_weight_vector(y: np.ndarray, n_classes: int, spec: Any, classes: Seque
     if isinstance(spec, Mapping):
         missing = [c for c in classes if c not in spec]
         if missing or set(spec) - set(classes):
-            raise ValueError(f"tefe.training.class_weights: expected a weight for each of {list(classes)}, got {dict(spec)}")
+            raise ValueError(f"tefe.training.class_weights: expected a weight for each of {list(classes)}, "
+                             f"got {dict(spec)}")
         return torch.tensor([float(spec[c]) for c in classes], dtype=torch.float32)
     raise ValueError(f"tefe.training.class_weights: {spec!r}, expected none, balanced or a mapping class -> weight")
 
