@@ -17,11 +17,13 @@ Needs root and apt-get (or the packages installed); set DFAT_SKIP_SLURM=1 to ski
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -185,6 +187,12 @@ def _workflow_copy(directory: Path) -> Path:
     return directory
 
 
+def _term_with_parent() -> None:
+    """In the child: SIGINT when pytest dies, which `timeout` passes on to Snakemake; like Ctrl-C,
+    Snakemake then cancels its SLURM jobs (a killed pytest would otherwise leave it running)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT)  # 1 = PR_SET_PDEATHSIG
+
+
 def _snakemake(directory: Path, *args: str, timeout: int = RUN_TIMEOUT_S) -> tuple[int, str]:
     """Snakemake with the SLURM profile, killed (SIGKILL) after ``timeout`` seconds."""
     env = dict(os.environ, PYTHONPATH=str(directory),
@@ -199,7 +207,9 @@ def _snakemake(directory: Path, *args: str, timeout: int = RUN_TIMEOUT_S) -> tup
                "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
                "--latency-wait", "5", *args]
     result = subprocess.run(command, cwd=directory, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=_term_with_parent)
+    with open(directory / "snakemake.out", "a", encoding="utf-8") as handle:  # for a failed CI run
+        handle.write(result.stdout)
     assert result.returncode not in (-9, 137), f"snakemake killed after {timeout} s:\n{result.stdout[-6000:]}"
     return result.returncode, result.stdout
 
