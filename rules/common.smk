@@ -68,27 +68,31 @@ def gpu_rule_resource(rule_name, key):
 
 
 # --- slurm ---
-# Keys of config `resources.<rule>` that only matter on a cluster (names the SLURM plugin reads).
-GPU_PLACEMENT_KEYS = ("cpus_per_gpu", "gpu_model", "slurm_partition")
-
-
-def gpu_rule_resources(rule_name):
+def gpu_rule_resources(rule_name, gpu=None):
     """Every scheduling resource of a GPU-capable rule, for `resources: **gpu_rule_resources("<rule>")`.
 
     Values come from config `resources.<rule>` or GPU_RULE_DEFAULTS. mem_mb and runtime are the
     first attempt's; a retried job (profile `retries`) asks for attempt times as much, so a job
     killed for memory or time gets more. cpus_per_gpu, gpu_model and slurm_partition are passed
-    only where configured, and the GPU placement keys only when the rule asks for a GPU.
+    only where configured, and cpus_per_gpu / gpu_model only to jobs that ask for a GPU.
+    `gpu`: optional function of the wildcards giving one job's GPUs instead of the configured
+    number (e.g. 0 for a backend that needs none).
     """
     settings = {**GPU_RULE_DEFAULTS, **config["resources"].get(rule_name, {})}
     mem_mb, runtime = settings["mem_mb"], settings["runtime"]
     resources = {
-        "gpu": settings["gpu"],
+        "gpu": settings["gpu"] if gpu is None else gpu,
         "mem_mb": lambda wildcards, attempt: mem_mb * attempt,
         "runtime": lambda wildcards, attempt: runtime * attempt,
     }
-    for key in GPU_PLACEMENT_KEYS:
-        if key in settings and (settings["gpu"] > 0 or key == "slurm_partition"):
+    if "slurm_partition" in settings:
+        resources["slurm_partition"] = settings["slurm_partition"]
+    for key in ("cpus_per_gpu", "gpu_model"):
+        if key not in settings:
+            continue
+        if gpu is not None:  # the job's own GPU count decides (None leaves the resource unset)
+            resources[key] = lambda wildcards, value=settings[key]: value if gpu(wildcards) > 0 else None
+        elif settings["gpu"] > 0:
             resources[key] = settings[key]
     return resources
 

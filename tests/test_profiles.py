@@ -95,16 +95,34 @@ rule defaults:
         **gpu_rule_resources("defaults"),
     shell:
         "touch {output}"
+
+
+rule per_backend:
+    output:
+        "per_backend_{backend}.txt",
+    threads: 1
+    resources:
+        **gpu_rule_resources("per_backend", gpu=lambda wildcards: 0 if wildcards.backend == "handcrafted" else 1),
+    shell:
+        "touch {output}"
 '''
 
 
-def _dry_run_resources(directory: Path, *args: str, snakefile: str = "Snakefile.res") -> dict[str, dict[str, str]]:
-    """Resources of each rule as a dry run prints them."""
+def _dry_run_jobs(directory: Path, *args: str, snakefile: str = "Snakefile.res") -> list[tuple[str, str, dict]]:
+    """(rule, output, resources) of each job, as a dry run prints them."""
     result = run_snakemake(directory, "--snakefile", snakefile, "--dry-run", *args)
-    blocks = re.finditer(r"^rule (\w+):\n((?:    .*\n)+)", result.stdout, re.M)
-    return {m.group(1): dict(item.split("=", 1) for item in
-                             re.search(r"^    resources: (.*)$", m.group(2), re.M).group(1).split(", "))
-            for m in blocks}
+    jobs = []
+    for block in re.finditer(r"^rule (\w+):\n((?:    .*\n)+)", result.stdout, re.M):
+        output = re.search(r"^    output: (.*)$", block.group(2), re.M)
+        resources = re.search(r"^    resources: (.*)$", block.group(2), re.M).group(1)
+        jobs.append((block.group(1), output.group(1) if output else "",
+                     dict(item.split("=", 1) for item in resources.split(", "))))
+    return jobs
+
+
+def _dry_run_resources(directory: Path, *args: str, snakefile: str = "Snakefile.res") -> dict[str, dict[str, str]]:
+    """Resources of each rule, as a dry run prints them."""
+    return {rule: resources for rule, _, resources in _dry_run_jobs(directory, *args, snakefile=snakefile)}
 
 
 def test_gpu_rule_resources_come_from_the_config_block(workflow_dir):
@@ -127,6 +145,20 @@ def test_gpu_rule_resources_come_from_the_config_block(workflow_dir):
     defaults = resources["defaults"]  # GPU_RULE_DEFAULTS of rules/common.smk
     assert (defaults["gpu"], defaults["mem_mb"], defaults["runtime"]) == ("1", "8000", "120")
     assert not {"gpu_model", "cpus_per_gpu", "slurm_partition"} & set(defaults)
+
+
+def test_gpu_rule_resources_follow_a_per_job_gpu_count(workflow_dir):
+    """With `gpu=` a function of the wildcards, a job that needs no GPU gets no GPU placement."""
+    (workflow_dir / "Snakefile.res").write_text(GPU_RESOURCES_SNAKEFILE)
+    (workflow_dir / "res.yaml").write_text(yaml.safe_dump({"resources": {
+        "per_backend": {"gpu_model": "a100", "cpus_per_gpu": 4, "slurm_partition": "gpu"}}}))
+    jobs = {output: resources for rule, output, resources in _dry_run_jobs(
+        workflow_dir, "per_backend_handcrafted.txt", "per_backend_neural.txt", "--configfile", "res.yaml")
+        if rule == "per_backend"}
+    handcrafted, neural = jobs["per_backend_handcrafted.txt"], jobs["per_backend_neural.txt"]
+    assert handcrafted["gpu"] == "0" and "gpu_model" not in handcrafted and "cpus_per_gpu" not in handcrafted
+    assert (neural["gpu"], neural["gpu_model"], neural["cpus_per_gpu"]) == ("1", "a100", "4")
+    assert handcrafted["slurm_partition"] == neural["slurm_partition"] == "gpu"
 
 
 # Rules that fail on their first attempt and record the memory and time of every attempt.
@@ -171,18 +203,23 @@ def test_slurm_profile_retries_ask_for_more_memory_and_time(workflow_dir):
 
 
 def test_every_gpu_rule_takes_its_placement_from_the_config_block(workflow_dir):
-    """Each rule of the workflow that asks for a GPU gets all keys of config `resources.<rule>`."""
-    blocks = re.finditer(r"^rule (\w+):\n((?:    .*\n)+)", run_snakemake(workflow_dir, "-n", "--forceall").stdout, re.M)
-    gpu_rules = sorted({m.group(1) for m in blocks if re.search(r"^    resources: .*\bgpu=", m.group(2), re.M)})
+    """Each rule of the workflow that declares a GPU gets all keys of config `resources.<rule>`."""
+    jobs = _dry_run_jobs(workflow_dir, "--forceall", snakefile="Snakefile")
+    gpu_rules = sorted({rule for rule, _, resources in jobs if "gpu" in resources})
     if not gpu_rules:
         pytest.skip("the workflow has no GPU-capable rule yet")
     placement = {"gpu": 1, "gpu_model": "probe_model", "cpus_per_gpu": 3, "slurm_partition": "probe_part",
                  "mem_mb": 1111, "runtime": 11}
     (workflow_dir / "placement.yaml").write_text(yaml.safe_dump({"resources": {r: placement for r in gpu_rules}}))
-    resources = _dry_run_resources(workflow_dir, "--forceall", "--configfile", "placement.yaml",
-                                   snakefile="Snakefile")
-    for rule in gpu_rules:
-        shown = {key: resources[rule].get(key) for key in placement}
-        assert shown == {key: str(value) for key, value in placement.items()}, (
-            f"rule {rule} ignores part of config resources.{rule}; declare "
+    jobs = _dry_run_jobs(workflow_dir, "--forceall", "--configfile", "placement.yaml", snakefile="Snakefile")
+    for rule, output, resources in jobs:
+        if rule not in gpu_rules:
+            continue
+        # A job whose rule decides it needs no GPU (e.g. a weights-free backend) gets no GPU placement.
+        expected = {key: str(value) for key, value in placement.items()} if resources["gpu"] != "0" else {
+            "gpu": "0", "gpu_model": None, "cpus_per_gpu": None, "slurm_partition": "probe_part",
+            "mem_mb": "1111", "runtime": "11"}
+        shown = {key: resources.get(key) for key in placement}
+        assert shown == expected, (
+            f"rule {rule} ({output}) ignores part of config resources.{rule}; declare "
             f"`resources: **gpu_rule_resources(\"{rule}\")`: {shown}")

@@ -3,7 +3,8 @@
 One Snakemake run goes through `--workflow-profile profiles/slurm` in a copy of the workflow,
 bounded by `timeout -s KILL`, with `--keep-going` so that all of these are submitted at once:
 - a CPU probe rule, a GPU-tagged probe rule (resources from the config block `resources`
-  through gpu_rule_resources) and the real workflow's WORKFLOW_TARGETS, which must succeed;
+  through gpu_rule_resources), a GPU-capable probe rule whose job needs no GPU, and the real
+  workflow's WORKFLOW_TARGETS, all of which must succeed;
 - two rules that always fail (one CPU, one GPU-tagged), retried by the profile with more memory,
   which must make the run exit non-zero.
 (One run instead of a good and a bad one: the plugin backs its status checks off by 10 s per
@@ -17,11 +18,13 @@ Needs root and apt-get (or the packages installed); set DFAT_SKIP_SLURM=1 to ski
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -77,6 +80,21 @@ rule gpu_probe:
         "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-}}; echo CUDA_VISIBLE_DEVICES=${{CUDA_VISIBLE_DEVICES:-}}) > {output} 2> {log}"
 
 
+# A GPU-capable rule whose job decides it needs no GPU (like a weights-free backend).
+rule no_gpu_probe:
+    output:
+        "results/probe/no_gpu_probe.env",
+    log:
+        "logs/probe/no_gpu_probe.log",
+    threads: 1
+    resources:
+        **gpu_rule_resources("no_gpu_probe", gpu=lambda wildcards: 0),
+    conda:
+        "envs/gpu.yaml"
+    shell:
+        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-}}; echo CUDA_VISIBLE_DEVICES=${{CUDA_VISIBLE_DEVICES:-}}) > {output} 2> {log}"
+
+
 rule fail_cpu_probe:
     output:
         "results/probe/fail_cpu_probe.txt",
@@ -106,6 +124,7 @@ rule fail_gpu_probe:
 PROBE_CONFIG = {
     "resources": {
         "gpu_probe": {"gpu": 1, "gpu_model": "fake", "cpus_per_gpu": 1, "mem_mb": 300, "runtime": 5},
+        "no_gpu_probe": {"gpu_model": "fake", "cpus_per_gpu": 1, "mem_mb": 200, "runtime": 3},
         "fail_gpu_probe": {"gpu": 1, "mem_mb": 250, "runtime": 4},
     }
 }
@@ -185,6 +204,12 @@ def _workflow_copy(directory: Path) -> Path:
     return directory
 
 
+def _term_with_parent() -> None:
+    """In the child: SIGINT when pytest dies, which `timeout` passes on to Snakemake; like Ctrl-C,
+    Snakemake then cancels its SLURM jobs (a killed pytest would otherwise leave it running)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT)  # 1 = PR_SET_PDEATHSIG
+
+
 def _snakemake(directory: Path, *args: str, timeout: int = RUN_TIMEOUT_S) -> tuple[int, str]:
     """Snakemake with the SLURM profile, killed (SIGKILL) after ``timeout`` seconds."""
     env = dict(os.environ, PYTHONPATH=str(directory),
@@ -199,7 +224,9 @@ def _snakemake(directory: Path, *args: str, timeout: int = RUN_TIMEOUT_S) -> tup
                "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
                "--latency-wait", "5", *args]
     result = subprocess.run(command, cwd=directory, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=_term_with_parent)
+    with open(directory / "snakemake.out", "a", encoding="utf-8") as handle:  # for a failed CI run
+        handle.write(result.stdout)
     assert result.returncode not in (-9, 137), f"snakemake killed after {timeout} s:\n{result.stdout[-6000:]}"
     return result.returncode, result.stdout
 
@@ -208,11 +235,22 @@ def _parse_resources(text: str) -> dict[str, str]:
     return dict(item.split("=", 1) for item in text.split(", ") if "=" in item)
 
 
-def _snakemake_rule_resources(log: str) -> dict[str, dict[str, str]]:
-    """Resources of each rule as Snakemake printed them for its jobs."""
-    blocks = re.finditer(r"^rule (\w+):\n((?:    .*\n)+)", log, re.M)
-    return {m.group(1): _parse_resources(re.search(r"^    resources: (.*)$", m.group(2), re.M).group(1))
-            for m in blocks if re.search(r"^    resources: ", m.group(2), re.M)}
+def _outer_log(log: str) -> str:
+    """Snakemake's log without the logs of failed jobs that it prints (show-failed-logs), which
+    hold the output of the Snakemake run inside each job."""
+    return re.sub(r"^Logfile [^\n]*:\n(=+)\n.*?^\1$", "", log, flags=re.M | re.S)
+
+
+def _gpus_by_slurm_job(log: str) -> dict[str, int]:
+    """GPUs that Snakemake's own job resources asked for, by SLURM job id (from the run's log)."""
+    gpus = {}
+    for block in re.finditer(r"^rule \w+:\n((?:    .*\n)+)", log, re.M):
+        jobid = re.search(r"^    jobid: (\d+)$", block.group(1), re.M)
+        resources = re.search(r"^    resources: (.*)$", block.group(1), re.M)
+        if jobid and resources:
+            gpus[jobid.group(1)] = int(_parse_resources(resources.group(1)).get("gpu", "0"))
+    submitted = re.findall(r"^Job (\d+) has been submitted with SLURM jobid (\d+)", log, re.M)
+    return {slurm_id: gpus[jobid] for jobid, slurm_id in submitted}
 
 
 def _slurm_jobs(run_id: str) -> list[dict[str, str]]:
@@ -222,7 +260,8 @@ def _slurm_jobs(run_id: str) -> list[dict[str, str]]:
     return sorted((r for r in records if r.get("JobName") == run_id), key=lambda r: int(r["JobId"]))
 
 
-GOOD_TARGETS = ["results/probe/cpu_probe.env", "results/probe/gpu_probe.env", *WORKFLOW_TARGETS]
+GOOD_TARGETS = ["results/probe/cpu_probe.env", "results/probe/gpu_probe.env", "results/probe/no_gpu_probe.env",
+                *WORKFLOW_TARGETS]
 FAIL_TARGETS = ["results/probe/fail_cpu_probe.txt", "results/probe/fail_gpu_probe.txt"]
 
 
@@ -236,7 +275,7 @@ def slurm_run(slurm_cluster, tmp_path_factory):
     run_id = re.search(r"^SLURM run ID: (\S+)$", log, re.M)
     assert run_id, f"no SLURM run id in the log:\n{log[-6000:]}"
     return {"returncode": returncode, "log": log, "dir": directory,
-            "jobs": _slurm_jobs(run_id.group(1)), "rules": _snakemake_rule_resources(log)}
+            "jobs": _slurm_jobs(run_id.group(1)), "gpus": _gpus_by_slurm_job(_outer_log(log))}
 
 
 def _rule(job: dict[str, str]) -> str:
@@ -247,16 +286,21 @@ def _env_file(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines())
 
 
+PROBE_RULES = {"cpu_probe", "gpu_probe", "no_gpu_probe"}
 FAIL_RULES = {"fail_cpu_probe", "fail_gpu_probe"}
 
 
 def test_gpu_rules_request_a_gpu_and_cpu_rules_do_not(slurm_run):
     jobs = [job for job in slurm_run["jobs"] if _rule(job) not in FAIL_RULES]
     rules = {_rule(job) for job in jobs}
-    assert {"cpu_probe", "gpu_probe", "synthesize_demo_corpus", "ingest_text_corpus"} <= rules, rules
-    for job in slurm_run["jobs"]:  # each job against its own rule's `gpu` resource
-        asks_gpu = int(slurm_run["rules"][_rule(job)].get("gpu", "0")) > 0
-        assert ("gres:gpu" in job.get("TresPerJob", "")) == asks_gpu, (_rule(job), job)
+    assert PROBE_RULES <= rules and rules - PROBE_RULES, rules  # the probes and the real workflow's rules
+    assert set(slurm_run["gpus"]) == {job["JobId"] for job in slurm_run["jobs"]}
+    for job in slurm_run["jobs"]:  # each job against its own `gpu` resource in Snakemake
+        if slurm_run["gpus"][job["JobId"]] > 0:
+            assert "gres:gpu" in job["TresPerJob"], (_rule(job), job)
+        else:  # CPU rules and GPU-capable jobs that need no GPU: no GPU, no CPUs per GPU
+            assert "TresPerJob" not in job and "CpusPerTres" not in job, (_rule(job), job)
+    assert sum(gpus > 0 for gpus in slurm_run["gpus"].values()) >= 2  # gpu_probe, fail_gpu_probe (x3)
     assert all(job["JobState"] == "COMPLETED" for job in jobs), [(_rule(j), j["JobState"]) for j in jobs]
 
     by_rule = {_rule(job): job for job in jobs}
@@ -265,28 +309,30 @@ def test_gpu_rules_request_a_gpu_and_cpu_rules_do_not(slurm_run):
     assert gpu["TresPerJob"] == "gres:gpu:fake:1"
     assert gpu["CpusPerTres"] == "gres:gpu:1"
     assert gpu["MinMemoryNode"] == "300M" and gpu["TimeLimit"] == "00:05:00"
-    # CPU rules: the profile's default resources, threads as CPUs, no GPU.
-    for rule in rules - {"gpu_probe"}:
-        cpu = by_rule[rule]
-        assert "TresPerJob" not in cpu and "CpusPerTres" not in cpu, cpu
+    # A CPU rule: the profile's default resources, its threads as CPUs.
     cpu = by_rule["cpu_probe"]
     assert cpu["NumCPUs"] == "1" and cpu["MinMemoryNode"] == "2000M" and cpu["TimeLimit"] == "01:00:00"
+    # The GPU-capable rule whose job needs no GPU: its own memory and time, no GPU model.
+    no_gpu = by_rule["no_gpu_probe"]
+    assert no_gpu["MinMemoryNode"] == "200M" and no_gpu["TimeLimit"] == "00:03:00"
     # Inside the jobs: SLURM ran them, and only the GPU job sees a GPU.
     gpu_env = _env_file(slurm_run["dir"] / "results/probe/gpu_probe.env")
     cpu_env = _env_file(slurm_run["dir"] / "results/probe/cpu_probe.env")
     assert gpu_env == {"SLURM_JOB_ID": gpu["JobId"], "CUDA_VISIBLE_DEVICES": "0"}
     assert cpu_env == {"SLURM_JOB_ID": cpu["JobId"], "CUDA_VISIBLE_DEVICES": ""}
+    no_gpu_env = _env_file(slurm_run["dir"] / "results/probe/no_gpu_probe.env")
+    assert no_gpu_env == {"SLURM_JOB_ID": no_gpu["JobId"], "CUDA_VISIBLE_DEVICES": ""}
 
 
 def test_real_workflow_targets_are_built_through_slurm(slurm_run):
     directory = slurm_run["dir"]
     for target in WORKFLOW_TARGETS:
         assert (directory / target).stat().st_size > 0, target
-    summary = json.loads((directory / "results/data/text/summary.json").read_text())
-    assert summary
+        if target.endswith(".json"):
+            assert json.loads((directory / target).read_text()), target
     # Every job of the run was a SLURM job (none ran locally) ...
-    submitted = set(re.findall(r"^Job \d+ has been submitted with SLURM jobid (\d+)", slurm_run["log"], re.M))
-    assert submitted == {job["JobId"] for job in slurm_run["jobs"]}
+    real_rules = {_rule(job) for job in slurm_run["jobs"]} - PROBE_RULES - FAIL_RULES
+    assert real_rules and "localrule" not in _outer_log(slurm_run["log"]), real_rules
     # ... and Snakemake considers every successful target complete and up to date.
     returncode, log = _snakemake(directory, "--dry-run", *GOOD_TARGETS, timeout=120)
     assert returncode == 0 and "Nothing to be done" in log, log[-4000:]
@@ -305,7 +351,9 @@ def test_failing_jobs_fail_the_workflow_after_retries_with_more_memory(slurm_run
         # GPU rule: config mem_mb times the attempt (gpu_rule_resources).
         "fail_gpu_probe": [PROBE_CONFIG["resources"]["fail_gpu_probe"]["mem_mb"] * a for a in range(1, attempts + 1)],
     }
+    assert attempts >= 2
     for rule, mems in expected_mem.items():
+        assert mems == sorted(set(mems)), mems  # each retry asks for more
         jobs = [job for job in slurm_run["jobs"] if _rule(job) == rule]
         assert [job["MinMemoryNode"] for job in jobs] == [f"{m}M" for m in mems], (rule, jobs)
         assert all(job["JobState"] == "FAILED" for job in jobs), [job["JobState"] for job in jobs]

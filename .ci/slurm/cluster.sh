@@ -187,12 +187,17 @@ start() {
 
     rm -rf "$STATE/ctld" "$STATE/spool" "$STATE/run" "$STATE/pids" "$STATE/munge"
     mkdir -p "$STATE/ctld" "$STATE/spool" "$STATE/run" "$STATE/pids" "$STATE/log" "$STATE/munge"
-    write_config
-
+    # The fake GPU: a character device with /dev/null's major/minor; where the container may
+    # not create devices, /dev/null itself serves.
     if [[ ! -e "$FAKE_GPU" ]]; then
-        mknod "$FAKE_GPU" c 1 3   # same major/minor as /dev/null
-        touch "$STATE/created_fake_gpu"
+        if mknod "$FAKE_GPU" c 1 3 2>/dev/null; then
+            touch "$STATE/created_fake_gpu"
+        else
+            log "mknod $FAKE_GPU not permitted; the fake GPU is /dev/null"
+            FAKE_GPU=/dev/null
+        fi
     fi
+    write_config
 
     # munge: own key, socket and files in the state directory, run as user munge.
     chown munge:munge "$STATE/munge"
