@@ -38,9 +38,7 @@ rule finetune_whisper:
         work_dir="results/asr/finetune_work",
     threads: 2
     resources:
-        gpu=gpu_rule_resource("finetune_whisper", "gpu"),
-        mem_mb=gpu_rule_resource("finetune_whisper", "mem_mb"),
-        runtime=gpu_rule_resource("finetune_whisper", "runtime"),
+        **gpu_rule_resources("finetune_whisper"),
     conda:
         "../envs/gpu.yaml"
     shell:
@@ -62,9 +60,7 @@ rule transcribe:
         cfg=as_json(config["asr"]["transcribe"]),
     threads: 2
     resources:
-        gpu=gpu_rule_resource("transcribe", "gpu"),
-        mem_mb=gpu_rule_resource("transcribe", "mem_mb"),
-        runtime=gpu_rule_resource("transcribe", "runtime"),
+        **gpu_rule_resources("transcribe"),
     conda:
         "../envs/gpu.yaml"
     shell:
@@ -111,9 +107,7 @@ rule benchmark_asr_backbones:
         normalize=as_json(config["asr"]["normalize"]),
     threads: 2
     resources:
-        gpu=gpu_rule_resource("benchmark_asr_backbones", "gpu"),
-        mem_mb=gpu_rule_resource("benchmark_asr_backbones", "mem_mb"),
-        runtime=gpu_rule_resource("benchmark_asr_backbones", "runtime"),
+        **gpu_rule_resources("benchmark_asr_backbones"),
     conda:
         "../envs/gpu.yaml"
     shell:

@@ -17,9 +17,7 @@ rule extract_sefe:
         cfg=get_sefe_extract_config,
     threads: config["sefe"]["threads"]
     resources:
-        gpu=get_sefe_resource("gpu"),
-        mem_mb=get_sefe_resource("mem_mb"),
-        runtime=get_sefe_resource("runtime"),
+        **gpu_rule_resources("extract_sefe", gpu=get_sefe_resource("gpu")),
     conda:
         "../envs/gpu.yaml"
     shell:

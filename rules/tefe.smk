@@ -47,9 +47,7 @@ rule train_tefe:
     # whatever --cores is (raise it with --set-threads train_tefe=N; GPUs are unaffected).
     threads: 1
     resources:
-        gpu=gpu_rule_resource("train_tefe", "gpu"),
-        mem_mb=gpu_rule_resource("train_tefe", "mem_mb"),
-        runtime=gpu_rule_resource("train_tefe", "runtime"),
+        **gpu_rule_resources("train_tefe"),
     conda:
         "../envs/gpu.yaml"
     wildcard_constraints:

@@ -45,7 +45,7 @@ PROFILE = PROJECT_ROOT / "profiles" / "slurm" / "config.yaml"
 # are merged, replace this with the output of one GPU-capable rule (e.g. the TEFE model of one
 # architecture): every job is checked against its own rule's `gpu` resource, so that rule is then
 # asserted to be submitted with a GPU request and its CPU upstream rules without.
-WORKFLOW_TARGETS = ["results/data/text/summary.json"]
+WORKFLOW_TARGETS = ["results/tefe/models/LSTM/model.pt"]
 RUN_TIMEOUT_S = 420
 LOCK_TIMEOUT_S = 900
 
@@ -126,7 +126,11 @@ PROBE_CONFIG = {
         "gpu_probe": {"gpu": 1, "gpu_model": "fake", "cpus_per_gpu": 1, "mem_mb": 300, "runtime": 5},
         "no_gpu_probe": {"gpu_model": "fake", "cpus_per_gpu": 1, "mem_mb": 200, "runtime": 3},
         "fail_gpu_probe": {"gpu": 1, "mem_mb": 250, "runtime": 4},
-    }
+        "train_tefe": {"mem_mb": 2000, "runtime": 10},
+    },
+    # A small text encoder, so that the real GPU-capable rule trains in seconds.
+    "tefe": {"embedding": {"dim": 32, "word2vec": {"epochs": 1}}, "models": {"LSTM": {"units": 16}},
+             "training": {"epochs": 1}},
 }
 
 
