@@ -126,7 +126,7 @@ PROBE_CONFIG = {
         "gpu_probe": {"gpu": 1, "gpu_model": "fake", "cpus_per_gpu": 1, "mem_mb": 300, "runtime": 5},
         "no_gpu_probe": {"gpu_model": "fake", "cpus_per_gpu": 1, "mem_mb": 200, "runtime": 3},
         "fail_gpu_probe": {"gpu": 1, "mem_mb": 250, "runtime": 4},
-        "train_tefe": {"mem_mb": 2000, "runtime": 10},
+        "train_tefe": {"gpu": 1, "mem_mb": 2000, "runtime": 10},
     },
     # A small text encoder, so that the real GPU-capable rule trains in seconds.
     "tefe": {"embedding": {"dim": 32, "word2vec": {"epochs": 1}}, "models": {"LSTM": {"units": 16}},
