@@ -153,9 +153,9 @@ def test_gpu_rule_resources_follow_a_per_job_gpu_count(workflow_dir):
     (workflow_dir / "res.yaml").write_text(yaml.safe_dump({"resources": {
         "per_backend": {"gpu_model": "a100", "cpus_per_gpu": 4, "slurm_partition": "gpu"}}}))
     jobs = {output: resources for rule, output, resources in _dry_run_jobs(
-        workflow_dir, "per_backend_handcrafted.txt", "per_backend_neural.txt", "--configfile", "res.yaml")
+        workflow_dir, "per_backend_handcrafted.txt", "per_backend_wavlm.txt", "--configfile", "res.yaml")
         if rule == "per_backend"}
-    handcrafted, neural = jobs["per_backend_handcrafted.txt"], jobs["per_backend_neural.txt"]
+    handcrafted, neural = jobs["per_backend_handcrafted.txt"], jobs["per_backend_wavlm.txt"]
     assert handcrafted["gpu"] == "0" and "gpu_model" not in handcrafted and "cpus_per_gpu" not in handcrafted
     assert (neural["gpu"], neural["gpu_model"], neural["cpus_per_gpu"]) == ("1", "a100", "4")
     assert handcrafted["slurm_partition"] == neural["slurm_partition"] == "gpu"
