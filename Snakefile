@@ -13,6 +13,7 @@ include: "rules/data.smk"
 include: "rules/asr.smk"
 include: "rules/sefe.smk"
 include: "rules/tefe.smk"
+include: "rules/fusion.smk"
 
 
 rule all:

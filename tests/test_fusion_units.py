@@ -1,0 +1,217 @@
+"""Fusion building blocks: pooling and joins by utt_id, classifiers, the simplex ensemble, variants,
+and two in-process runs of the whole fusion chain giving identical metrics."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workflow_scripts import fusion_classifiers, fusion_data, fusion_ensemble, fusion_variants
+from workflow_scripts.features import write_features
+from workflow_scripts.fusion_data import AlignmentError, concat_statistics, load_feature_set, pool_split
+from workflow_scripts.fusion_ensemble import combine, simplex_weights, tune_weights
+from workflow_scripts.manifest import SPEECH_COLUMNS, write_manifest
+
+CLASSES = ["neutral", "negative"]
+SPLITS = ["train", "dev", "public_test", "private_test"]
+
+
+def _manifest(path, ids, labels):
+    frame = pd.DataFrame({column: "" for column in SPEECH_COLUMNS}, index=range(len(ids)))
+    frame["utt_id"], frame["label"], frame["duration_s"], frame["sample_rate"] = ids, labels, 1.0, 16000
+    write_manifest(frame, path, SPEECH_COLUMNS)
+
+
+def _features(path, ids, rng, dim=3, statistics=("mean", "var", "max", "min")):
+    stats = {name: rng.normal(size=(len(ids), dim)).astype(np.float32) for name in statistics}
+    write_features(path, ids, stats, {"model": "unit", "checkpoint": None, "preprocessing": {}})
+    return stats
+
+
+def test_pooling_concatenates_statistics_in_config_order_and_joins_by_utt_id(tmp_path):
+    rng = np.random.default_rng(0)
+    ids = ["u3", "u1", "u2"]
+    stats = _features(tmp_path / "f.parquet", ids, rng)
+    _manifest(tmp_path / "m.tsv", ["u1", "u2", "u3"], ["neutral", "negative", "neutral"])
+    pooled = pool_split(tmp_path / "f.parquet", tmp_path / "m.tsv", ["max", "mean"], CLASSES)
+    assert pooled.utt_ids == ["u1", "u2", "u3"]  # manifest order, not feature-file order
+    assert pooled.labels == ["neutral", "negative", "neutral"]
+    expected = np.concatenate([stats["max"], stats["mean"]], axis=1)[[1, 2, 0]]
+    np.testing.assert_array_equal(pooled.X, expected)
+    # The in-memory pooling used by predict gives the same vectors.
+    np.testing.assert_array_equal(concat_statistics(stats, ["max", "mean"])[[1, 2, 0]], pooled.X)
+
+
+def test_mismatched_ids_and_labels_fail_clearly(tmp_path):
+    rng = np.random.default_rng(1)
+    _features(tmp_path / "f.parquet", ["a", "b", "c"], rng)
+    _manifest(tmp_path / "missing.tsv", ["a", "b", "c", "d"], ["neutral"] * 4)
+    with pytest.raises(AlignmentError, match=r"1 utt_id\(s\) of manifest .*missing.tsv are missing from feature file .*'d'"):
+        pool_split(tmp_path / "f.parquet", tmp_path / "missing.tsv", ["mean"], CLASSES)
+    _manifest(tmp_path / "extra.tsv", ["a", "b"], ["neutral"] * 2)
+    with pytest.raises(AlignmentError, match=r"f.parquet has 1 utt_id\(s\) not in manifest.*'c'"):
+        pool_split(tmp_path / "f.parquet", tmp_path / "extra.tsv", ["mean"], CLASSES)
+    _manifest(tmp_path / "label.tsv", ["a", "b", "c"], ["neutral", "happy", "neutral"])
+    with pytest.raises(ValueError, match=r"label.tsv, data row 2 \(utt_id 'b'\): label 'happy' is not a task class"):
+        pool_split(tmp_path / "f.parquet", tmp_path / "label.tsv", ["mean"], CLASSES)
+    with pytest.raises(KeyError, match=r"no statistic\(s\) \['sentence'\]"):
+        pool_split(tmp_path / "f.parquet", tmp_path / "extra.tsv", ["sentence"], CLASSES)
+
+
+def test_early_fusion_joins_modalities_by_utt_id(tmp_path):
+    rng = np.random.default_rng(2)
+    ids = ["a", "b", "c", "d"]
+    labels = ["neutral", "negative", "neutral", "negative"]
+    _manifest(tmp_path / "train.tsv", ids, labels)
+    paths = []
+    for modality, order in (("acoustic", ids), ("text", ids[::-1])):
+        stats = _features(tmp_path / f"{modality}.parquet", order, rng, dim=2)
+        pooled = pool_split(tmp_path / f"{modality}.parquet", tmp_path / "train.tsv", ["mean"], CLASSES)
+        pooled.info.update(modality=modality, split="train")
+        fusion_data.write_pooled(tmp_path / f"pooled_{modality}.parquet", pooled)
+        paths.append(tmp_path / f"pooled_{modality}.parquet")
+        if modality == "text":
+            text_mean = stats["mean"][::-1]  # back to manifest order
+    early = load_feature_set(paths[::-1])["train"]  # input order does not matter: acoustic first
+    assert early.X.shape == (4, 4)
+    np.testing.assert_array_equal(early.X[:, 2:], text_mean)
+    assert early.labels == labels
+
+
+def test_simplex_weights_and_combination():
+    rng = np.random.default_rng(3)
+    for w1, share in rng.random((200, 2)):
+        weights = simplex_weights(w1, share)
+        assert all(value >= 0 for value in weights.values())
+        assert sum(weights.values()) == pytest.approx(1.0)
+        assert weights["rf"] <= 1 - weights["xgboost"] + 1e-12
+    probabilities = {m: rng.dirichlet([1, 1], size=5) for m in ("xgboost", "rf", "lr")}
+    combined = combine(probabilities, simplex_weights(0.2, 0.5))
+    np.testing.assert_allclose(combined, 0.2 * probabilities["xgboost"] + 0.4 * probabilities["rf"]
+                               + 0.4 * probabilities["lr"])
+    np.testing.assert_allclose(combined.sum(axis=1), 1.0)
+    with pytest.raises(ValueError):
+        simplex_weights(1.2, 0.0)
+
+
+def test_tuned_weights_favour_the_informative_member_and_stay_on_the_simplex():
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 200)
+    informative = np.where(rng.random(200) < 0.9, y, 1 - y)
+    oof = {
+        "xgboost": np.full((200, 2), 0.5) + 0.01 * rng.normal(size=(200, 2)),
+        "rf": np.eye(2)[informative] * 0.8 + 0.1,
+        "lr": rng.dirichlet([1, 1], size=200),
+    }
+    fold = np.arange(200) % 2
+    block = {"trials": 40, "seed": 42, "objective": "accuracy", "folds": 2}
+    weights, best, trials = tune_weights(oof, y, fold, block)
+    assert sum(weights.values()) == pytest.approx(1.0) and min(weights.values()) >= 0
+    assert weights["rf"] > 0.4
+    assert best >= 0.85
+    assert len(trials) == 40
+    assert (weights, best) == tune_weights(oof, y, fold, block)[:2]
+
+
+def test_classifier_probabilities_and_folds():
+    rng = np.random.default_rng(5)
+    y = np.repeat([0, 1], 30)
+    X = rng.normal(size=(60, 4)) + y[:, None]
+    folds = fusion_classifiers.stratified_folds(y, 3, 42, 2)
+    held_out = np.sort(np.concatenate([rows for _, rows in folds]))
+    np.testing.assert_array_equal(held_out, np.arange(60))
+    for name, block in (("lr", {"C": 1.0, "class_weight": "balanced", "max_iter": 500}),
+                        ("rf", {"n_estimators": 20, "max_depth": 3, "min_samples_leaf": 1, "class_weight": None,
+                                "seed": 1})):
+        pipeline = fusion_classifiers.build_classifier(name, fusion_classifiers.estimator_params(name, block))
+        cv = fusion_classifiers.cross_validate(pipeline, X, y, folds, 2, "balanced_accuracy")
+        np.testing.assert_allclose(cv.probabilities.sum(axis=1), 1.0)
+        assert cv.score > 0.7
+    with pytest.raises(ValueError, match="at least 3 training utterances of every class"):
+        fusion_classifiers.stratified_folds(np.array([0, 0, 0, 1, 1]), 3, 42, 2)
+
+
+def test_variant_rejects_members_of_other_feature_sets():
+    member = fusion_variants.Member("lr", "text", {}, {}, np.zeros((1, 2)), np.zeros(1))
+    with pytest.raises(ValueError, match="variant acoustic needs the classifiers"):
+        fusion_variants.check_members("acoustic", [member])
+
+
+# --- the fusion chain in-process, twice: the rules' entry points with one seed ---
+
+def _write_chain_inputs(root: Path, n_train: int = 60, n_eval: int = 24) -> dict[str, list[str]]:
+    """Pooled files of two modalities with planted, partly complementary signal."""
+    rng = np.random.default_rng(7)
+    pooled = []
+    for split in SPLITS:
+        n = n_train if split == "train" else n_eval
+        ids = [f"{split}_{i:03d}" for i in range(n)]
+        y = np.arange(n) % 2
+        labels = [CLASSES[v] for v in y]
+        _manifest(root / f"{split}.tsv", ids, labels)
+        for modality in ("acoustic", "text"):
+            visible = rng.random(n) < 0.7
+            stats = {s: (rng.normal(size=(n, 4)) + 1.5 * (y * visible)[:, None]).astype(np.float32)
+                     for s in ("mean", "var")}
+            write_features(root / f"{modality}_{split}.parquet", ids, stats, {"model": "unit"})
+    for modality in ("acoustic", "text"):
+        outputs = [str(root / "pooled" / modality / f"{split}.parquet") for split in SPLITS]
+        fusion_data.main(["--modality", modality, "--config", json.dumps({"statistics": ["mean", "var"]}),
+                          "--classes", *CLASSES, "--splits", *SPLITS,
+                          "--features", *[str(root / f"{modality}_{s}.parquet") for s in SPLITS],
+                          "--manifests", *[str(root / f"{s}.tsv") for s in SPLITS], "--outputs", *outputs])
+        pooled += outputs
+    return {"pooled": pooled}
+
+
+def _run_chain(root: Path, out: Path, pooled: list[str]) -> dict:
+    cv = json.dumps({"folds": 2, "seed": 42})
+    blocks = {
+        "lr": {"C": 1.0, "class_weight": "balanced", "max_iter": 500},
+        "rf": {"n_estimators": 30, "max_depth": 4, "min_samples_leaf": 1, "class_weight": None, "seed": 42},
+        "xgboost": {"trials": 2, "objective": "balanced_accuracy", "seed": 42,
+                    "params": {"tree_method": "hist", "max_bin": 16},
+                    "space": {"n_estimators": {"type": "int", "low": 10, "high": 20},
+                              "max_depth": {"type": "int", "low": 2, "high": 3},
+                              "learning_rate": {"type": "float", "low": 0.05, "high": 0.2, "log": True}}},
+    }
+    for name, block in blocks.items():
+        fusion_classifiers.main([name, "--config", json.dumps(block), "--cv", cv, "--classes", *CLASSES,
+                                 "--feature-set", "early", "--pooled", *pooled, "--out-dir", str(out / name)])
+    train = [p for p in pooled if p.endswith("/train.parquet")]
+    fusion_ensemble.main(["--config", json.dumps({"trials": 10, "folds": 2, "seed": 42, "objective": "balanced_accuracy"}),
+                          "--classes", *CLASSES, "--feature-set", "early",
+                          "--models", *[str(out / m / "model.joblib") for m in ("xgboost", "rf", "lr")],
+                          "--pooled-train", *train, "--weights", str(out / "weights.json"),
+                          "--trials", str(out / "trials.csv"), "--oof", str(out / "oof.parquet")])
+    fusion_variants.main(["--variant", "hybrid", "--config", "{}",
+                          "--bootstrap", json.dumps({"resamples": 200, "confidence": 0.95, "seed": 42}),
+                          "--classes", *CLASSES, "--splits", *SPLITS,
+                          "--manifests", *[str(root / f"{s}.tsv") for s in SPLITS],
+                          "--members", *[str(out / m / "summary.json") for m in ("lr", "rf", "xgboost")],
+                          "--weights", str(out / "weights.json"), "--metrics", str(out / "hybrid.json"),
+                          "--probabilities-dir", str(out / "hybrid")])
+    return json.loads((out / "hybrid.json").read_text())
+
+
+def test_two_runs_with_one_seed_give_identical_results(tmp_path):
+    inputs = _write_chain_inputs(tmp_path)
+    first = _run_chain(tmp_path, tmp_path / "run1", inputs["pooled"])
+    second = _run_chain(tmp_path, tmp_path / "run2", inputs["pooled"])
+    assert first == second
+    for name in ("weights.json", "xgboost/summary.json", "rf/summary.json"):
+        a, b = (json.loads((tmp_path / run / name).read_text()) for run in ("run1", "run2"))
+        for document in (a, b):
+            document.pop("seconds")
+            for member in document.get("members", {}).values():
+                member.pop("model")  # the run directory differs
+        assert a == b
+    for name in ("xgboost/model.json", "oof.parquet"):
+        assert (tmp_path / "run1" / name).read_bytes() == (tmp_path / "run2" / name).read_bytes()
+    weights = first["ensemble"]["weights"]
+    assert sum(weights.values()) == pytest.approx(1.0) and min(weights.values()) >= 0
+    for split in SPLITS:
+        frame = pd.read_parquet(tmp_path / "run1" / "hybrid" / f"{split}.parquet")
+        np.testing.assert_allclose(frame[CLASSES].sum(axis=1), 1.0)

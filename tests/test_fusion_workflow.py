@@ -1,0 +1,264 @@
+"""The fusion rules run by Snakemake on a copy of the workflow with a small synthetic corpus and toy
+encoder features (tests/fusion_synthetic.py): outputs, what each variant reads, what a config
+edit reruns, predict against the rules, and the leakage test (changing test-split labels changes
+no tuned hyperparameter, weight or fitted model)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import fusion_synthetic
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASSES = ["neutral", "negative"]
+SPLITS = ["train", "dev", "public_test", "private_test"]
+TEST_SPLITS = ["public_test", "private_test"]
+VARIANTS = ["acoustic", "text", "early", "late", "hybrid"]
+TARGETS = ["results/hybrid_metrics.json", "results/table2.md", "results/table2.csv", "results/figure2.png",
+           "results/figure2.svg", "results/fusion/confusion_matrices.png"]
+SIZES = {"train": 240, "dev": 30, "public_test": 60, "private_test": 60}
+
+OVERLAY = {
+    "ser_corpus": "synth",
+    "corpora": {"synth": {
+        "table": "synth/corpus.tsv", "audio_root": "synth",
+        "columns": {"utt_id": "utt_id", "audio_path": "audio_path", "text": "text", "label": "emotion",
+                    "speaker": "speaker", "split": "split"},
+        "label_map": {"neutral": "neutral", "negative": "negative"},
+        "split": {"policy": "table"}, "require_text": True,
+    }},
+    "fusion": {
+        "features": {"acoustic": "features/acoustic_{split}.parquet", "text": "features/text_{split}.parquet"},
+        "pooling": {"acoustic": {"statistics": ["mean", "var", "max", "min"]},
+                    "text": {"statistics": ["mean", "max", "sentence"]}},
+        "cv": {"folds": 3, "seed": 42},
+        "classifiers": {
+            "rf": {"n_estimators": 40},
+            "xgboost": {"trials": 3, "params": {"tree_method": "hist", "max_bin": 16},
+                        "space": {"n_estimators": {"type": "int", "low": 20, "high": 40},
+                                  "max_depth": {"type": "int", "low": 2, "high": 4}}},
+        },
+        "ensemble": {"trials": 30},
+        "bootstrap": {"resamples": 200},
+        "figure2": {"runs": [{"label": "reference transcripts", "results_dir": "results", "wer": 0.0}]},
+    },
+}
+
+
+def snakemake(workdir: Path, *args: str, configfiles: tuple[str, ...] = ("overlay.yaml",)) -> str:
+    command = [sys.executable, "-m", "snakemake", "--cores", "2", *args, "--configfile", *configfiles]
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} exited with {result.returncode}:\n"
+                             f"{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+    return result.stdout + result.stderr
+
+
+def planned_jobs(output: str) -> list[tuple[str, dict[str, str], list[str]]]:
+    """(rule, wildcards, inputs) of every job in a dry-run's output."""
+    jobs = []
+    for block in re.split(r"\n(?=rule \w+:)", output):
+        head = re.match(r"rule (\w+):", block)
+        if not head:
+            continue
+        inputs = re.search(r"^\s+input: (.*)$", block, re.M)
+        wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+        jobs.append((
+            head.group(1),
+            dict(item.split("=", 1) for item in wildcards.group(1).split(", ")) if wildcards else {},
+            inputs.group(1).split(", ") if inputs else [],
+        ))
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def workflow(tmp_path_factory) -> Path:
+    """A copy of the workflow with the synthetic corpus and features, run once to the fusion targets."""
+    workdir = tmp_path_factory.mktemp("fusion_workflow")
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(ROOT / name, workdir / name)
+    for name in ("rules", "schemas", "workflow_scripts", "report", "envs", "profiles"):
+        shutil.copytree(ROOT / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
+    table = fusion_synthetic.make_corpus(workdir / "synth", SIZES, seed=3)
+    fusion_synthetic.write_corpus_features(table, str(workdir / "features" / "acoustic_{split}.parquet"),
+                                           str(workdir / "features" / "text_{split}.parquet"))
+    (workdir / "overlay.yaml").write_text(yaml.safe_dump(OVERLAY, allow_unicode=True), encoding="utf-8")
+    snakemake(workdir, *TARGETS)
+    return workdir
+
+
+def _metrics(workdir: Path, variant: str) -> dict:
+    return json.loads((workdir / "results" / "metrics" / f"{variant}.json").read_text())
+
+
+def test_outputs_tables_figures_and_fusion_helps(workflow):
+    for target in TARGETS:
+        assert (workflow / target).stat().st_size > 0
+    assert (workflow / "results/figure2.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"<svg" in (workflow / "results/figure2.svg").read_bytes()[:2000]
+    headline = json.loads((workflow / "results/hybrid_metrics.json").read_text())
+    assert headline == _metrics(workflow, "hybrid") and headline["selected"] == "ensemble"
+    table = pd.read_csv(workflow / "results/table2.csv")
+    assert table["variant"].tolist() == VARIANTS
+    assert table.loc[0, "row"].startswith("SEFE") and table.loc[1, "row"].startswith("TEFE")
+    for variant in VARIANTS:
+        document = _metrics(workflow, variant)
+        assert set(document["splits"]) == set(SPLITS)
+        row = table[table["variant"] == variant].iloc[0]
+        for split in TEST_SPLITS:
+            metrics = document["splits"][split]
+            assert row[f"{split}_UA"] == pytest.approx(metrics["UA"])
+            assert sum(metrics["support"].values()) == SIZES[split] == np.sum(metrics["confusion_matrix"])
+            low, high = metrics["ci"]["WA"]
+            assert low <= metrics["WA"] <= high
+        if variant != "hybrid":
+            assert set(document["selection"]["cv_scores"]) == {"lr", "rf", "xgboost"}
+            scores = document["selection"]["cv_scores"]
+            assert document["selected"] == max(scores, key=scores.get)
+    markdown = (workflow / "results/table2.md").read_text()
+    assert "Hybrid fusion (DFAT)" in markdown and "public_test WA" in markdown
+
+    # The synthetic modalities are partly complementary: fusion must beat each one alone.
+    def mean_ua(variant):
+        return np.mean([_metrics(workflow, variant)["splits"][s]["UA"] for s in TEST_SPLITS])
+
+    assert mean_ua("hybrid") > max(mean_ua("acoustic"), mean_ua("text")) + 0.02
+    assert min(mean_ua("acoustic"), mean_ua("text")) > 0.6  # each modality alone is clearly above chance
+
+
+def test_probabilities_per_classifier_and_variant(workflow):
+    for split in SPLITS:
+        manifest = pd.read_csv(workflow / f"results/data/speech/synth/{split}.tsv", sep="\t", quoting=3, dtype=str)
+        paths = [workflow / f"results/fusion/variants/{v}/{split}.parquet" for v in VARIANTS]
+        paths += [workflow / f"results/fusion/{fs}/{c}/probabilities/{split}.parquet"
+                  for fs in ("acoustic", "text", "early") for c in ("lr", "rf", "xgboost")]
+        for path in paths:
+            frame = pd.read_parquet(path)
+            assert list(frame.columns) == ["utt_id", *CLASSES], path
+            assert sorted(frame["utt_id"]) == sorted(manifest["utt_id"]), path
+            np.testing.assert_allclose(frame[CLASSES].sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_ensemble_weights_on_the_simplex_from_training_data_only(workflow):
+    payload = json.loads((workflow / "results/ensemble/weights.json").read_text())
+    weights = payload["weights"]
+    assert set(weights) == {"xgboost", "rf", "lr"}
+    assert min(weights.values()) >= 0 and sum(weights.values()) == pytest.approx(1.0)
+    assert weights["rf"] <= 1 - weights["xgboost"] + 1e-12
+    assert payload["data"]["split"] == "train" and payload["data"]["utterances"] == SIZES["train"]
+    assert all(path.endswith("/train.parquet") for path in payload["data"]["files"])
+    assert (payload["trials"], payload["folds"], payload["seed"]) == (30, 2, 42)
+    trials = pd.read_csv(workflow / "results/ensemble/trials.csv")
+    assert len(trials) == 30 and payload["objective"]["value"] == pytest.approx(trials["value"].max())
+
+
+@pytest.mark.parametrize("variant,expected", [
+    ("acoustic", {"acoustic"}), ("text", {"text"}), ("early", {"acoustic", "text"}),
+    ("late", {"acoustic", "text"}), ("hybrid", {"acoustic", "text"}),
+])
+def test_each_variant_reads_only_its_features(workflow, variant, expected):
+    jobs = planned_jobs(snakemake(workflow, "-n", "-F", f"results/metrics/{variant}.json"))
+    inputs = [path for _, _, job_inputs in jobs for path in job_inputs]
+    read = {modality for modality in ("acoustic", "text")
+            if any(path.startswith(f"features/{modality}_") for path in inputs)}
+    assert read == expected
+    feature_sets = {wildcards["feature_set"] for rule, wildcards, _ in jobs if "feature_set" in wildcards}
+    assert feature_sets == {"acoustic": {"acoustic"}, "text": {"text"}, "early": {"early"},
+                            "late": {"acoustic", "text"}, "hybrid": {"early"}}[variant]
+    for rule, _, job_inputs in jobs:
+        if rule == "tune_ensemble":  # tuned on training files only: nothing of another split
+            data = [p for p in job_inputs if p.endswith(".parquet")]
+            assert data and all(p.endswith("/train.parquet") for p in data)
+
+
+def test_config_edits_rerun_only_what_depends_on_them(workflow):
+    edits = {
+        "ensemble": {"fusion": {"ensemble": {"trials": 31}}},
+        "xgboost": {"fusion": {"classifiers": {"xgboost": {"trials": 4}}}},
+    }
+    planned = {}
+    for name, edit in edits.items():
+        (workflow / f"edit_{name}.yaml").write_text(yaml.safe_dump(edit), encoding="utf-8")
+        output = snakemake(workflow, "-n", *TARGETS, configfiles=("overlay.yaml", f"edit_{name}.yaml"))
+        planned[name] = {(rule, wildcards.get("variant", wildcards.get("feature_set", "")))
+                         for rule, wildcards, _ in planned_jobs(output)}
+    assert planned["ensemble"] == {("tune_ensemble", ""), ("evaluate_variant", "hybrid"), ("headline_metrics", ""),
+                                   ("table2", ""), ("figure2", ""), ("plot_confusion_matrices", "")}
+    rules = {rule for rule, _ in planned["xgboost"]}
+    assert "tune_xgboost" in rules and not rules & {"train_lr", "train_rf", "pool_features", "ingest_speech_corpus"}
+    # Nothing to do without an edit.
+    assert planned_jobs(snakemake(workflow, "-n", *TARGETS)) == []
+
+
+def test_predict_reuses_the_rules_code(workflow):
+    """predict on test-split files (toy encoder hooks) gives the hybrid variant's probabilities."""
+    wav_dir = workflow / "synth" / "wav"
+    some = sorted(wav_dir.glob("public_test_*.wav"))[:3]
+    (workflow / "predict_in").mkdir(exist_ok=True)
+    for path in some[1:]:
+        shutil.copy(path, workflow / "predict_in" / path.name)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+    command = [sys.executable, "-m", "workflow_scripts.predict", "--run-dir", "results",
+               "--configfile", "config.yaml", "overlay.yaml",
+               "--hook", "asr=fusion_synthetic:transcripts_from_table",
+               "--hook", "sefe=fusion_synthetic:toy_acoustic_factory",
+               "--hook", "tefe=fusion_synthetic:toy_text_factory",
+               "--output", "predictions.json", str(some[0]), "predict_in"]
+    result = subprocess.run(command, cwd=workflow, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads((workflow / "predictions.json").read_text())
+    assert [Path(row["path"]).name for row in rows] == [p.name for p in some]
+    rules = pd.read_parquet(workflow / "results/fusion/variants/hybrid/public_test.parquet").set_index("utt_id")
+    for row in rows:
+        probabilities = np.array([row[f"p_{c}"] for c in CLASSES])
+        assert probabilities.sum() == pytest.approx(1.0)
+        assert row["label"] == CLASSES[int(probabilities.argmax())]
+        assert row["transcript"]
+        np.testing.assert_allclose(probabilities, rules.loc[Path(row["path"]).stem, CLASSES].to_numpy(), atol=1e-6)
+
+
+def _fingerprint(workdir: Path) -> dict:
+    """Every tuned hyperparameter, weight and fitted model of a run."""
+    found = {}
+    for summary in sorted((workdir / "results/fusion").glob("*/*/summary.json")):
+        document = json.loads(summary.read_text())
+        found[str(summary.parent)] = {"hyperparameters": document["hyperparameters"], "cv": document["cv"]}
+        for name in ("model.joblib", "model.json"):
+            if (summary.parent / name).exists():
+                found[f"{summary.parent}/{name}"] = hashlib.sha256((summary.parent / name).read_bytes()).hexdigest()
+    weights = json.loads((workdir / "results/ensemble/weights.json").read_text())
+    found["weights"] = {key: weights[key] for key in ("weights", "objective", "members", "equal_weights_score")}
+    found["ensemble_trials"] = (workdir / "results/ensemble/trials.csv").read_text()
+    return found
+
+
+def test_leakage_test_labels_change_no_hyperparameter_weight_or_model(workflow):
+    before = _fingerprint(workflow)
+    metrics_before = {v: _metrics(workflow, v) for v in VARIANTS}
+    table = workflow / "synth" / "corpus.tsv"
+    frame = pd.read_csv(table, sep="\t", dtype=str, keep_default_na=False)
+    test_rows = frame["split"].isin(TEST_SPLITS)
+    frame.loc[test_rows, "emotion"] = frame.loc[test_rows, "emotion"].map({"neutral": "negative",
+                                                                           "negative": "neutral"})
+    frame.to_csv(table, sep="\t", index=False)
+    output = snakemake(workflow, *TARGETS)
+    assert "tune_xgboost" in output and "tune_ensemble" in output  # really refitted and retuned
+    assert _fingerprint(workflow) == before
+    for variant in VARIANTS:
+        after = _metrics(workflow, variant)
+        for split in ("train", "dev"):
+            assert after["splits"][split] == metrics_before[variant]["splits"][split]
+        for split in TEST_SPLITS:  # the flipped labels did reach the evaluation
+            assert after["splits"][split]["WA"] == pytest.approx(1 - metrics_before[variant]["splits"][split]["WA"])

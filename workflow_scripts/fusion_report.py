@@ -1,0 +1,246 @@
+"""Generated paper artifacts: Table 2, Figure 2 (SER metrics against ASR WER) and confusion matrices.
+
+Everything is computed from the metrics files of the variants (and, for Figure 2, the WER
+files of the ASR stage of each run listed in config): nothing is typed in by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from workflow_scripts.fusion_metrics import METRICS
+from workflow_scripts.io_utils import atomic_path, parse_json_argument, read_json, setup_logging
+
+log = logging.getLogger(__name__)
+
+TABLE2_ROWS = ("acoustic", "text", "early", "late", "hybrid")
+
+
+def _metrics_of(document: Mapping[str, Any], split: str, where: str) -> Mapping[str, Any]:
+    if split not in document.get("splits", {}):
+        raise KeyError(f"{where}: no metrics for split {split!r} (has {sorted(document.get('splits', {}))})")
+    return document["splits"][split]
+
+
+def table2_rows(documents: Mapping[str, Mapping[str, Any]], splits: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per variant: title, the classifier behind it, and WA/UA/WF1 (+ CI bounds) per split."""
+    rows = []
+    for variant, document in documents.items():
+        row: dict[str, Any] = {"variant": variant, "row": document["title"], "classifier": document["selected"]}
+        for split in splits:
+            metrics = _metrics_of(document, split, f"metrics of {variant}")
+            for name in METRICS:
+                row[f"{split}_{name}"] = metrics[name]
+                row[f"{split}_{name}_ci_low"], row[f"{split}_{name}_ci_high"] = metrics["ci"][name]
+        rows.append(row)
+    return rows
+
+
+def table2_markdown(rows: Sequence[Mapping[str, Any]], splits: Sequence[str], confidence: float) -> str:
+    """Table 2 as Markdown: percentages, the bootstrap interval under each value."""
+    header = ["Variant", "Classifier"] + [f"{split} {name}" for split in splits for name in METRICS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [row["row"], row["classifier"]]
+        for split in splits:
+            for name in METRICS:
+                low, high = row[f"{split}_{name}_ci_low"], row[f"{split}_{name}_ci_high"]
+                cells.append(f"{100 * row[f'{split}_{name}']:.2f} [{100 * low:.1f}, {100 * high:.1f}]")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(f"WA = accuracy, UA = balanced accuracy, WF1 = support-weighted F1, in %; brackets: "
+                 f"{100 * confidence:.0f}% bootstrap interval. Classifier: the one behind the row "
+                 "(chosen by cross-validation on the training split; ensemble = the tuned weighted ensemble).")
+    return "\n".join(lines) + "\n"
+
+
+def write_table2(documents: Mapping[str, Mapping[str, Any]], splits: Sequence[str], md_path: str, csv_path: str) -> None:
+    """Write Table 2 as Markdown and CSV."""
+    rows = table2_rows(documents, splits)
+    confidence = next(iter(documents.values()))["bootstrap"]["confidence"]
+    with atomic_path(md_path) as tmp:
+        tmp.write_text(table2_markdown(rows, splits, confidence), encoding="utf-8")
+    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_wer(path: str, key: str) -> float:
+    """The WER (a fraction) recorded under ``key`` in an ASR stage's WER file."""
+    payload = read_json(path)
+    if key not in payload:
+        raise KeyError(f"{path}: no key {key!r} (keys: {sorted(payload)}); set fusion.figure2.wer_key")
+    value = float(payload[key])
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{path}: {key} = {payload[key]!r} is not a WER")
+    return value
+
+
+def figure2_points(runs: Sequence[Mapping[str, Any]], variants: Sequence[str], splits: Sequence[str],
+                   wer_key: str) -> list[dict[str, Any]]:
+    """One point per run, variant and split: the run's WER and its WA/UA/WF1 with their intervals.
+
+    A run's ``wer`` is a path template with ``{split}`` or a number (e.g. 0 for reference
+    transcripts); its metrics are ``<results_dir>/metrics/<variant>.json``.
+    """
+    points = []
+    for run in runs:
+        for split in splits:
+            wer = run["wer"]
+            wer_value = float(wer) if isinstance(wer, (int, float)) else read_wer(wer.format(split=split), wer_key)
+            for variant in variants:
+                path = f"{run['results_dir']}/metrics/{variant}.json"
+                metrics = _metrics_of(read_json(path), split, path)
+                point = {"run": run["label"], "split": split, "variant": variant, "wer": wer_value}
+                for name in METRICS:
+                    point[name] = metrics[name]
+                    point[f"{name}_ci_low"], point[f"{name}_ci_high"] = metrics["ci"][name]
+                points.append(point)
+    return points
+
+
+def plot_figure2(points: Sequence[Mapping[str, Any]], splits: Sequence[str], variants: Sequence[str],
+                 baseline: Sequence[Mapping[str, Any]], png: str, svg: str) -> None:
+    """Metric (rows) against WER per test split (columns): one line per variant through the runs,
+    with bootstrap intervals; ``baseline`` (points of a variant that uses no transcripts, e.g.
+    acoustic only) is drawn as a horizontal band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(len(METRICS), len(splits), figsize=(4.4 * len(splits), 2.9 * len(METRICS)),
+                                squeeze=False, sharex=True)
+    markers = "osD^v<>p"
+    highest = max(100 * p["wer"] for p in points)
+    pad = max(2.0, 0.15 * highest)
+    for column, split in enumerate(splits):
+        for row, name in enumerate(METRICS):
+            axis = axes[row][column]
+            for reference in (p for p in baseline if p["split"] == split):
+                axis.axhline(100 * reference[name], color="grey", linestyle="--", linewidth=1,
+                             label=f"{reference['variant']} (no ASR)")
+                axis.axhspan(100 * reference[f"{name}_ci_low"], 100 * reference[f"{name}_ci_high"], color="grey",
+                             alpha=0.12)
+                break
+            for number, variant in enumerate(variants):
+                chosen = sorted((p for p in points if p["split"] == split and p["variant"] == variant),
+                                key=lambda p: p["wer"])
+                xs = [100 * p["wer"] for p in chosen]
+                ys = [100 * p[name] for p in chosen]
+                errors = [[y - 100 * p[f"{name}_ci_low"] for p, y in zip(chosen, ys)],
+                          [100 * p[f"{name}_ci_high"] - y for p, y in zip(chosen, ys)]]
+                axis.errorbar(xs, ys, yerr=errors, marker=markers[number % len(markers)], capsize=3, label=variant)
+                if row == 0 and number == 0:
+                    for point, x, y in zip(chosen, xs, ys):
+                        axis.annotate(point["run"], (x, y), textcoords="offset points", xytext=(5, -12), fontsize=7)
+            axis.set_xlim(-0.25 * pad, highest + pad)  # WER >= 0; room for the points at 0
+            axis.set_ylabel(f"{name} (%)")
+            axis.grid(alpha=0.3)
+            if row == 0:
+                axis.set_title(split)
+            if row == len(METRICS) - 1:
+                axis.set_xlabel("ASR WER (%)")
+    axes[0][0].legend(fontsize=7, title="variant", title_fontsize=7, loc="best")
+    figure.suptitle("SER metrics against ASR word error rate (bars: bootstrap intervals)")
+    figure.tight_layout()
+    for path in (png, svg):
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format=Path(path).suffix[1:], dpi=150)
+    plt.close(figure)
+
+
+def plot_confusion(documents: Mapping[str, Mapping[str, Any]], splits: Sequence[str], png: str) -> None:
+    """Confusion matrices (counts and row %) of every variant (rows) on every split (columns)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    figure, axes = plt.subplots(len(documents), len(splits), figsize=(3.2 * len(splits), 2.9 * len(documents)),
+                                squeeze=False)
+    for row, (variant, document) in enumerate(documents.items()):
+        classes = document["classes"]
+        for column, split in enumerate(splits):
+            matrix = np.asarray(_metrics_of(document, split, f"metrics of {variant}")["confusion_matrix"], dtype=float)
+            share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+            axis = axes[row][column]
+            axis.imshow(share, vmin=0, vmax=1, cmap="Blues")
+            for i in range(len(classes)):
+                for j in range(len(classes)):
+                    axis.text(j, i, f"{int(matrix[i, j])}\n{100 * share[i, j]:.0f}%", ha="center", va="center",
+                              fontsize=8, color="white" if share[i, j] > 0.6 else "black")
+            axis.set_xticks(range(len(classes)), classes, fontsize=8)
+            axis.set_yticks(range(len(classes)), classes, fontsize=8)
+            axis.set_title(f"{variant} ({document['selected']}) / {split}", fontsize=8)
+            if column == 0:
+                axis.set_ylabel("true")
+            if row == len(documents) - 1:
+                axis.set_xlabel("predicted")
+    figure.tight_layout()
+    with atomic_path(png) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
+    plt.close(figure)
+
+
+def _documents(paths: Sequence[str]) -> dict[str, dict[str, Any]]:
+    documents = {}
+    for path in paths:
+        document = read_json(path)
+        documents[document["variant"]] = document
+    return documents
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the table2, figure2 and plot_confusion_matrices rules."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    table = commands.add_parser("table2")
+    table.add_argument("--metrics", required=True, nargs="+", help="metrics JSON of the variants, in row order")
+    table.add_argument("--splits", required=True, nargs="+")
+    table.add_argument("--md", required=True)
+    table.add_argument("--csv", required=True)
+    figure = commands.add_parser("figure2")
+    figure.add_argument("--config", required=True, help="the fusion.figure2 block as JSON")
+    figure.add_argument("--splits", required=True, nargs="+")
+    figure.add_argument("--png", required=True)
+    figure.add_argument("--svg", required=True)
+    figure.add_argument("--points", required=True, help="output CSV of the plotted points")
+    confusion = commands.add_parser("confusion")
+    confusion.add_argument("--metrics", required=True, nargs="+")
+    confusion.add_argument("--splits", required=True, nargs="+")
+    confusion.add_argument("--png", required=True)
+    args = parser.parse_args(argv)
+    setup_logging()
+    if args.command == "table2":
+        documents = _documents(args.metrics)
+        unknown = sorted(set(documents) - set(TABLE2_ROWS))
+        if unknown:
+            raise SystemExit(f"--metrics: variants {unknown} are not rows of Table 2 {list(TABLE2_ROWS)}")
+        write_table2(documents, args.splits, args.md, args.csv)
+        log.info("Table 2 of %s on %s -> %s", list(documents), args.splits, args.md)
+    elif args.command == "figure2":
+        config = parse_json_argument(args.config)
+        points = figure2_points(config["runs"], config["variants"], args.splits, config["wer_key"])
+        baseline = (figure2_points(config["runs"][:1], [config["baseline"]], args.splits, config["wer_key"])
+                    if config["baseline"] else [])
+        plot_figure2(points, args.splits, config["variants"], baseline, args.png, args.svg)
+        with atomic_path(args.points) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(points[0]))
+            writer.writeheader()
+            writer.writerows(points)
+        log.info("Figure 2: %d points -> %s", len(points), args.png)
+    else:
+        plot_confusion(_documents(args.metrics), args.splits, args.png)
+
+
+if __name__ == "__main__":
+    main()

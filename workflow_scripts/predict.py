@@ -1,0 +1,229 @@
+"""Predict the emotion of audio files with the trained artifacts of a finished run.
+
+    python -m workflow_scripts.predict --run-dir results [--configfile config.yaml] \
+        --output predictions.csv  clip1.wav more_clips/ ...
+
+For every file: the transcript, the predicted label and the class probabilities (CSV, or JSON
+when the output ends in .json). The pipeline is the workflow's: the ASR stage transcribes, the
+SEFE and TEFE stages turn audio and transcript into per-utterance statistics, and the fusion
+part (the same pooling, the three early-fusion models and the tuned ensemble weights of the
+run, i.e. the hybrid / DFAT variant) gives the probabilities.
+
+Each encoder stage plugs in through a factory ``factory(config, run_dir, threads) -> function``
+named ``module:function`` (defaults in :data:`STAGE_FACTORIES`, or ``--hook stage=module:function``):
+
+* ``asr``: ``function(audio_paths) -> list[str]`` (transcripts);
+* ``sefe``: ``function(audio_paths) -> {statistic: array (n, dim)}``;
+* ``tefe``: ``function(transcripts) -> {statistic: array (n, dim)}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workflow_scripts.fusion_data import concat_statistics
+from workflow_scripts.io_utils import atomic_path, read_json, setup_logging
+
+log = logging.getLogger(__name__)
+
+# The stages' inference entry points, as "module:function" factories. The ASR, SEFE and TEFE
+# stages provide these functions (the same code their rules run); see docs/fusion.md.
+STAGE_FACTORIES = {
+    "asr": "workflow_scripts.asr_transcribe:load_transcriber",
+    "sefe": "workflow_scripts.sefe_extract:load_extractor",
+    "tefe": "workflow_scripts.tefe_features:load_featurizer",
+}
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
+ENSEMBLE_MEMBERS = ("xgboost", "rf", "lr")
+FEATURE_SET = "early"
+
+
+@dataclass(frozen=True)
+class StageFunctions:
+    """The encoder stages' inference functions bound to one run."""
+
+    transcribe: Callable[[Sequence[str]], list[str]]
+    acoustic_features: Callable[[Sequence[str]], Mapping[str, np.ndarray]]
+    text_features: Callable[[Sequence[str]], Mapping[str, np.ndarray]]
+
+
+def resolve_factory(stage: str, spec: str) -> Callable[..., Any]:
+    """Import ``module:function``, with a message naming the stage when it is not available."""
+    module_name, _, function_name = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        raise SystemExit(
+            f"predict: the {stage} stage's inference function {spec} is not available ({error}); "
+            f"this checkout lacks the {stage} stage, or pass --hook {stage}=module:function"
+        ) from error
+    if not hasattr(module, function_name):
+        raise SystemExit(f"predict: module {module_name} has no function {function_name!r} (--hook {stage}=...)")
+    return getattr(module, function_name)
+
+
+def load_stage_functions(config: Mapping[str, Any], run_dir: Path, threads: int,
+                         factories: Mapping[str, str] = STAGE_FACTORIES) -> StageFunctions:
+    """Build the three stage functions of a run from their factories."""
+    built = {stage: resolve_factory(stage, factories[stage])(config, run_dir, threads) for stage in ("asr", "sefe", "tefe")}
+    return StageFunctions(built["asr"], built["sefe"], built["tefe"])
+
+
+class FusionPredictor:
+    """The hybrid (DFAT) predictor of a finished run: pooling, early-fusion models, ensemble weights."""
+
+    def __init__(self, models: Mapping[str, Any], weights: Mapping[str, float], features: Sequence[Mapping[str, Any]],
+                 classes: Sequence[str]) -> None:
+        self.models = dict(models)
+        self.weights = dict(weights)
+        self.features = list(features)
+        self.classes = list(classes)
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path) -> "FusionPredictor":
+        """Load ``<run_dir>/fusion/early/<classifier>/`` and ``<run_dir>/ensemble/weights.json``."""
+        import joblib
+
+        run_dir = Path(run_dir)
+        weights_path = run_dir / "ensemble" / "weights.json"
+        if not weights_path.exists():
+            raise SystemExit(f"predict: {weights_path} not found; is {run_dir} the results directory of a finished run?")
+        weights = read_json(weights_path)["weights"]
+        models, summaries = {}, {}
+        for name in ENSEMBLE_MEMBERS:
+            directory = run_dir / "fusion" / FEATURE_SET / name
+            summaries[name] = read_json(directory / "summary.json")
+            models[name] = joblib.load(directory / "model.joblib")
+        first = summaries[ENSEMBLE_MEMBERS[0]]
+        for name, summary in summaries.items():
+            if summary["features"] != first["features"] or summary["classes"] != first["classes"]:
+                raise SystemExit(f"predict: the {name} model of {run_dir} was trained on other features or classes "
+                                 "than the others (an unfinished or mixed run?)")
+        return cls(models, weights, first["features"], first["classes"])
+
+    def pooled(self, modality_stats: Mapping[str, Mapping[str, np.ndarray]]) -> np.ndarray:
+        """The early-fusion vector of each utterance, exactly as the pool_features rule builds it."""
+        blocks = []
+        for spec in self.features:
+            where = f"{spec['modality']} features"
+            block = concat_statistics(modality_stats[spec["modality"]], spec["statistics"], where)
+            if block.shape[1] != spec["dim"]:
+                raise ValueError(f"{where}: width {block.shape[1]} ({'+'.join(spec['statistics'])}), but the run's "
+                                 f"models were trained on {spec['dim']} (encoder {spec['model']})")
+            blocks.append(block)
+        return np.concatenate(blocks, axis=1)
+
+    def predict_proba(self, modality_stats: Mapping[str, Mapping[str, np.ndarray]]) -> np.ndarray:
+        """Ensemble class probabilities, one row per utterance (columns in ``self.classes`` order)."""
+        from workflow_scripts.fusion_classifiers import predict_proba
+        from workflow_scripts.fusion_ensemble import combine
+
+        X = self.pooled(modality_stats)
+        members = {name: predict_proba(model, X, len(self.classes)) for name, model in self.models.items()}
+        return combine(members, self.weights)
+
+
+def collect_audio(inputs: Sequence[str]) -> list[Path]:
+    """Audio files named directly, plus those under named directories (recursively, sorted)."""
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+            if not found:
+                raise SystemExit(f"predict: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) under {path}")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise SystemExit(f"predict: {path} is neither an audio file nor a directory")
+    return files
+
+
+def predict_files(paths: Sequence[Path], stages: StageFunctions, predictor: FusionPredictor,
+                  batch_size: int = 16) -> pd.DataFrame:
+    """Transcript, label and class probabilities of every file, in batches."""
+    rows = []
+    for start in range(0, len(paths), batch_size):
+        batch = [str(p) for p in paths[start:start + batch_size]]
+        transcripts = stages.transcribe(batch)
+        stats = {"acoustic": stages.acoustic_features(batch), "text": stages.text_features(transcripts)}
+        probabilities = predictor.predict_proba(stats)
+        for path, transcript, row in zip(batch, transcripts, probabilities):
+            rows.append({"path": path, "transcript": transcript, "label": predictor.classes[int(row.argmax())],
+                         **{f"p_{name}": float(value) for name, value in zip(predictor.classes, row)}})
+        log.info("%d / %d files", min(start + batch_size, len(paths)), len(paths))
+    return pd.DataFrame(rows)
+
+
+def write_predictions(frame: pd.DataFrame, output: str | Path) -> None:
+    """CSV, or JSON (a list of records) when ``output`` ends in .json."""
+    with atomic_path(output) as tmp:
+        if str(output).lower().endswith(".json"):
+            tmp.write_text(json.dumps(frame.to_dict(orient="records"), indent=2, ensure_ascii=False) + "\n",
+                           encoding="utf-8")
+        else:
+            frame.to_csv(tmp, index=False)
+
+
+def merge_config(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` on top of ``base``, merging nested mappings (as snakemake merges --configfile)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_config(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: audio files or directories -> predictions CSV / JSON."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="+", help="audio files and / or directories of audio files")
+    parser.add_argument("--run-dir", default="results", help="results directory of the finished run")
+    parser.add_argument("--configfile", nargs="+", default=["config.yaml"],
+                        help="the run's config file(s), later ones overriding earlier ones as in snakemake")
+    parser.add_argument("--output", required=True, help="predictions file (.csv or .json)")
+    parser.add_argument("--hook", action="append", default=[], metavar="STAGE=MODULE:FUNCTION",
+                        help="use another factory for stage asr, sefe or tefe")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=16)
+    args = parser.parse_args(argv)
+    setup_logging()
+    import yaml
+
+    factories = dict(STAGE_FACTORIES)
+    for hook in args.hook:
+        stage, _, spec = hook.partition("=")
+        if stage not in factories or ":" not in spec:
+            raise SystemExit(f"--hook {hook!r}: expected STAGE=MODULE:FUNCTION with STAGE one of {sorted(factories)}")
+        factories[stage] = spec
+    from snakemake.utils import validate
+
+    config: dict[str, Any] = {}
+    for path in args.configfile:
+        with open(path, encoding="utf-8") as handle:
+            config = merge_config(config, yaml.safe_load(handle) or {})
+    # The workflow's own validation, which also fills in the defaults the stages rely on.
+    validate(config, str(Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"))
+    files = collect_audio(args.inputs)
+    predictor = FusionPredictor.from_run(args.run_dir)
+    stages = load_stage_functions(config, Path(args.run_dir), args.threads, factories)
+    frame = predict_files(files, stages, predictor, args.batch_size)
+    write_predictions(frame, args.output)
+    log.info("%d files -> %s: %s", len(frame), args.output, frame["label"].value_counts().to_dict())
+
+
+if __name__ == "__main__":
+    main()
