@@ -10,6 +10,8 @@ rule build_demo_asr_model:
         directory("results/asr/init_model"),
     log:
         "logs/asr/build_demo_asr_model.log",
+    benchmark:
+        "results/benchmarks/asr/build_demo_asr_model.tsv"
     params:
         cfg=as_json(config["asr"]["demo_model"]),
         normalize=as_json(config["asr"]["normalize"]),
@@ -31,6 +33,8 @@ rule finetune_whisper:
         directory(ASR_FINETUNED_MODEL),
     log:
         "logs/asr/finetune_whisper.log",
+    benchmark:
+        "results/benchmarks/asr/finetune_whisper.tsv"
     params:
         cfg=as_json(config["asr"]["finetune"]),
         normalize=as_json(config["asr"]["normalize"]),
@@ -56,6 +60,8 @@ rule transcribe:
         "results/transcripts/{split}.parquet",
     log:
         "logs/asr/transcribe/{split}.log",
+    benchmark:
+        "results/benchmarks/asr/transcribe/{split}.tsv"
     params:
         cfg=as_json(config["asr"]["transcribe"]),
     threads: 2
@@ -81,6 +87,8 @@ rule score_asr:
         ),
     log:
         "logs/asr/score_asr/{split}.log",
+    benchmark:
+        "results/benchmarks/asr/score_asr/{split}.tsv"
     params:
         normalize=as_json(config["asr"]["normalize"]),
     threads: 1
@@ -102,6 +110,8 @@ rule benchmark_asr_backbones:
         md=report("results/asr/benchmark.md", caption="../report/asr_benchmark.rst", category="ASR"),
     log:
         "logs/asr/benchmark_asr_backbones.log",
+    benchmark:
+        "results/benchmarks/asr/benchmark_asr_backbones.tsv"
     params:
         cfg=as_json(config["asr"]["benchmark"]),
         normalize=as_json(config["asr"]["normalize"]),

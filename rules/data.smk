@@ -10,6 +10,8 @@ rule synthesize_demo_corpus:
         text_table="results/demo/text_corpus.tsv",
     log:
         "logs/data/synthesize_demo_corpus.log",
+    benchmark:
+        "results/benchmarks/data/synthesize_demo_corpus.tsv"
     params:
         demo=as_json(config.get("demo", {})),
     threads: 1
@@ -36,6 +38,8 @@ rule ingest_speech_corpus:
         ),
     log:
         "logs/data/ingest_speech_corpus/{corpus}.log",
+    benchmark:
+        "results/benchmarks/data/ingest_speech_corpus/{corpus}.tsv"
     params:
         corpus=lambda wildcards: as_json(config["corpora"][wildcards.corpus]),
         classes=CLASSES,
@@ -60,6 +64,8 @@ rule ingest_text_corpus:
         summary="results/data/text/summary.json",
     log:
         "logs/data/ingest_text_corpus.log",
+    benchmark:
+        "results/benchmarks/data/ingest_text_corpus.tsv"
     params:
         corpus=as_json(config["text_corpus"]),
         classes=CLASSES,

@@ -13,6 +13,8 @@ rule pool_features:
         expand("results/fusion/pooled/{{modality}}/{split}.parquet", split=SPLITS),
     log:
         "logs/fusion/pool_features/{modality}.log",
+    benchmark:
+        "results/benchmarks/fusion/pool_features/{modality}.tsv"
     params:
         cfg=lambda wildcards: as_json(config["fusion"]["pooling"][wildcards.modality]),
         classes=CLASSES,
@@ -37,6 +39,8 @@ rule train_lr:
         summary="results/fusion/{feature_set}/lr/summary.json",
     log:
         "logs/fusion/train_lr/{feature_set}.log",
+    benchmark:
+        "results/benchmarks/fusion/train_lr/{feature_set}.tsv"
     params:
         cfg=as_json(config["fusion"]["classifiers"]["lr"]),
         cv=as_json(config["fusion"]["cv"]),
@@ -62,6 +66,8 @@ rule train_rf:
         summary="results/fusion/{feature_set}/rf/summary.json",
     log:
         "logs/fusion/train_rf/{feature_set}.log",
+    benchmark:
+        "results/benchmarks/fusion/train_rf/{feature_set}.tsv"
     params:
         cfg=as_json(config["fusion"]["classifiers"]["rf"]),
         cv=as_json(config["fusion"]["cv"]),
@@ -91,6 +97,8 @@ rule tune_xgboost:
         summary="results/fusion/{feature_set}/xgboost/summary.json",
     log:
         "logs/fusion/tune_xgboost/{feature_set}.log",
+    benchmark:
+        "results/benchmarks/fusion/tune_xgboost/{feature_set}.tsv"
     params:
         cfg=as_json(config["fusion"]["classifiers"]["xgboost"]),
         cv=as_json(config["fusion"]["cv"]),
@@ -124,6 +132,8 @@ rule tune_ensemble:
         oof="results/ensemble/oof_train.parquet",
     log:
         "logs/fusion/tune_ensemble.log",
+    benchmark:
+        "results/benchmarks/fusion/tune_ensemble.tsv"
     params:
         cfg=as_json(config["fusion"]["ensemble"]),
         classes=CLASSES,
@@ -148,6 +158,8 @@ rule evaluate_variant:
         probabilities=expand("results/fusion/variants/{{variant}}/{split}.parquet", split=SPLITS),
     log:
         "logs/fusion/evaluate_variant/{variant}.log",
+    benchmark:
+        "results/benchmarks/fusion/evaluate_variant/{variant}.tsv"
     params:
         cfg=get_variant_config,
         bootstrap=as_json(config["fusion"]["bootstrap"]),
@@ -177,6 +189,8 @@ rule headline_metrics:
         ),
     log:
         "logs/fusion/headline_metrics.log",
+    benchmark:
+        "results/benchmarks/fusion/headline_metrics.tsv"
     threads: 1
     conda:
         "../envs/cpu.yaml"
@@ -193,6 +207,8 @@ rule table2:
         csv=report("results/table2.csv", caption="../report/table2.rst", category="Fusion", subcategory="Table 2"),
     log:
         "logs/fusion/table2.log",
+    benchmark:
+        "results/benchmarks/fusion/table2.tsv"
     params:
         splits=FUSION_TEST_SPLITS,
     threads: 1
@@ -213,6 +229,8 @@ rule figure2:
         points="results/figure2_points.csv",
     log:
         "logs/fusion/figure2.log",
+    benchmark:
+        "results/benchmarks/fusion/figure2.tsv"
     params:
         # A function: the WER path templates hold "{split}", which is not a wildcard of this rule.
         cfg=lambda wildcards: as_json(config["fusion"]["figure2"]),
@@ -238,6 +256,8 @@ rule plot_confusion_matrices:
         ),
     log:
         "logs/fusion/plot_confusion_matrices.log",
+    benchmark:
+        "results/benchmarks/fusion/plot_confusion_matrices.tsv"
     params:
         splits=FUSION_TEST_SPLITS,
     threads: 1

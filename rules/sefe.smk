@@ -13,6 +13,8 @@ rule extract_sefe:
         "results/sefe/{backend}/{split}.parquet",
     log:
         "logs/sefe/extract_sefe/{backend}/{split}.log",
+    benchmark:
+        "results/benchmarks/sefe/extract_sefe/{backend}/{split}.tsv"
     params:
         cfg=get_sefe_extract_config,
     threads: config["sefe"]["threads"]
@@ -40,6 +42,8 @@ rule evaluate_sefe:
         ),
     log:
         "logs/sefe/evaluate_sefe/{backend}.log",
+    benchmark:
+        "results/benchmarks/sefe/evaluate_sefe/{backend}.tsv"
     params:
         cfg=as_json(config["sefe"]["evaluation"]),
         classes=CLASSES,

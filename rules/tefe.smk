@@ -14,6 +14,8 @@ rule build_tefe_embedding:
         summary="results/tefe/embedding/summary.json",
     log:
         "logs/tefe/build_tefe_embedding.log",
+    benchmark:
+        "results/benchmarks/tefe/build_tefe_embedding.tsv"
     params:
         text=as_json(config["tefe"]["text"]),
         embedding=as_json(config["tefe"]["embedding"]),
@@ -39,6 +41,8 @@ rule train_tefe:
         metrics="results/tefe/models/{arch}/metrics.json",
     log:
         "logs/tefe/train_tefe/{arch}.log",
+    benchmark:
+        "results/benchmarks/tefe/train_tefe/{arch}.tsv"
     params:
         model=get_tefe_model_config,
         training=as_json(config["tefe"]["training"]),
@@ -70,6 +74,8 @@ checkpoint select_tefe:
         selection="results/tefe/selection.json",
     log:
         "logs/tefe/select_tefe.log",
+    benchmark:
+        "results/benchmarks/tefe/select_tefe.tsv"
     params:
         selection=as_json(config["tefe"]["selection"]),
         metrics=get_tefe_metrics_pairs(),
@@ -99,6 +105,8 @@ rule tefe_table:
         json="results/tefe/table.json",
     log:
         "logs/tefe/tefe_table.log",
+    benchmark:
+        "results/benchmarks/tefe/tefe_table.tsv"
     params:
         models=[f"{arch}=results/tefe/models/{arch}" for arch in TEFE_ARCHITECTURES],
         transcripts=[f"{split}=results/transcripts/{split}.parquet" for split in TEFE_TEST_SPLITS],
@@ -124,6 +132,8 @@ rule extract_tefe:
         "results/tefe/{feature_set}/{split}.parquet",
     log:
         "logs/tefe/extract_tefe/{feature_set}/{split}.log",
+    benchmark:
+        "results/benchmarks/tefe/extract_tefe/{feature_set}/{split}.tsv"
     params:
         extract=as_json(config["tefe"]["extract"]),
         column=get_tefe_transcript_column,

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,23 @@ def read_transcripts(path: str | os.PathLike) -> pd.DataFrame:
     if duplicated:
         raise ValueError(f"{path}: duplicate utt_id values {duplicated[:5]}")
     return frame
+
+
+def load_transcriber(config: Mapping[str, Any], run_dir: str | os.PathLike, threads: int):
+    """predict's ASR stage: ``transcribe(audio_paths) -> list[str]`` with a finished run's model."""
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    block = config["asr"]["transcribe"]
+    model = str(Path(run_dir) / "asr" / "model") if block["model"] == FINETUNED else block["model"]
+    backend = load_backend(BackendSpec.from_dict({**block, "model": model}), device=block["device"],
+                           config_key="asr.transcribe.model")
+
+    def transcribe(paths: Sequence[str]) -> list[str]:
+        waveforms = load_waveforms(list(paths), backend.sampling_rate)
+        return transcribe_waveforms(backend, waveforms, int(block["batch_size"]), progress=False)
+
+    return transcribe
 
 
 def main(argv: list[str] | None = None) -> None:

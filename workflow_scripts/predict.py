@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 STAGE_FACTORIES = {
     "asr": "workflow_scripts.asr_transcribe:load_transcriber",
     "sefe": "workflow_scripts.sefe_extract:load_extractor",
-    "tefe": "workflow_scripts.tefe_features:load_featurizer",
+    "tefe": "workflow_scripts.tefe_extract:load_featurizer",
 }
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 ENSEMBLE_MEMBERS = ("xgboost", "rf", "lr")

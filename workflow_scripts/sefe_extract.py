@@ -208,6 +208,24 @@ def extract_split(manifest: pd.DataFrame, backend: Backend, settings: Preprocess
     }
 
 
+def load_extractor(config: Mapping[str, Any], run_dir: str | os.PathLike, threads: int):
+    """predict's SEFE stage: ``extract(audio_paths) -> {statistic: (n, dim) float32}``, as extract_sefe."""
+    sefe = config["sefe"]
+    name = sefe["backend"]
+    settings = Preprocessing.from_config(sefe["preprocessing"])
+    backend = build_backend(name, sefe[name], settings.sample_rate, max(1, threads))
+
+    def extract(paths: Sequence[str]) -> dict[str, np.ndarray]:
+        items = [(str(index), str(path)) for index, path in enumerate(paths)]
+        rows: dict[str, dict[str, np.ndarray]] = {}
+        for chunk in encode_chunks(backend, settings, items, int(sefe[name]["batch_size"]), 1):
+            for position, utt_id in enumerate(chunk.utt_ids):
+                rows[utt_id] = {s: chunk.stats[s][position] for s in STATISTICS}
+        return {s: np.stack([rows[utt_id][s] for utt_id, _ in items]) for s in STATISTICS}
+
+    return extract
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the extract_sefe rule."""
     parser = argparse.ArgumentParser(description=__doc__)

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -152,6 +154,29 @@ def extract_features(model_path: str, vocab_path: str, transcripts: str, column:
     log.info("%s: %d utterances, %s features of width %d from %s (%s)", out, len(frame), arch, model.feature_dim,
              transcripts, column)
     return metadata
+
+
+def load_featurizer(config: Mapping[str, Any], run_dir: str | os.PathLike, threads: int):
+    """predict's TEFE stage: ``featurize(transcripts) -> {statistic: (n, dim)}`` with the selected encoder."""
+    torch.set_num_threads(max(1, threads))
+    selection = Path(run_dir) / "tefe" / "selection.json"
+    if not selection.exists():
+        raise SystemExit(f"predict: {selection} not found; is {run_dir} the results directory of a finished run?")
+    arch = json.loads(selection.read_text(encoding="utf-8"))["selected"]
+    model_dir = Path(run_dir) / "tefe" / "models" / arch
+    model, vocab, _ = load_encoder(str(model_dir / "model.pt"), str(model_dir / "vocab.json"))
+    block = config["tefe"]["extract"]
+    device = resolve_device(block.get("device", "auto"))
+    model.to(device)
+
+    def featurize(texts: Sequence[str]) -> dict[str, np.ndarray]:
+        out = {s: np.zeros((len(texts), model.feature_dim), np.float32) for s in STATISTICS}
+        for rows, stats in text_features(model, vocab, list(texts), int(block.get("batch_size", 256)), device):
+            for name in STATISTICS:
+                out[name][rows] = stats[name]
+        return out
+
+    return featurize
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,145 @@
+"""The whole demo DAG end to end, then what Snakemake reruns after single edits, and kill safety.
+
+One complete run of the shipped config (module fixture, several minutes on 2 cores); every
+other test reads Snakemake's own dry-run plan ("Job stats") after one edit of config.yaml,
+restoring it afterwards, so the complete run is shared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import run_snakemake
+from workflow_scripts.snakemake_jobs import planned_jobs
+
+pytestmark = pytest.mark.slow
+
+ASR_RULES = {"build_demo_asr_model", "finetune_whisper", "transcribe", "score_asr", "benchmark_asr_backbones"}
+FEATURE_RULES = {"extract_sefe", "extract_tefe", "pool_features"}
+TEST_SPLITS = ["public_test", "private_test"]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    from conftest import PROJECT_ROOT, WORKFLOW_FILES
+    import shutil
+
+    directory = tmp_path_factory.mktemp("demo") / "workflow"
+    directory.mkdir()
+    for name in WORKFLOW_FILES:
+        source = PROJECT_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, directory / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.exists():
+            shutil.copy2(source, directory / name)
+    run_snakemake(directory, timeout=3000)
+    return directory
+
+
+def _plan(directory: Path, *args: str) -> dict[str, int]:
+    result = run_snakemake(directory, "-n", *args)
+    return planned_jobs(result.stdout + result.stderr)
+
+
+@pytest.fixture
+def edit_config(demo_run) -> Iterator:
+    """Apply one regex edit to config.yaml; the original is restored after the test."""
+    path = demo_run / "config.yaml"
+    original = path.read_text(encoding="utf-8")
+
+    def edit(pattern: str, replacement: str) -> None:
+        edited, count = re.subn(pattern, replacement, original, count=1, flags=re.MULTILINE)
+        assert count == 1, f"pattern {pattern!r} not in config.yaml"
+        path.write_text(edited, encoding="utf-8")
+
+    yield edit
+    path.write_text(original, encoding="utf-8")
+
+
+def _wa_ua_wf1(path: Path, split: str) -> tuple[float, float, float]:
+    metrics = json.loads(path.read_text())["splits"][split]
+    return metrics["WA"], metrics["UA"], metrics["WF1"]
+
+
+def test_hybrid_fusion_beats_each_modality_on_the_test_splits(demo_run):
+    metrics = demo_run / "results" / "metrics"
+    for split in TEST_SPLITS:
+        hybrid = _wa_ua_wf1(metrics / "hybrid.json", split)
+        acoustic = _wa_ua_wf1(metrics / "acoustic.json", split)
+        text = _wa_ua_wf1(metrics / "text.json", split)
+        print(f"{split}: hybrid {hybrid} acoustic {acoustic} text {text}")
+        assert hybrid[1] > acoustic[1] and hybrid[1] > text[1], split  # UA, the tuned objective
+    assert json.loads((demo_run / "results" / "hybrid_metrics.json").read_text())
+    for split in TEST_SPLITS:
+        assert json.loads((demo_run / "results" / "asr" / f"wer_{split}.json").read_text())["wer"] < 1.0
+
+
+def test_second_run_has_nothing_to_do(demo_run):
+    assert _plan(demo_run) == {}
+
+
+def test_editing_the_ensemble_reruns_only_the_ensemble_its_metrics_and_the_report(demo_run, edit_config):
+    edit_config(r"(ensemble: \{trials: )(\d+)", r"\g<1>7")
+    plan = _plan(demo_run)
+    assert plan.pop("tune_ensemble") == 1 and plan.pop("evaluate_variant") == 1  # hybrid only
+    assert set(plan) <= {"headline_metrics", "table2", "figure2", "plot_confusion_matrices", "all"}, plan
+
+
+def test_editing_xgboost_reruns_no_lr_rf_features_or_asr(demo_run, edit_config):
+    edit_config(r"^(      trials: )(\d+)", r"\g<1>5")
+    plan = _plan(demo_run)
+    assert plan["tune_xgboost"] == 3
+    assert not set(plan) & ({"train_lr", "train_rf", "train_tefe"} | FEATURE_RULES | ASR_RULES), plan
+
+
+def test_editing_sefe_reruns_no_asr_and_no_tefe_training(demo_run, edit_config):
+    edit_config(r"^(    n_mfcc: )(\d+)", r"\g<1>13")
+    plan = _plan(demo_run)
+    assert plan["extract_sefe"] == 4
+    assert not set(plan) & (ASR_RULES | {"train_tefe", "extract_tefe", "build_tefe_embedding"}), plan
+
+
+def test_adding_a_variant_to_figure2_reuses_every_feature_and_model(demo_run, edit_config):
+    edit_config(r"^(    variants: \[hybrid, text)\]", r"\g<1>, early, late]")
+    plan = _plan(demo_run)
+    assert set(plan) <= {"figure2", "all"}, plan
+
+
+def test_touching_a_large_feature_file_does_not_cascade(demo_run):
+    features = demo_run / "results" / "tefe" / "features" / "train.parquet"
+    assert features.stat().st_size > 1_000_000  # above Snakemake's default checksum limit
+    future = time.time() + 5
+    os.utime(features, (future, future))
+    assert _plan(demo_run) == {}
+
+
+def test_sigkill_mid_training_then_rerun_incomplete_gives_the_same_metrics(demo_run):
+    headline = demo_run / "results" / "hybrid_metrics.json"
+    before = headline.read_text()
+    log_path = demo_run / "killed_run.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "snakemake", "--cores", "2", "--forcerun", "train_tefe"], cwd=demo_run,
+            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=str(demo_run)),
+            start_new_session=True)
+    deadline = time.time() + 600
+    while "rule train_tefe" not in log_path.read_text() and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(3)  # mid-training
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert "rule train_tefe" in log_path.read_text()
+    run_snakemake(demo_run, "--unlock")  # a killed Snakemake leaves its lock behind
+    run_snakemake(demo_run, "--rerun-incomplete", timeout=3000)
+    assert headline.read_text() == before
+    assert _plan(demo_run) == {}
