@@ -37,11 +37,9 @@ def write_tone(path: Path, seconds: float = 1.0, sample_rate: int = 16000, ampli
     return path
 
 
-@pytest.fixture
-def workflow_dir(tmp_path: Path) -> Path:
-    """A private copy of the workflow (code and config, no results) to run Snakemake in."""
-    target = tmp_path / "workflow"
-    target.mkdir()
+def copy_workflow(target: Path) -> Path:
+    """Copy the workflow's code and config (no results) into ``target``."""
+    target.mkdir(parents=True)
     for name in WORKFLOW_FILES:
         source = PROJECT_ROOT / name
         if source.is_dir():
@@ -49,6 +47,12 @@ def workflow_dir(tmp_path: Path) -> Path:
         elif source.exists():
             shutil.copy2(source, target / name)
     return target
+
+
+@pytest.fixture
+def workflow_dir(tmp_path: Path) -> Path:
+    """A private copy of the workflow (code and config, no results) to run Snakemake in."""
+    return copy_workflow(tmp_path / "workflow")
 
 
 def run_snakemake(directory: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_snakemake
+from conftest import copy_workflow, run_snakemake
 from workflow_scripts.snakemake_jobs import planned_jobs
 
 pytestmark = pytest.mark.slow
@@ -31,17 +31,7 @@ TEST_SPLITS = ["public_test", "private_test"]
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory) -> Path:
-    from conftest import PROJECT_ROOT, WORKFLOW_FILES
-    import shutil
-
-    directory = tmp_path_factory.mktemp("demo") / "workflow"
-    directory.mkdir()
-    for name in WORKFLOW_FILES:
-        source = PROJECT_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, directory / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif source.exists():
-            shutil.copy2(source, directory / name)
+    directory = copy_workflow(tmp_path_factory.mktemp("demo") / "workflow")
     run_snakemake(directory, timeout=3000)
     return directory
 
