@@ -28,10 +28,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from workflow_scripts.snakemake_jobs import planned_jobs  # noqa: E402
-
-WORKFLOW_FILES = ["Snakefile", "config.yaml", "rules", "schemas", "workflow_scripts", "profiles", "report", "envs",
-                  "configs"]
+from workflow_scripts.snakemake_jobs import copy_workflow, planned_jobs  # noqa: E402
 
 # One edit of config.yaml per scenario: (name, pattern, replacement).
 EDITS = [
@@ -39,17 +36,6 @@ EDITS = [
     ("xgboost block", r"(      trials: )(\d+)", lambda m: f"{m.group(1)}{int(m.group(2)) + 1}"),
     ("sefe block", r"(    n_mfcc: )(\d+)", lambda m: f"{m.group(1)}{int(m.group(2)) - 1}"),
 ]
-
-
-def copy_workflow(target: Path) -> None:
-    """Copy the workflow's code and config (no results) into ``target``."""
-    target.mkdir(parents=True, exist_ok=True)
-    for name in WORKFLOW_FILES:
-        source = PROJECT_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif source.exists():
-            shutil.copy2(source, target / name)
 
 
 def snakemake(directory: Path, cores: int, *args: str) -> tuple[float, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +11,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from workflow_scripts.snakemake_jobs import copy_workflow
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
-WORKFLOW_FILES = ["Snakefile", "config.yaml", "rules", "schemas", "workflow_scripts", "profiles", "report",
-                  "envs", "configs"]
 
 
 def shared_data(*parts: str) -> Path:
@@ -35,18 +34,6 @@ def write_tone(path: Path, seconds: float = 1.0, sample_rate: int = 16000, ampli
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, data, sample_rate, subtype=subtype)
     return path
-
-
-def copy_workflow(target: Path) -> Path:
-    """Copy the workflow's code and config (no results) into ``target``."""
-    target.mkdir(parents=True)
-    for name in WORKFLOW_FILES:
-        source = PROJECT_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif source.exists():
-            shutil.copy2(source, target / name)
-    return target
 
 
 @pytest.fixture

@@ -33,7 +33,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import PROJECT_ROOT, WORKFLOW_FILES
+from conftest import PROJECT_ROOT
+from workflow_scripts.snakemake_jobs import copy_workflow
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -196,13 +197,7 @@ def slurm_cluster():
 
 
 def _workflow_copy(directory: Path) -> Path:
-    directory.mkdir(parents=True)
-    for name in WORKFLOW_FILES:
-        source = PROJECT_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, directory / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif source.exists():
-            shutil.copy2(source, directory / name)
+    copy_workflow(directory)
     (directory / "Snakefile.probe").write_text(PROBE_SNAKEFILE, encoding="utf-8")
     (directory / "probe_config.yaml").write_text(yaml.safe_dump(PROBE_CONFIG), encoding="utf-8")
     return directory

@@ -1,8 +1,15 @@
-"""Reading Snakemake's own account of what it would run (tests and benchmarks use it)."""
+"""Copies of the workflow and Snakemake's own account of what it would run (tests and benchmarks)."""
 
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# What a run of the workflow needs from the checkout (no results, no tests).
+WORKFLOW_FILES = ["Snakefile", "config.yaml", "rules", "schemas", "workflow_scripts", "profiles", "report",
+                  "envs", "configs"]
 
 _ROW = re.compile(r"^(\S+)\s+(\d+)$")
 
@@ -25,3 +32,15 @@ def planned_jobs(output: str) -> dict[str, int]:
         if rule != "total":
             counts[rule] = count
     return counts
+
+
+def copy_workflow(target: Path) -> Path:
+    """Copy the workflow's code and config (no results) into a new directory ``target``."""
+    target.mkdir(parents=True)
+    for name in WORKFLOW_FILES:
+        source = PROJECT_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.exists():
+            shutil.copy2(source, target / name)
+    return target
