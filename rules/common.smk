@@ -125,7 +125,7 @@ def get_sefe_targets(backend=None):
 # --- asr ---
 ASR_FINETUNED_MODEL = "results/asr/model"
 # Splits after train and dev are test splits: never used for training, selection or early stopping.
-TEST_SPLITS = SPLITS[2:]
+ASR_TEST_SPLITS = SPLITS[2:]
 
 
 def get_asr_model_path(ref):
@@ -145,11 +145,11 @@ def get_asr_train_manifests():
     unknown = [c for c in block["train_corpora"] if c not in config["corpora"]]
     if unknown:
         raise ValueError(f"config asr.finetune.train_corpora: {unknown} are not keys of corpora {sorted(config['corpora'])}")
-    forbidden = [s for s in block["train_splits"] if s in TEST_SPLITS or s == block["eval_split"]]
+    forbidden = [s for s in block["train_splits"] if s in ASR_TEST_SPLITS or s == block["eval_split"]]
     if forbidden:
         raise ValueError(
             f"config asr.finetune.train_splits: {forbidden} may not be trained on "
-            f"(test splits {TEST_SPLITS}; eval_split {block['eval_split']!r})"
+            f"(test splits {ASR_TEST_SPLITS}; eval_split {block['eval_split']!r})"
         )
     return [f"results/data/speech/{c}/{s}.tsv" for c in block["train_corpora"] for s in block["train_splits"]]
 
@@ -157,7 +157,7 @@ def get_asr_train_manifests():
 def get_asr_eval_manifest():
     """Manifest of the split that selects the ASR checkpoint (dev of the emotion corpus)."""
     split = config["asr"]["finetune"]["eval_split"]
-    if split not in SPLITS or split in TEST_SPLITS:
+    if split not in SPLITS or split in ASR_TEST_SPLITS:
         raise ValueError(f"config asr.finetune.eval_split: {split!r} must be one of {SPLITS[:2]} (not a test split)")
     return ser_manifest(split)
 

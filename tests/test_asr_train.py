@@ -9,7 +9,8 @@ from transformers import TrainerCallback
 from asr_fixtures import SENTENCES, TINY_WHISPER, write_corpus
 from workflow_scripts.asr_demo_model import build_demo_whisper
 from workflow_scripts.asr_text import NormalizeConfig
-from workflow_scripts.asr_train import choose_precision, finetune, load_transcribed_split, prepare_work_dir
+from workflow_scripts.asr_train import (choose_precision, finetune, load_transcribed_split, prepare_work_dir,
+                                        warp_frequency)
 
 torch.set_num_threads(1)
 
@@ -21,7 +22,7 @@ FINETUNE = {
     "early_stopping_threshold": 0.0, "logging_steps": 2, "precision": "auto", "gradient_checkpointing": False,
     "dropout": None, "spec_augment": {"enabled": False, "mask_time_prob": 0.05, "mask_time_length": 2,
                                       "mask_feature_prob": 0.0, "mask_feature_length": 2},
-    "group_by_length": False, "cache_features": True, "dataloader_num_workers": 0, "device": "cpu",
+    "freq_warp": 0.0, "group_by_length": False, "cache_features": True, "dataloader_num_workers": 0, "device": "cpu",
     "keep_checkpoints": True, "hub_timeout_s": 2,
 }
 NORMALIZE = {"lowercase": True, "remove_punctuation": True, "numbers_to_words": True, "abbreviations": {}}
@@ -134,3 +135,14 @@ def test_fp16_only_on_cuda(requested, device, expected):
     assert precision == expected
     if requested == "fp16" and device == "cpu":
         assert "fp16 needs CUDA" in note
+
+
+def test_frequency_warp_moves_formants_and_keeps_shape():
+    import numpy as np
+
+    features = np.zeros((40, 5), dtype=np.float32)
+    features[10] = 1.0
+    assert np.array_equal(warp_frequency(features, 1.0), features)
+    up, down = warp_frequency(features, 1.2), warp_frequency(features, 0.8)
+    assert up.shape == down.shape == features.shape and up.dtype == np.float32
+    assert int(up[:, 0].argmax()) == 12 and int(down[:, 0].argmax()) == 8

@@ -62,10 +62,28 @@ def load_transcribed_split(
     return data
 
 
-class WhisperSpeechDataset(torch.utils.data.Dataset):
-    """Log-mel features (computed on access, optionally cached) and label ids of utterances."""
+def warp_frequency(features: np.ndarray, factor: float) -> np.ndarray:
+    """Stretch (factor > 1) or compress the mel axis of (bins, frames) ``features``, linearly interpolated.
 
-    def __init__(self, data: pd.DataFrame, processor, max_label_tokens: int, cache_features: bool) -> None:
+    A cheap vocal-tract-length perturbation (VTLP): formants move as between speakers.
+    """
+    bins = features.shape[0]
+    source = np.clip(np.arange(bins) / factor, 0, bins - 1)
+    low = np.floor(source).astype(int)
+    high = np.minimum(low + 1, bins - 1)
+    weight = (source - low)[:, None]
+    return (features[low] * (1 - weight) + features[high] * weight).astype(features.dtype)
+
+
+class WhisperSpeechDataset(torch.utils.data.Dataset):
+    """Log-mel features (computed on access, optionally cached) and label ids of utterances.
+
+    ``freq_warp`` > 0 warps each access's mel axis by a factor drawn from [1 - w, 1 + w] (training
+    only), from NumPy's global generator, which the Trainer seeds and restores when resuming.
+    """
+
+    def __init__(self, data: pd.DataFrame, processor, max_label_tokens: int, cache_features: bool,
+                 freq_warp: float = 0.0) -> None:
         tokenizer = processor.tokenizer
         labels = [tokenizer(text).input_ids for text in data["target"]]
         too_long = [i for i, ids in enumerate(labels) if len(ids) > max_label_tokens]
@@ -79,6 +97,7 @@ class WhisperSpeechDataset(torch.utils.data.Dataset):
         self.labels = [labels[i] for i in keep]
         self.extractor = processor.feature_extractor
         self.cache: dict[int, np.ndarray] | None = {} if cache_features else None
+        self.freq_warp = freq_warp
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -93,7 +112,10 @@ class WhisperSpeechDataset(torch.utils.data.Dataset):
         return values
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return {"input_features": self.features(index), "labels": self.labels[index]}
+        features = self.features(index)
+        if self.freq_warp:
+            features = warp_frequency(features, np.random.uniform(1 - self.freq_warp, 1 + self.freq_warp))
+        return {"input_features": features, "labels": self.labels[index]}
 
 
 @dataclass
@@ -233,7 +255,8 @@ def finetune(
     train_data = load_transcribed_split(train_manifests, normalize, block["train_splits"])
     dev_data = load_transcribed_split([dev_manifest], normalize, [block["eval_split"]])
     max_labels = model.config.max_target_positions
-    train_set = WhisperSpeechDataset(train_data, processor, max_labels, bool(block["cache_features"]))
+    train_set = WhisperSpeechDataset(train_data, processor, max_labels, bool(block["cache_features"]),
+                                     float(block["freq_warp"]))
     dev_set = WhisperSpeechDataset(dev_data, processor, max_labels, bool(block["cache_features"]))
     log.info("training on %d utterances (%s), evaluating on %d (%s)", len(train_set), ", ".join(train_manifests),
              len(dev_set), dev_manifest)
