@@ -106,6 +106,8 @@ def main() -> None:
     parser.add_argument("--wavlm-model", default=None)
     parser.add_argument("--fixed-length-s", type=float, default=None, help="pad/trim (paper: 5.0); default full length")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--corpus-dir", default=None,
+                        help="keep the synthesised corpora here (corpus_<size>/) and reuse them on the next run")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "sefe_throughput.json"))
     # child mode
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
@@ -136,13 +138,16 @@ def main() -> None:
                 write_tiny_wavlm(scratch / "wavlm_tiny")
                 models["wavlm"] = str(scratch / "wavlm_tiny")
         for size in args.sizes:
-            corpus = scratch / f"corpus_{size}"
-            corpus.mkdir()
-            started = time.perf_counter()
-            manifest = synthesise(corpus, size, args.sample_rate, args.seed)
+            corpus = Path(args.corpus_dir or scratch) / f"corpus_{size}_{args.sample_rate}_{args.seed}"
+            manifest = corpus / "manifest.tsv"
+            if manifest.exists():
+                print(f"reusing {manifest}", flush=True)
+            else:
+                corpus.mkdir(parents=True, exist_ok=True)
+                started = time.perf_counter()
+                synthesise(corpus, size, args.sample_rate, args.seed)
+                print(f"synthesised {size} utterances in {time.perf_counter() - started:.0f} s", flush=True)
             audio_s = float(pd.read_csv(manifest, sep="\t")["duration_s"].sum())
-            print(f"synthesised {size} utterances ({audio_s / 3600:.2f} h) in {time.perf_counter() - started:.0f} s",
-                  flush=True)
             for backend in args.backends:
                 block = dict(sefe[backend])
                 if backend != "handcrafted":
