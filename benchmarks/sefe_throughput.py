@@ -53,6 +53,21 @@ def synthesise(directory: Path, count: int, sample_rate: int, seed: int) -> Path
     return manifest
 
 
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process since it started (VmHWM).
+
+    Not ru_maxrss: on Linux that keeps the parent's size across fork + exec, so a large
+    benchmark parent would show up as the child's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def measure(args: argparse.Namespace) -> None:
     """Child mode: one extraction in this process; prints its figures as JSON."""
     from workflow_scripts.sefe_extract import main as extract
@@ -65,7 +80,8 @@ def measure(args: argparse.Namespace) -> None:
     print(json.dumps({
         "extract": json.loads(figures.read_text()),
         "wall_s": wall,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
+        # largest worker process; counts the pages it shares with the main process after fork
         "peak_worker_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }))
 
@@ -90,6 +106,8 @@ def main() -> None:
     parser.add_argument("--wavlm-model", default=None)
     parser.add_argument("--fixed-length-s", type=float, default=None, help="pad/trim (paper: 5.0); default full length")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--corpus-dir", default=None,
+                        help="keep the synthesised corpora here (corpus_<size>/) and reuse them on the next run")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "sefe_throughput.json"))
     # child mode
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
@@ -120,13 +138,16 @@ def main() -> None:
                 write_tiny_wavlm(scratch / "wavlm_tiny")
                 models["wavlm"] = str(scratch / "wavlm_tiny")
         for size in args.sizes:
-            corpus = scratch / f"corpus_{size}"
-            corpus.mkdir()
-            started = time.perf_counter()
-            manifest = synthesise(corpus, size, args.sample_rate, args.seed)
+            corpus = Path(args.corpus_dir or scratch) / f"corpus_{size}_{args.sample_rate}_{args.seed}"
+            manifest = corpus / "manifest.tsv"
+            if manifest.exists():
+                print(f"reusing {manifest}", flush=True)
+            else:
+                corpus.mkdir(parents=True, exist_ok=True)
+                started = time.perf_counter()
+                synthesise(corpus, size, args.sample_rate, args.seed)
+                print(f"synthesised {size} utterances in {time.perf_counter() - started:.0f} s", flush=True)
             audio_s = float(pd.read_csv(manifest, sep="\t")["duration_s"].sum())
-            print(f"synthesised {size} utterances ({audio_s / 3600:.2f} h) in {time.perf_counter() - started:.0f} s",
-                  flush=True)
             for backend in args.backends:
                 block = dict(sefe[backend])
                 if backend != "handcrafted":
@@ -148,7 +169,7 @@ def main() -> None:
                 }
                 records.append(record)
                 print(json.dumps(record), flush=True)
-    print("\nbackend       utterances  audio_h  extract_s  utt/s    RTF      peak RSS MB (main / worker)")
+    print("\nbackend       utterances  audio_h  extract_s  utt/s    RTF      peak RSS MB (main / largest worker)")
     for r in records:
         print(f"{r['backend']:<13} {r['utterances']:>10}  {r['audio_hours']:>7}  {r['extract_s']:>9}  "
               f"{r['utterances_per_s']:>6}  {r['real_time_factor']:>7}  {r['peak_rss_mb']:>8} / {r['peak_worker_rss_mb']}")

@@ -226,6 +226,23 @@ def load_extractor(config: Mapping[str, Any], run_dir: str | os.PathLike, thread
     return extract
 
 
+def fix_malloc_mmap_threshold(threshold: int = 128 * 1024) -> bool:
+    """Keep glibc serving large blocks (>= ``threshold`` bytes) from mmap, returned to the OS on free.
+
+    glibc raises this threshold each time a large block is freed, after which frame matrices of
+    ever-changing sizes come from the heap and fragment it: resident memory then grew with the
+    corpus (WavLM: 660 -> 830 MB over 4000 utterances; fixed: flat at 550 MB). No-op off glibc.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(-3, threshold))  # -3: M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the extract_sefe rule."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -242,6 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     # OpenMP threads that spin while waiting stall torch ~10x on a busy or shared CPU (measured
     # with 2 threads on 2 cores); passive waiting costs nothing measurable. Must precede `import torch`.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    fix_malloc_mmap_threshold()
     cfg = parse_json_argument(args.config)
     for key in ("backend", "preprocessing"):
         if key not in cfg:
