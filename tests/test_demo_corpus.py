@@ -38,9 +38,18 @@ def test_plan_is_deterministic_and_prosody_follows_emotion(demo_config):
     by_emotion = plan.groupby("emotion")[["rate", "pitch", "volume"]].mean()
     assert by_emotion.loc["angry", "pitch"] > by_emotion.loc["neutral", "pitch"] > by_emotion.loc["sad", "pitch"]
     assert by_emotion.loc["angry", "rate"] > by_emotion.loc["neutral", "rate"] > by_emotion.loc["sad", "rate"]
-    # Ambiguity: some negative utterances are worded like neutral ones, so text alone is imperfect.
-    neutral_wording = plan["text"].str.contains("|".join(["sẽ", "mỗi ngày", "vào buổi sáng"]))
-    assert (neutral_wording & plan["emotion"].isin(["angry", "sad"])).sum() > 10
+    # Each negative utterance shows its emotion in words, voice or both; each modality misses some.
+    negative = plan[plan["emotion"].isin(["angry", "sad"])]
+    shares = negative["cue"].value_counts(normalize=True)
+    for cue, share in demo_config["negative_cues"].items():
+        assert abs(shares[cue] - share / sum(demo_config["negative_cues"].values())) < 0.07, cue
+    plain_words = ~plan["text"].str.contains("|".join(["tức giận", "không chịu nổi", "buồn lắm", "cảm thấy"]))
+    voice_only = negative["cue"] == "voice_only"
+    assert plain_words[negative.index[voice_only]].all() and not plain_words[negative.index[~voice_only]].any()
+    calm = negative[negative["cue"] == "words_only"][["pitch_range", "volume"]].mean()
+    neutral = plan[plan["emotion"] == "neutral"][["pitch_range", "volume"]].mean()
+    assert (abs(calm - neutral) < 8).all()  # negative words spoken with neutral prosody
+    assert (plan.loc[~plan["emotion"].isin(["angry", "sad"]), "cue"] == "words_and_voice").all()
 
 
 def test_small_corpus_is_byte_identical_across_runs(tmp_path, demo_config):
@@ -69,7 +78,7 @@ def test_workflow_builds_demo_manifests_offline_and_deterministically(workflow_d
     assert summary["skipped"] == 0
     assert len(manifests["train"]) == 400 and all(len(manifests[s]) == 80 for s in SPLITS[1:])
     speakers = {split: set(m["speaker"]) for split, m in manifests.items()}
-    assert sum(len(s) for s in speakers.values()) == len(set().union(*speakers.values())) == 8  # disjoint
+    assert sum(len(s) for s in speakers.values()) == len(set().union(*speakers.values())) == 16  # disjoint
     overall = pd.concat(manifests.values())["label"].eq("negative").mean()
     for split, manifest in manifests.items():
         assert abs(manifest["label"].eq("negative").mean() - overall) < 0.1, split

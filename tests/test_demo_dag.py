@@ -17,6 +17,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import copy_workflow, run_snakemake
@@ -27,6 +29,7 @@ pytestmark = pytest.mark.slow
 ASR_RULES = {"build_demo_asr_model", "finetune_whisper", "transcribe", "score_asr", "benchmark_asr_backbones"}
 FEATURE_RULES = {"extract_sefe", "extract_tefe", "pool_features"}
 TEST_SPLITS = ["public_test", "private_test"]
+CLASSES = ["neutral", "negative"]
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +78,26 @@ def test_every_variant_learns_and_the_paper_artifacts_exist(demo_run):
         assert (demo_run / "results" / name).stat().st_size > 0, name
     for split in TEST_SPLITS:
         assert json.loads((demo_run / "results" / "asr" / f"wer_{split}.json").read_text())["wer"] < 0.8
+
+
+def test_predict_on_demo_files_matches_the_rules(demo_run, tmp_path):
+    """predict with the real ASR, SEFE and TEFE stages gives the hybrid rule's transcripts and probabilities."""
+    manifest = pd.read_csv(demo_run / "results/data/speech/demo/public_test.tsv", sep="\t").head(3)
+    audio = [str(demo_run / "results/demo" / path) for path in manifest["audio_path"]]
+    output = tmp_path / "predictions.csv"
+    result = subprocess.run([sys.executable, "-m", "workflow_scripts.predict", "--run-dir", "results",
+                             "--output", str(output), *audio], cwd=demo_run, capture_output=True, text=True,
+                            timeout=600, env=dict(os.environ, PYTHONPATH=str(demo_run)))
+    assert result.returncode == 0, result.stderr[-3000:]
+    predicted = pd.read_csv(output).assign(utt_id=lambda frame: frame["path"].map(lambda p: Path(p).stem))
+    predicted = predicted.set_index("utt_id").loc[manifest["utt_id"]]
+    hybrid = pd.read_parquet(demo_run / "results/fusion/variants/hybrid/public_test.parquet").set_index("utt_id")
+    transcripts = pd.read_parquet(demo_run / "results/transcripts/public_test.parquet").set_index("utt_id")
+    columns = [f"p_{c}" for c in CLASSES]
+    np.testing.assert_allclose(predicted[columns].sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(predicted[columns].to_numpy(), hybrid.loc[predicted.index, CLASSES].to_numpy(), atol=1e-5)
+    assert (predicted["label"] == [CLASSES[i] for i in predicted[columns].to_numpy().argmax(axis=1)]).all()
+    assert predicted["transcript"].fillna("").tolist() == transcripts.loc[predicted.index, "hypothesis"].tolist()
 
 
 def test_second_run_has_nothing_to_do(demo_run):

@@ -3,10 +3,12 @@
 Sentences come from a small grammar written for this project, in four emotions (neutral,
 happy, angry, sad; the config maps them to the task's classes as ViSEC's are mapped). Each
 utterance is spoken by one of several espeak-ng voices with emotion-dependent prosody
-(rate, pitch, pitch range, loudness) plus per-utterance jitter. A share of utterances has
-emotion-neutral wording and another share has the prosody of a different emotion, so that
-neither text alone nor audio alone classifies perfectly, which is what fusion is for.
-A separate text corpus (sentences not spoken in the speech corpus) trains the text encoder.
+(rate, pitch, pitch range, loudness) plus per-utterance jitter. A negative utterance shows
+its emotion in its words and voice, in its words only (spoken calmly) or in its voice only
+(plain words), in the shares of ``negative_cues``: each modality alone misses the negatives
+that only the other one shows, and fusion can see both, which is the paper's case for it.
+A separate text corpus (sentences not spoken in the speech corpus, labelled by the emotion
+their words express, as text corpora are) trains the text encoder.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from workflow_scripts.io_utils import atomic_path, parse_json_argument, setup_lo
 log = logging.getLogger(__name__)
 
 EMOTIONS = ("neutral", "happy", "angry", "sad")
+# Where a negative utterance shows its emotion (keys of demo.negative_cues).
+CUES = ("words_and_voice", "words_only", "voice_only")
 
 SUBJECTS = ["tôi", "chúng tôi", "anh ấy", "chị ấy", "mẹ tôi", "bố tôi", "bạn tôi", "em gái tôi", "ông ấy", "cô giáo"]
 TIMES = ["vào buổi sáng", "mỗi ngày", "hôm nay", "chiều nay", "vào cuối tuần", "tối hôm qua", "sáng mai"]
@@ -109,6 +113,10 @@ def plan_utterances(config: Mapping[str, Any]) -> pd.DataFrame:
     voices = list(config["voices"])
     weights = np.array([config["emotion_weights"][e] for e in EMOTIONS], dtype=float)
     weights /= weights.sum()
+    cue_shares = np.array([config["negative_cues"][c] for c in CUES], dtype=float)
+    if cue_shares.sum() <= 0:
+        raise ValueError(f"demo.negative_cues: expected shares of {CUES} with a positive sum, got {config['negative_cues']}")
+    cue_shares /= cue_shares.sum()
     # Each voice has its own baseline, as speakers do.
     base_pitch = {v: int(rng.integers(35, 66)) for v in voices}
     base_rate = {v: int(rng.integers(150, 176)) for v in voices}
@@ -118,19 +126,16 @@ def plan_utterances(config: Mapping[str, Any]) -> pd.DataFrame:
     for voice_index, voice in enumerate(voices):
         for n in range(per_voice):
             emotion = EMOTIONS[int(rng.choice(len(EMOTIONS), p=weights))]
-            wording = emotion
-            if _negative_like(emotion) and rng.random() < config["text_ambiguity"]:
-                wording = "neutral"  # negative feeling in plain words: only the voice tells
-            elif not _negative_like(emotion) and rng.random() < config["text_ambiguity"] / 3:
-                wording = _pick(rng, ["angry", "sad"])  # reported or ironic complaint
+            cue = "words_and_voice"
+            if _negative_like(emotion):
+                cue = CUES[int(rng.choice(len(CUES), p=cue_shares))]
+            wording = "neutral" if cue == "voice_only" else emotion
+            spoken_as = "neutral" if cue == "words_only" else emotion
             for _ in range(20):  # prefer sentences not used yet
                 text = sentence_for(wording, rng)
                 if text not in seen:
                     break
             seen.add(text)
-            spoken_as = emotion
-            if rng.random() < config["prosody_ambiguity"]:
-                spoken_as = _pick(rng, [e for e in EMOTIONS if _negative_like(e) != _negative_like(emotion)])
             style = PROSODY[spoken_as]
             jitter = config["jitter"]
             rows.append(
@@ -139,6 +144,7 @@ def plan_utterances(config: Mapping[str, Any]) -> pd.DataFrame:
                     "speaker": f"spk{voice_index}",
                     "voice": voice,
                     "emotion": emotion,
+                    "cue": cue,
                     "text": text,
                     "rate": int(np.clip(base_rate[voice] + style.rate_shift + rng.normal(0, jitter["rate"]), 80, 400)),
                     "pitch": int(np.clip(base_pitch[voice] + style.pitch_shift + rng.normal(0, jitter["pitch"]), 0, 99)),
@@ -170,10 +176,7 @@ def text_corpus(config: Mapping[str, Any], exclude: set[str]) -> pd.DataFrame:
     rows = []
     while len(rows) < int(config["text_sentences"]):
         emotion = EMOTIONS[int(rng.choice(len(EMOTIONS), p=weights))]
-        wording = emotion
-        if _negative_like(emotion) and rng.random() < config["text_ambiguity"]:
-            wording = "neutral"
-        text = sentence_for(wording, rng)
+        text = sentence_for(emotion, rng)
         if text not in exclude:
             rows.append({"text": text, "emotion": emotion})
     return pd.DataFrame(rows)
@@ -196,7 +199,7 @@ def synthesize_corpus(config: Mapping[str, Any], speech_table: Path, wav_dir: Pa
                            float(config["noise_level"]))
             sf.write(tmp_dir / f"{row.utt_id}.wav", audio, synthesizer.sample_rate, subtype="PCM_16")
     plan["audio_path"] = [f"{wav_dir.name}/{u}.wav" for u in plan["utt_id"]]
-    columns = ["utt_id", "audio_path", "speaker", "text", "emotion", "voice", "rate", "pitch", "pitch_range", "volume"]
+    columns = ["utt_id", "audio_path", "speaker", "text", "emotion", "cue", "voice", "rate", "pitch", "pitch_range", "volume"]
     with atomic_path(speech_table) as tmp:
         plan.loc[:, columns].to_csv(tmp, sep="\t", index=False, quoting=3)
     texts = text_corpus(config, set(plan["text"]))

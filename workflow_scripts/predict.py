@@ -209,14 +209,14 @@ def main(argv: list[str] | None = None) -> None:
         if stage not in factories or ":" not in spec:
             raise SystemExit(f"--hook {hook!r}: expected STAGE=MODULE:FUNCTION with STAGE one of {sorted(factories)}")
         factories[stage] = spec
-    from snakemake.utils import validate
+    from workflow_scripts.config_schema import validate_config
 
     config: dict[str, Any] = {}
     for path in args.configfile:
         with open(path, encoding="utf-8") as handle:
             config = merge_config(config, yaml.safe_load(handle) or {})
     # The workflow's own validation, which also fills in the defaults the stages rely on.
-    validate(config, str(Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"))
+    validate_config(config, Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml")
     files = collect_audio(args.inputs)
     predictor = FusionPredictor.from_run(args.run_dir)
     stages = load_stage_functions(config, Path(args.run_dir), args.threads, factories)
