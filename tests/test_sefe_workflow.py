@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
+
+from conftest import run_snakemake, shared_data
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ["results/sefe/handcrafted/evaluation.json", "results/sefe/wavlm/train.parquet"]
@@ -54,3 +58,20 @@ def test_shipped_config_is_offline_and_weights_free():
         "neutral": "neutral", "boredom": "neutral", "happiness": "neutral",
         "anger": "negative", "sadness": "negative", "fear": "negative", "disgust": "negative"}
     assert emodb["corpora"]["emodb"]["split"]["speaker_disjoint"] is True
+
+
+@pytest.mark.slow
+def test_emodb_acoustic_evaluation_is_clearly_above_chance(workflow_dir):
+    """configs/emodb.yaml: weights-free features of real acted speech, speaker-independent test splits."""
+    corpus = shared_data("speech", "emodb_2s")
+    paths = workflow_dir / "emodb_paths.yaml"  # the copy is not beside ../shared: absolute paths
+    paths.write_text(yaml.safe_dump({"corpora": {"emodb": {"table": str(corpus / "labels.tsv"),
+                                                           "audio_root": str(corpus)}}}))
+    run_snakemake(workflow_dir, "results/sefe/handcrafted/evaluation.json",
+                  "--configfile", "configs/emodb.yaml", str(paths), timeout=1800)
+    evaluation = json.loads((workflow_dir / "results/sefe/handcrafted/evaluation.json").read_text())
+    assert evaluation["train"]["utterances"] > 250
+    for split in ("public_test", "private_test"):
+        scores = evaluation["splits"][split]
+        print(split, {k: round(scores[k], 3) for k in ("WA", "UA", "WF1")})
+        assert scores["UA"] > 0.62, (split, scores["UA"])  # chance UA is 0.5
