@@ -8,6 +8,8 @@ rule synthesize_demo_corpus:
         speech_table="results/demo/speech_corpus.tsv",
         wav_dir=directory("results/demo/wav"),
         text_table="results/demo/text_corpus.tsv",
+        asr_table="results/demo/asr_corpus.tsv",
+        asr_wav_dir=directory("results/demo/asr_wav"),
     log:
         "logs/data/synthesize_demo_corpus.log",
     benchmark:
@@ -20,7 +22,8 @@ rule synthesize_demo_corpus:
     shell:
         "python -m workflow_scripts.demo_corpus --config {params.demo:q}"
         " --speech-table {output.speech_table} --wav-dir {output.wav_dir}"
-        " --text-table {output.text_table} > {log} 2>&1"
+        " --text-table {output.text_table} --asr-table {output.asr_table} --asr-wav-dir {output.asr_wav_dir}"
+        " > {log} 2>&1"
 
 
 rule ingest_speech_corpus:

@@ -8,7 +8,8 @@ its emotion in its words and voice, in its words only (spoken calmly) or in its 
 (plain words), in the shares of ``negative_cues``: each modality alone misses the negatives
 that only the other one shows, and fusion can see both, which is the paper's case for it.
 A separate text corpus (sentences not spoken in the speech corpus, labelled by the emotion
-their words express, as text corpora are) trains the text encoder.
+their words express, as text corpora are) trains the text encoder, and a separate ASR corpus
+(other voices, other sentences) trains the demo's Whisper, as the paper's ASR corpora do.
 """
 
 from __future__ import annotations
@@ -107,8 +108,11 @@ def _negative_like(emotion: str) -> bool:
     return emotion in ("angry", "sad")
 
 
-def plan_utterances(config: Mapping[str, Any]) -> pd.DataFrame:
-    """Draw every utterance's emotion, voice, wording and prosody from the seed (no audio yet)."""
+def plan_utterances(config: Mapping[str, Any], prefix: str = "demo", exclude: frozenset[str] = frozenset()) -> pd.DataFrame:
+    """Draw every utterance's emotion, voice, wording and prosody from the seed (no audio yet).
+
+    Utterance ids are ``<prefix>_spk<voice index>_<n>``; sentences in ``exclude`` are not used.
+    """
     rng = np.random.default_rng(int(config["seed"]))
     voices = list(config["voices"])
     weights = np.array([config["emotion_weights"][e] for e in EMOTIONS], dtype=float)
@@ -121,7 +125,7 @@ def plan_utterances(config: Mapping[str, Any]) -> pd.DataFrame:
     base_pitch = {v: int(rng.integers(35, 66)) for v in voices}
     base_rate = {v: int(rng.integers(150, 176)) for v in voices}
     rows = []
-    seen: set[str] = set()
+    seen: set[str] = set(exclude)
     per_voice = int(config["utterances_per_voice"])
     for voice_index, voice in enumerate(voices):
         for n in range(per_voice):
@@ -131,17 +135,19 @@ def plan_utterances(config: Mapping[str, Any]) -> pd.DataFrame:
                 cue = CUES[int(rng.choice(len(CUES), p=cue_shares))]
             wording = "neutral" if cue == "voice_only" else emotion
             spoken_as = "neutral" if cue == "words_only" else emotion
-            for _ in range(20):  # prefer sentences not used yet
+            for _ in range(50):  # prefer sentences not used yet (never an excluded one)
                 text = sentence_for(wording, rng)
                 if text not in seen:
                     break
+            while text in exclude:
+                text = sentence_for(wording, rng)
             seen.add(text)
             style = PROSODY[spoken_as]
             jitter = config["jitter"]
             rows.append(
                 {
-                    "utt_id": f"demo_spk{voice_index}_{n:04d}",
-                    "speaker": f"spk{voice_index}",
+                    "utt_id": f"{prefix}_spk{voice_index}_{n:04d}",
+                    "speaker": f"{prefix}_spk{voice_index}" if prefix != "demo" else f"spk{voice_index}",
                     "voice": voice,
                     "emotion": emotion,
                     "cue": cue,
@@ -182,12 +188,24 @@ def text_corpus(config: Mapping[str, Any], exclude: set[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def synthesize_corpus(config: Mapping[str, Any], speech_table: Path, wav_dir: Path, text_table: Path) -> pd.DataFrame:
-    """Write the speech corpus (wav files + table) and the text corpus table."""
-    from workflow_scripts.espeak import EspeakSynthesizer, Prosody
+def asr_corpus_plan(config: Mapping[str, Any], spoken: set[str]) -> pd.DataFrame:
+    """The ASR training corpus: other voices, other sentences (none of ``spoken``), all in split train.
 
-    plan = plan_utterances(config)
-    synthesizer = EspeakSynthesizer()
+    It plays the part of the paper's PhoAudiobook / 28k-vn: Whisper never hears a speaker or a
+    sentence of the emotion corpus, so the emotion corpus's training transcripts carry ASR
+    errors like its test transcripts do.
+    """
+    block = config["asr_corpus"]
+    plan = plan_utterances({**config, "voices": block["voices"], "utterances_per_voice": block["utterances_per_voice"],
+                            "seed": int(config["seed"]) + 2}, prefix="demoasr", exclude=frozenset(spoken))
+    plan["split"] = "train"
+    return plan
+
+
+def render_plan(plan: pd.DataFrame, synthesizer: Any, wav_dir: Path, noise_level: float) -> None:
+    """Synthesise every planned utterance into ``wav_dir/<utt_id>.wav`` (written atomically as a whole)."""
+    from workflow_scripts.espeak import Prosody
+
     with atomic_path(wav_dir, is_dir=True) as tmp_dir:
         for row in plan.itertuples():
             samples = synthesizer.synthesize(
@@ -195,16 +213,31 @@ def synthesize_corpus(config: Mapping[str, Any], speech_table: Path, wav_dir: Pa
                                              volume=row.volume),
                 seed=row.noise_seed,
             )
-            audio = render(samples, synthesizer.sample_rate, row.lead_s, row.tail_s, row.noise_seed,
-                           float(config["noise_level"]))
+            audio = render(samples, synthesizer.sample_rate, row.lead_s, row.tail_s, row.noise_seed, noise_level)
             sf.write(tmp_dir / f"{row.utt_id}.wav", audio, synthesizer.sample_rate, subtype="PCM_16")
     plan["audio_path"] = [f"{wav_dir.name}/{u}.wav" for u in plan["utt_id"]]
+
+
+def synthesize_corpus(config: Mapping[str, Any], speech_table: Path, wav_dir: Path, text_table: Path,
+                      asr_table: Path | None = None, asr_wav_dir: Path | None = None) -> pd.DataFrame:
+    """Write the speech corpus (wav files + table), the text corpus table and, if asked, the ASR corpus."""
+    from workflow_scripts.espeak import EspeakSynthesizer
+
+    plan = plan_utterances(config)
+    synthesizer = EspeakSynthesizer()
+    render_plan(plan, synthesizer, wav_dir, float(config["noise_level"]))
     columns = ["utt_id", "audio_path", "speaker", "text", "emotion", "cue", "voice", "rate", "pitch", "pitch_range", "volume"]
     with atomic_path(speech_table) as tmp:
         plan.loc[:, columns].to_csv(tmp, sep="\t", index=False, quoting=3)
     texts = text_corpus(config, set(plan["text"]))
     with atomic_path(text_table) as tmp:
         texts.to_csv(tmp, sep="\t", index=False, quoting=3)
+    if asr_table is not None and asr_wav_dir is not None:
+        asr_plan = asr_corpus_plan(config, set(plan["text"]))
+        render_plan(asr_plan, synthesizer, asr_wav_dir, float(config["noise_level"]))
+        with atomic_path(asr_table) as tmp:
+            asr_plan.loc[:, [*columns, "split"]].to_csv(tmp, sep="\t", index=False, quoting=3)
+        log.info("ASR corpus: %d utterances, %d voices", len(asr_plan), asr_plan["voice"].nunique())
     return plan
 
 
@@ -215,10 +248,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--speech-table", required=True)
     parser.add_argument("--wav-dir", required=True)
     parser.add_argument("--text-table", required=True)
+    parser.add_argument("--asr-table", help="also synthesise the ASR training corpus (demo.asr_corpus) here")
+    parser.add_argument("--asr-wav-dir")
     args = parser.parse_args(argv)
     setup_logging()
+    if bool(args.asr_table) != bool(args.asr_wav_dir):
+        parser.error("--asr-table and --asr-wav-dir go together")
     config = parse_json_argument(args.config)
-    plan = synthesize_corpus(config, Path(args.speech_table), Path(args.wav_dir), Path(args.text_table))
+    plan = synthesize_corpus(config, Path(args.speech_table), Path(args.wav_dir), Path(args.text_table),
+                             Path(args.asr_table) if args.asr_table else None,
+                             Path(args.asr_wav_dir) if args.asr_wav_dir else None)
     log.info("synthesised %d utterances, %d distinct sentences, emotions %s", len(plan), plan["text"].nunique(),
              plan["emotion"].value_counts().to_dict())
 
