@@ -52,16 +52,31 @@ def test_plan_is_deterministic_and_prosody_follows_emotion(demo_config):
     assert (plan.loc[~plan["emotion"].isin(["angry", "sad"]), "cue"] == "words_and_voice").all()
 
 
+def test_asr_corpus_shares_no_voice_and_no_sentence_with_the_emotion_corpus(demo_config):
+    from workflow_scripts.demo_corpus import asr_corpus_plan
+
+    speech = plan_utterances(demo_config)
+    asr = asr_corpus_plan(demo_config, set(speech["text"]))
+    assert len(asr) == len(demo_config["asr_corpus"]["voices"]) * demo_config["asr_corpus"]["utterances_per_voice"]
+    assert not set(asr["voice"]) & set(speech["voice"]) and not set(asr["speaker"]) & set(speech["speaker"])
+    assert not set(asr["text"]) & set(speech["text"])
+    assert (asr["split"] == "train").all() and asr["utt_id"].is_unique
+    assert asr.equals(asr_corpus_plan(demo_config, set(speech["text"])))
+
+
 def test_small_corpus_is_byte_identical_across_runs(tmp_path, demo_config):
-    config = {**demo_config, "voices": ["vi", "vi+f2"], "utterances_per_voice": 5, "text_sentences": 20}
+    config = {**demo_config, "voices": ["vi", "vi+f2"], "utterances_per_voice": 5, "text_sentences": 20,
+              "asr_corpus": {"voices": ["vi+m2"], "utterances_per_voice": 4}}
     outputs = []
     for run in ("a", "b"):  # each run in a fresh process, as the rule runs
         directory = tmp_path / run
         subprocess.run([sys.executable, "-m", "workflow_scripts.demo_corpus", "--config", json.dumps(config),
                         "--speech-table", str(directory / "speech.tsv"), "--wav-dir", str(directory / "wav"),
-                        "--text-table", str(directory / "text.tsv")], check=True, cwd=PROJECT_ROOT)
-        outputs.append((_digest(directory / "wav"), (directory / "speech.tsv").read_text(),
-                        (directory / "text.tsv").read_text()))
+                        "--text-table", str(directory / "text.tsv"), "--asr-table", str(directory / "asr.tsv"),
+                        "--asr-wav-dir", str(directory / "asr_wav")], check=True, cwd=PROJECT_ROOT)
+        outputs.append((_digest(directory / "wav"), _digest(directory / "asr_wav"),
+                        (directory / "speech.tsv").read_text(), (directory / "text.tsv").read_text(),
+                        (directory / "asr.tsv").read_text()))
     assert outputs[0] == outputs[1]
     texts = pd.read_csv(tmp_path / "a" / "text.tsv", sep="\t")
     spoken = set(pd.read_csv(tmp_path / "a" / "speech.tsv", sep="\t")["text"])

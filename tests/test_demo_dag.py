@@ -64,20 +64,26 @@ def _wa_ua_wf1(path: Path, split: str) -> tuple[float, float, float]:
     return metrics["WA"], metrics["UA"], metrics["WF1"]
 
 
-def test_every_variant_learns_and_the_paper_artifacts_exist(demo_run):
-    # Hybrid fusion does not (yet) beat the single modalities on the demo's test splits (see
-    # docs/fusion.md); this checks that every variant is well above chance and prints them all.
+def test_hybrid_fusion_beats_each_modality_and_the_paper_artifacts_exist(demo_run):
+    # The demo corpus puts some negatives' emotion only in the words and others' only in the
+    # voice; hybrid fusion must beat acoustic-only and text-only on the test splits (mean UA over
+    # both, with a margin; per split it is printed for the note).
     metrics = demo_run / "results" / "metrics"
-    for split in TEST_SPLITS:
-        for variant in ("acoustic", "text", "early", "late", "hybrid"):
+    mean_ua = {}
+    for variant in ("acoustic", "text", "early", "late", "hybrid"):
+        scores = []
+        for split in TEST_SPLITS:
             wa, ua, wf1 = _wa_ua_wf1(metrics / f"{variant}.json", split)
             print(f"{split} {variant}: WA {wa:.3f} UA {ua:.3f} WF1 {wf1:.3f}")
             assert ua > 0.6, (split, variant, ua)
+            scores.append(ua)
+        mean_ua[variant] = sum(scores) / len(scores)
+    assert mean_ua["hybrid"] > max(mean_ua["acoustic"], mean_ua["text"]) + 0.03, mean_ua
     assert json.loads((demo_run / "results" / "hybrid_metrics.json").read_text())
     for name in ("table2.md", "table2.csv", "figure2.png", "figure2.svg", "ensemble/weights.json"):
         assert (demo_run / "results" / name).stat().st_size > 0, name
     for split in TEST_SPLITS:
-        assert json.loads((demo_run / "results" / "asr" / f"wer_{split}.json").read_text())["wer"] < 0.8
+        assert json.loads((demo_run / "results" / "asr" / f"wer_{split}.json").read_text())["wer"] < 0.5
 
 
 def test_predict_on_demo_files_matches_the_rules(demo_run, tmp_path):

@@ -13,6 +13,7 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -138,6 +139,18 @@ class WhisperCollator:
         return {"input_features": features, "labels": labels}
 
 
+def use_deterministic_kernels(device_type: str) -> None:
+    """Ask torch for deterministic kernels, so that one seed gives bit-identical weights.
+
+    Without them two 2-thread CPU runs of the demo config differed by about 1e-6 after 100 steps
+    and then drifted apart chaotically (dev WER 0.296 against 0.351 after 1300 steps); the cost
+    on CPU was within timing noise. CUDA kernels without a deterministic version only warn.
+    """
+    if device_type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=device_type == "cuda")
+
+
 def choose_precision(requested: str, device_type: str) -> tuple[str, str]:
     """The precision to train in and a note for the log: fp16 only on CUDA, fp32 (or bf16) elsewhere."""
     if requested == "auto":
@@ -241,6 +254,7 @@ def finetune(
     torch.set_num_threads(threads)
     seed = int(block["seed"])
     set_seed(seed)
+    use_deterministic_kernels(resolve_device(block["device"]).type)
     normalize = NormalizeConfig.from_dict(normalize_block)
     base_dir = resolve_model_source(block["base_model"], config_key="asr.finetune.base_model",
                                     hub_timeout_s=float(block["hub_timeout_s"]))
