@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -89,7 +90,7 @@ def test_hybrid_fusion_beats_each_modality_and_the_paper_artifacts_exist(demo_ru
 def test_predict_on_demo_files_matches_the_rules(demo_run, tmp_path):
     """predict with the real ASR, SEFE and TEFE stages gives the hybrid rule's transcripts and probabilities."""
     manifest = pd.read_csv(demo_run / "results/data/speech/demo/public_test.tsv", sep="\t").head(3)
-    audio = [str(demo_run / "results/demo" / path) for path in manifest["audio_path"]]
+    audio = [str(demo_run / path) for path in manifest["audio_path"]]  # manifests hold workflow-relative paths
     output = tmp_path / "predictions.csv"
     result = subprocess.run([sys.executable, "-m", "workflow_scripts.predict", "--run-dir", "results",
                              "--output", str(output), *audio], cwd=demo_run, capture_output=True, text=True,
@@ -104,6 +105,15 @@ def test_predict_on_demo_files_matches_the_rules(demo_run, tmp_path):
     np.testing.assert_allclose(predicted[columns].to_numpy(), hybrid.loc[predicted.index, CLASSES].to_numpy(), atol=1e-5)
     assert (predicted["label"] == [CLASSES[i] for i in predicted[columns].to_numpy().argmax(axis=1)]).all()
     assert predicted["transcript"].fillna("").tolist() == transcripts.loc[predicted.index, "hypothesis"].tolist()
+
+
+def test_report_collects_the_paper_artifacts(demo_run, tmp_path):
+    report = tmp_path / "report.html"
+    result = run_snakemake(demo_run, "--report", str(report))
+    added = set(re.findall(r"Adding (\S+)", result.stdout + result.stderr))
+    assert {"table2.md", "table2.csv", "figure2.png", "figure2.svg", "hybrid_metrics.json", "weights.json",
+            "confusion_matrices.png", "benchmark.md", "wer_public_test.json"} <= added, added
+    assert report.stat().st_size > 100_000
 
 
 def test_second_run_has_nothing_to_do(demo_run):
@@ -148,10 +158,16 @@ def test_touching_a_large_feature_file_does_not_cascade(demo_run):
 def test_sigkill_mid_training_then_rerun_incomplete_gives_the_same_metrics(demo_run):
     headline = demo_run / "results" / "hybrid_metrics.json"
     before = headline.read_text()
+    # Remove the text encoders and everything that reads them, so the killed run is one that
+    # must rebuild them (Snakemake does not regenerate a missing file whose consumers are complete).
+    for path in ("results/tefe", "results/fusion/text", "results/fusion/early", "results/metrics",
+                 "results/hybrid_metrics.json"):
+        target = demo_run / path
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
     log_path = demo_run / "killed_run.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "snakemake", "--cores", "2", "--forcerun", "train_tefe"], cwd=demo_run,
+            [sys.executable, "-m", "snakemake", "--cores", "2"], cwd=demo_run,
             stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=str(demo_run)),
             start_new_session=True)
     deadline = time.time() + 600
@@ -164,4 +180,6 @@ def test_sigkill_mid_training_then_rerun_incomplete_gives_the_same_metrics(demo_
     run_snakemake(demo_run, "--unlock")  # a killed Snakemake leaves its lock behind
     run_snakemake(demo_run, "--rerun-incomplete", timeout=3000)
     assert headline.read_text() == before
+    assert all((demo_run / "results/tefe/models" / arch / "model.pt").exists()
+               for arch in ("CNN", "LSTM", "BiLSTM", "BiLSTM_CNN"))
     assert _plan(demo_run) == {}
