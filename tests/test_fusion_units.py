@@ -215,3 +215,27 @@ def test_two_runs_with_one_seed_give_identical_results(tmp_path):
     for split in SPLITS:
         frame = pd.read_parquet(tmp_path / "run1" / "hybrid" / f"{split}.parquet")
         np.testing.assert_allclose(frame[CLASSES].sum(axis=1), 1.0)
+
+
+def test_folds_grouped_by_speaker_keep_every_speaker_on_one_side(tmp_path):
+    rng = np.random.default_rng(0)
+    speakers = [f"spk{i % 9}" for i in range(180)]
+    y = rng.integers(0, 2, size=180)
+    pooled = fusion_data.Pooled([f"u{i}" for i in range(180)], ["neutral"] * 180, np.zeros((180, 2)), {}, speakers)
+    groups = fusion_classifiers.speaker_groups(pooled, 3, enabled=True)
+    folds = fusion_classifiers.stratified_folds(y, 3, 42, 2, groups)
+    for fit_rows, held_out in folds:
+        assert not {speakers[i] for i in fit_rows} & {speakers[i] for i in held_out}
+        assert set(np.unique(y[held_out])) == {0, 1}
+    assert sorted(np.concatenate([held for _, held in folds]).tolist()) == list(range(180))
+    # Ungrouped folds mix speakers; disabled, unknown or too few speakers give no groups.
+    ungrouped = fusion_classifiers.stratified_folds(y, 3, 42, 2)
+    assert any({speakers[i] for i in fit} & {speakers[i] for i in held} for fit, held in ungrouped)
+    assert fusion_classifiers.speaker_groups(pooled, 3, enabled=False) is None
+    assert fusion_classifiers.speaker_groups(pooled, 10, enabled=True) is None
+    unknown = fusion_data.Pooled(pooled.utt_ids, pooled.labels, pooled.X, {}, [""] + speakers[1:])
+    assert fusion_classifiers.speaker_groups(unknown, 3, enabled=True) is None
+    # Speakers survive the pooled parquet round trip.
+    path = tmp_path / "pooled.parquet"
+    fusion_data.write_pooled(path, fusion_data.Pooled(pooled.utt_ids, pooled.labels, pooled.X, {"dim": 2}, speakers))
+    assert fusion_data.read_pooled(path).speakers == speakers

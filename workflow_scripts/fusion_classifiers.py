@@ -30,7 +30,7 @@ import joblib
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -91,14 +91,35 @@ def predict_proba(pipeline: Pipeline, X: np.ndarray, n_classes: int) -> np.ndarr
     return result
 
 
-def stratified_folds(y: np.ndarray, folds: int, seed: int, n_classes: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Seeded stratified K-fold split of the training labels: (fit rows, held-out rows) per fold."""
+def stratified_folds(y: np.ndarray, folds: int, seed: int, n_classes: int,
+                     groups: Sequence[str] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Seeded stratified K-fold split of the training labels: (fit rows, held-out rows) per fold.
+
+    With ``groups`` (speakers), no group is on both sides of a fold, as the test splits hold
+    unseen speakers; otherwise the held-out rows share speakers with the fitted ones and the
+    out-of-fold scores that choose hyperparameters, classifiers and weights are optimistic.
+    """
     counts = np.bincount(y, minlength=n_classes)
     if counts.min() < folds:
         raise ValueError(f"stratified {folds}-fold CV needs at least {folds} training utterances of every class; "
                          f"the training split has {counts.tolist()} per class")
+    if groups is not None:
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        return list(splitter.split(np.zeros((len(y), 1)), y, np.asarray(groups)))
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros((len(y), 1)), y))
+
+
+def speaker_groups(pooled: Pooled, folds: int, enabled: bool) -> list[str] | None:
+    """The speakers to group CV folds by, or None when disabled, unknown for some row, or too few."""
+    speakers = pooled.speakers
+    if not enabled or not speakers or any(not speaker for speaker in speakers):
+        return None
+    if len(set(speakers)) < folds:
+        log.warning("%d speakers in the training split, fewer than %d folds: folds not grouped by speaker",
+                    len(set(speakers)), folds)
+        return None
+    return list(speakers)
 
 
 @dataclass
@@ -198,8 +219,9 @@ def train_classifier(name: str, block: Mapping[str, Any], cv_block: Mapping[str,
         raise ValueError(f"no {TRAIN_SPLIT!r} split among the pooled inputs (have {sorted(data)})")
     train = data[TRAIN_SPLIT]
     y = encode_labels(train.labels, classes, f"{TRAIN_SPLIT} labels")
-    folds = stratified_folds(y, int(cv_block["folds"]), int(cv_block["seed"]), len(classes))
-    summary: dict[str, Any] = {"classifier": name}
+    groups = speaker_groups(train, int(cv_block["folds"]), bool(cv_block.get("group_by_speaker", True)))
+    folds = stratified_folds(y, int(cv_block["folds"]), int(cv_block["seed"]), len(classes), groups)
+    summary: dict[str, Any] = {"classifier": name, "cv_grouped_by": "speaker" if groups else "none"}
     trials = None
     if name == "xgboost":
         tuning = tune_xgboost(train.X, y, block, folds, len(classes), threads)

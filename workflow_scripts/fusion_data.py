@@ -49,6 +49,7 @@ class Pooled:
     labels: list[str]
     X: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
+    speakers: list[str] | None = None  # from the manifest; groups the CV folds by speaker
 
 
 def concat_statistics(stats: Mapping[str, np.ndarray], statistics: Sequence[str], where: str = "features") -> np.ndarray:
@@ -119,23 +120,23 @@ def pool_split(feature_path: str | os.PathLike, manifest_path: str | os.PathLike
         "source": str(feature_path),
         "source_metadata": metadata,
     }
-    return Pooled(utt_ids, labels, matrix[order], info)
+    speakers = read_manifest(manifest_path, columns=["utt_id", "speaker"])["speaker"].fillna("").astype(str).tolist()
+    return Pooled(utt_ids, labels, matrix[order], info, speakers)
 
 
 def write_pooled(path: str | os.PathLike, pooled: Pooled) -> None:
     """Write a pooled split atomically."""
     dim = pooled.X.shape[1]
-    schema = pa.schema(
-        [pa.field("utt_id", pa.string(), nullable=False), pa.field("label", pa.string(), nullable=False),
-         pa.field("x", pa.list_(pa.float32(), dim), nullable=False)],
-        metadata={POOLED_KEY: json.dumps(pooled.info, ensure_ascii=False).encode()},
-    )
+    fields = [pa.field("utt_id", pa.string(), nullable=False), pa.field("label", pa.string(), nullable=False),
+              pa.field("x", pa.list_(pa.float32(), dim), nullable=False)]
     values = pa.array(np.ascontiguousarray(pooled.X, dtype=np.float32).reshape(-1))
-    table = pa.Table.from_arrays(
-        [pa.array(pooled.utt_ids, pa.string()), pa.array(pooled.labels, pa.string()),
-         pa.FixedSizeListArray.from_arrays(values, dim)],
-        schema=schema,
-    )
+    columns = [pa.array(pooled.utt_ids, pa.string()), pa.array(pooled.labels, pa.string()),
+               pa.FixedSizeListArray.from_arrays(values, dim)]
+    if pooled.speakers is not None:
+        fields.append(pa.field("speaker", pa.string()))
+        columns.append(pa.array(pooled.speakers, pa.string()))
+    schema = pa.schema(fields, metadata={POOLED_KEY: json.dumps(pooled.info, ensure_ascii=False).encode()})
+    table = pa.Table.from_arrays(columns, schema=schema)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
 
@@ -148,7 +149,8 @@ def read_pooled(path: str | os.PathLike) -> Pooled:
     info = json.loads(metadata[POOLED_KEY])
     table = pq.read_table(path)
     X = table.column("x").combine_chunks().values.to_numpy(zero_copy_only=False).reshape(len(table), info["dim"])
-    return Pooled(table.column("utt_id").to_pylist(), table.column("label").to_pylist(), X, info)
+    speakers = table.column("speaker").to_pylist() if "speaker" in table.column_names else None
+    return Pooled(table.column("utt_id").to_pylist(), table.column("label").to_pylist(), X, info, speakers)
 
 
 def concat_modalities(parts: Sequence[Pooled]) -> Pooled:
@@ -169,7 +171,7 @@ def concat_modalities(parts: Sequence[Pooled]) -> Pooled:
         blocks.append(part.X[order])
         infos.append(part.info)
     return Pooled(list(first.utt_ids), list(first.labels), np.concatenate(blocks, axis=1),
-                  {"modalities": infos, "dim": int(sum(block.shape[1] for block in blocks))})
+                  {"modalities": infos, "dim": int(sum(block.shape[1] for block in blocks))}, first.speakers)
 
 
 def load_feature_set(paths: Sequence[str | os.PathLike]) -> dict[str, Pooled]:

@@ -21,7 +21,8 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.fusion_classifiers import TRAIN_SPLIT, CrossValidation, cross_validate, set_threads, stratified_folds
+from workflow_scripts.fusion_classifiers import (TRAIN_SPLIT, CrossValidation, cross_validate, set_threads, speaker_groups,
+                                                 stratified_folds)
 from workflow_scripts.fusion_data import encode_labels, load_feature_set
 from workflow_scripts.fusion_metrics import objective_score
 from workflow_scripts.io_utils import atomic_path, parse_json_argument, read_json, setup_logging, write_json
@@ -113,7 +114,8 @@ def main(argv: list[str] | None = None) -> None:
             if summary["classifier"] != name or summary["feature_set"] != args.feature_set:
                 raise SystemExit(f"--models: expected the {name} model of feature set {args.feature_set}, got "
                                  f"{summary['classifier']} of {summary['feature_set']}")
-        folds = stratified_folds(y, int(block["folds"]), int(block["seed"]), len(args.classes))
+        groups = speaker_groups(train, int(block["folds"]), bool(block.get("group_by_speaker", True)))
+        folds = stratified_folds(y, int(block["folds"]), int(block["seed"]), len(args.classes), groups)
         cvs = member_oof(models, train.X, y, folds, len(args.classes), block["objective"], args.threads)
         fold = cvs[MEMBERS[0]].fold
         oof = {name: cv.probabilities for name, cv in cvs.items()}
@@ -129,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         "sampler": "TPESampler",
         "seed": int(block["seed"]),
         "folds": int(block["folds"]),
+        "folds_grouped_by": "speaker" if groups else "none",
         "data": {
             "split": TRAIN_SPLIT, "feature_set": args.feature_set, "utterances": len(y),
             "per_class": {c: int((y == i).sum()) for i, c in enumerate(args.classes)},
