@@ -9,6 +9,9 @@ from workflow_scripts.config_schema import validate_config
 validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
 
 SPLITS = config["task"]["splits"]
+# Every split but train and dev: only ever evaluated, never used for training, tuning,
+# selection or early stopping (ASR, TEFE and fusion alike).
+TEST_SPLITS = [split for split in SPLITS if split not in ("train", "dev")]
 CLASSES = config["task"]["classes"]
 SER_CORPUS = config["ser_corpus"]
 TEXT_SPLITS = ["train", "dev", "test"]
@@ -124,8 +127,6 @@ def get_sefe_targets(backend=None):
 
 # --- asr ---
 ASR_FINETUNED_MODEL = "results/asr/model"
-# Splits after train and dev are test splits: never used for training, selection or early stopping.
-ASR_TEST_SPLITS = SPLITS[2:]
 
 
 def get_asr_model_path(ref):
@@ -145,11 +146,11 @@ def get_asr_train_manifests():
     unknown = [c for c in block["train_corpora"] if c not in config["corpora"]]
     if unknown:
         raise ValueError(f"config asr.finetune.train_corpora: {unknown} are not keys of corpora {sorted(config['corpora'])}")
-    forbidden = [s for s in block["train_splits"] if s in ASR_TEST_SPLITS or s == block["eval_split"]]
+    forbidden = [s for s in block["train_splits"] if s in TEST_SPLITS or s == block["eval_split"]]
     if forbidden:
         raise ValueError(
             f"config asr.finetune.train_splits: {forbidden} may not be trained on "
-            f"(test splits {ASR_TEST_SPLITS}; eval_split {block['eval_split']!r})"
+            f"(test splits {TEST_SPLITS}; eval_split {block['eval_split']!r})"
         )
     return [f"results/data/speech/{c}/{s}.tsv" for c in block["train_corpora"] for s in block["train_splits"]]
 
@@ -157,7 +158,7 @@ def get_asr_train_manifests():
 def get_asr_eval_manifest():
     """Manifest of the split that selects the ASR checkpoint (dev of the emotion corpus)."""
     split = config["asr"]["finetune"]["eval_split"]
-    if split not in SPLITS or split in ASR_TEST_SPLITS:
+    if split not in SPLITS or split in TEST_SPLITS:
         raise ValueError(f"config asr.finetune.eval_split: {split!r} must be one of {SPLITS[:2]} (not a test split)")
     return ser_manifest(split)
 
@@ -170,8 +171,6 @@ def get_asr_benchmark_refs(only=None):
 
 # --- tefe ---
 TEFE_ARCHITECTURES = config["tefe"]["architectures"]
-# Speech splits that are only ever evaluated: the TEFE table reports its encoders on them.
-TEFE_TEST_SPLITS = [split for split in SPLITS if split not in ("train", "dev")]
 
 
 def get_tefe_model_config(wildcards):
@@ -228,10 +227,7 @@ FUSION_VARIANT_FEATURE_SETS = {
     "hybrid": ["early"],
 }
 FUSION_VARIANTS = list(FUSION_VARIANT_FEATURE_SETS)
-# Fusion fits, tunes and selects on train only; these are only ever evaluated.
-FUSION_TEST_SPLITS = [s for s in SPLITS if s not in ("train", "dev")]
-
-if "train" not in SPLITS or not FUSION_TEST_SPLITS:
+if "train" not in SPLITS or not TEST_SPLITS:
     raise ValueError(f"config: task.splits {SPLITS} needs a 'train' split and at least one test split for fusion")
 
 
@@ -307,7 +303,7 @@ def get_figure2_inputs(wildcards):
         variants = block["variants"] + ([block["baseline"]] if block["baseline"] and number == 0 else [])
         files += [f"{run['results_dir']}/metrics/{variant}.json" for variant in variants]
         if isinstance(run["wer"], str):
-            files += [run["wer"].format(split=split) for split in FUSION_TEST_SPLITS]
+            files += [run["wer"].format(split=split) for split in TEST_SPLITS]
     return files
 
 

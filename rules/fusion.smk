@@ -210,7 +210,7 @@ rule table2:
     benchmark:
         "results/benchmarks/fusion/table2.tsv"
     params:
-        splits=FUSION_TEST_SPLITS,
+        splits=TEST_SPLITS,
     threads: 1
     conda:
         "../envs/cpu.yaml"
@@ -234,7 +234,7 @@ rule figure2:
     params:
         # A function: the WER path templates hold "{split}", which is not a wildcard of this rule.
         cfg=lambda wildcards: as_json(config["fusion"]["figure2"]),
-        splits=FUSION_TEST_SPLITS,
+        splits=TEST_SPLITS,
     threads: 1
     conda:
         "../envs/cpu.yaml"
@@ -259,7 +259,7 @@ rule plot_confusion_matrices:
     benchmark:
         "results/benchmarks/fusion/plot_confusion_matrices.tsv"
     params:
-        splits=FUSION_TEST_SPLITS,
+        splits=TEST_SPLITS,
     threads: 1
     conda:
         "../envs/cpu.yaml"

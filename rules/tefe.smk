@@ -97,8 +97,8 @@ rule tefe_table:
         selection="results/tefe/selection.json",
         validation="results/data/text/dev.tsv",
         text_test="results/data/text/test.tsv",
-        transcripts=expand("results/transcripts/{split}.parquet", split=TEFE_TEST_SPLITS),
-        manifests=[ser_manifest(split) for split in TEFE_TEST_SPLITS],
+        transcripts=expand("results/transcripts/{split}.parquet", split=TEST_SPLITS),
+        manifests=[ser_manifest(split) for split in TEST_SPLITS],
         code=modules("tefe_evaluate", "tefe_extract", "tefe_select", "tefe_train", "tefe_models", "tefe_text", "manifest", "features"),
     output:
         table=report("results/tefe/table.md", caption="../report/tefe_table.rst", category="TEFE"),
@@ -109,8 +109,8 @@ rule tefe_table:
         "results/benchmarks/tefe/tefe_table.tsv"
     params:
         models=[f"{arch}=results/tefe/models/{arch}" for arch in TEFE_ARCHITECTURES],
-        transcripts=[f"{split}=results/transcripts/{split}.parquet" for split in TEFE_TEST_SPLITS],
-        manifests=[f"{split}={ser_manifest(split)}" for split in TEFE_TEST_SPLITS],
+        transcripts=[f"{split}=results/transcripts/{split}.parquet" for split in TEST_SPLITS],
+        manifests=[f"{split}={ser_manifest(split)}" for split in TEST_SPLITS],
         classes=CLASSES,
     threads: 1
     conda:
