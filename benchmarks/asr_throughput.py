@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from workflow_scripts.asr_backends import BackendSpec, load_backend, transcribe_waveforms
-from workflow_scripts.asr_transcribe import load_waveforms
-from workflow_scripts.manifest import read_manifest
+from workflow_scripts.asr.backends import BackendSpec, load_backend, transcribe_waveforms
+from workflow_scripts.asr.transcribe import load_waveforms
+from workflow_scripts.common.manifest import read_manifest
 
 
 def main() -> None:

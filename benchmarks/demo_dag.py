@@ -26,9 +26,9 @@ from collections import defaultdict
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_ROOT))
+sys.path.insert(0, str(PROJECT_ROOT / "tests"))
 
-from workflow_scripts.snakemake_jobs import copy_workflow, planned_jobs  # noqa: E402
+from workflow_copy import copy_workflow, planned_jobs  # noqa: E402
 
 # One edit of config.yaml per scenario: (name, pattern, replacement).
 EDITS = [

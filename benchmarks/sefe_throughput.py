@@ -3,7 +3,7 @@
 For every backend and corpus size: utterances per second, real-time factor (extraction
 seconds per second of audio) and peak resident memory of the extraction process and of its
 worker processes, each run in a fresh process through the rule's own entry point
-(``python -m workflow_scripts.sefe_extract``). Peak memory should not grow with the corpus.
+(``python -m workflow_scripts.sefe.extract``). Peak memory should not grow with the corpus.
 
     python benchmarks/sefe_throughput.py --sizes 1000 10000 --backends handcrafted
     python benchmarks/sefe_throughput.py --sizes 1000 --backends handcrafted emotion2vec wavlm --tiny-models
@@ -70,7 +70,7 @@ def peak_rss_mb() -> float:
 
 def measure(args: argparse.Namespace) -> None:
     """Child mode: one extraction in this process; prints its figures as JSON."""
-    from workflow_scripts.sefe_extract import main as extract
+    from workflow_scripts.sefe.extract import main as extract
 
     started = time.perf_counter()
     figures = Path(args.output).with_suffix(".json")

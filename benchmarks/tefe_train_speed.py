@@ -19,11 +19,11 @@ import time
 import torch
 import yaml
 
-from workflow_scripts.manifest import TEXT_COLUMNS, read_manifest
-from workflow_scripts.tefe_embedding import build_embedding
-from workflow_scripts.tefe_extract import text_features
-from workflow_scripts.tefe_models import ARCHITECTURES
-from workflow_scripts.tefe_train import encode_labels, train_encoder
+from workflow_scripts.common.manifest import TEXT_COLUMNS, read_manifest
+from workflow_scripts.tefe.embedding import build_embedding
+from workflow_scripts.tefe.extract import text_features
+from workflow_scripts.tefe.models import ARCHITECTURES
+from workflow_scripts.tefe.train import encode_labels, train_encoder
 
 
 def main() -> None:

@@ -5,7 +5,7 @@
 rule build_demo_asr_model:
     input:
         manifests=get_asr_train_manifests(),
-        code=modules("asr_demo_model", "asr_text", "manifest"),
+        code=modules("asr/demo_model", "asr/text", "common/manifest"),
     output:
         directory("results/asr/init_model"),
     log:
@@ -19,7 +19,7 @@ rule build_demo_asr_model:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m workflow_scripts.asr_demo_model --config {params.cfg:q} --normalize {params.normalize:q}"
+        "python -m workflow_scripts.asr.demo_model --config {params.cfg:q} --normalize {params.normalize:q}"
         " --train-manifests {input.manifests} --out-dir {output} > {log} 2>&1"
 
 
@@ -28,7 +28,7 @@ rule finetune_whisper:
         base_model=get_asr_model_inputs(config["asr"]["finetune"]["base_model"]),
         train=get_asr_train_manifests(),
         dev=get_asr_eval_manifest(),
-        code=modules("asr_train", "asr_backends", "asr_text", "manifest", "audio"),
+        code=modules("asr/train", "asr/backends", "asr/text", "common/manifest", "common/audio"),
     output:
         directory(ASR_FINETUNED_MODEL),
     log:
@@ -46,7 +46,7 @@ rule finetune_whisper:
     conda:
         "../envs/gpu.yaml"
     shell:
-        "python -m workflow_scripts.asr_train --config {params.cfg:q} --normalize {params.normalize:q}"
+        "python -m workflow_scripts.asr.train --config {params.cfg:q} --normalize {params.normalize:q}"
         " --train-manifests {input.train} --dev-manifest {input.dev} --out-dir {output}"
         " --work-dir {params.work_dir} --threads {threads} > {log} 2>&1"
 
@@ -55,7 +55,7 @@ rule transcribe:
     input:
         manifest=lambda wildcards: ser_manifest(wildcards.split),
         model=get_asr_model_inputs(config["asr"]["transcribe"]["model"]),
-        code=modules("asr_transcribe", "asr_backends", "features", "manifest", "audio"),
+        code=modules("asr/transcribe", "asr/backends", "common/features", "common/manifest", "common/audio"),
     output:
         "results/transcripts/{split}.parquet",
     log:
@@ -70,14 +70,14 @@ rule transcribe:
     conda:
         "../envs/gpu.yaml"
     shell:
-        "python -m workflow_scripts.asr_transcribe --config {params.cfg:q} --model-dir {input.model}"
+        "python -m workflow_scripts.asr.transcribe --config {params.cfg:q} --model-dir {input.model}"
         " --manifest {input.manifest} --out {output} --threads {threads} > {log} 2>&1"
 
 
 rule score_asr:
     input:
         transcripts="results/transcripts/{split}.parquet",
-        code=modules("asr_score", "asr_transcribe", "asr_backends", "asr_text", "features", "manifest", "audio"),
+        code=modules("asr/score", "asr/transcribe", "asr/backends", "asr/text", "common/features", "common/manifest", "common/audio"),
     output:
         report(
             "results/asr/wer_{split}.json",
@@ -95,7 +95,7 @@ rule score_asr:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m workflow_scripts.asr_score --normalize {params.normalize:q} --transcripts {input.transcripts}"
+        "python -m workflow_scripts.asr.score --normalize {params.normalize:q} --transcripts {input.transcripts}"
         " --split {wildcards.split} --out {output} > {log} 2>&1"
 
 
@@ -104,7 +104,7 @@ rule benchmark_asr_backbones:
         manifests=[ser_manifest(split) for split in config["asr"]["benchmark"]["splits"]],
         finetuned=get_asr_model_inputs(*get_asr_benchmark_refs("finetuned")),
         models=get_asr_model_inputs(*get_asr_benchmark_refs()),
-        code=modules("asr_benchmark", "asr_transcribe", "asr_backends", "asr_text", "features", "manifest", "audio"),
+        code=modules("asr/benchmark", "asr/transcribe", "asr/backends", "asr/text", "common/features", "common/manifest", "common/audio"),
     output:
         json="results/asr/benchmark.json",
         md=report("results/asr/benchmark.md", caption="../report/asr_benchmark.rst", category="ASR"),
@@ -121,6 +121,6 @@ rule benchmark_asr_backbones:
     conda:
         "../envs/gpu.yaml"
     shell:
-        "python -m workflow_scripts.asr_benchmark --config {params.cfg:q} --normalize {params.normalize:q}"
+        "python -m workflow_scripts.asr.benchmark --config {params.cfg:q} --normalize {params.normalize:q}"
         " --manifests {input.manifests} --finetuned-model {input.finetuned} --out-json {output.json}"
         " --out-md {output.md} --threads {threads} > {log} 2>&1"

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from workflow_scripts.config_schema import validate_config
+from workflow_scripts.common.config_schema import validate_config
 
 # Fails before any job runs, naming the key path and what was expected; fills defaults.
 validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
@@ -20,7 +20,7 @@ if SER_CORPUS not in config["corpora"]:
     raise ValueError(f"config: ser_corpus {SER_CORPUS!r} is not a key of corpora {sorted(config['corpora'])}")
 
 # Python modules of workflow_scripts that every entry point imports: a change reruns its rules.
-COMMON_MODULES = ["workflow_scripts/io_utils.py"]
+COMMON_MODULES = ["workflow_scripts/common/files.py"]
 
 
 wildcard_constraints:

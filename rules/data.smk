@@ -3,7 +3,7 @@
 
 rule synthesize_demo_corpus:
     input:
-        modules("demo_corpus", "espeak"),
+        modules("data/demo_corpus", "data/espeak"),
     output:
         speech_table="results/demo/speech_corpus.tsv",
         wav_dir=directory("results/demo/wav"),
@@ -20,7 +20,7 @@ rule synthesize_demo_corpus:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m workflow_scripts.demo_corpus --config {params.demo:q}"
+        "python -m workflow_scripts.data.demo_corpus --config {params.demo:q}"
         " --speech-table {output.speech_table} --wav-dir {output.wav_dir}"
         " --text-table {output.text_table} --asr-table {output.asr_table} --asr-wav-dir {output.asr_wav_dir}"
         " > {log} 2>&1"
@@ -29,7 +29,7 @@ rule synthesize_demo_corpus:
 rule ingest_speech_corpus:
     input:
         table=get_corpus_table,
-        code=modules("ingest", "manifest", "audio", "splits"),
+        code=modules("data/ingest", "common/manifest", "common/audio", "data/splits"),
     output:
         manifests=expand("results/data/speech/{{corpus}}/{split}.tsv", split=SPLITS),
         skipped="results/data/speech/{corpus}/skipped.tsv",
@@ -52,7 +52,7 @@ rule ingest_speech_corpus:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m workflow_scripts.ingest speech --corpus-config {params.corpus:q}"
+        "python -m workflow_scripts.data.ingest speech --corpus-config {params.corpus:q}"
         " --classes {params.classes} --splits {params.splits} --seed {params.seed}"
         " --threads {threads} --out-dir results/data/speech/{wildcards.corpus} > {log} 2>&1"
 
@@ -60,7 +60,7 @@ rule ingest_speech_corpus:
 rule ingest_text_corpus:
     input:
         table=get_text_table,
-        code=modules("ingest", "manifest", "splits"),
+        code=modules("data/ingest", "common/manifest", "data/splits"),
     output:
         manifests=expand("results/data/text/{split}.tsv", split=TEXT_SPLITS),
         skipped="results/data/text/skipped.tsv",
@@ -78,6 +78,6 @@ rule ingest_text_corpus:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m workflow_scripts.ingest text --corpus-config {params.corpus:q}"
+        "python -m workflow_scripts.data.ingest text --corpus-config {params.corpus:q}"
         " --classes {params.classes} --splits {params.splits} --seed {params.seed}"
         " --out-dir results/data/text > {log} 2>&1"

@@ -8,7 +8,7 @@ rule pool_features:
     input:
         features=get_modality_features,
         manifests=[ser_manifest(split) for split in SPLITS],
-        code=modules("fusion_data", "features", "manifest"),
+        code=modules("fusion/pooling", "common/features", "common/manifest"),
     output:
         expand("results/fusion/pooled/{{modality}}/{split}.parquet", split=SPLITS),
     log:
@@ -23,7 +23,7 @@ rule pool_features:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m workflow_scripts.fusion_data --modality {wildcards.modality} --config {params.cfg:q}"
+        "python -m workflow_scripts.fusion.pooling --modality {wildcards.modality} --config {params.cfg:q}"
         " --classes {params.classes} --splits {params.splits} --features {input.features}"
         " --manifests {input.manifests} --outputs {output} > {log} 2>&1"
 
@@ -31,7 +31,7 @@ rule pool_features:
 rule train_lr:
     input:
         pooled=get_pooled_features,
-        code=modules("fusion_classifiers", "fusion_data", "fusion_metrics", "features", "manifest"),
+        code=modules("fusion/classifiers", "fusion/pooling", "common/metrics", "common/features", "common/manifest"),
     output:
         model="results/fusion/{feature_set}/lr/model.joblib",
         probabilities=expand("results/fusion/{{feature_set}}/lr/probabilities/{split}.parquet", split=SPLITS),
@@ -50,7 +50,7 @@ rule train_lr:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m workflow_scripts.fusion_classifiers lr --config {params.cfg:q} --cv {params.cv:q}"
+        "python -m workflow_scripts.fusion.classifiers lr --config {params.cfg:q} --cv {params.cv:q}"
         " --classes {params.classes} --feature-set {wildcards.feature_set} --pooled {input.pooled}"
         " --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
 
@@ -58,7 +58,7 @@ rule train_lr:
 rule train_rf:
     input:
         pooled=get_pooled_features,
-        code=modules("fusion_classifiers", "fusion_data", "fusion_metrics", "features", "manifest"),
+        code=modules("fusion/classifiers", "fusion/pooling", "common/metrics", "common/features", "common/manifest"),
     output:
         model="results/fusion/{feature_set}/rf/model.joblib",
         probabilities=expand("results/fusion/{{feature_set}}/rf/probabilities/{split}.parquet", split=SPLITS),
@@ -77,7 +77,7 @@ rule train_rf:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m workflow_scripts.fusion_classifiers rf --config {params.cfg:q} --cv {params.cv:q}"
+        "python -m workflow_scripts.fusion.classifiers rf --config {params.cfg:q} --cv {params.cv:q}"
         " --classes {params.classes} --feature-set {wildcards.feature_set} --pooled {input.pooled}"
         " --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
 
@@ -85,7 +85,7 @@ rule train_rf:
 rule tune_xgboost:
     input:
         pooled=get_pooled_features,
-        code=modules("fusion_classifiers", "fusion_data", "fusion_metrics", "features", "manifest"),
+        code=modules("fusion/classifiers", "fusion/pooling", "common/metrics", "common/features", "common/manifest"),
     output:
         model="results/fusion/{feature_set}/xgboost/model.joblib",
         booster="results/fusion/{feature_set}/xgboost/model.json",
@@ -108,7 +108,7 @@ rule tune_xgboost:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m workflow_scripts.fusion_classifiers xgboost --config {params.cfg:q} --cv {params.cv:q}"
+        "python -m workflow_scripts.fusion.classifiers xgboost --config {params.cfg:q} --cv {params.cv:q}"
         " --classes {params.classes} --feature-set {wildcards.feature_set} --pooled {input.pooled}"
         " --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
 
@@ -120,7 +120,7 @@ rule tune_ensemble:
         models=expand("results/fusion/early/{classifier}/model.joblib", classifier=FUSION_ENSEMBLE_MEMBERS),
         summaries=expand("results/fusion/early/{classifier}/summary.json", classifier=FUSION_ENSEMBLE_MEMBERS),
         pooled_train=expand("results/fusion/pooled/{modality}/train.parquet", modality=FUSION_MODALITIES),
-        code=modules("fusion_ensemble", "fusion_classifiers", "fusion_data", "fusion_metrics", "features", "manifest"),
+        code=modules("fusion/ensemble", "fusion/classifiers", "fusion/pooling", "common/metrics", "common/features", "common/manifest"),
     output:
         weights=report(
             "results/ensemble/weights.json",
@@ -141,7 +141,7 @@ rule tune_ensemble:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m workflow_scripts.fusion_ensemble --config {params.cfg:q} --classes {params.classes}"
+        "python -m workflow_scripts.fusion.ensemble --config {params.cfg:q} --classes {params.classes}"
         " --feature-set early --models {input.models} --pooled-train {input.pooled_train}"
         " --weights {output.weights} --trials {output.trials} --oof {output.oof}"
         " --threads {threads} > {log} 2>&1"
@@ -151,8 +151,8 @@ rule evaluate_variant:
     input:
         unpack(get_variant_inputs),
         manifests=[ser_manifest(split) for split in SPLITS],
-        code=modules("fusion_variants", "fusion_ensemble", "fusion_classifiers", "fusion_data", "fusion_metrics",
-                     "features", "manifest"),
+        code=modules("fusion/variants", "fusion/ensemble", "fusion/classifiers", "fusion/pooling", "common/metrics",
+                     "common/features", "common/manifest"),
     output:
         metrics="results/metrics/{variant}.json",
         probabilities=expand("results/fusion/variants/{{variant}}/{split}.parquet", split=SPLITS),
@@ -171,7 +171,7 @@ rule evaluate_variant:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m workflow_scripts.fusion_variants --variant {wildcards.variant} --config {params.cfg:q}"
+        "python -m workflow_scripts.fusion.variants --variant {wildcards.variant} --config {params.cfg:q}"
         " --bootstrap {params.bootstrap:q} --classes {params.classes} --splits {params.splits}"
         " --manifests {input.manifests} --members {input.summaries} {params.weights}"
         " --metrics {output.metrics} --probabilities-dir {params.out_dir} > {log} 2>&1"
@@ -201,7 +201,7 @@ rule headline_metrics:
 rule table2:
     input:
         metrics=expand("results/metrics/{variant}.json", variant=FUSION_VARIANTS),
-        code=modules("fusion_report", "fusion_metrics"),
+        code=modules("fusion/report", "common/metrics"),
     output:
         md=report("results/table2.md", caption="../report/table2.rst", category="Fusion", subcategory="Table 2"),
         csv=report("results/table2.csv", caption="../report/table2.rst", category="Fusion", subcategory="Table 2"),
@@ -215,14 +215,14 @@ rule table2:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m workflow_scripts.fusion_report table2 --metrics {input.metrics} --splits {params.splits}"
+        "python -m workflow_scripts.fusion.report table2 --metrics {input.metrics} --splits {params.splits}"
         " --md {output.md} --csv {output.csv} > {log} 2>&1"
 
 
 rule figure2:
     input:
         runs=get_figure2_inputs,
-        code=modules("fusion_report", "fusion_metrics"),
+        code=modules("fusion/report", "common/metrics"),
     output:
         png=report("results/figure2.png", caption="../report/figure2.rst", category="Fusion", subcategory="Figure 2"),
         svg=report("results/figure2.svg", caption="../report/figure2.rst", category="Fusion", subcategory="Figure 2"),
@@ -239,14 +239,14 @@ rule figure2:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m workflow_scripts.fusion_report figure2 --config {params.cfg:q} --splits {params.splits}"
+        "python -m workflow_scripts.fusion.report figure2 --config {params.cfg:q} --splits {params.splits}"
         " --png {output.png} --svg {output.svg} --points {output.points} > {log} 2>&1"
 
 
 rule plot_confusion_matrices:
     input:
         metrics=expand("results/metrics/{variant}.json", variant=FUSION_VARIANTS),
-        code=modules("fusion_report", "fusion_metrics"),
+        code=modules("fusion/report", "common/metrics"),
     output:
         report(
             "results/fusion/confusion_matrices.png",
@@ -264,5 +264,5 @@ rule plot_confusion_matrices:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m workflow_scripts.fusion_report confusion --metrics {input.metrics} --splits {params.splits}"
+        "python -m workflow_scripts.fusion.report confusion --metrics {input.metrics} --splits {params.splits}"
         " --png {output} > {log} 2>&1"

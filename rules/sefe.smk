@@ -8,7 +8,7 @@ wildcard_constraints:
 rule extract_sefe:
     input:
         manifest=lambda wildcards: ser_manifest(wildcards.split),
-        code=modules("sefe_extract", "sefe_backends", "sefe_preprocess", "sefe_hub", "audio", "features", "manifest"),
+        code=modules("sefe/extract", "sefe/backends", "sefe/preprocess", "common/hub", "common/audio", "common/features", "common/manifest"),
     output:
         "results/sefe/{backend}/{split}.parquet",
     log:
@@ -23,7 +23,7 @@ rule extract_sefe:
     conda:
         "../envs/gpu.yaml"
     shell:
-        "python -m workflow_scripts.sefe_extract --config {params.cfg:q} --backend {wildcards.backend}"
+        "python -m workflow_scripts.sefe.extract --config {params.cfg:q} --backend {wildcards.backend}"
         " --manifest {input.manifest} --output {output} --split {wildcards.split}"
         " --threads {threads} > {log} 2>&1"
 
@@ -32,7 +32,7 @@ rule evaluate_sefe:
     input:
         features=expand("results/sefe/{{backend}}/{split}.parquet", split=SPLITS),
         manifests=[ser_manifest(split) for split in SPLITS],
-        code=modules("sefe_evaluate", "features", "manifest"),
+        code=modules("sefe/evaluate", "common/features", "common/manifest"),
     output:
         report(
             "results/sefe/{backend}/evaluation.json",
@@ -52,6 +52,6 @@ rule evaluate_sefe:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m workflow_scripts.sefe_evaluate --config {params.cfg:q} --backend {wildcards.backend}"
+        "python -m workflow_scripts.sefe.evaluate --config {params.cfg:q} --backend {wildcards.backend}"
         " --classes {params.classes} --splits {params.splits} --features {input.features}"
         " --manifests {input.manifests} --output {output} > {log} 2>&1"

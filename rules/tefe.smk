@@ -7,7 +7,7 @@ rule build_tefe_embedding:
     input:
         train="results/data/text/train.tsv",
         vectors=get_tefe_vectors,
-        code=modules("tefe_embedding", "tefe_text", "manifest"),
+        code=modules("tefe/embedding", "tefe/text", "common/manifest"),
     output:
         vocab="results/tefe/embedding/vocab.json",
         embedding="results/tefe/embedding/embedding.npy",
@@ -23,7 +23,7 @@ rule build_tefe_embedding:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m workflow_scripts.tefe_embedding --text-config {params.text:q}"
+        "python -m workflow_scripts.tefe.embedding --text-config {params.text:q}"
         " --embedding-config {params.embedding:q} --train {input.train} --vocab {output.vocab}"
         " --embedding {output.embedding} --summary {output.summary} > {log} 2>&1"
 
@@ -34,7 +34,7 @@ rule train_tefe:
         dev="results/data/text/dev.tsv",
         vocab=rules.build_tefe_embedding.output.vocab,
         embedding=rules.build_tefe_embedding.output.embedding,
-        code=modules("tefe_train", "tefe_models", "tefe_text", "manifest"),
+        code=modules("tefe/train", "tefe/models", "tefe/text", "common/manifest"),
     output:
         model="results/tefe/models/{arch}/model.pt",
         vocab="results/tefe/models/{arch}/vocab.json",
@@ -57,7 +57,7 @@ rule train_tefe:
     wildcard_constraints:
         arch="|".join(TEFE_ARCHITECTURES),
     shell:
-        "python -m workflow_scripts.tefe_train --arch {wildcards.arch} --model-config {params.model:q}"
+        "python -m workflow_scripts.tefe.train --arch {wildcards.arch} --model-config {params.model:q}"
         " --training-config {params.training:q} --classes {params.classes}"
         " --train {input.train} --dev {input.dev} --vocab {input.vocab} --embedding {input.embedding}"
         " --out-model {output.model} --out-vocab {output.vocab} --out-metrics {output.metrics}"
@@ -69,7 +69,7 @@ rule train_tefe:
 checkpoint select_tefe:
     input:
         metrics=expand("results/tefe/models/{arch}/metrics.json", arch=TEFE_ARCHITECTURES),
-        code=modules("tefe_select"),
+        code=modules("tefe/select"),
     output:
         selection="results/tefe/selection.json",
     log:
@@ -83,7 +83,7 @@ checkpoint select_tefe:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m workflow_scripts.tefe_select --config {params.selection:q}"
+        "python -m workflow_scripts.tefe.select --config {params.selection:q}"
         " --metrics {params.metrics} --out {output.selection} > {log} 2>&1"
 
 
@@ -99,7 +99,7 @@ rule tefe_table:
         text_test="results/data/text/test.tsv",
         transcripts=expand("results/transcripts/{split}.parquet", split=TEST_SPLITS),
         manifests=[ser_manifest(split) for split in TEST_SPLITS],
-        code=modules("tefe_evaluate", "tefe_extract", "tefe_select", "tefe_train", "tefe_models", "tefe_text", "manifest", "features"),
+        code=modules("tefe/evaluate", "tefe/extract", "tefe/select", "tefe/train", "tefe/models", "tefe/text", "common/manifest", "common/features"),
     output:
         table=report("results/tefe/table.md", caption="../report/tefe_table.rst", category="TEFE"),
         json="results/tefe/table.json",
@@ -116,7 +116,7 @@ rule tefe_table:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "python -m workflow_scripts.tefe_evaluate --models {params.models} --selection {input.selection}"
+        "python -m workflow_scripts.tefe.evaluate --models {params.models} --selection {input.selection}"
         " --classes {params.classes} --validation {input.validation} --text-test {input.text_test}"
         " --transcripts {params.transcripts} --manifests {params.manifests}"
         " --out-md {output.table} --out-json {output.json} --threads {threads} > {log} 2>&1"
@@ -127,7 +127,7 @@ rule extract_tefe:
         unpack(get_tefe_encoder),
         transcripts="results/transcripts/{split}.parquet",
         manifest=lambda wildcards: ser_manifest(wildcards.split),
-        code=modules("tefe_extract", "tefe_models", "tefe_text", "manifest", "features"),
+        code=modules("tefe/extract", "tefe/models", "tefe/text", "common/manifest", "common/features"),
     output:
         "results/tefe/{feature_set}/{split}.parquet",
     log:
@@ -147,6 +147,6 @@ rule extract_tefe:
     wildcard_constraints:
         feature_set="features|features_reference",
     shell:
-        "python -m workflow_scripts.tefe_extract --config {params.extract:q} --model {params.model:q}"
+        "python -m workflow_scripts.tefe.extract --config {params.extract:q} --model {params.model:q}"
         " --vocab {params.vocab:q} --transcripts {input.transcripts} --column {params.column}"
         " --manifest {input.manifest} --out {output} --threads {threads} > {log} 2>&1"

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from workflow_scripts.manifest import SPEECH_COLUMNS, write_manifest
+from workflow_scripts.common.manifest import SPEECH_COLUMNS, write_manifest
 
 SENTENCES = [
     "tôi đi học mỗi ngày",

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workflow_scripts.snakemake_jobs import copy_workflow
+from workflow_copy import copy_workflow
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"

@@ -2,7 +2,7 @@
 SEFE / TEFE stages are merged).
 
 Toy stand-ins for the two encoders, computed from real audio and real text, written through the
-feature-file contract (workflow_scripts.features):
+feature-file contract (workflow_scripts.common.features):
 
 * ``toy_acoustic_stats``: log band energies of short frames (numpy FFT), pooled to mean / var /
   max / min over frames;
@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from workflow_scripts.audio import read_audio  # noqa: E402
-from workflow_scripts.features import write_features  # noqa: E402
-from workflow_scripts.manifest import read_manifest  # noqa: E402
+from workflow_scripts.common.audio import read_audio  # noqa: E402
+from workflow_scripts.common.features import write_features  # noqa: E402
+from workflow_scripts.common.manifest import read_manifest  # noqa: E402
 
 SPLITS = ("train", "dev", "public_test", "private_test")
 STATISTICS = ("mean", "var", "max", "min")

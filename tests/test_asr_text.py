@@ -4,7 +4,7 @@ import unicodedata
 
 import pytest
 
-from workflow_scripts.asr_text import NormalizeConfig, normalize_text, number_to_words, score_transcripts
+from workflow_scripts.asr.text import NormalizeConfig, normalize_text, number_to_words, score_transcripts
 
 DEFAULT = NormalizeConfig(abbreviations={"tp.hcm": "thành phố hồ chí minh", "tp": "thành phố", "%": "phần trăm"})
 

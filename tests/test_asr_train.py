@@ -7,9 +7,9 @@ import torch
 from transformers import TrainerCallback
 
 from asr_fixtures import SENTENCES, TINY_WHISPER, write_corpus
-from workflow_scripts.asr_demo_model import build_demo_whisper
-from workflow_scripts.asr_text import NormalizeConfig
-from workflow_scripts.asr_train import (choose_precision, finetune, load_transcribed_split, prepare_work_dir,
+from workflow_scripts.asr.demo_model import build_demo_whisper
+from workflow_scripts.asr.text import NormalizeConfig
+from workflow_scripts.asr.train import (choose_precision, finetune, load_transcribed_split, prepare_work_dir,
                                         warp_frequency)
 
 torch.set_num_threads(1)

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from conftest import PROJECT_ROOT, run_snakemake
-from workflow_scripts.demo_corpus import plan_utterances
-from workflow_scripts.manifest import read_manifest
+from workflow_scripts.data.demo_corpus import plan_utterances
+from workflow_scripts.common.manifest import read_manifest
 
 SPLITS = ["train", "dev", "public_test", "private_test"]
 
@@ -53,7 +53,7 @@ def test_plan_is_deterministic_and_prosody_follows_emotion(demo_config):
 
 
 def test_asr_corpus_shares_no_voice_and_no_sentence_with_the_emotion_corpus(demo_config):
-    from workflow_scripts.demo_corpus import asr_corpus_plan
+    from workflow_scripts.data.demo_corpus import asr_corpus_plan
 
     speech = plan_utterances(demo_config)
     asr = asr_corpus_plan(demo_config, set(speech["text"]))
@@ -70,7 +70,7 @@ def test_small_corpus_is_byte_identical_across_runs(tmp_path, demo_config):
     outputs = []
     for run in ("a", "b"):  # each run in a fresh process, as the rule runs
         directory = tmp_path / run
-        subprocess.run([sys.executable, "-m", "workflow_scripts.demo_corpus", "--config", json.dumps(config),
+        subprocess.run([sys.executable, "-m", "workflow_scripts.data.demo_corpus", "--config", json.dumps(config),
                         "--speech-table", str(directory / "speech.tsv"), "--wav-dir", str(directory / "wav"),
                         "--text-table", str(directory / "text.tsv"), "--asr-table", str(directory / "asr.tsv"),
                         "--asr-wav-dir", str(directory / "asr_wav")], check=True, cwd=PROJECT_ROOT)

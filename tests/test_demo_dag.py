@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from conftest import copy_workflow, run_snakemake
-from workflow_scripts.snakemake_jobs import planned_jobs
+from workflow_copy import planned_jobs
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from conftest import shared_data
-from workflow_scripts.ingest import build_speech_manifest
+from workflow_scripts.data.ingest import build_speech_manifest
 
 BINARY = {"neutral": "neutral", "boredom": "neutral", "happiness": "neutral", "anger": "negative",
           "sadness": "negative", "fear": "negative", "disgust": "negative"}

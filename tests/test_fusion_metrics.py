@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, log_loss
 
-from workflow_scripts.fusion_metrics import (
+from workflow_scripts.common.metrics import (
     bootstrap_intervals,
     classification_metrics,
     confusion_matrices,

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_scripts import fusion_classifiers, fusion_data, fusion_ensemble, fusion_variants
-from workflow_scripts.features import write_features
-from workflow_scripts.fusion_data import AlignmentError, concat_statistics, load_feature_set, pool_split
-from workflow_scripts.fusion_ensemble import combine, simplex_weights, tune_weights
-from workflow_scripts.manifest import SPEECH_COLUMNS, write_manifest
+from workflow_scripts.fusion import classifiers as fusion_classifiers, ensemble as fusion_ensemble, pooling as fusion_data, variants as fusion_variants
+from workflow_scripts.common.features import write_features
+from workflow_scripts.fusion.pooling import AlignmentError, concat_statistics, load_feature_set, pool_split
+from workflow_scripts.fusion.ensemble import combine, simplex_weights, tune_weights
+from workflow_scripts.common.manifest import SPEECH_COLUMNS, write_manifest
 
 CLASSES = ["neutral", "negative"]
 SPLITS = ["train", "dev", "public_test", "private_test"]

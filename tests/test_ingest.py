@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 
 from conftest import write_tone
-from workflow_scripts.ingest import IngestionError, build_speech_manifest, build_text_manifest, main
-from workflow_scripts.manifest import read_manifest
+from workflow_scripts.data.ingest import IngestionError, build_speech_manifest, build_text_manifest, main
+from workflow_scripts.common.manifest import read_manifest
 
 CLASSES = ["neutral", "negative"]
 SPLITS = ["train", "dev", "test"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from conftest import run_snakemake
-from workflow_scripts.snakemake_jobs import planned_jobs
+from workflow_copy import planned_jobs
 
 SPLITS = ["train", "dev", "public_test", "private_test"]
 

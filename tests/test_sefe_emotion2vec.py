@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from sefe_fixtures import PREPROCESSING, tone, write_corpus, write_manifest, write_tiny_emotion2vec
-from workflow_scripts.features import read_features
-from workflow_scripts.manifest import read_manifest
-from workflow_scripts.sefe_backends import build_backend
-from workflow_scripts.sefe_extract import STATISTICS, extract_split, feature_metadata
-from workflow_scripts.sefe_hub import CheckpointUnavailable
-from workflow_scripts.sefe_preprocess import Preprocessing
+from workflow_scripts.common.features import read_features
+from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.sefe.backends import build_backend
+from workflow_scripts.sefe.extract import STATISTICS, extract_split, feature_metadata
+from workflow_scripts.common.hub import CheckpointUnavailable
+from workflow_scripts.sefe.preprocess import Preprocessing
 
 CONFIG = {"model": None, "hub": "ms", "device": "cpu", "batch_size": 4, "stack_equal_lengths": True}
 

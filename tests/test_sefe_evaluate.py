@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_scripts.features import write_features
-from workflow_scripts.sefe_evaluate import classification_metrics, evaluate, main
+from workflow_scripts.common.features import write_features
+from workflow_scripts.sefe.evaluate import classification_metrics, evaluate, main
 
 CLASSES = ["neutral", "negative"]
 SPLITS = ["train", "dev", "public_test"]

@@ -9,12 +9,12 @@ import pytest
 import soundfile as sf
 
 from sefe_fixtures import HANDCRAFTED, PREPROCESSING, tone, write_corpus, write_manifest
-from workflow_scripts.audio import AudioError
-from workflow_scripts.features import read_feature_metadata, read_features
-from workflow_scripts.manifest import read_manifest
-from workflow_scripts.sefe_backends import HandcraftedBackend, build_backend, handcrafted_feature_names
-from workflow_scripts.sefe_extract import STATISTICS, extract_split, feature_metadata, main, pool_frames
-from workflow_scripts.sefe_preprocess import Preprocessing, load_waveform
+from workflow_scripts.common.audio import AudioError
+from workflow_scripts.common.features import read_feature_metadata, read_features
+from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.sefe.backends import HandcraftedBackend, build_backend, handcrafted_feature_names
+from workflow_scripts.sefe.extract import STATISTICS, extract_split, feature_metadata, main, pool_frames
+from workflow_scripts.sefe.preprocess import Preprocessing, load_waveform
 
 SETTINGS = Preprocessing.from_config(PREPROCESSING)
 

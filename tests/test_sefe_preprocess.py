@@ -8,8 +8,8 @@ import pytest
 import soundfile as sf
 
 from sefe_fixtures import EMODB, PREPROCESSING, tone
-from workflow_scripts.audio import AudioError
-from workflow_scripts.sefe_preprocess import (
+from workflow_scripts.common.audio import AudioError
+from workflow_scripts.sefe.preprocess import (
     Preprocessing, load_waveform, pad_or_trim, peak_normalize, preprocess, resample, to_mono,
 )
 

@@ -10,12 +10,12 @@ import torch
 from transformers import AutoFeatureExtractor, AutoModel
 
 from sefe_fixtures import PREPROCESSING, tone, write_corpus, write_manifest, write_tiny_wavlm
-from workflow_scripts.features import read_features
-from workflow_scripts.manifest import read_manifest
-from workflow_scripts.sefe_backends import build_backend
-from workflow_scripts.sefe_extract import STATISTICS, extract_split, feature_metadata
-from workflow_scripts.sefe_hub import CheckpointUnavailable
-from workflow_scripts.sefe_preprocess import Preprocessing
+from workflow_scripts.common.features import read_features
+from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.sefe.backends import build_backend
+from workflow_scripts.sefe.extract import STATISTICS, extract_split, feature_metadata
+from workflow_scripts.common.hub import CheckpointUnavailable
+from workflow_scripts.sefe.preprocess import Preprocessing
 
 CONFIG = {"model": None, "layer": "last", "device": "cpu", "batch_size": 4}
 
@@ -83,7 +83,7 @@ def test_extraction_writes_pooled_hidden_states(tmp_path, checkpoints):
     ids, matrix, metadata = read_features(out, list(STATISTICS))
     assert ids == [u for u, _ in items] and matrix.shape == (3, 4 * 32)
     assert metadata["backend"] == "wavlm" and metadata["layer"] == "last" and metadata["padded_batches"] is True
-    from workflow_scripts.sefe_preprocess import load_waveform
+    from workflow_scripts.sefe.preprocess import load_waveform
 
     frames = reference_hidden(directory, load_waveform(items[1][1], settings)).last_hidden_state[0].numpy()
     expected = np.concatenate([frames.mean(0), frames.var(0), frames.max(0), frames.min(0)])

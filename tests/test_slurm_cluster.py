@@ -34,7 +34,7 @@ import pytest
 import yaml
 
 from conftest import PROJECT_ROOT
-from workflow_scripts.snakemake_jobs import copy_workflow
+from workflow_copy import copy_workflow
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_scripts.splits import assign_splits
+from workflow_scripts.data.splits import assign_splits
 
 FRACTIONS = {"train": 0.6, "dev": 0.2, "test": 0.2}
 

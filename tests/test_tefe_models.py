@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tests.tefe_fixtures import TINY_MODELS
-from workflow_scripts.tefe_models import (
+from workflow_scripts.tefe.models import (
     ARCHITECTURES,
     MODEL_DEFAULTS,
     TextEncoder,
@@ -16,7 +16,7 @@ from workflow_scripts.tefe_models import (
     parameter_counts,
     save_checkpoint,
 )
-from workflow_scripts.tefe_text import build_vocabulary, text_settings
+from workflow_scripts.tefe.text import build_vocabulary, text_settings
 
 torch.set_num_threads(1)
 

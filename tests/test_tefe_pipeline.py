@@ -19,11 +19,11 @@ from tests.tefe_fixtures import (
     write_speech_split,
     write_text_manifest,
 )
-from workflow_scripts import tefe_embedding, tefe_evaluate, tefe_extract, tefe_select, tefe_train
-from workflow_scripts.features import read_features
-from workflow_scripts.io_utils import write_json
-from workflow_scripts.tefe_models import batch_indices, load_encoder
-from workflow_scripts.tefe_select import rank_architectures, select_encoder
+from workflow_scripts.tefe import embedding as tefe_embedding, evaluate as tefe_evaluate, extract as tefe_extract, select as tefe_select, train as tefe_train
+from workflow_scripts.common.features import read_features
+from workflow_scripts.common.files import write_json
+from workflow_scripts.tefe.models import batch_indices, load_encoder
+from workflow_scripts.tefe.select import rank_architectures, select_encoder
 
 torch.set_num_threads(1)
 ARCHS = ["CNN", "LSTM"]

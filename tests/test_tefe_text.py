@@ -7,7 +7,7 @@ import unicodedata
 import numpy as np
 import pytest
 
-from workflow_scripts.tefe_text import (
+from workflow_scripts.tefe.text import (
     PAD,
     PAD_ID,
     UNK,

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from tests.tefe_fixtures import TINY_EMBEDDING, TINY_MODELS, TINY_TEXT, TINY_TRAINING, tiny_corpus
-from workflow_scripts.tefe_embedding import build_embedding, read_word2vec_text
-from workflow_scripts.tefe_extract import text_features
-from workflow_scripts.tefe_models import TextEncoder
-from workflow_scripts.tefe_text import PAD_ID, UNK_ID
-from workflow_scripts.tefe_train import class_weight_vector, encode_labels, evaluate, improved, train_encoder
+from workflow_scripts.tefe.embedding import build_embedding, read_word2vec_text
+from workflow_scripts.tefe.extract import text_features
+from workflow_scripts.tefe.models import TextEncoder
+from workflow_scripts.tefe.text import PAD_ID, UNK_ID
+from workflow_scripts.tefe.train import class_weight_vector, encode_labels, evaluate, improved, train_encoder
 
 torch.set_num_threads(1)
 CLASSES = ["neutral", "negative"]

@@ -31,17 +31,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.fusion_data import concat_statistics
-from workflow_scripts.io_utils import atomic_path, read_json, setup_logging
+from workflow_scripts.fusion.pooling import concat_statistics
+from workflow_scripts.common.files import atomic_path, read_json, setup_logging
 
 log = logging.getLogger(__name__)
 
 # The stages' inference entry points, as "module:function" factories. The ASR, SEFE and TEFE
 # stages provide these functions (the same code their rules run); see docs/fusion.md.
 STAGE_FACTORIES = {
-    "asr": "workflow_scripts.asr_transcribe:load_transcriber",
-    "sefe": "workflow_scripts.sefe_extract:load_extractor",
-    "tefe": "workflow_scripts.tefe_extract:load_featurizer",
+    "asr": "workflow_scripts.asr.transcribe:load_transcriber",
+    "sefe": "workflow_scripts.sefe.extract:load_extractor",
+    "tefe": "workflow_scripts.tefe.extract:load_featurizer",
 }
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 ENSEMBLE_MEMBERS = ("xgboost", "rf", "lr")
@@ -125,8 +125,8 @@ class FusionPredictor:
 
     def predict_proba(self, modality_stats: Mapping[str, Mapping[str, np.ndarray]]) -> np.ndarray:
         """Ensemble class probabilities, one row per utterance (columns in ``self.classes`` order)."""
-        from workflow_scripts.fusion_classifiers import predict_proba
-        from workflow_scripts.fusion_ensemble import combine
+        from workflow_scripts.fusion.classifiers import predict_proba
+        from workflow_scripts.fusion.ensemble import combine
 
         X = self.pooled(modality_stats)
         members = {name: predict_proba(model, X, len(self.classes)) for name, model in self.models.items()}
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
         if stage not in factories or ":" not in spec:
             raise SystemExit(f"--hook {hook!r}: expected STAGE=MODULE:FUNCTION with STAGE one of {sorted(factories)}")
         factories[stage] = spec
-    from workflow_scripts.config_schema import validate_config
+    from workflow_scripts.common.config_schema import validate_config
 
     config: dict[str, Any] = {}
     for path in args.configfile:

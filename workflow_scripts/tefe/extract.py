@@ -5,12 +5,12 @@ measure the effect of recognition errors) the encoder gives:
 
 * ``sentence``: the layer before the output (the paper's text feature), and
 * ``mean`` / ``var`` / ``max`` / ``min``: statistics over the encoder's token states (its last
-  sequence layer, at non-padding positions; see :mod:`workflow_scripts.tefe_models`), the
+  sequence layer, at non-padding positions; see :mod:`workflow_scripts.tefe.models`), the
   same width. ``var`` is the population variance (0 for a one-token text).
 
 The text preparation and vocabulary come from the model's own ``vocab.json``, so transcripts
 are prepared exactly as the training texts were. Written with
-:class:`workflow_scripts.features.FeatureWriter` (utt_id + one 1024-d float32 column per
+:class:`workflow_scripts.common.features.FeatureWriter` (utt_id + one 1024-d float32 column per
 statistic, metadata naming the architecture and checkpoint).
 """
 
@@ -29,11 +29,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from workflow_scripts.features import FeatureWriter
-from workflow_scripts.io_utils import parse_json_argument, setup_logging
-from workflow_scripts.manifest import read_manifest
-from workflow_scripts.tefe_models import TextEncoder, batch_indices, load_encoder, resolve_device
-from workflow_scripts.tefe_text import Vocabulary, tokenize
+from workflow_scripts.common.features import FeatureWriter
+from workflow_scripts.common.files import parse_json_argument, setup_logging
+from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.tefe.models import TextEncoder, batch_indices, load_encoder, resolve_device
+from workflow_scripts.tefe.text import Vocabulary, tokenize
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ fitted on whatever the model is fitted on: the training split, or the training p
 cross-validation fold. Only the training split is ever used for fitting, tuning and the
 out-of-fold probabilities; the other splits are only predicted.
 
-One entry point per classifier (``python -m workflow_scripts.fusion_classifiers lr|rf|xgboost``)
+One entry point per classifier (``python -m workflow_scripts.fusion.classifiers lr|rf|xgboost``)
 writes, for one feature set (acoustic, text or early = both concatenated):
 
 * ``model.joblib`` (the fitted pipeline; XGBoost also ``model.json``, the booster);
@@ -34,9 +34,9 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from workflow_scripts.fusion_data import Pooled, encode_labels, feature_spec, load_feature_set, write_probabilities
-from workflow_scripts.fusion_metrics import OBJECTIVES, objective_score
-from workflow_scripts.io_utils import atomic_path, parse_json_argument, setup_logging, write_json
+from workflow_scripts.fusion.pooling import Pooled, encode_labels, feature_spec, load_feature_set, write_probabilities
+from workflow_scripts.common.metrics import OBJECTIVES, objective_score
+from workflow_scripts.common.files import atomic_path, parse_json_argument, setup_logging, write_json
 
 log = logging.getLogger(__name__)
 

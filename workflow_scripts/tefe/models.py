@@ -36,8 +36,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from workflow_scripts.io_utils import atomic_path
-from workflow_scripts.tefe_text import Vocabulary
+from workflow_scripts.common.files import atomic_path
+from workflow_scripts.tefe.text import Vocabulary
 
 ARCHITECTURES = ("CNN", "LSTM", "BiLSTM", "BiLSTM_CNN")
 CHECKPOINT_FORMAT = "dfat-tefe-1"

@@ -18,12 +18,12 @@ from typing import Any
 
 import torch
 
-from workflow_scripts.io_utils import atomic_path, read_json, setup_logging, write_json
-from workflow_scripts.manifest import read_manifest
-from workflow_scripts.tefe_extract import read_transcripts
-from workflow_scripts.tefe_models import load_encoder, predict_logits
-from workflow_scripts.tefe_select import parse_pairs
-from workflow_scripts.tefe_train import classification_scores, encode_labels, read_labelled_texts
+from workflow_scripts.common.files import atomic_path, read_json, setup_logging, write_json
+from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.tefe.extract import read_transcripts
+from workflow_scripts.tefe.models import load_encoder, predict_logits
+from workflow_scripts.tefe.select import parse_pairs
+from workflow_scripts.tefe.train import classification_scores, encode_labels, read_labelled_texts
 
 log = logging.getLogger(__name__)
 

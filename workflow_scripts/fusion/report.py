@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from workflow_scripts.fusion_metrics import METRICS
-from workflow_scripts.io_utils import atomic_path, parse_json_argument, read_json, setup_logging
+from workflow_scripts.common.metrics import METRICS
+from workflow_scripts.common.files import atomic_path, parse_json_argument, read_json, setup_logging
 
 log = logging.getLogger(__name__)
 

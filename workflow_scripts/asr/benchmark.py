@@ -12,10 +12,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from workflow_scripts.asr_backends import BackendSpec, load_backend
-from workflow_scripts.asr_text import NormalizeConfig, score_transcripts
-from workflow_scripts.asr_transcribe import FINETUNED, transcribe_manifest
-from workflow_scripts.io_utils import atomic_path, parse_json_argument, setup_logging, write_json
+from workflow_scripts.asr.backends import BackendSpec, load_backend
+from workflow_scripts.asr.text import NormalizeConfig, score_transcripts
+from workflow_scripts.asr.transcribe import FINETUNED, transcribe_manifest
+from workflow_scripts.common.files import atomic_path, parse_json_argument, setup_logging, write_json
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.fusion_classifiers import (TRAIN_SPLIT, CrossValidation, cross_validate, set_threads, speaker_groups,
+from workflow_scripts.fusion.classifiers import (TRAIN_SPLIT, CrossValidation, cross_validate, set_threads, speaker_groups,
                                                  stratified_folds)
-from workflow_scripts.fusion_data import encode_labels, load_feature_set
-from workflow_scripts.fusion_metrics import objective_score
-from workflow_scripts.io_utils import atomic_path, parse_json_argument, read_json, setup_logging, write_json
+from workflow_scripts.fusion.pooling import encode_labels, load_feature_set
+from workflow_scripts.common.metrics import objective_score
+from workflow_scripts.common.files import atomic_path, parse_json_argument, read_json, setup_logging, write_json
 
 log = logging.getLogger(__name__)
 

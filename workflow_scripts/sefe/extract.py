@@ -1,9 +1,9 @@
 """SEFE feature extraction: one split's manifest -> pooled acoustic features as parquet.
 
 Utterances are streamed in chunks of ``batch_size``: read and preprocessed
-(workflow_scripts.sefe_preprocess), encoded to frame-level features by the configured
-backend (workflow_scripts.sefe_backends), pooled over frames into mean / var / max / min
-and appended to the feature file (workflow_scripts.features.FeatureWriter), so peak memory
+(workflow_scripts.sefe.preprocess), encoded to frame-level features by the configured
+backend (workflow_scripts.sefe.backends), pooled over frames into mean / var / max / min
+and appended to the feature file (workflow_scripts.common.features.FeatureWriter), so peak memory
 does not grow with the corpus. The weights-free backend runs chunks in ``threads`` forked
 worker processes; model backends use ``threads`` torch threads and read the next chunk in a
 background thread while the model runs.
@@ -27,12 +27,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from workflow_scripts.audio import AudioError
-from workflow_scripts.features import FeatureWriter
-from workflow_scripts.io_utils import parse_json_argument, setup_logging, write_json
-from workflow_scripts.manifest import read_manifest
-from workflow_scripts.sefe_backends import Backend, build_backend
-from workflow_scripts.sefe_preprocess import Preprocessing, load_waveform
+from workflow_scripts.common.audio import AudioError
+from workflow_scripts.common.features import FeatureWriter
+from workflow_scripts.common.files import parse_json_argument, setup_logging, write_json
+from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.sefe.backends import Backend, build_backend
+from workflow_scripts.sefe.preprocess import Preprocessing, load_waveform
 
 log = logging.getLogger(__name__)
 

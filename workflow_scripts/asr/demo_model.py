@@ -16,9 +16,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from workflow_scripts.asr_text import NormalizeConfig, normalize_text
-from workflow_scripts.io_utils import atomic_path, parse_json_argument, seed_everything, setup_logging, write_json
-from workflow_scripts.manifest import read_manifest
+from workflow_scripts.asr.text import NormalizeConfig, normalize_text
+from workflow_scripts.common.files import atomic_path, parse_json_argument, seed_everything, setup_logging, write_json
+from workflow_scripts.common.manifest import read_manifest
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ import torch
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from sklearn.utils.class_weight import compute_class_weight
 
-from workflow_scripts.io_utils import parse_json_argument, seed_everything, setup_logging, write_json
-from workflow_scripts.manifest import TEXT_COLUMNS, read_manifest
-from workflow_scripts.tefe_models import (
+from workflow_scripts.common.files import parse_json_argument, seed_everything, setup_logging, write_json
+from workflow_scripts.common.manifest import TEXT_COLUMNS, read_manifest
+from workflow_scripts.tefe.models import (
     TextEncoder,
     batch_indices,
     model_settings,
@@ -41,7 +41,7 @@ from workflow_scripts.tefe_models import (
     save_checkpoint,
     trim_batch,
 )
-from workflow_scripts.tefe_text import Vocabulary
+from workflow_scripts.tefe.text import Vocabulary
 
 log = logging.getLogger(__name__)
 

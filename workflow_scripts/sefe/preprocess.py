@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import soxr
 
-from workflow_scripts.audio import AudioError, read_audio
+from workflow_scripts.common.audio import AudioError, read_audio
 
 CHANNEL_MODES = ("mean", "first")
 

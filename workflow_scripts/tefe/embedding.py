@@ -3,7 +3,7 @@
 Built once from the text corpus's training split and shared by the four architectures:
 
 * ``vocab.json``: tokens (``<PAD>`` = 0, ``<UNK>`` = 1, then the training vocabulary) and the
-  text settings (see :mod:`workflow_scripts.tefe_text`);
+  text settings (see :mod:`workflow_scripts.tefe.text`);
 * ``embedding.npy``: float32 [vocabulary, dim]. Row ``<PAD>`` is zero. The other rows are
   word2vec vectors trained on the tokenised training split (gensim skip-gram, window 3 as in
   the paper's code, one worker and a seed, so the vectors are reproducible), or vectors read
@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from workflow_scripts.io_utils import atomic_path, parse_json_argument, setup_logging, write_json
-from workflow_scripts.manifest import TEXT_COLUMNS, read_manifest
-from workflow_scripts.tefe_text import (
+from workflow_scripts.common.files import atomic_path, parse_json_argument, setup_logging, write_json
+from workflow_scripts.common.manifest import TEXT_COLUMNS, read_manifest
+from workflow_scripts.tefe.text import (
     PAD_ID,
     UNK,
     UNK_ID,

@@ -22,9 +22,9 @@ from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, Stratifi
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from workflow_scripts.features import read_features
-from workflow_scripts.io_utils import parse_json_argument, setup_logging, write_json
-from workflow_scripts.manifest import read_manifest
+from workflow_scripts.common.features import read_features
+from workflow_scripts.common.files import parse_json_argument, setup_logging, write_json
+from workflow_scripts.common.manifest import read_manifest
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from workflow_scripts.io_utils import atomic_path
+from workflow_scripts.common.files import atomic_path
 
 SPEECH_COLUMNS = ["utt_id", "audio_path", "duration_s", "sample_rate", "text", "label", "split", "speaker"]
 TEXT_COLUMNS = ["utt_id", "text", "label", "split"]

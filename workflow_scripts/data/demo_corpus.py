@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from workflow_scripts.io_utils import atomic_path, parse_json_argument, setup_logging
+from workflow_scripts.common.files import atomic_path, parse_json_argument, setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ def asr_corpus_plan(config: Mapping[str, Any], spoken: set[str]) -> pd.DataFrame
 
 def render_plan(plan: pd.DataFrame, synthesizer: Any, wav_dir: Path, noise_level: float) -> None:
     """Synthesise every planned utterance into ``wav_dir/<utt_id>.wav`` (written atomically as a whole)."""
-    from workflow_scripts.espeak import Prosody
+    from workflow_scripts.data.espeak import Prosody
 
     with atomic_path(wav_dir, is_dir=True) as tmp_dir:
         for row in plan.itertuples():
@@ -221,7 +221,7 @@ def render_plan(plan: pd.DataFrame, synthesizer: Any, wav_dir: Path, noise_level
 def synthesize_corpus(config: Mapping[str, Any], speech_table: Path, wav_dir: Path, text_table: Path,
                       asr_table: Path | None = None, asr_wav_dir: Path | None = None) -> pd.DataFrame:
     """Write the speech corpus (wav files + table), the text corpus table and, if asked, the ASR corpus."""
-    from workflow_scripts.espeak import EspeakSynthesizer
+    from workflow_scripts.data.espeak import EspeakSynthesizer
 
     plan = plan_utterances(config)
     synthesizer = EspeakSynthesizer()

@@ -20,10 +20,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from workflow_scripts.asr_backends import AsrBackend, BackendSpec, load_backend, load_waveform, transcribe_waveforms
-from workflow_scripts.features import METADATA_KEY
-from workflow_scripts.io_utils import atomic_path, parse_json_argument, setup_logging
-from workflow_scripts.manifest import read_manifest
+from workflow_scripts.asr.backends import AsrBackend, BackendSpec, load_backend, load_waveform, transcribe_waveforms
+from workflow_scripts.common.features import METADATA_KEY
+from workflow_scripts.common.files import atomic_path, parse_json_argument, setup_logging
+from workflow_scripts.common.manifest import read_manifest
 
 log = logging.getLogger(__name__)
 

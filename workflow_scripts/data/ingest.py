@@ -17,10 +17,10 @@ from typing import Any
 
 import pandas as pd
 
-from workflow_scripts.audio import AudioError, check_audio
-from workflow_scripts.io_utils import parse_json_argument, setup_logging, write_json
-from workflow_scripts.manifest import SPEECH_COLUMNS, TEXT_COLUMNS, read_table, write_manifest
-from workflow_scripts.splits import assign_splits
+from workflow_scripts.common.audio import AudioError, check_audio
+from workflow_scripts.common.files import parse_json_argument, setup_logging, write_json
+from workflow_scripts.common.manifest import SPEECH_COLUMNS, TEXT_COLUMNS, read_table, write_manifest
+from workflow_scripts.data.splits import assign_splits
 
 log = logging.getLogger(__name__)
 

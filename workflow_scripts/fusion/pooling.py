@@ -26,9 +26,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from workflow_scripts.features import read_features
-from workflow_scripts.io_utils import atomic_path, parse_json_argument, setup_logging
-from workflow_scripts.manifest import read_manifest
+from workflow_scripts.common.features import read_features
+from workflow_scripts.common.files import atomic_path, parse_json_argument, setup_logging
+from workflow_scripts.common.manifest import read_manifest
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from workflow_scripts.io_utils import read_json, write_json
+from workflow_scripts.common.files import read_json, write_json
 
 PAD = "<PAD>"
 UNK = "<UNK>"

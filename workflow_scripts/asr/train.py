@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from workflow_scripts.asr_backends import load_waveform, resolve_device, resolve_model_source
-from workflow_scripts.asr_text import NormalizeConfig, normalize_text, score_transcripts
-from workflow_scripts.io_utils import atomic_path, parse_json_argument, setup_logging, write_json
-from workflow_scripts.manifest import read_manifest
+from workflow_scripts.asr.backends import load_waveform, resolve_device, resolve_model_source
+from workflow_scripts.asr.text import NormalizeConfig, normalize_text, score_transcripts
+from workflow_scripts.common.files import atomic_path, parse_json_argument, setup_logging, write_json
+from workflow_scripts.common.manifest import read_manifest
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from workflow_scripts.audio import read_audio
+from workflow_scripts.common.audio import read_audio
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from workflow_scripts.io_utils import atomic_path
+from workflow_scripts.common.files import atomic_path
 
 METADATA_KEY = b"dfat"
 

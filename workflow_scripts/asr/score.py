@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from workflow_scripts.asr_text import NormalizeConfig, score_transcripts
-from workflow_scripts.asr_transcribe import read_transcripts
-from workflow_scripts.io_utils import parse_json_argument, setup_logging, write_json
+from workflow_scripts.asr.text import NormalizeConfig, score_transcripts
+from workflow_scripts.asr.transcribe import read_transcripts
+from workflow_scripts.common.files import parse_json_argument, setup_logging, write_json
 
 
 def main(argv: list[str] | None = None) -> None:

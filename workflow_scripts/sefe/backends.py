@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from workflow_scripts.sefe_hub import resolve_funasr_model, resolve_transformers_model
+from workflow_scripts.common.hub import resolve_funasr_model, resolve_transformers_model
 
 log = logging.getLogger(__name__)
 
