@@ -1,26 +1,26 @@
 # Helpers shared by the rules files (config validation, wildcard constraints, input and params
-# functions). The rules files hold rules only.
-import json
+# functions). The rules files hold rules only. Names and result paths come from
+# workflow_scripts.common.names / .paths, defined once for the rules, the scripts and predict.
 from pathlib import Path
 
+from workflow_scripts.common import names, paths
+from workflow_scripts.common.code_inputs import code_inputs
 from workflow_scripts.common.config_schema import validate_config
 
 # Fails before any job runs, naming the key path and what was expected; fills defaults.
 validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
 
 SPLITS = config["task"]["splits"]
-# Every split but train and dev: only ever evaluated, never used for training, tuning,
-# selection or early stopping (ASR, TEFE and fusion alike).
-TEST_SPLITS = [split for split in SPLITS if split not in ("train", "dev")]
+# train fits, selection chooses checkpoints and stops early; the test splits are only ever
+# evaluated, never used for training, tuning, selection or early stopping (ASR, TEFE and fusion alike).
+ROLES = names.split_roles(config["task"])
+TEST_SPLITS = list(ROLES.test)
 CLASSES = config["task"]["classes"]
 SER_CORPUS = config["ser_corpus"]
-TEXT_SPLITS = ["train", "dev", "test"]
+TEXT_SPLITS = list(names.TEXT_SPLITS)
 
 if SER_CORPUS not in config["corpora"]:
     raise ValueError(f"config: ser_corpus {SER_CORPUS!r} is not a key of corpora {sorted(config['corpora'])}")
-
-# Python modules of workflow_scripts that every entry point imports: a change reruns its rules.
-COMMON_MODULES = ["workflow_scripts/common/files.py"]
 
 
 wildcard_constraints:
@@ -28,14 +28,26 @@ wildcard_constraints:
     split="|".join(SPLITS),
 
 
+def script_path(step):
+    """The script a rule runs: workflow_scripts/<stage>/<step>.py (see workflow_scripts.common.rule)."""
+    return str(Path(workflow.basedir) / "workflow_scripts" / f"{step}.py")
+
+
+def script_code(step):
+    """The code= inputs of a rule running script_path(step): the script and the modules it imports."""
+    return code_inputs(f"workflow_scripts/{step}.py", workflow.basedir)
+
+
+# TRANSITIONAL (removed once every stage runs through script:/code()): the old shell convention.
+import json
+
+
 def as_json(value):
-    """A config block as compact JSON, for a rule's params (a change of the block reruns the rule)."""
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
 def modules(*names):
-    """Paths of workflow_scripts modules a rule imports, declared as inputs."""
-    return COMMON_MODULES + [f"workflow_scripts/{name}.py" for name in names]
+    return ["workflow_scripts/common/files.py"] + [f"workflow_scripts/{name}.py" for name in names]
 
 
 def get_corpus_table(wildcards):

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from asr_fixtures import SENTENCES, TINY_WHISPER, write_corpus
-from workflow_scripts.asr.backends import (BackendSpec, ModelUnavailableError, length_sorted_batches, load_backend,
-                                           resolve_model_source, transcribe_waveforms)
+from workflow_scripts.asr.backends import BackendSpec, length_sorted_batches, load_backend, transcribe_waveforms
+from workflow_scripts.common.hub import ModelUnavailableError, resolve_model_source
 from workflow_scripts.asr.demo_model import build_demo_whisper
 from workflow_scripts.asr.transcribe import read_transcripts, transcribe_manifest, write_transcripts
 
@@ -130,7 +130,8 @@ def test_missing_local_directory_is_named(tmp_path):
 
 UNREACHABLE = """
 import sys, time
-from workflow_scripts.asr.backends import BackendSpec, load_backend, ModelUnavailableError
+from workflow_scripts.asr.backends import BackendSpec, load_backend
+from workflow_scripts.common.hub import ModelUnavailableError
 started = time.perf_counter()
 try:
     load_backend(BackendSpec(backend="whisper", model="openai/whisper-small", hub_timeout_s=2.0),

@@ -13,7 +13,7 @@ from workflow_scripts.common.features import read_features
 from workflow_scripts.common.manifest import read_manifest
 from workflow_scripts.sefe.backends import build_backend
 from workflow_scripts.sefe.extract import STATISTICS, extract_split, feature_metadata
-from workflow_scripts.common.hub import CheckpointUnavailable
+from workflow_scripts.common.hub import ModelUnavailableError
 from workflow_scripts.sefe.preprocess import Preprocessing
 
 CONFIG = {"model": None, "hub": "ms", "device": "cpu", "batch_size": 4, "stack_equal_lengths": True}
@@ -92,7 +92,7 @@ def test_unreachable_hub_fails_fast_with_instructions(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     for hub, model in (("ms", "iic/emotion2vec_plus_large"), ("hf", "dfat-tests/no-such-emotion2vec")):
         started = time.monotonic()
-        with pytest.raises(CheckpointUnavailable) as raised:
+        with pytest.raises(ModelUnavailableError) as raised:
             build_backend("emotion2vec", {**CONFIG, "model": model, "hub": hub}, 16000)
         assert time.monotonic() - started < 20
         message = str(raised.value)
@@ -102,7 +102,7 @@ def test_unreachable_hub_fails_fast_with_instructions(tmp_path, monkeypatch):
 
 def test_incomplete_local_directory_is_named(tmp_path):
     (tmp_path / "config.yaml").write_text("model: Emotion2vec\n")
-    with pytest.raises(CheckpointUnavailable, match=r"lacks \['model.pt'\]"):
+    with pytest.raises(ModelUnavailableError, match=r"lacks \['model.pt'\]"):
         build_backend("emotion2vec", {**CONFIG, "model": str(tmp_path)}, 16000)
     with pytest.raises(ValueError, match="emotion2vec expects 16000"):
         build_backend("emotion2vec", {**CONFIG, "model": str(tmp_path)}, 22050)

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from sefe_fixtures import HANDCRAFTED, PREPROCESSING, tone, write_corpus, write_manifest
 from workflow_scripts.common.audio import AudioError

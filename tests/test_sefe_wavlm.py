@@ -14,7 +14,7 @@ from workflow_scripts.common.features import read_features
 from workflow_scripts.common.manifest import read_manifest
 from workflow_scripts.sefe.backends import build_backend
 from workflow_scripts.sefe.extract import STATISTICS, extract_split, feature_metadata
-from workflow_scripts.common.hub import CheckpointUnavailable
+from workflow_scripts.common.hub import ModelUnavailableError
 from workflow_scripts.sefe.preprocess import Preprocessing
 
 CONFIG = {"model": None, "layer": "last", "device": "cpu", "batch_size": 4}
@@ -94,11 +94,11 @@ def test_unreachable_hub_fails_fast_with_instructions(monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     started = time.monotonic()
-    with pytest.raises(CheckpointUnavailable) as raised:
+    with pytest.raises(ModelUnavailableError) as raised:
         build_backend("wavlm", {**CONFIG, "model": "dfat-tests/no-such-wavlm"}, 16000)
     assert time.monotonic() - started < 20
     message = str(raised.value)
     assert "sefe.wavlm.model" in message and "unreachable" in message and "local directory" in message
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(CheckpointUnavailable, match="offline mode"):
+    with pytest.raises(ModelUnavailableError, match="offline mode"):
         build_backend("wavlm", {**CONFIG, "model": "dfat-tests/no-such-wavlm"}, 16000)

@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from workflow_scripts.fusion.pooling import concat_statistics
-from workflow_scripts.common.files import atomic_path, read_json, setup_logging
+from workflow_scripts.common.files import atomic_path, read_json
+from workflow_scripts.common.logs import setup_logging
 
 log = logging.getLogger(__name__)
 

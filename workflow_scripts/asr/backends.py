@@ -10,96 +10,21 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from workflow_scripts.common.audio import read_audio
+from workflow_scripts.common.devices import resolve_device
+from workflow_scripts.common.hub import resolve_model_source
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("whisper", "ctc")
-# owner/name, as the hub spells repository ids; anything else is taken as a local path.
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-# Weight formats transformers does not read, skipped when downloading a snapshot.
-_IGNORED_WEIGHTS = ["*.h5", "*.msgpack", "*.ot", "*.onnx", "*.onnx_data", "*.tflite", "*.mlmodel", "*.gguf"]
-
-
-class ModelUnavailableError(RuntimeError):
-    """A model that is neither a local directory, nor cached, nor downloadable now."""
-
-
-def how_to_provide(model: str, reason: str, config_key: str) -> str:
-    """The message for a model that cannot be loaded: why, and how to supply a local copy."""
-    name = model.rstrip("/").split("/")[-1]
-    return (
-        f"{config_key}: cannot load {model!r}: {reason}.\n"
-        f"Provide the model as a local directory instead: on a machine with internet access run\n"
-        f"    hf download {model} --local-dir models/{name}\n"
-        f"(or `git clone https://huggingface.co/{model}`), copy models/{name} here and set\n"
-        f"    {config_key}: models/{name}\n"
-        f"Alternatively fill the Hugging Face cache (HF_HOME) beforehand; a cached model loads offline."
-    )
-
-
-def hub_offline() -> bool:
-    """Whether the user asked for no hub access (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE)."""
-    return any(os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}
-               for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
-def resolve_model_source(model: str, config_key: str = "model", hub_timeout_s: float = 10.0) -> str:
-    """A local directory holding ``model``: the directory itself, a cached or a downloaded hub snapshot.
-
-    The hub is contacted once, with ``hub_timeout_s``, and only when the model is neither a local
-    directory nor cached; any failure raises :class:`ModelUnavailableError` at once.
-    """
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return str(path)
-    if not _HUB_ID.match(model):
-        raise ModelUnavailableError(
-            f"{config_key}: {model!r} is not a directory (expected a save_pretrained directory or a hub id owner/name)"
-        )
-    from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        return snapshot_download(model, local_files_only=True)
-    except (LocalEntryNotFoundError, FileNotFoundError, OSError):
-        pass
-    if hub_offline():
-        raise ModelUnavailableError(
-            how_to_provide(model, "it is not a local directory, not in the Hugging Face cache, and HF_HUB_OFFLINE is set", config_key)
-        )
-    try:
-        info = HfApi().model_info(model, timeout=hub_timeout_s)
-    except Exception as error:  # noqa: BLE001 - any failure to reach the hub gets the same advice
-        reason = f"it is not a local directory, not cached, and the hub did not answer ({type(error).__name__}: {error})"
-        raise ModelUnavailableError(how_to_provide(model, reason, config_key)) from error
-    files = [sibling.rfilename for sibling in info.siblings or []]
-    ignore = list(_IGNORED_WEIGHTS)
-    if any(name.endswith(".safetensors") for name in files):
-        ignore.append("*.bin")  # the same weights twice
-    log.info("downloading %s from the hub (%d files listed)", model, len(files))
-    return snapshot_download(model, ignore_patterns=ignore, etag_timeout=hub_timeout_s)
-
-
-def resolve_device(device: str) -> torch.device:
-    """"auto" gives CUDA where available, else the CPU; "cuda" without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but CUDA is not available (use device: auto or cpu)")
-    return torch.device(device)
-
-
 def load_waveform(path: str | os.PathLike, sampling_rate: int) -> np.ndarray:
     """Mono float32 samples of ``path`` at ``sampling_rate`` (channels averaged, soxr resampling)."""
     samples, rate = read_audio(path)

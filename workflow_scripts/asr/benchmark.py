@@ -15,7 +15,8 @@ from typing import Any
 from workflow_scripts.asr.backends import BackendSpec, load_backend
 from workflow_scripts.asr.text import NormalizeConfig, score_transcripts
 from workflow_scripts.asr.transcribe import FINETUNED, transcribe_manifest
-from workflow_scripts.common.files import atomic_path, parse_json_argument, setup_logging, write_json
+from workflow_scripts.common.files import atomic_path, parse_json_argument, write_json
+from workflow_scripts.common.logs import setup_logging
 
 log = logging.getLogger(__name__)
 

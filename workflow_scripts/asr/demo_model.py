@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from workflow_scripts.asr.text import NormalizeConfig, normalize_text
-from workflow_scripts.common.files import atomic_path, parse_json_argument, seed_everything, setup_logging, write_json
+from workflow_scripts.common.files import atomic_path, parse_json_argument, write_json
+from workflow_scripts.common.logs import setup_logging
+from workflow_scripts.common.seeding import seed_everything
 from workflow_scripts.common.manifest import read_manifest
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,8 @@ import argparse
 
 from workflow_scripts.asr.text import NormalizeConfig, score_transcripts
 from workflow_scripts.asr.transcribe import read_transcripts
-from workflow_scripts.common.files import parse_json_argument, setup_logging, write_json
+from workflow_scripts.common.files import parse_json_argument, write_json
+from workflow_scripts.common.logs import setup_logging
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,9 +25,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from workflow_scripts.asr.backends import load_waveform, resolve_device, resolve_model_source
+from workflow_scripts.asr.backends import load_waveform
+from workflow_scripts.common.devices import resolve_device
+from workflow_scripts.common.hub import resolve_model_source
 from workflow_scripts.asr.text import NormalizeConfig, normalize_text, score_transcripts
-from workflow_scripts.common.files import atomic_path, parse_json_argument, setup_logging, write_json
+from workflow_scripts.common.files import atomic_path, parse_json_argument, write_json
+from workflow_scripts.common.logs import setup_logging
 from workflow_scripts.common.manifest import read_manifest
 
 log = logging.getLogger(__name__)

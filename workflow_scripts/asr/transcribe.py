@@ -22,7 +22,8 @@ import pyarrow.parquet as pq
 
 from workflow_scripts.asr.backends import AsrBackend, BackendSpec, load_backend, load_waveform, transcribe_waveforms
 from workflow_scripts.common.features import METADATA_KEY
-from workflow_scripts.common.files import atomic_path, parse_json_argument, setup_logging
+from workflow_scripts.common.files import atomic_path, parse_json_argument
+from workflow_scripts.common.logs import setup_logging
 from workflow_scripts.common.manifest import read_manifest
 
 log = logging.getLogger(__name__)

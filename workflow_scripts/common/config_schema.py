@@ -1,5 +1,7 @@
 """Validate a workflow config against schemas/config.schema.yaml, filling in defaults.
 
+Block seeds left unset (null) take the top-level ``seed``, so one key reseeds the workflow.
+
 Snakemake's ``validate()`` neither fills defaults inside ``$ref``'d stage schemas nor names the
 offending key briefly, so the workflow uses this (same JSON Schema, same draft) instead.
 """
@@ -72,4 +74,15 @@ def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str
     error = best_match(validator.iter_errors(config))
     if error is not None:
         raise ConfigError(f"invalid config at '{key_path(error)}': {error.message}")
+    inherit_seed(config, config["seed"])
     return config
+
+
+def inherit_seed(block: Any, seed: int) -> None:
+    """Give every ``seed: null`` below ``block`` the top-level seed (a block's own seed wins)."""
+    items = block.items() if isinstance(block, dict) else enumerate(block) if isinstance(block, list) else ()
+    for key, value in items:
+        if key == "seed" and value is None:
+            block[key] = seed
+        else:
+            inherit_seed(value, seed)

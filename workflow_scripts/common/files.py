@@ -1,20 +1,15 @@
-"""Atomic file output, JSON helpers and logging shared by every entry point."""
+"""Atomic file output and JSON helpers shared by every step."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
-import random
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 
 def _umask() -> int:
@@ -74,23 +69,3 @@ def parse_json_argument(text: str, name: str = "--config") -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SystemExit(f"{name}: expected a JSON object, got {type(value).__name__}")
     return value
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and (when installed) torch for a reproducible step."""
-    random.seed(seed)
-    np.random.seed(seed)
-    with contextlib.suppress(ImportError):
-        import torch
-
-        torch.manual_seed(seed)
-
-
-def setup_logging(level: int = logging.INFO) -> None:
-    """Log to stderr (rules redirect it to their log file) with timestamps."""
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )

@@ -120,3 +120,10 @@ def objective_score(name: str, y_true: np.ndarray, probabilities: np.ndarray) ->
         # Over the classes that occur in truth or prediction, as scikit-learn's macro average.
         return float(f1[denominator > 0].mean())
     raise ValueError(f"unknown objective {name!r}; expected one of {list(OBJECTIVES)}")
+
+
+def fold_mean_score(objective: str, y_true: np.ndarray, probabilities: np.ndarray, fold: np.ndarray) -> float:
+    """``objective`` on each CV fold's held-out rows (``fold``: the fold of every row), averaged over folds."""
+    fold = np.asarray(fold)
+    return float(np.mean([objective_score(objective, y_true[fold == k], probabilities[fold == k])
+                          for k in range(int(fold.max()) + 1)]))

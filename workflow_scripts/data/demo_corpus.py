@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from workflow_scripts.common.files import atomic_path, parse_json_argument, setup_logging
+from workflow_scripts.common.files import atomic_path, parse_json_argument
+from workflow_scripts.common.logs import setup_logging
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ from typing import Any
 import pandas as pd
 
 from workflow_scripts.common.audio import AudioError, check_audio
-from workflow_scripts.common.files import parse_json_argument, setup_logging, write_json
+from workflow_scripts.common.files import parse_json_argument, write_json
+from workflow_scripts.common.logs import setup_logging
 from workflow_scripts.common.manifest import SPEECH_COLUMNS, TEXT_COLUMNS, read_table, write_manifest
 from workflow_scripts.data.splits import assign_splits
 

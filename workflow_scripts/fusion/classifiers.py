@@ -36,7 +36,8 @@ from sklearn.preprocessing import StandardScaler
 
 from workflow_scripts.fusion.pooling import Pooled, encode_labels, feature_spec, load_feature_set, write_probabilities
 from workflow_scripts.common.metrics import OBJECTIVES, objective_score
-from workflow_scripts.common.files import atomic_path, parse_json_argument, setup_logging, write_json
+from workflow_scripts.common.files import atomic_path, parse_json_argument, write_json
+from workflow_scripts.common.logs import setup_logging
 
 log = logging.getLogger(__name__)
 

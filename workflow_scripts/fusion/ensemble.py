@@ -25,7 +25,8 @@ from workflow_scripts.fusion.classifiers import (TRAIN_SPLIT, CrossValidation, c
                                                  stratified_folds)
 from workflow_scripts.fusion.pooling import encode_labels, load_feature_set
 from workflow_scripts.common.metrics import objective_score
-from workflow_scripts.common.files import atomic_path, parse_json_argument, read_json, setup_logging, write_json
+from workflow_scripts.common.files import atomic_path, parse_json_argument, read_json, write_json
+from workflow_scripts.common.logs import setup_logging
 
 log = logging.getLogger(__name__)
 

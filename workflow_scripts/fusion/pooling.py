@@ -27,7 +27,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from workflow_scripts.common.features import read_features
-from workflow_scripts.common.files import atomic_path, parse_json_argument, setup_logging
+from workflow_scripts.common.files import atomic_path, parse_json_argument
+from workflow_scripts.common.logs import setup_logging
 from workflow_scripts.common.manifest import read_manifest
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from workflow_scripts.common.metrics import METRICS
-from workflow_scripts.common.files import atomic_path, parse_json_argument, read_json, setup_logging
+from workflow_scripts.common.files import atomic_path, parse_json_argument, read_json
+from workflow_scripts.common.logs import setup_logging
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,8 @@ from workflow_scripts.fusion.classifiers import CLASSIFIERS, TRAIN_SPLIT
 from workflow_scripts.fusion.pooling import AlignmentError, align_ids, encode_labels, read_labels, read_probabilities, write_probabilities
 from workflow_scripts.fusion.ensemble import MEMBERS, combine
 from workflow_scripts.common.metrics import METRICS, bootstrap_intervals, classification_metrics, objective_score
-from workflow_scripts.common.files import parse_json_argument, read_json, setup_logging, write_json
+from workflow_scripts.common.files import parse_json_argument, read_json, write_json
+from workflow_scripts.common.logs import setup_logging
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from workflow_scripts.common.devices import resolve_device
 from workflow_scripts.common.hub import resolve_funasr_model, resolve_transformers_model
 
 log = logging.getLogger(__name__)
@@ -46,15 +47,6 @@ class Backend(ABC):
     def metadata(self) -> dict[str, Any]:
         """What a feature file records about the encoder beyond its name and checkpoint."""
         return {"frame_rate_hz": self.frame_rate_hz}
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; other values unchanged."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def equal_length_groups(waveforms: Sequence[np.ndarray]) -> list[list[int]]:
@@ -165,7 +157,7 @@ class Emotion2vecBackend(Backend):
         path = resolve_funasr_model(cfg["model"], cfg["hub"])
         from funasr import AutoModel
 
-        self.device = resolve_device(cfg["device"])
+        self.device = str(resolve_device(cfg["device"]))
         self.auto = AutoModel(model=path, hub=cfg["hub"], disable_update=True, device=self.device, ncpu=threads,
                               disable_pbar=True, disable_log=True)
         self.model = self.auto.model
@@ -233,7 +225,7 @@ class TransformersBackend(Backend):
         expected = getattr(self.extractor, "sampling_rate", sample_rate)
         if expected != sample_rate:
             raise ValueError(f"sefe.preprocessing.sample_rate is {sample_rate}; {cfg['model']} expects {expected}")
-        self.device = resolve_device(cfg["device"])
+        self.device = str(resolve_device(cfg["device"]))
         self.model = AutoModel.from_pretrained(path).to(self.device).eval()
         self.sample_rate = sample_rate
         self.layer = cfg["layer"]

@@ -23,7 +23,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from workflow_scripts.common.features import read_features
-from workflow_scripts.common.files import parse_json_argument, setup_logging, write_json
+from workflow_scripts.common.files import parse_json_argument, write_json
+from workflow_scripts.common.logs import setup_logging
 from workflow_scripts.common.manifest import read_manifest
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,8 @@ from tqdm import tqdm
 
 from workflow_scripts.common.audio import AudioError
 from workflow_scripts.common.features import FeatureWriter
-from workflow_scripts.common.files import parse_json_argument, setup_logging, write_json
+from workflow_scripts.common.files import parse_json_argument, write_json
+from workflow_scripts.common.logs import setup_logging
 from workflow_scripts.common.manifest import read_manifest
 from workflow_scripts.sefe.backends import Backend, build_backend
 from workflow_scripts.sefe.preprocess import Preprocessing, load_waveform

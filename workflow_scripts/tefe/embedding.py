@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from workflow_scripts.common.files import atomic_path, parse_json_argument, setup_logging, write_json
+from workflow_scripts.common.files import atomic_path, parse_json_argument, write_json
+from workflow_scripts.common.logs import setup_logging
 from workflow_scripts.common.manifest import TEXT_COLUMNS, read_manifest
 from workflow_scripts.tefe.text import (
     PAD_ID,

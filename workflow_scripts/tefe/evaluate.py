@@ -18,7 +18,8 @@ from typing import Any
 
 import torch
 
-from workflow_scripts.common.files import atomic_path, read_json, setup_logging, write_json
+from workflow_scripts.common.files import atomic_path, read_json, write_json
+from workflow_scripts.common.logs import setup_logging
 from workflow_scripts.common.manifest import read_manifest
 from workflow_scripts.tefe.extract import read_transcripts
 from workflow_scripts.tefe.models import load_encoder, predict_logits

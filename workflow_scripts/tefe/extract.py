@@ -30,9 +30,11 @@ import pandas as pd
 import torch
 
 from workflow_scripts.common.features import FeatureWriter
-from workflow_scripts.common.files import parse_json_argument, setup_logging
+from workflow_scripts.common.files import parse_json_argument
+from workflow_scripts.common.logs import setup_logging
 from workflow_scripts.common.manifest import read_manifest
-from workflow_scripts.tefe.models import TextEncoder, batch_indices, load_encoder, resolve_device
+from workflow_scripts.common.devices import resolve_device
+from workflow_scripts.tefe.models import TextEncoder, batch_indices, load_encoder
 from workflow_scripts.tefe.text import Vocabulary, tokenize
 
 log = logging.getLogger(__name__)

@@ -210,16 +210,6 @@ def paper_comparison(arch: str, vocab_size: int, embedding_dim: int, n_classes: 
 # --- running and storing encoders ---
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto``: CUDA when available, else the CPU; ``cpu`` / ``cuda[:n]`` as given."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} requested but CUDA is not available (use device: auto or cpu)")
-    return device
-
-
 def batch_indices(n: int, batch_size: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
     """Batches of row indices (shuffled with ``generator``); a last batch of one row joins the previous.
 

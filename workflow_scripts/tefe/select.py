@@ -13,7 +13,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from workflow_scripts.common.files import parse_json_argument, read_json, setup_logging, write_json
+from workflow_scripts.common.files import parse_json_argument, read_json, write_json
+from workflow_scripts.common.logs import setup_logging
 
 log = logging.getLogger(__name__)
 

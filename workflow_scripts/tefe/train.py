@@ -28,7 +28,9 @@ import torch
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from sklearn.utils.class_weight import compute_class_weight
 
-from workflow_scripts.common.files import parse_json_argument, seed_everything, setup_logging, write_json
+from workflow_scripts.common.files import parse_json_argument, write_json
+from workflow_scripts.common.logs import setup_logging
+from workflow_scripts.common.seeding import seed_everything
 from workflow_scripts.common.manifest import TEXT_COLUMNS, read_manifest
 from workflow_scripts.tefe.models import (
     TextEncoder,
@@ -37,11 +39,11 @@ from workflow_scripts.tefe.models import (
     paper_comparison,
     parameter_counts,
     predict_logits,
-    resolve_device,
     save_checkpoint,
     trim_batch,
 )
 from workflow_scripts.tefe.text import Vocabulary
+from workflow_scripts.common.devices import resolve_device
 
 log = logging.getLogger(__name__)
 

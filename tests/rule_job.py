@@ -1,0 +1,26 @@
+"""A stand-in for the ``snakemake`` object a rule's script receives, for calling ``main(job)`` in tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from snakemake.iocontainers import InputFiles, Log, OutputFiles, Params, Wildcards
+
+
+def rule_job(input: dict[str, Any] | None = None, output: dict[str, Any] | None = None,
+             params: dict[str, Any] | None = None, wildcards: dict[str, str] | None = None,
+             threads: int = 1, log: list[str] | None = None) -> Any:
+    """An object with the ``input``, ``output``, ``params``, ``wildcards``, ``threads`` and ``log``
+    of one job, each a Snakemake named list (attribute and index access) as in a real job."""
+
+    class Job:
+        pass
+
+    job = Job()
+    job.input = InputFiles(fromdict=dict(input or {}))
+    job.output = OutputFiles(fromdict=dict(output or {}))
+    job.params = Params(fromdict=dict(params or {}))
+    job.wildcards = Wildcards(fromdict=dict(wildcards or {}))
+    job.threads = threads
+    job.log = Log(log or [])
+    return job

@@ -1,0 +1,81 @@
+"""Every name list of the workflow, defined once (rules/common.smk, the scripts and predict import it).
+
+Only the standard library here: rules/common.smk imports it whenever Snakemake builds the DAG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# --- data ---
+TEXT_SPLITS = ("train", "dev", "test")
+
+# --- asr ---
+ASR_BACKENDS = ("whisper", "ctc")
+# The model reference that means the model fine_tune_whisper builds.
+FINETUNED = "finetuned"
+
+# --- sefe ---
+SEFE_BACKENDS = ("handcrafted", "emotion2vec", "wavlm")
+# Statistics pooled over frames into the feature files.
+SEFE_STATISTICS = ("mean", "var", "max", "min")
+
+# --- tefe ---
+TEFE_ARCHITECTURES = ("CNN", "LSTM", "BiLSTM", "BiLSTM_CNN")
+# Text feature sets and the transcript column each is extracted from.
+TEFE_FEATURE_SETS = {"features": "hypothesis", "features_reference": "reference"}
+
+# --- fusion ---
+MODALITIES = ("acoustic", "text")
+FEATURE_SETS = ("acoustic", "text", "early")
+CLASSIFIERS = ("lr", "rf", "xgboost")
+# Ensemble members in the order of the paper's weights w1, w2, w3.
+ENSEMBLE_MEMBERS = ("xgboost", "rf", "lr")
+# The feature sets each variant's classifiers are trained on: the only features it reads.
+VARIANT_FEATURE_SETS = {
+    "acoustic": ("acoustic",),
+    "text": ("text",),
+    "early": ("early",),
+    "late": ("acoustic", "text"),
+    "hybrid": ("early",),
+}
+VARIANTS = tuple(VARIANT_FEATURE_SETS)
+# The feature set the ensemble (and so the hybrid variant and predict) is built on.
+ENSEMBLE_FEATURE_SET = "early"
+HEADLINE_VARIANT = "hybrid"
+
+
+@dataclass(frozen=True)
+class SplitRoles:
+    """What each split of the speech corpora is for.
+
+    ``train`` fits every model; ``selection`` chooses checkpoints and stops training early;
+    ``test`` splits are only ever evaluated, never read by tuning, selection or early stopping.
+    """
+
+    train: str
+    selection: str
+    test: tuple[str, ...]
+
+    @property
+    def fitting(self) -> tuple[str, str]:
+        """The splits that fitting, tuning and selection may read."""
+        return (self.train, self.selection)
+
+
+def split_roles(task: Mapping[str, Any]) -> SplitRoles:
+    """The roles of ``task.splits`` from the task block (``train_split``, ``selection_split``)."""
+    splits: Sequence[str] = task["splits"]
+    train, selection = task["train_split"], task["selection_split"]
+    for key, name in (("train_split", train), ("selection_split", selection)):
+        if name not in splits:
+            raise ValueError(f"config task.{key}: {name!r} is not one of task.splits {list(splits)}")
+    if train == selection:
+        raise ValueError(f"config task.train_split and task.selection_split are both {train!r}")
+    test = tuple(split for split in splits if split not in (train, selection))
+    if not test:
+        raise ValueError(f"config task.splits {list(splits)}: at least one test split is needed beside "
+                         f"{train!r} and {selection!r}")
+    return SplitRoles(train, selection, test)

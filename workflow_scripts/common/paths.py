@@ -1,0 +1,92 @@
+"""The results layout, defined once: rules/common.smk, the scripts and predict import it.
+
+Templates hold Snakemake wildcards (``{split}``, ``{backend}`` ...); rules use them as
+patterns and ``expand()`` them, Python fills them with ``str.format``. Every path starts
+with ``RESULTS``; :func:`in_run` moves one into another run directory (predict).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+RESULTS = "results"
+LOGS = "logs"
+BENCHMARKS = f"{RESULTS}/benchmarks"
+
+# --- data ---
+DEMO_SPEECH_TABLE = f"{RESULTS}/demo/speech_corpus.tsv"
+DEMO_WAV_DIR = f"{RESULTS}/demo/wav"
+DEMO_TEXT_TABLE = f"{RESULTS}/demo/text_corpus.tsv"
+DEMO_ASR_TABLE = f"{RESULTS}/demo/asr_corpus.tsv"
+DEMO_ASR_WAV_DIR = f"{RESULTS}/demo/asr_wav"
+SPEECH_DIR = f"{RESULTS}/data/speech/{{corpus}}"
+SPEECH_MANIFEST = f"{SPEECH_DIR}/{{split}}.tsv"
+SPEECH_SKIPPED = f"{SPEECH_DIR}/skipped.tsv"
+SPEECH_SUMMARY = f"{SPEECH_DIR}/summary.json"
+TEXT_DIR = f"{RESULTS}/data/text"
+TEXT_MANIFEST = f"{TEXT_DIR}/{{split}}.tsv"
+TEXT_SKIPPED = f"{TEXT_DIR}/skipped.tsv"
+TEXT_SUMMARY = f"{TEXT_DIR}/summary.json"
+
+# --- asr ---
+ASR_INIT_MODEL = f"{RESULTS}/asr/init_model"
+ASR_FINETUNED_MODEL = f"{RESULTS}/asr/model"
+ASR_FINETUNE_WORK = f"{RESULTS}/asr/finetune_work"
+TRANSCRIPTS = f"{RESULTS}/transcripts/{{split}}.parquet"
+ASR_WER = f"{RESULTS}/asr/wer_{{split}}.json"
+ASR_BENCHMARK_JSON = f"{RESULTS}/asr/benchmark.json"
+ASR_BENCHMARK_MD = f"{RESULTS}/asr/benchmark.md"
+
+# --- sefe ---
+SEFE_FEATURES = f"{RESULTS}/sefe/{{backend}}/{{split}}.parquet"
+SEFE_EVALUATION = f"{RESULTS}/sefe/{{backend}}/evaluation.json"
+
+# --- tefe ---
+TEFE_VOCAB = f"{RESULTS}/tefe/embedding/vocab.json"
+TEFE_EMBEDDING = f"{RESULTS}/tefe/embedding/embedding.npy"
+TEFE_EMBEDDING_SUMMARY = f"{RESULTS}/tefe/embedding/summary.json"
+TEFE_MODEL_DIR = f"{RESULTS}/tefe/models/{{arch}}"
+TEFE_MODEL = f"{TEFE_MODEL_DIR}/model.pt"
+TEFE_MODEL_VOCAB = f"{TEFE_MODEL_DIR}/vocab.json"
+TEFE_MODEL_METRICS = f"{TEFE_MODEL_DIR}/metrics.json"
+TEFE_SELECTION = f"{RESULTS}/tefe/selection.json"
+TEFE_TABLE_MD = f"{RESULTS}/tefe/table.md"
+TEFE_TABLE_JSON = f"{RESULTS}/tefe/table.json"
+TEFE_FEATURES = f"{RESULTS}/tefe/{{feature_set}}/{{split}}.parquet"
+
+# --- fusion ---
+POOLED = f"{RESULTS}/fusion/pooled/{{modality}}/{{split}}.parquet"
+CLASSIFIER_DIR = f"{RESULTS}/fusion/{{feature_set}}/{{classifier}}"
+CLASSIFIER_MODEL = f"{CLASSIFIER_DIR}/model.joblib"
+CLASSIFIER_TRIALS = f"{CLASSIFIER_DIR}/trials.csv"
+CLASSIFIER_PROBABILITIES = f"{CLASSIFIER_DIR}/probabilities/{{split}}.parquet"
+CLASSIFIER_OOF = f"{CLASSIFIER_DIR}/oof_train.parquet"
+CLASSIFIER_SUMMARY = f"{CLASSIFIER_DIR}/summary.json"
+ENSEMBLE_WEIGHTS = f"{RESULTS}/ensemble/weights.json"
+ENSEMBLE_TRIALS = f"{RESULTS}/ensemble/trials.csv"
+ENSEMBLE_OOF = f"{RESULTS}/ensemble/oof_train.parquet"
+VARIANT_METRICS = f"{RESULTS}/metrics/{{variant}}.json"
+VARIANT_PROBABILITIES = f"{RESULTS}/fusion/variants/{{variant}}/{{split}}.parquet"
+HEADLINE_METRICS = f"{RESULTS}/hybrid_metrics.json"
+TABLE2_MD = f"{RESULTS}/table2.md"
+TABLE2_CSV = f"{RESULTS}/table2.csv"
+FIGURE2_PNG = f"{RESULTS}/figure2.png"
+FIGURE2_SVG = f"{RESULTS}/figure2.svg"
+FIGURE2_POINTS = f"{RESULTS}/figure2_points.csv"
+CONFUSION_MATRICES = f"{RESULTS}/fusion/confusion_matrices.png"
+
+
+def in_run(template: str, run_dir: str | Path, **wildcards: str) -> Path:
+    """``template`` filled with ``wildcards`` inside another run directory than ``RESULTS``."""
+    relative = template.format(**wildcards).removeprefix(RESULTS + "/")
+    return Path(run_dir) / relative
+
+
+def log_path(stage: str, rule: str, *wildcards: str) -> str:
+    """logs/<stage>/<rule>[/<wildcard>...].log"""
+    return "/".join([LOGS, stage, rule, *wildcards]) + ".log" if wildcards else f"{LOGS}/{stage}/{rule}.log"
+
+
+def benchmark_path(stage: str, rule: str, *wildcards: str) -> str:
+    """results/benchmarks/<stage>/<rule>[/<wildcard>...].tsv"""
+    return "/".join([BENCHMARKS, stage, rule, *wildcards]) + ".tsv" if wildcards else f"{BENCHMARKS}/{stage}/{rule}.tsv"
