@@ -76,11 +76,11 @@ rule transcribe:
 
 rule score_asr:
     input:
-        transcripts="results/transcripts/{split}.parquet",
-        code=modules("asr/score", "asr/transcribe", "asr/backends", "asr/text", "common/features", "common/manifest", "common/audio"),
+        transcripts=paths.TRANSCRIPTS,
+        code=script_code("asr/score"),
     output:
-        report(
-            "results/asr/wer_{split}.json",
+        scores=report(
+            paths.ASR_WER,
             caption="../report/asr_wer.rst",
             category="ASR",
             labels={"split": "{split}"},
@@ -90,13 +90,12 @@ rule score_asr:
     benchmark:
         "results/benchmarks/asr/score_asr/{split}.tsv"
     params:
-        normalize=as_json(config["asr"]["normalize"]),
+        normalize=config["asr"]["normalize"],
     threads: 1
     conda:
         "../envs/cpu.yaml"
-    shell:
-        "python -m workflow_scripts.asr.score --normalize {params.normalize:q} --transcripts {input.transcripts}"
-        " --split {wildcards.split} --out {output} > {log} 2>&1"
+    script:
+        script_path("asr/score")
 
 
 rule benchmark_asr_backbones:

@@ -1,28 +1,20 @@
 """WER and CER of one split's transcripts (jiwer, after the shared normalisation) -> JSON."""
 
-from __future__ import annotations
-
-import argparse
+from typing import Any
 
 from workflow_scripts.asr.text import NormalizeConfig, score_transcripts
 from workflow_scripts.asr.transcribe import read_transcripts
-from workflow_scripts.common.files import parse_json_argument, write_json
-from workflow_scripts.common.logs import setup_logging
+from workflow_scripts.common.files import write_json
+from workflow_scripts.common.rule import run_rule
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--normalize", required=True, help="asr.normalize block as JSON")
-    parser.add_argument("--transcripts", required=True)
-    parser.add_argument("--split", required=True)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-    setup_logging()
-    normalize = NormalizeConfig.from_dict(parse_json_argument(args.normalize, "--normalize"))
-    frame = read_transcripts(args.transcripts)
+def main(job: Any) -> None:
+    """Entry point of the score_asr rule (``job``: the rule's ``snakemake`` object)."""
+    normalize = NormalizeConfig.from_dict(job.params.normalize)
+    frame = read_transcripts(job.input.transcripts)
     scores = score_transcripts(frame["reference"].tolist(), frame["hypothesis"].tolist(), normalize)
-    write_json(args.out, {"split": args.split, "transcripts": args.transcripts, **scores})
+    write_json(job.output.scores, {"split": job.wildcards.split, "transcripts": job.input.transcripts, **scores})
 
 
 if __name__ == "__main__":
-    main()
+    run_rule(main)

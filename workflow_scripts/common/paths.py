@@ -80,13 +80,3 @@ def in_run(template: str, run_dir: str | Path, **wildcards: str) -> Path:
     """``template`` filled with ``wildcards`` inside another run directory than ``RESULTS``."""
     relative = template.format(**wildcards).removeprefix(RESULTS + "/")
     return Path(run_dir) / relative
-
-
-def log_path(stage: str, rule: str, *wildcards: str) -> str:
-    """logs/<stage>/<rule>[/<wildcard>...].log"""
-    return "/".join([LOGS, stage, rule, *wildcards]) + ".log" if wildcards else f"{LOGS}/{stage}/{rule}.log"
-
-
-def benchmark_path(stage: str, rule: str, *wildcards: str) -> str:
-    """results/benchmarks/<stage>/<rule>[/<wildcard>...].tsv"""
-    return "/".join([BENCHMARKS, stage, rule, *wildcards]) + ".tsv" if wildcards else f"{BENCHMARKS}/{stage}/{rule}.tsv"
