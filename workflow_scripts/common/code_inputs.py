@@ -15,13 +15,15 @@ from pathlib import Path
 PACKAGE = "workflow_scripts"
 # Modules whose edits change no result: logging, the script adapter, this module, and the
 # declarations of names and paths (a changed path or name changes the DAG itself).
-NOT_CODE = frozenset({
-    "common/logs.py",
-    "common/rule.py",
-    "common/code_inputs.py",
-    "common/paths.py",
-    "common/names.py",
-})
+NOT_CODE = frozenset(
+    {
+        "common/logs.py",
+        "common/rule.py",
+        "common/code_inputs.py",
+        "common/paths.py",
+        "common/names.py",
+    }
+)
 
 
 def _module_file(root: Path, dotted: str) -> Path | None:

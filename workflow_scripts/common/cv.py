@@ -41,14 +41,20 @@ def cv_folds(y: np.ndarray, folds: int, seed: int, speakers: Sequence[str] | Non
             log.warning("only %d speaker in the training split: CV folds are not grouped by speaker", distinct)
         else:
             if distinct < folds:
-                log.warning("%d speakers in the training split, fewer than %d folds: %d speaker-grouped folds",
-                            distinct, folds, distinct)
+                log.warning(
+                    "%d speakers in the training split, fewer than %d folds: %d speaker-grouped folds",
+                    distinct,
+                    folds,
+                    distinct,
+                )
                 folds = distinct
             groups = np.asarray(speakers)
     _, counts = np.unique(y, return_counts=True)
     if counts.min() < folds:
-        raise ValueError(f"stratified {folds}-fold CV needs at least {folds} training utterances of every class; "
-                         f"the training split has {counts.tolist()} per class")
+        raise ValueError(
+            f"stratified {folds}-fold CV needs at least {folds} training utterances of every class; "
+            f"the training split has {counts.tolist()} per class"
+        )
     rows = np.zeros((len(y), 1))
     if groups is not None:
         return list(StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(rows, y, groups))

@@ -59,8 +59,9 @@ class FeatureWriter:
     Use as a context manager; on an exception the partial file is removed.
     """
 
-    def __init__(self, path: str | os.PathLike, statistics: Sequence[str], dim: int,
-                 metadata: Mapping[str, Any]) -> None:
+    def __init__(
+        self, path: str | os.PathLike, statistics: Sequence[str], dim: int, metadata: Mapping[str, Any]
+    ) -> None:
         self.path = Path(path)
         self.schema = feature_schema(statistics, dim, metadata)
         self._atomic = atomic_path(self.path)
@@ -88,8 +89,9 @@ class FeatureWriter:
         return self._atomic.__exit__(exc_type, exc, tb)
 
 
-def write_features(path: str | os.PathLike, utt_ids: Sequence[str], stats: Mapping[str, np.ndarray],
-                   metadata: Mapping[str, Any]) -> None:
+def write_features(
+    path: str | os.PathLike, utt_ids: Sequence[str], stats: Mapping[str, np.ndarray], metadata: Mapping[str, Any]
+) -> None:
     """Write a whole feature file at once (see :class:`FeatureWriter` for streaming)."""
     first = next(iter(stats.values()))
     with FeatureWriter(path, list(stats), first.shape[1], metadata) as writer:
@@ -113,8 +115,7 @@ def read_features(path: str | os.PathLike, statistics: Sequence[str]) -> tuple[l
     table = pq.read_table(path, columns=["utt_id", *statistics])
     dim = metadata["dim"]
     blocks = [
-        table.column(s).combine_chunks().values.to_numpy(zero_copy_only=False).reshape(-1, dim)
-        for s in statistics
+        table.column(s).combine_chunks().values.to_numpy(zero_copy_only=False).reshape(-1, dim) for s in statistics
     ]
     matrix = np.concatenate(blocks, axis=1).astype(np.float32, copy=False) if blocks else np.zeros((len(table), 0))
     return table.column("utt_id").to_pylist(), matrix, metadata

@@ -66,9 +66,7 @@ def check_local_dir(path: str | os.PathLike, required: list[str], key: str) -> s
         raise ModelUnavailableError(f"{key}: {str(path)!r} is not a directory")
     missing = [name for name in required if not (directory / name).is_file()]
     if missing:
-        raise ModelUnavailableError(
-            f"{key}: checkpoint directory {directory} lacks {missing} (expected {required})"
-        )
+        raise ModelUnavailableError(f"{key}: checkpoint directory {directory} lacks {missing} (expected {required})")
     return str(directory.resolve())
 
 
@@ -83,8 +81,10 @@ def _ms_endpoint() -> str:
 
 def hub_offline() -> bool:
     """Whether the user asked for no hub access (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE)."""
-    return any(os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-               for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def cached_hf_snapshot(repo_id: str) -> str | None:
@@ -141,7 +141,11 @@ def resolve_funasr_model(model: str, hub: str, key: str = "sefe.emotion2vec.mode
             return cached
         endpoint = _ms_endpoint()
         how = f"`modelscope download --model {repo} --local_dir emotion2vec_model`"
-    reason = "offline mode is set (HF_HUB_OFFLINE)" if hub in ("hf", "huggingface") and hub_offline() else probe_url(endpoint)
+    reason = (
+        "offline mode is set (HF_HUB_OFFLINE)"
+        if hub in ("hf", "huggingface") and hub_offline()
+        else probe_url(endpoint)
+    )
     if reason is not None:
         raise _unreachable(key, model, endpoint, reason, how + "; the directory must hold config.yaml and model.pt")
     return model
@@ -158,7 +162,10 @@ def resolve_transformers_model(model: str, key: str = "sefe.wavlm.model") -> str
     reason = "offline mode is set (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE)" if hub_offline() else probe_url(endpoint)
     if reason is not None:
         raise _unreachable(
-            key, model, endpoint, reason,
+            key,
+            model,
+            endpoint,
+            reason,
             f"`hf download {model} --local-dir wavlm_model`, or save_pretrained() of the model and its "
             "feature extractor",
         )
@@ -201,7 +208,9 @@ def resolve_model_source(model: str, config_key: str = "model", hub_timeout_s: f
     try:
         info = HfApi().model_info(model, timeout=hub_timeout_s)
     except Exception as error:  # noqa: BLE001 - any failure to reach the hub gets the same advice
-        reason = f"it is not a local directory, not cached, and the hub did not answer ({type(error).__name__}: {error})"
+        reason = (
+            f"it is not a local directory, not cached, and the hub did not answer ({type(error).__name__}: {error})"
+        )
         raise ModelUnavailableError(how_to_provide(model, reason, config_key)) from error
     files = [sibling.rfilename for sibling in info.siblings or []]
     ignore = list(_IGNORED_WEIGHTS)

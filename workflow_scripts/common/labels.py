@@ -9,8 +9,9 @@ import numpy as np
 MAX_LISTED = 5
 
 
-def encode_labels(labels: Sequence[str], classes: Sequence[str], where: str,
-                  utt_ids: Sequence[str] | None = None) -> np.ndarray:
+def encode_labels(
+    labels: Sequence[str], classes: Sequence[str], where: str, utt_ids: Sequence[str] | None = None
+) -> np.ndarray:
     """Indices into ``classes`` of ``labels``; an unknown label is an error naming ``where``
     (a file) and, when given, the first utterances that carry one."""
     index = {name: i for i, name in enumerate(classes)}

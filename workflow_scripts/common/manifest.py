@@ -13,8 +13,14 @@ SPEECH_COLUMNS = ["utt_id", "audio_path", "duration_s", "sample_rate", "text", "
 TEXT_COLUMNS = ["utt_id", "text", "label", "split"]
 
 _DTYPES = {
-    "utt_id": str, "audio_path": str, "text": str, "label": str, "split": str, "speaker": str,
-    "duration_s": float, "sample_rate": int,
+    "utt_id": str,
+    "audio_path": str,
+    "text": str,
+    "label": str,
+    "split": str,
+    "speaker": str,
+    "duration_s": float,
+    "sample_rate": int,
 }
 
 

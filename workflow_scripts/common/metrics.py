@@ -64,7 +64,9 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
     if y_true.shape != y_pred.shape or y_true.ndim != 1 or len(y_true) == 0:
-        raise ValueError(f"metrics need two equally long non-empty label vectors, got {y_true.shape} and {y_pred.shape}")
+        raise ValueError(
+            f"metrics need two equally long non-empty label vectors, got {y_true.shape} and {y_pred.shape}"
+        )
     matrix = confusion_matrices(y_true, y_pred, len(classes))
     values = metrics_from_confusion(matrix)
     return {
@@ -89,8 +91,7 @@ def bootstrap_intervals(
     values = metrics_from_confusion(confusion_matrices(y_true[index], y_pred[index], n_classes))
     tail = (1.0 - confidence) / 2.0
     return {
-        name: [float(np.quantile(values[name], tail)), float(np.quantile(values[name], 1.0 - tail))]
-        for name in METRICS
+        name: [float(np.quantile(values[name], tail)), float(np.quantile(values[name], 1.0 - tail))] for name in METRICS
     }
 
 
@@ -125,5 +126,11 @@ def objective_score(name: str, y_true: np.ndarray, probabilities: np.ndarray) ->
 def fold_mean_score(objective: str, y_true: np.ndarray, probabilities: np.ndarray, fold: np.ndarray) -> float:
     """``objective`` on each CV fold's held-out rows (``fold``: the fold of every row), averaged over folds."""
     fold = np.asarray(fold)
-    return float(np.mean([objective_score(objective, y_true[fold == k], probabilities[fold == k])
-                          for k in range(int(fold.max()) + 1)]))
+    return float(
+        np.mean(
+            [
+                objective_score(objective, y_true[fold == k], probabilities[fold == k])
+                for k in range(int(fold.max()) + 1)
+            ]
+        )
+    )

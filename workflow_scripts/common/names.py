@@ -76,6 +76,7 @@ def split_roles(task: Mapping[str, Any]) -> SplitRoles:
         raise ValueError(f"config task.train_split and task.selection_split are both {train!r}")
     test = tuple(split for split in splits if split not in (train, selection))
     if not test:
-        raise ValueError(f"config task.splits {list(splits)}: at least one test split is needed beside "
-                         f"{train!r} and {selection!r}")
+        raise ValueError(
+            f"config task.splits {list(splits)}: at least one test split is needed beside {train!r} and {selection!r}"
+        )
     return SplitRoles(train, selection, test)
