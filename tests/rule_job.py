@@ -7,9 +7,14 @@ from typing import Any
 from snakemake.iocontainers import InputFiles, Log, OutputFiles, Params, Wildcards
 
 
-def rule_job(input: dict[str, Any] | None = None, output: dict[str, Any] | None = None,
-             params: dict[str, Any] | None = None, wildcards: dict[str, str] | None = None,
-             threads: int = 1, log: list[str] | None = None) -> Any:
+def rule_job(
+    input: dict[str, Any] | None = None,
+    output: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    wildcards: dict[str, str] | None = None,
+    threads: int = 1,
+    log: list[str] | None = None,
+) -> Any:
     """An object with the ``input``, ``output``, ``params``, ``wildcards``, ``threads`` and ``log``
     of one job, each a Snakemake named list (attribute and index access) as in a real job."""
 

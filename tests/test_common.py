@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import PROJECT_ROOT, run_snakemake
 from workflow_scripts.common import names, paths
 from workflow_scripts.common.code_inputs import NOT_CODE, code_inputs
 from workflow_scripts.common.config_schema import inherit_seed
 from workflow_scripts.common.cv import cv_folds
 from workflow_scripts.common.labels import encode_labels
+
+from conftest import PROJECT_ROOT, run_snakemake
 
 
 def write_package(root: Path, files: dict[str, str]) -> None:

@@ -70,7 +70,7 @@ class FeatureWriter:
         self._seen: set[str] = set()
         self.rows = 0
 
-    def __enter__(self) -> "FeatureWriter":
+    def __enter__(self) -> FeatureWriter:
         self._tmp = self._atomic.__enter__()
         self._writer = pq.ParquetWriter(self._tmp, self.schema)
         return self

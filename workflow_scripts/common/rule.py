@@ -8,9 +8,11 @@ Every rule runs a module of this package as its script. The module ends with::
 and ``main(job)`` reads every path it touches from ``job.input`` / ``job.output``, its config
 block from ``job.params``, and its thread count from ``job.threads`` (``job`` is the
 ``snakemake`` object Snakemake injects; tests pass an equivalent built by
-``tests/rule_job.py``). Snakemake prepends a preamble to the script, so a script module may
-not use ``from __future__ import annotations`` (Python 3.11 needs none). Config blocks therefore travel as Python objects, not as JSON on a
+``tests/rule_job.py``). Config blocks therefore travel as Python objects, not as JSON on a
 command line, and still rerun the rule when they change (they are rule params).
+
+Snakemake prepends a preamble to the script, so a script module may not use
+``from __future__ import annotations`` (Python 3.11 needs none).
 """
 
 from __future__ import annotations
