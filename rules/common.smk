@@ -50,20 +50,20 @@ def modules(*names):
     return ["workflow_scripts/common/files.py"] + [f"workflow_scripts/{name}.py" for name in names]
 
 
+def corpus_tables(block):
+    """The table path(s) of a corpus block: ``table`` is one path or a mapping split -> path."""
+    table = block["table"]
+    return list(table.values()) if isinstance(table, dict) else [table]
+
+
 def get_corpus_table(wildcards):
     """The table(s) of a speech corpus: produced by the demo rule or supplied by the user."""
-    table = config["corpora"][wildcards.corpus]["table"]
-    return list(table.values()) if isinstance(table, dict) else [table]
-
-
-def get_text_table(wildcards):
-    table = config["text_corpus"]["table"]
-    return list(table.values()) if isinstance(table, dict) else [table]
+    return corpus_tables(config["corpora"][wildcards.corpus])
 
 
 def ser_manifest(split):
     """Manifest of one split of the emotion-recognition corpus."""
-    return f"results/data/speech/{SER_CORPUS}/{split}.tsv"
+    return paths.SPEECH_MANIFEST.format(corpus=SER_CORPUS, split=split)
 
 
 def get_final_targets():

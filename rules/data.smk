@@ -3,38 +3,35 @@
 
 rule synthesize_demo_corpus:
     input:
-        modules("data/demo_corpus", "data/espeak"),
+        code=script_code("data/demo_corpus"),
     output:
-        speech_table="results/demo/speech_corpus.tsv",
-        wav_dir=directory("results/demo/wav"),
-        text_table="results/demo/text_corpus.tsv",
-        asr_table="results/demo/asr_corpus.tsv",
-        asr_wav_dir=directory("results/demo/asr_wav"),
+        speech_table=paths.DEMO_SPEECH_TABLE,
+        wav_dir=directory(paths.DEMO_WAV_DIR),
+        text_table=paths.DEMO_TEXT_TABLE,
+        asr_table=paths.DEMO_ASR_TABLE,
+        asr_wav_dir=directory(paths.DEMO_ASR_WAV_DIR),
     log:
         "logs/data/synthesize_demo_corpus.log",
     benchmark:
         "results/benchmarks/data/synthesize_demo_corpus.tsv"
     params:
-        demo=as_json(config.get("demo", {})),
+        demo=config.get("demo", {}),
     threads: 1
     conda:
         "../envs/cpu.yaml"
-    shell:
-        "python -m workflow_scripts.data.demo_corpus --config {params.demo:q}"
-        " --speech-table {output.speech_table} --wav-dir {output.wav_dir}"
-        " --text-table {output.text_table} --asr-table {output.asr_table} --asr-wav-dir {output.asr_wav_dir}"
-        " > {log} 2>&1"
+    script:
+        script_path("data/demo_corpus")
 
 
 rule ingest_speech_corpus:
     input:
         table=get_corpus_table,
-        code=modules("data/ingest", "common/manifest", "common/audio", "data/splits"),
+        code=script_code("data/ingest_speech"),
     output:
-        manifests=expand("results/data/speech/{{corpus}}/{split}.tsv", split=SPLITS),
-        skipped="results/data/speech/{corpus}/skipped.tsv",
+        manifests=expand(paths.SPEECH_MANIFEST, split=SPLITS, allow_missing=True),
+        skipped=paths.SPEECH_SKIPPED,
         summary=report(
-            "results/data/speech/{corpus}/summary.json",
+            paths.SPEECH_SUMMARY,
             caption="../report/data_summary.rst",
             category="Data",
             labels={"corpus": "{corpus}"},
@@ -44,40 +41,34 @@ rule ingest_speech_corpus:
     benchmark:
         "results/benchmarks/data/ingest_speech_corpus/{corpus}.tsv"
     params:
-        corpus=lambda wildcards: as_json(config["corpora"][wildcards.corpus]),
+        corpus=lambda wildcards: config["corpora"][wildcards.corpus],
         classes=CLASSES,
         splits=SPLITS,
-        seed=config["seed"],
     threads: 2
     conda:
         "../envs/cpu.yaml"
-    shell:
-        "python -m workflow_scripts.data.ingest speech --corpus-config {params.corpus:q}"
-        " --classes {params.classes} --splits {params.splits} --seed {params.seed}"
-        " --threads {threads} --out-dir results/data/speech/{wildcards.corpus} > {log} 2>&1"
+    script:
+        script_path("data/ingest_speech")
 
 
 rule ingest_text_corpus:
     input:
-        table=get_text_table,
-        code=modules("data/ingest", "common/manifest", "data/splits"),
+        table=corpus_tables(config["text_corpus"]),
+        code=script_code("data/ingest_text"),
     output:
-        manifests=expand("results/data/text/{split}.tsv", split=TEXT_SPLITS),
-        skipped="results/data/text/skipped.tsv",
-        summary="results/data/text/summary.json",
+        manifests=expand(paths.TEXT_MANIFEST, split=TEXT_SPLITS),
+        skipped=paths.TEXT_SKIPPED,
+        summary=paths.TEXT_SUMMARY,
     log:
         "logs/data/ingest_text_corpus.log",
     benchmark:
         "results/benchmarks/data/ingest_text_corpus.tsv"
     params:
-        corpus=as_json(config["text_corpus"]),
+        corpus=config["text_corpus"],
         classes=CLASSES,
         splits=TEXT_SPLITS,
-        seed=config["seed"],
     threads: 1
     conda:
         "../envs/cpu.yaml"
-    shell:
-        "python -m workflow_scripts.data.ingest text --corpus-config {params.corpus:q}"
-        " --classes {params.classes} --splits {params.splits} --seed {params.seed}"
-        " --out-dir results/data/text > {log} 2>&1"
+    script:
+        script_path("data/ingest_text")

@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
+import multiprocessing
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import PROJECT_ROOT, run_snakemake
-from workflow_scripts.data.demo_corpus import plan_utterances
+
+from workflow_scripts.common.config_schema import validate_config
 from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.data.demo_corpus import asr_corpus_plan, plan_utterances, synthesize_corpus
 
 SPLITS = ["train", "dev", "public_test", "private_test"]
 
 
 @pytest.fixture(scope="module")
 def demo_config() -> dict:
+    """The demo block as the rule receives it (validated: its seed is the top-level seed)."""
     with open(PROJECT_ROOT / "config.yaml", encoding="utf-8") as handle:
-        return yaml.safe_load(handle)["demo"]
+        config = yaml.safe_load(handle)
+    return validate_config(config, PROJECT_ROOT / "schemas" / "config.schema.yaml")["demo"]
 
 
 def _digest(directory: Path) -> dict[str, str]:
@@ -53,8 +55,6 @@ def test_plan_is_deterministic_and_prosody_follows_emotion(demo_config):
 
 
 def test_asr_corpus_shares_no_voice_and_no_sentence_with_the_emotion_corpus(demo_config):
-    from workflow_scripts.data.demo_corpus import asr_corpus_plan
-
     speech = plan_utterances(demo_config)
     asr = asr_corpus_plan(demo_config, set(speech["text"]))
     assert len(asr) == len(demo_config["asr_corpus"]["voices"]) * demo_config["asr_corpus"]["utterances_per_voice"]
@@ -65,18 +65,41 @@ def test_asr_corpus_shares_no_voice_and_no_sentence_with_the_emotion_corpus(demo
 
 
 def test_small_corpus_is_byte_identical_across_runs(tmp_path, demo_config):
-    config = {**demo_config, "voices": ["vi", "vi+f2"], "utterances_per_voice": 5, "text_sentences": 20,
-              "asr_corpus": {"voices": ["vi+m2"], "utterances_per_voice": 4}}
+    config = {
+        **demo_config,
+        "voices": ["vi", "vi+f2"],
+        "utterances_per_voice": 5,
+        "text_sentences": 20,
+        "asr_corpus": {"voices": ["vi+m2"], "utterances_per_voice": 4},
+    }
     outputs = []
-    for run in ("a", "b"):  # each run in a fresh process, as the rule runs
+    # Each run in a fresh process, as the rule runs (espeak-ng keeps state between utterances).
+    spawn = multiprocessing.get_context("spawn")
+    for run in ("a", "b"):
         directory = tmp_path / run
-        subprocess.run([sys.executable, "-m", "workflow_scripts.data.demo_corpus", "--config", json.dumps(config),
-                        "--speech-table", str(directory / "speech.tsv"), "--wav-dir", str(directory / "wav"),
-                        "--text-table", str(directory / "text.tsv"), "--asr-table", str(directory / "asr.tsv"),
-                        "--asr-wav-dir", str(directory / "asr_wav")], check=True, cwd=PROJECT_ROOT)
-        outputs.append((_digest(directory / "wav"), _digest(directory / "asr_wav"),
-                        (directory / "speech.tsv").read_text(), (directory / "text.tsv").read_text(),
-                        (directory / "asr.tsv").read_text()))
+        process = spawn.Process(
+            target=synthesize_corpus,
+            args=(
+                config,
+                directory / "speech.tsv",
+                directory / "wav",
+                directory / "text.tsv",
+                directory / "asr.tsv",
+                directory / "asr_wav",
+            ),
+        )
+        process.start()
+        process.join()
+        assert process.exitcode == 0
+        outputs.append(
+            (
+                _digest(directory / "wav"),
+                _digest(directory / "asr_wav"),
+                (directory / "speech.tsv").read_text(),
+                (directory / "text.tsv").read_text(),
+                (directory / "asr.tsv").read_text(),
+            )
+        )
     assert outputs[0] == outputs[1]
     texts = pd.read_csv(tmp_path / "a" / "text.tsv", sep="\t")
     spoken = set(pd.read_csv(tmp_path / "a" / "speech.tsv", sep="\t")["text"])

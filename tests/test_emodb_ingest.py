@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import pandas as pd
-
 from conftest import shared_data
-from workflow_scripts.data.ingest import build_speech_manifest
 
-BINARY = {"neutral": "neutral", "boredom": "neutral", "happiness": "neutral", "anger": "negative",
-          "sadness": "negative", "fear": "negative", "disgust": "negative"}
+from workflow_scripts.data.ingest_speech import build_speech_manifest
+
+BINARY = {
+    "neutral": "neutral",
+    "boredom": "neutral",
+    "happiness": "neutral",
+    "anger": "negative",
+    "sadness": "negative",
+    "fear": "negative",
+    "disgust": "negative",
+}
 
 
 def test_emodb_ingests_with_speaker_disjoint_stratified_splits():
     table = shared_data("speech", "emodb_2s", "labels.tsv")
     spec = {
         "table": str(table),
-        "columns": {"utt_id": "utt_id", "audio_path": "path", "text": "text", "label": "emotion",
-                    "speaker": "speaker"},
+        "columns": {"utt_id": "utt_id", "audio_path": "path", "text": "text", "label": "emotion", "speaker": "speaker"},
         "label_map": BINARY,
-        "split": {"policy": "stratified", "fractions": {"train": 0.6, "dev": 0.2, "test": 0.2},
-                  "speaker_disjoint": True},
+        "split": {
+            "policy": "stratified",
+            "fractions": {"train": 0.6, "dev": 0.2, "test": 0.2},
+            "speaker_disjoint": True,
+        },
         "require_text": True,
     }
     splits = ["train", "dev", "test"]

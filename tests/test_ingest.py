@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-
 from conftest import write_tone
-from workflow_scripts.data.ingest import IngestionError, build_speech_manifest, build_text_manifest, main
+from rule_job import rule_job
+
 from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.data.ingest import IngestionError
+from workflow_scripts.data.ingest_speech import build_speech_manifest, main
+from workflow_scripts.data.ingest_text import build_text_manifest
 
 CLASSES = ["neutral", "negative"]
 SPLITS = ["train", "dev", "test"]
@@ -23,8 +27,14 @@ def _corpus(tmp_path: Path, rows: list[dict], **spec) -> dict:
     pd.DataFrame(rows).to_csv(table, sep="\t", index=False)
     base = {
         "table": str(table),
-        "columns": {"utt_id": "id", "audio_path": "wav", "text": "text", "label": "emotion", "speaker": "spk",
-                    "split": "part"},
+        "columns": {
+            "utt_id": "id",
+            "audio_path": "wav",
+            "text": "text",
+            "label": "emotion",
+            "speaker": "spk",
+            "split": "part",
+        },
         "label_map": LABEL_MAP,
         "split": {"policy": "table"},
         "require_text": True,
@@ -37,8 +47,16 @@ def _good_rows(tmp_path: Path, n: int = 6) -> list[dict]:
     rows = []
     for i in range(n):
         write_tone(tmp_path / "wav" / f"u{i}.wav", seconds=0.5 + 0.1 * i, sample_rate=22050)
-        rows.append({"id": f"u{i}", "wav": f"wav/u{i}.wav", "text": f"câu số {i}", "emotion": ["neu", "ang"][i % 2],
-                     "spk": f"s{i % 3}", "part": SPLITS[i % 3]})
+        rows.append(
+            {
+                "id": f"u{i}",
+                "wav": f"wav/u{i}.wav",
+                "text": f"câu số {i}",
+                "emotion": ["neu", "ang"][i % 2],
+                "spk": f"s{i % 3}",
+                "part": SPLITS[i % 3],
+            }
+        )
     return rows
 
 
@@ -46,8 +64,16 @@ def test_manifest_from_table_has_the_contract_columns(tmp_path):
     rows = _good_rows(tmp_path)
     rows.append({"id": "u9", "wav": "wav/u0.wav", "text": "ngạc nhiên", "emotion": "sur", "spk": "s0", "part": "train"})
     manifest, skipped, summary = build_speech_manifest(_corpus(tmp_path, rows), CLASSES, SPLITS, seed=0)
-    assert list(manifest.columns) == ["utt_id", "audio_path", "duration_s", "sample_rate", "text", "label", "split",
-                                      "speaker"]
+    assert list(manifest.columns) == [
+        "utt_id",
+        "audio_path",
+        "duration_s",
+        "sample_rate",
+        "text",
+        "label",
+        "split",
+        "speaker",
+    ]
     assert manifest["utt_id"].tolist() == [f"u{i}" for i in range(6)]
     assert manifest["duration_s"].tolist() == pytest.approx([0.5 + 0.1 * i for i in range(6)], abs=1e-4)
     assert set(manifest["sample_rate"]) == {22050}
@@ -94,8 +120,16 @@ def _broken(tmp_path: Path, case: str) -> tuple[list[dict], str]:
     return rows, expected
 
 
-CASES = ["missing-audio", "unreadable-audio", "empty-audio", "silent-audio", "non-finite", "unknown-label",
-         "duplicate-id", "empty-text"]
+CASES = [
+    "missing-audio",
+    "unreadable-audio",
+    "empty-audio",
+    "silent-audio",
+    "non-finite",
+    "unknown-label",
+    "duplicate-id",
+    "empty-text",
+]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -112,22 +146,32 @@ def test_bad_row_fails_naming_file_row_and_reason(tmp_path, case):
 @pytest.mark.parametrize("case", CASES)
 def test_skip_mode_writes_the_row_to_the_skip_list(tmp_path, case):
     rows, expected = _broken(tmp_path, case)
-    manifest, skipped, summary = build_speech_manifest(_corpus(tmp_path, rows, on_invalid="skip"), CLASSES, SPLITS,
-                                                       seed=0)
+    manifest, skipped, summary = build_speech_manifest(
+        _corpus(tmp_path, rows, on_invalid="skip"), CLASSES, SPLITS, seed=0
+    )
     assert len(manifest) == 5 and summary["skipped"] == 1
     assert skipped["row"].tolist() == [4]
     assert expected in skipped["reason"].item()
 
 
+def _speech_job(spec: dict, out_dir: Path):
+    """The job of ingest_speech_corpus on ``spec`` (its split seed filled in, as the config validation does)."""
+    spec = {**spec, "split": {**spec.get("split", {}), "seed": 0}}
+    return rule_job(
+        output={
+            "manifests": [str(out_dir / f"{split}.tsv") for split in SPLITS],
+            "skipped": str(out_dir / "skipped.tsv"),
+            "summary": str(out_dir / "summary.json"),
+        },
+        params={"corpus": spec, "classes": CLASSES, "splits": SPLITS},
+    )
+
+
 def test_failed_ingestion_leaves_no_output(tmp_path):
     rows, _ = _broken(tmp_path, "unknown-label")
-    spec = _corpus(tmp_path, rows)
     out_dir = tmp_path / "out"
-    import json
-
     with pytest.raises(IngestionError):
-        main(["speech", "--corpus-config", json.dumps(spec), "--classes", *CLASSES, "--splits", *SPLITS,
-              "--seed", "0", "--out-dir", str(out_dir)])
+        main(_speech_job(_corpus(tmp_path, rows), out_dir))
     assert not out_dir.exists() or not any(out_dir.iterdir())
 
 
@@ -150,25 +194,26 @@ def test_split_values_outside_the_configured_splits_are_rejected_or_renamed(tmp_
 
 
 def test_written_manifests_round_trip(tmp_path):
-    import json
-
-    spec = _corpus(tmp_path, _good_rows(tmp_path))
-    main(["speech", "--corpus-config", json.dumps(spec), "--classes", *CLASSES, "--splits", *SPLITS, "--seed", "0",
-          "--out-dir", str(tmp_path / "out")])
+    main(_speech_job(_corpus(tmp_path, _good_rows(tmp_path)), tmp_path / "out"))
     train = read_manifest(tmp_path / "out" / "train.tsv")
     assert train["utt_id"].tolist() == ["u0", "u3"]
     assert train["duration_s"].dtype == float
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["utterances"] == 6
+    assert read_manifest(tmp_path / "out" / "skipped.tsv", ["source", "row", "utt_id", "reason"]).empty
 
 
 def test_text_corpus_from_per_split_tables_and_its_errors(tmp_path):
     train = tmp_path / "train.tsv"
     valid = tmp_path / "valid.tsv"
     pd.DataFrame({"sentence": ["tôi vui", "tôi buồn", "ok"], "emotion": ["neu", "sad", "sur"]}).to_csv(
-        train, sep="\t", index=False)
+        train, sep="\t", index=False
+    )
     pd.DataFrame({"sentence": ["giận quá", ""], "emotion": ["ang", "neu"]}).to_csv(valid, sep="\t", index=False)
-    spec = {"table": {"train": str(train), "dev": str(valid)}, "columns": {"text": "sentence", "label": "emotion"},
-            "label_map": LABEL_MAP}
+    spec = {
+        "table": {"train": str(train), "dev": str(valid)},
+        "columns": {"text": "sentence", "label": "emotion"},
+        "label_map": LABEL_MAP,
+    }
     with pytest.raises(IngestionError, match=rf"{valid}, data row 2 .*empty text"):
         build_text_manifest(spec, CLASSES, SPLITS, seed=0)
     spec["on_invalid"] = "skip"
@@ -177,3 +222,36 @@ def test_text_corpus_from_per_split_tables_and_its_errors(tmp_path):
     assert manifest["split"].tolist() == ["train", "train", "dev"]
     assert manifest["utt_id"].is_unique
     assert summary["excluded_by_label_map"] == 1 and len(skipped) == 1
+
+
+def test_text_entry_point_writes_each_split_and_seeds_from_the_block(tmp_path):
+    from workflow_scripts.data.ingest_text import main as text_main
+
+    table = tmp_path / "text.tsv"
+    pd.DataFrame({"sentence": [f"câu {i}" for i in range(40)], "emotion": ["neu", "ang"] * 20}).to_csv(
+        table, sep="\t", index=False
+    )
+    spec = {
+        "table": str(table),
+        "columns": {"text": "sentence", "label": "emotion"},
+        "label_map": LABEL_MAP,
+        "split": {"policy": "stratified", "fractions": {"train": 0.6, "dev": 0.2, "test": 0.2}, "seed": 3},
+    }
+    out_dir = tmp_path / "out"
+    text_main(
+        rule_job(
+            output={
+                "manifests": [str(out_dir / f"{split}.tsv") for split in SPLITS],
+                "skipped": str(out_dir / "skipped.tsv"),
+                "summary": str(out_dir / "summary.json"),
+            },
+            params={"corpus": spec, "classes": CLASSES, "splits": SPLITS},
+        )
+    )
+    expected, _, _ = build_text_manifest(spec, CLASSES, SPLITS, seed=3)
+    for split in SPLITS:
+        written = read_manifest(out_dir / f"{split}.tsv", ["utt_id", "text", "label", "split"])
+        assert written["utt_id"].tolist() == expected.loc[expected["split"] == split, "utt_id"].tolist()
+    assert json.loads((out_dir / "summary.json").read_text())["utterances"] == 40
+    other, _, _ = build_text_manifest(spec, CLASSES, SPLITS, seed=4)
+    assert not other["split"].equals(expected["split"])  # the block's seed is the one that counts

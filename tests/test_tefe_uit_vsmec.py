@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from tests.tefe_fixtures import SHARED_DATA
-from workflow_scripts.data.ingest import build_text_manifest
+from workflow_scripts.data.ingest_text import build_text_manifest
 from workflow_scripts.tefe.embedding import build_embedding
 from workflow_scripts.tefe.train import encode_labels, train_encoder
 

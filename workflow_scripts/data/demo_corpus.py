@@ -12,10 +12,8 @@ their words express, as text corpora are) trains the text encoder, and a separat
 (other voices, other sentences) trains the demo's Whisper, as the paper's ASR corpora do.
 """
 
-from __future__ import annotations
-
-import argparse
 import logging
+import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +23,9 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from workflow_scripts.common.files import atomic_path, parse_json_argument
-from workflow_scripts.common.logs import setup_logging
+from workflow_scripts.common.files import atomic_path
+from workflow_scripts.common.rule import run_rule
+from workflow_scripts.data.espeak import EspeakSynthesizer, Prosody
 
 log = logging.getLogger(__name__)
 
@@ -37,27 +36,77 @@ CUES = ("words_and_voice", "words_only", "voice_only")
 SUBJECTS = ["tôi", "chúng tôi", "anh ấy", "chị ấy", "mẹ tôi", "bố tôi", "bạn tôi", "em gái tôi", "ông ấy", "cô giáo"]
 TIMES = ["vào buổi sáng", "mỗi ngày", "hôm nay", "chiều nay", "vào cuối tuần", "tối hôm qua", "sáng mai"]
 ACTIVITIES = [
-    "đi chợ mua rau", "đọc sách ở thư viện", "nấu cơm cho cả nhà", "làm việc ở văn phòng",
-    "đi xe buýt đến trường", "gọi điện cho khách hàng", "học tiếng anh", "dọn dẹp nhà cửa",
-    "xem tin tức trên ti vi", "tưới cây ngoài vườn", "viết báo cáo cho công ty", "đi bộ trong công viên",
+    "đi chợ mua rau",
+    "đọc sách ở thư viện",
+    "nấu cơm cho cả nhà",
+    "làm việc ở văn phòng",
+    "đi xe buýt đến trường",
+    "gọi điện cho khách hàng",
+    "học tiếng anh",
+    "dọn dẹp nhà cửa",
+    "xem tin tức trên ti vi",
+    "tưới cây ngoài vườn",
+    "viết báo cáo cho công ty",
+    "đi bộ trong công viên",
 ]
 GOOD_EVENTS = [
-    "được nghỉ phép", "nhận được quà", "thi đỗ đại học", "gặp lại bạn cũ", "được tăng lương",
-    "đội nhà thắng trận", "có thêm em bé", "được khen trước lớp",
+    "được nghỉ phép",
+    "nhận được quà",
+    "thi đỗ đại học",
+    "gặp lại bạn cũ",
+    "được tăng lương",
+    "đội nhà thắng trận",
+    "có thêm em bé",
+    "được khen trước lớp",
 ]
 BAD_EVENTS = [
-    "bị lừa tiền", "xe bị mất cắp", "người ta nói dối", "hàng giao trễ ba ngày", "bị mắng vô cớ",
-    "hàng xóm ồn ào suốt đêm", "bị cắt điện cả ngày", "nhân viên phục vụ quá tệ",
+    "bị lừa tiền",
+    "xe bị mất cắp",
+    "người ta nói dối",
+    "hàng giao trễ ba ngày",
+    "bị mắng vô cớ",
+    "hàng xóm ồn ào suốt đêm",
+    "bị cắt điện cả ngày",
+    "nhân viên phục vụ quá tệ",
 ]
 ANNOYANCES = [
-    "cái tiếng ồn này", "thái độ của anh ta", "sự chậm trễ này", "cách làm việc cẩu thả đó",
-    "những lời hứa suông", "cái mạng chậm như rùa",
+    "cái tiếng ồn này",
+    "thái độ của anh ta",
+    "sự chậm trễ này",
+    "cách làm việc cẩu thả đó",
+    "những lời hứa suông",
+    "cái mạng chậm như rùa",
 ]
 SAD_EVENTS = [
-    "con mèo bị ốm", "trượt kỳ thi", "phải xa gia đình", "mất việc", "người bạn thân chuyển đi",
-    "trời mưa mãi không dứt", "ông bà đã mất", "không ai nhớ sinh nhật",
+    "con mèo bị ốm",
+    "trượt kỳ thi",
+    "phải xa gia đình",
+    "mất việc",
+    "người bạn thân chuyển đi",
+    "trời mưa mãi không dứt",
+    "ông bà đã mất",
+    "không ai nhớ sinh nhật",
 ]
 FEELINGS_SAD = ["cô đơn và mệt mỏi", "chán nản và trống rỗng", "buồn và mệt mỏi"]
+
+
+# The words that fill a sentence form's {slots} ({subject} is drawn first, from SUBJECTS).
+WORDS = {
+    "time": TIMES,
+    "activity": ACTIVITIES,
+    "good_event": GOOD_EVENTS,
+    "bad_event": BAD_EVENTS,
+    "annoyance": ANNOYANCES,
+    "sad_event": SAD_EVENTS,
+    "sad_feeling": FEELINGS_SAD,
+}
+# Two sentence forms per emotion; their slots are drawn from WORDS left to right.
+FORMS = {
+    "neutral": ("{subject} {activity} {time}.", "{time} {subject} sẽ {activity}."),
+    "happy": ("{subject} rất vui vì {good_event}.", "thật tuyệt vời, {subject} {good_event} rồi!"),
+    "angry": ("{subject} rất tức giận vì {bad_event}.", "{subject} không chịu nổi {annoyance} nữa!"),
+    "sad": ("{subject} buồn lắm vì {sad_event}.", "{subject} cảm thấy {sad_feeling} {time}."),
+}
 
 
 def _pick(rng: np.random.Generator, options: Sequence[str]) -> str:
@@ -65,26 +114,16 @@ def _pick(rng: np.random.Generator, options: Sequence[str]) -> str:
 
 
 def sentence_for(emotion: str, rng: np.random.Generator) -> str:
-    """One sentence whose wording expresses ``emotion`` ("neutral" gives plain statements)."""
+    """One sentence whose wording expresses ``emotion`` ("neutral" gives plain statements).
+
+    Draws the subject, then the form, then the form's slots from left to right.
+    """
+    if emotion not in FORMS:
+        raise ValueError(f"unknown demo emotion {emotion!r}; expected one of {EMOTIONS}")
     subject = _pick(rng, SUBJECTS)
-    form = int(rng.integers(2))
-    if emotion == "neutral":
-        if form == 0:
-            return f"{subject} {_pick(rng, ACTIVITIES)} {_pick(rng, TIMES)}."
-        return f"{_pick(rng, TIMES)} {subject} sẽ {_pick(rng, ACTIVITIES)}."
-    if emotion == "happy":
-        if form == 0:
-            return f"{subject} rất vui vì {_pick(rng, GOOD_EVENTS)}."
-        return f"thật tuyệt vời, {subject} {_pick(rng, GOOD_EVENTS)} rồi!"
-    if emotion == "angry":
-        if form == 0:
-            return f"{subject} rất tức giận vì {_pick(rng, BAD_EVENTS)}."
-        return f"{subject} không chịu nổi {_pick(rng, ANNOYANCES)} nữa!"
-    if emotion == "sad":
-        if form == 0:
-            return f"{subject} buồn lắm vì {_pick(rng, SAD_EVENTS)}."
-        return f"{subject} cảm thấy {_pick(rng, FEELINGS_SAD)} {_pick(rng, TIMES)}."
-    raise ValueError(f"unknown demo emotion {emotion!r}; expected one of {EMOTIONS}")
+    form = FORMS[emotion][int(rng.integers(len(FORMS[emotion])))]
+    slots = [name for _, name, _, _ in string.Formatter().parse(form) if name and name != "subject"]
+    return form.format(subject=subject, **{name: _pick(rng, WORDS[name]) for name in slots})
 
 
 @dataclass(frozen=True)
@@ -109,7 +148,9 @@ def _negative_like(emotion: str) -> bool:
     return emotion in ("angry", "sad")
 
 
-def plan_utterances(config: Mapping[str, Any], prefix: str = "demo", exclude: frozenset[str] = frozenset()) -> pd.DataFrame:
+def plan_utterances(
+    config: Mapping[str, Any], prefix: str = "demo", exclude: frozenset[str] = frozenset()
+) -> pd.DataFrame:
     """Draw every utterance's emotion, voice, wording and prosody from the seed (no audio yet).
 
     Utterance ids are ``<prefix>_spk<voice index>_<n>``; sentences in ``exclude`` are not used.
@@ -120,7 +161,9 @@ def plan_utterances(config: Mapping[str, Any], prefix: str = "demo", exclude: fr
     weights /= weights.sum()
     cue_shares = np.array([config["negative_cues"][c] for c in CUES], dtype=float)
     if cue_shares.sum() <= 0:
-        raise ValueError(f"demo.negative_cues: expected shares of {CUES} with a positive sum, got {config['negative_cues']}")
+        raise ValueError(
+            f"demo.negative_cues: expected shares of {CUES} with a positive sum, got {config['negative_cues']}"
+        )
     cue_shares /= cue_shares.sum()
     # Each voice has its own baseline, as speakers do.
     base_pitch = {v: int(rng.integers(35, 66)) for v in voices}
@@ -154,7 +197,9 @@ def plan_utterances(config: Mapping[str, Any], prefix: str = "demo", exclude: fr
                     "cue": cue,
                     "text": text,
                     "rate": int(np.clip(base_rate[voice] + style.rate_shift + rng.normal(0, jitter["rate"]), 80, 400)),
-                    "pitch": int(np.clip(base_pitch[voice] + style.pitch_shift + rng.normal(0, jitter["pitch"]), 0, 99)),
+                    "pitch": int(
+                        np.clip(base_pitch[voice] + style.pitch_shift + rng.normal(0, jitter["pitch"]), 0, 99)
+                    ),
                     "pitch_range": int(np.clip(style.pitch_range + rng.normal(0, jitter["pitch_range"]), 0, 99)),
                     "volume": int(np.clip(style.volume + rng.normal(0, jitter["volume"]), 20, 200)),
                     "lead_s": float(rng.uniform(0.05, 0.3)),
@@ -165,12 +210,14 @@ def plan_utterances(config: Mapping[str, Any], prefix: str = "demo", exclude: fr
     return pd.DataFrame(rows)
 
 
-def render(samples: np.ndarray, sample_rate: int, lead_s: float, tail_s: float, noise_seed: int,
-           noise_level: float) -> np.ndarray:
+def render(
+    samples: np.ndarray, sample_rate: int, lead_s: float, tail_s: float, noise_seed: int, noise_level: float
+) -> np.ndarray:
     """Pad with silence and add seeded background noise; float32 in [-1, 1]."""
     audio = samples.astype(np.float32) / 32768.0
-    audio = np.concatenate([np.zeros(int(lead_s * sample_rate), np.float32), audio,
-                            np.zeros(int(tail_s * sample_rate), np.float32)])
+    audio = np.concatenate(
+        [np.zeros(int(lead_s * sample_rate), np.float32), audio, np.zeros(int(tail_s * sample_rate), np.float32)]
+    )
     noise = np.random.default_rng(noise_seed).normal(0.0, noise_level, size=audio.shape).astype(np.float32)
     return np.clip(audio + noise, -1.0, 1.0)
 
@@ -197,21 +244,28 @@ def asr_corpus_plan(config: Mapping[str, Any], spoken: set[str]) -> pd.DataFrame
     errors like its test transcripts do.
     """
     block = config["asr_corpus"]
-    plan = plan_utterances({**config, "voices": block["voices"], "utterances_per_voice": block["utterances_per_voice"],
-                            "seed": int(config["seed"]) + 2}, prefix="demoasr", exclude=frozenset(spoken))
+    plan = plan_utterances(
+        {
+            **config,
+            "voices": block["voices"],
+            "utterances_per_voice": block["utterances_per_voice"],
+            "seed": int(config["seed"]) + 2,
+        },
+        prefix="demoasr",
+        exclude=frozenset(spoken),
+    )
     plan["split"] = "train"
     return plan
 
 
-def render_plan(plan: pd.DataFrame, synthesizer: Any, wav_dir: Path, noise_level: float) -> None:
+def render_plan(plan: pd.DataFrame, synthesizer: EspeakSynthesizer, wav_dir: Path, noise_level: float) -> None:
     """Synthesise every planned utterance into ``wav_dir/<utt_id>.wav`` (written atomically as a whole)."""
-    from workflow_scripts.data.espeak import Prosody
-
     with atomic_path(wav_dir, is_dir=True) as tmp_dir:
         for row in plan.itertuples():
             samples = synthesizer.synthesize(
-                row.text, row.voice, Prosody(rate=row.rate, pitch=row.pitch, pitch_range=row.pitch_range,
-                                             volume=row.volume),
+                row.text,
+                row.voice,
+                Prosody(rate=row.rate, pitch=row.pitch, pitch_range=row.pitch_range, volume=row.volume),
                 seed=row.noise_seed,
             )
             audio = render(samples, synthesizer.sample_rate, row.lead_s, row.tail_s, row.noise_seed, noise_level)
@@ -219,49 +273,57 @@ def render_plan(plan: pd.DataFrame, synthesizer: Any, wav_dir: Path, noise_level
     plan["audio_path"] = [f"{wav_dir.name}/{u}.wav" for u in plan["utt_id"]]
 
 
-def synthesize_corpus(config: Mapping[str, Any], speech_table: Path, wav_dir: Path, text_table: Path,
-                      asr_table: Path | None = None, asr_wav_dir: Path | None = None) -> pd.DataFrame:
-    """Write the speech corpus (wav files + table), the text corpus table and, if asked, the ASR corpus."""
-    from workflow_scripts.data.espeak import EspeakSynthesizer
-
+def synthesize_corpus(
+    config: Mapping[str, Any], speech_table: Path, wav_dir: Path, text_table: Path, asr_table: Path, asr_wav_dir: Path
+) -> pd.DataFrame:
+    """Write the speech corpus (wav files + table), the text corpus table and the ASR corpus (wav files + table)."""
     plan = plan_utterances(config)
     synthesizer = EspeakSynthesizer()
     render_plan(plan, synthesizer, wav_dir, float(config["noise_level"]))
-    columns = ["utt_id", "audio_path", "speaker", "text", "emotion", "cue", "voice", "rate", "pitch", "pitch_range", "volume"]
+    columns = [
+        "utt_id",
+        "audio_path",
+        "speaker",
+        "text",
+        "emotion",
+        "cue",
+        "voice",
+        "rate",
+        "pitch",
+        "pitch_range",
+        "volume",
+    ]
     with atomic_path(speech_table) as tmp:
         plan.loc[:, columns].to_csv(tmp, sep="\t", index=False, quoting=3)
     texts = text_corpus(config, set(plan["text"]))
     with atomic_path(text_table) as tmp:
         texts.to_csv(tmp, sep="\t", index=False, quoting=3)
-    if asr_table is not None and asr_wav_dir is not None:
-        asr_plan = asr_corpus_plan(config, set(plan["text"]))
-        render_plan(asr_plan, synthesizer, asr_wav_dir, float(config["noise_level"]))
-        with atomic_path(asr_table) as tmp:
-            asr_plan.loc[:, [*columns, "split"]].to_csv(tmp, sep="\t", index=False, quoting=3)
-        log.info("ASR corpus: %d utterances, %d voices", len(asr_plan), asr_plan["voice"].nunique())
+    asr_plan = asr_corpus_plan(config, set(plan["text"]))
+    render_plan(asr_plan, synthesizer, asr_wav_dir, float(config["noise_level"]))
+    with atomic_path(asr_table) as tmp:
+        asr_plan.loc[:, [*columns, "split"]].to_csv(tmp, sep="\t", index=False, quoting=3)
+    log.info("ASR corpus: %d utterances, %d voices", len(asr_plan), asr_plan["voice"].nunique())
     return plan
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the synthesize_demo_corpus rule."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", required=True, help="the demo block as JSON")
-    parser.add_argument("--speech-table", required=True)
-    parser.add_argument("--wav-dir", required=True)
-    parser.add_argument("--text-table", required=True)
-    parser.add_argument("--asr-table", help="also synthesise the ASR training corpus (demo.asr_corpus) here")
-    parser.add_argument("--asr-wav-dir")
-    args = parser.parse_args(argv)
-    setup_logging()
-    if bool(args.asr_table) != bool(args.asr_wav_dir):
-        parser.error("--asr-table and --asr-wav-dir go together")
-    config = parse_json_argument(args.config)
-    plan = synthesize_corpus(config, Path(args.speech_table), Path(args.wav_dir), Path(args.text_table),
-                             Path(args.asr_table) if args.asr_table else None,
-                             Path(args.asr_wav_dir) if args.asr_wav_dir else None)
-    log.info("synthesised %d utterances, %d distinct sentences, emotions %s", len(plan), plan["text"].nunique(),
-             plan["emotion"].value_counts().to_dict())
+def main(job: Any) -> None:
+    """Entry point of the synthesize_demo_corpus rule (``job``: the rule's ``snakemake`` object)."""
+    out = job.output
+    plan = synthesize_corpus(
+        job.params.demo,
+        Path(out.speech_table),
+        Path(out.wav_dir),
+        Path(out.text_table),
+        Path(out.asr_table),
+        Path(out.asr_wav_dir),
+    )
+    log.info(
+        "synthesised %d utterances, %d distinct sentences, emotions %s",
+        len(plan),
+        plan["text"].nunique(),
+        plan["emotion"].value_counts().to_dict(),
+    )
 
 
 if __name__ == "__main__":
-    main()
+    run_rule(main)

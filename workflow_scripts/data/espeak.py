@@ -47,8 +47,14 @@ class EspeakSynthesizer:
         self._lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         self._lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         self._lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-            ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
         ]
         data_path = espeakng_loader.get_data_path().encode()
         self.sample_rate = self._lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path, 0)
@@ -73,8 +79,12 @@ class EspeakSynthesizer:
         self._libc.srand(ctypes.c_uint(seed & 0xFFFFFFFF))
         if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise ValueError(f"espeak-ng has no voice named {voice!r}")
-        for parameter, value in ((_RATE, prosody.rate), (_PITCH, prosody.pitch),
-                                 (_RANGE, prosody.pitch_range), (_VOLUME, prosody.volume)):
+        for parameter, value in (
+            (_RATE, prosody.rate),
+            (_PITCH, prosody.pitch),
+            (_RANGE, prosody.pitch_range),
+            (_VOLUME, prosody.volume),
+        ):
             self._lib.espeak_SetParameter(parameter, int(value), 0)
         encoded = text.encode("utf-8") + b"\0"
         self._chunks = []

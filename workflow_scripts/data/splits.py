@@ -30,7 +30,7 @@ def stratified_split(labels: pd.Series, fractions: Mapping[str, float], seed: in
         rows = rows[rng.permutation(len(rows))]
         counts = _largest_remainder(len(rows), [fractions[n] for n in names])
         start = 0
-        for name, count in zip(names, counts):
+        for name, count in zip(names, counts, strict=True):
             assignment.loc[rows[start : start + count]] = name
             start += count
     return assignment

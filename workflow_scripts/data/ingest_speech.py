@@ -1,0 +1,94 @@
+"""Speech corpus ingestion: a user's table -> a validated manifest per split, a skip list and a summary.
+
+Besides the checks shared with text corpora (:mod:`workflow_scripts.data.ingest`), every audio
+file is opened: unreadable, empty or all-silent files are rejected rows too.
+"""
+
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from workflow_scripts.common.audio import AudioCheck, AudioError, check_audio
+from workflow_scripts.common.manifest import SPEECH_COLUMNS
+from workflow_scripts.common.rule import run_rule
+from workflow_scripts.data import ingest
+
+
+def _check_rows_audio(paths: pd.Series, silence_peak: float, threads: int) -> dict[int, AudioCheck | str]:
+    """Check every audio file, returning index -> AudioCheck or the AudioError message."""
+
+    def check(item: tuple[int, str]) -> tuple[int, AudioCheck | str]:
+        index, path = item
+        try:
+            return index, check_audio(path, silence_peak)
+        except AudioError as error:
+            return index, str(error)
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        return dict(pool.map(check, paths.items()))
+
+
+def build_speech_manifest(
+    spec: Mapping[str, Any], classes: Sequence[str], split_names: Sequence[str], seed: int, threads: int = 1
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Validate a speech corpus and return (manifest, skipped rows, summary)."""
+    frame = ingest.load_corpus_table(spec)
+    audio = ingest.table_column(frame, spec, "audio_path", required=True)
+    audio_root = spec.get("audio_root") or os.path.dirname(str(frame["_source"].iloc[0]))
+    frame["audio_path"] = [p if os.path.isabs(p) else os.path.normpath(os.path.join(audio_root, p)) for p in audio]
+    utt = ingest.table_column(frame, spec, "utt_id", required=False)
+    frame["utt_id"] = utt if utt is not None else [Path(p).stem for p in audio]
+    text = ingest.table_column(frame, spec, "text", required=bool(spec.get("require_text", False)))
+    frame["text"] = text if text is not None else ""
+    speaker = ingest.table_column(frame, spec, "speaker", required=False)
+    frame["speaker"] = speaker if speaker is not None else ""
+    frame["raw_label"] = ingest.table_column(frame, spec, "label", required=True)
+    frame["label"] = ingest.map_labels(frame["raw_label"], spec["label_map"], classes)
+
+    problems: ingest.Problems = ingest.id_and_label_problems(frame, spec)
+    problems += [(i, "empty utt_id") for i in frame.index[frame["utt_id"] == ""]]
+    if spec.get("require_text", False):
+        problems += [(i, "empty text but require_text is true") for i in frame.index[frame["text"] == ""]]
+    excluded = frame["label"].isna()
+    checks = _check_rows_audio(frame.loc[~excluded, "audio_path"], float(spec.get("silence_peak", 1e-4)), threads)
+    problems += [(i, result) for i, result in checks.items() if isinstance(result, str)]
+    frame, skipped = ingest.drop_rejected(frame, problems, excluded, spec.get("on_invalid", "error"))
+
+    frame["duration_s"] = [round(checks[i].duration_s, 4) for i in frame.index]
+    frame["sample_rate"] = [checks[i].sample_rate for i in frame.index]
+    speakers = frame["speaker"] if speaker is not None and (frame["speaker"] != "").all() else None
+    frame["split"] = ingest.resolve_splits(frame, spec, split_names, frame["label"], speakers, seed)
+    ingest.check_split_names(frame, split_names)
+    summary = ingest.summarise(frame, classes, split_names, int(excluded.sum()), len(skipped))
+    summary["total_hours"] = round(float(frame["duration_s"].sum()) / 3600.0, 4)
+    summary["hours_per_split"] = {
+        s: round(float(frame.loc[frame["split"] == s, "duration_s"].sum()) / 3600, 4) for s in split_names
+    }
+    summary["speakers_per_split"] = (
+        {s: sorted(frame.loc[frame["split"] == s, "speaker"].unique().tolist()) for s in split_names}
+        if speakers is not None
+        else None
+    )
+    return frame.loc[:, SPEECH_COLUMNS].reset_index(drop=True), skipped, summary
+
+
+def main(job: Any) -> None:
+    """Entry point of the ingest_speech_corpus rule (``job``: the rule's ``snakemake`` object).
+
+    ``params.corpus`` is the corpus block (its ``split.seed`` filled in by the config validation).
+    """
+    spec, splits = job.params.corpus, list(job.params.splits)
+    seed = int(spec["split"]["seed"])
+    manifest, skipped, summary = build_speech_manifest(spec, job.params.classes, splits, seed, job.threads)
+    manifest_paths = dict(zip(splits, job.output.manifests, strict=True))
+    ingest.write_outputs(
+        manifest, skipped, summary, SPEECH_COLUMNS, manifest_paths, job.output.skipped, job.output.summary
+    )
+
+
+if __name__ == "__main__":
+    run_rule(main)
