@@ -2,8 +2,9 @@
 
 For every backend and corpus size: utterances per second, real-time factor (extraction
 seconds per second of audio) and peak resident memory of the extraction process and of its
-worker processes, each run in a fresh process through the rule's own entry point
-(``python -m workflow_scripts.sefe.extract``). Peak memory should not grow with the corpus.
+worker processes, each run in a fresh process through the function the extract_sefe rule
+runs (``workflow_scripts.sefe.extract.extract_features``, after ``tune_process``). Peak memory
+should not grow with the corpus.
 
     python benchmarks/sefe_throughput.py --sizes 1000 10000 --backends handcrafted
     python benchmarks/sefe_throughput.py --sizes 1000 --backends handcrafted emotion2vec wavlm --tiny-models
@@ -30,6 +31,9 @@ import soundfile as sf
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's workflow_scripts, also in the measuring child process
+
+from workflow_scripts.common.names import SEFE_BACKENDS  # noqa: E402
 
 
 def synthesise(directory: Path, count: int, sample_rate: int, seed: int) -> Path:
@@ -46,8 +50,18 @@ def synthesise(directory: Path, count: int, sample_rate: int, seed: int) -> Path
         audio = 0.3 * envelope * signal / 2 + 0.003 * rng.standard_normal(len(t))
         path = directory / f"b{index:05d}.wav"
         sf.write(path, audio.astype(np.float32), sample_rate, subtype="PCM_16")
-        rows.append({"utt_id": f"b{index:05d}", "audio_path": str(path), "duration_s": round(seconds, 4),
-                     "sample_rate": sample_rate, "text": "", "label": "neutral", "split": "train", "speaker": "s0"})
+        rows.append(
+            {
+                "utt_id": f"b{index:05d}",
+                "audio_path": str(path),
+                "duration_s": round(seconds, 4),
+                "sample_rate": sample_rate,
+                "text": "",
+                "label": "neutral",
+                "split": "train",
+                "speaker": "s0",
+            }
+        )
     manifest = directory / "manifest.tsv"
     pd.DataFrame(rows).to_csv(manifest, sep="\t", index=False, quoting=3)
     return manifest
@@ -69,26 +83,45 @@ def peak_rss_mb() -> float:
 
 
 def measure(args: argparse.Namespace) -> None:
-    """Child mode: one extraction in this process; prints its figures as JSON."""
-    from workflow_scripts.sefe.extract import main as extract
+    """Child mode: one extraction in this process, as extract_sefe runs it; prints its figures as JSON."""
+    from workflow_scripts.sefe.extract import extract_features, tune_process
 
+    tune_process()
+    config = json.loads(args.config)
     started = time.perf_counter()
-    figures = Path(args.output).with_suffix(".json")
-    extract(["--config", args.config, "--backend", args.backend, "--manifest", args.manifest,
-             "--output", args.output, "--threads", str(args.threads), "--figures", str(figures)])
+    figures = extract_features(
+        args.backend, config["backend"], config["preprocessing"], args.manifest, args.output, None, args.threads
+    )
     wall = time.perf_counter() - started
-    print(json.dumps({
-        "extract": json.loads(figures.read_text()),
-        "wall_s": wall,
-        "peak_rss_mb": peak_rss_mb(),
-        # largest worker process; counts the pages it shares with the main process after fork
-        "peak_worker_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-    }))
+    print(
+        json.dumps(
+            {
+                "extract": figures,
+                "wall_s": wall,
+                "peak_rss_mb": peak_rss_mb(),
+                # largest worker process; counts the pages it shares with the main process after fork
+                "peak_worker_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 def run_one(backend: str, config: dict, manifest: Path, output: Path, threads: int) -> dict:
-    command = [sys.executable, __file__, "--measure", "--backend", backend, "--config", json.dumps(config),
-               "--manifest", str(manifest), "--output", str(output), "--threads", str(threads)]
+    command = [
+        sys.executable,
+        __file__,
+        "--measure",
+        "--backend",
+        backend,
+        "--config",
+        json.dumps(config),
+        "--manifest",
+        str(manifest),
+        "--output",
+        str(output),
+        "--threads",
+        str(threads),
+    ]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"{backend}: extraction failed\n{result.stderr[-3000:]}")
@@ -98,16 +131,23 @@ def run_one(backend: str, config: dict, manifest: Path, output: Path, threads: i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
-    parser.add_argument("--backends", nargs="+", default=["handcrafted"], choices=["handcrafted", "emotion2vec", "wavlm"])
+    parser.add_argument("--backends", nargs="+", default=["handcrafted"], choices=SEFE_BACKENDS)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--sample-rate", type=int, default=22050, help="rate of the synthesised files (resampled to 16 kHz)")
-    parser.add_argument("--tiny-models", action="store_true", help="tests' tiny random checkpoints for the model backends")
+    parser.add_argument(
+        "--sample-rate", type=int, default=22050, help="rate of the synthesised files (resampled to 16 kHz)"
+    )
+    parser.add_argument(
+        "--tiny-models", action="store_true", help="tests' tiny random checkpoints for the model backends"
+    )
     parser.add_argument("--emotion2vec-model", default=None)
     parser.add_argument("--wavlm-model", default=None)
     parser.add_argument("--fixed-length-s", type=float, default=None, help="pad/trim (paper: 5.0); default full length")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--corpus-dir", default=None,
-                        help="keep the synthesised corpora here (corpus_<size>/) and reuse them on the next run")
+    parser.add_argument(
+        "--corpus-dir",
+        default=None,
+        help="keep the synthesised corpora here (corpus_<size>/) and reuse them on the next run",
+    )
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "sefe_throughput.json"))
     # child mode
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
@@ -117,7 +157,6 @@ def main() -> None:
     parser.add_argument("--output", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        sys.path.insert(0, str(ROOT))
         measure(args)
         return
 
@@ -159,9 +198,13 @@ def main() -> None:
                 figures = run_one(backend, config, manifest, scratch / f"{backend}_{size}.parquet", args.threads)
                 extract = figures["extract"]
                 record = {
-                    "backend": backend, "checkpoint": block.get("model", "none"), "utterances": size,
-                    "audio_hours": round(audio_s / 3600, 3), "threads": args.threads,
-                    "extract_s": extract.get("seconds"), "process_s": round(figures["wall_s"], 2),
+                    "backend": backend,
+                    "checkpoint": block.get("model", "none"),
+                    "utterances": size,
+                    "audio_hours": round(audio_s / 3600, 3),
+                    "threads": args.threads,
+                    "extract_s": extract.get("seconds"),
+                    "process_s": round(figures["wall_s"], 2),
                     "utterances_per_s": extract.get("utterances_per_second"),
                     "real_time_factor": extract.get("real_time_factor"),
                     "peak_rss_mb": round(figures["peak_rss_mb"], 1),
@@ -171,8 +214,10 @@ def main() -> None:
                 print(json.dumps(record), flush=True)
     print("\nbackend       utterances  audio_h  extract_s  utt/s    RTF      peak RSS MB (main / largest worker)")
     for r in records:
-        print(f"{r['backend']:<13} {r['utterances']:>10}  {r['audio_hours']:>7}  {r['extract_s']:>9}  "
-              f"{r['utterances_per_s']:>6}  {r['real_time_factor']:>7}  {r['peak_rss_mb']:>8} / {r['peak_worker_rss_mb']}")
+        print(
+            f"{r['backend']:<13} {r['utterances']:>10}  {r['audio_hours']:>7}  {r['extract_s']:>9}  "
+            f"{r['utterances_per_s']:>6}  {r['real_time_factor']:>7}  {r['peak_rss_mb']:>8} / {r['peak_worker_rss_mb']}"
+        )
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
     Path(args.results).write_text(json.dumps(records, indent=2) + "\n")
     print(f"\nwritten to {args.results}")

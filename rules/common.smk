@@ -113,13 +113,9 @@ def gpu_rule_resources(rule_name, gpu=None):
 
 
 # --- sefe ---
-SEFE_BACKENDS = ["handcrafted", "emotion2vec", "wavlm"]
-
-
-def get_sefe_extract_config(wildcards):
-    """The blocks extract_sefe needs: its backend's own block and the preprocessing (nothing else)."""
-    sefe = config["sefe"]
-    return as_json({"backend": sefe[wildcards.backend], "preprocessing": sefe["preprocessing"]})
+def get_sefe_backend_block(wildcards):
+    """The block of extract_sefe's backend (sefe.<backend>): editing another backend's block reruns nothing here."""
+    return config["sefe"][wildcards.backend]
 
 
 def get_sefe_resource(key):
@@ -135,7 +131,7 @@ def get_sefe_resource(key):
 
 def get_sefe_targets(backend=None):
     """The SEFE evaluation of the configured backend (it needs the features of every split)."""
-    return [f"results/sefe/{backend or config['sefe']['backend']}/evaluation.json"]
+    return [paths.SEFE_EVALUATION.format(backend=backend or config["sefe"]["backend"])]
 
 # --- asr ---
 ASR_FINETUNED_MODEL = "results/asr/model"

@@ -2,40 +2,39 @@
 
 
 wildcard_constraints:
-    backend="|".join(SEFE_BACKENDS),
+    backend="|".join(names.SEFE_BACKENDS),
 
 
 rule extract_sefe:
     input:
         manifest=lambda wildcards: ser_manifest(wildcards.split),
-        code=modules("sefe/extract", "sefe/backends", "sefe/preprocess", "common/hub", "common/audio", "common/features", "common/manifest"),
+        code=script_code("sefe/extract"),
     output:
-        "results/sefe/{backend}/{split}.parquet",
+        features=paths.SEFE_FEATURES,
     log:
         "logs/sefe/extract_sefe/{backend}/{split}.log",
     benchmark:
         "results/benchmarks/sefe/extract_sefe/{backend}/{split}.tsv"
-    params:
-        cfg=get_sefe_extract_config,
+    conda:
+        "../envs/gpu.yaml"
     threads: config["sefe"]["threads"]
     resources:
         **gpu_rule_resources("extract_sefe", gpu=get_sefe_resource("gpu")),
-    conda:
-        "../envs/gpu.yaml"
-    shell:
-        "python -m workflow_scripts.sefe.extract --config {params.cfg:q} --backend {wildcards.backend}"
-        " --manifest {input.manifest} --output {output} --split {wildcards.split}"
-        " --threads {threads} > {log} 2>&1"
+    params:
+        backend=get_sefe_backend_block,
+        preprocessing=config["sefe"]["preprocessing"],
+    script:
+        script_path("sefe/extract")
 
 
 rule evaluate_sefe:
     input:
-        features=expand("results/sefe/{{backend}}/{split}.parquet", split=SPLITS),
+        features=expand(paths.SEFE_FEATURES, split=SPLITS, allow_missing=True),
         manifests=[ser_manifest(split) for split in SPLITS],
-        code=modules("sefe/evaluate", "common/features", "common/manifest"),
+        code=script_code("sefe/evaluate"),
     output:
-        report(
-            "results/sefe/{backend}/evaluation.json",
+        evaluation=report(
+            paths.SEFE_EVALUATION,
             caption="../report/sefe_evaluation.rst",
             category="SEFE",
             labels={"backend": "{backend}"},
@@ -44,14 +43,13 @@ rule evaluate_sefe:
         "logs/sefe/evaluate_sefe/{backend}.log",
     benchmark:
         "results/benchmarks/sefe/evaluate_sefe/{backend}.tsv"
-    params:
-        cfg=as_json(config["sefe"]["evaluation"]),
-        classes=CLASSES,
-        splits=SPLITS,
-    threads: 1
     conda:
         "../envs/cpu.yaml"
-    shell:
-        "python -m workflow_scripts.sefe.evaluate --config {params.cfg:q} --backend {wildcards.backend}"
-        " --classes {params.classes} --splits {params.splits} --features {input.features}"
-        " --manifests {input.manifests} --output {output} > {log} 2>&1"
+    threads: 1
+    params:
+        evaluation=config["sefe"]["evaluation"],
+        classes=CLASSES,
+        splits=SPLITS,
+        train_split=ROLES.train,
+    script:
+        script_path("sefe/evaluate")

@@ -7,13 +7,14 @@ import time
 import numpy as np
 import pytest
 import torch
-
 from sefe_fixtures import PREPROCESSING, tone, write_corpus, write_manifest, write_tiny_emotion2vec
+
 from workflow_scripts.common.features import read_features
-from workflow_scripts.common.manifest import read_manifest
-from workflow_scripts.sefe.backends import build_backend
-from workflow_scripts.sefe.extract import STATISTICS, extract_split, feature_metadata
 from workflow_scripts.common.hub import ModelUnavailableError
+from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.common.names import SEFE_STATISTICS
+from workflow_scripts.sefe.backends import build_backend
+from workflow_scripts.sefe.extract import extract_split, feature_metadata
 from workflow_scripts.sefe.preprocess import Preprocessing
 
 CONFIG = {"model": None, "hub": "ms", "device": "cpu", "batch_size": 4, "stack_equal_lengths": True}
@@ -64,7 +65,7 @@ def test_stacked_equal_lengths_equal_generate_one_by_one(backend, monkeypatch):
     batched = backend.frames(waveforms)
     monkeypatch.undo()
     assert calls == [("_stacked", 3), ("_generate", 1)]  # three in one forward pass, the odd one alone
-    for waveform, frames in zip(waveforms, batched):
+    for waveform, frames in zip(waveforms, batched, strict=True):
         one = backend.auto.generate(waveform, granularity="frame", extract_embedding=True)[0]["feats"]
         assert frames.shape == one.shape
         np.testing.assert_allclose(frames, one, atol=1e-4, rtol=0)
@@ -79,7 +80,7 @@ def test_extraction_batched_equals_one_by_one(tmp_path, backend):
     for batch_size in (1, 4):
         out = tmp_path / f"b{batch_size}.parquet"
         extract_split(manifest, backend, settings, out, metadata, batch_size=batch_size, progress=False)
-        results.append(read_features(out, list(STATISTICS)))
+        results.append(read_features(out, list(SEFE_STATISTICS)))
     assert results[0][0] == results[1][0] == [u for u, _ in items]
     np.testing.assert_allclose(results[1][1], results[0][1], atol=1e-4, rtol=0)
     assert results[0][2]["dim"] == 32 and results[0][2]["backend"] == "emotion2vec"

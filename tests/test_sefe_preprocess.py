@@ -6,11 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-
 from sefe_fixtures import EMODB, PREPROCESSING, tone
+
 from workflow_scripts.common.audio import AudioError
 from workflow_scripts.sefe.preprocess import (
-    Preprocessing, load_waveform, pad_or_trim, peak_normalize, preprocess, resample, to_mono,
+    Preprocessing,
+    load_waveform,
+    pad_or_trim,
+    peak_normalize,
+    preprocess,
+    resample,
+    to_mono,
 )
 
 PAPER = Preprocessing.from_config({**PREPROCESSING, "fixed_length_s": 5.0})
@@ -52,7 +58,7 @@ def test_stereo_44k1_file(tmp_path):
     expected = resample(mono, 44100, 16000)
     expected = expected / np.max(np.abs(expected))
     np.testing.assert_allclose(out[: len(expected)], expected, atol=1e-5)
-    assert np.count_nonzero(out[len(expected):]) == 0
+    assert np.count_nonzero(out[len(expected) :]) == 0
     first = load_waveform(path, Preprocessing.from_config({**PREPROCESSING, "channels": "first"}))
     left16 = resample(left, 44100, 16000)
     np.testing.assert_allclose(first, left16 / np.max(np.abs(left16)), atol=1e-5)

@@ -7,14 +7,15 @@ import time
 import numpy as np
 import pytest
 import torch
+from sefe_fixtures import PREPROCESSING, tone, write_corpus, write_manifest, write_tiny_wavlm
 from transformers import AutoFeatureExtractor, AutoModel
 
-from sefe_fixtures import PREPROCESSING, tone, write_corpus, write_manifest, write_tiny_wavlm
 from workflow_scripts.common.features import read_features
-from workflow_scripts.common.manifest import read_manifest
-from workflow_scripts.sefe.backends import build_backend
-from workflow_scripts.sefe.extract import STATISTICS, extract_split, feature_metadata
 from workflow_scripts.common.hub import ModelUnavailableError
+from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.common.names import SEFE_STATISTICS
+from workflow_scripts.sefe.backends import build_backend
+from workflow_scripts.sefe.extract import extract_split, feature_metadata
 from workflow_scripts.sefe.preprocess import Preprocessing
 
 CONFIG = {"model": None, "layer": "last", "device": "cpu", "batch_size": 4}
@@ -42,10 +43,12 @@ def test_layers_and_width(checkpoints):
     directory = checkpoints[0]
     waveform = tone(1.0, 16000)
     reference = reference_hidden(directory, waveform)
-    for layer, expected in [("last", reference.last_hidden_state[0]),
-                            (1, reference.hidden_states[1][0]),
-                            (-1, reference.hidden_states[-1][0]),
-                            ("average", torch.stack(reference.hidden_states[1:]).mean(0)[0])]:
+    for layer, expected in [
+        ("last", reference.last_hidden_state[0]),
+        (1, reference.hidden_states[1][0]),
+        (-1, reference.hidden_states[-1][0]),
+        ("average", torch.stack(reference.hidden_states[1:]).mean(0)[0]),
+    ]:
         backend = build_backend("wavlm", {**CONFIG, "model": str(directory), "layer": layer}, 16000, threads=1)
         frames = backend.frames([waveform])[0]
         assert backend.dim == 32 and frames.shape == (49, 32)  # 320-sample stride: 49 frames per second
@@ -65,7 +68,7 @@ def test_batches_equal_one_by_one(checkpoints, masked):
     assert backend.masked is masked
     waveforms = [tone(s, 16000, freq=100 + 30 * i, seed=i) for i, s in enumerate([1.0, 0.45, 1.3, 1.0, 0.8])]
     batched = backend.frames(waveforms)
-    for waveform, frames in zip(waveforms, batched):
+    for waveform, frames in zip(waveforms, batched, strict=True):
         one = backend.frames([waveform])[0]
         assert frames.shape == one.shape == (backend.model._get_feat_extract_output_lengths(len(waveform)), 32)
         np.testing.assert_allclose(frames, one, atol=1e-4, rtol=0)
@@ -78,9 +81,16 @@ def test_extraction_writes_pooled_hidden_states(tmp_path, checkpoints):
     manifest = read_manifest(write_manifest(tmp_path / "m.tsv", items))
     settings = Preprocessing.from_config(PREPROCESSING)
     out = tmp_path / "f.parquet"
-    extract_split(manifest, backend, settings, out, feature_metadata(backend, settings, CONFIG, "dev"),
-                  batch_size=3, progress=False)
-    ids, matrix, metadata = read_features(out, list(STATISTICS))
+    extract_split(
+        manifest,
+        backend,
+        settings,
+        out,
+        feature_metadata(backend, settings, CONFIG, "dev"),
+        batch_size=3,
+        progress=False,
+    )
+    ids, matrix, metadata = read_features(out, list(SEFE_STATISTICS))
     assert ids == [u for u, _ in items] and matrix.shape == (3, 4 * 32)
     assert metadata["backend"] == "wavlm" and metadata["layer"] == "last" and metadata["padded_batches"] is True
     from workflow_scripts.sefe.preprocess import load_waveform

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+from base64 import urlsafe_b64encode
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -44,3 +46,18 @@ def copy_workflow(target: Path) -> Path:
         elif source.exists():
             shutil.copy2(source, target / name)
     return target
+
+
+def recorded_params(directory: Path, outputs: list[str]) -> dict[str, list[str] | None]:
+    """The params Snakemake recorded for each of ``outputs`` in ``directory`` (None: no record).
+
+    What its params rerun trigger compares: a job reruns when its params differ from the record.
+    ``snakemake --touch -F <targets>`` records them for every job of a workflow copy without
+    running one (script: rules print no command to compare). Records live in
+    .snakemake/metadata under the url-safe base64 of the path (short paths: one file name).
+    """
+    records = {}
+    for output in outputs:
+        path = directory / ".snakemake" / "metadata" / urlsafe_b64encode(output.encode()).decode()
+        records[output] = json.loads(path.read_text())["params"] if path.exists() else None
+    return records

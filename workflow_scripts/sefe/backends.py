@@ -24,10 +24,9 @@ import numpy as np
 
 from workflow_scripts.common.devices import resolve_device
 from workflow_scripts.common.hub import resolve_funasr_model, resolve_transformers_model
+from workflow_scripts.common.names import SEFE_BACKENDS
 
 log = logging.getLogger(__name__)
-
-BACKENDS = ("handcrafted", "emotion2vec", "wavlm")
 
 
 class Backend(ABC):
@@ -115,14 +114,22 @@ class HandcraftedBackend(Backend):
         import librosa
 
         cfg = self.cfg
-        spec = np.abs(librosa.stft(waveform, n_fft=self.n_fft, hop_length=self.hop, win_length=self.win,
-                                   center=True)) ** 2
+        spec = (
+            np.abs(librosa.stft(waveform, n_fft=self.n_fft, hop_length=self.hop, win_length=self.win, center=True)) ** 2
+        )
         log_mel = librosa.power_to_db(self._mel_basis @ spec, ref=1.0, amin=1e-10, top_db=None)
         rows = [librosa.feature.mfcc(S=log_mel, n_mfcc=cfg["n_mfcc"])]
         frames = log_mel.shape[1]
         if cfg["f0"]["enabled"]:
-            f0 = librosa.yin(waveform, fmin=cfg["f0"]["fmin"], fmax=cfg["f0"]["fmax"], sr=self.sample_rate,
-                             frame_length=self.f0_frame, hop_length=self.hop, center=True)
+            f0 = librosa.yin(
+                waveform,
+                fmin=cfg["f0"]["fmin"],
+                fmax=cfg["f0"]["fmax"],
+                sr=self.sample_rate,
+                frame_length=self.f0_frame,
+                hop_length=self.hop,
+                center=True,
+            )
             rows.append(np.log(f0[:frames])[None, :])
         if cfg["energy"]:
             rms = librosa.feature.rms(y=waveform, frame_length=self.win, hop_length=self.hop, center=True)
@@ -158,16 +165,24 @@ class Emotion2vecBackend(Backend):
         from funasr import AutoModel
 
         self.device = str(resolve_device(cfg["device"]))
-        self.auto = AutoModel(model=path, hub=cfg["hub"], disable_update=True, device=self.device, ncpu=threads,
-                              disable_pbar=True, disable_log=True)
+        self.auto = AutoModel(
+            model=path,
+            hub=cfg["hub"],
+            disable_update=True,
+            device=self.device,
+            ncpu=threads,
+            disable_pbar=True,
+            disable_log=True,
+        )
         self.model = self.auto.model
         self.dim = int(self.model.cfg.get("embed_dim"))
         self.checkpoint = cfg["model"] if path == cfg["model"] else f"{cfg['model']} ({path})"
         self.stack = bool(cfg["stack_equal_lengths"])
 
     def _generate(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
-        results = self.auto.generate(list(waveforms), granularity="frame", extract_embedding=True,
-                                     batch_size=len(waveforms))
+        results = self.auto.generate(
+            list(waveforms), granularity="frame", extract_embedding=True, batch_size=len(waveforms)
+        )
         return [np.asarray(r["feats"], dtype=np.float32) for r in results]
 
     def _stacked(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
@@ -193,7 +208,7 @@ class Emotion2vecBackend(Backend):
             for row, index in enumerate(group):
                 output[index] = stacked[row]
         if singles:
-            for index, feats in zip(singles, self._generate([waveforms[i] for i in singles])):
+            for index, feats in zip(singles, self._generate([waveforms[i] for i in singles]), strict=True):
                 output[index] = feats
         return output  # type: ignore[return-value]
 
@@ -235,15 +250,21 @@ class TransformersBackend(Backend):
         self.dim = int(self.model.config.hidden_size)
         self.checkpoint = cfg["model"] if path == cfg["model"] else f"{cfg['model']} ({path})"
         self.masked = bool(getattr(self.extractor, "return_attention_mask", False)) and hasattr(
-            self.model, "_get_feat_extract_output_lengths")
+            self.model, "_get_feat_extract_output_lengths"
+        )
         conv_stride = getattr(self.model.config, "conv_stride", None)
         self.frame_rate_hz = sample_rate / float(np.prod(conv_stride)) if conv_stride else float("nan")
 
     def _forward(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
         import torch
 
-        inputs = self.extractor(list(waveforms), sampling_rate=self.sample_rate, return_tensors="pt",
-                                padding=True, return_attention_mask=self.masked)
+        inputs = self.extractor(
+            list(waveforms),
+            sampling_rate=self.sample_rate,
+            return_tensors="pt",
+            padding=True,
+            return_attention_mask=self.masked,
+        )
         with torch.no_grad():
             out = self.model(**{k: v.to(self.device) for k, v in inputs.items()}, output_hidden_states=True)
         if self.layer == "last":
@@ -264,13 +285,18 @@ class TransformersBackend(Backend):
             return self._forward(waveforms)
         output: list[np.ndarray | None] = [None] * len(waveforms)
         for group in equal_length_groups(waveforms):
-            for index, feats in zip(group, self._forward([waveforms[i] for i in group])):
+            for index, feats in zip(group, self._forward([waveforms[i] for i in group]), strict=True):
                 output[index] = feats
         return output  # type: ignore[return-value]
 
     def metadata(self) -> dict[str, Any]:
-        return {"frame_rate_hz": self.frame_rate_hz, "device": self.device, "layer": self.layer,
-                "architecture": type(self.model).__name__, "padded_batches": self.masked}
+        return {
+            "frame_rate_hz": self.frame_rate_hz,
+            "device": self.device,
+            "layer": self.layer,
+            "architecture": type(self.model).__name__,
+            "padded_batches": self.masked,
+        }
 
 
 def build_backend(name: str, cfg: Mapping[str, Any], sample_rate: int, threads: int = 1) -> Backend:
@@ -281,4 +307,4 @@ def build_backend(name: str, cfg: Mapping[str, Any], sample_rate: int, threads: 
         return Emotion2vecBackend(cfg, sample_rate, threads)
     if name == "wavlm":
         return TransformersBackend(cfg, sample_rate, threads)
-    raise ValueError(f"unknown SEFE backend {name!r} (expected one of {BACKENDS})")
+    raise ValueError(f"unknown SEFE backend {name!r} (expected one of {list(SEFE_BACKENDS)})")

@@ -9,9 +9,6 @@ worker processes; model backends use ``threads`` torch threads and read the next
 background thread while the model runs.
 """
 
-from __future__ import annotations
-
-import argparse
 import logging
 import multiprocessing
 import os
@@ -29,15 +26,13 @@ from tqdm import tqdm
 
 from workflow_scripts.common.audio import AudioError
 from workflow_scripts.common.features import FeatureWriter
-from workflow_scripts.common.files import parse_json_argument, write_json
-from workflow_scripts.common.logs import setup_logging
 from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.common.names import SEFE_STATISTICS
+from workflow_scripts.common.rule import run_rule
 from workflow_scripts.sefe.backends import Backend, build_backend
 from workflow_scripts.sefe.preprocess import Preprocessing, load_waveform
 
 log = logging.getLogger(__name__)
-
-STATISTICS = ("mean", "var", "max", "min")
 
 Item = tuple[str, str]  # (utt_id, audio path)
 
@@ -56,8 +51,12 @@ def pool_frames(frames: np.ndarray) -> dict[str, np.ndarray]:
     if frames.ndim != 2 or frames.shape[0] == 0:
         raise ValueError(f"expected a (frames >= 1, dim) matrix, got shape {frames.shape}")
     values = frames.astype(np.float64, copy=False)
-    return {"mean": values.mean(axis=0), "var": values.var(axis=0), "max": values.max(axis=0),
-            "min": values.min(axis=0)}
+    return {
+        "mean": values.mean(axis=0),
+        "var": values.var(axis=0),
+        "max": values.max(axis=0),
+        "min": values.min(axis=0),
+    }
 
 
 def chunked(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -83,15 +82,18 @@ def load_chunk(items: Sequence[Item], settings: Preprocessing) -> list[np.ndarra
     return waveforms
 
 
-def encode_waveforms(backend: Backend, items: Sequence[Item], waveforms: Sequence[np.ndarray],
-                     sample_rate: int) -> Chunk:
+def encode_waveforms(
+    backend: Backend, items: Sequence[Item], waveforms: Sequence[np.ndarray], sample_rate: int
+) -> Chunk:
     """Frame features of ``waveforms`` from ``backend``, pooled per utterance."""
     frames = backend.frames(waveforms)
-    rows: dict[str, list[np.ndarray]] = {name: [] for name in STATISTICS}
+    rows: dict[str, list[np.ndarray]] = {name: [] for name in SEFE_STATISTICS}
     for (utt_id, path), matrix in zip(items, frames, strict=True):
         if matrix.ndim != 2 or matrix.shape[1] != backend.dim or matrix.shape[0] == 0:
-            raise ValueError(f"utt_id {utt_id!r} ({path}): backend {backend.name} returned frames of shape "
-                             f"{matrix.shape}, expected (frames >= 1, {backend.dim})")
+            raise ValueError(
+                f"utt_id {utt_id!r} ({path}): backend {backend.name} returned frames of shape "
+                f"{matrix.shape}, expected (frames >= 1, {backend.dim})"
+            )
         for name, value in pool_frames(matrix).items():
             rows[name].append(value)
     stats = {name: np.asarray(values, dtype=np.float32) for name, values in rows.items()}
@@ -149,8 +151,9 @@ def prefetch(iterator: Iterator[Any], depth: int = 2) -> Iterator[Any]:
         stop.set()
 
 
-def encode_chunks(backend: Backend, settings: Preprocessing, items: Sequence[Item], batch_size: int,
-                  workers: int) -> Iterator[Chunk]:
+def encode_chunks(
+    backend: Backend, settings: Preprocessing, items: Sequence[Item], batch_size: int, workers: int
+) -> Iterator[Chunk]:
     """Pooled statistics chunk by chunk, in manifest order."""
     batches = chunked(items, batch_size)
     if backend.process_parallel and workers > 1 and len(items) > batch_size:
@@ -169,8 +172,9 @@ def encode_chunks(backend: Backend, settings: Preprocessing, items: Sequence[Ite
         yield encode_waveforms(backend, batch, waveforms, settings.sample_rate)
 
 
-def feature_metadata(backend: Backend, settings: Preprocessing, backend_cfg: Mapping[str, Any],
-                     split: str | None) -> dict[str, Any]:
+def feature_metadata(
+    backend: Backend, settings: Preprocessing, backend_cfg: Mapping[str, Any], split: str | None
+) -> dict[str, Any]:
     """The ``dfat`` metadata of a SEFE feature file."""
     return {
         "model": backend.name,
@@ -184,17 +188,32 @@ def feature_metadata(backend: Backend, settings: Preprocessing, backend_cfg: Map
     }
 
 
-def extract_split(manifest: pd.DataFrame, backend: Backend, settings: Preprocessing, output: str | os.PathLike,
-                  metadata: Mapping[str, Any], batch_size: int, workers: int = 1,
-                  progress: bool = True) -> dict[str, float]:
+def extract_split(
+    manifest: pd.DataFrame,
+    backend: Backend,
+    settings: Preprocessing,
+    output: str | os.PathLike,
+    metadata: Mapping[str, Any],
+    batch_size: int,
+    workers: int = 1,
+    progress: bool = True,
+) -> dict[str, float]:
     """Write the pooled features of every manifest row to ``output``; returns throughput figures."""
-    items = list(zip(manifest["utt_id"].astype(str), manifest["audio_path"].astype(str)))
+    items = list(zip(manifest["utt_id"].astype(str), manifest["audio_path"].astype(str), strict=True))
     started = time.perf_counter()
     audio_seconds = 0.0
     interval = 0.5 if sys.stderr.isatty() else 15.0  # keep rule logs short
-    with FeatureWriter(output, STATISTICS, backend.dim, metadata) as writer, \
-            tqdm(total=len(items), unit="utt", desc=f"SEFE {backend.name}", disable=not progress,
-                 mininterval=interval, file=sys.stderr) as bar:
+    with (
+        FeatureWriter(output, SEFE_STATISTICS, backend.dim, metadata) as writer,
+        tqdm(
+            total=len(items),
+            unit="utt",
+            desc=f"SEFE {backend.name}",
+            disable=not progress,
+            mininterval=interval,
+            file=sys.stderr,
+        ) as bar,
+    ):
         for chunk in encode_chunks(backend, settings, items, batch_size, workers):
             writer.write(chunk.utt_ids, chunk.stats)
             audio_seconds += chunk.audio_seconds
@@ -209,20 +228,27 @@ def extract_split(manifest: pd.DataFrame, backend: Backend, settings: Preprocess
     }
 
 
+def build_extractor(
+    backend_name: str, backend_cfg: Mapping[str, Any], preprocessing: Mapping[str, Any], threads: int
+) -> tuple[Backend, Preprocessing]:
+    """The backend ``backend_name`` configured by its block, and the preprocessing settings it reads."""
+    settings = Preprocessing.from_config(preprocessing)
+    return build_backend(backend_name, backend_cfg, settings.sample_rate, max(1, threads)), settings
+
+
 def load_extractor(config: Mapping[str, Any], run_dir: str | os.PathLike, threads: int):
     """predict's SEFE stage: ``extract(audio_paths) -> {statistic: (n, dim) float32}``, as extract_sefe."""
     sefe = config["sefe"]
     name = sefe["backend"]
-    settings = Preprocessing.from_config(sefe["preprocessing"])
-    backend = build_backend(name, sefe[name], settings.sample_rate, max(1, threads))
+    backend, settings = build_extractor(name, sefe[name], sefe["preprocessing"], threads)
 
     def extract(paths: Sequence[str]) -> dict[str, np.ndarray]:
         items = [(str(index), str(path)) for index, path in enumerate(paths)]
         rows: dict[str, dict[str, np.ndarray]] = {}
         for chunk in encode_chunks(backend, settings, items, int(sefe[name]["batch_size"]), 1):
             for position, utt_id in enumerate(chunk.utt_ids):
-                rows[utt_id] = {s: chunk.stats[s][position] for s in STATISTICS}
-        return {s: np.stack([rows[utt_id][s] for utt_id, _ in items]) for s in STATISTICS}
+                rows[utt_id] = {s: chunk.stats[s][position] for s in SEFE_STATISTICS}
+        return {s: np.stack([rows[utt_id][s] for utt_id, _ in items]) for s in SEFE_STATISTICS}
 
     return extract
 
@@ -244,41 +270,63 @@ def fix_malloc_mmap_threshold(threshold: int = 128 * 1024) -> bool:
         return False
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the extract_sefe rule."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", required=True,
-                        help='JSON {"backend": <sefe.<backend> block>, "preprocessing": <sefe.preprocessing>}')
-    parser.add_argument("--backend", required=True, help="handcrafted, emotion2vec or wavlm")
-    parser.add_argument("--manifest", required=True, help="speech manifest of one split (TSV)")
-    parser.add_argument("--output", required=True, help="feature parquet to write")
-    parser.add_argument("--split", default=None, help="split name, recorded in the metadata")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads (torch threads or worker processes)")
-    parser.add_argument("--figures", default=None, help="optional JSON file for the throughput figures")
-    args = parser.parse_args(argv)
-    setup_logging()
+def tune_process() -> None:
+    """Process settings of an extraction run; call before the backend is built (before ``import torch``)."""
     # OpenMP threads that spin while waiting stall torch ~10x on a busy or shared CPU (measured
     # with 2 threads on 2 cores); passive waiting costs nothing measurable. Must precede `import torch`.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     fix_malloc_mmap_threshold()
-    cfg = parse_json_argument(args.config)
-    for key in ("backend", "preprocessing"):
-        if key not in cfg:
-            raise SystemExit(f"--config: missing key {key!r} (has {sorted(cfg)})")
-    settings = Preprocessing.from_config(cfg["preprocessing"])
-    backend_cfg = cfg["backend"]
-    threads = max(1, args.threads)
-    backend = build_backend(args.backend, backend_cfg, settings.sample_rate, threads)
-    manifest = read_manifest(args.manifest)
-    log.info("%s: %d utterances, backend %s (%s, dim %d), %d thread(s)", args.manifest, len(manifest),
-             backend.name, backend.checkpoint, backend.dim, threads)
-    figures = extract_split(manifest, backend, settings, args.output,
-                            feature_metadata(backend, settings, backend_cfg, args.split),
-                            int(backend_cfg["batch_size"]), workers=threads)
-    log.info("wrote %s: %s", args.output, figures)
-    if args.figures:
-        write_json(args.figures, figures)
+
+
+def extract_features(
+    backend_name: str,
+    backend_cfg: Mapping[str, Any],
+    preprocessing: Mapping[str, Any],
+    manifest_path: str | os.PathLike,
+    output: str | os.PathLike,
+    split: str | None,
+    threads: int,
+) -> dict[str, float]:
+    """What extract_sefe does: the pooled features of one manifest with backend ``backend_name``
+    (configured by its block ``backend_cfg``) written to ``output``; returns throughput figures."""
+    threads = max(1, threads)
+    backend, settings = build_extractor(backend_name, backend_cfg, preprocessing, threads)
+    manifest = read_manifest(manifest_path)
+    log.info(
+        "%s: %d utterances, backend %s (%s, dim %d), %d thread(s)",
+        manifest_path,
+        len(manifest),
+        backend.name,
+        backend.checkpoint,
+        backend.dim,
+        threads,
+    )
+    figures = extract_split(
+        manifest,
+        backend,
+        settings,
+        output,
+        feature_metadata(backend, settings, backend_cfg, split),
+        int(backend_cfg["batch_size"]),
+        workers=threads,
+    )
+    log.info("wrote %s: %s", output, figures)
+    return figures
+
+
+def main(job: Any) -> None:
+    """Entry point of the extract_sefe rule (``job``: the rule's ``snakemake`` object)."""
+    tune_process()
+    extract_features(
+        job.wildcards.backend,
+        job.params.backend,
+        job.params.preprocessing,
+        job.input.manifest,
+        job.output.features,
+        job.wildcards.split,
+        job.threads,
+    )
 
 
 if __name__ == "__main__":
-    main()
+    run_rule(main)

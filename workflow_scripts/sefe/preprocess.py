@@ -37,7 +37,7 @@ class Preprocessing:
     resample_quality: str = "HQ"
 
     @classmethod
-    def from_config(cls, block: Mapping[str, Any]) -> "Preprocessing":
+    def from_config(cls, block: Mapping[str, Any]) -> Preprocessing:
         """Build from the config block, naming unknown keys and bad values."""
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(block) - known)
