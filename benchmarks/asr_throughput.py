@@ -16,7 +16,7 @@ import time
 import torch
 
 from workflow_scripts.asr.backends import BackendSpec, load_backend, transcribe_waveforms
-from workflow_scripts.asr.transcribe import load_waveforms
+from workflow_scripts.asr.waveforms import load_waveforms
 from workflow_scripts.common.manifest import read_manifest
 
 
@@ -46,17 +46,21 @@ def main() -> None:
             best = min(best, time.perf_counter() - started)
         return best, texts
 
-    print(f"model {args.model} ({args.backend}), {args.manifest}: {len(waveforms)} utterances, {audio_s:.1f} s of audio,"
-          f" {args.threads} threads, device {args.device}")
+    print(
+        f"model {args.model} ({args.backend}), {args.manifest}: {len(waveforms)} utterances, {audio_s:.1f} s of audio,"
+        f" {args.threads} threads, device {args.device}"
+    )
     single_s, single_texts = timed(1)
     print(f"{'batch':>6} {'seconds':>8} {'utt/s':>7} {'RTF':>7} {'speed-up':>8}  same text as one-by-one")
     print(f"{1:>6} {single_s:8.2f} {len(waveforms) / single_s:7.1f} {single_s / audio_s:7.4f} {1.0:8.2f}  -")
     for batch_size in args.batch_sizes:
         seconds, texts = timed(batch_size)
-        differing = sum(a != b for a, b in zip(texts, single_texts))
+        differing = sum(a != b for a, b in zip(texts, single_texts, strict=True))
         same = "yes" if differing == 0 else f"no ({differing} differ)"
-        print(f"{batch_size:>6} {seconds:8.2f} {len(waveforms) / seconds:7.1f} {seconds / audio_s:7.4f}"
-              f" {single_s / seconds:8.2f}  {same}")
+        print(
+            f"{batch_size:>6} {seconds:8.2f} {len(waveforms) / seconds:7.1f} {seconds / audio_s:7.4f}"
+            f" {single_s / seconds:8.2f}  {same}"
+        )
 
 
 if __name__ == "__main__":

@@ -134,18 +134,18 @@ def get_sefe_targets(backend=None):
     return [paths.SEFE_EVALUATION.format(backend=backend or config["sefe"]["backend"])]
 
 # --- asr ---
-ASR_FINETUNED_MODEL = "results/asr/model"
-
-
-def get_asr_model_path(ref):
-    """A model reference of the asr block as a directory or hub id ("finetuned": the fine-tuned model)."""
-    return ASR_FINETUNED_MODEL if ref == "finetuned" else ref
-
-
 def get_asr_model_inputs(*refs):
-    """The model directories among ``refs`` that rules of this workflow build (declared as inputs)."""
-    paths = [get_asr_model_path(ref) for ref in refs]
-    return sorted({path for path in paths if path.startswith("results/")})
+    """The model directories among ``refs`` that rules of this workflow build, the fine-tuned one aside.
+
+    Inputs for the DAG only: such a reference is the directory itself, and the script loads it as configured.
+    """
+    built = [ref for ref in refs if ref != names.FINETUNED and ref.startswith(f"{paths.RESULTS}/")]
+    return sorted(set(built))
+
+
+def get_asr_finetuned_input(*refs):
+    """The fine-tuned model directory when one of ``refs`` is names.FINETUNED (the rule's `finetuned` input)."""
+    return [paths.ASR_FINETUNED_MODEL] if names.FINETUNED in refs else []
 
 
 def get_asr_train_manifests():
@@ -153,28 +153,32 @@ def get_asr_train_manifests():
     block = config["asr"]["finetune"]
     unknown = [c for c in block["train_corpora"] if c not in config["corpora"]]
     if unknown:
-        raise ValueError(f"config asr.finetune.train_corpora: {unknown} are not keys of corpora {sorted(config['corpora'])}")
+        raise ValueError(
+            f"config asr.finetune.train_corpora: {unknown} are not keys of corpora {sorted(config['corpora'])}"
+        )
     forbidden = [s for s in block["train_splits"] if s in TEST_SPLITS or s == block["eval_split"]]
     if forbidden:
         raise ValueError(
             f"config asr.finetune.train_splits: {forbidden} may not be trained on "
             f"(test splits {TEST_SPLITS}; eval_split {block['eval_split']!r})"
         )
-    return [f"results/data/speech/{c}/{s}.tsv" for c in block["train_corpora"] for s in block["train_splits"]]
+    return expand(paths.SPEECH_MANIFEST, corpus=block["train_corpora"], split=block["train_splits"])
 
 
 def get_asr_eval_manifest():
-    """Manifest of the split that selects the ASR checkpoint (dev of the emotion corpus)."""
+    """Manifest of the split of ser_corpus that selects the ASR checkpoint (a fitting split, never a test split)."""
     split = config["asr"]["finetune"]["eval_split"]
-    if split not in SPLITS or split in TEST_SPLITS:
-        raise ValueError(f"config asr.finetune.eval_split: {split!r} must be one of {SPLITS[:2]} (not a test split)")
+    if split not in ROLES.fitting:
+        raise ValueError(
+            f"config asr.finetune.eval_split: {split!r} must be one of {list(ROLES.fitting)} "
+            f"(not a test split {TEST_SPLITS})"
+        )
     return ser_manifest(split)
 
 
-def get_asr_benchmark_refs(only=None):
-    """Model references of the benchmark's backbones (or just those equal to ``only``)."""
-    refs = [entry["model"] for entry in config["asr"]["benchmark"]["backbones"]]
-    return [ref for ref in refs if only is None or ref == only]
+def get_asr_benchmark_refs():
+    """Model references of the benchmark's backbones."""
+    return [entry["model"] for entry in config["asr"]["benchmark"]["backbones"]]
 
 
 # --- tefe ---

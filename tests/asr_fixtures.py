@@ -20,9 +20,22 @@ SENTENCES = [
 ]
 
 TINY_WHISPER = {
-    "seed": 0, "vocab_size": 300, "min_frequency": 1, "d_model": 32, "encoder_layers": 1, "decoder_layers": 1,
-    "attention_heads": 2, "ffn_dim": 64, "dropout": 0.1, "max_target_positions": 32, "num_mel_bins": 40,
-    "n_fft": 400, "hop_length": 320, "chunk_seconds": 2, "language": "vi", "task": "transcribe",
+    "seed": 0,
+    "vocab_size": 300,
+    "min_frequency": 1,
+    "d_model": 32,
+    "encoder_layers": 1,
+    "decoder_layers": 1,
+    "attention_heads": 2,
+    "ffn_dim": 64,
+    "dropout": 0.1,
+    "max_target_positions": 32,
+    "num_mel_bins": 40,
+    "n_fft": 400,
+    "hop_length": 320,
+    "chunk_seconds": 2,
+    "language": "vi",
+    "task": "transcribe",
 }
 
 
@@ -44,9 +57,18 @@ def write_corpus(root: Path, split: str, n: int, offset: int = 0) -> Path:
         path = root / "wav" / f"{split}_{i:03d}.wav"
         seconds = 1.0 + 0.1 * (seed % 9)
         write_clip(path, seconds, seed)
-        rows.append({"utt_id": f"{split}_{i:03d}", "audio_path": str(path), "duration_s": seconds, "sample_rate": 22050,
-                     "text": SENTENCES[seed % len(SENTENCES)].capitalize() + ".", "label": "neutral", "split": split,
-                     "speaker": f"spk{seed % 2}"})
+        rows.append(
+            {
+                "utt_id": f"{split}_{i:03d}",
+                "audio_path": str(path),
+                "duration_s": seconds,
+                "sample_rate": 22050,
+                "text": SENTENCES[seed % len(SENTENCES)].capitalize() + ".",
+                "label": "neutral",
+                "split": split,
+                "speaker": f"spk{seed % 2}",
+            }
+        )
     manifest = root / f"{split}.tsv"
     write_manifest(pd.DataFrame(rows), manifest, SPEECH_COLUMNS)
     return manifest

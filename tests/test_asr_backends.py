@@ -2,20 +2,26 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
-
 from asr_fixtures import SENTENCES, TINY_WHISPER, write_corpus
+from rule_job import rule_job
+
 from workflow_scripts.asr.backends import BackendSpec, length_sorted_batches, load_backend, transcribe_waveforms
-from workflow_scripts.common.hub import ModelUnavailableError, resolve_model_source
+from workflow_scripts.asr.benchmark import main as benchmark_asr_backbones
 from workflow_scripts.asr.demo_model import build_demo_whisper
-from workflow_scripts.asr.transcribe import read_transcripts, transcribe_manifest, write_transcripts
+from workflow_scripts.asr.transcribe import load_transcriber, model_source, transcribe_manifest
+from workflow_scripts.asr.transcribe import main as transcribe_rule
+from workflow_scripts.asr.transcripts import read_transcripts, write_transcripts
+from workflow_scripts.common.hub import ModelUnavailableError, resolve_model_source
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +46,8 @@ def test_demo_tokenizer_follows_whisper_layout(tiny_whisper_dir):
     tokenizer, generation = backend.processor.tokenizer, backend.model.generation_config
     ids = tokenizer("mẹ tôi nấu cơm").input_ids
     start, vi, transcribe, no_ts = tokenizer.convert_tokens_to_ids(
-        ["<|startoftranscript|>", "<|vi|>", "<|transcribe|>", "<|notimestamps|>"])
+        ["<|startoftranscript|>", "<|vi|>", "<|transcribe|>", "<|notimestamps|>"]
+    )
     assert ids[:4] == [start, vi, transcribe, no_ts] and ids[-1] == tokenizer.eos_token_id
     assert tokenizer.decode(ids, skip_special_tokens=True).strip() == "mẹ tôi nấu cơm"
     assert generation.lang_to_id["<|vi|>"] == vi and generation.task_to_id["transcribe"] == transcribe
@@ -68,6 +75,101 @@ def test_transcripts_parquet_keeps_manifest_order(tiny_whisper_dir, tmp_path):
     assert timing["utterances"] == 5 and timing["audio_seconds"] > 5
 
 
+TRANSCRIBE = {
+    "model": "finetuned",
+    "backend": "whisper",
+    "language": "vi",
+    "task": "transcribe",
+    "batch_size": 2,
+    "num_beams": 1,
+    "max_new_tokens": 6,
+    "precision": "auto",
+    "device": "cpu",
+    "hub_timeout_s": 2,
+}
+
+
+def test_transcribe_rule_loads_the_finetuned_input(tiny_whisper_dir, tmp_path):
+    manifest = write_corpus(tmp_path, "dev", 3)
+    out = tmp_path / "transcripts" / "dev.parquet"
+    transcribe_rule(
+        rule_job(
+            input={"manifest": str(manifest), "finetuned": [str(tiny_whisper_dir)], "models": []},
+            output={"transcripts": str(out)},
+            params={"transcribe": TRANSCRIBE},
+            wildcards={"split": "dev"},
+        )
+    )
+    assert read_transcripts(out)["utt_id"].tolist() == ["dev_000", "dev_001", "dev_002"]
+    metadata = json.loads(pq.read_schema(out).metadata[b"dfat"])
+    assert metadata["model"] == str(tiny_whisper_dir) and metadata["manifest"] == str(manifest)
+    assert metadata["batch_size"] == 2 and metadata["timing"]["utterances"] == 3
+
+
+def test_model_reference_finetuned_needs_the_finetuned_input():
+    assert model_source("openai/whisper-small", []) == "openai/whisper-small"
+    assert model_source("finetuned", ["results/asr/model"]) == "results/asr/model"
+    with pytest.raises(ValueError, match="'finetuned' stands for the fine-tuned model"):
+        model_source("finetuned", [])
+
+
+def test_predict_transcriber_loads_the_runs_finetuned_model(tiny_whisper_dir, tmp_path):
+    shutil.copytree(tiny_whisper_dir, tmp_path / "run" / "asr" / "model")
+    transcribe = load_transcriber({"asr": {"transcribe": TRANSCRIBE}}, tmp_path / "run", threads=1)
+    manifest = write_corpus(tmp_path, "dev", 2)
+    backend = load_backend(BackendSpec(backend="whisper", model=str(tiny_whisper_dir), max_new_tokens=6))
+    expected, _ = transcribe_manifest(manifest, backend, batch_size=2, progress=False)
+    audio = [str(tmp_path / "wav" / f"dev_{i:03d}.wav") for i in range(2)]
+    assert transcribe(audio) == expected["hypothesis"].tolist()
+
+
+def test_benchmark_rule_scores_every_backbone_on_every_split(tiny_whisper_dir, tmp_path):
+    manifests = [str(write_corpus(tmp_path / split, split, 2, offset=i)) for i, split in enumerate(["a", "b"])]
+    block = {
+        "splits": ["a", "b"],
+        "batch_size": 2,
+        "device": "cpu",
+        "backbones": [
+            {"name": "tuned", "backend": "whisper", "model": "finetuned", "max_new_tokens": 4},
+            {"name": "by-path", "backend": "whisper", "model": str(tiny_whisper_dir), "max_new_tokens": 4},
+        ],
+    }
+    normalize = {"lowercase": True, "remove_punctuation": True, "numbers_to_words": True, "abbreviations": {}}
+    out = {"json": str(tmp_path / "benchmark.json"), "md": str(tmp_path / "benchmark.md")}
+    job = rule_job(
+        input={"manifests": manifests, "finetuned": [str(tiny_whisper_dir)], "models": []},
+        output=out,
+        params={"benchmark": block, "normalize": normalize},
+    )
+    benchmark_asr_backbones(job)
+    result = json.loads((tmp_path / "benchmark.json").read_text())
+    assert result["splits"] == ["a", "b"] and [b["name"] for b in result["backbones"]] == ["tuned", "by-path"]
+    tuned, by_path = result["backbones"]
+    assert tuned["model"] == by_path["model"] == str(tiny_whisper_dir)
+    assert tuned["splits"]["a"]["wer"] == by_path["splits"]["a"]["wer"] and tuned["splits"]["b"]["n_utterances"] == 2
+    table = (tmp_path / "benchmark.md").read_text()
+    assert (
+        table.startswith("| Backbone | Backend | Model | WER a | WER b | CER a | CER b | RTF |")
+        and "| tuned |" in table
+    )
+    with pytest.raises(ValueError, match="'finetuned' stands for the fine-tuned model"):
+        benchmark_asr_backbones(
+            rule_job(
+                input={"manifests": manifests, "finetuned": []},
+                output=out,
+                params={"benchmark": block, "normalize": normalize},
+            )
+        )
+    with pytest.raises(ValueError, match="1 manifests given for splits"):
+        benchmark_asr_backbones(
+            rule_job(
+                input={"manifests": manifests[:1], "finetuned": [str(tiny_whisper_dir)]},
+                output=out,
+                params={"benchmark": block, "normalize": normalize},
+            )
+        )
+
+
 def build_tiny_ctc(path):
     from transformers import Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC
 
@@ -75,15 +177,28 @@ def build_tiny_ctc(path):
     vocab = {"<pad>": 0, "<unk>": 1, "|": 2, **{ch: i + 3 for i, ch in enumerate(letters)}}
     path.mkdir(parents=True)
     (path / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    tokenizer = Wav2Vec2CTCTokenizer(str(path / "vocab.json"), pad_token="<pad>", unk_token="<unk>", word_delimiter_token="|")
-    extractor = Wav2Vec2FeatureExtractor(sampling_rate=16000, padding_value=0.0, do_normalize=True,
-                                         return_attention_mask=True)
+    tokenizer = Wav2Vec2CTCTokenizer(
+        str(path / "vocab.json"), pad_token="<pad>", unk_token="<unk>", word_delimiter_token="|"
+    )
+    extractor = Wav2Vec2FeatureExtractor(
+        sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=True
+    )
     torch.manual_seed(0)
     config = Wav2Vec2Config(
-        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        conv_dim=(16, 16, 16), conv_stride=(5, 4, 4), conv_kernel=(10, 4, 4), num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2, feat_extract_norm="layer", do_stable_layer_norm=True,
-        pad_token_id=0, ctc_loss_reduction="mean",
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(16, 16, 16),
+        conv_stride=(5, 4, 4),
+        conv_kernel=(10, 4, 4),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        pad_token_id=0,
+        ctc_loss_reduction="mean",
     )
     model = Wav2Vec2ForCTC(config)
     model.save_pretrained(path)
@@ -159,8 +274,9 @@ def test_unreachable_hub_fails_in_seconds_with_instructions(tmp_path, env):
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
     environment.update({"HF_HOME": str(tmp_path / "hf"), **env})
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", UNREACHABLE], cwd=ROOT, env=environment, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", UNREACHABLE], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
+    )
     wall = time.perf_counter() - started
     assert result.returncode == 0, result.stderr[-2000:]
     seconds, message = result.stdout.split("\n", 1)

@@ -76,3 +76,10 @@ def test_identical_up_to_normalisation_scores_zero_and_empty_references_are_skip
     assert scores["n_utterances"] == 2 and scores["n_scored"] == 1 and scores["n_skipped_empty_reference"] == 1
     with pytest.raises(ValueError, match="2 references but 1 hypotheses"):
         score_transcripts(["a", "b"], ["a"], DEFAULT)
+
+
+def test_abbreviations_of_equal_length_apply_in_alphabetical_order_whatever_the_config_order():
+    # "a." and ".b" overlap in "a.b": the alphabetically first of two equally long keys (".b") wins.
+    forward = NormalizeConfig(abbreviations={"a.": "x", ".b": "y"})
+    backward = NormalizeConfig(abbreviations={".b": "y", "a.": "x"})
+    assert normalize_text("a.b", forward) == normalize_text("a.b", backward) == "a y"

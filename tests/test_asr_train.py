@@ -4,26 +4,62 @@ import json
 
 import pytest
 import torch
+from asr_fixtures import TINY_WHISPER, write_corpus
+from rule_job import rule_job
 from transformers import TrainerCallback
 
-from asr_fixtures import SENTENCES, TINY_WHISPER, write_corpus
-from workflow_scripts.asr.demo_model import build_demo_whisper
+from workflow_scripts.asr.demo_model import main as build_demo_asr_model
 from workflow_scripts.asr.text import NormalizeConfig
-from workflow_scripts.asr.train import (choose_precision, finetune, load_transcribed_split, prepare_work_dir,
-                                        warp_frequency)
+from workflow_scripts.asr.train import (
+    choose_precision,
+    finetune,
+    load_transcribed_split,
+    prepare_work_dir,
+    warp_frequency,
+)
+from workflow_scripts.asr.train import main as finetune_whisper
 
 torch.set_num_threads(1)
 
 FINETUNE = {
-    "base_model": None, "train_corpora": ["demo"], "train_splits": ["train"], "eval_split": "dev", "language": "vi",
-    "task": "transcribe", "seed": 7, "learning_rate": 3.0e-3, "lr_scheduler": "linear", "warmup_steps": 1,
-    "weight_decay": 0.0, "max_grad_norm": 1.0, "max_epochs": 50, "max_steps": 8, "batch_size": 4,
-    "gradient_accumulation_steps": 1, "eval_batch_size": 8, "eval_steps": 2, "early_stopping_patience": 10,
-    "early_stopping_threshold": 0.0, "logging_steps": 2, "precision": "auto", "gradient_checkpointing": False,
-    "dropout": None, "spec_augment": {"enabled": False, "mask_time_prob": 0.05, "mask_time_length": 2,
-                                      "mask_feature_prob": 0.0, "mask_feature_length": 2},
-    "freq_warp": 0.0, "group_by_length": False, "cache_features": True, "dataloader_num_workers": 0, "device": "cpu",
-    "keep_checkpoints": True, "hub_timeout_s": 2,
+    "base_model": None,
+    "train_corpora": ["demo"],
+    "train_splits": ["train"],
+    "eval_split": "dev",
+    "language": "vi",
+    "task": "transcribe",
+    "seed": 7,
+    "learning_rate": 3.0e-3,
+    "lr_scheduler": "linear",
+    "warmup_steps": 1,
+    "weight_decay": 0.0,
+    "max_grad_norm": 1.0,
+    "max_epochs": 50,
+    "max_steps": 8,
+    "batch_size": 4,
+    "gradient_accumulation_steps": 1,
+    "eval_batch_size": 8,
+    "eval_steps": 2,
+    "early_stopping_patience": 10,
+    "early_stopping_threshold": 0.0,
+    "logging_steps": 2,
+    "precision": "auto",
+    "gradient_checkpointing": False,
+    "dropout": None,
+    "spec_augment": {
+        "enabled": False,
+        "mask_time_prob": 0.05,
+        "mask_time_length": 2,
+        "mask_feature_prob": 0.0,
+        "mask_feature_length": 2,
+    },
+    "freq_warp": 0.0,
+    "group_by_length": False,
+    "cache_features": True,
+    "dataloader_num_workers": 0,
+    "device": "cpu",
+    "keep_checkpoints": True,
+    "hub_timeout_s": 2,
 }
 NORMALIZE = {"lowercase": True, "remove_punctuation": True, "numbers_to_words": True, "abbreviations": {}}
 
@@ -33,10 +69,17 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("asr_train")
     train = write_corpus(root, "train", 12)
     dev = write_corpus(root, "dev", 4, offset=100)
-    model, processor = build_demo_whisper(SENTENCES, TINY_WHISPER)
     base = root / "init_model"
-    model.save_pretrained(base)
-    processor.save_pretrained(base)
+    # The build_demo_asr_model rule's entry point: the demo tokenizer from the training text only.
+    build_demo_asr_model(
+        rule_job(
+            input={"manifests": [str(train)]},
+            output={"model": str(base)},
+            params={"demo_model": TINY_WHISPER, "normalize": NORMALIZE},
+        )
+    )
+    built = json.loads((base / "build_config.json").read_text())
+    assert built["train_manifests"] == [str(train)] and built["n_sentences"] == 12
     return root, str(train), str(dev), {**FINETUNE, "base_model": str(base)}
 
 
@@ -59,9 +102,16 @@ class CrashAfter(TrainerCallback):
 
 @pytest.fixture(scope="module")
 def full_run(setup):
+    """A whole run through the finetune_whisper rule's entry point; its summary as saved with the model."""
     root, train, dev, block = setup
-    summary = finetune(block, NORMALIZE, [train], dev, str(root / "full"), str(root / "full_work"), threads=1)
-    return root, summary
+    finetune_whisper(
+        rule_job(
+            input={"train": [train], "dev": dev},
+            output={"model": str(root / "full")},
+            params={"finetune": block, "normalize": NORMALIZE, "work_dir": str(root / "full_work")},
+        )
+    )
+    return root, json.loads((root / "full" / "training_config.json").read_text())
 
 
 def test_best_checkpoint_by_dev_wer_is_the_output(full_run):
@@ -127,8 +177,14 @@ def test_targets_are_normalised_like_scoring(tmp_path):
 
 @pytest.mark.parametrize(
     ("requested", "device", "expected"),
-    [("auto", "cuda", "fp16"), ("auto", "cpu", "fp32"), ("fp16", "cpu", "fp32"), ("fp16", "cuda", "fp16"),
-     ("bf16", "cpu", "bf16"), ("fp32", "cuda", "fp32")],
+    [
+        ("auto", "cuda", "fp16"),
+        ("auto", "cpu", "fp32"),
+        ("fp16", "cpu", "fp32"),
+        ("fp16", "cuda", "fp16"),
+        ("bf16", "cpu", "bf16"),
+        ("fp32", "cuda", "fp32"),
+    ],
 )
 def test_fp16_only_on_cuda(requested, device, expected):
     precision, note = choose_precision(requested, device)

@@ -1,7 +1,7 @@
 """ASR backends behind one interface: Whisper (sequence to sequence) and CTC models via transformers.
 
 A model is named by a local directory (save_pretrained format) or a Hugging Face hub id.
-:func:`resolve_model_source` turns either into a local directory before transformers sees
+:func:`~workflow_scripts.common.hub.resolve_model_source` turns either into a local directory before transformers sees
 it, so an unreachable hub fails in seconds with a message on how to supply the model
 (rather than after minutes of retries), and every load below is ``local_files_only``.
 """
@@ -9,7 +9,6 @@ it, so an unreachable hub fails in seconds with a message on how to supply the m
 from __future__ import annotations
 
 import logging
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,23 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from workflow_scripts.common.audio import read_audio
 from workflow_scripts.common.devices import resolve_device
 from workflow_scripts.common.hub import resolve_model_source
+from workflow_scripts.common.names import ASR_BACKENDS
 
 log = logging.getLogger(__name__)
-
-BACKENDS = ("whisper", "ctc")
-def load_waveform(path: str | os.PathLike, sampling_rate: int) -> np.ndarray:
-    """Mono float32 samples of ``path`` at ``sampling_rate`` (channels averaged, soxr resampling)."""
-    samples, rate = read_audio(path)
-    if samples.ndim == 2:
-        samples = samples.mean(axis=1)
-    if rate != sampling_rate:
-        import librosa
-
-        samples = librosa.resample(samples, orig_sr=rate, target_sr=sampling_rate)
-    return np.ascontiguousarray(samples, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -55,8 +42,8 @@ class BackendSpec:
         """Take the keys this class knows from a config block (others belong to the caller)."""
         fields = {k: block[k] for k in cls.__dataclass_fields__ if k in block}
         spec = cls(**fields)
-        if spec.backend not in BACKENDS:
-            raise ValueError(f"backend {spec.backend!r} is not one of {BACKENDS}")
+        if spec.backend not in ASR_BACKENDS:
+            raise ValueError(f"backend {spec.backend!r} is not one of {ASR_BACKENDS}")
         return spec
 
 
@@ -105,7 +92,11 @@ class WhisperBackend(AsrBackend):
         features = self.processor.feature_extractor(
             list(waveforms), sampling_rate=self.sampling_rate, return_tensors="pt"
         ).input_features.to(self.device, self.dtype)
-        kwargs: dict[str, Any] = {"language": self.spec.language, "task": self.spec.task, "num_beams": self.spec.num_beams}
+        kwargs: dict[str, Any] = {
+            "language": self.spec.language,
+            "task": self.spec.task,
+            "num_beams": self.spec.num_beams,
+        }
         if self.spec.max_new_tokens:
             kwargs["max_new_tokens"] = self.spec.max_new_tokens
         with torch.inference_mode():
@@ -113,8 +104,15 @@ class WhisperBackend(AsrBackend):
         return [text.strip() for text in self.processor.batch_decode(ids, skip_special_tokens=True)]
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": "whisper", "model": self.spec.model, "model_dir": self.model_dir, "language": self.spec.language,
-                "task": self.spec.task, "num_beams": self.spec.num_beams, "dtype": str(self.dtype).removeprefix("torch.")}
+        return {
+            "backend": "whisper",
+            "model": self.spec.model,
+            "model_dir": self.model_dir,
+            "language": self.spec.language,
+            "task": self.spec.task,
+            "num_beams": self.spec.num_beams,
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
 
 
 class CtcBackend(AsrBackend):
@@ -138,7 +136,10 @@ class CtcBackend(AsrBackend):
     def transcribe(self, waveforms: Sequence[np.ndarray]) -> list[str]:
         use_mask = bool(getattr(self.feature_extractor, "return_attention_mask", False))
         inputs = self.feature_extractor(
-            list(waveforms), sampling_rate=self.sampling_rate, padding=True, return_tensors="pt",
+            list(waveforms),
+            sampling_rate=self.sampling_rate,
+            padding=True,
+            return_tensors="pt",
             return_attention_mask=use_mask,
         )
         values = inputs.input_values.to(self.device, self.dtype)
@@ -152,8 +153,13 @@ class CtcBackend(AsrBackend):
         return [self.tokenizer.decode(ids[i, : frames[i]]).strip() for i in range(len(waveforms))]
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": "ctc", "model": self.spec.model, "model_dir": self.model_dir, "decoding": "greedy",
-                "dtype": str(self.dtype).removeprefix("torch.")}
+        return {
+            "backend": "ctc",
+            "model": self.spec.model,
+            "model_dir": self.model_dir,
+            "decoding": "greedy",
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
 
 
 def load_backend(spec: BackendSpec, device: str = "auto", config_key: str = "model") -> AsrBackend:
@@ -184,7 +190,7 @@ def transcribe_waveforms(
     batches = length_sorted_batches([len(w) for w in waveforms], batch_size)
     with tqdm(total=len(waveforms), unit="utt", disable=not progress, mininterval=2.0) as bar:
         for batch in batches:
-            for index, text in zip(batch, backend.transcribe([waveforms[i] for i in batch])):
+            for index, text in zip(batch, backend.transcribe([waveforms[i] for i in batch]), strict=True):
                 texts[index] = text
             bar.update(len(batch))
     return [t if t is not None else "" for t in texts]

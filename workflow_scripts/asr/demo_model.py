@@ -8,19 +8,16 @@ task prefixes, ``generate(language=..., task=...)`` and decoding therefore behav
 openai/whisper-*, and the fine-tuning rule trains this model exactly as it fine-tunes those.
 """
 
-from __future__ import annotations
-
-import argparse
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from workflow_scripts.asr.text import NormalizeConfig, normalize_text
-from workflow_scripts.common.files import atomic_path, parse_json_argument, write_json
-from workflow_scripts.common.logs import setup_logging
-from workflow_scripts.common.seeding import seed_everything
+from workflow_scripts.common.files import atomic_path, write_json
 from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.common.rule import run_rule
+from workflow_scripts.common.seeding import seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +33,9 @@ def whisper_special_tokens() -> list[str]:
     return [END, START, *[f"<|{code}|>" for code in LANGUAGES], *TASK_TOKENS, *TRAILING_SPECIALS]
 
 
-def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
+def train_bpe(
+    texts: Iterable[str], vocab_size: int, min_frequency: int
+) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """Byte-level BPE vocabulary and merges learnt from ``texts`` (words keep their leading space)."""
     import json
 
@@ -46,7 +45,9 @@ def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int) -> tupl
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, show_progress=False,
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tokenizer.train_from_iterator(list(texts), trainer)
@@ -66,8 +67,9 @@ def build_whisper_tokenizer(vocab: Mapping[str, int], merges: list[tuple[str, st
         raise ValueError(f"BPE vocabulary already holds special tokens {clash[:3]}; the training text contains them")
     for offset, token in enumerate(specials):
         full[token] = len(vocab) + offset
-    tokenizer = WhisperTokenizer(vocab=full, merges=merges, add_prefix_space=True, language=language, task=task,
-                                 predict_timestamps=False)
+    tokenizer = WhisperTokenizer(
+        vocab=full, merges=merges, add_prefix_space=True, language=language, task=task, predict_timestamps=False
+    )
     tokenizer.add_special_tokens(
         {"additional_special_tokens": [AddedToken(t, special=True, normalized=False) for t in specials[1:]]}
     )
@@ -83,22 +85,39 @@ def build_demo_whisper(texts: list[str], block: Mapping[str, Any]):
     vocab, merges = train_bpe(texts, int(block["vocab_size"]), int(block["min_frequency"]))
     tokenizer = build_whisper_tokenizer(vocab, merges, block["language"], block["task"])
     extractor = WhisperFeatureExtractor(
-        feature_size=int(block["num_mel_bins"]), sampling_rate=16000, hop_length=int(block["hop_length"]),
-        chunk_length=int(block["chunk_seconds"]), n_fft=int(block["n_fft"]),
+        feature_size=int(block["num_mel_bins"]),
+        sampling_rate=16000,
+        hop_length=int(block["hop_length"]),
+        chunk_length=int(block["chunk_seconds"]),
+        n_fft=int(block["n_fft"]),
     )
     # The encoder's two convolutions halve the frame rate: one position per two mel frames.
     source_positions = extractor.nb_max_frames // 2
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in (END, START, NO_TIMESTAMPS)}
     d_model = int(block["d_model"])
+    # Encoder and decoder are alike: layers of their own, the same heads and feed-forward width.
+    layers = {key: int(block[key]) for key in ("encoder_layers", "decoder_layers")}
+    heads, ffn_dim = int(block["attention_heads"]), int(block["ffn_dim"])
     config = WhisperConfig(
-        vocab_size=len(tokenizer), num_mel_bins=int(block["num_mel_bins"]), d_model=d_model,
-        encoder_layers=int(block["encoder_layers"]), decoder_layers=int(block["decoder_layers"]),
-        encoder_attention_heads=int(block["attention_heads"]), decoder_attention_heads=int(block["attention_heads"]),
-        encoder_ffn_dim=int(block["ffn_dim"]), decoder_ffn_dim=int(block["ffn_dim"]),
-        max_source_positions=source_positions, max_target_positions=int(block["max_target_positions"]),
-        pad_token_id=ids[END], bos_token_id=ids[END], eos_token_id=ids[END], decoder_start_token_id=ids[START],
-        dropout=float(block["dropout"]), attention_dropout=0.0, activation_dropout=0.0,
-        suppress_tokens=[], begin_suppress_tokens=[ids[END]],
+        vocab_size=len(tokenizer),
+        num_mel_bins=int(block["num_mel_bins"]),
+        d_model=d_model,
+        **layers,
+        encoder_attention_heads=heads,
+        decoder_attention_heads=heads,
+        encoder_ffn_dim=ffn_dim,
+        decoder_ffn_dim=ffn_dim,
+        max_source_positions=source_positions,
+        max_target_positions=int(block["max_target_positions"]),
+        pad_token_id=ids[END],
+        bos_token_id=ids[END],
+        eos_token_id=ids[END],
+        decoder_start_token_id=ids[START],
+        dropout=float(block["dropout"]),
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        suppress_tokens=[],
+        begin_suppress_tokens=[ids[END]],
     )
     model = WhisperForConditionalGeneration(config)
     configure_generation(model, tokenizer, block["language"], block["task"])
@@ -141,28 +160,37 @@ def read_training_texts(manifests: list[str], normalize: NormalizeConfig) -> lis
     return texts
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="asr.demo_model block as JSON")
-    parser.add_argument("--normalize", required=True, help="asr.normalize block as JSON")
-    parser.add_argument("--train-manifests", nargs="+", required=True, help="speech manifests of the training splits")
-    parser.add_argument("--out-dir", required=True)
-    args = parser.parse_args(argv)
-    setup_logging()
-    block = parse_json_argument(args.config)
-    normalize = NormalizeConfig.from_dict(parse_json_argument(args.normalize, "--normalize"))
-    texts = read_training_texts(args.train_manifests, normalize)
+def build_demo_model(
+    block: Mapping[str, Any], normalize_block: Mapping[str, Any], train_manifests: list[str], out_dir: str
+) -> None:
+    """Build the demo Whisper from the training manifests' text and save it to ``out_dir`` (atomically)."""
+    texts = read_training_texts(train_manifests, NormalizeConfig.from_dict(normalize_block))
     model, processor = build_demo_whisper(texts, block)
-    log.info("demo Whisper: %d parameters, vocabulary %d, %d mel bins, %.1f s window, tokenizer from %d sentences",
-             model.num_parameters(), model.config.vocab_size, model.config.num_mel_bins,
-             processor.feature_extractor.chunk_length, len(texts))
-    with atomic_path(args.out_dir, is_dir=True) as tmp:
+    log.info(
+        "demo Whisper: %d parameters, vocabulary %d, %d mel bins, %.1f s window, tokenizer from %d sentences",
+        model.num_parameters(),
+        model.config.vocab_size,
+        model.config.num_mel_bins,
+        processor.feature_extractor.chunk_length,
+        len(texts),
+    )
+    with atomic_path(out_dir, is_dir=True) as tmp:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
-        write_json(Path(tmp) / "build_config.json",
-                   {"demo_model": block, "normalize": parse_json_argument(args.normalize), "train_manifests": args.train_manifests,
-                    "n_sentences": len(texts)})
+        build_config = {
+            "demo_model": dict(block),
+            "normalize": dict(normalize_block),
+            "train_manifests": list(train_manifests),
+            "n_sentences": len(texts),
+        }
+        write_json(Path(tmp) / "build_config.json", build_config)
+
+
+def main(job: Any) -> None:
+    """Entry point of the build_demo_asr_model rule (``job``: the rule's ``snakemake`` object)."""
+    manifests = [str(path) for path in job.input.manifests]
+    build_demo_model(job.params.demo_model, job.params.normalize, manifests, str(job.output.model))
 
 
 if __name__ == "__main__":
-    main()
+    run_rule(main)

@@ -3,7 +3,7 @@
 from typing import Any
 
 from workflow_scripts.asr.text import NormalizeConfig, score_transcripts
-from workflow_scripts.asr.transcribe import read_transcripts
+from workflow_scripts.asr.transcripts import read_transcripts
 from workflow_scripts.common.files import write_json
 from workflow_scripts.common.rule import run_rule
 

@@ -119,8 +119,11 @@ def _abbreviation_pattern(key: str, ignore_case: bool) -> re.Pattern[str]:
 
 
 def expand_abbreviations(text: str, abbreviations: Mapping[str, str], ignore_case: bool) -> str:
-    """Replace each abbreviation by its spoken form, longest first (so "tp.hcm" wins over "tp")."""
-    for key in sorted(abbreviations, key=len, reverse=True):
+    """Replace each abbreviation by its spoken form, longest first (so "tp.hcm" wins over "tp").
+
+    Keys of equal length go in alphabetical order, whatever the order of the config mapping.
+    """
+    for key in sorted(abbreviations, key=lambda k: (-len(k), k)):
         if not key:
             raise ValueError("asr.normalize.abbreviations: empty key")
         spoken = unicodedata.normalize("NFC", abbreviations[key])
@@ -150,9 +153,7 @@ def normalize_text(text: str, config: NormalizeConfig) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
-def score_transcripts(
-    references: Sequence[str], hypotheses: Sequence[str], config: NormalizeConfig
-) -> dict[str, Any]:
+def score_transcripts(references: Sequence[str], hypotheses: Sequence[str], config: NormalizeConfig) -> dict[str, Any]:
     """WER and CER (jiwer) after normalising both sides, with the edit counts behind them.
 
     Utterances whose normalised reference is empty cannot be scored (WER is undefined);
@@ -160,7 +161,9 @@ def score_transcripts(
     """
     if len(references) != len(hypotheses):
         raise ValueError(f"score_transcripts: {len(references)} references but {len(hypotheses)} hypotheses")
-    pairs = [(normalize_text(r, config), normalize_text(h, config)) for r, h in zip(references, hypotheses)]
+    pairs = [
+        (normalize_text(r, config), normalize_text(h, config)) for r, h in zip(references, hypotheses, strict=True)
+    ]
     kept = [(r, h) for r, h in pairs if r]
     result: dict[str, Any] = {
         "n_utterances": len(pairs),

@@ -7,9 +7,6 @@ same configuration and data resumes from the last one. The output directory (sav
 format: model, generation config, processor, training_config.json) appears only on success.
 """
 
-from __future__ import annotations
-
-import argparse
 import hashlib
 import json
 import logging
@@ -25,13 +22,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from workflow_scripts.asr.backends import load_waveform
-from workflow_scripts.common.devices import resolve_device
-from workflow_scripts.common.hub import resolve_model_source
 from workflow_scripts.asr.text import NormalizeConfig, normalize_text, score_transcripts
-from workflow_scripts.common.files import atomic_path, parse_json_argument, write_json
-from workflow_scripts.common.logs import setup_logging
+from workflow_scripts.asr.waveforms import load_waveform
+from workflow_scripts.common.devices import resolve_device
+from workflow_scripts.common.files import atomic_path, write_json
+from workflow_scripts.common.hub import resolve_model_source
 from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.common.rule import run_rule
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +51,12 @@ def load_transcribed_split(
         frame = frame.assign(target=[normalize_text(t, normalize) for t in frame["text"]], manifest=str(path))
         empty = frame["target"] == ""
         if empty.any():
-            log.warning("%s: %d utterances without reference text are left out (e.g. %s)",
-                        path, int(empty.sum()), frame.loc[empty, "utt_id"].iloc[0])
+            log.warning(
+                "%s: %d utterances without reference text are left out (e.g. %s)",
+                path,
+                int(empty.sum()),
+                frame.loc[empty, "utt_id"].iloc[0],
+            )
         frames.append(frame.loc[~empty, ["utt_id", "audio_path", "duration_s", "target", "manifest"]])
     data = pd.concat(frames, ignore_index=True)
     duplicated = data["utt_id"][data["utt_id"].duplicated()].tolist()
@@ -86,14 +87,19 @@ class WhisperSpeechDataset(torch.utils.data.Dataset):
     only), from NumPy's global generator, which the Trainer seeds and restores when resuming.
     """
 
-    def __init__(self, data: pd.DataFrame, processor, max_label_tokens: int, cache_features: bool,
-                 freq_warp: float = 0.0) -> None:
+    def __init__(
+        self, data: pd.DataFrame, processor, max_label_tokens: int, cache_features: bool, freq_warp: float = 0.0
+    ) -> None:
         tokenizer = processor.tokenizer
         labels = [tokenizer(text).input_ids for text in data["target"]]
         too_long = [i for i, ids in enumerate(labels) if len(ids) > max_label_tokens]
         if too_long:
-            log.warning("%d utterances have targets longer than %d tokens and are left out (e.g. %s)",
-                        len(too_long), max_label_tokens, data["utt_id"].iloc[too_long[0]])
+            log.warning(
+                "%d utterances have targets longer than %d tokens and are left out (e.g. %s)",
+                len(too_long),
+                max_label_tokens,
+                data["utt_id"].iloc[too_long[0]],
+            )
         dropped = set(too_long)
         keep = [i for i in range(len(labels)) if i not in dropped]
         self.utt_ids = data["utt_id"].iloc[keep].tolist()
@@ -110,7 +116,9 @@ class WhisperSpeechDataset(torch.utils.data.Dataset):
         if self.cache is not None and index in self.cache:
             return self.cache[index]
         waveform = load_waveform(self.paths[index], self.extractor.sampling_rate)
-        values = self.extractor(waveform, sampling_rate=self.extractor.sampling_rate, return_tensors="np").input_features[0]
+        values = self.extractor(
+            waveform, sampling_rate=self.extractor.sampling_rate, return_tensors="np"
+        ).input_features[0]
         if self.cache is not None:
             self.cache[index] = values
         return values
@@ -219,8 +227,11 @@ def log_callback():
     class LogRecords(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs:
-                log.info("step %d: %s", state.global_step, json.dumps({k: round(v, 5) if isinstance(v, float) else v
-                                                                       for k, v in logs.items()}))
+                log.info(
+                    "step %d: %s",
+                    state.global_step,
+                    json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in logs.items()}),
+                )
 
     return LogRecords()
 
@@ -251,16 +262,25 @@ def finetune(
     callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Train ``block["base_model"]`` on the training manifests, select by dev WER, save to ``out_dir``."""
-    from transformers import (EarlyStoppingCallback, PrinterCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments,
-                              WhisperForConditionalGeneration, WhisperProcessor, set_seed)
+    from transformers import (
+        EarlyStoppingCallback,
+        PrinterCallback,
+        Seq2SeqTrainer,
+        Seq2SeqTrainingArguments,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        set_seed,
+    )
 
     torch.set_num_threads(threads)
     seed = int(block["seed"])
     set_seed(seed)
-    use_deterministic_kernels(resolve_device(block["device"]).type)
+    device = resolve_device(block["device"])
+    use_deterministic_kernels(device.type)
     normalize = NormalizeConfig.from_dict(normalize_block)
-    base_dir = resolve_model_source(block["base_model"], config_key="asr.finetune.base_model",
-                                    hub_timeout_s=float(block["hub_timeout_s"]))
+    base_dir = resolve_model_source(
+        block["base_model"], config_key="asr.finetune.base_model", hub_timeout_s=float(block["hub_timeout_s"])
+    )
     processor = WhisperProcessor.from_pretrained(base_dir, local_files_only=True)
     processor.tokenizer.set_prefix_tokens(language=block["language"], task=block["task"], predict_timestamps=False)
     model = WhisperForConditionalGeneration.from_pretrained(base_dir, local_files_only=True, dtype=torch.float32)
@@ -272,21 +292,34 @@ def finetune(
     train_data = load_transcribed_split(train_manifests, normalize, block["train_splits"])
     dev_data = load_transcribed_split([dev_manifest], normalize, [block["eval_split"]])
     max_labels = model.config.max_target_positions
-    train_set = WhisperSpeechDataset(train_data, processor, max_labels, bool(block["cache_features"]),
-                                     float(block["freq_warp"]))
+    train_set = WhisperSpeechDataset(
+        train_data, processor, max_labels, bool(block["cache_features"]), float(block["freq_warp"])
+    )
     dev_set = WhisperSpeechDataset(dev_data, processor, max_labels, bool(block["cache_features"]))
-    log.info("training on %d utterances (%s), evaluating on %d (%s)", len(train_set), ", ".join(train_manifests),
-             len(dev_set), dev_manifest)
+    log.info(
+        "training on %d utterances (%s), evaluating on %d (%s)",
+        len(train_set),
+        ", ".join(train_manifests),
+        len(dev_set),
+        dev_manifest,
+    )
 
-    device = resolve_device(block["device"])
     precision, note = choose_precision(block["precision"], device.type)
     log.info(note)
     work = Path(work_dir)
     resume = prepare_work_dir(work, fingerprint(block, normalize_block, base_dir, [*train_manifests, dev_manifest]))
     if resume:
         log.info("resuming from %s", resume)
-    evaluation = {"eval_strategy": "steps", "eval_steps": int(block["eval_steps"]), "save_strategy": "steps",
-                  "save_steps": int(block["eval_steps"])} if block["eval_steps"] else {"eval_strategy": "epoch", "save_strategy": "epoch"}
+    evaluation = (
+        {
+            "eval_strategy": "steps",
+            "eval_steps": int(block["eval_steps"]),
+            "save_strategy": "steps",
+            "save_steps": int(block["eval_steps"]),
+        }
+        if block["eval_steps"]
+        else {"eval_strategy": "epoch", "save_strategy": "epoch"}
+    )
     args = Seq2SeqTrainingArguments(
         output_dir=str(work),
         per_device_train_batch_size=int(block["batch_size"]),
@@ -329,8 +362,13 @@ def finetune(
         data_collator=WhisperCollator(model.config.decoder_start_token_id),
         processing_class=processor,
         compute_metrics=wer_metric(processor.tokenizer, normalize),
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=int(block["early_stopping_patience"]),
-                                         early_stopping_threshold=float(block["early_stopping_threshold"])), *callbacks],
+        callbacks=[
+            EarlyStoppingCallback(
+                early_stopping_patience=int(block["early_stopping_patience"]),
+                early_stopping_threshold=float(block["early_stopping_threshold"]),
+            ),
+            *callbacks,
+        ],
     )
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(log_callback())
@@ -338,8 +376,11 @@ def finetune(
     result = trainer.train(resume_from_checkpoint=resume)
     elapsed = time.perf_counter() - started
     state = trainer.state
-    evaluations = [{"step": e["step"], "epoch": e.get("epoch"), "wer": e["eval_wer"], "cer": e["eval_cer"]}
-                   for e in state.log_history if "eval_wer" in e]
+    evaluations = [
+        {"step": e["step"], "epoch": e.get("epoch"), "wer": e["eval_wer"], "cer": e["eval_cer"]}
+        for e in state.log_history
+        if "eval_wer" in e
+    ]
     summary = {
         "base_model": block["base_model"],
         "base_model_dir": base_dir,
@@ -362,8 +403,13 @@ def finetune(
         "finetune": dict(block),
         "normalize": dict(normalize_block),
     }
-    log.info("best dev WER %.4f at %s after %d steps (%.0f s)", state.best_metric, state.best_model_checkpoint,
-             state.global_step, elapsed)
+    log.info(
+        "best dev WER %.4f at %s after %d steps (%.0f s)",
+        state.best_metric,
+        state.best_model_checkpoint,
+        state.global_step,
+        elapsed,
+    )
     with atomic_path(out_dir, is_dir=True) as tmp:
         trainer.model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
@@ -373,20 +419,18 @@ def finetune(
     return summary
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="asr.finetune block as JSON")
-    parser.add_argument("--normalize", required=True, help="asr.normalize block as JSON")
-    parser.add_argument("--train-manifests", nargs="+", required=True)
-    parser.add_argument("--dev-manifest", required=True)
-    parser.add_argument("--out-dir", required=True)
-    parser.add_argument("--work-dir", required=True, help="checkpoints of this run, kept for resuming")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    setup_logging()
-    finetune(parse_json_argument(args.config), parse_json_argument(args.normalize, "--normalize"),
-             args.train_manifests, args.dev_manifest, args.out_dir, args.work_dir, args.threads)
+def main(job: Any) -> None:
+    """Entry point of the finetune_whisper rule (``job``: the rule's ``snakemake`` object)."""
+    finetune(
+        job.params.finetune,
+        job.params.normalize,
+        [str(path) for path in job.input.train],
+        str(job.input.dev),
+        str(job.output.model),
+        job.params.work_dir,
+        job.threads,
+    )
 
 
 if __name__ == "__main__":
-    main()
+    run_rule(main)

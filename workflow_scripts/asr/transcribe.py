@@ -1,41 +1,41 @@
 """Transcribe one split with the selected ASR model -> parquet (utt_id, hypothesis, reference).
 
 Utterances are decoded in length-sorted batches with a progress bar; the parquet keeps the
-manifest's row order and carries the model and settings as schema metadata (``dfat``).
+manifest's row order and carries the model and settings as schema metadata (``dfat``; the
+contract is :mod:`workflow_scripts.asr.transcripts`).
 """
 
-from __future__ import annotations
-
-import argparse
-import json
 import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from workflow_scripts.asr.backends import AsrBackend, BackendSpec, load_backend, load_waveform, transcribe_waveforms
-from workflow_scripts.common.features import METADATA_KEY
-from workflow_scripts.common.files import atomic_path, parse_json_argument
-from workflow_scripts.common.logs import setup_logging
+from workflow_scripts.asr.backends import AsrBackend, BackendSpec, load_backend, transcribe_waveforms
+
+# TRANSITIONAL re-export for readers that import it from here (TEFE, converted in parallel);
+# readers import workflow_scripts.asr.transcripts, which does not load torch or the backends.
+from workflow_scripts.asr.transcripts import read_transcripts as read_transcripts
+from workflow_scripts.asr.transcripts import write_transcripts
+from workflow_scripts.asr.waveforms import load_waveforms
+from workflow_scripts.common import paths
 from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.common.names import FINETUNED
+from workflow_scripts.common.rule import run_rule
 
 log = logging.getLogger(__name__)
 
-TRANSCRIPT_COLUMNS = ["utt_id", "hypothesis", "reference"]
-# The model reference that stands for the output of finetune_whisper.
-FINETUNED = "finetuned"
 
-
-def load_waveforms(paths: Sequence[str], sampling_rate: int) -> list[np.ndarray]:
-    """Every file as mono float32 at ``sampling_rate``."""
-    return [load_waveform(path, sampling_rate) for path in paths]
+def model_source(reference: str, finetuned: Sequence[str]) -> str:
+    """The model a configured reference names: ``finetuned`` is the fine-tuned model directory
+    (``finetuned``: the rule's input of that name, empty when no reference is ``finetuned``)."""
+    if reference != FINETUNED:
+        return reference
+    if len(finetuned) != 1:
+        raise ValueError(f"model {FINETUNED!r} stands for the fine-tuned model, but {list(finetuned)} was given for it")
+    return str(finetuned[0])
 
 
 def transcribe_manifest(
@@ -46,42 +46,30 @@ def transcribe_manifest(
     waveforms = load_waveforms(frame["audio_path"].tolist(), backend.sampling_rate)
     audio_seconds = sum(len(w) for w in waveforms) / backend.sampling_rate
     if backend.max_input_seconds:
-        longer = [u for u, w in zip(frame["utt_id"], waveforms) if len(w) > backend.max_input_seconds * backend.sampling_rate]
+        longer = [
+            u
+            for u, w in zip(frame["utt_id"], waveforms, strict=True)
+            if len(w) > backend.max_input_seconds * backend.sampling_rate
+        ]
         if longer:
-            log.warning("%s: %d utterances are longer than the model's %.1f s window and are cut (e.g. %s)",
-                        manifest, len(longer), backend.max_input_seconds, longer[0])
+            log.warning(
+                "%s: %d utterances are longer than the model's %.1f s window and are cut (e.g. %s)",
+                manifest,
+                len(longer),
+                backend.max_input_seconds,
+                longer[0],
+            )
     started = time.perf_counter()
     hypotheses = transcribe_waveforms(backend, waveforms, batch_size, progress=progress)
     seconds = time.perf_counter() - started
     transcripts = pd.DataFrame({"utt_id": frame["utt_id"], "hypothesis": hypotheses, "reference": frame["text"]})
-    timing = {"utterances": len(frame), "audio_seconds": round(audio_seconds, 2), "decode_seconds": round(seconds, 2),
-              "real_time_factor": round(seconds / audio_seconds, 4) if audio_seconds else None}
+    timing = {
+        "utterances": len(frame),
+        "audio_seconds": round(audio_seconds, 2),
+        "decode_seconds": round(seconds, 2),
+        "real_time_factor": round(seconds / audio_seconds, 4) if audio_seconds else None,
+    }
     return transcripts, timing
-
-
-def write_transcripts(path: str | os.PathLike, transcripts: pd.DataFrame, metadata: dict[str, Any]) -> None:
-    """Parquet with the contract's columns and ``metadata`` as JSON, written atomically."""
-    missing = [c for c in TRANSCRIPT_COLUMNS if c not in transcripts.columns]
-    if missing:
-        raise ValueError(f"{path}: transcripts lack columns {missing}")
-    table = pa.Table.from_pandas(transcripts.loc[:, TRANSCRIPT_COLUMNS], preserve_index=False)
-    table = table.replace_schema_metadata({METADATA_KEY: json.dumps(metadata, ensure_ascii=False).encode()})
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
-
-
-def read_transcripts(path: str | os.PathLike) -> pd.DataFrame:
-    """A transcript parquet, checking the contract's columns and unique utt_id."""
-    if not Path(path).exists():
-        raise FileNotFoundError(f"{path}: transcripts not found")
-    frame = pd.read_parquet(path)
-    missing = [c for c in TRANSCRIPT_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{path}: transcripts lack columns {missing} (has {list(frame.columns)})")
-    duplicated = frame["utt_id"][frame["utt_id"].duplicated()].tolist()
-    if duplicated:
-        raise ValueError(f"{path}: duplicate utt_id values {duplicated[:5]}")
-    return frame
 
 
 def load_transcriber(config: Mapping[str, Any], run_dir: str | os.PathLike, threads: int):
@@ -90,41 +78,51 @@ def load_transcriber(config: Mapping[str, Any], run_dir: str | os.PathLike, thre
 
     torch.set_num_threads(max(1, threads))
     block = config["asr"]["transcribe"]
-    model = str(Path(run_dir) / "asr" / "model") if block["model"] == FINETUNED else block["model"]
-    backend = load_backend(BackendSpec.from_dict({**block, "model": model}), device=block["device"],
-                           config_key="asr.transcribe.model")
+    model = model_source(block["model"], [str(paths.in_run(paths.ASR_FINETUNED_MODEL, run_dir))])
+    backend = load_backend(
+        BackendSpec.from_dict({**block, "model": model}), device=block["device"], config_key="asr.transcribe.model"
+    )
 
-    def transcribe(paths: Sequence[str]) -> list[str]:
-        waveforms = load_waveforms(list(paths), backend.sampling_rate)
+    def transcribe(audio_paths: Sequence[str]) -> list[str]:
+        waveforms = load_waveforms(list(audio_paths), backend.sampling_rate)
         return transcribe_waveforms(backend, waveforms, int(block["batch_size"]), progress=False)
 
     return transcribe
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="asr.transcribe block as JSON")
-    parser.add_argument("--model-dir", nargs="?", help="the model directory when a rule of this workflow built it")
-    parser.add_argument("--manifest", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    setup_logging()
+def transcribe_split(
+    manifest: str, block: Mapping[str, Any], finetuned: Sequence[str], out: str, threads: int
+) -> dict[str, Any]:
+    """Transcribe ``manifest`` with the ``asr.transcribe`` block's model into ``out``; returns the timing."""
     import torch
 
-    torch.set_num_threads(args.threads)
-    block = parse_json_argument(args.config)
-    model = args.model_dir or block["model"]
-    if model == FINETUNED:
-        raise SystemExit("asr.transcribe.model is 'finetuned' but no --model-dir was given")
-    spec = BackendSpec.from_dict({**block, "model": model})
+    torch.set_num_threads(threads)
+    spec = BackendSpec.from_dict({**block, "model": model_source(block["model"], finetuned)})
     backend = load_backend(spec, device=block["device"], config_key="asr.transcribe.model")
-    transcripts, timing = transcribe_manifest(args.manifest, backend, int(block["batch_size"]))
-    log.info("%s: %d utterances, %.1f s of audio in %.1f s (real-time factor %.3f)", args.manifest,
-             timing["utterances"], timing["audio_seconds"], timing["decode_seconds"], timing["real_time_factor"] or 0)
-    write_transcripts(args.out, transcripts, {**backend.describe(), "manifest": args.manifest, "batch_size": block["batch_size"],
-                                              "timing": timing})
+    transcripts, timing = transcribe_manifest(manifest, backend, int(block["batch_size"]))
+    log.info(
+        "%s: %d utterances, %.1f s of audio in %.1f s (real-time factor %.3f)",
+        manifest,
+        timing["utterances"],
+        timing["audio_seconds"],
+        timing["decode_seconds"],
+        timing["real_time_factor"] or 0,
+    )
+    metadata = {**backend.describe(), "manifest": manifest, "batch_size": block["batch_size"], "timing": timing}
+    write_transcripts(out, transcripts, metadata)
+    return timing
+
+
+def main(job: Any) -> None:
+    """Entry point of the transcribe rule (``job``: the rule's ``snakemake`` object)."""
+    transcribe_split(
+        str(job.input.manifest),
+        job.params.transcribe,
+        list(job.input.finetuned),
+        str(job.output.transcripts),
+        job.threads,
+    )
 
 
 if __name__ == "__main__":
-    main()
+    run_rule(main)

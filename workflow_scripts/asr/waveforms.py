@@ -1,0 +1,31 @@
+"""Audio as the ASR models take it: mono float32 at the model's sampling rate.
+
+Apart from the backends, so that fine-tuning (which reads audio the same way) does not depend
+on the inference backends: editing a backend does not retrain Whisper.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from workflow_scripts.common.audio import read_audio
+
+
+def load_waveform(path: str | os.PathLike, sampling_rate: int) -> np.ndarray:
+    """Mono float32 samples of ``path`` at ``sampling_rate`` (channels averaged, soxr resampling)."""
+    samples, rate = read_audio(path)
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1)
+    if rate != sampling_rate:
+        import librosa
+
+        samples = librosa.resample(samples, orig_sr=rate, target_sr=sampling_rate)
+    return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def load_waveforms(audio_paths: Sequence[str], sampling_rate: int) -> list[np.ndarray]:
+    """Every file as mono float32 at ``sampling_rate``."""
+    return [load_waveform(path, sampling_rate) for path in audio_paths]
