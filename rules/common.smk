@@ -29,12 +29,12 @@ wildcard_constraints:
 
 
 def script_path(step):
-    """The script a rule runs: workflow_scripts/<stage>/<step>.py (see workflow_scripts.common.rule)."""
+    """The script of a step: workflow_scripts/<stage>/<step>.py (see workflow_scripts.common.rule)."""
     return str(Path(workflow.basedir) / "workflow_scripts" / f"{step}.py")
 
 
 def script_code(step):
-    """The code= inputs of a rule running script_path(step): the script and the modules it imports."""
+    """The code= inputs of script_path(step): the script and the modules it imports."""
     return code_inputs(f"workflow_scripts/{step}.py", workflow.basedir)
 
 
