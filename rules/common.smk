@@ -68,8 +68,8 @@ def ser_manifest(split):
 
 def get_final_targets():
     """What `snakemake` builds by default."""
-    targets = [f"results/data/speech/{SER_CORPUS}/summary.json", "results/data/text/summary.json"]
-    targets += expand("results/asr/wer_{split}.json", split=SPLITS) + ["results/asr/benchmark.json"]
+    targets = [paths.SPEECH_SUMMARY.format(corpus=SER_CORPUS), paths.TEXT_SUMMARY]
+    targets += expand(paths.ASR_WER, split=SPLITS) + [paths.ASR_BENCHMARK_JSON]
     targets += get_sefe_targets() + get_tefe_targets() + get_fusion_targets()
     return targets
 
