@@ -59,8 +59,10 @@ def test_formula_matches_model_for_other_sizes(arch):
 
 def test_paper_totals_imply_one_vocabulary():
     # CNN, LSTM and BiLSTM totals of the paper all fit one vocabulary of about 3,744 words ...
-    implied = {a: paper_comparison(a, 100, 1024, 2, MODEL_DEFAULTS[a])["paper_implied_vocabulary"]
-               for a in ("CNN", "LSTM", "BiLSTM")}
+    implied = {
+        a: paper_comparison(a, 100, 1024, 2, MODEL_DEFAULTS[a])["paper_implied_vocabulary"]
+        for a in ("CNN", "LSTM", "BiLSTM")
+    }
     assert all(3735 <= v <= 3755 for v in implied.values()), implied
     # ... and BiLSTM_CNN's fits it only with 256 units per direction, not 512.
     assert paper_comparison("BiLSTM_CNN", 100, 1024, 2, MODEL_DEFAULTS["BiLSTM_CNN"])["paper_implied_vocabulary"] < 0

@@ -19,7 +19,13 @@ from tests.tefe_fixtures import (
     write_speech_split,
     write_text_manifest,
 )
-from workflow_scripts.tefe import embedding as tefe_embedding, evaluate as tefe_evaluate, extract as tefe_extract, select as tefe_select, train as tefe_train
+from workflow_scripts.tefe import (
+    embedding as tefe_embedding,
+    evaluate as tefe_evaluate,
+    extract as tefe_extract,
+    select as tefe_select,
+    train as tefe_train,
+)
 from workflow_scripts.common.features import read_features
 from workflow_scripts.common.files import write_json
 from workflow_scripts.tefe.models import batch_indices, load_encoder
@@ -34,8 +40,10 @@ STATS = ["sentence", "mean", "var", "max", "min"]
 def workflow(tmp_path_factory):
     """Run the entry points once on tiny data; returns the directory and key paths."""
     root = tmp_path_factory.mktemp("tefe")
-    text = {split: write_text_manifest(root / f"{split}.tsv", *tiny_corpus(n, seed), split)
-            for split, n, seed in [("train", 80, 1), ("dev", 20, 2), ("test", 20, 3)]}
+    text = {
+        split: write_text_manifest(root / f"{split}.tsv", *tiny_corpus(n, seed), split)
+        for split, n, seed in [("train", 80, 1), ("dev", 20, 2), ("test", 20, 3)]
+    }
     speech = root / "speech"
     speech.mkdir()
     texts, labels = tiny_corpus(9, seed=4)
@@ -43,30 +51,104 @@ def workflow(tmp_path_factory):
     hypotheses = [t.replace("tức", "túc") for t in texts]  # ASR errors: out-of-vocabulary syllables
     manifest, transcripts = write_speech_split(speech, "public_test", texts, labels, hypotheses)
     emb = root / "embedding"
-    tefe_embedding.main(["--text-config", json.dumps(TINY_TEXT), "--embedding-config", json.dumps(TINY_EMBEDDING),
-                         "--train", str(text["train"]), "--vocab", str(emb / "vocab.json"),
-                         "--embedding", str(emb / "embedding.npy"), "--summary", str(emb / "summary.json")])
+    tefe_embedding.main(
+        [
+            "--text-config",
+            json.dumps(TINY_TEXT),
+            "--embedding-config",
+            json.dumps(TINY_EMBEDDING),
+            "--train",
+            str(text["train"]),
+            "--vocab",
+            str(emb / "vocab.json"),
+            "--embedding",
+            str(emb / "embedding.npy"),
+            "--summary",
+            str(emb / "summary.json"),
+        ]
+    )
     for arch in ARCHS:
         out = root / "models" / arch
-        tefe_train.main(["--arch", arch, "--model-config", json.dumps(TINY_MODELS[arch]),
-                         "--training-config", json.dumps(TINY_TRAINING), "--classes", "neutral", "negative",
-                         "--train", str(text["train"]), "--dev", str(text["dev"]), "--vocab", str(emb / "vocab.json"),
-                         "--embedding", str(emb / "embedding.npy"), "--out-model", str(out / "model.pt"),
-                         "--out-vocab", str(out / "vocab.json"), "--out-metrics", str(out / "metrics.json")])
+        tefe_train.main(
+            [
+                "--arch",
+                arch,
+                "--model-config",
+                json.dumps(TINY_MODELS[arch]),
+                "--training-config",
+                json.dumps(TINY_TRAINING),
+                "--classes",
+                "neutral",
+                "negative",
+                "--train",
+                str(text["train"]),
+                "--dev",
+                str(text["dev"]),
+                "--vocab",
+                str(emb / "vocab.json"),
+                "--embedding",
+                str(emb / "embedding.npy"),
+                "--out-model",
+                str(out / "model.pt"),
+                "--out-vocab",
+                str(out / "vocab.json"),
+                "--out-metrics",
+                str(out / "metrics.json"),
+            ]
+        )
     selection = root / "selection.json"
-    tefe_select.main(["--config", json.dumps({"metric": "UA", "override": "LSTM"}), "--out", str(selection),
-                      "--metrics", *[f"{a}={root / 'models' / a / 'metrics.json'}" for a in ARCHS]])
-    tefe_evaluate.main(["--models", *[f"{a}={root / 'models' / a}" for a in ARCHS], "--selection", str(selection),
-                        "--classes", "neutral", "negative", "--validation", str(text["dev"]),
-                        "--text-test", str(text["test"]), "--transcripts", f"public_test={transcripts}",
-                        "--manifests", f"public_test={manifest}", "--out-md", str(root / "table.md"),
-                        "--out-json", str(root / "table.json")])
+    tefe_select.main(
+        [
+            "--config",
+            json.dumps({"metric": "UA", "override": "LSTM"}),
+            "--out",
+            str(selection),
+            "--metrics",
+            *[f"{a}={root / 'models' / a / 'metrics.json'}" for a in ARCHS],
+        ]
+    )
+    tefe_evaluate.main(
+        [
+            "--models",
+            *[f"{a}={root / 'models' / a}" for a in ARCHS],
+            "--selection",
+            str(selection),
+            "--classes",
+            "neutral",
+            "negative",
+            "--validation",
+            str(text["dev"]),
+            "--text-test",
+            str(text["test"]),
+            "--transcripts",
+            f"public_test={transcripts}",
+            "--manifests",
+            f"public_test={manifest}",
+            "--out-md",
+            str(root / "table.md"),
+            "--out-json",
+            str(root / "table.json"),
+        ]
+    )
     for column, name in [("hypothesis", "features"), ("reference", "features_reference")]:
-        tefe_extract.main(["--config", json.dumps({"batch_size": 4, "device": "cpu"}),
-                           "--model", str(root / "models/LSTM/model.pt"),
-                           "--vocab", str(root / "models/LSTM/vocab.json"),
-                           "--transcripts", str(transcripts), "--column", column, "--manifest", str(manifest),
-                           "--out", str(root / name / "public_test.parquet")])
+        tefe_extract.main(
+            [
+                "--config",
+                json.dumps({"batch_size": 4, "device": "cpu"}),
+                "--model",
+                str(root / "models/LSTM/model.pt"),
+                "--vocab",
+                str(root / "models/LSTM/vocab.json"),
+                "--transcripts",
+                str(transcripts),
+                "--column",
+                column,
+                "--manifest",
+                str(manifest),
+                "--out",
+                str(root / name / "public_test.parquet"),
+            ]
+        )
     return {"root": root, "manifest": manifest, "transcripts": transcripts, "selection": selection}
 
 
@@ -125,9 +207,11 @@ def test_table_and_override(workflow):
 
 
 def test_selection_uses_validation_scores_only(tmp_path):
-    scores = {"CNN": {"WA": 0.8, "UA": 0.7, "WF1": 0.75, "loss": 0.5},
-              "LSTM": {"WA": 0.7, "UA": 0.75, "WF1": 0.7, "loss": 0.6},
-              "BiLSTM": {"WA": 0.7, "UA": 0.75, "WF1": 0.7, "loss": 0.55}}
+    scores = {
+        "CNN": {"WA": 0.8, "UA": 0.7, "WF1": 0.75, "loss": 0.5},
+        "LSTM": {"WA": 0.7, "UA": 0.75, "WF1": 0.7, "loss": 0.6},
+        "BiLSTM": {"WA": 0.7, "UA": 0.75, "WF1": 0.7, "loss": 0.55},
+    }
     assert rank_architectures(scores, "UA") == ["BiLSTM", "LSTM", "CNN"]  # tie on UA -> lower loss
     assert rank_architectures(scores, "WA") == ["CNN", "BiLSTM", "LSTM"]
     assert rank_architectures(scores, "loss") == ["CNN", "BiLSTM", "LSTM"]
@@ -144,9 +228,16 @@ def test_extraction_rejects_bad_transcripts(tmp_path, workflow):
     texts, labels = tiny_corpus(4, seed=5)
     manifest, transcripts = write_speech_split(tmp_path, "dev", texts, labels)
     frame = pd.read_parquet(transcripts)
-    args = ["--config", "{}", "--model", str(root / "models/CNN/model.pt"),
-            "--vocab", str(root / "models/CNN/vocab.json"),
-            "--manifest", str(manifest)]
+    args = [
+        "--config",
+        "{}",
+        "--model",
+        str(root / "models/CNN/model.pt"),
+        "--vocab",
+        str(root / "models/CNN/vocab.json"),
+        "--manifest",
+        str(manifest),
+    ]
     out = tmp_path / "out.parquet"
     frame.iloc[:3].to_parquet(tmp_path / "short.parquet")
     with pytest.raises(ValueError, match=r"short.parquet: transcripts do not match .*dev.tsv: 1 missing"):
@@ -156,8 +247,9 @@ def test_extraction_rejects_bad_transcripts(tmp_path, workflow):
         tefe_extract.main([*args, "--transcripts", str(tmp_path / "null.parquet"), "--out", str(out)])
     frame.drop(columns="reference").to_parquet(tmp_path / "noref.parquet")
     with pytest.raises(ValueError, match=r"noref.parquet: transcripts lack column\(s\) \['reference'\]"):
-        tefe_extract.main([*args, "--transcripts", str(tmp_path / "noref.parquet"), "--column", "reference",
-                           "--out", str(out)])
+        tefe_extract.main(
+            [*args, "--transcripts", str(tmp_path / "noref.parquet"), "--column", "reference", "--out", str(out)]
+        )
     assert not out.exists() and list(tmp_path.glob(".out*")) == []  # no partial output
 
 

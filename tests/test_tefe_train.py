@@ -80,8 +80,9 @@ def test_same_seed_gives_identical_features(corpus):
     assert set(a) == {"sentence", "mean", "var", "max", "min"}
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
-    assert first_metrics["history"] == [{**r, "seconds": h["seconds"]} for r, h in
-                                        zip(second_metrics["history"], first_metrics["history"])]
+    assert first_metrics["history"] == [
+        {**r, "seconds": h["seconds"]} for r, h in zip(second_metrics["history"], first_metrics["history"])
+    ]
     other, _ = _train(corpus, "LSTM", seed=8)
     assert not np.array_equal(_features(other, vocab, dev[0])["sentence"], a["sentence"])
 

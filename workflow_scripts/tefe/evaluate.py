@@ -31,9 +31,14 @@ log = logging.getLogger(__name__)
 EVAL_BATCH = 256
 
 
-def evaluation_sets(validation: str, text_test: str | None, transcripts: Mapping[str, str],
-                    manifests: Mapping[str, str], columns: Sequence[str], classes: Sequence[str]
-                    ) -> dict[str, tuple[list[str], Any]]:
+def evaluation_sets(
+    validation: str,
+    text_test: str | None,
+    transcripts: Mapping[str, str],
+    manifests: Mapping[str, str],
+    columns: Sequence[str],
+    classes: Sequence[str],
+) -> dict[str, tuple[list[str], Any]]:
     """Name -> (texts, class indices) of every data set in the table, in table order."""
     sets = {"validation (text dev)": read_labelled_texts(validation, classes)}
     if text_test:
@@ -51,8 +56,9 @@ def evaluation_sets(validation: str, text_test: str | None, transcripts: Mapping
     return sets
 
 
-def score_architectures(model_dirs: Mapping[str, str], sets: Mapping[str, tuple[list[str], Any]],
-                        classes: Sequence[str]) -> dict[str, dict[str, Any]]:
+def score_architectures(
+    model_dirs: Mapping[str, str], sets: Mapping[str, tuple[list[str], Any]], classes: Sequence[str]
+) -> dict[str, dict[str, Any]]:
     """Architecture -> data set name -> WA / UA / WF1 / n."""
     device = torch.device("cpu")
     results: dict[str, dict[str, Any]] = {}
@@ -79,8 +85,11 @@ def markdown_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def render_table(scores: Mapping[str, Mapping[str, Mapping[str, float]]], selection: Mapping[str, Any],
-                 metrics: Mapping[str, Mapping[str, Any]]) -> str:
+def render_table(
+    scores: Mapping[str, Mapping[str, Mapping[str, float]]],
+    selection: Mapping[str, Any],
+    metrics: Mapping[str, Mapping[str, Any]],
+) -> str:
     """table.md: scores per architecture and data set, then parameter counts and training summary."""
     selected = selection["selected"]
     score_rows = []
@@ -91,21 +100,48 @@ def render_table(scores: Mapping[str, Mapping[str, Mapping[str, float]]], select
     param_rows = []
     for arch, m in metrics.items():
         p = m["parameters"]
-        param_rows.append([arch, f"{p['trainable']:,}", f"{p['frozen']:,}", f"{p['total'] / 1e6:.2f}M",
-                           f"{p['paper_total'] / 1e6:.2f}M", f"{p['paper_implied_vocabulary']:,}",
-                           m["vocabulary_size"], f"{m['best_epoch']} / {m['epochs_run']}", f"{m['train_seconds']:.0f}"])
-    return "\n\n".join([
-        "# TEFE: the text encoders",
-        f"Selected encoder: **{selected}** ({selection['reason']}; the choice reads validation scores only). "
-        "WA = accuracy, UA = balanced accuracy (mean per-class recall), WF1 = support-weighted F1, in %.",
-        markdown_table(score_rows, ["architecture", "data", "n", "WA", "UA", "WF1"]),
-        "## Parameters",
-        "Trainable and frozen (embedding) parameter counts of this run beside the paper's totals. The paper's "
-        "totals include its own vocabulary: *implied vocabulary* = (paper total - Keras count of the layers "
-        "outside the embedding) / embedding width; similar values across rows mean the same layer sizes.",
-        markdown_table(param_rows, ["architecture", "trainable", "frozen", "total", "paper total",
-                                    "implied paper vocabulary", "vocabulary", "best / epochs run", "train s"]),
-    ]) + "\n"
+        param_rows.append(
+            [
+                arch,
+                f"{p['trainable']:,}",
+                f"{p['frozen']:,}",
+                f"{p['total'] / 1e6:.2f}M",
+                f"{p['paper_total'] / 1e6:.2f}M",
+                f"{p['paper_implied_vocabulary']:,}",
+                m["vocabulary_size"],
+                f"{m['best_epoch']} / {m['epochs_run']}",
+                f"{m['train_seconds']:.0f}",
+            ]
+        )
+    return (
+        "\n\n".join(
+            [
+                "# TEFE: the text encoders",
+                f"Selected encoder: **{selected}** ({selection['reason']}; the choice reads validation scores only). "
+                "WA = accuracy, UA = balanced accuracy (mean per-class recall), WF1 = support-weighted F1, in %.",
+                markdown_table(score_rows, ["architecture", "data", "n", "WA", "UA", "WF1"]),
+                "## Parameters",
+                "Trainable and frozen (embedding) parameter counts of this run beside the paper's totals. The paper's "
+                "totals include its own vocabulary: *implied vocabulary* = (paper total - Keras count of the layers "
+                "outside the embedding) / embedding width; similar values across rows mean the same layer sizes.",
+                markdown_table(
+                    param_rows,
+                    [
+                        "architecture",
+                        "trainable",
+                        "frozen",
+                        "total",
+                        "paper total",
+                        "implied paper vocabulary",
+                        "vocabulary",
+                        "best / epochs run",
+                        "train s",
+                    ],
+                ),
+            ]
+        )
+        + "\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -128,11 +164,24 @@ def main(argv: list[str] | None = None) -> None:
     model_dirs = parse_pairs(args.models, "--models")
     selection = read_json(args.selection)
     metrics = {arch: read_json(Path(d) / "metrics.json") for arch, d in model_dirs.items()}
-    sets = evaluation_sets(args.validation, args.text_test, parse_pairs(args.transcripts, "--transcripts"),
-                           parse_pairs(args.manifests, "--manifests"), args.columns, args.classes)
+    sets = evaluation_sets(
+        args.validation,
+        args.text_test,
+        parse_pairs(args.transcripts, "--transcripts"),
+        parse_pairs(args.manifests, "--manifests"),
+        args.columns,
+        args.classes,
+    )
     scores = score_architectures(model_dirs, sets, args.classes)
-    write_json(args.out_json, {"selected": selection["selected"], "selection": selection, "scores": scores,
-                               "parameters": {a: m["parameters"] for a, m in metrics.items()}})
+    write_json(
+        args.out_json,
+        {
+            "selected": selection["selected"],
+            "selection": selection,
+            "scores": scores,
+            "parameters": {a: m["parameters"] for a, m in metrics.items()},
+        },
+    )
     with atomic_path(args.out_md) as tmp:
         tmp.write_text(render_table(scores, selection, metrics), encoding="utf-8")
     log.info("table of %d architectures on %d data sets written to %s", len(scores), len(sets), args.out_md)

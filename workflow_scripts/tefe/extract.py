@@ -76,15 +76,19 @@ def read_transcripts(path: str | os.PathLike, column: str, manifest: str | os.Pa
         raise ValueError(f"{path}: duplicate utt_id values {duplicated[:5]}")
     bad = frame["utt_id"][~frame["text"].map(lambda v: isinstance(v, str))].tolist()
     if bad:
-        raise ValueError(f"{path}: column {column!r} is not a string (null?) for utt_id {bad[:5]}; "
-                         "expected a transcript, possibly empty")
+        raise ValueError(
+            f"{path}: column {column!r} is not a string (null?) for utt_id {bad[:5]}; "
+            "expected a transcript, possibly empty"
+        )
     if manifest is not None:
         ids = read_manifest(manifest)["utt_id"].tolist()
         absent = sorted(set(ids) - set(frame["utt_id"]))
         extra = sorted(set(frame["utt_id"]) - set(ids))
         if absent or extra:
-            raise ValueError(f"{path}: transcripts do not match the utterances of {manifest}: "
-                             f"{len(absent)} missing (e.g. {absent[:3]}), {len(extra)} unknown (e.g. {extra[:3]})")
+            raise ValueError(
+                f"{path}: transcripts do not match the utterances of {manifest}: "
+                f"{len(absent)} missing (e.g. {absent[:3]}), {len(extra)} unknown (e.g. {extra[:3]})"
+            )
         frame = frame.set_index("utt_id").loc[ids].reset_index()
     return frame.reset_index(drop=True)
 
@@ -105,8 +109,9 @@ def token_statistics(states: torch.Tensor, mask: torch.Tensor) -> dict[str, torc
 
 
 @torch.no_grad()
-def text_features(model: TextEncoder, vocab: Vocabulary, texts: Sequence[str], batch_size: int,
-                  device: torch.device) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+def text_features(
+    model: TextEncoder, vocab: Vocabulary, texts: Sequence[str], batch_size: int, device: torch.device
+) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
     """Yield (row indices, statistics) batches for ``texts``: sentence + token statistics, float32."""
     model.eval()
     ids, lengths = vocab.encode(list(texts))
@@ -128,8 +133,15 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def extract_features(model_path: str, vocab_path: str, transcripts: str, column: str, out: str,
-                     config: Mapping[str, Any], manifest: str | None = None) -> dict[str, Any]:
+def extract_features(
+    model_path: str,
+    vocab_path: str,
+    transcripts: str,
+    column: str,
+    out: str,
+    config: Mapping[str, Any],
+    manifest: str | None = None,
+) -> dict[str, Any]:
     """Write the feature file of one split; returns its metadata."""
     model, vocab, header = load_encoder(model_path, vocab_path)
     device = resolve_device(config.get("device", "auto"))
@@ -153,8 +165,15 @@ def extract_features(model_path: str, vocab_path: str, transcripts: str, column:
     with FeatureWriter(out, list(STATISTICS), model.feature_dim, metadata) as writer:
         for rows, stats in text_features(model, vocab, texts, int(config.get("batch_size", 256)), device):
             writer.write(frame["utt_id"].iloc[rows].tolist(), stats)
-    log.info("%s: %d utterances, %s features of width %d from %s (%s)", out, len(frame), arch, model.feature_dim,
-             transcripts, column)
+    log.info(
+        "%s: %d utterances, %s features of width %d from %s (%s)",
+        out,
+        len(frame),
+        arch,
+        model.feature_dim,
+        transcripts,
+        column,
+    )
     return metadata
 
 
@@ -195,8 +214,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     setup_logging()
     torch.set_num_threads(args.threads)
-    extract_features(args.model, args.vocab, args.transcripts, args.column, args.out,
-                     parse_json_argument(args.config), args.manifest)
+    extract_features(
+        args.model, args.vocab, args.transcripts, args.column, args.out, parse_json_argument(args.config), args.manifest
+    )
 
 
 if __name__ == "__main__":

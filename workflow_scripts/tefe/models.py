@@ -164,8 +164,9 @@ def _conv_params(in_dim: int, filters: int, kernel_sizes: Sequence[int], norm_pe
     return sum(filters * (in_dim * k + 1) + norm_per_channel * filters for k in kernel_sizes)
 
 
-def non_embedding_parameters(arch: str, embedding_dim: int, n_classes: int, settings: Mapping[str, Any],
-                             keras: bool = False) -> int:
+def non_embedding_parameters(
+    arch: str, embedding_dim: int, n_classes: int, settings: Mapping[str, Any], keras: bool = False
+) -> int:
     """Parameters outside the embedding, by formula.
 
     ``keras=False``: this PyTorch implementation (two LSTM bias vectors; BatchNorm weight and
@@ -186,16 +187,18 @@ def non_embedding_parameters(arch: str, embedding_dim: int, n_classes: int, sett
     return count + width * n_classes + n_classes
 
 
-def expected_parameter_counts(arch: str, vocab_size: int, embedding_dim: int, n_classes: int,
-                              settings: Mapping[str, Any]) -> dict[str, int]:
+def expected_parameter_counts(
+    arch: str, vocab_size: int, embedding_dim: int, n_classes: int, settings: Mapping[str, Any]
+) -> dict[str, int]:
     """Trainable and frozen (embedding) parameter counts of :class:`TextEncoder`, by formula."""
     trainable = non_embedding_parameters(arch, embedding_dim, n_classes, settings)
     frozen = vocab_size * embedding_dim
     return {"trainable": trainable, "frozen": frozen, "total": trainable + frozen}
 
 
-def paper_comparison(arch: str, vocab_size: int, embedding_dim: int, n_classes: int,
-                     settings: Mapping[str, Any]) -> dict[str, Any]:
+def paper_comparison(
+    arch: str, vocab_size: int, embedding_dim: int, n_classes: int, settings: Mapping[str, Any]
+) -> dict[str, Any]:
     """Our counts beside the paper's total, and the vocabulary size the paper's total implies.
 
     The implied vocabulary is (paper total - Keras non-embedding count) / embedding width; a
@@ -231,8 +234,9 @@ def trim_batch(ids: torch.Tensor, lengths: torch.Tensor, rows: torch.Tensor) -> 
 
 
 @torch.no_grad()
-def predict_logits(model: TextEncoder, ids: np.ndarray, lengths: np.ndarray, batch_size: int,
-                   device: torch.device) -> np.ndarray:
+def predict_logits(
+    model: TextEncoder, ids: np.ndarray, lengths: np.ndarray, batch_size: int, device: torch.device
+) -> np.ndarray:
     """Class logits [n, classes] in eval mode."""
     model.eval()
     ids_t, lengths_t = torch.from_numpy(ids), torch.from_numpy(lengths)
@@ -257,8 +261,9 @@ def save_checkpoint(path: str | os.PathLike, model: TextEncoder, classes: Sequen
         torch.save(payload, tmp)
 
 
-def load_encoder(model_path: str | os.PathLike,
-                 vocab_path: str | os.PathLike) -> tuple[TextEncoder, Vocabulary, dict[str, Any]]:
+def load_encoder(
+    model_path: str | os.PathLike, vocab_path: str | os.PathLike
+) -> tuple[TextEncoder, Vocabulary, dict[str, Any]]:
     """A trained encoder (eval mode, CPU), its vocabulary and checkpoint header (arch, settings, classes)."""
     try:
         payload = torch.load(model_path, map_location="cpu", weights_only=True)

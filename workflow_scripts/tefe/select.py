@@ -65,8 +65,9 @@ def select_encoder(scores: Mapping[str, Mapping[str, float]], config: Mapping[st
     ranking = rank_architectures(scores, metric)
     override = config.get("override")
     if override is not None and override not in scores:
-        raise ValueError(f"tefe.selection.override: {override!r} is not a trained architecture {list(scores)} "
-                         "(tefe.architectures)")
+        raise ValueError(
+            f"tefe.selection.override: {override!r} is not a trained architecture {list(scores)} (tefe.architectures)"
+        )
     selected = override or ranking[0]
     return {
         "selected": selected,
@@ -86,8 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="output selection.json")
     args = parser.parse_args(argv)
     setup_logging()
-    selection = select_encoder(validation_scores(parse_pairs(args.metrics, "--metrics")),
-                               parse_json_argument(args.config))
+    selection = select_encoder(
+        validation_scores(parse_pairs(args.metrics, "--metrics")), parse_json_argument(args.config)
+    )
     write_json(args.out, selection)
     log.info("selected %s (%s); ranking %s", selection["selected"], selection["reason"], selection["ranking"])
 

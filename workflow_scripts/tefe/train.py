@@ -91,8 +91,10 @@ def encode_labels(labels: Sequence[str], classes: Sequence[str], source: str, ut
     index = {c: i for i, c in enumerate(classes)}
     bad = [(u, lab) for u, lab in zip(utt_ids, labels) if lab not in index]
     if bad:
-        raise ValueError(f"{source}: labels not in task.classes {list(classes)}: "
-                         + ", ".join(f"utt_id {u!r} has {lab!r}" for u, lab in bad[:5]))
+        raise ValueError(
+            f"{source}: labels not in task.classes {list(classes)}: "
+            + ", ".join(f"utt_id {u!r} has {lab!r}" for u, lab in bad[:5])
+        )
     return np.array([index[lab] for lab in labels], dtype=np.int64)
 
 
@@ -103,20 +105,30 @@ def class_weight_vector(y: np.ndarray, n_classes: int, spec: Any, classes: Seque
     if spec == "balanced":
         present = np.unique(y)
         if len(present) < n_classes:
-            raise ValueError(f"class_weights balanced: the training split lacks classes "
-                             f"{[classes[i] for i in range(n_classes) if i not in present]}")
+            raise ValueError(
+                f"class_weights balanced: the training split lacks classes "
+                f"{[classes[i] for i in range(n_classes) if i not in present]}"
+            )
         return torch.tensor(compute_class_weight("balanced", classes=np.arange(n_classes), y=y), dtype=torch.float32)
     if isinstance(spec, Mapping):
         missing = [c for c in classes if c not in spec]
         if missing or set(spec) - set(classes):
-            raise ValueError(f"tefe.training.class_weights: expected a weight for each of {list(classes)}, "
-                             f"got {dict(spec)}")
+            raise ValueError(
+                f"tefe.training.class_weights: expected a weight for each of {list(classes)}, got {dict(spec)}"
+            )
         return torch.tensor([float(spec[c]) for c in classes], dtype=torch.float32)
     raise ValueError(f"tefe.training.class_weights: {spec!r}, expected none, balanced or a mapping class -> weight")
 
 
-def evaluate(model: TextEncoder, ids: np.ndarray, lengths: np.ndarray, y: np.ndarray, batch_size: int,
-             device: torch.device, weights: torch.Tensor | None = None) -> dict[str, float]:
+def evaluate(
+    model: TextEncoder,
+    ids: np.ndarray,
+    lengths: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    device: torch.device,
+    weights: torch.Tensor | None = None,
+) -> dict[str, float]:
     """Loss (weighted as in training) and WA / UA / WF1 on one split."""
     logits = torch.from_numpy(predict_logits(model, ids, lengths, batch_size, device))
     loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y), weight=weights)
@@ -135,9 +147,16 @@ def improved(current: Mapping[str, float], best: Mapping[str, float] | None, mon
     return abs(current[monitor] - best[monitor]) <= 1e-12 and current["loss"] < best["loss"]
 
 
-def train_encoder(arch: str, vocab: Vocabulary, embedding: np.ndarray, train: tuple[Sequence[str], np.ndarray],
-                  dev: tuple[Sequence[str], np.ndarray], classes: Sequence[str], model_config: Mapping[str, Any],
-                  training_config: Mapping[str, Any]) -> tuple[TextEncoder, dict[str, Any]]:
+def train_encoder(
+    arch: str,
+    vocab: Vocabulary,
+    embedding: np.ndarray,
+    train: tuple[Sequence[str], np.ndarray],
+    dev: tuple[Sequence[str], np.ndarray],
+    classes: Sequence[str],
+    model_config: Mapping[str, Any],
+    training_config: Mapping[str, Any],
+) -> tuple[TextEncoder, dict[str, Any]]:
     """Train one architecture with early stopping on ``dev``; returns the best model (on the CPU) and metrics."""
     cfg = training_settings(training_config, model_config.get("training"))
     settings = model_settings(arch, model_config)
@@ -181,13 +200,26 @@ def train_encoder(arch: str, vocab: Vocabulary, embedding: np.ndarray, train: tu
             total += loss.item() * len(rows)
             seen += len(rows)
         scores = evaluate(model, dev_ids, dev_len, y_dev, int(cfg["eval_batch_size"]), device, weights)
-        row = {"epoch": epoch, "train_loss": total / seen, **{f"dev_{k}": v for k, v in scores.items() if k != "n"},
-               "seconds": round(time.perf_counter() - epoch_start, 3)}
+        row = {
+            "epoch": epoch,
+            "train_loss": total / seen,
+            **{f"dev_{k}": v for k, v in scores.items() if k != "n"},
+            "seconds": round(time.perf_counter() - epoch_start, 3),
+        }
         history.append(row)
         better = improved(scores, best, cfg["monitor"], float(cfg["min_delta"]))
-        log.info("%s epoch %d: train loss %.4f, dev loss %.4f WA %.4f UA %.4f WF1 %.4f (%.1fs)%s", arch, epoch,
-                 row["train_loss"], scores["loss"], scores["WA"], scores["UA"], scores["WF1"], row["seconds"],
-                 " *" if better else "")
+        log.info(
+            "%s epoch %d: train loss %.4f, dev loss %.4f WA %.4f UA %.4f WF1 %.4f (%.1fs)%s",
+            arch,
+            epoch,
+            row["train_loss"],
+            scores["loss"],
+            scores["WA"],
+            scores["UA"],
+            scores["WF1"],
+            row["seconds"],
+            " *" if better else "",
+        )
         if better:
             best, best_epoch, waited = scores, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
@@ -211,8 +243,10 @@ def train_encoder(arch: str, vocab: Vocabulary, embedding: np.ndarray, train: tu
         "train_size": int(len(y_train)),
         "dev_size": int(len(y_dev)),
         "class_weights": None if weights is None else [float(w) for w in weights],
-        "parameters": {**parameter_counts(model),
-                       **paper_comparison(arch, len(vocab), int(embedding.shape[1]), n_classes, settings)},
+        "parameters": {
+            **parameter_counts(model),
+            **paper_comparison(arch, len(vocab), int(embedding.shape[1]), n_classes, settings),
+        },
         "best_epoch": best_epoch,
         "epochs_run": len(history),
         "stopped_early": len(history) < int(cfg["epochs"]),
@@ -252,8 +286,12 @@ def main(argv: list[str] | None = None) -> None:
     if embedding.shape[0] != len(vocab):
         raise ValueError(f"{args.embedding}: {embedding.shape[0]} rows, but {args.vocab} has {len(vocab)} tokens")
     model, metrics = train_encoder(
-        args.arch, vocab, embedding, read_labelled_texts(args.train, args.classes),
-        read_labelled_texts(args.dev, args.classes), args.classes,
+        args.arch,
+        vocab,
+        embedding,
+        read_labelled_texts(args.train, args.classes),
+        read_labelled_texts(args.dev, args.classes),
+        args.classes,
         parse_json_argument(args.model_config, "--model-config"),
         parse_json_argument(args.training_config, "--training-config"),
     )
@@ -261,8 +299,15 @@ def main(argv: list[str] | None = None) -> None:
     save_checkpoint(args.out_model, model, args.classes)
     vocab.save(args.out_vocab)
     write_json(args.out_metrics, metrics)
-    log.info("%s: best epoch %d of %d, dev %s, %s parameters, %.1fs", args.arch, metrics["best_epoch"],
-             metrics["epochs_run"], metrics["validation"], metrics["parameters"], metrics["train_seconds"])
+    log.info(
+        "%s: best epoch %d of %d, dev %s, %s parameters, %.1fs",
+        args.arch,
+        metrics["best_epoch"],
+        metrics["epochs_run"],
+        metrics["validation"],
+        metrics["parameters"],
+        metrics["train_seconds"],
+    )
 
 
 if __name__ == "__main__":
