@@ -19,11 +19,10 @@ import time
 import torch
 import yaml
 
-from workflow_scripts.common.manifest import TEXT_COLUMNS, read_manifest
+from workflow_scripts.common.names import TEFE_ARCHITECTURES
 from workflow_scripts.tefe.embedding import build_embedding
 from workflow_scripts.tefe.extract import text_features
-from workflow_scripts.tefe.models import ARCHITECTURES
-from workflow_scripts.tefe.train import encode_labels, train_encoder
+from workflow_scripts.tefe.train import read_labelled_texts, train_encoder
 
 
 def main() -> None:
@@ -33,7 +32,7 @@ def main() -> None:
     parser.add_argument("--data", default="results/data/text")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--archs", nargs="+", default=list(ARCHITECTURES))
+    parser.add_argument("--archs", nargs="+", default=list(TEFE_ARCHITECTURES))
     parser.add_argument(
         "--extract-texts", type=int, default=640, help="texts to encode (the demo speech corpus has 640)"
     )
@@ -42,11 +41,7 @@ def main() -> None:
     with open(args.config, encoding="utf-8") as handle:
         config = yaml.safe_load(handle)
     tefe, classes = config["tefe"], config["task"]["classes"]
-    frames = {s: read_manifest(os.path.join(args.data, f"{s}.tsv"), columns=TEXT_COLUMNS) for s in ("train", "dev")}
-    data = {
-        s: (f["text"].tolist(), encode_labels(f["label"].tolist(), classes, s, f["utt_id"].tolist()))
-        for s, f in frames.items()
-    }
+    data = {s: read_labelled_texts(os.path.join(args.data, f"{s}.tsv"), classes) for s in ("train", "dev")}
     start = time.perf_counter()
     vocab, matrix, _ = build_embedding(data["train"][0], tefe["text"], tefe["embedding"])
     print(f"embedding {matrix.shape}: {time.perf_counter() - start:.1f}s wall")

@@ -14,9 +14,10 @@ import pytest
 import torch
 
 from tests.tefe_fixtures import SHARED_DATA
+from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.data.ingest import build_text_manifest
 from workflow_scripts.tefe.embedding import build_embedding
-from workflow_scripts.tefe.train import encode_labels, train_encoder
+from workflow_scripts.tefe.train import train_encoder
 
 CORPUS = SHARED_DATA / "text" / "uit_vsmec"
 CLASSES = ["neutral", "negative"]

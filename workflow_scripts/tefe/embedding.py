@@ -15,9 +15,6 @@ below ``min_count`` (they are replaced by it before word2vec, so it is learnt), 
 vector. Vocabulary words a vectors file lacks get seeded random vectors with the file's spread.
 """
 
-from __future__ import annotations
-
-import argparse
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -25,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from workflow_scripts.common.files import atomic_path, parse_json_argument, write_json
-from workflow_scripts.common.logs import setup_logging
+from workflow_scripts.common.files import atomic_path, write_json
 from workflow_scripts.common.manifest import TEXT_COLUMNS, read_manifest
+from workflow_scripts.common.rule import run_rule
 from workflow_scripts.tefe.text import (
     PAD_ID,
     UNK,
@@ -41,6 +38,7 @@ from workflow_scripts.tefe.text import (
 
 log = logging.getLogger(__name__)
 
+EMBEDDING_DEFAULTS: dict[str, Any] = {"dim": 1024, "source": "word2vec", "vectors": None, "seed": 42}
 WORD2VEC_DEFAULTS: dict[str, Any] = {
     "architecture": "skipgram",
     "window": 3,
@@ -50,7 +48,6 @@ WORD2VEC_DEFAULTS: dict[str, Any] = {
     "alpha": 0.025,
     "seed": 42,
 }
-EMBEDDING_DEFAULTS: dict[str, Any] = {"dim": 1024, "source": "word2vec", "vectors": None, "seed": 42}
 
 
 def embedding_settings(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -206,30 +203,17 @@ def build_embedding(
     return vocab, matrix, summary
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the build_tefe_embedding rule."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--text-config", required=True, help="the tefe.text block as JSON")
-    parser.add_argument("--embedding-config", required=True, help="the tefe.embedding block as JSON")
-    parser.add_argument("--train", required=True, help="training split of the text corpus (TSV manifest)")
-    parser.add_argument("--vocab", required=True, help="output vocab.json")
-    parser.add_argument("--embedding", required=True, help="output embedding.npy")
-    parser.add_argument("--summary", required=True, help="output summary.json")
-    args = parser.parse_args(argv)
-    setup_logging()
+def main(job: Any) -> None:
+    """Entry point of the build_tefe_embedding rule (``job``: the rule's ``snakemake`` object)."""
     logging.getLogger("gensim").setLevel(logging.WARNING)  # per-epoch chatter
-    texts = read_manifest(args.train, columns=TEXT_COLUMNS)["text"].tolist()
-    vocab, matrix, summary = build_embedding(
-        texts,
-        parse_json_argument(args.text_config, "--text-config"),
-        parse_json_argument(args.embedding_config, "--embedding-config"),
-    )
-    summary["train_manifest"] = args.train
-    vocab.save(args.vocab)
-    with atomic_path(args.embedding) as tmp:
+    texts = read_manifest(job.input.train, columns=TEXT_COLUMNS)["text"].tolist()
+    vocab, matrix, summary = build_embedding(texts, job.params.text, job.params.embedding)
+    summary["train_manifest"] = str(job.input.train)
+    vocab.save(job.output.vocab)
+    with atomic_path(job.output.embedding) as tmp:
         with open(tmp, "wb") as handle:
             np.save(handle, matrix)
-    write_json(args.summary, summary)
+    write_json(job.output.summary, summary)
     log.info(
         "vocabulary %d tokens, embedding %s from %s, %d words without a vector",
         len(vocab),
@@ -240,4 +224,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_rule(main)

@@ -8,23 +8,19 @@ errors). Parameter counts are listed beside the paper's totals. This is a report
 choice of encoder (select_tefe) never sees these test scores.
 """
 
-from __future__ import annotations
-
-import argparse
 import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from workflow_scripts.common.files import atomic_path, read_json, write_json
-from workflow_scripts.common.logs import setup_logging
+from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.common.manifest import read_manifest
-from workflow_scripts.tefe.extract import read_transcripts
+from workflow_scripts.common.rule import run_rule
+from workflow_scripts.tefe.extract import TRANSCRIPT_COLUMNS, read_transcript_texts
 from workflow_scripts.tefe.models import load_encoder, predict_logits
-from workflow_scripts.tefe.select import parse_pairs
-from workflow_scripts.tefe.train import classification_scores, encode_labels, read_labelled_texts
+from workflow_scripts.tefe.train import read_labelled_texts, split_scores
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +41,10 @@ def evaluation_sets(
         sets["text test"] = read_labelled_texts(text_test, classes)
     for split, path in transcripts.items():
         if split not in manifests:
-            raise ValueError(f"--transcripts names split {split!r} but --manifests has no manifest for it")
+            raise ValueError(f"transcripts of split {split!r} but no manifest for it")
         manifest = read_manifest(manifests[split]).set_index("utt_id")
         for column in columns:
-            frame = read_transcripts(path, column, manifests[split])
+            frame = read_transcript_texts(path, column, manifests[split])
             labels = manifest.loc[frame["utt_id"], "label"].tolist()
             name = f"{split} ({'ASR hypothesis' if column == 'hypothesis' else 'reference'})"
             y = encode_labels(labels, classes, manifests[split], frame["utt_id"].tolist())
@@ -57,20 +53,20 @@ def evaluation_sets(
 
 
 def score_architectures(
-    model_dirs: Mapping[str, str], sets: Mapping[str, tuple[list[str], Any]], classes: Sequence[str]
+    encoders: Mapping[str, tuple[str, str]], sets: Mapping[str, tuple[list[str], Any]], classes: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
-    """Architecture -> data set name -> WA / UA / WF1 / n."""
+    """Architecture -> data set name -> WA / UA / WF1 / n; ``encoders``: arch -> (model.pt, vocab.json)."""
     device = torch.device("cpu")
     results: dict[str, dict[str, Any]] = {}
-    for arch, directory in model_dirs.items():
-        model, vocab, header = load_encoder(Path(directory) / "model.pt", Path(directory) / "vocab.json")
+    for arch, (model_path, vocab_path) in encoders.items():
+        model, vocab, header = load_encoder(model_path, vocab_path)
         if header["classes"] != list(classes):
-            raise ValueError(f"{directory}/model.pt: trained for classes {header['classes']}, expected {list(classes)}")
+            raise ValueError(f"{model_path}: trained for classes {header['classes']}, expected {list(classes)}")
         results[arch] = {}
         for name, (texts, y) in sets.items():
             ids, lengths = vocab.encode(texts)
             predicted = predict_logits(model, ids, lengths, EVAL_BATCH, device).argmax(axis=1)
-            results[arch][name] = classification_scores(y, predicted, len(header["classes"]))
+            results[arch][name] = split_scores(y, predicted, len(header["classes"]))
     return results
 
 
@@ -144,37 +140,24 @@ def render_table(
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the tefe_table rule."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", required=True, help="ARCH=results/tefe/models/ARCH")
-    parser.add_argument("--selection", required=True)
-    parser.add_argument("--classes", nargs="+", required=True)
-    parser.add_argument("--validation", required=True, help="text corpus dev split")
-    parser.add_argument("--text-test", help="text corpus test split (reported only)")
-    parser.add_argument("--transcripts", nargs="*", default=[], help="SPLIT=results/transcripts/SPLIT.parquet")
-    parser.add_argument("--manifests", nargs="*", default=[], help="SPLIT=speech manifest (labels)")
-    parser.add_argument("--columns", nargs="+", default=["hypothesis", "reference"])
-    parser.add_argument("--out-md", required=True)
-    parser.add_argument("--out-json", required=True)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    setup_logging()
-    torch.set_num_threads(args.threads)
-    model_dirs = parse_pairs(args.models, "--models")
-    selection = read_json(args.selection)
-    metrics = {arch: read_json(Path(d) / "metrics.json") for arch, d in model_dirs.items()}
-    sets = evaluation_sets(
-        args.validation,
-        args.text_test,
-        parse_pairs(args.transcripts, "--transcripts"),
-        parse_pairs(args.manifests, "--manifests"),
-        args.columns,
-        args.classes,
+def main(job: Any) -> None:
+    """Entry point of the tefe_table rule (``job``: the rule's ``snakemake`` object)."""
+    torch.set_num_threads(job.threads)
+    architectures, splits, classes = job.params.architectures, job.params.test_splits, list(job.params.classes)
+    # Input lists come in the order of the names in params (architectures, test splits).
+    encoders = dict(
+        zip(architectures, zip(map(str, job.input.models), map(str, job.input.vocabs), strict=True), strict=True)
     )
-    scores = score_architectures(model_dirs, sets, args.classes)
+    metrics = dict(zip(architectures, map(read_json, job.input.metrics), strict=True))
+    transcripts = dict(zip(splits, map(str, job.input.transcripts), strict=True))
+    manifests = dict(zip(splits, map(str, job.input.manifests), strict=True))
+    selection = read_json(job.input.selection)
+    sets = evaluation_sets(
+        job.input.validation, job.input.text_test, transcripts, manifests, TRANSCRIPT_COLUMNS, classes
+    )
+    scores = score_architectures(encoders, sets, classes)
     write_json(
-        args.out_json,
+        job.output.json,
         {
             "selected": selection["selected"],
             "selection": selection,
@@ -182,10 +165,10 @@ def main(argv: list[str] | None = None) -> None:
             "parameters": {a: m["parameters"] for a, m in metrics.items()},
         },
     )
-    with atomic_path(args.out_md) as tmp:
+    with atomic_path(job.output.table) as tmp:
         tmp.write_text(render_table(scores, selection, metrics), encoding="utf-8")
-    log.info("table of %d architectures on %d data sets written to %s", len(scores), len(sets), args.out_md)
+    log.info("table of %d architectures on %d data sets written to %s", len(scores), len(sets), job.output.table)
 
 
 if __name__ == "__main__":
-    main()
+    run_rule(main)

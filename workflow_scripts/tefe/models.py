@@ -37,9 +37,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from workflow_scripts.common.files import atomic_path
+from workflow_scripts.common.names import TEFE_ARCHITECTURES
 from workflow_scripts.tefe.text import Vocabulary
 
-ARCHITECTURES = ("CNN", "LSTM", "BiLSTM", "BiLSTM_CNN")
 CHECKPOINT_FORMAT = "dfat-tefe-1"
 
 # Totals the paper reports (Keras, with the paper's vocabulary inside the embedding).
@@ -56,7 +56,7 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 def model_settings(arch: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """An architecture's hyperparameters (tefe.models.<arch> without its training overrides)."""
     if arch not in MODEL_DEFAULTS:
-        raise ValueError(f"unknown TEFE architecture {arch!r}; expected one of {ARCHITECTURES}")
+        raise ValueError(f"unknown TEFE architecture {arch!r}; expected one of {TEFE_ARCHITECTURES}")
     settings = {**MODEL_DEFAULTS[arch], **{k: v for k, v in config.items() if k != "training"}}
     unknown = sorted(set(settings) - set(MODEL_DEFAULTS[arch]))
     if unknown:
@@ -83,7 +83,7 @@ class ConvBranches(nn.Module):
         """x [batch, time, in_dim], mask [batch, time] -> [batch, time, out_dim], zero where masked."""
         x = x.transpose(1, 2)
         branches = []
-        for k, conv, norm in zip(self.kernel_sizes, self.convs, self.norms):
+        for k, conv, norm in zip(self.kernel_sizes, self.convs, self.norms, strict=True):
             y = conv(nn.functional.pad(x, (0, k - 1))).transpose(1, 2)  # one window per start position
             normed = torch.zeros_like(y)
             # BatchNorm statistics over real windows only, so padding length changes nothing.
@@ -121,7 +121,7 @@ class TextEncoder(nn.Module):
                 self.conv = ConvBranches(self.feature_dim, s["filters"], s["kernel_sizes"])
                 self.feature_dim = self.conv.out_dim
         else:
-            raise ValueError(f"unknown TEFE architecture {arch!r}; expected one of {ARCHITECTURES}")
+            raise ValueError(f"unknown TEFE architecture {arch!r}; expected one of {TEFE_ARCHITECTURES}")
         self.dropout = nn.Dropout(s["dropout"])
         self.output = nn.Linear(self.feature_dim, n_classes)
 

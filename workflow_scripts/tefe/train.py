@@ -13,9 +13,6 @@ thread count give bit-identical weights. On CUDA, deterministic algorithms are r
 cuDNN's LSTM may still differ in the last bits.
 """
 
-from __future__ import annotations
-
-import argparse
 import copy
 import logging
 import os
@@ -25,13 +22,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from sklearn.utils.class_weight import compute_class_weight
 
-from workflow_scripts.common.files import parse_json_argument, write_json
-from workflow_scripts.common.logs import setup_logging
-from workflow_scripts.common.seeding import seed_everything
+from workflow_scripts.common.devices import resolve_device
+from workflow_scripts.common.files import write_json
+from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.common.manifest import TEXT_COLUMNS, read_manifest
+from workflow_scripts.common.metrics import METRICS, confusion_matrices, metrics_from_confusion
+from workflow_scripts.common.rule import run_rule
+from workflow_scripts.common.seeding import seed_everything
 from workflow_scripts.tefe.models import (
     TextEncoder,
     batch_indices,
@@ -43,11 +42,9 @@ from workflow_scripts.tefe.models import (
     trim_batch,
 )
 from workflow_scripts.tefe.text import Vocabulary
-from workflow_scripts.common.devices import resolve_device
 
 log = logging.getLogger(__name__)
 
-METRICS = ("WA", "UA", "WF1")
 TRAINING_DEFAULTS: dict[str, Any] = {
     "epochs": 30,
     "patience": 5,
@@ -75,27 +72,10 @@ def training_settings(shared: Mapping[str, Any], overrides: Mapping[str, Any] | 
     return settings
 
 
-def classification_scores(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> dict[str, float]:
-    """WA (accuracy), UA (balanced accuracy = mean per-class recall), WF1 (support-weighted F1)."""
-    labels = list(range(n_classes))
-    return {
-        "WA": float(accuracy_score(y_true, y_pred)),
-        "UA": float(balanced_accuracy_score(y_true, y_pred)),
-        "WF1": float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
-        "n": int(len(y_true)),
-    }
-
-
-def encode_labels(labels: Sequence[str], classes: Sequence[str], source: str, utt_ids: Sequence[str]) -> np.ndarray:
-    """Class indices of labels; an unknown label is an error naming the file and utterance."""
-    index = {c: i for i, c in enumerate(classes)}
-    bad = [(u, lab) for u, lab in zip(utt_ids, labels) if lab not in index]
-    if bad:
-        raise ValueError(
-            f"{source}: labels not in task.classes {list(classes)}: "
-            + ", ".join(f"utt_id {u!r} has {lab!r}" for u, lab in bad[:5])
-        )
-    return np.array([index[lab] for lab in labels], dtype=np.int64)
+def split_scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:
+    """WA, UA and WF1 (:mod:`workflow_scripts.common.metrics`) of one data set, and its size ``n``."""
+    values = metrics_from_confusion(confusion_matrices(y_true, y_pred, n_classes))
+    return {**{name: float(values[name]) for name in METRICS}, "n": int(len(y_true))}
 
 
 def class_weight_vector(y: np.ndarray, n_classes: int, spec: Any, classes: Sequence[str]) -> torch.Tensor | None:
@@ -132,7 +112,7 @@ def evaluate(
     """Loss (weighted as in training) and WA / UA / WF1 on one split."""
     logits = torch.from_numpy(predict_logits(model, ids, lengths, batch_size, device))
     loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y), weight=weights)
-    scores = classification_scores(y, logits.argmax(dim=1).numpy(), logits.shape[1])
+    scores = split_scores(y, logits.argmax(dim=1).numpy(), logits.shape[1])
     return {"loss": float(loss), **scores}
 
 
@@ -263,45 +243,33 @@ def read_labelled_texts(path: str, classes: Sequence[str]) -> tuple[list[str], n
     return frame["text"].tolist(), encode_labels(frame["label"].tolist(), classes, path, frame["utt_id"].tolist())
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the train_tefe rule (one architecture)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", required=True)
-    parser.add_argument("--model-config", required=True, help="the tefe.models.<arch> block as JSON")
-    parser.add_argument("--training-config", required=True, help="the tefe.training block as JSON")
-    parser.add_argument("--classes", nargs="+", required=True)
-    parser.add_argument("--train", required=True, help="text corpus training split (TSV manifest)")
-    parser.add_argument("--dev", required=True, help="text corpus dev split, for early stopping")
-    parser.add_argument("--vocab", required=True, help="vocab.json of build_tefe_embedding")
-    parser.add_argument("--embedding", required=True, help="embedding.npy of build_tefe_embedding")
-    parser.add_argument("--out-model", required=True)
-    parser.add_argument("--out-vocab", required=True)
-    parser.add_argument("--out-metrics", required=True)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    setup_logging()
-    torch.set_num_threads(args.threads)
-    vocab = Vocabulary.load(args.vocab)
-    embedding = np.load(args.embedding)
+def main(job: Any) -> None:
+    """Entry point of the train_tefe rule (one architecture; ``job``: the rule's ``snakemake`` object)."""
+    arch, classes = job.wildcards.arch, list(job.params.classes)
+    torch.set_num_threads(job.threads)
+    vocab = Vocabulary.load(job.input.vocab)
+    embedding = np.load(job.input.embedding)
     if embedding.shape[0] != len(vocab):
-        raise ValueError(f"{args.embedding}: {embedding.shape[0]} rows, but {args.vocab} has {len(vocab)} tokens")
+        raise ValueError(
+            f"{job.input.embedding}: {embedding.shape[0]} rows, but {job.input.vocab} has {len(vocab)} tokens"
+        )
     model, metrics = train_encoder(
-        args.arch,
+        arch,
         vocab,
         embedding,
-        read_labelled_texts(args.train, args.classes),
-        read_labelled_texts(args.dev, args.classes),
-        args.classes,
-        parse_json_argument(args.model_config, "--model-config"),
-        parse_json_argument(args.training_config, "--training-config"),
+        read_labelled_texts(job.input.train, classes),
+        read_labelled_texts(job.input.dev, classes),
+        classes,
+        job.params.model,
+        job.params.training,
     )
-    metrics["inputs"] = {"train": args.train, "dev": args.dev, "vocab": args.vocab, "embedding": args.embedding}
-    save_checkpoint(args.out_model, model, args.classes)
-    vocab.save(args.out_vocab)
-    write_json(args.out_metrics, metrics)
+    metrics["inputs"] = {key: str(getattr(job.input, key)) for key in ("train", "dev", "vocab", "embedding")}
+    save_checkpoint(job.output.model, model, classes)
+    vocab.save(job.output.vocab)
+    write_json(job.output.metrics, metrics)
     log.info(
         "%s: best epoch %d of %d, dev %s, %s parameters, %.1fs",
-        args.arch,
+        arch,
         metrics["best_epoch"],
         metrics["epochs_run"],
         metrics["validation"],
@@ -311,4 +279,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_rule(main)
