@@ -19,11 +19,10 @@ import time
 import torch
 import yaml
 
-from workflow_scripts.common.manifest import TEXT_COLUMNS, read_manifest
+from workflow_scripts.common.names import TEFE_ARCHITECTURES
 from workflow_scripts.tefe.embedding import build_embedding
 from workflow_scripts.tefe.extract import text_features
-from workflow_scripts.tefe.models import ARCHITECTURES
-from workflow_scripts.tefe.train import encode_labels, train_encoder
+from workflow_scripts.tefe.train import read_labelled_texts, train_encoder
 
 
 def main() -> None:
@@ -33,17 +32,16 @@ def main() -> None:
     parser.add_argument("--data", default="results/data/text")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--archs", nargs="+", default=list(ARCHITECTURES))
-    parser.add_argument("--extract-texts", type=int, default=640,
-                        help="texts to encode (the demo speech corpus has 640)")
+    parser.add_argument("--archs", nargs="+", default=list(TEFE_ARCHITECTURES))
+    parser.add_argument(
+        "--extract-texts", type=int, default=640, help="texts to encode (the demo speech corpus has 640)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with open(args.config, encoding="utf-8") as handle:
         config = yaml.safe_load(handle)
     tefe, classes = config["tefe"], config["task"]["classes"]
-    frames = {s: read_manifest(os.path.join(args.data, f"{s}.tsv"), columns=TEXT_COLUMNS) for s in ("train", "dev")}
-    data = {s: (f["text"].tolist(), encode_labels(f["label"].tolist(), classes, s, f["utt_id"].tolist()))
-            for s, f in frames.items()}
+    data = {s: read_labelled_texts(os.path.join(args.data, f"{s}.tsv"), classes) for s in ("train", "dev")}
     start = time.perf_counter()
     vocab, matrix, _ = build_embedding(data["train"][0], tefe["text"], tefe["embedding"])
     print(f"embedding {matrix.shape}: {time.perf_counter() - start:.1f}s wall")
@@ -52,17 +50,21 @@ def main() -> None:
     for arch in args.archs:
         training = {**tefe["training"], "epochs": args.epochs, "patience": args.epochs, "device": "cpu"}
         wall, cpu = time.perf_counter(), time.process_time()
-        model, metrics = train_encoder(arch, vocab, matrix, data["train"], data["dev"], classes,
-                                       tefe["models"][arch], training)
+        model, metrics = train_encoder(
+            arch, vocab, matrix, data["train"], data["dev"], classes, tefe["models"][arch], training
+        )
         train_wall, train_cpu = time.perf_counter() - wall, time.process_time() - cpu
         wall = time.perf_counter()
         for _ in text_features(model, vocab, texts, tefe["extract"]["batch_size"], torch.device("cpu")):
             pass
         extract_wall = time.perf_counter() - wall
-        print(f"{arch:<11} train {args.epochs} epoch(s) of {len(data['train'][0])}: {train_wall:6.1f}s wall "
-              f"{train_cpu:6.1f}s cpu ({train_wall / args.epochs:.1f}s/epoch) | encode {len(texts)} texts "
-              f"{extract_wall:5.1f}s | dev WA {metrics['validation']['WA']:.3f} | "
-              f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
+        print(
+            f"{arch:<11} train {args.epochs} epoch(s) of {len(data['train'][0])}: {train_wall:6.1f}s wall "
+            f"{train_cpu:6.1f}s cpu ({train_wall / args.epochs:.1f}s/epoch) | encode {len(texts)} texts "
+            f"{extract_wall:5.1f}s | dev WA {metrics['validation']['WA']:.3f} | "
+            f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

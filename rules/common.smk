@@ -182,12 +182,21 @@ def get_asr_benchmark_refs():
 
 
 # --- tefe ---
+from workflow_scripts.common.files import read_json
+
 TEFE_ARCHITECTURES = config["tefe"]["architectures"]
 
 
+def tefe_text_manifest(split):
+    """A split of the text corpus: train fits the encoders, dev stops them early and chooses one, test is reported."""
+    if split not in names.TEXT_SPLITS:
+        raise ValueError(f"tefe_text_manifest: {split!r} is not one of {names.TEXT_SPLITS}")
+    return paths.TEXT_MANIFEST.format(split=split)
+
+
 def get_tefe_model_config(wildcards):
-    """tefe.models.<arch> as JSON (its training overrides included): only that block retrains it."""
-    return as_json(config["tefe"]["models"][wildcards.arch])
+    """tefe.models.<arch> (its training overrides included): only that block retrains it."""
+    return config["tefe"]["models"][wildcards.arch]
 
 
 def get_tefe_vectors(wildcards):
@@ -196,32 +205,25 @@ def get_tefe_vectors(wildcards):
     return [embedding["vectors"]] if embedding["source"] == "file" else []
 
 
-def get_tefe_metrics_pairs():
-    """ARCH=metrics.json arguments of select_tefe, in the order of tefe.architectures."""
-    return [f"{arch}=results/tefe/models/{arch}/metrics.json" for arch in TEFE_ARCHITECTURES]
-
-
 def get_tefe_encoder(wildcards):
     """model.pt and vocab.json of the encoder that select_tefe chose (read once the checkpoint ran).
 
     Only the chosen model is an input, so retraining another architecture that stays unchosen
     does not rerun feature extraction.
     """
-    with open(checkpoints.select_tefe.get().output.selection, encoding="utf-8") as handle:
-        arch = json.load(handle)["selected"]
-    return {"model": f"results/tefe/models/{arch}/model.pt", "vocab": f"results/tefe/models/{arch}/vocab.json"}
+    arch = read_json(checkpoints.select_tefe.get().output.selection)["selected"]
+    return {"model": paths.TEFE_MODEL.format(arch=arch), "vocab": paths.TEFE_MODEL_VOCAB.format(arch=arch)}
 
 
 def get_tefe_transcript_column(wildcards):
     """Transcript column a feature set is extracted from."""
-    return "hypothesis" if wildcards.feature_set == "features" else "reference"
+    return names.TEFE_FEATURE_SETS[wildcards.feature_set]
 
 
 def get_tefe_targets():
     """TEFE's final artifacts: features of every split (and of the references if configured), the table."""
     feature_sets = ["features"] + (["features_reference"] if config["tefe"]["reference_features"] else [])
-    targets = expand("results/tefe/{feature_set}/{split}.parquet", feature_set=feature_sets, split=SPLITS)
-    return targets + ["results/tefe/table.md"]
+    return expand(paths.TEFE_FEATURES, feature_set=feature_sets, split=SPLITS) + [paths.TEFE_TABLE_MD]
 
 
 # --- fusion ---

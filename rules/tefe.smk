@@ -5,47 +5,45 @@
 
 rule build_tefe_embedding:
     input:
-        train="results/data/text/train.tsv",
+        train=tefe_text_manifest("train"),
         vectors=get_tefe_vectors,
-        code=modules("tefe/embedding", "tefe/text", "common/manifest"),
+        code=script_code("tefe/embedding"),
     output:
-        vocab="results/tefe/embedding/vocab.json",
-        embedding="results/tefe/embedding/embedding.npy",
-        summary="results/tefe/embedding/summary.json",
+        vocab=paths.TEFE_VOCAB,
+        embedding=paths.TEFE_EMBEDDING,
+        summary=paths.TEFE_EMBEDDING_SUMMARY,
     log:
         "logs/tefe/build_tefe_embedding.log",
     benchmark:
         "results/benchmarks/tefe/build_tefe_embedding.tsv"
     params:
-        text=as_json(config["tefe"]["text"]),
-        embedding=as_json(config["tefe"]["embedding"]),
+        text=config["tefe"]["text"],
+        embedding=config["tefe"]["embedding"],
     threads: 1
     conda:
         "../envs/cpu.yaml"
-    shell:
-        "python -m workflow_scripts.tefe.embedding --text-config {params.text:q}"
-        " --embedding-config {params.embedding:q} --train {input.train} --vocab {output.vocab}"
-        " --embedding {output.embedding} --summary {output.summary} > {log} 2>&1"
+    script:
+        script_path("tefe/embedding")
 
 
 rule train_tefe:
     input:
-        train="results/data/text/train.tsv",
-        dev="results/data/text/dev.tsv",
+        train=tefe_text_manifest("train"),
+        dev=tefe_text_manifest("dev"),
         vocab=rules.build_tefe_embedding.output.vocab,
         embedding=rules.build_tefe_embedding.output.embedding,
-        code=modules("tefe/train", "tefe/models", "tefe/text", "common/manifest"),
+        code=script_code("tefe/train"),
     output:
-        model="results/tefe/models/{arch}/model.pt",
-        vocab="results/tefe/models/{arch}/vocab.json",
-        metrics="results/tefe/models/{arch}/metrics.json",
+        model=paths.TEFE_MODEL,
+        vocab=paths.TEFE_MODEL_VOCAB,
+        metrics=paths.TEFE_MODEL_METRICS,
     log:
         "logs/tefe/train_tefe/{arch}.log",
     benchmark:
         "results/benchmarks/tefe/train_tefe/{arch}.tsv"
     params:
         model=get_tefe_model_config,
-        training=as_json(config["tefe"]["training"]),
+        training=config["tefe"]["training"],
         classes=CLASSES,
     # One thread: CPU results depend on the thread count, so a fixed count keeps them the same
     # whatever --cores is (raise it with --set-threads train_tefe=N; GPUs are unaffected).
@@ -56,86 +54,78 @@ rule train_tefe:
         "../envs/gpu.yaml"
     wildcard_constraints:
         arch="|".join(TEFE_ARCHITECTURES),
-    shell:
-        "python -m workflow_scripts.tefe.train --arch {wildcards.arch} --model-config {params.model:q}"
-        " --training-config {params.training:q} --classes {params.classes}"
-        " --train {input.train} --dev {input.dev} --vocab {input.vocab} --embedding {input.embedding}"
-        " --out-model {output.model} --out-vocab {output.vocab} --out-metrics {output.metrics}"
-        " --threads {threads} > {log} 2>&1"
+    script:
+        script_path("tefe/train")
 
 
 # A checkpoint: which model extract_tefe reads is known only once this has run. Its inputs
 # are validation scores only, so no test data can reach the choice.
 checkpoint select_tefe:
     input:
-        metrics=expand("results/tefe/models/{arch}/metrics.json", arch=TEFE_ARCHITECTURES),
-        code=modules("tefe/select"),
+        # In the order of params.architectures.
+        metrics=expand(paths.TEFE_MODEL_METRICS, arch=TEFE_ARCHITECTURES),
+        code=script_code("tefe/select"),
     output:
-        selection="results/tefe/selection.json",
+        selection=paths.TEFE_SELECTION,
     log:
         "logs/tefe/select_tefe.log",
     benchmark:
         "results/benchmarks/tefe/select_tefe.tsv"
     params:
-        selection=as_json(config["tefe"]["selection"]),
-        metrics=get_tefe_metrics_pairs(),
+        selection=config["tefe"]["selection"],
+        architectures=TEFE_ARCHITECTURES,
     threads: 1
     conda:
         "../envs/cpu.yaml"
-    shell:
-        "python -m workflow_scripts.tefe.select --config {params.selection:q}"
-        " --metrics {params.metrics} --out {output.selection} > {log} 2>&1"
+    script:
+        script_path("tefe/select")
 
 
 rule tefe_table:
     input:
-        models=expand(
-            "results/tefe/models/{arch}/{name}",
-            arch=TEFE_ARCHITECTURES,
-            name=["model.pt", "vocab.json", "metrics.json"],
-        ),
-        selection="results/tefe/selection.json",
-        validation="results/data/text/dev.tsv",
-        text_test="results/data/text/test.tsv",
-        transcripts=expand("results/transcripts/{split}.parquet", split=TEST_SPLITS),
+        # models, vocabs, metrics in the order of params.architectures; transcripts and
+        # manifests in the order of params.test_splits.
+        models=expand(paths.TEFE_MODEL, arch=TEFE_ARCHITECTURES),
+        vocabs=expand(paths.TEFE_MODEL_VOCAB, arch=TEFE_ARCHITECTURES),
+        metrics=expand(paths.TEFE_MODEL_METRICS, arch=TEFE_ARCHITECTURES),
+        selection=paths.TEFE_SELECTION,
+        validation=tefe_text_manifest("dev"),
+        text_test=tefe_text_manifest("test"),
+        transcripts=expand(paths.TRANSCRIPTS, split=TEST_SPLITS),
         manifests=[ser_manifest(split) for split in TEST_SPLITS],
-        code=modules("tefe/evaluate", "tefe/extract", "tefe/select", "tefe/train", "tefe/models", "tefe/text", "common/manifest", "common/features"),
+        code=script_code("tefe/evaluate"),
     output:
-        table=report("results/tefe/table.md", caption="../report/tefe_table.rst", category="TEFE"),
-        json="results/tefe/table.json",
+        table=report(paths.TEFE_TABLE_MD, caption="../report/tefe_table.rst", category="TEFE"),
+        json=paths.TEFE_TABLE_JSON,
     log:
         "logs/tefe/tefe_table.log",
     benchmark:
         "results/benchmarks/tefe/tefe_table.tsv"
     params:
-        models=[f"{arch}=results/tefe/models/{arch}" for arch in TEFE_ARCHITECTURES],
-        transcripts=[f"{split}=results/transcripts/{split}.parquet" for split in TEST_SPLITS],
-        manifests=[f"{split}={ser_manifest(split)}" for split in TEST_SPLITS],
+        architectures=TEFE_ARCHITECTURES,
+        test_splits=TEST_SPLITS,
         classes=CLASSES,
     threads: 1
     conda:
         "../envs/cpu.yaml"
-    shell:
-        "python -m workflow_scripts.tefe.evaluate --models {params.models} --selection {input.selection}"
-        " --classes {params.classes} --validation {input.validation} --text-test {input.text_test}"
-        " --transcripts {params.transcripts} --manifests {params.manifests}"
-        " --out-md {output.table} --out-json {output.json} --threads {threads} > {log} 2>&1"
+    script:
+        script_path("tefe/evaluate")
 
 
 rule extract_tefe:
     input:
         unpack(get_tefe_encoder),
-        transcripts="results/transcripts/{split}.parquet",
+        transcripts=paths.TRANSCRIPTS,
         manifest=lambda wildcards: ser_manifest(wildcards.split),
-        code=modules("tefe/extract", "tefe/models", "tefe/text", "common/manifest", "common/features"),
+        code=script_code("tefe/extract"),
     output:
-        "results/tefe/{feature_set}/{split}.parquet",
+        features=paths.TEFE_FEATURES,
     log:
         "logs/tefe/extract_tefe/{feature_set}/{split}.log",
     benchmark:
         "results/benchmarks/tefe/extract_tefe/{feature_set}/{split}.tsv"
     params:
-        extract=as_json(config["tefe"]["extract"]),
+        extract=config["tefe"]["extract"],
         column=get_tefe_transcript_column,
         # The chosen model as params too: a change of choice reruns extraction even where that
         # model is older than the features. (Placeholders until select_tefe has run.)
@@ -145,8 +135,6 @@ rule extract_tefe:
     conda:
         "../envs/cpu.yaml"
     wildcard_constraints:
-        feature_set="features|features_reference",
-    shell:
-        "python -m workflow_scripts.tefe.extract --config {params.extract:q} --model {params.model:q}"
-        " --vocab {params.vocab:q} --transcripts {input.transcripts} --column {params.column}"
-        " --manifest {input.manifest} --out {output} --threads {threads} > {log} 2>&1"
+        feature_set="|".join(names.TEFE_FEATURE_SETS),
+    script:
+        script_path("tefe/extract")

@@ -38,18 +38,30 @@ def tiny_corpus(n: int, seed: int) -> tuple[list[str], list[str]]:
 
 def write_text_manifest(path: Path, texts: list[str], labels: list[str], split: str) -> Path:
     """A text corpus manifest (utt_id, text, label, split) as the data stage writes it."""
-    frame = pd.DataFrame({"utt_id": [f"{split}_{i:04d}" for i in range(len(texts))], "text": texts,
-                          "label": labels, "split": split})
+    frame = pd.DataFrame(
+        {"utt_id": [f"{split}_{i:04d}" for i in range(len(texts))], "text": texts, "label": labels, "split": split}
+    )
     frame.to_csv(path, sep="\t", index=False, quoting=3)
     return path
 
 
-def write_speech_split(directory: Path, split: str, texts: list[str], labels: list[str],
-                       hypotheses: list[str] | None = None) -> tuple[Path, Path]:
+def write_speech_split(
+    directory: Path, split: str, texts: list[str], labels: list[str], hypotheses: list[str] | None = None
+) -> tuple[Path, Path]:
     """A speech manifest and its transcripts parquet (utt_id, hypothesis, reference) for one split."""
     ids = [f"utt_{split}_{i:03d}" for i in range(len(texts))]
-    manifest = pd.DataFrame({"utt_id": ids, "audio_path": [f"wav/{u}.wav" for u in ids], "duration_s": 1.0,
-                             "sample_rate": 16000, "text": texts, "label": labels, "split": split, "speaker": "s1"})
+    manifest = pd.DataFrame(
+        {
+            "utt_id": ids,
+            "audio_path": [f"wav/{u}.wav" for u in ids],
+            "duration_s": 1.0,
+            "sample_rate": 16000,
+            "text": texts,
+            "label": labels,
+            "split": split,
+            "speaker": "s1",
+        }
+    )
     manifest_path = directory / f"{split}.tsv"
     manifest.to_csv(manifest_path, sep="\t", index=False, quoting=3)
     transcripts = pd.DataFrame({"utt_id": ids, "hypothesis": hypotheses or texts, "reference": texts})

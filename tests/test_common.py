@@ -80,7 +80,7 @@ def test_code_inputs_rerun_a_rule_when_its_imports_change_and_not_for_logging(wo
     normalisation it imports (through asr.text) plans it again."""
     import pandas as pd
 
-    from workflow_scripts.asr.transcribe import write_transcripts
+    from workflow_scripts.asr.transcripts import write_transcripts
 
     transcripts = workflow_dir / paths.TRANSCRIPTS.format(split="dev")
     frame = pd.DataFrame(

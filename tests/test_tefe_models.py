@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from tests.tefe_fixtures import TINY_MODELS
+from workflow_scripts.common.names import TEFE_ARCHITECTURES
 from workflow_scripts.tefe.models import (
-    ARCHITECTURES,
     MODEL_DEFAULTS,
     TextEncoder,
     expected_parameter_counts,
@@ -30,7 +30,7 @@ HAND_COUNTED = {
 }
 
 
-@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("arch", TEFE_ARCHITECTURES)
 def test_paper_sized_width_and_parameter_counts(arch):
     vocab_size = 57
     torch.manual_seed(0)
@@ -50,7 +50,7 @@ def test_paper_sized_width_and_parameter_counts(arch):
     assert not model.embedding.weight.requires_grad
 
 
-@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("arch", TEFE_ARCHITECTURES)
 def test_formula_matches_model_for_other_sizes(arch):
     settings = TINY_MODELS[arch]
     model = TextEncoder(arch, torch.randn(23, 12), 3, settings)
@@ -59,8 +59,10 @@ def test_formula_matches_model_for_other_sizes(arch):
 
 def test_paper_totals_imply_one_vocabulary():
     # CNN, LSTM and BiLSTM totals of the paper all fit one vocabulary of about 3,744 words ...
-    implied = {a: paper_comparison(a, 100, 1024, 2, MODEL_DEFAULTS[a])["paper_implied_vocabulary"]
-               for a in ("CNN", "LSTM", "BiLSTM")}
+    implied = {
+        a: paper_comparison(a, 100, 1024, 2, MODEL_DEFAULTS[a])["paper_implied_vocabulary"]
+        for a in ("CNN", "LSTM", "BiLSTM")
+    }
     assert all(3735 <= v <= 3755 for v in implied.values()), implied
     # ... and BiLSTM_CNN's fits it only with 256 units per direction, not 512.
     assert paper_comparison("BiLSTM_CNN", 100, 1024, 2, MODEL_DEFAULTS["BiLSTM_CNN"])["paper_implied_vocabulary"] < 0
@@ -68,7 +70,7 @@ def test_paper_totals_imply_one_vocabulary():
     assert 3735 <= paper_comparison("BiLSTM_CNN", 100, 1024, 2, narrow)["paper_implied_vocabulary"] <= 3755
 
 
-@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("arch", TEFE_ARCHITECTURES)
 def test_padding_changes_nothing(arch):
     torch.manual_seed(1)
     model = TextEncoder(arch, torch.randn(30, 12), 2, TINY_MODELS[arch])

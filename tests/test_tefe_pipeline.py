@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from tests.rule_job import rule_job
 from tests.tefe_fixtures import (
     TINY_EMBEDDING,
     TINY_MODELS,
@@ -19,23 +20,47 @@ from tests.tefe_fixtures import (
     write_speech_split,
     write_text_manifest,
 )
-from workflow_scripts.tefe import embedding as tefe_embedding, evaluate as tefe_evaluate, extract as tefe_extract, select as tefe_select, train as tefe_train
 from workflow_scripts.common.features import read_features
 from workflow_scripts.common.files import write_json
+from workflow_scripts.tefe import embedding as tefe_embedding
+from workflow_scripts.tefe import evaluate as tefe_evaluate
+from workflow_scripts.tefe import extract as tefe_extract
+from workflow_scripts.tefe import select as tefe_select
+from workflow_scripts.tefe import train as tefe_train
 from workflow_scripts.tefe.models import batch_indices, load_encoder
 from workflow_scripts.tefe.select import rank_architectures, select_encoder
 
 torch.set_num_threads(1)
 ARCHS = ["CNN", "LSTM"]
+CLASSES = ["neutral", "negative"]
 STATS = ["sentence", "mean", "var", "max", "min"]
+
+
+def _extract(model_dir, transcripts, manifest, out, column="hypothesis", extract=None):
+    """Run extract_tefe's entry point on one split."""
+    tefe_extract.main(
+        rule_job(
+            input={
+                "model": str(model_dir / "model.pt"),
+                "vocab": str(model_dir / "vocab.json"),
+                "transcripts": str(transcripts),
+                "manifest": str(manifest),
+            },
+            output={"features": str(out)},
+            params={"extract": extract or {}, "column": column},
+            wildcards={"feature_set": "features", "split": "public_test"},
+        )
+    )
 
 
 @pytest.fixture(scope="module")
 def workflow(tmp_path_factory):
     """Run the entry points once on tiny data; returns the directory and key paths."""
     root = tmp_path_factory.mktemp("tefe")
-    text = {split: write_text_manifest(root / f"{split}.tsv", *tiny_corpus(n, seed), split)
-            for split, n, seed in [("train", 80, 1), ("dev", 20, 2), ("test", 20, 3)]}
+    text = {
+        split: write_text_manifest(root / f"{split}.tsv", *tiny_corpus(n, seed), split)
+        for split, n, seed in [("train", 80, 1), ("dev", 20, 2), ("test", 20, 3)]
+    }
     speech = root / "speech"
     speech.mkdir()
     texts, labels = tiny_corpus(9, seed=4)
@@ -43,30 +68,69 @@ def workflow(tmp_path_factory):
     hypotheses = [t.replace("tức", "túc") for t in texts]  # ASR errors: out-of-vocabulary syllables
     manifest, transcripts = write_speech_split(speech, "public_test", texts, labels, hypotheses)
     emb = root / "embedding"
-    tefe_embedding.main(["--text-config", json.dumps(TINY_TEXT), "--embedding-config", json.dumps(TINY_EMBEDDING),
-                         "--train", str(text["train"]), "--vocab", str(emb / "vocab.json"),
-                         "--embedding", str(emb / "embedding.npy"), "--summary", str(emb / "summary.json")])
+    tefe_embedding.main(
+        rule_job(
+            input={"train": str(text["train"]), "vectors": []},
+            output={
+                "vocab": str(emb / "vocab.json"),
+                "embedding": str(emb / "embedding.npy"),
+                "summary": str(emb / "summary.json"),
+            },
+            params={"text": TINY_TEXT, "embedding": TINY_EMBEDDING},
+        )
+    )
     for arch in ARCHS:
         out = root / "models" / arch
-        tefe_train.main(["--arch", arch, "--model-config", json.dumps(TINY_MODELS[arch]),
-                         "--training-config", json.dumps(TINY_TRAINING), "--classes", "neutral", "negative",
-                         "--train", str(text["train"]), "--dev", str(text["dev"]), "--vocab", str(emb / "vocab.json"),
-                         "--embedding", str(emb / "embedding.npy"), "--out-model", str(out / "model.pt"),
-                         "--out-vocab", str(out / "vocab.json"), "--out-metrics", str(out / "metrics.json")])
+        tefe_train.main(
+            rule_job(
+                input={
+                    "train": str(text["train"]),
+                    "dev": str(text["dev"]),
+                    "vocab": str(emb / "vocab.json"),
+                    "embedding": str(emb / "embedding.npy"),
+                },
+                output={
+                    "model": str(out / "model.pt"),
+                    "vocab": str(out / "vocab.json"),
+                    "metrics": str(out / "metrics.json"),
+                },
+                params={"model": TINY_MODELS[arch], "training": TINY_TRAINING, "classes": CLASSES},
+                wildcards={"arch": arch},
+            )
+        )
     selection = root / "selection.json"
-    tefe_select.main(["--config", json.dumps({"metric": "UA", "override": "LSTM"}), "--out", str(selection),
-                      "--metrics", *[f"{a}={root / 'models' / a / 'metrics.json'}" for a in ARCHS]])
-    tefe_evaluate.main(["--models", *[f"{a}={root / 'models' / a}" for a in ARCHS], "--selection", str(selection),
-                        "--classes", "neutral", "negative", "--validation", str(text["dev"]),
-                        "--text-test", str(text["test"]), "--transcripts", f"public_test={transcripts}",
-                        "--manifests", f"public_test={manifest}", "--out-md", str(root / "table.md"),
-                        "--out-json", str(root / "table.json")])
+    tefe_select.main(
+        rule_job(
+            input={"metrics": [str(root / "models" / a / "metrics.json") for a in ARCHS]},
+            output={"selection": str(selection)},
+            params={"selection": {"metric": "UA", "override": "LSTM"}, "architectures": ARCHS},
+        )
+    )
+    tefe_evaluate.main(
+        rule_job(
+            input={
+                "models": [str(root / "models" / a / "model.pt") for a in ARCHS],
+                "vocabs": [str(root / "models" / a / "vocab.json") for a in ARCHS],
+                "metrics": [str(root / "models" / a / "metrics.json") for a in ARCHS],
+                "selection": str(selection),
+                "validation": str(text["dev"]),
+                "text_test": str(text["test"]),
+                "transcripts": [str(transcripts)],
+                "manifests": [str(manifest)],
+            },
+            output={"table": str(root / "table.md"), "json": str(root / "table.json")},
+            params={"architectures": ARCHS, "test_splits": ["public_test"], "classes": CLASSES},
+        )
+    )
     for column, name in [("hypothesis", "features"), ("reference", "features_reference")]:
-        tefe_extract.main(["--config", json.dumps({"batch_size": 4, "device": "cpu"}),
-                           "--model", str(root / "models/LSTM/model.pt"),
-                           "--vocab", str(root / "models/LSTM/vocab.json"),
-                           "--transcripts", str(transcripts), "--column", column, "--manifest", str(manifest),
-                           "--out", str(root / name / "public_test.parquet")])
+        _extract(
+            root / "models/LSTM",
+            transcripts,
+            manifest,
+            root / name / "public_test.parquet",
+            column=column,
+            extract={"batch_size": 4, "device": "cpu"},
+        )
     return {"root": root, "manifest": manifest, "transcripts": transcripts, "selection": selection}
 
 
@@ -90,7 +154,7 @@ def test_features_follow_the_contract(workflow):
     assert meta["architecture"] == "LSTM" and meta["checkpoint"].endswith("models/LSTM/model.pt")
     assert len(meta["checkpoint_sha256"]) == 64 and meta["preprocessing"]["max_length"] == 12
     assert meta["source"]["column"] == "hypothesis" and meta["empty_texts"] == 1
-    blocks = dict(zip(STATS, np.split(matrix, 5, axis=1)))
+    blocks = dict(zip(STATS, np.split(matrix, 5, axis=1), strict=True))
     assert (blocks["var"] >= 0).all() and (blocks["min"] <= blocks["mean"] + 1e-6).all()
     assert (blocks["mean"] <= blocks["max"] + 1e-6).all()
     np.testing.assert_array_equal(blocks["var"][3], 0)  # the empty text is one <UNK> token
@@ -125,9 +189,11 @@ def test_table_and_override(workflow):
 
 
 def test_selection_uses_validation_scores_only(tmp_path):
-    scores = {"CNN": {"WA": 0.8, "UA": 0.7, "WF1": 0.75, "loss": 0.5},
-              "LSTM": {"WA": 0.7, "UA": 0.75, "WF1": 0.7, "loss": 0.6},
-              "BiLSTM": {"WA": 0.7, "UA": 0.75, "WF1": 0.7, "loss": 0.55}}
+    scores = {
+        "CNN": {"WA": 0.8, "UA": 0.7, "WF1": 0.75, "loss": 0.5},
+        "LSTM": {"WA": 0.7, "UA": 0.75, "WF1": 0.7, "loss": 0.6},
+        "BiLSTM": {"WA": 0.7, "UA": 0.75, "WF1": 0.7, "loss": 0.55},
+    }
     assert rank_architectures(scores, "UA") == ["BiLSTM", "LSTM", "CNN"]  # tie on UA -> lower loss
     assert rank_architectures(scores, "WA") == ["CNN", "BiLSTM", "LSTM"]
     assert rank_architectures(scores, "loss") == ["CNN", "BiLSTM", "LSTM"]
@@ -140,24 +206,20 @@ def test_selection_uses_validation_scores_only(tmp_path):
 
 
 def test_extraction_rejects_bad_transcripts(tmp_path, workflow):
-    root = workflow["root"]
+    model_dir = workflow["root"] / "models/CNN"
     texts, labels = tiny_corpus(4, seed=5)
     manifest, transcripts = write_speech_split(tmp_path, "dev", texts, labels)
     frame = pd.read_parquet(transcripts)
-    args = ["--config", "{}", "--model", str(root / "models/CNN/model.pt"),
-            "--vocab", str(root / "models/CNN/vocab.json"),
-            "--manifest", str(manifest)]
     out = tmp_path / "out.parquet"
     frame.iloc[:3].to_parquet(tmp_path / "short.parquet")
     with pytest.raises(ValueError, match=r"short.parquet: transcripts do not match .*dev.tsv: 1 missing"):
-        tefe_extract.main([*args, "--transcripts", str(tmp_path / "short.parquet"), "--out", str(out)])
+        _extract(model_dir, tmp_path / "short.parquet", manifest, out)
     frame.assign(hypothesis=[None, "a", "b", "c"]).to_parquet(tmp_path / "null.parquet")
     with pytest.raises(ValueError, match=r"null.parquet: column 'hypothesis' is not a string .*utt_dev_000"):
-        tefe_extract.main([*args, "--transcripts", str(tmp_path / "null.parquet"), "--out", str(out)])
+        _extract(model_dir, tmp_path / "null.parquet", manifest, out)
     frame.drop(columns="reference").to_parquet(tmp_path / "noref.parquet")
-    with pytest.raises(ValueError, match=r"noref.parquet: transcripts lack column\(s\) \['reference'\]"):
-        tefe_extract.main([*args, "--transcripts", str(tmp_path / "noref.parquet"), "--column", "reference",
-                           "--out", str(out)])
+    with pytest.raises(ValueError, match=r"noref.parquet: transcripts lack columns \['reference'\]"):
+        _extract(model_dir, tmp_path / "noref.parquet", manifest, out, column="reference")
     assert not out.exists() and list(tmp_path.glob(".out*")) == []  # no partial output
 
 

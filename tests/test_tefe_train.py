@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from tests.tefe_fixtures import TINY_EMBEDDING, TINY_MODELS, TINY_TEXT, TINY_TRAINING, tiny_corpus
+from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.tefe.embedding import build_embedding, read_word2vec_text
 from workflow_scripts.tefe.extract import text_features
 from workflow_scripts.tefe.models import TextEncoder
 from workflow_scripts.tefe.text import PAD_ID, UNK_ID
-from workflow_scripts.tefe.train import class_weight_vector, encode_labels, evaluate, improved, train_encoder
+from workflow_scripts.tefe.train import class_weight_vector, evaluate, improved, train_encoder
 
 torch.set_num_threads(1)
 CLASSES = ["neutral", "negative"]
@@ -80,8 +81,9 @@ def test_same_seed_gives_identical_features(corpus):
     assert set(a) == {"sentence", "mean", "var", "max", "min"}
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
-    assert first_metrics["history"] == [{**r, "seconds": h["seconds"]} for r, h in
-                                        zip(second_metrics["history"], first_metrics["history"])]
+    assert first_metrics["history"] == [
+        {**r, "seconds": h["seconds"]} for r, h in zip(second_metrics["history"], first_metrics["history"], strict=True)
+    ]
     other, _ = _train(corpus, "LSTM", seed=8)
     assert not np.array_equal(_features(other, vocab, dev[0])["sentence"], a["sentence"])
 

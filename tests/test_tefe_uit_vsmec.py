@@ -14,17 +14,25 @@ import pytest
 import torch
 
 from tests.tefe_fixtures import SHARED_DATA
+from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.data.ingest_text import build_text_manifest
 from workflow_scripts.tefe.embedding import build_embedding
-from workflow_scripts.tefe.train import encode_labels, train_encoder
+from workflow_scripts.tefe.train import train_encoder
 
 CORPUS = SHARED_DATA / "text" / "uit_vsmec"
 CLASSES = ["neutral", "negative"]
 SPEC = {
     "table": {"train": str(CORPUS / "train.tsv"), "dev": str(CORPUS / "valid.tsv")},
     "columns": {"text": "text", "label": "emotion"},
-    "label_map": {"Other": "neutral", "Enjoyment": "neutral", "Anger": "negative", "Disgust": "negative",
-                  "Sadness": "negative", "Fear": "negative", "Surprise": None},
+    "label_map": {
+        "Other": "neutral",
+        "Enjoyment": "neutral",
+        "Anger": "negative",
+        "Disgust": "negative",
+        "Sadness": "negative",
+        "Fear": "negative",
+        "Surprise": None,
+    },
     "split": {"policy": "table"},
 }
 
@@ -40,12 +48,22 @@ def test_lstm_beats_the_majority_class_on_uit_vsmec():
     embedding = {"dim": 64, "word2vec": {"epochs": 15, "seed": 42}}
     vocab, matrix, _ = build_embedding(train["text"].tolist(), text, embedding)
     _, metrics = train_encoder(
-        "LSTM", vocab, matrix,
+        "LSTM",
+        vocab,
+        matrix,
         (train["text"].tolist(), encode_labels(train["label"].tolist(), CLASSES, "train", train["utt_id"].tolist())),
         (dev["text"].tolist(), encode_labels(dev["label"].tolist(), CLASSES, "dev", dev["utt_id"].tolist())),
-        CLASSES, {"units": 64, "dropout": 0.3},
-        {"epochs": 3, "patience": 3, "batch_size": 64, "learning_rate": 3.0e-3, "monitor": "WA", "seed": 42,
-         "device": "cpu"},
+        CLASSES,
+        {"units": 64, "dropout": 0.3},
+        {
+            "epochs": 3,
+            "patience": 3,
+            "batch_size": 64,
+            "learning_rate": 3.0e-3,
+            "monitor": "WA",
+            "seed": 42,
+            "device": "cpu",
+        },
     )
     majority = float((dev["label"] == "neutral").mean())
     accuracy = metrics["validation"]["WA"]

@@ -15,9 +15,6 @@ import pandas as pd
 
 from workflow_scripts.asr.backends import AsrBackend, BackendSpec, load_backend, transcribe_waveforms
 
-# TRANSITIONAL re-export for readers that import it from here (TEFE, converted in parallel);
-# readers import workflow_scripts.asr.transcripts, which does not load torch or the backends.
-from workflow_scripts.asr.transcripts import read_transcripts as read_transcripts
 from workflow_scripts.asr.transcripts import write_transcripts
 from workflow_scripts.asr.waveforms import load_waveforms
 from workflow_scripts.common import paths

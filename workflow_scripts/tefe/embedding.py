@@ -15,9 +15,6 @@ below ``min_count`` (they are replaced by it before word2vec, so it is learnt), 
 vector. Vocabulary words a vectors file lacks get seeded random vectors with the file's spread.
 """
 
-from __future__ import annotations
-
-import argparse
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -25,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from workflow_scripts.common.files import atomic_path, parse_json_argument, write_json
-from workflow_scripts.common.logs import setup_logging
+from workflow_scripts.common.files import atomic_path, write_json
 from workflow_scripts.common.manifest import TEXT_COLUMNS, read_manifest
+from workflow_scripts.common.rule import run_rule
 from workflow_scripts.tefe.text import (
     PAD_ID,
     UNK,
@@ -41,6 +38,7 @@ from workflow_scripts.tefe.text import (
 
 log = logging.getLogger(__name__)
 
+EMBEDDING_DEFAULTS: dict[str, Any] = {"dim": 1024, "source": "word2vec", "vectors": None, "seed": 42}
 WORD2VEC_DEFAULTS: dict[str, Any] = {
     "architecture": "skipgram",
     "window": 3,
@@ -50,7 +48,6 @@ WORD2VEC_DEFAULTS: dict[str, Any] = {
     "alpha": 0.025,
     "seed": 42,
 }
-EMBEDDING_DEFAULTS: dict[str, Any] = {"dim": 1024, "source": "word2vec", "vectors": None, "seed": 42}
 
 
 def embedding_settings(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,8 +96,9 @@ def train_word2vec(sentences: list[list[str]], dim: int, config: Mapping[str, An
     return {word: model.wv[word] for word in model.wv.index_to_key}
 
 
-def read_word2vec_text(path: str | os.PathLike, wanted: set[str],
-                       lowercase: bool) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def read_word2vec_text(
+    path: str | os.PathLike, wanted: set[str], lowercase: bool
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Vectors of the ``wanted`` tokens from a word2vec text file (optional "count dim" header).
 
     Keys are normalised like the corpus (NFC, lowercase as configured); the first occurrence of
@@ -141,8 +139,9 @@ def read_word2vec_text(path: str | os.PathLike, wanted: set[str],
     return found, {"dim": dim, "rows": rows, "std": std}
 
 
-def embedding_matrix(vocab: Vocabulary, vectors: Mapping[str, np.ndarray], dim: int, seed: int,
-                     random_std: float) -> tuple[np.ndarray, list[str]]:
+def embedding_matrix(
+    vocab: Vocabulary, vectors: Mapping[str, np.ndarray], dim: int, seed: int, random_std: float
+) -> tuple[np.ndarray, list[str]]:
     """[len(vocab), dim] float32: ``<PAD>`` zero, known tokens their vectors, ``<UNK>`` as documented.
 
     Tokens without a vector get seeded N(0, random_std) rows; their list is returned.
@@ -168,26 +167,32 @@ def embedding_matrix(vocab: Vocabulary, vectors: Mapping[str, np.ndarray], dim: 
     return matrix, missing
 
 
-def build_embedding(train_texts: Sequence[str], text_config: Mapping[str, Any],
-                    embedding_config: Mapping[str, Any]) -> tuple[Vocabulary, np.ndarray, dict[str, Any]]:
+def build_embedding(
+    train_texts: Sequence[str], text_config: Mapping[str, Any], embedding_config: Mapping[str, Any]
+) -> tuple[Vocabulary, np.ndarray, dict[str, Any]]:
     """Vocabulary, embedding matrix and a summary from the training texts and the two config blocks."""
     vocab = build_vocabulary(train_texts, text_settings(text_config))
     cfg = embedding_settings(embedding_config)
     dim = int(cfg["dim"])
-    summary: dict[str, Any] = {"vocabulary_size": len(vocab), "dim": dim, "source": cfg["source"],
-                               "training_texts": len(train_texts)}
+    summary: dict[str, Any] = {
+        "vocabulary_size": len(vocab),
+        "dim": dim,
+        "source": cfg["source"],
+        "training_texts": len(train_texts),
+    }
     if cfg["source"] == "word2vec":
         sentences = corpus_tokens(train_texts, vocab)
         vectors = train_word2vec(sentences, dim, cfg["word2vec"])
-        summary["word2vec"] = {**cfg["word2vec"], "sentences": len(sentences),
-                               "tokens": sum(len(s) for s in sentences)}
+        summary["word2vec"] = {**cfg["word2vec"], "sentences": len(sentences), "tokens": sum(len(s) for s in sentences)}
         random_std = float(np.std(np.stack(list(vectors.values())))) if vectors else 0.1
     else:
         wanted = set(vocab.tokens) | {UNK.lower()}
         vectors, info = read_word2vec_text(cfg["vectors"], wanted, vocab.settings["lowercase"])
         if info["dim"] != dim:
-            raise ValueError(f"{cfg['vectors']}: vectors have width {info['dim']}, but tefe.embedding.dim is {dim}; "
-                             f"set tefe.embedding.dim to {info['dim']}")
+            raise ValueError(
+                f"{cfg['vectors']}: vectors have width {info['dim']}, but tefe.embedding.dim is {dim}; "
+                f"set tefe.embedding.dim to {info['dim']}"
+            )
         random_std = info["std"]
         summary["vectors_file"] = {"path": str(cfg["vectors"]), "rows": info["rows"]}
     matrix, missing = embedding_matrix(vocab, vectors, dim, int(cfg["seed"]), random_std)
@@ -198,30 +203,25 @@ def build_embedding(train_texts: Sequence[str], text_config: Mapping[str, Any],
     return vocab, matrix, summary
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the build_tefe_embedding rule."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--text-config", required=True, help="the tefe.text block as JSON")
-    parser.add_argument("--embedding-config", required=True, help="the tefe.embedding block as JSON")
-    parser.add_argument("--train", required=True, help="training split of the text corpus (TSV manifest)")
-    parser.add_argument("--vocab", required=True, help="output vocab.json")
-    parser.add_argument("--embedding", required=True, help="output embedding.npy")
-    parser.add_argument("--summary", required=True, help="output summary.json")
-    args = parser.parse_args(argv)
-    setup_logging()
+def main(job: Any) -> None:
+    """Entry point of the build_tefe_embedding rule (``job``: the rule's ``snakemake`` object)."""
     logging.getLogger("gensim").setLevel(logging.WARNING)  # per-epoch chatter
-    texts = read_manifest(args.train, columns=TEXT_COLUMNS)["text"].tolist()
-    vocab, matrix, summary = build_embedding(texts, parse_json_argument(args.text_config, "--text-config"),
-                                             parse_json_argument(args.embedding_config, "--embedding-config"))
-    summary["train_manifest"] = args.train
-    vocab.save(args.vocab)
-    with atomic_path(args.embedding) as tmp:
+    texts = read_manifest(job.input.train, columns=TEXT_COLUMNS)["text"].tolist()
+    vocab, matrix, summary = build_embedding(texts, job.params.text, job.params.embedding)
+    summary["train_manifest"] = str(job.input.train)
+    vocab.save(job.output.vocab)
+    with atomic_path(job.output.embedding) as tmp:
         with open(tmp, "wb") as handle:
             np.save(handle, matrix)
-    write_json(args.summary, summary)
-    log.info("vocabulary %d tokens, embedding %s from %s, %d words without a vector", len(vocab), matrix.shape,
-             summary["source"], summary["coverage"]["random"])
+    write_json(job.output.summary, summary)
+    log.info(
+        "vocabulary %d tokens, embedding %s from %s, %d words without a vector",
+        len(vocab),
+        matrix.shape,
+        summary["source"],
+        summary["coverage"]["random"],
+    )
 
 
 if __name__ == "__main__":
-    main()
+    run_rule(main)

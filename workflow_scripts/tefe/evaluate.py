@@ -8,42 +8,43 @@ errors). Parameter counts are listed beside the paper's totals. This is a report
 choice of encoder (select_tefe) never sees these test scores.
 """
 
-from __future__ import annotations
-
-import argparse
 import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from workflow_scripts.common.files import atomic_path, read_json, write_json
-from workflow_scripts.common.logs import setup_logging
+from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.common.manifest import read_manifest
-from workflow_scripts.tefe.extract import read_transcripts
+from workflow_scripts.common.rule import run_rule
+from workflow_scripts.tefe.extract import TRANSCRIPT_COLUMNS, read_transcript_texts
 from workflow_scripts.tefe.models import load_encoder, predict_logits
-from workflow_scripts.tefe.select import parse_pairs
-from workflow_scripts.tefe.train import classification_scores, encode_labels, read_labelled_texts
+from workflow_scripts.tefe.train import read_labelled_texts, split_scores
 
 log = logging.getLogger(__name__)
 
 EVAL_BATCH = 256
 
 
-def evaluation_sets(validation: str, text_test: str | None, transcripts: Mapping[str, str],
-                    manifests: Mapping[str, str], columns: Sequence[str], classes: Sequence[str]
-                    ) -> dict[str, tuple[list[str], Any]]:
+def evaluation_sets(
+    validation: str,
+    text_test: str | None,
+    transcripts: Mapping[str, str],
+    manifests: Mapping[str, str],
+    columns: Sequence[str],
+    classes: Sequence[str],
+) -> dict[str, tuple[list[str], Any]]:
     """Name -> (texts, class indices) of every data set in the table, in table order."""
     sets = {"validation (text dev)": read_labelled_texts(validation, classes)}
     if text_test:
         sets["text test"] = read_labelled_texts(text_test, classes)
     for split, path in transcripts.items():
         if split not in manifests:
-            raise ValueError(f"--transcripts names split {split!r} but --manifests has no manifest for it")
+            raise ValueError(f"transcripts of split {split!r} but no manifest for it")
         manifest = read_manifest(manifests[split]).set_index("utt_id")
         for column in columns:
-            frame = read_transcripts(path, column, manifests[split])
+            frame = read_transcript_texts(path, column, manifests[split])
             labels = manifest.loc[frame["utt_id"], "label"].tolist()
             name = f"{split} ({'ASR hypothesis' if column == 'hypothesis' else 'reference'})"
             y = encode_labels(labels, classes, manifests[split], frame["utt_id"].tolist())
@@ -51,20 +52,21 @@ def evaluation_sets(validation: str, text_test: str | None, transcripts: Mapping
     return sets
 
 
-def score_architectures(model_dirs: Mapping[str, str], sets: Mapping[str, tuple[list[str], Any]],
-                        classes: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Architecture -> data set name -> WA / UA / WF1 / n."""
+def score_architectures(
+    encoders: Mapping[str, tuple[str, str]], sets: Mapping[str, tuple[list[str], Any]], classes: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Architecture -> data set name -> WA / UA / WF1 / n; ``encoders``: arch -> (model.pt, vocab.json)."""
     device = torch.device("cpu")
     results: dict[str, dict[str, Any]] = {}
-    for arch, directory in model_dirs.items():
-        model, vocab, header = load_encoder(Path(directory) / "model.pt", Path(directory) / "vocab.json")
+    for arch, (model_path, vocab_path) in encoders.items():
+        model, vocab, header = load_encoder(model_path, vocab_path)
         if header["classes"] != list(classes):
-            raise ValueError(f"{directory}/model.pt: trained for classes {header['classes']}, expected {list(classes)}")
+            raise ValueError(f"{model_path}: trained for classes {header['classes']}, expected {list(classes)}")
         results[arch] = {}
         for name, (texts, y) in sets.items():
             ids, lengths = vocab.encode(texts)
             predicted = predict_logits(model, ids, lengths, EVAL_BATCH, device).argmax(axis=1)
-            results[arch][name] = classification_scores(y, predicted, len(header["classes"]))
+            results[arch][name] = split_scores(y, predicted, len(header["classes"]))
     return results
 
 
@@ -79,8 +81,11 @@ def markdown_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def render_table(scores: Mapping[str, Mapping[str, Mapping[str, float]]], selection: Mapping[str, Any],
-                 metrics: Mapping[str, Mapping[str, Any]]) -> str:
+def render_table(
+    scores: Mapping[str, Mapping[str, Mapping[str, float]]],
+    selection: Mapping[str, Any],
+    metrics: Mapping[str, Mapping[str, Any]],
+) -> str:
     """table.md: scores per architecture and data set, then parameter counts and training summary."""
     selected = selection["selected"]
     score_rows = []
@@ -91,52 +96,79 @@ def render_table(scores: Mapping[str, Mapping[str, Mapping[str, float]]], select
     param_rows = []
     for arch, m in metrics.items():
         p = m["parameters"]
-        param_rows.append([arch, f"{p['trainable']:,}", f"{p['frozen']:,}", f"{p['total'] / 1e6:.2f}M",
-                           f"{p['paper_total'] / 1e6:.2f}M", f"{p['paper_implied_vocabulary']:,}",
-                           m["vocabulary_size"], f"{m['best_epoch']} / {m['epochs_run']}", f"{m['train_seconds']:.0f}"])
-    return "\n\n".join([
-        "# TEFE: the text encoders",
-        f"Selected encoder: **{selected}** ({selection['reason']}; the choice reads validation scores only). "
-        "WA = accuracy, UA = balanced accuracy (mean per-class recall), WF1 = support-weighted F1, in %.",
-        markdown_table(score_rows, ["architecture", "data", "n", "WA", "UA", "WF1"]),
-        "## Parameters",
-        "Trainable and frozen (embedding) parameter counts of this run beside the paper's totals. The paper's "
-        "totals include its own vocabulary: *implied vocabulary* = (paper total - Keras count of the layers "
-        "outside the embedding) / embedding width; similar values across rows mean the same layer sizes.",
-        markdown_table(param_rows, ["architecture", "trainable", "frozen", "total", "paper total",
-                                    "implied paper vocabulary", "vocabulary", "best / epochs run", "train s"]),
-    ]) + "\n"
+        param_rows.append(
+            [
+                arch,
+                f"{p['trainable']:,}",
+                f"{p['frozen']:,}",
+                f"{p['total'] / 1e6:.2f}M",
+                f"{p['paper_total'] / 1e6:.2f}M",
+                f"{p['paper_implied_vocabulary']:,}",
+                m["vocabulary_size"],
+                f"{m['best_epoch']} / {m['epochs_run']}",
+                f"{m['train_seconds']:.0f}",
+            ]
+        )
+    return (
+        "\n\n".join(
+            [
+                "# TEFE: the text encoders",
+                f"Selected encoder: **{selected}** ({selection['reason']}; the choice reads validation scores only). "
+                "WA = accuracy, UA = balanced accuracy (mean per-class recall), WF1 = support-weighted F1, in %.",
+                markdown_table(score_rows, ["architecture", "data", "n", "WA", "UA", "WF1"]),
+                "## Parameters",
+                "Trainable and frozen (embedding) parameter counts of this run beside the paper's totals. The paper's "
+                "totals include its own vocabulary: *implied vocabulary* = (paper total - Keras count of the layers "
+                "outside the embedding) / embedding width; similar values across rows mean the same layer sizes.",
+                markdown_table(
+                    param_rows,
+                    [
+                        "architecture",
+                        "trainable",
+                        "frozen",
+                        "total",
+                        "paper total",
+                        "implied paper vocabulary",
+                        "vocabulary",
+                        "best / epochs run",
+                        "train s",
+                    ],
+                ),
+            ]
+        )
+        + "\n"
+    )
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the tefe_table rule."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", required=True, help="ARCH=results/tefe/models/ARCH")
-    parser.add_argument("--selection", required=True)
-    parser.add_argument("--classes", nargs="+", required=True)
-    parser.add_argument("--validation", required=True, help="text corpus dev split")
-    parser.add_argument("--text-test", help="text corpus test split (reported only)")
-    parser.add_argument("--transcripts", nargs="*", default=[], help="SPLIT=results/transcripts/SPLIT.parquet")
-    parser.add_argument("--manifests", nargs="*", default=[], help="SPLIT=speech manifest (labels)")
-    parser.add_argument("--columns", nargs="+", default=["hypothesis", "reference"])
-    parser.add_argument("--out-md", required=True)
-    parser.add_argument("--out-json", required=True)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    setup_logging()
-    torch.set_num_threads(args.threads)
-    model_dirs = parse_pairs(args.models, "--models")
-    selection = read_json(args.selection)
-    metrics = {arch: read_json(Path(d) / "metrics.json") for arch, d in model_dirs.items()}
-    sets = evaluation_sets(args.validation, args.text_test, parse_pairs(args.transcripts, "--transcripts"),
-                           parse_pairs(args.manifests, "--manifests"), args.columns, args.classes)
-    scores = score_architectures(model_dirs, sets, args.classes)
-    write_json(args.out_json, {"selected": selection["selected"], "selection": selection, "scores": scores,
-                               "parameters": {a: m["parameters"] for a, m in metrics.items()}})
-    with atomic_path(args.out_md) as tmp:
+def main(job: Any) -> None:
+    """Entry point of the tefe_table rule (``job``: the rule's ``snakemake`` object)."""
+    torch.set_num_threads(job.threads)
+    architectures, splits, classes = job.params.architectures, job.params.test_splits, list(job.params.classes)
+    # Input lists come in the order of the names in params (architectures, test splits).
+    encoders = dict(
+        zip(architectures, zip(map(str, job.input.models), map(str, job.input.vocabs), strict=True), strict=True)
+    )
+    metrics = dict(zip(architectures, map(read_json, job.input.metrics), strict=True))
+    transcripts = dict(zip(splits, map(str, job.input.transcripts), strict=True))
+    manifests = dict(zip(splits, map(str, job.input.manifests), strict=True))
+    selection = read_json(job.input.selection)
+    sets = evaluation_sets(
+        job.input.validation, job.input.text_test, transcripts, manifests, TRANSCRIPT_COLUMNS, classes
+    )
+    scores = score_architectures(encoders, sets, classes)
+    write_json(
+        job.output.json,
+        {
+            "selected": selection["selected"],
+            "selection": selection,
+            "scores": scores,
+            "parameters": {a: m["parameters"] for a, m in metrics.items()},
+        },
+    )
+    with atomic_path(job.output.table) as tmp:
         tmp.write_text(render_table(scores, selection, metrics), encoding="utf-8")
-    log.info("table of %d architectures on %d data sets written to %s", len(scores), len(sets), args.out_md)
+    log.info("table of %d architectures on %d data sets written to %s", len(scores), len(sets), job.output.table)
 
 
 if __name__ == "__main__":
-    main()
+    run_rule(main)

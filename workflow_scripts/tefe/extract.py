@@ -14,33 +14,31 @@ are prepared exactly as the training texts were. Written with
 statistic, metadata naming the architecture and checkpoint).
 """
 
-from __future__ import annotations
-
-import argparse
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from workflow_scripts.common.features import FeatureWriter
-from workflow_scripts.common.files import parse_json_argument
-from workflow_scripts.common.logs import setup_logging
-from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.asr.transcripts import read_transcripts
+from workflow_scripts.common import names, paths
 from workflow_scripts.common.devices import resolve_device
+from workflow_scripts.common.features import FeatureWriter
+from workflow_scripts.common.files import read_json
+from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.common.rule import run_rule
 from workflow_scripts.tefe.models import TextEncoder, batch_indices, load_encoder
 from workflow_scripts.tefe.text import Vocabulary, tokenize
 
 log = logging.getLogger(__name__)
 
 STATISTICS = ("sentence", "mean", "var", "max", "min")
-TRANSCRIPT_COLUMNS = ("hypothesis", "reference")
+# The transcript columns the feature sets are extracted from (ASR hypothesis, reference).
+TRANSCRIPT_COLUMNS = tuple(names.TEFE_FEATURE_SETS.values())
 TOKEN_STATES = {
     "CNN": "the four Conv1D branches after BatchNorm and ReLU, concatenated (one row per window start)",
     "LSTM": "the LSTM outputs",
@@ -55,36 +53,34 @@ SENTENCE = {
 }
 
 
-def read_transcripts(path: str | os.PathLike, column: str, manifest: str | os.PathLike | None = None) -> pd.DataFrame:
+def read_transcript_texts(
+    path: str | os.PathLike, column: str, manifest: str | os.PathLike | None = None
+) -> pd.DataFrame:
     """utt_id and ``text`` (the chosen transcript column) of a transcripts parquet file.
 
-    Checks the columns, unique ids, string values, and, given the split's manifest, that the
-    transcripts cover exactly its utterances (joined by utt_id). Returned in manifest order.
+    On top of the contract checks of :func:`workflow_scripts.asr.transcribe.read_transcripts`,
+    checks string values and, given the split's manifest, that the transcripts cover exactly its
+    utterances (joined by utt_id). Returned in manifest order.
     """
     if column not in TRANSCRIPT_COLUMNS:
         raise ValueError(f"transcript column {column!r}, expected one of {TRANSCRIPT_COLUMNS}")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: transcripts not found")
-    frame = pd.read_parquet(path)
-    missing = [c for c in ("utt_id", column) if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{path}: transcripts lack column(s) {missing} (have {list(frame.columns)})")
-    frame = frame.loc[:, ["utt_id", column]].rename(columns={column: "text"})
+    frame = read_transcripts(path).loc[:, ["utt_id", column]].rename(columns={column: "text"})
     frame["utt_id"] = frame["utt_id"].astype(str)
-    duplicated = frame["utt_id"][frame["utt_id"].duplicated()].tolist()
-    if duplicated:
-        raise ValueError(f"{path}: duplicate utt_id values {duplicated[:5]}")
     bad = frame["utt_id"][~frame["text"].map(lambda v: isinstance(v, str))].tolist()
     if bad:
-        raise ValueError(f"{path}: column {column!r} is not a string (null?) for utt_id {bad[:5]}; "
-                         "expected a transcript, possibly empty")
+        raise ValueError(
+            f"{path}: column {column!r} is not a string (null?) for utt_id {bad[:5]}; "
+            "expected a transcript, possibly empty"
+        )
     if manifest is not None:
         ids = read_manifest(manifest)["utt_id"].tolist()
         absent = sorted(set(ids) - set(frame["utt_id"]))
         extra = sorted(set(frame["utt_id"]) - set(ids))
         if absent or extra:
-            raise ValueError(f"{path}: transcripts do not match the utterances of {manifest}: "
-                             f"{len(absent)} missing (e.g. {absent[:3]}), {len(extra)} unknown (e.g. {extra[:3]})")
+            raise ValueError(
+                f"{path}: transcripts do not match the utterances of {manifest}: "
+                f"{len(absent)} missing (e.g. {absent[:3]}), {len(extra)} unknown (e.g. {extra[:3]})"
+            )
         frame = frame.set_index("utt_id").loc[ids].reset_index()
     return frame.reset_index(drop=True)
 
@@ -105,8 +101,9 @@ def token_statistics(states: torch.Tensor, mask: torch.Tensor) -> dict[str, torc
 
 
 @torch.no_grad()
-def text_features(model: TextEncoder, vocab: Vocabulary, texts: Sequence[str], batch_size: int,
-                  device: torch.device) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+def text_features(
+    model: TextEncoder, vocab: Vocabulary, texts: Sequence[str], batch_size: int, device: torch.device
+) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
     """Yield (row indices, statistics) batches for ``texts``: sentence + token statistics, float32."""
     model.eval()
     ids, lengths = vocab.encode(list(texts))
@@ -128,13 +125,20 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def extract_features(model_path: str, vocab_path: str, transcripts: str, column: str, out: str,
-                     config: Mapping[str, Any], manifest: str | None = None) -> dict[str, Any]:
+def extract_features(
+    model_path: str,
+    vocab_path: str,
+    transcripts: str,
+    column: str,
+    out: str,
+    config: Mapping[str, Any],
+    manifest: str | None = None,
+) -> dict[str, Any]:
     """Write the feature file of one split; returns its metadata."""
     model, vocab, header = load_encoder(model_path, vocab_path)
     device = resolve_device(config.get("device", "auto"))
     model.to(device)
-    frame = read_transcripts(transcripts, column, manifest)
+    frame = read_transcript_texts(transcripts, column, manifest)
     texts = frame["text"].tolist()
     arch = header["arch"]
     metadata = {
@@ -153,20 +157,28 @@ def extract_features(model_path: str, vocab_path: str, transcripts: str, column:
     with FeatureWriter(out, list(STATISTICS), model.feature_dim, metadata) as writer:
         for rows, stats in text_features(model, vocab, texts, int(config.get("batch_size", 256)), device):
             writer.write(frame["utt_id"].iloc[rows].tolist(), stats)
-    log.info("%s: %d utterances, %s features of width %d from %s (%s)", out, len(frame), arch, model.feature_dim,
-             transcripts, column)
+    log.info(
+        "%s: %d utterances, %s features of width %d from %s (%s)",
+        out,
+        len(frame),
+        arch,
+        model.feature_dim,
+        transcripts,
+        column,
+    )
     return metadata
 
 
 def load_featurizer(config: Mapping[str, Any], run_dir: str | os.PathLike, threads: int):
     """predict's TEFE stage: ``featurize(transcripts) -> {statistic: (n, dim)}`` with the selected encoder."""
     torch.set_num_threads(max(1, threads))
-    selection = Path(run_dir) / "tefe" / "selection.json"
+    selection = paths.in_run(paths.TEFE_SELECTION, run_dir)
     if not selection.exists():
         raise SystemExit(f"predict: {selection} not found; is {run_dir} the results directory of a finished run?")
-    arch = json.loads(selection.read_text(encoding="utf-8"))["selected"]
-    model_dir = Path(run_dir) / "tefe" / "models" / arch
-    model, vocab, _ = load_encoder(str(model_dir / "model.pt"), str(model_dir / "vocab.json"))
+    arch = read_json(selection)["selected"]
+    model, vocab, _ = load_encoder(
+        paths.in_run(paths.TEFE_MODEL, run_dir, arch=arch), paths.in_run(paths.TEFE_MODEL_VOCAB, run_dir, arch=arch)
+    )
     block = config["tefe"]["extract"]
     device = resolve_device(block.get("device", "auto"))
     model.to(device)
@@ -181,23 +193,19 @@ def load_featurizer(config: Mapping[str, Any], run_dir: str | os.PathLike, threa
     return featurize
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the extract_tefe rule (one split, hypothesis or reference transcripts)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="the tefe.extract block as JSON")
-    parser.add_argument("--model", required=True, help="model.pt of the selected encoder")
-    parser.add_argument("--vocab", required=True, help="vocab.json saved with that model")
-    parser.add_argument("--transcripts", required=True, help="results/transcripts/<split>.parquet")
-    parser.add_argument("--column", choices=TRANSCRIPT_COLUMNS, default="hypothesis")
-    parser.add_argument("--manifest", help="the split's speech manifest: transcripts must cover its utterances")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    setup_logging()
-    torch.set_num_threads(args.threads)
-    extract_features(args.model, args.vocab, args.transcripts, args.column, args.out,
-                     parse_json_argument(args.config), args.manifest)
+def main(job: Any) -> None:
+    """Entry point of the extract_tefe rule (one split and feature set; ``job``: the rule's ``snakemake`` object)."""
+    torch.set_num_threads(job.threads)
+    extract_features(
+        str(job.input.model),
+        str(job.input.vocab),
+        str(job.input.transcripts),
+        job.params.column,
+        str(job.output.features),
+        job.params.extract,
+        str(job.input.manifest),
+    )
 
 
 if __name__ == "__main__":
-    main()
+    run_rule(main)

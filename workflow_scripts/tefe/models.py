@@ -37,9 +37,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from workflow_scripts.common.files import atomic_path
+from workflow_scripts.common.names import TEFE_ARCHITECTURES
 from workflow_scripts.tefe.text import Vocabulary
 
-ARCHITECTURES = ("CNN", "LSTM", "BiLSTM", "BiLSTM_CNN")
 CHECKPOINT_FORMAT = "dfat-tefe-1"
 
 # Totals the paper reports (Keras, with the paper's vocabulary inside the embedding).
@@ -56,7 +56,7 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 def model_settings(arch: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """An architecture's hyperparameters (tefe.models.<arch> without its training overrides)."""
     if arch not in MODEL_DEFAULTS:
-        raise ValueError(f"unknown TEFE architecture {arch!r}; expected one of {ARCHITECTURES}")
+        raise ValueError(f"unknown TEFE architecture {arch!r}; expected one of {TEFE_ARCHITECTURES}")
     settings = {**MODEL_DEFAULTS[arch], **{k: v for k, v in config.items() if k != "training"}}
     unknown = sorted(set(settings) - set(MODEL_DEFAULTS[arch]))
     if unknown:
@@ -83,7 +83,7 @@ class ConvBranches(nn.Module):
         """x [batch, time, in_dim], mask [batch, time] -> [batch, time, out_dim], zero where masked."""
         x = x.transpose(1, 2)
         branches = []
-        for k, conv, norm in zip(self.kernel_sizes, self.convs, self.norms):
+        for k, conv, norm in zip(self.kernel_sizes, self.convs, self.norms, strict=True):
             y = conv(nn.functional.pad(x, (0, k - 1))).transpose(1, 2)  # one window per start position
             normed = torch.zeros_like(y)
             # BatchNorm statistics over real windows only, so padding length changes nothing.
@@ -121,7 +121,7 @@ class TextEncoder(nn.Module):
                 self.conv = ConvBranches(self.feature_dim, s["filters"], s["kernel_sizes"])
                 self.feature_dim = self.conv.out_dim
         else:
-            raise ValueError(f"unknown TEFE architecture {arch!r}; expected one of {ARCHITECTURES}")
+            raise ValueError(f"unknown TEFE architecture {arch!r}; expected one of {TEFE_ARCHITECTURES}")
         self.dropout = nn.Dropout(s["dropout"])
         self.output = nn.Linear(self.feature_dim, n_classes)
 
@@ -164,8 +164,9 @@ def _conv_params(in_dim: int, filters: int, kernel_sizes: Sequence[int], norm_pe
     return sum(filters * (in_dim * k + 1) + norm_per_channel * filters for k in kernel_sizes)
 
 
-def non_embedding_parameters(arch: str, embedding_dim: int, n_classes: int, settings: Mapping[str, Any],
-                             keras: bool = False) -> int:
+def non_embedding_parameters(
+    arch: str, embedding_dim: int, n_classes: int, settings: Mapping[str, Any], keras: bool = False
+) -> int:
     """Parameters outside the embedding, by formula.
 
     ``keras=False``: this PyTorch implementation (two LSTM bias vectors; BatchNorm weight and
@@ -186,16 +187,18 @@ def non_embedding_parameters(arch: str, embedding_dim: int, n_classes: int, sett
     return count + width * n_classes + n_classes
 
 
-def expected_parameter_counts(arch: str, vocab_size: int, embedding_dim: int, n_classes: int,
-                              settings: Mapping[str, Any]) -> dict[str, int]:
+def expected_parameter_counts(
+    arch: str, vocab_size: int, embedding_dim: int, n_classes: int, settings: Mapping[str, Any]
+) -> dict[str, int]:
     """Trainable and frozen (embedding) parameter counts of :class:`TextEncoder`, by formula."""
     trainable = non_embedding_parameters(arch, embedding_dim, n_classes, settings)
     frozen = vocab_size * embedding_dim
     return {"trainable": trainable, "frozen": frozen, "total": trainable + frozen}
 
 
-def paper_comparison(arch: str, vocab_size: int, embedding_dim: int, n_classes: int,
-                     settings: Mapping[str, Any]) -> dict[str, Any]:
+def paper_comparison(
+    arch: str, vocab_size: int, embedding_dim: int, n_classes: int, settings: Mapping[str, Any]
+) -> dict[str, Any]:
     """Our counts beside the paper's total, and the vocabulary size the paper's total implies.
 
     The implied vocabulary is (paper total - Keras non-embedding count) / embedding width; a
@@ -231,8 +234,9 @@ def trim_batch(ids: torch.Tensor, lengths: torch.Tensor, rows: torch.Tensor) -> 
 
 
 @torch.no_grad()
-def predict_logits(model: TextEncoder, ids: np.ndarray, lengths: np.ndarray, batch_size: int,
-                   device: torch.device) -> np.ndarray:
+def predict_logits(
+    model: TextEncoder, ids: np.ndarray, lengths: np.ndarray, batch_size: int, device: torch.device
+) -> np.ndarray:
     """Class logits [n, classes] in eval mode."""
     model.eval()
     ids_t, lengths_t = torch.from_numpy(ids), torch.from_numpy(lengths)
@@ -257,8 +261,9 @@ def save_checkpoint(path: str | os.PathLike, model: TextEncoder, classes: Sequen
         torch.save(payload, tmp)
 
 
-def load_encoder(model_path: str | os.PathLike,
-                 vocab_path: str | os.PathLike) -> tuple[TextEncoder, Vocabulary, dict[str, Any]]:
+def load_encoder(
+    model_path: str | os.PathLike, vocab_path: str | os.PathLike
+) -> tuple[TextEncoder, Vocabulary, dict[str, Any]]:
     """A trained encoder (eval mode, CPU), its vocabulary and checkpoint header (arch, settings, classes)."""
     try:
         payload = torch.load(model_path, map_location="cpu", weights_only=True)

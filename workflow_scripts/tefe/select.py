@@ -6,30 +6,17 @@ has the highest validation ``metric`` (ties: lower validation loss, then the ord
 ``tefe.architectures``), unless ``override`` names an architecture.
 """
 
-from __future__ import annotations
-
-import argparse
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from workflow_scripts.common.files import parse_json_argument, read_json, write_json
-from workflow_scripts.common.logs import setup_logging
+from workflow_scripts.common.files import read_json, write_json
+from workflow_scripts.common.metrics import METRICS
+from workflow_scripts.common.rule import run_rule
 
 log = logging.getLogger(__name__)
 
-SELECTION_METRICS = ("WA", "UA", "WF1", "loss")
-
-
-def parse_pairs(pairs: Sequence[str], flag: str) -> dict[str, str]:
-    """``NAME=PATH`` command-line pairs as an ordered mapping."""
-    result = {}
-    for pair in pairs:
-        name, sep, path = pair.partition("=")
-        if not sep or not name or not path:
-            raise SystemExit(f"{flag}: expected NAME=PATH, got {pair!r}")
-        result[name] = path
-    return result
+SELECTION_METRICS = (*METRICS, "loss")
 
 
 def validation_scores(metrics_paths: Mapping[str, str]) -> dict[str, dict[str, Any]]:
@@ -65,8 +52,9 @@ def select_encoder(scores: Mapping[str, Mapping[str, float]], config: Mapping[st
     ranking = rank_architectures(scores, metric)
     override = config.get("override")
     if override is not None and override not in scores:
-        raise ValueError(f"tefe.selection.override: {override!r} is not a trained architecture {list(scores)} "
-                         "(tefe.architectures)")
+        raise ValueError(
+            f"tefe.selection.override: {override!r} is not a trained architecture {list(scores)} (tefe.architectures)"
+        )
     selected = override or ranking[0]
     return {
         "selected": selected,
@@ -78,19 +66,14 @@ def select_encoder(scores: Mapping[str, Mapping[str, float]], config: Mapping[st
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the select_tefe checkpoint."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="the tefe.selection block as JSON")
-    parser.add_argument("--metrics", nargs="+", required=True, help="ARCH=path/to/metrics.json, one per architecture")
-    parser.add_argument("--out", required=True, help="output selection.json")
-    args = parser.parse_args(argv)
-    setup_logging()
-    selection = select_encoder(validation_scores(parse_pairs(args.metrics, "--metrics")),
-                               parse_json_argument(args.config))
-    write_json(args.out, selection)
+def main(job: Any) -> None:
+    """Entry point of the select_tefe checkpoint (``job``: the rule's ``snakemake`` object)."""
+    # The metrics files in the order of the architecture names (tefe.architectures).
+    metrics = dict(zip(job.params.architectures, map(str, job.input.metrics), strict=True))
+    selection = select_encoder(validation_scores(metrics), job.params.selection)
+    write_json(job.output.selection, selection)
     log.info("selected %s (%s); ranking %s", selection["selected"], selection["reason"], selection["ranking"])
 
 
 if __name__ == "__main__":
-    main()
+    run_rule(main)

@@ -136,7 +136,7 @@ class Vocabulary:
         write_json(path, {"settings": self.settings, "tokens": self.tokens, "counts": self.counts})
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Vocabulary":
+    def load(cls, path: str | os.PathLike) -> Vocabulary:
         """Read a vocabulary written by :meth:`save`."""
         payload = read_json(path)
         if not isinstance(payload, dict) or not {"settings", "tokens"} <= set(payload):

@@ -13,9 +13,6 @@ thread count give bit-identical weights. On CUDA, deterministic algorithms are r
 cuDNN's LSTM may still differ in the last bits.
 """
 
-from __future__ import annotations
-
-import argparse
 import copy
 import logging
 import os
@@ -25,13 +22,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from sklearn.utils.class_weight import compute_class_weight
 
-from workflow_scripts.common.files import parse_json_argument, write_json
-from workflow_scripts.common.logs import setup_logging
-from workflow_scripts.common.seeding import seed_everything
+from workflow_scripts.common.devices import resolve_device
+from workflow_scripts.common.files import write_json
+from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.common.manifest import TEXT_COLUMNS, read_manifest
+from workflow_scripts.common.metrics import METRICS, confusion_matrices, metrics_from_confusion
+from workflow_scripts.common.rule import run_rule
+from workflow_scripts.common.seeding import seed_everything
 from workflow_scripts.tefe.models import (
     TextEncoder,
     batch_indices,
@@ -43,11 +42,9 @@ from workflow_scripts.tefe.models import (
     trim_batch,
 )
 from workflow_scripts.tefe.text import Vocabulary
-from workflow_scripts.common.devices import resolve_device
 
 log = logging.getLogger(__name__)
 
-METRICS = ("WA", "UA", "WF1")
 TRAINING_DEFAULTS: dict[str, Any] = {
     "epochs": 30,
     "patience": 5,
@@ -75,25 +72,10 @@ def training_settings(shared: Mapping[str, Any], overrides: Mapping[str, Any] | 
     return settings
 
 
-def classification_scores(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> dict[str, float]:
-    """WA (accuracy), UA (balanced accuracy = mean per-class recall), WF1 (support-weighted F1)."""
-    labels = list(range(n_classes))
-    return {
-        "WA": float(accuracy_score(y_true, y_pred)),
-        "UA": float(balanced_accuracy_score(y_true, y_pred)),
-        "WF1": float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
-        "n": int(len(y_true)),
-    }
-
-
-def encode_labels(labels: Sequence[str], classes: Sequence[str], source: str, utt_ids: Sequence[str]) -> np.ndarray:
-    """Class indices of labels; an unknown label is an error naming the file and utterance."""
-    index = {c: i for i, c in enumerate(classes)}
-    bad = [(u, lab) for u, lab in zip(utt_ids, labels) if lab not in index]
-    if bad:
-        raise ValueError(f"{source}: labels not in task.classes {list(classes)}: "
-                         + ", ".join(f"utt_id {u!r} has {lab!r}" for u, lab in bad[:5]))
-    return np.array([index[lab] for lab in labels], dtype=np.int64)
+def split_scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:
+    """WA, UA and WF1 (:mod:`workflow_scripts.common.metrics`) of one data set, and its size ``n``."""
+    values = metrics_from_confusion(confusion_matrices(y_true, y_pred, n_classes))
+    return {**{name: float(values[name]) for name in METRICS}, "n": int(len(y_true))}
 
 
 def class_weight_vector(y: np.ndarray, n_classes: int, spec: Any, classes: Sequence[str]) -> torch.Tensor | None:
@@ -103,24 +85,34 @@ def class_weight_vector(y: np.ndarray, n_classes: int, spec: Any, classes: Seque
     if spec == "balanced":
         present = np.unique(y)
         if len(present) < n_classes:
-            raise ValueError(f"class_weights balanced: the training split lacks classes "
-                             f"{[classes[i] for i in range(n_classes) if i not in present]}")
+            raise ValueError(
+                f"class_weights balanced: the training split lacks classes "
+                f"{[classes[i] for i in range(n_classes) if i not in present]}"
+            )
         return torch.tensor(compute_class_weight("balanced", classes=np.arange(n_classes), y=y), dtype=torch.float32)
     if isinstance(spec, Mapping):
         missing = [c for c in classes if c not in spec]
         if missing or set(spec) - set(classes):
-            raise ValueError(f"tefe.training.class_weights: expected a weight for each of {list(classes)}, "
-                             f"got {dict(spec)}")
+            raise ValueError(
+                f"tefe.training.class_weights: expected a weight for each of {list(classes)}, got {dict(spec)}"
+            )
         return torch.tensor([float(spec[c]) for c in classes], dtype=torch.float32)
     raise ValueError(f"tefe.training.class_weights: {spec!r}, expected none, balanced or a mapping class -> weight")
 
 
-def evaluate(model: TextEncoder, ids: np.ndarray, lengths: np.ndarray, y: np.ndarray, batch_size: int,
-             device: torch.device, weights: torch.Tensor | None = None) -> dict[str, float]:
+def evaluate(
+    model: TextEncoder,
+    ids: np.ndarray,
+    lengths: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    device: torch.device,
+    weights: torch.Tensor | None = None,
+) -> dict[str, float]:
     """Loss (weighted as in training) and WA / UA / WF1 on one split."""
     logits = torch.from_numpy(predict_logits(model, ids, lengths, batch_size, device))
     loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y), weight=weights)
-    scores = classification_scores(y, logits.argmax(dim=1).numpy(), logits.shape[1])
+    scores = split_scores(y, logits.argmax(dim=1).numpy(), logits.shape[1])
     return {"loss": float(loss), **scores}
 
 
@@ -135,9 +127,16 @@ def improved(current: Mapping[str, float], best: Mapping[str, float] | None, mon
     return abs(current[monitor] - best[monitor]) <= 1e-12 and current["loss"] < best["loss"]
 
 
-def train_encoder(arch: str, vocab: Vocabulary, embedding: np.ndarray, train: tuple[Sequence[str], np.ndarray],
-                  dev: tuple[Sequence[str], np.ndarray], classes: Sequence[str], model_config: Mapping[str, Any],
-                  training_config: Mapping[str, Any]) -> tuple[TextEncoder, dict[str, Any]]:
+def train_encoder(
+    arch: str,
+    vocab: Vocabulary,
+    embedding: np.ndarray,
+    train: tuple[Sequence[str], np.ndarray],
+    dev: tuple[Sequence[str], np.ndarray],
+    classes: Sequence[str],
+    model_config: Mapping[str, Any],
+    training_config: Mapping[str, Any],
+) -> tuple[TextEncoder, dict[str, Any]]:
     """Train one architecture with early stopping on ``dev``; returns the best model (on the CPU) and metrics."""
     cfg = training_settings(training_config, model_config.get("training"))
     settings = model_settings(arch, model_config)
@@ -181,13 +180,26 @@ def train_encoder(arch: str, vocab: Vocabulary, embedding: np.ndarray, train: tu
             total += loss.item() * len(rows)
             seen += len(rows)
         scores = evaluate(model, dev_ids, dev_len, y_dev, int(cfg["eval_batch_size"]), device, weights)
-        row = {"epoch": epoch, "train_loss": total / seen, **{f"dev_{k}": v for k, v in scores.items() if k != "n"},
-               "seconds": round(time.perf_counter() - epoch_start, 3)}
+        row = {
+            "epoch": epoch,
+            "train_loss": total / seen,
+            **{f"dev_{k}": v for k, v in scores.items() if k != "n"},
+            "seconds": round(time.perf_counter() - epoch_start, 3),
+        }
         history.append(row)
         better = improved(scores, best, cfg["monitor"], float(cfg["min_delta"]))
-        log.info("%s epoch %d: train loss %.4f, dev loss %.4f WA %.4f UA %.4f WF1 %.4f (%.1fs)%s", arch, epoch,
-                 row["train_loss"], scores["loss"], scores["WA"], scores["UA"], scores["WF1"], row["seconds"],
-                 " *" if better else "")
+        log.info(
+            "%s epoch %d: train loss %.4f, dev loss %.4f WA %.4f UA %.4f WF1 %.4f (%.1fs)%s",
+            arch,
+            epoch,
+            row["train_loss"],
+            scores["loss"],
+            scores["WA"],
+            scores["UA"],
+            scores["WF1"],
+            row["seconds"],
+            " *" if better else "",
+        )
         if better:
             best, best_epoch, waited = scores, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
@@ -211,8 +223,10 @@ def train_encoder(arch: str, vocab: Vocabulary, embedding: np.ndarray, train: tu
         "train_size": int(len(y_train)),
         "dev_size": int(len(y_dev)),
         "class_weights": None if weights is None else [float(w) for w in weights],
-        "parameters": {**parameter_counts(model),
-                       **paper_comparison(arch, len(vocab), int(embedding.shape[1]), n_classes, settings)},
+        "parameters": {
+            **parameter_counts(model),
+            **paper_comparison(arch, len(vocab), int(embedding.shape[1]), n_classes, settings),
+        },
         "best_epoch": best_epoch,
         "epochs_run": len(history),
         "stopped_early": len(history) < int(cfg["epochs"]),
@@ -229,41 +243,40 @@ def read_labelled_texts(path: str, classes: Sequence[str]) -> tuple[list[str], n
     return frame["text"].tolist(), encode_labels(frame["label"].tolist(), classes, path, frame["utt_id"].tolist())
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the train_tefe rule (one architecture)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", required=True)
-    parser.add_argument("--model-config", required=True, help="the tefe.models.<arch> block as JSON")
-    parser.add_argument("--training-config", required=True, help="the tefe.training block as JSON")
-    parser.add_argument("--classes", nargs="+", required=True)
-    parser.add_argument("--train", required=True, help="text corpus training split (TSV manifest)")
-    parser.add_argument("--dev", required=True, help="text corpus dev split, for early stopping")
-    parser.add_argument("--vocab", required=True, help="vocab.json of build_tefe_embedding")
-    parser.add_argument("--embedding", required=True, help="embedding.npy of build_tefe_embedding")
-    parser.add_argument("--out-model", required=True)
-    parser.add_argument("--out-vocab", required=True)
-    parser.add_argument("--out-metrics", required=True)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    setup_logging()
-    torch.set_num_threads(args.threads)
-    vocab = Vocabulary.load(args.vocab)
-    embedding = np.load(args.embedding)
+def main(job: Any) -> None:
+    """Entry point of the train_tefe rule (one architecture; ``job``: the rule's ``snakemake`` object)."""
+    arch, classes = job.wildcards.arch, list(job.params.classes)
+    torch.set_num_threads(job.threads)
+    vocab = Vocabulary.load(job.input.vocab)
+    embedding = np.load(job.input.embedding)
     if embedding.shape[0] != len(vocab):
-        raise ValueError(f"{args.embedding}: {embedding.shape[0]} rows, but {args.vocab} has {len(vocab)} tokens")
+        raise ValueError(
+            f"{job.input.embedding}: {embedding.shape[0]} rows, but {job.input.vocab} has {len(vocab)} tokens"
+        )
     model, metrics = train_encoder(
-        args.arch, vocab, embedding, read_labelled_texts(args.train, args.classes),
-        read_labelled_texts(args.dev, args.classes), args.classes,
-        parse_json_argument(args.model_config, "--model-config"),
-        parse_json_argument(args.training_config, "--training-config"),
+        arch,
+        vocab,
+        embedding,
+        read_labelled_texts(job.input.train, classes),
+        read_labelled_texts(job.input.dev, classes),
+        classes,
+        job.params.model,
+        job.params.training,
     )
-    metrics["inputs"] = {"train": args.train, "dev": args.dev, "vocab": args.vocab, "embedding": args.embedding}
-    save_checkpoint(args.out_model, model, args.classes)
-    vocab.save(args.out_vocab)
-    write_json(args.out_metrics, metrics)
-    log.info("%s: best epoch %d of %d, dev %s, %s parameters, %.1fs", args.arch, metrics["best_epoch"],
-             metrics["epochs_run"], metrics["validation"], metrics["parameters"], metrics["train_seconds"])
+    metrics["inputs"] = {key: str(getattr(job.input, key)) for key in ("train", "dev", "vocab", "embedding")}
+    save_checkpoint(job.output.model, model, classes)
+    vocab.save(job.output.vocab)
+    write_json(job.output.metrics, metrics)
+    log.info(
+        "%s: best epoch %d of %d, dev %s, %s parameters, %.1fs",
+        arch,
+        metrics["best_epoch"],
+        metrics["epochs_run"],
+        metrics["validation"],
+        metrics["parameters"],
+        metrics["train_seconds"],
+    )
 
 
 if __name__ == "__main__":
-    main()
+    run_rule(main)
