@@ -227,28 +227,11 @@ def get_tefe_targets():
 
 
 # --- fusion ---
-FUSION_MODALITIES = ["acoustic", "text"]
-FUSION_FEATURE_SETS = ["acoustic", "text", "early"]
-FUSION_CLASSIFIERS = ["lr", "rf", "xgboost"]
-# Ensemble members in the order of the paper's weights w1, w2, w3.
-FUSION_ENSEMBLE_MEMBERS = ["xgboost", "rf", "lr"]
-# The feature sets each variant's classifiers are trained on: the only features it reads.
-FUSION_VARIANT_FEATURE_SETS = {
-    "acoustic": ["acoustic"],
-    "text": ["text"],
-    "early": ["early"],
-    "late": ["acoustic", "text"],
-    "hybrid": ["early"],
-}
-FUSION_VARIANTS = list(FUSION_VARIANT_FEATURE_SETS)
-if "train" not in SPLITS or not TEST_SPLITS:
-    raise ValueError(f"config: task.splits {SPLITS} needs a 'train' split and at least one test split for fusion")
-
-
 wildcard_constraints:
-    modality="|".join(FUSION_MODALITIES),
-    feature_set="|".join(FUSION_FEATURE_SETS),
-    variant="|".join(FUSION_VARIANTS),
+    modality="|".join(names.MODALITIES),
+    feature_set="|".join(names.FEATURE_SETS),
+    classifier="|".join(names.CLASSIFIERS),
+    variant="|".join(names.VARIANTS),
 
 
 def get_sefe_features(split):
@@ -262,13 +245,13 @@ def get_sefe_features(split):
             "config has no sefe.backend (add the SEFE stage's `sefe` block, or point "
             "fusion.features.acoustic at precomputed files)"
         )
-    return f"results/sefe/{config['sefe']['backend']}/{split}.parquet"
+    return paths.SEFE_FEATURES.format(backend=config["sefe"]["backend"], split=split)
 
 
 def get_tefe_features(split):
     """The text feature file of a split: fusion.features.text, else the TEFE stage's output."""
     override = config["fusion"]["features"]["text"]
-    return override.format(split=split) if override else f"results/tefe/features/{split}.parquet"
+    return override.format(split=split) if override else paths.TEFE_FEATURES.format(feature_set="features", split=split)
 
 
 def get_modality_features(wildcards):
@@ -279,24 +262,34 @@ def get_modality_features(wildcards):
 
 def get_pooled_features(wildcards):
     """Pooled files (every split) of the modalities a feature set is made of (early: both)."""
-    modalities = FUSION_MODALITIES if wildcards.feature_set == "early" else [wildcards.feature_set]
-    return expand("results/fusion/pooled/{modality}/{split}.parquet", modality=modalities, split=SPLITS)
+    modalities = names.MODALITIES if wildcards.feature_set == "early" else [wildcards.feature_set]
+    return expand(paths.POOLED, modality=modalities, split=SPLITS)
+
+
+def get_classifier_block(wildcards):
+    """fusion.classifiers.<classifier>: only that block retrains that classifier."""
+    return config["fusion"]["classifiers"][wildcards.classifier]
 
 
 def get_variant_inputs(wildcards):
-    """What a variant reads: its classifiers' outputs (and, for hybrid, the ensemble weights)."""
-    runs = expand(
-        "results/fusion/{feature_set}/{classifier}",
-        feature_set=FUSION_VARIANT_FEATURE_SETS[wildcards.variant],
-        classifier=FUSION_CLASSIFIERS,
-    )
+    """What a variant reads: its classifiers' outputs (and, for hybrid, the ensemble weights).
+
+    One run per (feature set, classifier) of the variant, feature set outermost: ``summaries``
+    and ``oof`` hold one file per run, ``probabilities`` one per run and split (runs in that
+    order, SPLITS order within a run).
+    """
+    runs = [
+        {"feature_set": feature_set, "classifier": classifier}
+        for feature_set in names.VARIANT_FEATURE_SETS[wildcards.variant]
+        for classifier in names.CLASSIFIERS
+    ]
     inputs = {
-        "summaries": [f"{run}/summary.json" for run in runs],
-        "probabilities": [f"{run}/probabilities/{split}.parquet" for run in runs for split in SPLITS],
-        "oof": [f"{run}/oof_train.parquet" for run in runs],
+        "summaries": [paths.CLASSIFIER_SUMMARY.format(**run) for run in runs],
+        "probabilities": [paths.CLASSIFIER_PROBABILITIES.format(**run, split=split) for run in runs for split in SPLITS],
+        "oof": [paths.CLASSIFIER_OOF.format(**run) for run in runs],
     }
     if wildcards.variant == "hybrid":
-        inputs["weights"] = "results/ensemble/weights.json"
+        inputs["weights"] = paths.ENSEMBLE_WEIGHTS
     return inputs
 
 
@@ -304,31 +297,45 @@ def get_variant_config(wildcards):
     """The part of fusion.variants a variant uses (hybrid: none), so editing the rest reruns nothing else."""
     block = config["fusion"]["variants"]
     if wildcards.variant == "hybrid":
-        return as_json({})
+        return {}
     keys = ["classifier", "selection_metric"] + (["late_weights"] if wildcards.variant == "late" else [])
-    return as_json({key: block[key] for key in keys})
+    return {key: block[key] for key in keys}
+
+
+def get_figure2_runs():
+    """The runs of Figure 2 with their files: label, wer (a number, or split -> WER file) and
+    metrics (variant -> metrics file; the first run also the baseline variant's)."""
+    block = config["fusion"]["figure2"]
+    runs = []
+    for number, run in enumerate(block["runs"]):
+        variants = block["variants"] + ([block["baseline"]] if block["baseline"] and number == 0 else [])
+        wer = run["wer"]
+        runs.append({
+            "label": run["label"],
+            "wer": {split: wer.format(split=split) for split in TEST_SPLITS} if isinstance(wer, str) else wer,
+            "metrics": {v: str(paths.in_run(paths.VARIANT_METRICS, run["results_dir"], variant=v)) for v in variants},
+        })
+    return runs
 
 
 def get_figure2_inputs(wildcards):
     """Metrics and WER files of every run plotted in Figure 2."""
-    block = config["fusion"]["figure2"]
     files = []
-    for number, run in enumerate(block["runs"]):
-        variants = block["variants"] + ([block["baseline"]] if block["baseline"] and number == 0 else [])
-        files += [f"{run['results_dir']}/metrics/{variant}.json" for variant in variants]
-        if isinstance(run["wer"], str):
-            files += [run["wer"].format(split=split) for split in TEST_SPLITS]
+    for run in get_figure2_runs():
+        files += list(run["metrics"].values())
+        if isinstance(run["wer"], dict):
+            files += list(run["wer"].values())
     return files
 
 
 def get_fusion_targets():
     """The fusion stage's final artifacts (the headline metrics and everything in the report)."""
     return [
-        "results/hybrid_metrics.json",
-        "results/ensemble/weights.json",
-        "results/table2.md",
-        "results/table2.csv",
-        "results/figure2.png",
-        "results/figure2.svg",
-        "results/fusion/confusion_matrices.png",
+        paths.HEADLINE_METRICS,
+        paths.ENSEMBLE_WEIGHTS,
+        paths.TABLE2_MD,
+        paths.TABLE2_CSV,
+        paths.FIGURE2_PNG,
+        paths.FIGURE2_SVG,
+        paths.CONFUSION_MATRICES,
     ]

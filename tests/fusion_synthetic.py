@@ -37,9 +37,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from workflow_scripts.common import paths  # noqa: E402
 from workflow_scripts.common.audio import read_audio  # noqa: E402
 from workflow_scripts.common.features import write_features  # noqa: E402
 from workflow_scripts.common.manifest import read_manifest  # noqa: E402
+from workflow_scripts.common.names import ENSEMBLE_FEATURE_SET  # noqa: E402
 
 SPLITS = ("train", "dev", "public_test", "private_test")
 STATISTICS = ("mean", "var", "max", "min")
@@ -60,7 +62,7 @@ def toy_acoustic_stats(path: str | Path, bands: int = 16, frame: int = 256) -> d
     samples = np.pad(samples, (0, max(0, usable - len(samples))))[:usable]
     spectrum = np.abs(np.fft.rfft(samples.reshape(-1, frame) * np.hanning(frame), axis=1)) ** 2
     edges = np.linspace(0, spectrum.shape[1], bands + 1).astype(int)
-    energies = np.stack([spectrum[:, a:b].sum(axis=1) for a, b in zip(edges[:-1], edges[1:])], axis=1)
+    energies = np.stack([spectrum[:, a:b].sum(axis=1) for a, b in zip(edges[:-1], edges[1:], strict=True)], axis=1)
     return _pooled(np.log(energies + 1e-8).astype(np.float32))
 
 
@@ -82,18 +84,28 @@ def _stack(rows: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {name: np.stack([row[name] for row in rows]) for name in rows[0]}
 
 
-def write_split_features(manifest: pd.DataFrame, acoustic_out: str | Path, text_out: str | Path,
-                         bands: int = 16, text_dim: int = 32) -> None:
+def write_split_features(
+    manifest: pd.DataFrame, acoustic_out: str | Path, text_out: str | Path, bands: int = 16, text_dim: int = 32
+) -> None:
     """Toy SEFE and TEFE feature files of one manifest (text: the reference transcripts)."""
     ids = manifest["utt_id"].tolist()
-    write_features(acoustic_out, ids, _stack([toy_acoustic_stats(p, bands) for p in manifest["audio_path"]]),
-                   {"model": "toy-log-band-energies", "checkpoint": None, "preprocessing": {"frame": 256}})
-    write_features(text_out, ids, _stack([toy_text_stats(t, text_dim) for t in manifest["text"]]),
-                   {"model": "toy-hashed-words", "checkpoint": None, "preprocessing": {"lowercase": True}})
+    write_features(
+        acoustic_out,
+        ids,
+        _stack([toy_acoustic_stats(p, bands) for p in manifest["audio_path"]]),
+        {"model": "toy-log-band-energies", "checkpoint": None, "preprocessing": {"frame": 256}},
+    )
+    write_features(
+        text_out,
+        ids,
+        _stack([toy_text_stats(t, text_dim) for t in manifest["text"]]),
+        {"model": "toy-hashed-words", "checkpoint": None, "preprocessing": {"lowercase": True}},
+    )
 
 
-def make_corpus(directory: str | Path, sizes: Mapping[str, int], seed: int = 0, ambiguity: float = 0.35,
-                sample_rate: int = 8000) -> Path:
+def make_corpus(
+    directory: str | Path, sizes: Mapping[str, int], seed: int = 0, ambiguity: float = 0.35, sample_rate: int = 8000
+) -> Path:
     """A small emotion corpus (short tones + Vietnamese word sequences) with a split column.
 
     Negative utterances are louder and higher-pitched and use negative words, but a share
@@ -122,29 +134,40 @@ def make_corpus(directory: str | Path, sizes: Mapping[str, int], seed: int = 0, 
             if reads_negative:
                 for position in rng.choice(len(words), size=2, replace=False):
                     words[position] = rng.choice(NEGATIVE_WORDS)
-            rows.append({"utt_id": utt_id, "audio_path": f"wav/{utt_id}.wav", "text": " ".join(words),
-                         "emotion": "negative" if negative else "neutral", "split": split,
-                         "speaker": f"{split}_spk{number % 3}"})
+            rows.append(
+                {
+                    "utt_id": utt_id,
+                    "audio_path": f"wav/{utt_id}.wav",
+                    "text": " ".join(words),
+                    "emotion": "negative" if negative else "neutral",
+                    "split": split,
+                    "speaker": f"{split}_spk{number % 3}",
+                }
+            )
     table = directory / "corpus.tsv"
     pd.DataFrame(rows).to_csv(table, sep="\t", index=False)
     return table
 
 
-def write_corpus_features(table: str | Path, acoustic_template: str, text_template: str, bands: int = 16,
-                          text_dim: int = 32) -> None:
+def write_corpus_features(
+    table: str | Path, acoustic_template: str, text_template: str, bands: int = 16, text_dim: int = 32
+) -> None:
     """Toy features of every split of a :func:`make_corpus` table (before any manifest exists)."""
     frame = pd.read_csv(table, sep="\t", quoting=3, dtype=str, keep_default_na=False)
     frame["audio_path"] = [str(Path(table).parent / p) for p in frame["audio_path"]]
     for split, part in frame.groupby("split"):
-        write_split_features(part, acoustic_template.format(split=split), text_template.format(split=split),
-                             bands, text_dim)
+        write_split_features(
+            part, acoustic_template.format(split=split), text_template.format(split=split), bands, text_dim
+        )
 
 
 # --- predict's stage hooks on the toy encoders: factory(config, run_dir, threads) -> function ---
 
+
 def _trained_widths(run_dir: Path) -> dict[str, int]:
     """Widths per modality statistic that the run's early-fusion models were trained on."""
-    summary = json.loads((Path(run_dir) / "fusion" / "early" / "lr" / "summary.json").read_text(encoding="utf-8"))
+    path = paths.in_run(paths.CLASSIFIER_SUMMARY, run_dir, feature_set=ENSEMBLE_FEATURE_SET, classifier="lr")
+    summary = json.loads(path.read_text(encoding="utf-8"))
     return {spec["modality"]: int(spec["statistic_dim"]) for spec in summary["features"]}
 
 
@@ -153,7 +176,7 @@ def transcripts_from_table(config: Mapping, run_dir: Path, threads: int):
     corpus = config["corpora"][config["ser_corpus"]]
     frame = pd.read_csv(corpus["table"], sep="\t", quoting=3, dtype=str, keep_default_na=False)
     column = corpus["columns"]["text"]
-    by_name = dict(zip((Path(p).name for p in frame[corpus["columns"]["audio_path"]]), frame[column]))
+    by_name = dict(zip((Path(p).name for p in frame[corpus["columns"]["audio_path"]]), frame[column], strict=True))
     return lambda paths: [by_name[Path(p).name] for p in paths]
 
 
@@ -180,8 +203,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     for split in args.splits:
         manifest = read_manifest(Path(args.manifests) / f"{split}.tsv")
-        write_split_features(manifest, args.acoustic_out.format(split=split), args.text_out.format(split=split),
-                             args.acoustic_bands, args.text_dim)
+        write_split_features(
+            manifest,
+            args.acoustic_out.format(split=split),
+            args.text_out.format(split=split),
+            args.acoustic_bands,
+            args.text_dim,
+        )
         print(f"{split}: {len(manifest)} utterances")
 
 

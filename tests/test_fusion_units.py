@@ -7,12 +7,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from rule_job import rule_job
 
-from workflow_scripts.fusion import classifiers as fusion_classifiers, ensemble as fusion_ensemble, pooling as fusion_data, variants as fusion_variants
+from workflow_scripts.common import paths
+from workflow_scripts.common.cv import cv_folds
 from workflow_scripts.common.features import write_features
-from workflow_scripts.fusion.pooling import AlignmentError, concat_statistics, load_feature_set, pool_split
-from workflow_scripts.fusion.ensemble import combine, simplex_weights, tune_weights
 from workflow_scripts.common.manifest import SPEECH_COLUMNS, write_manifest
+from workflow_scripts.fusion import classifiers as fusion_classifiers
+from workflow_scripts.fusion import ensemble as fusion_ensemble
+from workflow_scripts.fusion import pooling as fusion_data
+from workflow_scripts.fusion import variants as fusion_variants
+from workflow_scripts.fusion.ensemble import combine, simplex_weights, tune_weights
+from workflow_scripts.fusion.pooling import AlignmentError, concat_statistics, load_feature_set, pool_split
 
 CLASSES = ["neutral", "negative"]
 SPLITS = ["train", "dev", "public_test", "private_test"]
@@ -48,7 +54,9 @@ def test_mismatched_ids_and_labels_fail_clearly(tmp_path):
     rng = np.random.default_rng(1)
     _features(tmp_path / "f.parquet", ["a", "b", "c"], rng)
     _manifest(tmp_path / "missing.tsv", ["a", "b", "c", "d"], ["neutral"] * 4)
-    with pytest.raises(AlignmentError, match=r"1 utt_id\(s\) of manifest .*missing.tsv are missing from feature file .*'d'"):
+    with pytest.raises(
+        AlignmentError, match=r"1 utt_id\(s\) of manifest .*missing.tsv are missing from feature file .*'d'"
+    ):
         pool_split(tmp_path / "f.parquet", tmp_path / "missing.tsv", ["mean"], CLASSES)
     _manifest(tmp_path / "extra.tsv", ["a", "b"], ["neutral"] * 2)
     with pytest.raises(AlignmentError, match=r"f.parquet has 1 utt_id\(s\) not in manifest.*'c'"):
@@ -89,8 +97,9 @@ def test_simplex_weights_and_combination():
         assert weights["rf"] <= 1 - weights["xgboost"] + 1e-12
     probabilities = {m: rng.dirichlet([1, 1], size=5) for m in ("xgboost", "rf", "lr")}
     combined = combine(probabilities, simplex_weights(0.2, 0.5))
-    np.testing.assert_allclose(combined, 0.2 * probabilities["xgboost"] + 0.4 * probabilities["rf"]
-                               + 0.4 * probabilities["lr"])
+    np.testing.assert_allclose(
+        combined, 0.2 * probabilities["xgboost"] + 0.4 * probabilities["rf"] + 0.4 * probabilities["lr"]
+    )
     np.testing.assert_allclose(combined.sum(axis=1), 1.0)
     with pytest.raises(ValueError):
         simplex_weights(1.2, 0.0)
@@ -119,18 +128,22 @@ def test_classifier_probabilities_and_folds():
     rng = np.random.default_rng(5)
     y = np.repeat([0, 1], 30)
     X = rng.normal(size=(60, 4)) + y[:, None]
-    folds = fusion_classifiers.stratified_folds(y, 3, 42, 2)
+    folds = cv_folds(y, 3, 42)
     held_out = np.sort(np.concatenate([rows for _, rows in folds]))
     np.testing.assert_array_equal(held_out, np.arange(60))
-    for name, block in (("lr", {"C": 1.0, "class_weight": "balanced", "max_iter": 500}),
-                        ("rf", {"n_estimators": 20, "max_depth": 3, "min_samples_leaf": 1, "class_weight": None,
-                                "seed": 1})):
+    for name, block in (
+        ("lr", {"C": 1.0, "class_weight": "balanced", "max_iter": 500}),
+        ("rf", {"n_estimators": 20, "max_depth": 3, "min_samples_leaf": 1, "class_weight": None, "seed": 1}),
+    ):
         pipeline = fusion_classifiers.build_classifier(name, fusion_classifiers.estimator_params(name, block))
-        cv = fusion_classifiers.cross_validate(pipeline, X, y, folds, 2, "balanced_accuracy")
+        cv = fusion_classifiers.cross_validate(pipeline, X, y, folds, 2)
         np.testing.assert_allclose(cv.probabilities.sum(axis=1), 1.0)
-        assert cv.score > 0.7
+        assert cv.score("balanced_accuracy", y) > 0.7
+        # Not tuned: one trial, the fixed configuration with its CV score.
+        search = fusion_classifiers.fixed_configuration(name, block, X, y, folds, 2, 1)
+        assert len(search.trials) == 1 and search.trials.loc[0, "value"] == cv.score("balanced_accuracy", y)
     with pytest.raises(ValueError, match="at least 3 training utterances of every class"):
-        fusion_classifiers.stratified_folds(np.array([0, 0, 0, 1, 1]), 3, 42, 2)
+        cv_folds(np.array([0, 0, 0, 1, 1]), 3, 42)
 
 
 def test_variant_rejects_members_of_other_feature_sets():
@@ -140,6 +153,7 @@ def test_variant_rejects_members_of_other_feature_sets():
 
 
 # --- the fusion chain in-process, twice: the rules' entry points with one seed ---
+
 
 def _write_chain_inputs(root: Path, n_train: int = 60, n_eval: int = 24) -> dict[str, list[str]]:
     """Pooled files of two modalities with planted, partly complementary signal."""
@@ -153,47 +167,125 @@ def _write_chain_inputs(root: Path, n_train: int = 60, n_eval: int = 24) -> dict
         _manifest(root / f"{split}.tsv", ids, labels)
         for modality in ("acoustic", "text"):
             visible = rng.random(n) < 0.7
-            stats = {s: (rng.normal(size=(n, 4)) + 1.5 * (y * visible)[:, None]).astype(np.float32)
-                     for s in ("mean", "var")}
+            stats = {
+                s: (rng.normal(size=(n, 4)) + 1.5 * (y * visible)[:, None]).astype(np.float32) for s in ("mean", "var")
+            }
             write_features(root / f"{modality}_{split}.parquet", ids, stats, {"model": "unit"})
     for modality in ("acoustic", "text"):
         outputs = [str(root / "pooled" / modality / f"{split}.parquet") for split in SPLITS]
-        fusion_data.main(["--modality", modality, "--config", json.dumps({"statistics": ["mean", "var"]}),
-                          "--classes", *CLASSES, "--splits", *SPLITS,
-                          "--features", *[str(root / f"{modality}_{s}.parquet") for s in SPLITS],
-                          "--manifests", *[str(root / f"{s}.tsv") for s in SPLITS], "--outputs", *outputs])
+        fusion_data.main(
+            rule_job(
+                input={
+                    "features": [str(root / f"{modality}_{s}.parquet") for s in SPLITS],
+                    "manifests": [str(root / f"{s}.tsv") for s in SPLITS],
+                },
+                output={"pooled": outputs},
+                params={"pooling": {"statistics": ["mean", "var"]}, "classes": CLASSES, "splits": SPLITS},
+                wildcards={"modality": modality},
+            )
+        )
         pooled += outputs
     return {"pooled": pooled}
 
 
 def _run_chain(root: Path, out: Path, pooled: list[str]) -> dict:
-    cv = json.dumps({"folds": 2, "seed": 42})
+    """The rules' entry points in a row, with their outputs at the results layout below ``out``."""
+    cv = {"folds": 2, "seed": 42, "group_by_speaker": True}
     blocks = {
         "lr": {"C": 1.0, "class_weight": "balanced", "max_iter": 500},
         "rf": {"n_estimators": 30, "max_depth": 4, "min_samples_leaf": 1, "class_weight": None, "seed": 42},
-        "xgboost": {"trials": 2, "objective": "balanced_accuracy", "seed": 42,
-                    "params": {"tree_method": "hist", "max_bin": 16},
-                    "space": {"n_estimators": {"type": "int", "low": 10, "high": 20},
-                              "max_depth": {"type": "int", "low": 2, "high": 3},
-                              "learning_rate": {"type": "float", "low": 0.05, "high": 0.2, "log": True}}},
+        "xgboost": {
+            "trials": 2,
+            "objective": "balanced_accuracy",
+            "seed": 42,
+            "params": {"tree_method": "hist", "max_bin": 16},
+            "space": {
+                "n_estimators": {"type": "int", "low": 10, "high": 20},
+                "max_depth": {"type": "int", "low": 2, "high": 3},
+                "learning_rate": {"type": "float", "low": 0.05, "high": 0.2, "log": True},
+            },
+        },
     }
+
+    def at(template: str, **wildcards: str) -> str:
+        return str(paths.in_run(template, out, **wildcards))
+
+    def run_files(classifier: str) -> dict[str, str]:
+        run = {"feature_set": "early", "classifier": classifier}
+        return {
+            "summaries": at(paths.CLASSIFIER_SUMMARY, **run),
+            "oof": at(paths.CLASSIFIER_OOF, **run),
+            "probabilities": [at(paths.CLASSIFIER_PROBABILITIES, **run, split=s) for s in SPLITS],
+        }
+
     for name, block in blocks.items():
-        fusion_classifiers.main([name, "--config", json.dumps(block), "--cv", cv, "--classes", *CLASSES,
-                                 "--feature-set", "early", "--pooled", *pooled, "--out-dir", str(out / name)])
-    train = [p for p in pooled if p.endswith("/train.parquet")]
-    fusion_ensemble.main(["--config", json.dumps({"trials": 10, "folds": 2, "seed": 42, "objective": "balanced_accuracy"}),
-                          "--classes", *CLASSES, "--feature-set", "early",
-                          "--models", *[str(out / m / "model.joblib") for m in ("xgboost", "rf", "lr")],
-                          "--pooled-train", *train, "--weights", str(out / "weights.json"),
-                          "--trials", str(out / "trials.csv"), "--oof", str(out / "oof.parquet")])
-    fusion_variants.main(["--variant", "hybrid", "--config", "{}",
-                          "--bootstrap", json.dumps({"resamples": 200, "confidence": 0.95, "seed": 42}),
-                          "--classes", *CLASSES, "--splits", *SPLITS,
-                          "--manifests", *[str(root / f"{s}.tsv") for s in SPLITS],
-                          "--members", *[str(out / m / "summary.json") for m in ("lr", "rf", "xgboost")],
-                          "--weights", str(out / "weights.json"), "--metrics", str(out / "hybrid.json"),
-                          "--probabilities-dir", str(out / "hybrid")])
-    return json.loads((out / "hybrid.json").read_text())
+        run = {"feature_set": "early", "classifier": name}
+        fusion_classifiers.main(
+            rule_job(
+                input={"pooled": pooled},
+                output={
+                    "model": at(paths.CLASSIFIER_MODEL, **run),
+                    "trials": at(paths.CLASSIFIER_TRIALS, **run),
+                    "probabilities": run_files(name)["probabilities"],
+                    "oof": at(paths.CLASSIFIER_OOF, **run),
+                    "summary": at(paths.CLASSIFIER_SUMMARY, **run),
+                },
+                params={"classifier": block, "cv": cv, "classes": CLASSES, "splits": SPLITS, "train_split": "train"},
+                wildcards=run,
+            )
+        )
+    members = ("xgboost", "rf", "lr")
+    fusion_ensemble.main(
+        rule_job(
+            input={
+                "models": [at(paths.CLASSIFIER_MODEL, feature_set="early", classifier=m) for m in members],
+                "summaries": [at(paths.CLASSIFIER_SUMMARY, feature_set="early", classifier=m) for m in members],
+                "pooled_train": [p for p in pooled if p.endswith("/train.parquet")],
+            },
+            output={
+                "weights": at(paths.ENSEMBLE_WEIGHTS),
+                "trials": at(paths.ENSEMBLE_TRIALS),
+                "oof": at(paths.ENSEMBLE_OOF),
+            },
+            params={
+                "ensemble": {
+                    "trials": 10,
+                    "folds": 2,
+                    "seed": 42,
+                    "objective": "balanced_accuracy",
+                    "group_by_speaker": True,
+                },
+                "classes": CLASSES,
+                "train_split": "train",
+            },
+            threads=2,
+        )
+    )
+    runs = [run_files(c) for c in ("lr", "rf", "xgboost")]
+    fusion_variants.main(
+        rule_job(
+            input={
+                "summaries": [r["summaries"] for r in runs],
+                "oof": [r["oof"] for r in runs],
+                "probabilities": [p for r in runs for p in r["probabilities"]],
+                "weights": at(paths.ENSEMBLE_WEIGHTS),
+                "manifests": [str(root / f"{s}.tsv") for s in SPLITS],
+            },
+            output={
+                "metrics": at(paths.VARIANT_METRICS, variant="hybrid"),
+                "probabilities": [at(paths.VARIANT_PROBABILITIES, variant="hybrid", split=s) for s in SPLITS],
+            },
+            params={
+                "variants": {},
+                "bootstrap": {"resamples": 200, "confidence": 0.95, "seed": 42},
+                "classes": CLASSES,
+                "splits": SPLITS,
+                "train_split": "train",
+            },
+            wildcards={"variant": "hybrid"},
+        )
+    )
+    return json.loads(Path(at(paths.VARIANT_METRICS, variant="hybrid")).read_text())
 
 
 def test_two_runs_with_one_seed_give_identical_results(tmp_path):
@@ -201,19 +293,23 @@ def test_two_runs_with_one_seed_give_identical_results(tmp_path):
     first = _run_chain(tmp_path, tmp_path / "run1", inputs["pooled"])
     second = _run_chain(tmp_path, tmp_path / "run2", inputs["pooled"])
     assert first == second
-    for name in ("weights.json", "xgboost/summary.json", "rf/summary.json"):
+    for name in ("ensemble/weights.json", "fusion/early/xgboost/summary.json", "fusion/early/rf/summary.json"):
         a, b = (json.loads((tmp_path / run / name).read_text()) for run in ("run1", "run2"))
         for document in (a, b):
             document.pop("seconds")
             for member in document.get("members", {}).values():
                 member.pop("model")  # the run directory differs
         assert a == b
-    for name in ("xgboost/model.json", "oof.parquet"):
+    for name in ("fusion/early/xgboost/model.joblib", "ensemble/oof_train.parquet"):
         assert (tmp_path / "run1" / name).read_bytes() == (tmp_path / "run2" / name).read_bytes()
+    # Every classifier writes a trials table: XGBoost its trials, LR and RF their one configuration.
+    for classifier, rows in (("xgboost", 2), ("rf", 1), ("lr", 1)):
+        trials = pd.read_csv(tmp_path / "run1" / "fusion" / "early" / classifier / "trials.csv")
+        assert len(trials) == rows and trials["value"].between(0, 1).all()
     weights = first["ensemble"]["weights"]
     assert sum(weights.values()) == pytest.approx(1.0) and min(weights.values()) >= 0
     for split in SPLITS:
-        frame = pd.read_parquet(tmp_path / "run1" / "hybrid" / f"{split}.parquet")
+        frame = pd.read_parquet(tmp_path / "run1" / "fusion" / "variants" / "hybrid" / f"{split}.parquet")
         np.testing.assert_allclose(frame[CLASSES].sum(axis=1), 1.0)
 
 
@@ -222,19 +318,21 @@ def test_folds_grouped_by_speaker_keep_every_speaker_on_one_side(tmp_path):
     speakers = [f"spk{i % 9}" for i in range(180)]
     y = rng.integers(0, 2, size=180)
     pooled = fusion_data.Pooled([f"u{i}" for i in range(180)], ["neutral"] * 180, np.zeros((180, 2)), {}, speakers)
-    groups = fusion_classifiers.speaker_groups(pooled, 3, enabled=True)
-    folds = fusion_classifiers.stratified_folds(y, 3, 42, 2, groups)
+    folds, grouped = fusion_classifiers.training_folds(pooled, y, 3, 42, group_by_speaker=True)
+    assert grouped == "speaker" and len(folds) == 3
     for fit_rows, held_out in folds:
         assert not {speakers[i] for i in fit_rows} & {speakers[i] for i in held_out}
         assert set(np.unique(y[held_out])) == {0, 1}
     assert sorted(np.concatenate([held for _, held in folds]).tolist()) == list(range(180))
-    # Ungrouped folds mix speakers; disabled, unknown or too few speakers give no groups.
-    ungrouped = fusion_classifiers.stratified_folds(y, 3, 42, 2)
+    # Disabled grouping or an unknown speaker: ungrouped folds, which mix speakers.
+    ungrouped, grouped = fusion_classifiers.training_folds(pooled, y, 3, 42, group_by_speaker=False)
+    assert grouped == "none"
     assert any({speakers[i] for i in fit} & {speakers[i] for i in held} for fit, held in ungrouped)
-    assert fusion_classifiers.speaker_groups(pooled, 3, enabled=False) is None
-    assert fusion_classifiers.speaker_groups(pooled, 10, enabled=True) is None
     unknown = fusion_data.Pooled(pooled.utt_ids, pooled.labels, pooled.X, {}, [""] + speakers[1:])
-    assert fusion_classifiers.speaker_groups(unknown, 3, enabled=True) is None
+    assert fusion_classifiers.training_folds(unknown, y, 3, 42, group_by_speaker=True)[1] == "none"
+    # Fewer speakers than folds: as many speaker-grouped folds as there are speakers (common.cv).
+    folds, grouped = fusion_classifiers.training_folds(pooled, y, 10, 42, group_by_speaker=True)
+    assert grouped == "speaker" and len(folds) == 9
     # Speakers survive the pooled parquet round trip.
     path = tmp_path / "pooled.parquet"
     fusion_data.write_pooled(path, fusion_data.Pooled(pooled.utt_ids, pooled.labels, pooled.X, {"dim": 2}, speakers))

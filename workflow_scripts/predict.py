@@ -31,9 +31,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.fusion.pooling import concat_statistics
+from workflow_scripts.common import paths
 from workflow_scripts.common.files import atomic_path, read_json
 from workflow_scripts.common.logs import setup_logging
+from workflow_scripts.common.names import ENSEMBLE_FEATURE_SET, ENSEMBLE_MEMBERS
+from workflow_scripts.fusion.pooling import concat_statistics
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +47,6 @@ STAGE_FACTORIES = {
     "tefe": "workflow_scripts.tefe.extract:load_featurizer",
 }
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
-ENSEMBLE_MEMBERS = ("xgboost", "rf", "lr")
-FEATURE_SET = "early"
 
 
 @dataclass(frozen=True)
@@ -73,43 +73,55 @@ def resolve_factory(stage: str, spec: str) -> Callable[..., Any]:
     return getattr(module, function_name)
 
 
-def load_stage_functions(config: Mapping[str, Any], run_dir: Path, threads: int,
-                         factories: Mapping[str, str] = STAGE_FACTORIES) -> StageFunctions:
+def load_stage_functions(
+    config: Mapping[str, Any], run_dir: Path, threads: int, factories: Mapping[str, str] = STAGE_FACTORIES
+) -> StageFunctions:
     """Build the three stage functions of a run from their factories."""
-    built = {stage: resolve_factory(stage, factories[stage])(config, run_dir, threads) for stage in ("asr", "sefe", "tefe")}
+    built = {
+        stage: resolve_factory(stage, factories[stage])(config, run_dir, threads) for stage in ("asr", "sefe", "tefe")
+    }
     return StageFunctions(built["asr"], built["sefe"], built["tefe"])
 
 
 class FusionPredictor:
     """The hybrid (DFAT) predictor of a finished run: pooling, early-fusion models, ensemble weights."""
 
-    def __init__(self, models: Mapping[str, Any], weights: Mapping[str, float], features: Sequence[Mapping[str, Any]],
-                 classes: Sequence[str]) -> None:
+    def __init__(
+        self,
+        models: Mapping[str, Any],
+        weights: Mapping[str, float],
+        features: Sequence[Mapping[str, Any]],
+        classes: Sequence[str],
+    ) -> None:
         self.models = dict(models)
         self.weights = dict(weights)
         self.features = list(features)
         self.classes = list(classes)
 
     @classmethod
-    def from_run(cls, run_dir: str | Path) -> "FusionPredictor":
-        """Load ``<run_dir>/fusion/early/<classifier>/`` and ``<run_dir>/ensemble/weights.json``."""
+    def from_run(cls, run_dir: str | Path) -> FusionPredictor:
+        """Load the ensemble's models and summaries (``<run_dir>/fusion/early/<classifier>/``) and
+        weights (``<run_dir>/ensemble/weights.json``): the results layout of common.paths."""
         import joblib
 
-        run_dir = Path(run_dir)
-        weights_path = run_dir / "ensemble" / "weights.json"
+        weights_path = paths.in_run(paths.ENSEMBLE_WEIGHTS, run_dir)
         if not weights_path.exists():
-            raise SystemExit(f"predict: {weights_path} not found; is {run_dir} the results directory of a finished run?")
+            raise SystemExit(
+                f"predict: {weights_path} not found; is {run_dir} the results directory of a finished run?"
+            )
         weights = read_json(weights_path)["weights"]
         models, summaries = {}, {}
         for name in ENSEMBLE_MEMBERS:
-            directory = run_dir / "fusion" / FEATURE_SET / name
-            summaries[name] = read_json(directory / "summary.json")
-            models[name] = joblib.load(directory / "model.joblib")
+            run = {"feature_set": ENSEMBLE_FEATURE_SET, "classifier": name}
+            summaries[name] = read_json(paths.in_run(paths.CLASSIFIER_SUMMARY, run_dir, **run))
+            models[name] = joblib.load(paths.in_run(paths.CLASSIFIER_MODEL, run_dir, **run))
         first = summaries[ENSEMBLE_MEMBERS[0]]
         for name, summary in summaries.items():
             if summary["features"] != first["features"] or summary["classes"] != first["classes"]:
-                raise SystemExit(f"predict: the {name} model of {run_dir} was trained on other features or classes "
-                                 "than the others (an unfinished or mixed run?)")
+                raise SystemExit(
+                    f"predict: the {name} model of {run_dir} was trained on other features or classes "
+                    "than the others (an unfinished or mixed run?)"
+                )
         return cls(models, weights, first["features"], first["classes"])
 
     def pooled(self, modality_stats: Mapping[str, Mapping[str, np.ndarray]]) -> np.ndarray:
@@ -119,8 +131,10 @@ class FusionPredictor:
             where = f"{spec['modality']} features"
             block = concat_statistics(modality_stats[spec["modality"]], spec["statistics"], where)
             if block.shape[1] != spec["dim"]:
-                raise ValueError(f"{where}: width {block.shape[1]} ({'+'.join(spec['statistics'])}), but the run's "
-                                 f"models were trained on {spec['dim']} (encoder {spec['model']})")
+                raise ValueError(
+                    f"{where}: width {block.shape[1]} ({'+'.join(spec['statistics'])}), but the run's "
+                    f"models were trained on {spec['dim']} (encoder {spec['model']})"
+                )
             blocks.append(block)
         return np.concatenate(blocks, axis=1)
 
@@ -151,18 +165,25 @@ def collect_audio(inputs: Sequence[str]) -> list[Path]:
     return files
 
 
-def predict_files(paths: Sequence[Path], stages: StageFunctions, predictor: FusionPredictor,
-                  batch_size: int = 16) -> pd.DataFrame:
+def predict_files(
+    paths: Sequence[Path], stages: StageFunctions, predictor: FusionPredictor, batch_size: int = 16
+) -> pd.DataFrame:
     """Transcript, label and class probabilities of every file, in batches."""
     rows = []
     for start in range(0, len(paths), batch_size):
-        batch = [str(p) for p in paths[start:start + batch_size]]
+        batch = [str(p) for p in paths[start : start + batch_size]]
         transcripts = stages.transcribe(batch)
         stats = {"acoustic": stages.acoustic_features(batch), "text": stages.text_features(transcripts)}
         probabilities = predictor.predict_proba(stats)
-        for path, transcript, row in zip(batch, transcripts, probabilities):
-            rows.append({"path": path, "transcript": transcript, "label": predictor.classes[int(row.argmax())],
-                         **{f"p_{name}": float(value) for name, value in zip(predictor.classes, row)}})
+        for path, transcript, row in zip(batch, transcripts, probabilities, strict=True):
+            rows.append(
+                {
+                    "path": path,
+                    "transcript": transcript,
+                    "label": predictor.classes[int(row.argmax())],
+                    **{f"p_{name}": float(value) for name, value in zip(predictor.classes, row, strict=True)},
+                }
+            )
         log.info("%d / %d files", min(start + batch_size, len(paths)), len(paths))
     return pd.DataFrame(rows)
 
@@ -171,8 +192,9 @@ def write_predictions(frame: pd.DataFrame, output: str | Path) -> None:
     """CSV, or JSON (a list of records) when ``output`` ends in .json."""
     with atomic_path(output) as tmp:
         if str(output).lower().endswith(".json"):
-            tmp.write_text(json.dumps(frame.to_dict(orient="records"), indent=2, ensure_ascii=False) + "\n",
-                           encoding="utf-8")
+            tmp.write_text(
+                json.dumps(frame.to_dict(orient="records"), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
         else:
             frame.to_csv(tmp, index=False)
 
@@ -193,11 +215,20 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", help="audio files and / or directories of audio files")
     parser.add_argument("--run-dir", default="results", help="results directory of the finished run")
-    parser.add_argument("--configfile", nargs="+", default=["config.yaml"],
-                        help="the run's config file(s), later ones overriding earlier ones as in snakemake")
+    parser.add_argument(
+        "--configfile",
+        nargs="+",
+        default=["config.yaml"],
+        help="the run's config file(s), later ones overriding earlier ones as in snakemake",
+    )
     parser.add_argument("--output", required=True, help="predictions file (.csv or .json)")
-    parser.add_argument("--hook", action="append", default=[], metavar="STAGE=MODULE:FUNCTION",
-                        help="use another factory for stage asr, sefe or tefe")
+    parser.add_argument(
+        "--hook",
+        action="append",
+        default=[],
+        metavar="STAGE=MODULE:FUNCTION",
+        help="use another factory for stage asr, sefe or tefe",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args(argv)

@@ -11,9 +11,6 @@ and ``dfat_pooled`` schema metadata (modality, split, statistics, widths, source
 source's own feature metadata).
 """
 
-from __future__ import annotations
-
-import argparse
 import json
 import logging
 import os
@@ -27,13 +24,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from workflow_scripts.common.features import read_features
-from workflow_scripts.common.files import atomic_path, parse_json_argument
-from workflow_scripts.common.logs import setup_logging
+from workflow_scripts.common.files import atomic_path
 from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.common.names import MODALITIES
+from workflow_scripts.common.rule import run_rule
 
 log = logging.getLogger(__name__)
 
-MODALITIES = ("acoustic", "text")
 POOLED_KEY = b"dfat_pooled"
 MAX_LISTED_IDS = 5
 
@@ -53,7 +50,9 @@ class Pooled:
     speakers: list[str] | None = None  # from the manifest; groups the CV folds by speaker
 
 
-def concat_statistics(stats: Mapping[str, np.ndarray], statistics: Sequence[str], where: str = "features") -> np.ndarray:
+def concat_statistics(
+    stats: Mapping[str, np.ndarray], statistics: Sequence[str], where: str = "features"
+) -> np.ndarray:
     """Concatenate per-utterance statistics (each (n, dim)) in the configured order: the pooled vector.
 
     Used for in-memory features (predict); files go through :func:`features.read_features`,
@@ -65,8 +64,10 @@ def concat_statistics(stats: Mapping[str, np.ndarray], statistics: Sequence[str]
     blocks = [np.asarray(stats[name], dtype=np.float32) for name in statistics]
     rows = {block.shape[0] for block in blocks}
     if len(rows) != 1 or any(block.ndim != 2 for block in blocks):
-        raise ValueError(f"{where}: statistics must be 2-D with one row per utterance, got shapes "
-                         f"{[block.shape for block in blocks]}")
+        raise ValueError(
+            f"{where}: statistics must be 2-D with one row per utterance, got shapes "
+            f"{[block.shape for block in blocks]}"
+        )
     return np.concatenate(blocks, axis=1)
 
 
@@ -86,7 +87,9 @@ def align_ids(reference: Sequence[str], other: Sequence[str], reference_name: st
     if missing or extra:
         parts = []
         if missing:
-            parts.append(f"{len(missing)} utt_id(s) of {reference_name} are missing from {other_name}: {_listed(missing)}")
+            parts.append(
+                f"{len(missing)} utt_id(s) of {reference_name} are missing from {other_name}: {_listed(missing)}"
+            )
         if extra:
             parts.append(f"{other_name} has {len(extra)} utt_id(s) not in {reference_name}: {_listed(extra)}")
         raise AlignmentError("; ".join(parts))
@@ -108,8 +111,9 @@ def read_labels(manifest_path: str | os.PathLike, classes: Sequence[str]) -> tup
     return frame["utt_id"].tolist(), frame["label"].tolist()
 
 
-def pool_split(feature_path: str | os.PathLike, manifest_path: str | os.PathLike, statistics: Sequence[str],
-               classes: Sequence[str]) -> Pooled:
+def pool_split(
+    feature_path: str | os.PathLike, manifest_path: str | os.PathLike, statistics: Sequence[str], classes: Sequence[str]
+) -> Pooled:
     """Pool one split's feature file and attach the manifest's labels, in manifest order."""
     utt_ids, labels = read_labels(manifest_path, classes)
     feature_ids, matrix, metadata = read_features(feature_path, statistics)
@@ -128,11 +132,17 @@ def pool_split(feature_path: str | os.PathLike, manifest_path: str | os.PathLike
 def write_pooled(path: str | os.PathLike, pooled: Pooled) -> None:
     """Write a pooled split atomically."""
     dim = pooled.X.shape[1]
-    fields = [pa.field("utt_id", pa.string(), nullable=False), pa.field("label", pa.string(), nullable=False),
-              pa.field("x", pa.list_(pa.float32(), dim), nullable=False)]
+    fields = [
+        pa.field("utt_id", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("x", pa.list_(pa.float32(), dim), nullable=False),
+    ]
     values = pa.array(np.ascontiguousarray(pooled.X, dtype=np.float32).reshape(-1))
-    columns = [pa.array(pooled.utt_ids, pa.string()), pa.array(pooled.labels, pa.string()),
-               pa.FixedSizeListArray.from_arrays(values, dim)]
+    columns = [
+        pa.array(pooled.utt_ids, pa.string()),
+        pa.array(pooled.labels, pa.string()),
+        pa.FixedSizeListArray.from_arrays(values, dim),
+    ]
     if pooled.speakers is not None:
         fields.append(pa.field("speaker", pa.string()))
         columns.append(pa.array(pooled.speakers, pa.string()))
@@ -162,17 +172,28 @@ def concat_modalities(parts: Sequence[Pooled]) -> Pooled:
     first = parts[0]
     blocks, infos = [first.X], [first.info]
     for part in parts[1:]:
-        order = align_ids(first.utt_ids, part.utt_ids, first.info.get("path", "first modality"),
-                          part.info.get("path", "next modality"))
+        order = align_ids(
+            first.utt_ids,
+            part.utt_ids,
+            first.info.get("path", "first modality"),
+            part.info.get("path", "next modality"),
+        )
         labels = [part.labels[i] for i in order]
         if labels != first.labels:
-            bad = next(i for i, (a, b) in enumerate(zip(first.labels, labels)) if a != b)
-            raise AlignmentError(f"utt_id {first.utt_ids[bad]!r}: label {first.labels[bad]!r} in "
-                                 f"{first.info.get('path')} but {labels[bad]!r} in {part.info.get('path')}")
+            bad = next(i for i, (a, b) in enumerate(zip(first.labels, labels, strict=True)) if a != b)
+            raise AlignmentError(
+                f"utt_id {first.utt_ids[bad]!r}: label {first.labels[bad]!r} in "
+                f"{first.info.get('path')} but {labels[bad]!r} in {part.info.get('path')}"
+            )
         blocks.append(part.X[order])
         infos.append(part.info)
-    return Pooled(list(first.utt_ids), list(first.labels), np.concatenate(blocks, axis=1),
-                  {"modalities": infos, "dim": int(sum(block.shape[1] for block in blocks))}, first.speakers)
+    return Pooled(
+        list(first.utt_ids),
+        list(first.labels),
+        np.concatenate(blocks, axis=1),
+        {"modalities": infos, "dim": int(sum(block.shape[1] for block in blocks))},
+        first.speakers,
+    )
 
 
 def load_feature_set(paths: Sequence[str | os.PathLike]) -> dict[str, Pooled]:
@@ -203,27 +224,26 @@ def feature_spec(pooled: Pooled) -> list[dict[str, Any]]:
     """What a model trained on ``pooled`` expects per modality (for predict): statistics and widths."""
     infos = pooled.info["modalities"] if "modalities" in pooled.info else [pooled.info]
     return [
-        {"modality": info["modality"], "statistics": info["statistics"], "statistic_dim": info["statistic_dim"],
-         "dim": info["dim"], "model": info["source_metadata"].get("model"),
-         "checkpoint": info["source_metadata"].get("checkpoint")}
+        {
+            "modality": info["modality"],
+            "statistics": info["statistics"],
+            "statistic_dim": info["statistic_dim"],
+            "dim": info["dim"],
+            "model": info["source_metadata"].get("model"),
+            "checkpoint": info["source_metadata"].get("checkpoint"),
+        }
         for info in infos
     ]
 
 
-def encode_labels(labels: Sequence[str], classes: Sequence[str], where: str) -> np.ndarray:
-    """Class names -> indices into ``classes``."""
-    index = {name: i for i, name in enumerate(classes)}
-    unknown = sorted(set(labels) - set(index))
-    if unknown:
-        raise ValueError(f"{where}: labels {unknown} are not task classes {list(classes)}")
-    return np.fromiter((index[name] for name in labels), dtype=np.int64, count=len(labels))
-
-
-def write_probabilities(path: str | os.PathLike, utt_ids: Sequence[str], probabilities: np.ndarray,
-                        classes: Sequence[str]) -> None:
+def write_probabilities(
+    path: str | os.PathLike, utt_ids: Sequence[str], probabilities: np.ndarray, classes: Sequence[str]
+) -> None:
     """Probabilities parquet: ``utt_id`` plus one float column per class, atomically."""
     if probabilities.shape != (len(utt_ids), len(classes)):
-        raise ValueError(f"{path}: probabilities of shape {probabilities.shape}, expected {(len(utt_ids), len(classes))}")
+        raise ValueError(
+            f"{path}: probabilities of shape {probabilities.shape}, expected {(len(utt_ids), len(classes))}"
+        )
     frame = pd.DataFrame(np.asarray(probabilities, dtype=np.float64), columns=list(classes))
     frame.insert(0, "utt_id", list(utt_ids))
     with atomic_path(path) as tmp:
@@ -239,29 +259,29 @@ def read_probabilities(path: str | os.PathLike, classes: Sequence[str]) -> tuple
     return frame["utt_id"].astype(str).tolist(), frame.loc[:, list(classes)].to_numpy(dtype=np.float64)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the pool_features rule: one modality, every split."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--modality", required=True, choices=MODALITIES)
-    parser.add_argument("--config", required=True, help="the modality's pooling block as JSON ({statistics})")
-    parser.add_argument("--classes", required=True, nargs="+")
-    parser.add_argument("--splits", required=True, nargs="+")
-    parser.add_argument("--features", required=True, nargs="+", help="feature file per split, in --splits order")
-    parser.add_argument("--manifests", required=True, nargs="+", help="manifest per split, in --splits order")
-    parser.add_argument("--outputs", required=True, nargs="+", help="pooled file per split, in --splits order")
-    args = parser.parse_args(argv)
-    setup_logging()
-    config = parse_json_argument(args.config)
-    if not len(args.splits) == len(args.features) == len(args.manifests) == len(args.outputs):
-        raise SystemExit("--splits, --features, --manifests and --outputs must have one entry per split")
-    for split, features, manifest, output in zip(args.splits, args.features, args.manifests, args.outputs):
-        pooled = pool_split(features, manifest, config["statistics"], args.classes)
-        pooled.info.update(modality=args.modality, split=split)
+def main(job: Any) -> None:
+    """Entry point of the pool_features rule: one modality, every split (``job``: the rule's ``snakemake``)."""
+    modality, statistics = job.wildcards.modality, job.params.pooling["statistics"]
+    splits = list(job.params.splits)
+    if not len(splits) == len(job.input.features) == len(job.input.manifests) == len(job.output.pooled):
+        raise ValueError("pool_features: the features, manifests and pooled files must be one per split")
+    for split, features, manifest, output in zip(
+        splits, job.input.features, job.input.manifests, job.output.pooled, strict=True
+    ):
+        pooled = pool_split(features, manifest, statistics, job.params.classes)
+        pooled.info.update(modality=modality, split=split)
         write_pooled(output, pooled)
-        log.info("%s %s: %d utterances x %d (%s of %d-d %s)", args.modality, split, len(pooled.utt_ids),
-                 pooled.X.shape[1], "+".join(config["statistics"]), pooled.info["statistic_dim"],
-                 pooled.info["source_metadata"].get("model"))
+        log.info(
+            "%s %s: %d utterances x %d (%s of %d-d %s)",
+            modality,
+            split,
+            len(pooled.utt_ids),
+            pooled.X.shape[1],
+            "+".join(statistics),
+            pooled.info["statistic_dim"],
+            pooled.info["source_metadata"].get("model"),
+        )
 
 
 if __name__ == "__main__":
-    main()
+    run_rule(main)

@@ -1,12 +1,10 @@
 """Generated paper artifacts: Table 2, Figure 2 (SER metrics against ASR WER) and confusion matrices.
 
 Everything is computed from the metrics files of the variants (and, for Figure 2, the WER
-files of the ASR stage of each run listed in config): nothing is typed in by hand.
+files of the ASR stage of each run listed in config): nothing is typed in by hand. One module
+for the table2, figure2 and plot_confusion_matrices rules; ``main`` runs the part of its rule.
 """
 
-from __future__ import annotations
-
-import argparse
 import csv
 import logging
 import math
@@ -14,13 +12,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from workflow_scripts.common.files import atomic_path, read_json
 from workflow_scripts.common.metrics import METRICS
-from workflow_scripts.common.files import atomic_path, parse_json_argument, read_json
-from workflow_scripts.common.logs import setup_logging
+from workflow_scripts.common.names import VARIANTS
+from workflow_scripts.common.rule import run_rule
 
 log = logging.getLogger(__name__)
-
-TABLE2_ROWS = ("acoustic", "text", "early", "late", "hybrid")
 
 
 def _metrics_of(document: Mapping[str, Any], split: str, where: str) -> Mapping[str, Any]:
@@ -55,13 +52,17 @@ def table2_markdown(rows: Sequence[Mapping[str, Any]], splits: Sequence[str], co
                 cells.append(f"{100 * row[f'{split}_{name}']:.2f} [{100 * low:.1f}, {100 * high:.1f}]")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"WA = accuracy, UA = balanced accuracy, WF1 = support-weighted F1, in %; brackets: "
-                 f"{100 * confidence:.0f}% bootstrap interval. Classifier: the one behind the row "
-                 "(chosen by cross-validation on the training split; ensemble = the tuned weighted ensemble).")
+    lines.append(
+        f"WA = accuracy, UA = balanced accuracy, WF1 = support-weighted F1, in %; brackets: "
+        f"{100 * confidence:.0f}% bootstrap interval. Classifier: the one behind the row "
+        "(chosen by cross-validation on the training split; ensemble = the tuned weighted ensemble)."
+    )
     return "\n".join(lines) + "\n"
 
 
-def write_table2(documents: Mapping[str, Mapping[str, Any]], splits: Sequence[str], md_path: str, csv_path: str) -> None:
+def write_table2(
+    documents: Mapping[str, Mapping[str, Any]], splits: Sequence[str], md_path: str, csv_path: str
+) -> None:
     """Write Table 2 as Markdown and CSV."""
     rows = table2_rows(documents, splits)
     confidence = next(iter(documents.values()))["bootstrap"]["confidence"]
@@ -84,20 +85,21 @@ def read_wer(path: str, key: str) -> float:
     return value
 
 
-def figure2_points(runs: Sequence[Mapping[str, Any]], variants: Sequence[str], splits: Sequence[str],
-                   wer_key: str) -> list[dict[str, Any]]:
+def figure2_points(
+    runs: Sequence[Mapping[str, Any]], variants: Sequence[str], splits: Sequence[str], wer_key: str
+) -> list[dict[str, Any]]:
     """One point per run, variant and split: the run's WER and its WA/UA/WF1 with their intervals.
 
-    A run's ``wer`` is a path template with ``{split}`` or a number (e.g. 0 for reference
-    transcripts); its metrics are ``<results_dir>/metrics/<variant>.json``.
+    A run is ``{label, wer, metrics}``: ``wer`` is a number (e.g. 0 for reference transcripts)
+    or split -> WER file, ``metrics`` is variant -> metrics file (the rule resolves the paths).
     """
     points = []
     for run in runs:
         for split in splits:
             wer = run["wer"]
-            wer_value = float(wer) if isinstance(wer, (int, float)) else read_wer(wer.format(split=split), wer_key)
+            wer_value = float(wer) if isinstance(wer, (int, float)) else read_wer(wer[split], wer_key)
             for variant in variants:
-                path = f"{run['results_dir']}/metrics/{variant}.json"
+                path = run["metrics"][variant]
                 metrics = _metrics_of(read_json(path), split, path)
                 point = {"run": run["label"], "split": split, "variant": variant, "wer": wer_value}
                 for name in METRICS:
@@ -107,8 +109,14 @@ def figure2_points(runs: Sequence[Mapping[str, Any]], variants: Sequence[str], s
     return points
 
 
-def plot_figure2(points: Sequence[Mapping[str, Any]], splits: Sequence[str], variants: Sequence[str],
-                 baseline: Sequence[Mapping[str, Any]], png: str, svg: str) -> None:
+def plot_figure2(
+    points: Sequence[Mapping[str, Any]],
+    splits: Sequence[str],
+    variants: Sequence[str],
+    baseline: Sequence[Mapping[str, Any]],
+    png: str,
+    svg: str,
+) -> None:
     """Metric (rows) against WER per test split (columns): one line per variant through the runs,
     with bootstrap intervals; ``baseline`` (points of a variant that uses no transcripts, e.g.
     acoustic only) is drawn as a horizontal band."""
@@ -117,8 +125,9 @@ def plot_figure2(points: Sequence[Mapping[str, Any]], splits: Sequence[str], var
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(len(METRICS), len(splits), figsize=(4.4 * len(splits), 2.9 * len(METRICS)),
-                                squeeze=False, sharex=True)
+    figure, axes = plt.subplots(
+        len(METRICS), len(splits), figsize=(4.4 * len(splits), 2.9 * len(METRICS)), squeeze=False, sharex=True
+    )
     markers = "osD^v<>p"
     highest = max(100 * p["wer"] for p in points)
     pad = max(2.0, 0.15 * highest)
@@ -126,21 +135,30 @@ def plot_figure2(points: Sequence[Mapping[str, Any]], splits: Sequence[str], var
         for row, name in enumerate(METRICS):
             axis = axes[row][column]
             for reference in (p for p in baseline if p["split"] == split):
-                axis.axhline(100 * reference[name], color="grey", linestyle="--", linewidth=1,
-                             label=f"{reference['variant']} (no ASR)")
-                axis.axhspan(100 * reference[f"{name}_ci_low"], 100 * reference[f"{name}_ci_high"], color="grey",
-                             alpha=0.12)
+                axis.axhline(
+                    100 * reference[name],
+                    color="grey",
+                    linestyle="--",
+                    linewidth=1,
+                    label=f"{reference['variant']} (no ASR)",
+                )
+                axis.axhspan(
+                    100 * reference[f"{name}_ci_low"], 100 * reference[f"{name}_ci_high"], color="grey", alpha=0.12
+                )
                 break
             for number, variant in enumerate(variants):
-                chosen = sorted((p for p in points if p["split"] == split and p["variant"] == variant),
-                                key=lambda p: p["wer"])
+                chosen = sorted(
+                    (p for p in points if p["split"] == split and p["variant"] == variant), key=lambda p: p["wer"]
+                )
                 xs = [100 * p["wer"] for p in chosen]
                 ys = [100 * p[name] for p in chosen]
-                errors = [[y - 100 * p[f"{name}_ci_low"] for p, y in zip(chosen, ys)],
-                          [100 * p[f"{name}_ci_high"] - y for p, y in zip(chosen, ys)]]
+                errors = [
+                    [y - 100 * p[f"{name}_ci_low"] for p, y in zip(chosen, ys, strict=True)],
+                    [100 * p[f"{name}_ci_high"] - y for p, y in zip(chosen, ys, strict=True)],
+                ]
                 axis.errorbar(xs, ys, yerr=errors, marker=markers[number % len(markers)], capsize=3, label=variant)
                 if row == 0 and number == 0:
-                    for point, x, y in zip(chosen, xs, ys):
+                    for point, x, y in zip(chosen, xs, ys, strict=True):
                         axis.annotate(point["run"], (x, y), textcoords="offset points", xytext=(5, -12), fontsize=7)
             axis.set_xlim(-0.25 * pad, highest + pad)  # WER >= 0; room for the points at 0
             axis.set_ylabel(f"{name} (%)")
@@ -166,8 +184,9 @@ def plot_confusion(documents: Mapping[str, Mapping[str, Any]], splits: Sequence[
     import matplotlib.pyplot as plt
     import numpy as np
 
-    figure, axes = plt.subplots(len(documents), len(splits), figsize=(3.2 * len(splits), 2.9 * len(documents)),
-                                squeeze=False)
+    figure, axes = plt.subplots(
+        len(documents), len(splits), figsize=(3.2 * len(splits), 2.9 * len(documents)), squeeze=False
+    )
     for row, (variant, document) in enumerate(documents.items()):
         classes = document["classes"]
         for column, split in enumerate(splits):
@@ -177,8 +196,15 @@ def plot_confusion(documents: Mapping[str, Mapping[str, Any]], splits: Sequence[
             axis.imshow(share, vmin=0, vmax=1, cmap="Blues")
             for i in range(len(classes)):
                 for j in range(len(classes)):
-                    axis.text(j, i, f"{int(matrix[i, j])}\n{100 * share[i, j]:.0f}%", ha="center", va="center",
-                              fontsize=8, color="white" if share[i, j] > 0.6 else "black")
+                    axis.text(
+                        j,
+                        i,
+                        f"{int(matrix[i, j])}\n{100 * share[i, j]:.0f}%",
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color="white" if share[i, j] > 0.6 else "black",
+                    )
             axis.set_xticks(range(len(classes)), classes, fontsize=8)
             axis.set_yticks(range(len(classes)), classes, fontsize=8)
             axis.set_title(f"{variant} ({document['selected']}) / {split}", fontsize=8)
@@ -200,48 +226,43 @@ def _documents(paths: Sequence[str]) -> dict[str, dict[str, Any]]:
     return documents
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the table2, figure2 and plot_confusion_matrices rules."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    table = commands.add_parser("table2")
-    table.add_argument("--metrics", required=True, nargs="+", help="metrics JSON of the variants, in row order")
-    table.add_argument("--splits", required=True, nargs="+")
-    table.add_argument("--md", required=True)
-    table.add_argument("--csv", required=True)
-    figure = commands.add_parser("figure2")
-    figure.add_argument("--config", required=True, help="the fusion.figure2 block as JSON")
-    figure.add_argument("--splits", required=True, nargs="+")
-    figure.add_argument("--png", required=True)
-    figure.add_argument("--svg", required=True)
-    figure.add_argument("--points", required=True, help="output CSV of the plotted points")
-    confusion = commands.add_parser("confusion")
-    confusion.add_argument("--metrics", required=True, nargs="+")
-    confusion.add_argument("--splits", required=True, nargs="+")
-    confusion.add_argument("--png", required=True)
-    args = parser.parse_args(argv)
-    setup_logging()
-    if args.command == "table2":
-        documents = _documents(args.metrics)
-        unknown = sorted(set(documents) - set(TABLE2_ROWS))
-        if unknown:
-            raise SystemExit(f"--metrics: variants {unknown} are not rows of Table 2 {list(TABLE2_ROWS)}")
-        write_table2(documents, args.splits, args.md, args.csv)
-        log.info("Table 2 of %s on %s -> %s", list(documents), args.splits, args.md)
-    elif args.command == "figure2":
-        config = parse_json_argument(args.config)
-        points = figure2_points(config["runs"], config["variants"], args.splits, config["wer_key"])
-        baseline = (figure2_points(config["runs"][:1], [config["baseline"]], args.splits, config["wer_key"])
-                    if config["baseline"] else [])
-        plot_figure2(points, args.splits, config["variants"], baseline, args.png, args.svg)
-        with atomic_path(args.points) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(points[0]))
-            writer.writeheader()
-            writer.writerows(points)
-        log.info("Figure 2: %d points -> %s", len(points), args.png)
-    else:
-        plot_confusion(_documents(args.metrics), args.splits, args.png)
+def table2(job: Any) -> None:
+    """The table2 rule: Table 2 from the variants' metrics files."""
+    documents = _documents(job.input.metrics)
+    unknown = sorted(set(documents) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"table2: variants {unknown} are not rows of Table 2 {list(VARIANTS)}")
+    write_table2(documents, job.params.splits, job.output.md, job.output.csv)
+    log.info("Table 2 of %s on %s -> %s", list(documents), job.params.splits, job.output.md)
+
+
+def figure2(job: Any) -> None:
+    """The figure2 rule: the plot and its points (params.runs: the runs with their files)."""
+    block, runs, splits = job.params.figure2, job.params.runs, job.params.splits
+    points = figure2_points(runs, block["variants"], splits, block["wer_key"])
+    baseline = figure2_points(runs[:1], [block["baseline"]], splits, block["wer_key"]) if block["baseline"] else []
+    plot_figure2(points, splits, block["variants"], baseline, job.output.png, job.output.svg)
+    with atomic_path(job.output.points) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(points[0]))
+        writer.writeheader()
+        writer.writerows(points)
+    log.info("Figure 2: %d points -> %s", len(points), job.output.png)
+
+
+def confusion(job: Any) -> None:
+    """The plot_confusion_matrices rule."""
+    plot_confusion(_documents(job.input.metrics), job.params.splits, job.output.png)
+
+
+RULES = {"table2": table2, "figure2": figure2, "plot_confusion_matrices": confusion}
+
+
+def main(job: Any) -> None:
+    """Entry point of the table2, figure2 and plot_confusion_matrices rules (``job.rule`` names it)."""
+    if job.rule not in RULES:
+        raise ValueError(f"fusion/report.py runs the rules {sorted(RULES)}, not {job.rule!r}")
+    RULES[job.rule](job)
 
 
 if __name__ == "__main__":
-    main()
+    run_rule(main)

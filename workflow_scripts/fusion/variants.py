@@ -10,27 +10,31 @@
 For the first four, every classifier is reported and the variant's result is the classifier
 named in config, or (``best``) the one with the best cross-validated score on the TRAINING
 split (out-of-fold probabilities): no test split takes part in the choice. Metrics per split:
-WA, UA, WF1, confusion matrix, support and seeded bootstrap confidence intervals.
+WA, UA, WF1, confusion matrix, support and seeded bootstrap confidence intervals (the
+evaluate_variant rule).
 """
 
-from __future__ import annotations
-
-import argparse
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.fusion.classifiers import CLASSIFIERS, TRAIN_SPLIT
-from workflow_scripts.fusion.pooling import AlignmentError, align_ids, encode_labels, read_labels, read_probabilities, write_probabilities
-from workflow_scripts.fusion.ensemble import MEMBERS, combine
-from workflow_scripts.common.metrics import METRICS, bootstrap_intervals, classification_metrics, objective_score
-from workflow_scripts.common.files import parse_json_argument, read_json, write_json
-from workflow_scripts.common.logs import setup_logging
+from workflow_scripts.common.files import read_json, write_json
+from workflow_scripts.common.labels import encode_labels
+from workflow_scripts.common.metrics import METRICS, bootstrap_intervals, classification_metrics, fold_mean_score
+from workflow_scripts.common.names import CLASSIFIERS, ENSEMBLE_MEMBERS, VARIANT_FEATURE_SETS, VARIANTS
+from workflow_scripts.common.rule import run_rule
+from workflow_scripts.fusion.ensemble import combine
+from workflow_scripts.fusion.pooling import (
+    AlignmentError,
+    align_ids,
+    read_labels,
+    read_probabilities,
+    write_probabilities,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +48,15 @@ class VariantSpec:
     title: str
 
 
-VARIANTS = {
-    "acoustic": VariantSpec(("acoustic",), "select", "SEFE (acoustic only)"),
-    "text": VariantSpec(("text",), "select", "TEFE (text only)"),
-    "early": VariantSpec(("early",), "select", "Early fusion"),
-    "late": VariantSpec(("acoustic", "text"), "late", "Late fusion"),
-    "hybrid": VariantSpec(("early",), "ensemble", "Hybrid fusion (DFAT)"),
+# How each variant of names.VARIANTS combines its classifiers, and its Table 2 row title.
+COMBINATION = {
+    "acoustic": ("select", "SEFE (acoustic only)"),
+    "text": ("select", "TEFE (text only)"),
+    "early": ("select", "Early fusion"),
+    "late": ("late", "Late fusion"),
+    "hybrid": ("ensemble", "Hybrid fusion (DFAT)"),
 }
+SPECS = {variant: VariantSpec(VARIANT_FEATURE_SETS[variant], *COMBINATION[variant]) for variant in VARIANTS}
 
 
 @dataclass
@@ -65,48 +71,66 @@ class Member:
     fold: np.ndarray
 
 
-def load_member(summary_path: str | Path, labels: Mapping[str, tuple[list[str], list[str]]],
-                classes: Sequence[str]) -> Member:
-    """A classifier's outputs (next to its summary.json), joined to the manifests by utt_id."""
-    directory = Path(summary_path).parent
+def load_member(
+    summary_path: str,
+    probability_paths: Mapping[str, str],
+    oof_path: str,
+    labels: Mapping[str, tuple[list[str], list[str]]],
+    classes: Sequence[str],
+    train_split: str,
+) -> Member:
+    """A classifier's outputs (``probability_paths``: split -> file), joined to the manifests by utt_id."""
     summary = read_json(summary_path)
     probabilities = {}
     for split, (utt_ids, _) in labels.items():
-        path = directory / "probabilities" / f"{split}.parquet"
+        path = probability_paths[split]
         ids, values = read_probabilities(path, classes)
         probabilities[split] = values[align_ids(utt_ids, ids, f"manifest of {split}", str(path))]
-    oof_path = directory / "oof_train.parquet"
     frame = pd.read_parquet(oof_path)
-    order = align_ids(labels[TRAIN_SPLIT][0], frame["utt_id"].astype(str).tolist(), f"manifest of {TRAIN_SPLIT}",
-                      str(oof_path))
-    return Member(summary["classifier"], summary["feature_set"], summary, probabilities,
-                  frame.loc[:, list(classes)].to_numpy(dtype=np.float64)[order], frame["fold"].to_numpy()[order])
+    order = align_ids(
+        labels[train_split][0], frame["utt_id"].astype(str).tolist(), f"manifest of {train_split}", str(oof_path)
+    )
+    return Member(
+        summary["classifier"],
+        summary["feature_set"],
+        summary,
+        probabilities,
+        frame.loc[:, list(classes)].to_numpy(dtype=np.float64)[order],
+        frame["fold"].to_numpy()[order],
+    )
 
 
 def check_members(variant: str, members: Sequence[Member]) -> dict[tuple[str, str], Member]:
     """The members by (feature set, classifier); exactly the variant's feature sets and all classifiers."""
-    spec = VARIANTS[variant]
+    spec = SPECS[variant]
     by_key = {(m.feature_set, m.classifier): m for m in members}
     expected = {(fs, c) for fs in spec.feature_sets for c in CLASSIFIERS}
     if set(by_key) != expected or len(by_key) != len(members):
-        raise ValueError(f"variant {variant} needs the classifiers {sorted(expected)}, got "
-                         f"{sorted((m.feature_set, m.classifier) for m in members)}")
+        raise ValueError(
+            f"variant {variant} needs the classifiers {sorted(expected)}, got "
+            f"{sorted((m.feature_set, m.classifier) for m in members)}"
+        )
     return by_key
 
 
-def cv_score(metric: str, y: np.ndarray, oof: np.ndarray, fold: np.ndarray) -> float:
-    """Mean over the CV folds of ``metric`` on the out-of-fold probabilities of the training split."""
-    return float(np.mean([objective_score(metric, y[fold == k], oof[fold == k]) for k in range(int(fold.max()) + 1)]))
-
-
-def candidates(variant: str, members: Mapping[tuple[str, str], Member], config: Mapping[str, Any],
-               weights: Mapping[str, float] | None) -> dict[str, dict[str, Any]]:
+def candidates(
+    variant: str,
+    members: Mapping[tuple[str, str], Member],
+    config: Mapping[str, Any],
+    weights: Mapping[str, float] | None,
+) -> dict[str, dict[str, Any]]:
     """The variant's candidate predictors: name -> probabilities per split, OOF and folds (when known)."""
-    spec = VARIANTS[variant]
+    spec = SPECS[variant]
     if spec.fusion == "select":
         (feature_set,) = spec.feature_sets
-        return {c: {"probabilities": members[(feature_set, c)].probabilities, "oof": members[(feature_set, c)].oof,
-                    "fold": members[(feature_set, c)].fold} for c in CLASSIFIERS}
+        return {
+            c: {
+                "probabilities": members[(feature_set, c)].probabilities,
+                "oof": members[(feature_set, c)].oof,
+                "fold": members[(feature_set, c)].fold,
+            }
+            for c in CLASSIFIERS
+        }
     if spec.fusion == "late":
         raw = {m: float(config["late_weights"][m]) for m in spec.feature_sets}
         total = sum(raw.values())
@@ -117,8 +141,10 @@ def candidates(variant: str, members: Mapping[tuple[str, str], Member], config: 
         for c in CLASSIFIERS:
             parts = [members[(m, c)] for m in spec.feature_sets]
             if any(not np.array_equal(parts[0].fold, p.fold) for p in parts[1:]):
-                raise AlignmentError(f"late fusion of {c}: the modalities' out-of-fold probabilities come from "
-                                     "different CV folds (were the classifiers trained with different fusion.cv?)")
+                raise AlignmentError(
+                    f"late fusion of {c}: the modalities' out-of-fold probabilities come from "
+                    "different CV folds (were the classifiers trained with different fusion.cv?)"
+                )
             splits = parts[0].probabilities
             result[c] = {
                 "probabilities": {s: sum(share[p.feature_set] * p.probabilities[s] for p in parts) for s in splits},
@@ -127,20 +153,27 @@ def candidates(variant: str, members: Mapping[tuple[str, str], Member], config: 
             }
         return result
     if weights is None:
-        raise ValueError("the hybrid variant needs the ensemble weights (--weights)")
+        raise ValueError("the hybrid variant needs the ensemble weights")
     (feature_set,) = spec.feature_sets
-    splits = members[(feature_set, MEMBERS[0])].probabilities
-    return {"ensemble": {"probabilities": {s: combine({c: members[(feature_set, c)].probabilities[s] for c in MEMBERS},
-                                                      weights) for s in splits}}}
+    splits = members[(feature_set, ENSEMBLE_MEMBERS[0])].probabilities
+    return {
+        "ensemble": {
+            "probabilities": {
+                s: combine({c: members[(feature_set, c)].probabilities[s] for c in ENSEMBLE_MEMBERS}, weights)
+                for s in splits
+            }
+        }
+    }
 
 
-def select(variant: str, found: Mapping[str, Mapping[str, Any]], y_train: np.ndarray,
-           config: Mapping[str, Any]) -> tuple[str, dict[str, float]]:
+def select(
+    variant: str, found: Mapping[str, Mapping[str, Any]], y_train: np.ndarray, config: Mapping[str, Any]
+) -> tuple[str, dict[str, float]]:
     """The candidate that gives the variant's result, and every candidate's CV score on the training split."""
-    if VARIANTS[variant].fusion == "ensemble":
+    if SPECS[variant].fusion == "ensemble":
         return "ensemble", {}
     metric = config["selection_metric"]
-    scores = {name: cv_score(metric, y_train, c["oof"], c["fold"]) for name, c in found.items()}
+    scores = {name: fold_mean_score(metric, y_train, c["oof"], c["fold"]) for name, c in found.items()}
     choice = config["classifier"]
     if choice == "best":
         # Ties go to the first in CLASSIFIERS order, so the choice is deterministic.
@@ -150,89 +183,147 @@ def select(variant: str, found: Mapping[str, Mapping[str, Any]], y_train: np.nda
     return choice, scores
 
 
-def evaluate(variant: str, members: Sequence[Member], labels: Mapping[str, tuple[list[str], list[str]]],
-             classes: Sequence[str], config: Mapping[str, Any], bootstrap: Mapping[str, Any],
-             weights_payload: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def evaluate(
+    variant: str,
+    members: Sequence[Member],
+    labels: Mapping[str, tuple[list[str], list[str]]],
+    classes: Sequence[str],
+    config: Mapping[str, Any],
+    bootstrap: Mapping[str, Any],
+    weights_payload: Mapping[str, Any] | None,
+    train_split: str,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The variant's metrics document and its probabilities per split."""
     by_key = check_members(variant, members)
-    y = {split: encode_labels(split_labels, classes, f"labels of {split}") for split, (_, split_labels) in labels.items()}
+    y = {
+        split: encode_labels(split_labels, classes, f"labels of {split}", utt_ids)
+        for split, (utt_ids, split_labels) in labels.items()
+    }
     weights = weights_payload["weights"] if weights_payload else None
     found = candidates(variant, by_key, config, weights)
-    chosen, scores = select(variant, found, y[TRAIN_SPLIT], config)
+    chosen, scores = select(variant, found, y[train_split], config)
     result = found[chosen]["probabilities"]
     splits = {}
     for split in labels:
         predicted = result[split].argmax(axis=1)
         metrics = classification_metrics(y[split], predicted, classes)
-        metrics["ci"] = bootstrap_intervals(y[split], predicted, len(classes), int(bootstrap["resamples"]),
-                                            float(bootstrap["confidence"]), int(bootstrap["seed"]))
+        metrics["ci"] = bootstrap_intervals(
+            y[split],
+            predicted,
+            len(classes),
+            int(bootstrap["resamples"]),
+            float(bootstrap["confidence"]),
+            int(bootstrap["seed"]),
+        )
         splits[split] = metrics
     per_classifier = {
-        name: {split: {k: v for k, v in classification_metrics(y[split], c["probabilities"][split].argmax(axis=1),
-                                                                classes).items() if k in METRICS}
-               for split in labels}
+        name: {
+            split: {
+                k: v
+                for k, v in classification_metrics(y[split], c["probabilities"][split].argmax(axis=1), classes).items()
+                if k in METRICS
+            }
+            for split in labels
+        }
         for name, c in found.items()
     }
-    if VARIANTS[variant].fusion == "ensemble":
-        (feature_set,) = VARIANTS[variant].feature_sets
-        for c in MEMBERS:
-            per_classifier[c] = {split: {k: v for k, v in classification_metrics(
-                y[split], by_key[(feature_set, c)].probabilities[split].argmax(axis=1), classes).items() if k in METRICS}
-                for split in labels}
+    if SPECS[variant].fusion == "ensemble":
+        (feature_set,) = SPECS[variant].feature_sets
+        for c in ENSEMBLE_MEMBERS:
+            per_classifier[c] = {
+                split: {
+                    k: v
+                    for k, v in classification_metrics(
+                        y[split], by_key[(feature_set, c)].probabilities[split].argmax(axis=1), classes
+                    ).items()
+                    if k in METRICS
+                }
+                for split in labels
+            }
     document = {
         "variant": variant,
-        "title": VARIANTS[variant].title,
-        "fusion": VARIANTS[variant].fusion,
-        "feature_sets": list(VARIANTS[variant].feature_sets),
+        "title": SPECS[variant].title,
+        "fusion": SPECS[variant].fusion,
+        "feature_sets": list(SPECS[variant].feature_sets),
         "classes": list(classes),
         "selected": chosen,
-        "selection": ({"metric": config["selection_metric"], "rule": config["classifier"], "data": TRAIN_SPLIT,
-                       "cv_scores": scores} if scores else None),
-        "late_weights": (dict(config["late_weights"]) if VARIANTS[variant].fusion == "late" else None),
-        "ensemble": ({"weights": weights_payload["weights"], "objective": weights_payload["objective"],
-                      "trials": weights_payload["trials"], "seed": weights_payload["seed"],
-                      "folds": weights_payload["folds"]} if weights_payload else None),
+        "selection": (
+            {
+                "metric": config["selection_metric"],
+                "rule": config["classifier"],
+                "data": train_split,
+                "cv_scores": scores,
+            }
+            if scores
+            else None
+        ),
+        "late_weights": (dict(config["late_weights"]) if SPECS[variant].fusion == "late" else None),
+        "ensemble": (
+            {
+                "weights": weights_payload["weights"],
+                "objective": weights_payload["objective"],
+                "trials": weights_payload["trials"],
+                "seed": weights_payload["seed"],
+                "folds": weights_payload["folds"],
+            }
+            if weights_payload
+            else None
+        ),
         "splits": splits,
         "per_classifier": per_classifier,
         "features": {f"{m.feature_set}/{m.classifier}": m.summary["features"] for m in members},
-        "bootstrap": {"resamples": int(bootstrap["resamples"]), "confidence": float(bootstrap["confidence"]),
-                      "seed": int(bootstrap["seed"]), "method": "percentile, utterances resampled with replacement"},
-        "metric_definitions": {"WA": "accuracy", "UA": "balanced accuracy (mean per-class recall)",
-                               "WF1": "support-weighted F1"},
+        "bootstrap": {
+            "resamples": int(bootstrap["resamples"]),
+            "confidence": float(bootstrap["confidence"]),
+            "seed": int(bootstrap["seed"]),
+            "method": "percentile, utterances resampled with replacement",
+        },
+        "metric_definitions": {
+            "WA": "accuracy",
+            "UA": "balanced accuracy (mean per-class recall)",
+            "WF1": "support-weighted F1",
+        },
     }
     return document, result
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the evaluate_variant rule."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--variant", required=True, choices=sorted(VARIANTS))
-    parser.add_argument("--config", required=True, help="the fusion.variants block as JSON")
-    parser.add_argument("--bootstrap", required=True, help="the fusion.bootstrap block as JSON")
-    parser.add_argument("--classes", required=True, nargs="+")
-    parser.add_argument("--splits", required=True, nargs="+")
-    parser.add_argument("--manifests", required=True, nargs="+", help="manifest per split, in --splits order")
-    parser.add_argument("--members", required=True, nargs="+", help="summary.json of every classifier used")
-    parser.add_argument("--weights", help="ensemble weights.json (hybrid)")
-    parser.add_argument("--metrics", required=True, help="output metrics JSON")
-    parser.add_argument("--probabilities-dir", required=True, help="output directory of <split>.parquet")
-    args = parser.parse_args(argv)
-    setup_logging()
-    if len(args.splits) != len(args.manifests):
-        raise SystemExit("--splits and --manifests must have one entry per split")
-    config = parse_json_argument(args.config)
-    bootstrap = parse_json_argument(args.bootstrap, "--bootstrap")
-    labels = {split: read_labels(path, args.classes) for split, path in zip(args.splits, args.manifests)}
-    members = [load_member(path, labels, args.classes) for path in args.members]
-    weights = read_json(args.weights) if args.weights else None
-    document, probabilities = evaluate(args.variant, members, labels, args.classes, config, bootstrap, weights)
-    for split, values in probabilities.items():
-        write_probabilities(Path(args.probabilities_dir) / f"{split}.parquet", labels[split][0], values, args.classes)
-    write_json(args.metrics, document)
+def main(job: Any) -> None:
+    """Entry point of the evaluate_variant rule (``job``: the rule's ``snakemake`` object).
+
+    ``input.summaries`` and ``input.oof`` hold one file per classifier run of the variant,
+    ``input.probabilities`` one per run and split (runs in that order, ``params.splits`` within).
+    """
+    variant, classes, splits = job.wildcards.variant, list(job.params.classes), list(job.params.splits)
+    summaries, oof, probabilities = list(job.input.summaries), list(job.input.oof), list(job.input.probabilities)
+    if len(probabilities) != len(summaries) * len(splits) or len(oof) != len(summaries):
+        raise ValueError(
+            f"evaluate_variant: {len(summaries)} summaries, {len(oof)} out-of-fold and "
+            f"{len(probabilities)} probability files for {len(splits)} splits"
+        )
+    labels = {split: read_labels(path, classes) for split, path in zip(splits, job.input.manifests, strict=True)}
+    members = [
+        load_member(
+            summary,
+            dict(zip(splits, probabilities[i * len(splits) : (i + 1) * len(splits)], strict=True)),
+            oof[i],
+            labels,
+            classes,
+            job.params.train_split,
+        )
+        for i, summary in enumerate(summaries)
+    ]
+    weights = read_json(job.input.weights) if "weights" in job.input.keys() else None
+    document, result = evaluate(
+        variant, members, labels, classes, job.params.variants, job.params.bootstrap, weights, job.params.train_split
+    )
+    for split, path in zip(splits, job.output.probabilities, strict=True):
+        write_probabilities(path, labels[split][0], result[split], classes)
+    write_json(job.output.metrics, document)
     for split, metrics in document["splits"].items():
-        log.info("%s (%s) %s: %s", args.variant, document["selected"], split,
-                 {name: round(metrics[name], 4) for name in METRICS})
+        log.info(
+            "%s (%s) %s: %s", variant, document["selected"], split, {name: round(metrics[name], 4) for name in METRICS}
+        )
 
 
 if __name__ == "__main__":
-    main()
+    run_rule(main)
