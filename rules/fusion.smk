@@ -15,13 +15,13 @@ rule pool_features:
         "logs/fusion/pool_features/{modality}.log",
     benchmark:
         "results/benchmarks/fusion/pool_features/{modality}.tsv"
-    conda:
-        "../envs/cpu.yaml"
-    threads: 1
     params:
         pooling=lambda wildcards: config["fusion"]["pooling"][wildcards.modality],
         classes=CLASSES,
         splits=SPLITS,
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
     script:
         script_path("fusion/pooling")
 
@@ -41,15 +41,15 @@ rule train_classifier:
         "logs/fusion/train_classifier/{classifier}/{feature_set}.log",
     benchmark:
         "results/benchmarks/fusion/train_classifier/{classifier}/{feature_set}.tsv"
-    conda:
-        "../envs/cpu.yaml"
-    threads: 1
     params:
         classifier=get_classifier_block,
         cv=config["fusion"]["cv"],
         classes=CLASSES,
         splits=SPLITS,
         train_split=ROLES.train,
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
     script:
         script_path("fusion/classifiers")
 
@@ -83,13 +83,13 @@ rule tune_ensemble:
         "logs/fusion/tune_ensemble.log",
     benchmark:
         "results/benchmarks/fusion/tune_ensemble.tsv"
-    conda:
-        "../envs/cpu.yaml"
-    threads: 2
     params:
         ensemble=config["fusion"]["ensemble"],
         classes=CLASSES,
         train_split=ROLES.train,
+    threads: 2
+    conda:
+        "../envs/cpu.yaml"
     script:
         script_path("fusion/ensemble")
 
@@ -106,15 +106,15 @@ rule evaluate_variant:
         "logs/fusion/evaluate_variant/{variant}.log",
     benchmark:
         "results/benchmarks/fusion/evaluate_variant/{variant}.tsv"
-    conda:
-        "../envs/cpu.yaml"
-    threads: 1
     params:
         variants=get_variant_config,
         bootstrap=config["fusion"]["bootstrap"],
         classes=CLASSES,
         splits=SPLITS,
         train_split=ROLES.train,
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
     script:
         script_path("fusion/variants")
 
@@ -133,9 +133,9 @@ rule headline_metrics:
         "logs/fusion/headline_metrics.log",
     benchmark:
         "results/benchmarks/fusion/headline_metrics.tsv"
+    threads: 1
     conda:
         "../envs/cpu.yaml"
-    threads: 1
     shell:
         "cp {input.metrics} {output.headline} 2> {log}"
 
@@ -151,11 +151,11 @@ rule table2:
         "logs/fusion/table2.log",
     benchmark:
         "results/benchmarks/fusion/table2.tsv"
-    conda:
-        "../envs/cpu.yaml"
-    threads: 1
     params:
         splits=TEST_SPLITS,
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
     script:
         script_path("fusion/report")
 
@@ -172,14 +172,14 @@ rule figure2:
         "logs/fusion/figure2.log",
     benchmark:
         "results/benchmarks/fusion/figure2.tsv"
-    conda:
-        "../envs/cpu.yaml"
-    threads: 1
     params:
         figure2={key: config["fusion"]["figure2"][key] for key in ("variants", "baseline", "wer_key")},
         # A function: Snakemake would try to fill any "{...}" in a string param with wildcards.
         runs=lambda wildcards: get_figure2_runs(),
         splits=TEST_SPLITS,
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
     script:
         script_path("fusion/report")
 
@@ -199,10 +199,10 @@ rule plot_confusion_matrices:
         "logs/fusion/plot_confusion_matrices.log",
     benchmark:
         "results/benchmarks/fusion/plot_confusion_matrices.tsv"
-    conda:
-        "../envs/cpu.yaml"
-    threads: 1
     params:
         splits=TEST_SPLITS,
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
     script:
         script_path("fusion/report")

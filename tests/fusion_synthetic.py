@@ -62,7 +62,7 @@ def toy_acoustic_stats(path: str | Path, bands: int = 16, frame: int = 256) -> d
     samples = np.pad(samples, (0, max(0, usable - len(samples))))[:usable]
     spectrum = np.abs(np.fft.rfft(samples.reshape(-1, frame) * np.hanning(frame), axis=1)) ** 2
     edges = np.linspace(0, spectrum.shape[1], bands + 1).astype(int)
-    energies = np.stack([spectrum[:, a:b].sum(axis=1) for a, b in zip(edges[:-1], edges[1:], strict=True)], axis=1)
+    energies = np.stack([spectrum[:, a:b].sum(axis=1) for a, b in zip(edges[:-1], edges[1:])], axis=1)
     return _pooled(np.log(energies + 1e-8).astype(np.float32))
 
 
@@ -176,7 +176,7 @@ def transcripts_from_table(config: Mapping, run_dir: Path, threads: int):
     corpus = config["corpora"][config["ser_corpus"]]
     frame = pd.read_csv(corpus["table"], sep="\t", quoting=3, dtype=str, keep_default_na=False)
     column = corpus["columns"]["text"]
-    by_name = dict(zip((Path(p).name for p in frame[corpus["columns"]["audio_path"]]), frame[column], strict=True))
+    by_name = dict(zip((Path(p).name for p in frame[corpus["columns"]["audio_path"]]), frame[column]))
     return lambda paths: [by_name[Path(p).name] for p in paths]
 
 

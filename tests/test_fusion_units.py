@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from rule_job import rule_job
 
 from workflow_scripts.common import paths
 from workflow_scripts.common.cv import cv_folds
@@ -19,6 +18,8 @@ from workflow_scripts.fusion import pooling as fusion_data
 from workflow_scripts.fusion import variants as fusion_variants
 from workflow_scripts.fusion.ensemble import combine, simplex_weights, tune_weights
 from workflow_scripts.fusion.pooling import AlignmentError, concat_statistics, load_feature_set, pool_split
+
+from rule_job import rule_job
 
 CLASSES = ["neutral", "negative"]
 SPLITS = ["train", "dev", "public_test", "private_test"]

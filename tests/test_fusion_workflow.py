@@ -14,11 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import fusion_synthetic
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+
+import fusion_synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["neutral", "negative"]

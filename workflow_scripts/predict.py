@@ -175,13 +175,13 @@ def predict_files(
         transcripts = stages.transcribe(batch)
         stats = {"acoustic": stages.acoustic_features(batch), "text": stages.text_features(transcripts)}
         probabilities = predictor.predict_proba(stats)
-        for path, transcript, row in zip(batch, transcripts, probabilities, strict=True):
+        for path, transcript, row in zip(batch, transcripts, probabilities):
             rows.append(
                 {
                     "path": path,
                     "transcript": transcript,
                     "label": predictor.classes[int(row.argmax())],
-                    **{f"p_{name}": float(value) for name, value in zip(predictor.classes, row, strict=True)},
+                    **{f"p_{name}": float(value) for name, value in zip(predictor.classes, row)},
                 }
             )
         log.info("%d / %d files", min(start + batch_size, len(paths)), len(paths))

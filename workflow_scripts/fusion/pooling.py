@@ -180,7 +180,7 @@ def concat_modalities(parts: Sequence[Pooled]) -> Pooled:
         )
         labels = [part.labels[i] for i in order]
         if labels != first.labels:
-            bad = next(i for i, (a, b) in enumerate(zip(first.labels, labels, strict=True)) if a != b)
+            bad = next(i for i, (a, b) in enumerate(zip(first.labels, labels)) if a != b)
             raise AlignmentError(
                 f"utt_id {first.utt_ids[bad]!r}: label {first.labels[bad]!r} in "
                 f"{first.info.get('path')} but {labels[bad]!r} in {part.info.get('path')}"

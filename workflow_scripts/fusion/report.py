@@ -153,12 +153,12 @@ def plot_figure2(
                 xs = [100 * p["wer"] for p in chosen]
                 ys = [100 * p[name] for p in chosen]
                 errors = [
-                    [y - 100 * p[f"{name}_ci_low"] for p, y in zip(chosen, ys, strict=True)],
-                    [100 * p[f"{name}_ci_high"] - y for p, y in zip(chosen, ys, strict=True)],
+                    [y - 100 * p[f"{name}_ci_low"] for p, y in zip(chosen, ys)],
+                    [100 * p[f"{name}_ci_high"] - y for p, y in zip(chosen, ys)],
                 ]
                 axis.errorbar(xs, ys, yerr=errors, marker=markers[number % len(markers)], capsize=3, label=variant)
                 if row == 0 and number == 0:
-                    for point, x, y in zip(chosen, xs, ys, strict=True):
+                    for point, x, y in zip(chosen, xs, ys):
                         axis.annotate(point["run"], (x, y), textcoords="offset points", xytext=(5, -12), fontsize=7)
             axis.set_xlim(-0.25 * pad, highest + pad)  # WER >= 0; room for the points at 0
             axis.set_ylabel(f"{name} (%)")
