@@ -6,8 +6,9 @@ cross-validation fold. Only the training split is ever used for fitting, tuning 
 out-of-fold probabilities; the other splits are only predicted.
 
 The train_classifier rule runs this module for one classifier (``{classifier}``: lr, rf or
-xgboost) and one feature set (acoustic, text or early = both concatenated). Every classifier
-writes the same files:
+xgboost) and one feature set (acoustic, text or early = both concatenated). A classifier whose
+config block has a search ``space`` (XGBoost) is tuned by Optuna; the others (LR, RF) are
+cross-validated in their configured form. Every classifier writes the same files:
 
 * ``model.joblib``: the fitted pipeline;
 * ``trials.csv``: the configurations tried with their CV score (XGBoost: every Optuna trial;
@@ -165,7 +166,7 @@ class Search:
 def fixed_configuration(
     name: str, block: Mapping[str, Any], X: np.ndarray, y: np.ndarray, folds: Folds, n_classes: int, threads: int
 ) -> Search:
-    """LR and RF: the configured hyperparameters, cross-validated once (one row of trials)."""
+    """An untuned classifier (LR, RF): its configured hyperparameters, cross-validated once (one row of trials)."""
     started = time.time()
     params = estimator_params(name, block)
     cv = cross_validate(build_classifier(name, params, threads), X, y, folds, n_classes)
@@ -179,10 +180,11 @@ def fixed_configuration(
     return Search(params, cv, pd.DataFrame([row]))
 
 
-def tune_xgboost(
-    block: Mapping[str, Any], X: np.ndarray, y: np.ndarray, folds: Folds, n_classes: int, threads: int
+def tune(
+    name: str, block: Mapping[str, Any], X: np.ndarray, y: np.ndarray, folds: Folds, n_classes: int, threads: int
 ) -> Search:
-    """Optuna (seeded TPE) over ``block['space']``, maximising the mean CV score of ``block['objective']``.
+    """Optuna (seeded TPE) over ``block['space']``, maximising the mean CV score of ``block['objective']``
+    (XGBoost: the block's ``params`` fixed, the space searched).
 
     Only ``X``/``y`` (the training split) are seen. The best trial's out-of-fold probabilities
     are kept: the same folds and seeds would reproduce them exactly.
@@ -190,12 +192,12 @@ def tune_xgboost(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    fixed = estimator_params("xgboost", block)
+    fixed = estimator_params(name, block)
     runs: dict[int, CrossValidation] = {}
 
     def objective(trial: Any) -> float:
         params = {**fixed, **suggest_params(trial, block["space"])}
-        runs[trial.number] = cv = cross_validate(build_classifier("xgboost", params, threads), X, y, folds, n_classes)
+        runs[trial.number] = cv = cross_validate(build_classifier(name, params, threads), X, y, folds, n_classes)
         value = cv.score(block["objective"], y)
         log.info("trial %d: %s = %.4f %s", trial.number, block["objective"], value, dict(trial.params))
         return value
@@ -232,8 +234,8 @@ def train_classifier(
     folds, grouped_by = training_folds(
         train, y, int(cv_block["folds"]), int(cv_block["seed"]), bool(cv_block["group_by_speaker"])
     )
-    if name == "xgboost":
-        search = tune_xgboost(block, train.X, y, folds, len(classes), threads)
+    if "space" in block:  # tuned (XGBoost); LR and RF have a fixed configuration
+        search = tune(name, block, train.X, y, folds, len(classes), threads)
     else:
         search = fixed_configuration(name, block, train.X, y, folds, len(classes), threads)
     model = build_classifier(name, search.params, threads).fit(train.X, y)
