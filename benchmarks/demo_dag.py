@@ -41,8 +41,13 @@ EDITS = [
 def snakemake(directory: Path, cores: int, *args: str) -> tuple[float, str]:
     """Run snakemake, returning (wall seconds, combined output); raise on failure."""
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), *args], cwd=directory,
-                            capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(directory)))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", str(cores), *args],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(directory)),
+    )
     elapsed = time.perf_counter() - start
     output = result.stdout + result.stderr
     if result.returncode != 0:

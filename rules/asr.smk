@@ -12,12 +12,12 @@ rule build_demo_asr_model:
         "logs/asr/build_demo_asr_model.log",
     benchmark:
         "results/benchmarks/asr/build_demo_asr_model.tsv"
-    conda:
-        "../envs/cpu.yaml"
-    threads: 1
     params:
         demo_model=config["asr"]["demo_model"],
         normalize=config["asr"]["normalize"],
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
     script:
         script_path("asr/demo_model")
 
@@ -34,16 +34,16 @@ rule finetune_whisper:
         "logs/asr/finetune_whisper.log",
     benchmark:
         "results/benchmarks/asr/finetune_whisper.tsv"
-    conda:
-        "../envs/gpu.yaml"
-    threads: 2
-    resources:
-        **gpu_rule_resources("finetune_whisper"),
     params:
         finetune=config["asr"]["finetune"],
         normalize=config["asr"]["normalize"],
         # Checkpoints for resuming a restarted job; removed after success unless keep_checkpoints.
         work_dir=paths.ASR_FINETUNE_WORK,
+    threads: 2
+    resources:
+        **gpu_rule_resources("finetune_whisper"),
+    conda:
+        "../envs/gpu.yaml"
     script:
         script_path("asr/train")
 
@@ -62,13 +62,13 @@ rule transcribe:
         "logs/asr/transcribe/{split}.log",
     benchmark:
         "results/benchmarks/asr/transcribe/{split}.tsv"
-    conda:
-        "../envs/gpu.yaml"
+    params:
+        transcribe=config["asr"]["transcribe"],
     threads: 2
     resources:
         **gpu_rule_resources("transcribe"),
-    params:
-        transcribe=config["asr"]["transcribe"],
+    conda:
+        "../envs/gpu.yaml"
     script:
         script_path("asr/transcribe")
 
@@ -88,11 +88,11 @@ rule score_asr:
         "logs/asr/score_asr/{split}.log",
     benchmark:
         "results/benchmarks/asr/score_asr/{split}.tsv"
-    conda:
-        "../envs/cpu.yaml"
-    threads: 1
     params:
         normalize=config["asr"]["normalize"],
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
     script:
         script_path("asr/score")
 
@@ -111,13 +111,13 @@ rule benchmark_asr_backbones:
         "logs/asr/benchmark_asr_backbones.log",
     benchmark:
         "results/benchmarks/asr/benchmark_asr_backbones.tsv"
-    conda:
-        "../envs/gpu.yaml"
-    threads: 2
-    resources:
-        **gpu_rule_resources("benchmark_asr_backbones"),
     params:
         benchmark=config["asr"]["benchmark"],
         normalize=config["asr"]["normalize"],
+    threads: 2
+    resources:
+        **gpu_rule_resources("benchmark_asr_backbones"),
+    conda:
+        "../envs/gpu.yaml"
     script:
         script_path("asr/benchmark")

@@ -6,6 +6,7 @@ from pathlib import Path
 from workflow_scripts.common import names, paths
 from workflow_scripts.common.code_inputs import code_inputs
 from workflow_scripts.common.config_schema import validate_config
+from workflow_scripts.common.files import read_json
 
 # Fails before any job runs, naming the key path and what was expected; fills defaults.
 validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
@@ -36,18 +37,6 @@ def script_path(step):
 def script_code(step):
     """The code= inputs of script_path(step): the script and the modules it imports."""
     return code_inputs(f"workflow_scripts/{step}.py", workflow.basedir)
-
-
-# TRANSITIONAL (removed once every stage runs through script:/code()): the old shell convention.
-import json
-
-
-def as_json(value):
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
-
-
-def modules(*names):
-    return ["workflow_scripts/common/files.py"] + [f"workflow_scripts/{name}.py" for name in names]
 
 
 def corpus_tables(block):
@@ -133,6 +122,7 @@ def get_sefe_targets(backend=None):
     """The SEFE evaluation of the configured backend (it needs the features of every split)."""
     return [paths.SEFE_EVALUATION.format(backend=backend or config["sefe"]["backend"])]
 
+
 # --- asr ---
 def get_asr_model_inputs(*refs):
     """The model directories among ``refs`` that rules of this workflow build, the fine-tuned one aside.
@@ -182,7 +172,6 @@ def get_asr_benchmark_refs():
 
 
 # --- tefe ---
-from workflow_scripts.common.files import read_json
 
 TEFE_ARCHITECTURES = config["tefe"]["architectures"]
 
@@ -285,7 +274,9 @@ def get_variant_inputs(wildcards):
     ]
     inputs = {
         "summaries": [paths.CLASSIFIER_SUMMARY.format(**run) for run in runs],
-        "probabilities": [paths.CLASSIFIER_PROBABILITIES.format(**run, split=split) for run in runs for split in SPLITS],
+        "probabilities": [
+            paths.CLASSIFIER_PROBABILITIES.format(**run, split=split) for run in runs for split in SPLITS
+        ],
         "oof": [paths.CLASSIFIER_OOF.format(**run) for run in runs],
     }
     if wildcards.variant == "hybrid":
@@ -310,11 +301,15 @@ def get_figure2_runs():
     for number, run in enumerate(block["runs"]):
         variants = block["variants"] + ([block["baseline"]] if block["baseline"] and number == 0 else [])
         wer = run["wer"]
-        runs.append({
-            "label": run["label"],
-            "wer": {split: wer.format(split=split) for split in TEST_SPLITS} if isinstance(wer, str) else wer,
-            "metrics": {v: str(paths.in_run(paths.VARIANT_METRICS, run["results_dir"], variant=v)) for v in variants},
-        })
+        runs.append(
+            {
+                "label": run["label"],
+                "wer": {split: wer.format(split=split) for split in TEST_SPLITS} if isinstance(wer, str) else wer,
+                "metrics": {
+                    v: str(paths.in_run(paths.VARIANT_METRICS, run["results_dir"], variant=v)) for v in variants
+                },
+            }
+        )
     return runs
 
 

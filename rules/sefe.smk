@@ -15,14 +15,14 @@ rule extract_sefe:
         "logs/sefe/extract_sefe/{backend}/{split}.log",
     benchmark:
         "results/benchmarks/sefe/extract_sefe/{backend}/{split}.tsv"
-    conda:
-        "../envs/gpu.yaml"
-    threads: config["sefe"]["threads"]
-    resources:
-        **gpu_rule_resources("extract_sefe", gpu=get_sefe_resource("gpu")),
     params:
         backend=get_sefe_backend_block,
         preprocessing=config["sefe"]["preprocessing"],
+    threads: config["sefe"]["threads"]
+    resources:
+        **gpu_rule_resources("extract_sefe", gpu=get_sefe_resource("gpu")),
+    conda:
+        "../envs/gpu.yaml"
     script:
         script_path("sefe/extract")
 
@@ -43,13 +43,13 @@ rule evaluate_sefe:
         "logs/sefe/evaluate_sefe/{backend}.log",
     benchmark:
         "results/benchmarks/sefe/evaluate_sefe/{backend}.tsv"
-    conda:
-        "../envs/cpu.yaml"
-    threads: 1
     params:
         evaluation=config["sefe"]["evaluation"],
         classes=CLASSES,
         splits=SPLITS,
         train_split=ROLES.train,
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
     script:
         script_path("sefe/evaluate")

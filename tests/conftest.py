@@ -25,8 +25,15 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
-def write_tone(path: Path, seconds: float = 1.0, sample_rate: int = 16000, amplitude: float = 0.5,
-               channels: int = 1, frequency: float = 220.0, subtype: str = "PCM_16") -> Path:
+def write_tone(
+    path: Path,
+    seconds: float = 1.0,
+    sample_rate: int = 16000,
+    amplitude: float = 0.5,
+    channels: int = 1,
+    frequency: float = 220.0,
+    subtype: str = "PCM_16",
+) -> Path:
     """Write a sine tone (a valid, non-silent file)."""
     t = np.arange(int(seconds * sample_rate)) / sample_rate
     wave = (amplitude * np.sin(2 * np.pi * frequency * t)).astype(np.float32)

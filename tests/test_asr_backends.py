@@ -12,8 +12,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from asr_fixtures import SENTENCES, TINY_WHISPER, write_corpus
-from rule_job import rule_job
 
 from workflow_scripts.asr.backends import BackendSpec, length_sorted_batches, load_backend, transcribe_waveforms
 from workflow_scripts.asr.benchmark import main as benchmark_asr_backbones
@@ -22,6 +20,9 @@ from workflow_scripts.asr.transcribe import load_transcriber, model_source, tran
 from workflow_scripts.asr.transcribe import main as transcribe_rule
 from workflow_scripts.asr.transcripts import read_transcripts, write_transcripts
 from workflow_scripts.common.hub import ModelUnavailableError, resolve_model_source
+
+from asr_fixtures import SENTENCES, TINY_WHISPER, write_corpus
+from rule_job import rule_job
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]

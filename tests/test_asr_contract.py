@@ -6,11 +6,12 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from rule_job import rule_job
 
 from workflow_scripts.asr.score import main as score_asr
 from workflow_scripts.asr.transcripts import TRANSCRIPT_COLUMNS, read_transcripts, write_transcripts
 from workflow_scripts.common.code_inputs import code_inputs
+
+from rule_job import rule_job
 
 ROOT = Path(__file__).resolve().parents[1]
 NORMALIZE = {"lowercase": True, "remove_punctuation": True, "numbers_to_words": True, "abbreviations": {}}

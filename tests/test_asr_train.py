@@ -4,8 +4,6 @@ import json
 
 import pytest
 import torch
-from asr_fixtures import TINY_WHISPER, write_corpus
-from rule_job import rule_job
 from transformers import TrainerCallback
 
 from workflow_scripts.asr.demo_model import main as build_demo_asr_model
@@ -18,6 +16,9 @@ from workflow_scripts.asr.train import (
     warp_frequency,
 )
 from workflow_scripts.asr.train import main as finetune_whisper
+
+from asr_fixtures import TINY_WHISPER, write_corpus
+from rule_job import rule_job
 
 torch.set_num_threads(1)
 

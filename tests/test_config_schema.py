@@ -34,16 +34,35 @@ def test_shipped_config_is_valid_and_defaults_are_filled(config):
 @pytest.mark.parametrize(
     "mutate, expected",
     [
-        (lambda c: c.update(unknown_block={}), "at '<top level>': Additional properties are not allowed ('unknown_block'"),
-        (lambda c: c["corpora"]["demo"].update(colums={}), "at 'corpora.demo': Additional properties are not allowed ('colums'"),
+        (
+            lambda c: c.update(unknown_block={}),
+            "at '<top level>': Additional properties are not allowed ('unknown_block'",
+        ),
+        (
+            lambda c: c["corpora"]["demo"].update(colums={}),
+            "at 'corpora.demo': Additional properties are not allowed ('colums'",
+        ),
         (lambda c: c.update(seed="forty-two"), "at 'seed': 'forty-two' is not of type 'integer'"),
         (lambda c: c["demo"].update(noise_level="1e-5"), "at 'demo.noise_level': '1e-5' is not of type 'number'"),
-        (lambda c: c["corpora"]["demo"]["split"].update(policy="random"), "at 'corpora.demo.split.policy': 'random' is not one of"),
+        (
+            lambda c: c["corpora"]["demo"]["split"].update(policy="random"),
+            "at 'corpora.demo.split.policy': 'random' is not one of",
+        ),
         (lambda c: c["corpora"]["demo"].pop("label_map"), "at 'corpora.demo': 'label_map' is a required property"),
-        (lambda c: c["corpora"]["demo"]["columns"].pop("audio_path"), "at 'corpora.demo.columns': 'audio_path' is a required"),
+        (
+            lambda c: c["corpora"]["demo"]["columns"].pop("audio_path"),
+            "at 'corpora.demo.columns': 'audio_path' is a required",
+        ),
     ],
-    ids=["unknown-top-level-key", "unknown-nested-key", "wrong-type", "yaml-float-string", "bad-enum",
-         "missing-required", "missing-required-nested"],
+    ids=[
+        "unknown-top-level-key",
+        "unknown-nested-key",
+        "wrong-type",
+        "yaml-float-string",
+        "bad-enum",
+        "missing-required",
+        "missing-required-nested",
+    ],
 )
 def test_bad_config_fails_naming_the_key(config, mutate, expected):
     bad = copy.deepcopy(config)

@@ -10,11 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import PROJECT_ROOT, run_snakemake
 
 from workflow_scripts.common.config_schema import validate_config
 from workflow_scripts.common.manifest import read_manifest
 from workflow_scripts.data.demo_corpus import asr_corpus_plan, plan_utterances, synthesize_corpus
+
+from conftest import PROJECT_ROOT, run_snakemake
 
 SPLITS = ["train", "dev", "public_test", "private_test"]
 

@@ -92,9 +92,14 @@ def test_predict_on_demo_files_matches_the_rules(demo_run, tmp_path):
     manifest = pd.read_csv(demo_run / "results/data/speech/demo/public_test.tsv", sep="\t").head(3)
     audio = [str(demo_run / path) for path in manifest["audio_path"]]  # manifests hold workflow-relative paths
     output = tmp_path / "predictions.csv"
-    result = subprocess.run([sys.executable, "-m", "workflow_scripts.predict", "--run-dir", "results",
-                             "--output", str(output), *audio], cwd=demo_run, capture_output=True, text=True,
-                            timeout=600, env=dict(os.environ, PYTHONPATH=str(demo_run)))
+    result = subprocess.run(
+        [sys.executable, "-m", "workflow_scripts.predict", "--run-dir", "results", "--output", str(output), *audio],
+        cwd=demo_run,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, PYTHONPATH=str(demo_run)),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     predicted = pd.read_csv(output).assign(utt_id=lambda frame: frame["path"].map(lambda p: Path(p).stem))
     predicted = predicted.set_index("utt_id").loc[manifest["utt_id"]]
@@ -102,7 +107,9 @@ def test_predict_on_demo_files_matches_the_rules(demo_run, tmp_path):
     transcripts = pd.read_parquet(demo_run / "results/transcripts/public_test.parquet").set_index("utt_id")
     columns = [f"p_{c}" for c in CLASSES]
     np.testing.assert_allclose(predicted[columns].sum(axis=1), 1.0, atol=1e-6)
-    np.testing.assert_allclose(predicted[columns].to_numpy(), hybrid.loc[predicted.index, CLASSES].to_numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        predicted[columns].to_numpy(), hybrid.loc[predicted.index, CLASSES].to_numpy(), atol=1e-5
+    )
     assert (predicted["label"] == [CLASSES[i] for i in predicted[columns].to_numpy().argmax(axis=1)]).all()
     assert predicted["transcript"].fillna("").tolist() == transcripts.loc[predicted.index, "hypothesis"].tolist()
 
@@ -111,8 +118,17 @@ def test_report_collects_the_paper_artifacts(demo_run, tmp_path):
     report = tmp_path / "report.html"
     result = run_snakemake(demo_run, "--report", str(report))
     added = set(re.findall(r"Adding (\S+)", result.stdout + result.stderr))
-    assert {"table2.md", "table2.csv", "figure2.png", "figure2.svg", "hybrid_metrics.json", "weights.json",
-            "confusion_matrices.png", "benchmark.md", "wer_public_test.json"} <= added, added
+    assert {
+        "table2.md",
+        "table2.csv",
+        "figure2.png",
+        "figure2.svg",
+        "hybrid_metrics.json",
+        "weights.json",
+        "confusion_matrices.png",
+        "benchmark.md",
+        "wer_public_test.json",
+    } <= added, added
     assert report.stat().st_size > 100_000
 
 
@@ -160,16 +176,25 @@ def test_sigkill_mid_training_then_rerun_incomplete_gives_the_same_metrics(demo_
     before = headline.read_text()
     # Remove the text encoders and everything that reads them, so the killed run is one that
     # must rebuild them (Snakemake does not regenerate a missing file whose consumers are complete).
-    for path in ("results/tefe", "results/fusion/text", "results/fusion/early", "results/metrics",
-                 "results/hybrid_metrics.json"):
+    for path in (
+        "results/tefe",
+        "results/fusion/text",
+        "results/fusion/early",
+        "results/metrics",
+        "results/hybrid_metrics.json",
+    ):
         target = demo_run / path
         shutil.rmtree(target) if target.is_dir() else target.unlink()
     log_path = demo_run / "killed_run.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "snakemake", "--cores", "2"], cwd=demo_run,
-            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=str(demo_run)),
-            start_new_session=True)
+            [sys.executable, "-m", "snakemake", "--cores", "2"],
+            cwd=demo_run,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHONPATH=str(demo_run)),
+            start_new_session=True,
+        )
     deadline = time.time() + 600
     while "rule train_tefe" not in log_path.read_text() and time.time() < deadline:
         time.sleep(0.5)
@@ -180,6 +205,8 @@ def test_sigkill_mid_training_then_rerun_incomplete_gives_the_same_metrics(demo_
     run_snakemake(demo_run, "--unlock")  # a killed Snakemake leaves its lock behind
     run_snakemake(demo_run, "--rerun-incomplete", timeout=3000)
     assert headline.read_text() == before
-    assert all((demo_run / "results/tefe/models" / arch / "model.pt").exists()
-               for arch in ("CNN", "LSTM", "BiLSTM", "BiLSTM_CNN"))
+    assert all(
+        (demo_run / "results/tefe/models" / arch / "model.pt").exists()
+        for arch in ("CNN", "LSTM", "BiLSTM", "BiLSTM_CNN")
+    )
     assert _plan(demo_run) == {}

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pandas as pd
-from conftest import shared_data
 
 from workflow_scripts.data.ingest_speech import build_speech_manifest
+
+from conftest import shared_data
 
 BINARY = {
     "neutral": "neutral",

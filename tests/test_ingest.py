@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from conftest import write_tone
-from rule_job import rule_job
 
 from workflow_scripts.common.manifest import read_manifest
 from workflow_scripts.data.ingest import IngestionError
 from workflow_scripts.data.ingest_speech import build_speech_manifest, main
 from workflow_scripts.data.ingest_text import build_text_manifest
+
+from conftest import write_tone
+from rule_job import rule_job
 
 CLASSES = ["neutral", "negative"]
 SPLITS = ["train", "dev", "test"]

@@ -18,17 +18,21 @@ def _fill_in_paths(root: Path) -> dict:
     vlsp = {}
     for split in SPLITS:
         table = root / f"vlsp_{split}.tsv"
-        table.write_text("id\tpath\ttranscript\temotion\tspeaker\n" f"{split}1\t{split}1.wav\txin chào\tneutral\ts_{split}\n")
+        table.write_text(
+            f"id\tpath\ttranscript\temotion\tspeaker\n{split}1\t{split}1.wav\txin chào\tneutral\ts_{split}\n"
+        )
         vlsp[split] = str(table)
     asr_tables = {}
     for name in ("phoaudiobook", "vn28k"):
         table = root / f"{name}.tsv"
-        table.write_text("id\tpath\ttranscript\temotion\tspeaker\n" "a1\ta1.wav\txin chào\tneutral\tspk\n")
+        table.write_text("id\tpath\ttranscript\temotion\tspeaker\na1\ta1.wav\txin chào\tneutral\tspk\n")
         asr_tables[name] = {"table": {"train": str(table)}, "audio_root": str(root)}
     visec = root / "visec.tsv"
     visec.write_text("sentence\temotion\nxin chào\tneutral\n")
-    return {"corpora": {"vlsp": {"table": vlsp, "audio_root": str(root)}, **asr_tables},
-            "text_corpus": {"table": str(visec)}}
+    return {
+        "corpora": {"vlsp": {"table": vlsp, "audio_root": str(root)}, **asr_tables},
+        "text_corpus": {"table": str(visec)},
+    }
 
 
 def test_paper_config_validates_and_dry_runs_every_stage(workflow_dir):

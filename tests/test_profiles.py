@@ -12,7 +12,7 @@ import yaml
 from conftest import run_snakemake
 
 # Two GPU-tagged rules that record when they run, and a CPU rule.
-GPU_PAIR_SNAKEFILE = '''
+GPU_PAIR_SNAKEFILE = """
 rule all:
     input:
         "gpu_a.txt",
@@ -37,7 +37,7 @@ rule gpu_b:
         gpu=1,
     shell:
         "date +%s.%N > {output}; sleep 3; date +%s.%N >> {output}"
-'''
+"""
 
 
 def _interval(path: Path) -> tuple[float, float]:
@@ -63,7 +63,7 @@ def test_default_profile_keeps_two_gpu_jobs_off_one_gpu(workflow_dir):
     assert _overlap(workflow_dir)
 
 
-GPU_RESOURCES_SNAKEFILE = '''
+GPU_RESOURCES_SNAKEFILE = """
 include: "Snakefile"
 
 
@@ -105,7 +105,7 @@ rule per_backend:
         **gpu_rule_resources("per_backend", gpu=lambda wildcards: 0 if wildcards.backend == "handcrafted" else 1),
     shell:
         "touch {output}"
-'''
+"""
 
 
 def _dry_run_jobs(directory: Path, *args: str, snakefile: str = "Snakefile.res") -> list[tuple[str, str, dict]]:
@@ -115,8 +115,13 @@ def _dry_run_jobs(directory: Path, *args: str, snakefile: str = "Snakefile.res")
     for block in re.finditer(r"^rule (\w+):\n((?:    .*\n)+)", result.stdout, re.M):
         output = re.search(r"^    output: (.*)$", block.group(2), re.M)
         resources = re.search(r"^    resources: (.*)$", block.group(2), re.M).group(1)
-        jobs.append((block.group(1), output.group(1) if output else "",
-                     dict(item.split("=", 1) for item in resources.split(", "))))
+        jobs.append(
+            (
+                block.group(1),
+                output.group(1) if output else "",
+                dict(item.split("=", 1) for item in resources.split(", ")),
+            )
+        )
     return jobs
 
 
@@ -127,15 +132,28 @@ def _dry_run_resources(directory: Path, *args: str, snakefile: str = "Snakefile.
 
 def test_gpu_rule_resources_come_from_the_config_block(workflow_dir):
     (workflow_dir / "Snakefile.res").write_text(GPU_RESOURCES_SNAKEFILE)
-    (workflow_dir / "res.yaml").write_text(yaml.safe_dump({"resources": {
-        "placed": {"gpu": 2, "gpu_model": "a100", "cpus_per_gpu": 4, "mem_mb": 1234, "runtime": 7,
-                   "slurm_partition": "gpu"},
-        # A CPU-only machine: no GPU, so no GPU model or CPUs per GPU, but its partition stays.
-        "cpu_only": {"gpu": 0, "gpu_model": "a100", "cpus_per_gpu": 4, "slurm_partition": "cpu"},
-    }}))
+    (workflow_dir / "res.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "resources": {
+                    "placed": {
+                        "gpu": 2,
+                        "gpu_model": "a100",
+                        "cpus_per_gpu": 4,
+                        "mem_mb": 1234,
+                        "runtime": 7,
+                        "slurm_partition": "gpu",
+                    },
+                    # A CPU-only machine: no GPU, so no GPU model or CPUs per GPU, but its partition stays.
+                    "cpu_only": {"gpu": 0, "gpu_model": "a100", "cpus_per_gpu": 4, "slurm_partition": "cpu"},
+                }
+            }
+        )
+    )
     # --resources: locally, profiles/default's cap would scale the 2 GPUs down to 1.
-    resources = _dry_run_resources(workflow_dir, "placed.txt", "cpu_only.txt", "defaults.txt",
-                                   "--resources", "gpu=2", "--configfile", "res.yaml")
+    resources = _dry_run_resources(
+        workflow_dir, "placed.txt", "cpu_only.txt", "defaults.txt", "--resources", "gpu=2", "--configfile", "res.yaml"
+    )
     placed = resources["placed"]
     assert (placed["gpu"], placed["gpu_model"], placed["cpus_per_gpu"]) == ("2", "a100", "4")
     assert (placed["mem_mb"], placed["runtime"], placed["slurm_partition"]) == ("1234", "7", "gpu")
@@ -150,11 +168,18 @@ def test_gpu_rule_resources_come_from_the_config_block(workflow_dir):
 def test_gpu_rule_resources_follow_a_per_job_gpu_count(workflow_dir):
     """With `gpu=` a function of the wildcards, a job that needs no GPU gets no GPU placement."""
     (workflow_dir / "Snakefile.res").write_text(GPU_RESOURCES_SNAKEFILE)
-    (workflow_dir / "res.yaml").write_text(yaml.safe_dump({"resources": {
-        "per_backend": {"gpu_model": "a100", "cpus_per_gpu": 4, "slurm_partition": "gpu"}}}))
-    jobs = {output: resources for rule, output, resources in _dry_run_jobs(
-        workflow_dir, "per_backend_handcrafted.txt", "per_backend_wavlm.txt", "--configfile", "res.yaml")
-        if rule == "per_backend"}
+    (workflow_dir / "res.yaml").write_text(
+        yaml.safe_dump(
+            {"resources": {"per_backend": {"gpu_model": "a100", "cpus_per_gpu": 4, "slurm_partition": "gpu"}}}
+        )
+    )
+    jobs = {
+        output: resources
+        for rule, output, resources in _dry_run_jobs(
+            workflow_dir, "per_backend_handcrafted.txt", "per_backend_wavlm.txt", "--configfile", "res.yaml"
+        )
+        if rule == "per_backend"
+    }
     handcrafted, neural = jobs["per_backend_handcrafted.txt"], jobs["per_backend_wavlm.txt"]
     assert handcrafted["gpu"] == "0" and "gpu_model" not in handcrafted and "cpus_per_gpu" not in handcrafted
     assert (neural["gpu"], neural["gpu_model"], neural["cpus_per_gpu"]) == ("1", "a100", "4")
@@ -162,7 +187,7 @@ def test_gpu_rule_resources_follow_a_per_job_gpu_count(workflow_dir):
 
 
 # Rules that fail on their first attempt and record the memory and time of every attempt.
-FLAKY_SNAKEFILE = '''
+FLAKY_SNAKEFILE = """
 include: "Snakefile"
 
 
@@ -184,20 +209,34 @@ rule flaky_gpu:
     shell:
         "echo {resources.mem_mb} {resources.runtime} >> attempts_gpu.txt; "
         "test $(wc -l < attempts_gpu.txt) -ge 2 && touch {output}"
-'''
+"""
 
 
 def test_slurm_profile_retries_ask_for_more_memory_and_time(workflow_dir):
     """The SLURM profile's retries and attempt-scaled resources, run by the local executor."""
     (workflow_dir / "Snakefile.flaky").write_text(FLAKY_SNAKEFILE)
-    (workflow_dir / "flaky.yaml").write_text(yaml.safe_dump({"resources": {"flaky_gpu": {"mem_mb": 250, "runtime": 3}}}))
+    (workflow_dir / "flaky.yaml").write_text(
+        yaml.safe_dump({"resources": {"flaky_gpu": {"mem_mb": 250, "runtime": 3}}})
+    )
     profile = yaml.safe_load((workflow_dir / "profiles/slurm/config.yaml").read_text())
     assert profile["executor"] == "slurm" and profile["retries"] >= 1
-    run_snakemake(workflow_dir, "--snakefile", "Snakefile.flaky", "--configfile", "flaky.yaml",
-                  "--workflow-profile", "profiles/slurm", "--executor", "local", "flaky_cpu.txt", "flaky_gpu.txt")
+    run_snakemake(
+        workflow_dir,
+        "--snakefile",
+        "Snakefile.flaky",
+        "--configfile",
+        "flaky.yaml",
+        "--workflow-profile",
+        "profiles/slurm",
+        "--executor",
+        "local",
+        "flaky_cpu.txt",
+        "flaky_gpu.txt",
+    )
     defaults = profile["default-resources"]
-    expected_cpu = [f"{eval(defaults['mem_mb'], {'attempt': a})} {eval(defaults['runtime'], {'attempt': a})}"
-                    for a in (1, 2)]
+    expected_cpu = [
+        f"{eval(defaults['mem_mb'], {'attempt': a})} {eval(defaults['runtime'], {'attempt': a})}" for a in (1, 2)
+    ]
     assert (workflow_dir / "attempts_cpu.txt").read_text().split("\n")[:2] == expected_cpu == ["2000 60", "4000 120"]
     assert (workflow_dir / "attempts_gpu.txt").read_text().split("\n")[:2] == ["250 3", "500 6"]
 
@@ -208,18 +247,34 @@ def test_every_gpu_rule_takes_its_placement_from_the_config_block(workflow_dir):
     gpu_rules = sorted({rule for rule, _, resources in jobs if "gpu" in resources})
     if not gpu_rules:
         pytest.skip("the workflow has no GPU-capable rule yet")
-    placement = {"gpu": 1, "gpu_model": "probe_model", "cpus_per_gpu": 3, "slurm_partition": "probe_part",
-                 "mem_mb": 1111, "runtime": 11}
+    placement = {
+        "gpu": 1,
+        "gpu_model": "probe_model",
+        "cpus_per_gpu": 3,
+        "slurm_partition": "probe_part",
+        "mem_mb": 1111,
+        "runtime": 11,
+    }
     (workflow_dir / "placement.yaml").write_text(yaml.safe_dump({"resources": {r: placement for r in gpu_rules}}))
     jobs = _dry_run_jobs(workflow_dir, "--forceall", "--configfile", "placement.yaml", snakefile="Snakefile")
     for rule, output, resources in jobs:
         if rule not in gpu_rules:
             continue
         # A job whose rule decides it needs no GPU (e.g. a weights-free backend) gets no GPU placement.
-        expected = {key: str(value) for key, value in placement.items()} if resources["gpu"] != "0" else {
-            "gpu": "0", "gpu_model": None, "cpus_per_gpu": None, "slurm_partition": "probe_part",
-            "mem_mb": "1111", "runtime": "11"}
+        expected = (
+            {key: str(value) for key, value in placement.items()}
+            if resources["gpu"] != "0"
+            else {
+                "gpu": "0",
+                "gpu_model": None,
+                "cpus_per_gpu": None,
+                "slurm_partition": "probe_part",
+                "mem_mb": "1111",
+                "runtime": "11",
+            }
+        )
         shown = {key: resources.get(key) for key in placement}
         assert shown == expected, (
             f"rule {rule} ({output}) ignores part of config resources.{rule}; declare "
-            f"`resources: **gpu_rule_resources(\"{rule}\")`: {shown}")
+            f'`resources: **gpu_rule_resources("{rule}")`: {shown}'
+        )

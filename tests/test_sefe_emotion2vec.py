@@ -7,7 +7,6 @@ import time
 import numpy as np
 import pytest
 import torch
-from sefe_fixtures import PREPROCESSING, tone, write_corpus, write_manifest, write_tiny_emotion2vec
 
 from workflow_scripts.common.features import read_features
 from workflow_scripts.common.hub import ModelUnavailableError
@@ -16,6 +15,8 @@ from workflow_scripts.common.names import SEFE_STATISTICS
 from workflow_scripts.sefe.backends import build_backend
 from workflow_scripts.sefe.extract import extract_split, feature_metadata
 from workflow_scripts.sefe.preprocess import Preprocessing
+
+from sefe_fixtures import PREPROCESSING, tone, write_corpus, write_manifest, write_tiny_emotion2vec
 
 CONFIG = {"model": None, "hub": "ms", "device": "cpu", "batch_size": 4, "stack_equal_lengths": True}
 

@@ -7,11 +7,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from rule_job import rule_job
 
 from workflow_scripts.common.features import write_features
 from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.sefe.evaluate import LabelledSplit, evaluate, main, score_split
+
+from rule_job import rule_job
 
 CLASSES = ["neutral", "negative"]
 SPLITS = ["train", "dev", "public_test"]

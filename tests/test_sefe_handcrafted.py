@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rule_job import rule_job
-from sefe_fixtures import HANDCRAFTED, PREPROCESSING, tone, write_corpus, write_manifest
 
 from workflow_scripts.common.audio import AudioError
 from workflow_scripts.common.features import read_feature_metadata, read_features
@@ -14,6 +12,9 @@ from workflow_scripts.common.names import SEFE_STATISTICS
 from workflow_scripts.sefe.backends import HandcraftedBackend, build_backend, handcrafted_feature_names
 from workflow_scripts.sefe.extract import extract_split, feature_metadata, main, pool_frames
 from workflow_scripts.sefe.preprocess import Preprocessing, load_waveform
+
+from rule_job import rule_job
+from sefe_fixtures import HANDCRAFTED, PREPROCESSING, tone, write_corpus, write_manifest
 
 SETTINGS = Preprocessing.from_config(PREPROCESSING)
 

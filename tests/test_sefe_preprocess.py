@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from sefe_fixtures import EMODB, PREPROCESSING, tone
 
 from workflow_scripts.common.audio import AudioError
 from workflow_scripts.sefe.preprocess import (
@@ -18,6 +17,8 @@ from workflow_scripts.sefe.preprocess import (
     resample,
     to_mono,
 )
+
+from sefe_fixtures import EMODB, PREPROCESSING, tone
 
 PAPER = Preprocessing.from_config({**PREPROCESSING, "fixed_length_s": 5.0})
 

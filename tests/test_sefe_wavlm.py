@@ -7,7 +7,6 @@ import time
 import numpy as np
 import pytest
 import torch
-from sefe_fixtures import PREPROCESSING, tone, write_corpus, write_manifest, write_tiny_wavlm
 from transformers import AutoFeatureExtractor, AutoModel
 
 from workflow_scripts.common.features import read_features
@@ -17,6 +16,8 @@ from workflow_scripts.common.names import SEFE_STATISTICS
 from workflow_scripts.sefe.backends import build_backend
 from workflow_scripts.sefe.extract import extract_split, feature_metadata
 from workflow_scripts.sefe.preprocess import Preprocessing
+
+from sefe_fixtures import PREPROCESSING, tone, write_corpus, write_manifest, write_tiny_wavlm
 
 CONFIG = {"model": None, "layer": "last", "device": "cpu", "batch_size": 4}
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import run_snakemake, shared_data
 from workflow_copy import recorded_params
 

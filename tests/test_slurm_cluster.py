@@ -51,7 +51,7 @@ RUN_TIMEOUT_S = 420
 LOCK_TIMEOUT_S = 900
 
 # Probe rules, in a Snakefile that includes the real one (its config, validation and helpers).
-PROBE_SNAKEFILE = '''
+PROBE_SNAKEFILE = """
 include: "Snakefile"
 
 
@@ -64,7 +64,8 @@ rule cpu_probe:
     conda:
         "envs/cpu.yaml"
     shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-}}; echo CUDA_VISIBLE_DEVICES=${{CUDA_VISIBLE_DEVICES:-}}) > {output} 2> {log}"
+        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-}}; echo CUDA_VISIBLE_DEVICES=${{CUDA_VISIBLE_DEVICES:-}})"
+        " > {output} 2> {log}"
 
 
 rule gpu_probe:
@@ -78,7 +79,8 @@ rule gpu_probe:
     conda:
         "envs/gpu.yaml"
     shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-}}; echo CUDA_VISIBLE_DEVICES=${{CUDA_VISIBLE_DEVICES:-}}) > {output} 2> {log}"
+        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-}}; echo CUDA_VISIBLE_DEVICES=${{CUDA_VISIBLE_DEVICES:-}})"
+        " > {output} 2> {log}"
 
 
 # A GPU-capable rule whose job decides it needs no GPU (like a weights-free backend).
@@ -93,7 +95,8 @@ rule no_gpu_probe:
     conda:
         "envs/gpu.yaml"
     shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-}}; echo CUDA_VISIBLE_DEVICES=${{CUDA_VISIBLE_DEVICES:-}}) > {output} 2> {log}"
+        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-}}; echo CUDA_VISIBLE_DEVICES=${{CUDA_VISIBLE_DEVICES:-}})"
+        " > {output} 2> {log}"
 
 
 rule fail_cpu_probe:
@@ -120,7 +123,7 @@ rule fail_gpu_probe:
         "envs/gpu.yaml"
     shell:
         "echo partial > {output}; echo 'deliberate failure' > {log}; exit 3"
-'''
+"""
 # Config overlay: the probes' resources, as a user writes them in config.yaml.
 PROBE_CONFIG = {
     "resources": {
@@ -130,8 +133,11 @@ PROBE_CONFIG = {
         "train_tefe": {"gpu": 1, "mem_mb": 2000, "runtime": 10},
     },
     # A small text encoder, so that the real GPU-capable rule trains in seconds.
-    "tefe": {"embedding": {"dim": 32, "word2vec": {"epochs": 1}}, "models": {"LSTM": {"units": 16}},
-             "training": {"epochs": 1}},
+    "tefe": {
+        "embedding": {"dim": 32, "word2vec": {"epochs": 1}},
+        "models": {"LSTM": {"units": 16}},
+        "training": {"epochs": 1},
+    },
 }
 
 
@@ -140,9 +146,15 @@ def _skip_reason() -> str | None:
         return "DFAT_SKIP_SLURM=1"
     if not sys.platform.startswith("linux") or os.geteuid() != 0:
         return "the SLURM cluster test starts system daemons and needs root (CI runs as root)"
-    installed = all(
-        subprocess.run(["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True).stdout
-        == "install ok installed" for p in SLURM_PACKAGES) if shutil.which("dpkg-query") else False
+    installed = (
+        all(
+            subprocess.run(["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True).stdout
+            == "install ok installed"
+            for p in SLURM_PACKAGES
+        )
+        if shutil.which("dpkg-query")
+        else False
+    )
     if not installed and not shutil.which("apt-get"):
         return f"apt-get is not available to install {' '.join(SLURM_PACKAGES)}"
     return None
@@ -182,16 +194,18 @@ def slurm_cluster():
         was_running = subprocess.run([str(CLUSTER_SCRIPT), "status"], capture_output=True).returncode == 0
         started = time.monotonic()
         try:
-            start = subprocess.run(["timeout", "-s", "KILL", "600", str(CLUSTER_SCRIPT), "start"],
-                                   capture_output=True, text=True)
+            start = subprocess.run(
+                ["timeout", "-s", "KILL", "600", str(CLUSTER_SCRIPT), "start"], capture_output=True, text=True
+            )
             assert start.returncode == 0, f"cluster start failed:\n{start.stdout}\n{start.stderr}"
             print(f"cluster up in {time.monotonic() - started:.1f} s")
             yield _recorded_pids()
         finally:
             if not was_running:
                 pids = _recorded_pids()
-                stop = subprocess.run(["timeout", "-s", "KILL", "120", str(CLUSTER_SCRIPT), "stop"],
-                                      capture_output=True, text=True)
+                stop = subprocess.run(
+                    ["timeout", "-s", "KILL", "120", str(CLUSTER_SCRIPT), "stop"], capture_output=True, text=True
+                )
                 left = {name: pid for name, pid in pids.items() if _running(pid)}
                 assert stop.returncode == 0 and not left, f"daemons left running {left}:\n{stop.stderr}"
 
@@ -211,19 +225,46 @@ def _term_with_parent() -> None:
 
 def _snakemake(directory: Path, *args: str, timeout: int = RUN_TIMEOUT_S) -> tuple[int, str]:
     """Snakemake with the SLURM profile, killed (SIGKILL) after ``timeout`` seconds."""
-    env = dict(os.environ, PYTHONPATH=str(directory),
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    command = ["timeout", "-s", "KILL", str(timeout), sys.executable, "-m", "snakemake",
-               "--snakefile", "Snakefile.probe", "--configfile", "probe_config.yaml",
-               "--workflow-profile", "profiles/slurm",
-               # No accounting on the CI cluster: status from squeue (MinJobAge=600 s keeps
-               # finished jobs visible); a quick first status check for short test jobs; a
-               # local file system needs no 60 s wait for outputs (Snakemake also waits after
-               # a failed job).
-               "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
-               "--latency-wait", "5", *args]
-    result = subprocess.run(command, cwd=directory, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, preexec_fn=_term_with_parent)
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(directory),
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
+    command = [
+        "timeout",
+        "-s",
+        "KILL",
+        str(timeout),
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        "Snakefile.probe",
+        "--configfile",
+        "probe_config.yaml",
+        "--workflow-profile",
+        "profiles/slurm",
+        # No accounting on the CI cluster: status from squeue (MinJobAge=600 s keeps
+        # finished jobs visible); a quick first status check for short test jobs; a
+        # local file system needs no 60 s wait for outputs (Snakemake also waits after
+        # a failed job).
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--latency-wait",
+        "5",
+        *args,
+    ]
+    result = subprocess.run(
+        command,
+        cwd=directory,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=_term_with_parent,
+    )
     with open(directory / "snakemake.out", "a", encoding="utf-8") as handle:  # for a failed CI run
         handle.write(result.stdout)
     assert result.returncode not in (-9, 137), f"snakemake killed after {timeout} s:\n{result.stdout[-6000:]}"
@@ -259,8 +300,12 @@ def _slurm_jobs(run_id: str) -> list[dict[str, str]]:
     return sorted((r for r in records if r.get("JobName") == run_id), key=lambda r: int(r["JobId"]))
 
 
-GOOD_TARGETS = ["results/probe/cpu_probe.env", "results/probe/gpu_probe.env", "results/probe/no_gpu_probe.env",
-                *WORKFLOW_TARGETS]
+GOOD_TARGETS = [
+    "results/probe/cpu_probe.env",
+    "results/probe/gpu_probe.env",
+    "results/probe/no_gpu_probe.env",
+    *WORKFLOW_TARGETS,
+]
 FAIL_TARGETS = ["results/probe/fail_cpu_probe.txt", "results/probe/fail_gpu_probe.txt"]
 
 
@@ -273,8 +318,13 @@ def slurm_run(slurm_cluster, tmp_path_factory):
     print(f"SLURM run done in {time.monotonic() - started:.1f} s")
     run_id = re.search(r"^SLURM run ID: (\S+)$", log, re.M)
     assert run_id, f"no SLURM run id in the log:\n{log[-6000:]}"
-    return {"returncode": returncode, "log": log, "dir": directory,
-            "jobs": _slurm_jobs(run_id.group(1)), "gpus": _gpus_by_slurm_job(_outer_log(log))}
+    return {
+        "returncode": returncode,
+        "log": log,
+        "dir": directory,
+        "jobs": _slurm_jobs(run_id.group(1)),
+        "gpus": _gpus_by_slurm_job(_outer_log(log)),
+    }
 
 
 def _rule(job: dict[str, str]) -> str:

@@ -10,8 +10,17 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # What a run of the workflow needs from the checkout (no results, no tests).
-WORKFLOW_FILES = ["Snakefile", "config.yaml", "rules", "schemas", "workflow_scripts", "profiles", "report",
-                  "envs", "configs"]
+WORKFLOW_FILES = [
+    "Snakefile",
+    "config.yaml",
+    "rules",
+    "schemas",
+    "workflow_scripts",
+    "profiles",
+    "report",
+    "envs",
+    "configs",
+]
 
 _ROW = re.compile(r"^(\S+)\s+(\d+)$")
 

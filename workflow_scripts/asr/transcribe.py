@@ -14,7 +14,6 @@ from typing import Any
 import pandas as pd
 
 from workflow_scripts.asr.backends import AsrBackend, BackendSpec, load_backend, transcribe_waveforms
-
 from workflow_scripts.asr.transcripts import write_transcripts
 from workflow_scripts.asr.waveforms import load_waveforms
 from workflow_scripts.common import paths

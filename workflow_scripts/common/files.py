@@ -58,14 +58,3 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from error
-
-
-def parse_json_argument(text: str, name: str = "--config") -> dict[str, Any]:
-    """Parse a JSON object passed on the command line (a rule's config block)."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise SystemExit(f"{name}: expected a JSON object, got {text[:80]!r} ({error})") from error
-    if not isinstance(value, dict):
-        raise SystemExit(f"{name}: expected a JSON object, got {type(value).__name__}")
-    return value
