@@ -28,8 +28,8 @@ _ROW = re.compile(r"^(\S+)\s+(\d+)$")
 def planned_jobs(output: str) -> dict[str, int]:
     """Jobs per rule from the "Job stats" table of ``snakemake -n`` output ({} when nothing to do).
 
-    >>> planned_jobs("Job stats:\\njob  count\\n---  -----\\ntrain_lr  2\\nall  1\\ntotal  3\\n")
-    {'train_lr': 2, 'all': 1}
+    >>> planned_jobs("Job stats:\\njob  count\\n---  -----\\ntrain_classifier  2\\nall  1\\ntotal  3\\n")
+    {'train_classifier': 2, 'all': 1}
     """
     if "Job stats:" not in output:
         return {}
