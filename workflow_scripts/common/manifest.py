@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -82,10 +83,28 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         raise TableError(f"{path}: cannot parse the table ({error}); {hint}") from error
 
 
+_NEEDS_QUOTES = re.compile(r'[\t\n\r"]')
+
+
+def _tsv_field(text: str) -> str:
+    # Written here, not by the csv module: Python 3.11's writer leaves a lone carriage return unquoted.
+    return '"' + text.replace('"', '""') + '"' if _NEEDS_QUOTES.search(text) else text
+
+
+def _column_text(column: pd.Series) -> list[str]:
+    """A column's cells as pandas writes them to CSV (numbers in their shortest form, missing values empty)."""
+    missing = column.isna().to_numpy()
+    text = column.astype(str).tolist()
+    return ["" if gone else value for value, gone in zip(text, missing, strict=True)]
+
+
 def write_manifest(frame: pd.DataFrame, path: str | os.PathLike, columns: list[str]) -> None:
     """Write ``frame``'s ``columns`` as a TSV manifest (minimal quoting, see the module), atomically."""
+    cells = [_column_text(frame[column]) for column in columns]
+    lines = ["\t".join(_tsv_field(str(c)) for c in columns)]
+    lines += ["\t".join(_tsv_field(value) for value in row) for row in zip(*cells)]
     with atomic_path(path) as tmp:
-        frame.loc[:, columns].to_csv(tmp, sep="\t", index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+        Path(tmp).write_bytes("".join(line + "\n" for line in lines).encode("utf-8"))
 
 
 def read_manifest(path: str | os.PathLike, columns: list[str] = SPEECH_COLUMNS) -> pd.DataFrame:
