@@ -63,7 +63,9 @@ def _good_rows(tmp_path: Path, n: int = 12) -> list[dict]:
 
 def test_manifest_from_table_has_the_contract_columns(tmp_path):
     rows = _good_rows(tmp_path)
-    rows.append({"id": "u99", "wav": "wav/u0.wav", "text": "ngạc nhiên", "emotion": "sur", "spk": "s0", "part": "train"})
+    rows.append(
+        {"id": "u99", "wav": "wav/u0.wav", "text": "ngạc nhiên", "emotion": "sur", "spk": "s0", "part": "train"}
+    )
     manifest, skipped, summary = build_speech_manifest(_corpus(tmp_path, rows), CLASSES, SPLITS, seed=0)
     assert list(manifest.columns) == [
         "utt_id",

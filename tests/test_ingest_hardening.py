@@ -35,7 +35,13 @@ def _rows(tmp_path: Path, speakers: int = 8, per_speaker: int = 4) -> list[dict]
             name = f"s{s}_{k}"
             write_tone(tmp_path / "wav" / f"{name}.wav", seconds=0.3, frequency=200 + 10 * k)
             rows.append(
-                {"id": name, "wav": f"wav/{name}.wav", "text": f"câu {name}", "emotion": ["neu", "ang"][k % 2], "spk": f"s{s}"}
+                {
+                    "id": name,
+                    "wav": f"wav/{name}.wav",
+                    "text": f"câu {name}",
+                    "emotion": ["neu", "ang"][k % 2],
+                    "spk": f"s{s}",
+                }
             )
     return rows
 
@@ -134,7 +140,9 @@ def test_write_manifest_round_trips_any_text_and_leaves_plain_text_unquoted(tmp_
     assert read_manifest(path, ["utt_id", "text", "label", "split"])["text"].tolist() == texts
     plain = frame.iloc[[4, 7]]
     write_manifest(plain, path, ["utt_id", "text", "label", "split"])
-    assert path.read_text(encoding="utf-8") == "utt_id\ttext\tlabel\tsplit\nu4\tTiếng Việt\tx\tt\nu7\t  spaces  \tx\tt\n"
+    assert (
+        path.read_text(encoding="utf-8") == "utt_id\ttext\tlabel\tsplit\nu4\tTiếng Việt\tx\tt\nu7\t  spaces  \tx\tt\n"
+    )
 
 
 def test_tsv_with_a_tab_inside_a_field_names_the_file_and_line(tmp_path):
@@ -253,7 +261,10 @@ def test_truncated_wav_is_rejected_with_both_frame_counts(tmp_path):
     with pytest.raises(ValueError) as error:
         build_speech_manifest(_spec(_tsv(tmp_path, rows)), CLASSES, SPLITS, seed=0)
     message = str(error.value)
-    assert "data row 3" in message and "truncated WAV file: the header declares 4800 frames, the file holds 2400" in message
+    assert (
+        "data row 3" in message
+        and "truncated WAV file: the header declares 4800 frames, the file holds 2400" in message
+    )
 
 
 def test_file_name_in_another_unicode_form_is_found(tmp_path):
@@ -286,7 +297,9 @@ def test_a_column_missing_from_one_per_split_file_is_named_not_read_as_nan(tmp_p
         "columns": {"text": "sentence", "label": "emotion"},
         "label_map": LABEL_MAP,
     }
-    with pytest.raises(ValueError, match=rf"{dev}: no column 'sentence' .* the file's columns are \['text', 'emotion'\]"):
+    with pytest.raises(
+        ValueError, match=rf"{dev}: no column 'sentence' .* the file's columns are \['text', 'emotion'\]"
+    ):
         build_text_manifest(spec, CLASSES, SPLITS, seed=0)
 
 
@@ -314,4 +327,3 @@ def test_yaml_syntax_error_names_the_file_and_line(tmp_path):
     with pytest.raises(SystemExit) as error:
         check_config([str(bad)])
     assert str(error.value).startswith(f"{bad}: not valid YAML at line 4, column 4: expected ',' or ']'")
-

@@ -7,10 +7,12 @@ For every file: the transcript, the predicted label and the class probabilities 
 when the output ends in .json), and an ``error`` column: a file that cannot be read or
 processed gets its reason there (label and probabilities empty), the other files are still
 predicted, and the command exits with status 1 and a one-line summary. A run directory that
-lacks an artifact is named with the artifact and the rule / target that builds it. The pipeline is the workflow's: the ASR stage transcribes, the
-SEFE and TEFE stages turn audio and transcript into per-utterance statistics, and the fusion
-part (the same pooling, the three early-fusion models and the tuned ensemble weights of the
-run, i.e. the hybrid / DFAT variant) gives the probabilities.
+lacks an artifact is named with the artifact and the rule / target that builds it.
+
+The pipeline is the workflow's: the ASR stage transcribes, the SEFE and TEFE stages turn
+audio and transcript into per-utterance statistics, and the fusion part (the same pooling, the
+three early-fusion models and the tuned ensemble weights of the run, i.e. the hybrid / DFAT
+variant) gives the probabilities.
 
 Each encoder stage plugs in through a factory ``factory(config, run_dir, threads) -> function``
 named ``module:function`` (defaults in :data:`STAGE_FACTORIES`, or ``--hook stage=module:function``):
@@ -331,7 +333,9 @@ def main(argv: list[str] | None = None) -> None:
     frame = predict_files(files, stages, predictor, args.batch_size)
     write_predictions(frame, args.output)
     bad = int((frame["error"] != "").sum())
-    log.info("%d files -> %s: %s", len(frame), args.output, frame.loc[frame["error"] == "", "label"].value_counts().to_dict())
+    log.info(
+        "%d files -> %s: %s", len(frame), args.output, frame.loc[frame["error"] == "", "label"].value_counts().to_dict()
+    )
     if bad:
         raise SystemExit(
             f"predict: {bad} of {len(frame)} file(s) failed, {len(frame) - bad} predicted; "

@@ -92,9 +92,7 @@ def build_speech_manifest(
     speakers = frame["speaker"] if disjoint else None
     frame["split"] = ingest.resolve_splits(frame, spec, split_names, frame["label"], speakers, seed)
     ingest.check_split_names(frame, split_names)
-    warnings = ingest.check_split_minimums(
-        frame, classes, split_names, train_split or split_names[0], strict, corpus
-    )
+    warnings = ingest.check_split_minimums(frame, classes, split_names, train_split or split_names[0], strict, corpus)
     summary = ingest.summarise(frame, classes, split_names, int(excluded.sum()), len(skipped))
     summary["total_hours"] = round(float(frame["duration_s"].sum()) / 3600.0, 4)
     summary["hours_per_split"] = {
