@@ -80,7 +80,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
             if tsv
             else "check the quoting of that row (a field holding a comma, quote or newline must be quoted)"
         )
-        raise TableError(f"{path}: cannot parse the table ({error}); {hint}") from error
+        raise TableError(f"{path}: cannot parse the table ({str(error).strip()}); {hint}") from error
 
 
 _NEEDS_QUOTES = re.compile(r'[\t\n\r"]')

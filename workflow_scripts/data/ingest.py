@@ -161,10 +161,14 @@ def drop_rejected(
     keep = ~excluded & ~frame.index.isin([i for i, _ in problems])
     if not keep.any():
         sources = ", ".join(sorted(frame["_source"].unique()))
-        reasons = "".join(f"\n  {_where(frame, i)}: {reason}" for i, reason in problems[:5])
+        reasons = "".join(
+            f"\n  {_where(frame, i)} (utt_id {frame.at[i, 'utt_id']!r}): {reason}" for i, reason in problems[:5]
+        )
+        more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
         raise IngestionError(
             f"{sources}: no usable utterance: {len(problems)} of {len(frame)} row(s) invalid (skipped), "
-            f"{int(excluded.sum())} excluded by the label_map (null){reasons}"
+            f"{int(excluded.sum())} excluded by the label_map (null); fix the rows, the columns or the "
+            f"label_map:{reasons}{more}"
         )
     return frame.loc[keep].copy(), skipped
 
