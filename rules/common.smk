@@ -7,6 +7,7 @@ from workflow_scripts.common import names, paths
 from workflow_scripts.common.code_inputs import code_inputs
 from workflow_scripts.common.config_schema import validate_config
 from workflow_scripts.common.files import read_json
+from workflow_scripts.data.corpus_config import check_split_block
 
 # Fails before any job runs, naming the key path and what was expected; fills defaults.
 validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
@@ -22,6 +23,10 @@ TEXT_SPLITS = list(names.TEXT_SPLITS)
 
 if SER_CORPUS not in config["corpora"]:
     raise ValueError(f"config: ser_corpus {SER_CORPUS!r} is not a key of corpora {sorted(config['corpora'])}")
+# --- data --- split.fractions must name the splits: fail in a dry run, not at job time.
+for _name, _block in config["corpora"].items():
+    check_split_block(_block, SPLITS, f"corpora.{_name}")
+check_split_block(config["text_corpus"], TEXT_SPLITS, "text_corpus")
 
 
 wildcard_constraints:

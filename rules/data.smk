@@ -44,6 +44,9 @@ rule ingest_speech_corpus:
         corpus=lambda wildcards: config["corpora"][wildcards.corpus],
         classes=CLASSES,
         splits=SPLITS,
+        train_split=ROLES.train,
+        # The emotion corpus needs every split; a corpus used only for ASR training may leave some empty.
+        strict=lambda wildcards: wildcards.corpus == SER_CORPUS,
     threads: 2
     conda:
         "../envs/cpu.yaml"

@@ -44,7 +44,7 @@ def _corpus(tmp_path: Path, rows: list[dict], **spec) -> dict:
     return base
 
 
-def _good_rows(tmp_path: Path, n: int = 6) -> list[dict]:
+def _good_rows(tmp_path: Path, n: int = 12) -> list[dict]:
     rows = []
     for i in range(n):
         write_tone(tmp_path / "wav" / f"u{i}.wav", seconds=0.5 + 0.1 * i, sample_rate=22050)
@@ -63,7 +63,9 @@ def _good_rows(tmp_path: Path, n: int = 6) -> list[dict]:
 
 def test_manifest_from_table_has_the_contract_columns(tmp_path):
     rows = _good_rows(tmp_path)
-    rows.append({"id": "u9", "wav": "wav/u0.wav", "text": "ngạc nhiên", "emotion": "sur", "spk": "s0", "part": "train"})
+    rows.append(
+        {"id": "u99", "wav": "wav/u0.wav", "text": "ngạc nhiên", "emotion": "sur", "spk": "s0", "part": "train"}
+    )
     manifest, skipped, summary = build_speech_manifest(_corpus(tmp_path, rows), CLASSES, SPLITS, seed=0)
     assert list(manifest.columns) == [
         "utt_id",
@@ -75,14 +77,14 @@ def test_manifest_from_table_has_the_contract_columns(tmp_path):
         "split",
         "speaker",
     ]
-    assert manifest["utt_id"].tolist() == [f"u{i}" for i in range(6)]
-    assert manifest["duration_s"].tolist() == pytest.approx([0.5 + 0.1 * i for i in range(6)], abs=1e-4)
+    assert manifest["utt_id"].tolist() == [f"u{i}" for i in range(12)]
+    assert manifest["duration_s"].tolist() == pytest.approx([0.5 + 0.1 * i for i in range(12)], abs=1e-4)
     assert set(manifest["sample_rate"]) == {22050}
     assert manifest.loc[manifest["utt_id"] == "u1", "label"].item() == "negative"
     assert Path(manifest["audio_path"][0]).exists()
     assert summary["excluded_by_label_map"] == 1  # "sur" -> null: excluded on purpose, and counted
-    assert summary["counts"]["train"] == {"neutral": 1, "negative": 1}
-    assert summary["total_hours"] == pytest.approx(sum(0.5 + 0.1 * i for i in range(6)) / 3600, abs=1e-4)
+    assert summary["counts"]["train"] == {"neutral": 2, "negative": 2}
+    assert summary["total_hours"] == pytest.approx(sum(0.5 + 0.1 * i for i in range(12)) / 3600, abs=1e-4)
     assert skipped.empty
 
 
@@ -150,7 +152,7 @@ def test_skip_mode_writes_the_row_to_the_skip_list(tmp_path, case):
     manifest, skipped, summary = build_speech_manifest(
         _corpus(tmp_path, rows, on_invalid="skip"), CLASSES, SPLITS, seed=0
     )
-    assert len(manifest) == 5 and summary["skipped"] == 1
+    assert len(manifest) == 11 and summary["skipped"] == 1
     assert skipped["row"].tolist() == [4]
     assert expected in skipped["reason"].item()
 
@@ -197,9 +199,9 @@ def test_split_values_outside_the_configured_splits_are_rejected_or_renamed(tmp_
 def test_written_manifests_round_trip(tmp_path):
     main(_speech_job(_corpus(tmp_path, _good_rows(tmp_path)), tmp_path / "out"))
     train = read_manifest(tmp_path / "out" / "train.tsv")
-    assert train["utt_id"].tolist() == ["u0", "u3"]
+    assert train["utt_id"].tolist() == ["u0", "u3", "u6", "u9"]
     assert train["duration_s"].dtype == float
-    assert json.loads((tmp_path / "out" / "summary.json").read_text())["utterances"] == 6
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["utterances"] == 12
     assert read_manifest(tmp_path / "out" / "skipped.tsv", ["source", "row", "utt_id", "reason"]).empty
 
 
@@ -210,8 +212,10 @@ def test_text_corpus_from_per_split_tables_and_its_errors(tmp_path):
         train, sep="\t", index=False
     )
     pd.DataFrame({"sentence": ["giận quá", ""], "emotion": ["ang", "neu"]}).to_csv(valid, sep="\t", index=False)
+    test = tmp_path / "test.tsv"
+    pd.DataFrame({"sentence": ["bình thường"], "emotion": ["neu"]}).to_csv(test, sep="\t", index=False)
     spec = {
-        "table": {"train": str(train), "dev": str(valid)},
+        "table": {"train": str(train), "dev": str(valid), "test": str(test)},
         "columns": {"text": "sentence", "label": "emotion"},
         "label_map": LABEL_MAP,
     }
@@ -219,8 +223,8 @@ def test_text_corpus_from_per_split_tables_and_its_errors(tmp_path):
         build_text_manifest(spec, CLASSES, SPLITS, seed=0)
     spec["on_invalid"] = "skip"
     manifest, skipped, summary = build_text_manifest(spec, CLASSES, SPLITS, seed=0)
-    assert manifest["text"].tolist() == ["tôi vui", "tôi buồn", "giận quá"]
-    assert manifest["split"].tolist() == ["train", "train", "dev"]
+    assert manifest["text"].tolist() == ["tôi vui", "tôi buồn", "giận quá", "bình thường"]
+    assert manifest["split"].tolist() == ["train", "train", "dev", "test"]
     assert manifest["utt_id"].is_unique
     assert summary["excluded_by_label_map"] == 1 and len(skipped) == 1
 

@@ -4,10 +4,15 @@
         --output predictions.csv  clip1.wav more_clips/ ...
 
 For every file: the transcript, the predicted label and the class probabilities (CSV, or JSON
-when the output ends in .json). The pipeline is the workflow's: the ASR stage transcribes, the
-SEFE and TEFE stages turn audio and transcript into per-utterance statistics, and the fusion
-part (the same pooling, the three early-fusion models and the tuned ensemble weights of the
-run, i.e. the hybrid / DFAT variant) gives the probabilities.
+when the output ends in .json), and an ``error`` column: a file that cannot be read or
+processed gets its reason there (label and probabilities empty), the other files are still
+predicted, and the command exits with status 1 and a one-line summary. A run directory that
+lacks an artifact is named with the artifact and the rule / target that builds it.
+
+The pipeline is the workflow's: the ASR stage transcribes, the SEFE and TEFE stages turn
+audio and transcript into per-utterance statistics, and the fusion part (the same pooling, the
+three early-fusion models and the tuned ensemble weights of the run, i.e. the hybrid / DFAT
+variant) gives the probabilities.
 
 Each encoder stage plugs in through a factory ``factory(config, run_dir, threads) -> function``
 named ``module:function`` (defaults in :data:`STAGE_FACTORIES`, or ``--hook stage=module:function``):
@@ -32,9 +37,11 @@ import numpy as np
 import pandas as pd
 
 from workflow_scripts.common import paths
+from workflow_scripts.common.audio import AudioError, check_audio
+from workflow_scripts.common.config_schema import ConfigError, load_config_file, merge_config, validate_config
 from workflow_scripts.common.files import atomic_path, read_json
 from workflow_scripts.common.logs import setup_logging
-from workflow_scripts.common.names import ENSEMBLE_FEATURE_SET, ENSEMBLE_MEMBERS
+from workflow_scripts.common.names import ENSEMBLE_FEATURE_SET, ENSEMBLE_MEMBERS, FINETUNED
 from workflow_scripts.fusion.pooling import concat_statistics
 
 log = logging.getLogger(__name__)
@@ -47,6 +54,20 @@ STAGE_FACTORIES = {
     "tefe": "workflow_scripts.tefe.extract:load_featurizer",
 }
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
+
+# What predict reads from a run directory, by stage: (template in common.paths, the rule that
+# builds it, wildcards). A stage replaced by --hook needs none of its own.
+RUN_ARTIFACTS: dict[str, list[tuple[str, str, dict[str, str]]]] = {
+    "fusion": [("ENSEMBLE_WEIGHTS", "tune_ensemble", {})]
+    + [
+        (template, "train_classifier", {"feature_set": ENSEMBLE_FEATURE_SET, "classifier": name})
+        for name in ENSEMBLE_MEMBERS
+        for template in ("CLASSIFIER_MODEL", "CLASSIFIER_SUMMARY")
+    ],
+    "tefe": [("TEFE_SELECTION", "select_tefe", {})],
+    # + TEFE_MODEL / TEFE_MODEL_VOCAB of the selected architecture (train_tefe), see missing_artifacts
+    "asr": [("ASR_FINETUNED_MODEL", "finetune_whisper", {})],  # when asr.transcribe.model is finetuned
+}
 
 
 @dataclass(frozen=True)
@@ -71,6 +92,41 @@ def resolve_factory(stage: str, spec: str) -> Callable[..., Any]:
     if not hasattr(module, function_name):
         raise SystemExit(f"predict: module {module_name} has no function {function_name!r} (--hook {stage}=...)")
     return getattr(module, function_name)
+
+
+def _artifact_line(template: str, rule: str, wildcards: Mapping[str, str], run_dir: Path) -> str:
+    target = getattr(paths, template).format(**wildcards)
+    return f"{paths.in_run(getattr(paths, template), run_dir, **wildcards)} (built by rule {rule}: snakemake {target})"
+
+
+def missing_artifacts(config: Mapping[str, Any], run_dir: str | Path, factories: Mapping[str, str]) -> list[str]:
+    """Each artifact of ``run_dir`` that predict needs and that is absent, with the rule / target that builds it."""
+    run_dir = Path(run_dir)
+    wanted = list(RUN_ARTIFACTS["fusion"])
+    if factories.get("tefe") == STAGE_FACTORIES["tefe"]:
+        wanted += RUN_ARTIFACTS["tefe"]
+        selection = paths.in_run(paths.TEFE_SELECTION, run_dir)
+        if selection.exists():
+            arch = read_json(selection)["selected"]
+            wanted += [(t, "train_tefe", {"arch": arch}) for t in ("TEFE_MODEL", "TEFE_MODEL_VOCAB")]
+    asr_model = config.get("asr", {}).get("transcribe", {}).get("model")
+    if factories.get("asr") == STAGE_FACTORIES["asr"] and asr_model == FINETUNED:
+        wanted += RUN_ARTIFACTS["asr"]
+    return [
+        _artifact_line(template, rule, wildcards, run_dir)
+        for template, rule, wildcards in wanted
+        if not paths.in_run(getattr(paths, template), run_dir, **wildcards).exists()
+    ]
+
+
+def check_run_dir(config: Mapping[str, Any], run_dir: str | Path, factories: Mapping[str, str]) -> None:
+    """Fail naming every missing artifact of ``run_dir`` and how to build it."""
+    missing = missing_artifacts(config, run_dir, factories)
+    if missing:
+        raise SystemExit(
+            f"predict: the run directory {run_dir} lacks {len(missing)} artifact(s) predict needs; build them "
+            "in the workflow directory that made the run, with the run's --configfile:\n  " + "\n  ".join(missing)
+        )
 
 
 def load_stage_functions(
@@ -104,12 +160,8 @@ class FusionPredictor:
         weights (``<run_dir>/ensemble/weights.json``): the results layout of common.paths."""
         import joblib
 
-        weights_path = paths.in_run(paths.ENSEMBLE_WEIGHTS, run_dir)
-        if not weights_path.exists():
-            raise SystemExit(
-                f"predict: {weights_path} not found; is {run_dir} the results directory of a finished run?"
-            )
-        weights = read_json(weights_path)["weights"]
+        check_run_dir({}, run_dir, {})
+        weights = read_json(paths.in_run(paths.ENSEMBLE_WEIGHTS, run_dir))["weights"]
         models, summaries = {}, {}
         for name in ENSEMBLE_MEMBERS:
             run = {"feature_set": ENSEMBLE_FEATURE_SET, "classifier": name}
@@ -165,49 +217,76 @@ def collect_audio(inputs: Sequence[str]) -> list[Path]:
     return files
 
 
+def one_line(error: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _predict_batch(
+    batch: Sequence[str], stages: StageFunctions, predictor: FusionPredictor
+) -> list[tuple[str, np.ndarray]]:
+    transcripts = stages.transcribe(batch)
+    stats = {"acoustic": stages.acoustic_features(batch), "text": stages.text_features(transcripts)}
+    return list(zip(transcripts, predictor.predict_proba(stats), strict=True))
+
+
 def predict_files(
     paths: Sequence[Path], stages: StageFunctions, predictor: FusionPredictor, batch_size: int = 16
 ) -> pd.DataFrame:
-    """Transcript, label and class probabilities of every file, in batches."""
-    rows = []
-    for start in range(0, len(paths), batch_size):
-        batch = [str(p) for p in paths[start : start + batch_size]]
-        transcripts = stages.transcribe(batch)
-        stats = {"acoustic": stages.acoustic_features(batch), "text": stages.text_features(transcripts)}
-        probabilities = predictor.predict_proba(stats)
-        for path, transcript, row in zip(batch, transcripts, probabilities):
-            rows.append(
-                {
-                    "path": path,
-                    "transcript": transcript,
-                    "label": predictor.classes[int(row.argmax())],
-                    **{f"p_{name}": float(value) for name, value in zip(predictor.classes, row)},
-                }
-            )
-        log.info("%d / %d files", min(start + batch_size, len(paths)), len(paths))
-    return pd.DataFrame(rows)
+    """Transcript, label and class probabilities of every file, in batches, and an ``error`` column.
+
+    Each file is checked first (readable, not empty, finite samples, not cut short); a batch
+    that fails is redone file by file, so one bad file costs only its own row: its reason goes
+    to ``error`` and its label and probabilities stay empty.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+
+    def failed(path: str, reason: str) -> None:
+        log.warning("%s: %s", path, reason)
+        rows[path] = {"path": path, "transcript": "", "label": "", "error": reason}
+
+    def done(path: str, transcript: str, probabilities: np.ndarray) -> None:
+        rows[path] = {
+            "path": path,
+            "transcript": transcript,
+            "label": predictor.classes[int(probabilities.argmax())],
+            **{f"p_{name}": float(value) for name, value in zip(predictor.classes, probabilities)},
+            "error": "",
+        }
+
+    readable = []
+    for path in map(str, paths):
+        try:
+            check_audio(path, silence_peak=0.0)
+            readable.append(path)
+        except AudioError as error:
+            failed(path, str(error))
+    for start in range(0, len(readable), batch_size):
+        batch = readable[start : start + batch_size]
+        try:
+            for path, (transcript, probabilities) in zip(batch, _predict_batch(batch, stages, predictor)):
+                done(path, transcript, probabilities)
+        except Exception:  # redo one by one: the failing file is named, the others predicted
+            for path in batch:
+                try:
+                    ((transcript, probabilities),) = _predict_batch([path], stages, predictor)
+                    done(path, transcript, probabilities)
+                except Exception as error:
+                    failed(path, one_line(error))
+        log.info("%d / %d files", min(start + batch_size, len(readable)), len(readable))
+    columns = ["path", "transcript", "label", *(f"p_{c}" for c in predictor.classes), "error"]
+    return pd.DataFrame([rows[str(p)] for p in paths], columns=columns)
 
 
 def write_predictions(frame: pd.DataFrame, output: str | Path) -> None:
     """CSV, or JSON (a list of records) when ``output`` ends in .json."""
     with atomic_path(output) as tmp:
         if str(output).lower().endswith(".json"):
-            tmp.write_text(
-                json.dumps(frame.to_dict(orient="records"), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-            )
+            records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")  # NaN -> null
+            tmp.write_text(json.dumps(records, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         else:
             frame.to_csv(tmp, index=False)
-
-
-def merge_config(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``override`` on top of ``base``, merging nested mappings (as snakemake merges --configfile)."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = merge_config(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -233,28 +312,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args(argv)
     setup_logging()
-    import yaml
-
     factories = dict(STAGE_FACTORIES)
     for hook in args.hook:
         stage, _, spec = hook.partition("=")
         if stage not in factories or ":" not in spec:
             raise SystemExit(f"--hook {hook!r}: expected STAGE=MODULE:FUNCTION with STAGE one of {sorted(factories)}")
         factories[stage] = spec
-    from workflow_scripts.common.config_schema import validate_config
-
     config: dict[str, Any] = {}
-    for path in args.configfile:
-        with open(path, encoding="utf-8") as handle:
-            config = merge_config(config, yaml.safe_load(handle) or {})
-    # The workflow's own validation, which also fills in the defaults the stages rely on.
-    validate_config(config, Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml")
+    try:
+        for path in args.configfile:
+            config = merge_config(config, load_config_file(path))
+        # The workflow's own validation, which also fills in the defaults the stages rely on.
+        validate_config(config, Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml")
+    except ConfigError as error:
+        raise SystemExit(f"predict: {error}") from None
     files = collect_audio(args.inputs)
+    check_run_dir(config, args.run_dir, factories)
     predictor = FusionPredictor.from_run(args.run_dir)
     stages = load_stage_functions(config, Path(args.run_dir), args.threads, factories)
     frame = predict_files(files, stages, predictor, args.batch_size)
     write_predictions(frame, args.output)
-    log.info("%d files -> %s: %s", len(frame), args.output, frame["label"].value_counts().to_dict())
+    bad = int((frame["error"] != "").sum())
+    log.info(
+        "%d files -> %s: %s", len(frame), args.output, frame.loc[frame["error"] == "", "label"].value_counts().to_dict()
+    )
+    if bad:
+        raise SystemExit(
+            f"predict: {bad} of {len(frame)} file(s) failed, {len(frame) - bad} predicted; "
+            f"the reasons are in the error column of {args.output}"
+        )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import struct
+import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -37,12 +40,73 @@ def read_audio(path: str | os.PathLike, always_2d: bool = False) -> tuple[np.nda
     return samples, int(sample_rate)
 
 
+def find_unicode_variant(path: str | os.PathLike) -> str | None:
+    """The existing file that ``path`` names up to Unicode normalisation (NFC / NFD), or None.
+
+    A table written on one system may spell ``câu.wav`` composed (NFC) while the file system
+    stores it decomposed (NFD), or the reverse: the names are the same text, not the same bytes.
+    """
+    path = str(path)
+    for form in ("NFC", "NFD"):
+        candidate = unicodedata.normalize(form, path)
+        if os.path.exists(candidate):
+            return candidate
+    current = Path(Path(path).anchor or ".")
+    for part in Path(path).parts[1 if Path(path).anchor else 0 :]:
+        target = unicodedata.normalize("NFC", part)
+        if (current / part).exists():
+            current = current / part
+            continue
+        try:
+            matches = [e for e in os.listdir(current) if unicodedata.normalize("NFC", e) == target]
+        except OSError:
+            return None
+        if not matches:
+            return None
+        current = current / matches[0]
+    return str(current)
+
+
+def wav_declared_frames(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(frames the header's data chunk declares, frames the file holds) of a RIFF/WAVE file, else None.
+
+    None too when the header leaves the size open (0 or 0xFFFFFFFF, as streaming writers do).
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        block_align = None
+        while True:
+            chunk = handle.read(8)
+            if len(chunk) < 8:
+                return None
+            name, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if name == b"fmt ":
+                fmt = handle.read(size + (size & 1))
+                if len(fmt) >= 14:
+                    block_align = struct.unpack("<H", fmt[12:14])[0]
+                continue
+            if name == b"data":
+                if not block_align or size in (0, 0xFFFFFFFF):
+                    return None
+                available = os.path.getsize(path) - handle.tell()
+                return size // block_align, min(size, available) // block_align
+            handle.seek(size + (size & 1), os.SEEK_CUR)
+
+
 def check_audio(path: str | os.PathLike, silence_peak: float) -> AudioCheck:
-    """Read ``path`` fully and reject empty, non-finite or all-silent audio.
+    """Read ``path`` fully and reject truncated, empty, non-finite or all-silent audio.
 
     ``silence_peak`` is the absolute amplitude below which every sample counts as silence.
     """
     samples, sample_rate = read_audio(path, always_2d=True)
+    frames = wav_declared_frames(path)
+    if frames is not None and frames[1] < frames[0]:
+        raise AudioError(
+            f"{path}: truncated WAV file: the header declares {frames[0]} frames, the file holds {frames[1]} "
+            f"({frames[1] / sample_rate:.3f} of {frames[0] / sample_rate:.3f} s); re-export or re-copy it"
+        )
     if samples.shape[0] == 0:
         raise AudioError(f"{path}: empty audio (0 samples)")
     if not np.isfinite(samples).all():

@@ -8,6 +8,7 @@ offending key briefly, so the workflow uses this (same JSON Schema, same draft) 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,45 @@ from referencing.jsonschema import DRAFT202012
 
 class ConfigError(ValueError):
     """An invalid configuration; the message names the key path and what was expected."""
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML config file as a mapping; a syntax error names the file, line and column.
+
+    (Snakemake's own message for a broken ``--configfile`` names neither: check a file with
+    ``python -m workflow_scripts.common.config_schema FILE...``.)
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            loaded = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "somewhere"
+        problem = getattr(error, "problem", None) or str(error)
+        context = getattr(error, "context", None)
+        raise ConfigError(
+            f"{path}: not valid YAML at {where}: {problem}" + (f" ({context})" if context else "")
+        ) from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of keys, got a {type(loaded).__name__}")
+    return loaded
+
+
+def merge_config(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` on top of ``base``, merging nested mappings (as snakemake merges --configfile)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_config(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _load_schema(path: Path) -> dict[str, Any]:
@@ -86,3 +126,33 @@ def inherit_seed(block: Any, seed: int) -> None:
             block[key] = seed
         else:
             inherit_seed(value, seed)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Check config files before a run: ``python -m workflow_scripts.common.config_schema [FILE ...]``.
+
+    Loads config.yaml and then each FILE over it (as ``snakemake --configfile FILE`` does),
+    naming the file and line of a YAML error, and validates the result against the schema.
+    """
+    import sys
+
+    from workflow_scripts.common.names import TEXT_SPLITS
+    from workflow_scripts.data.corpus_config import check_split_block
+
+    root = Path(__file__).resolve().parents[2]
+    files = [root / "config.yaml", *(argv if argv is not None else sys.argv[1:])]
+    config: dict[str, Any] = {}
+    try:
+        for path in files:
+            config = merge_config(config, load_config_file(path))
+        validate_config(config, root / "schemas" / "config.schema.yaml")
+        for name, block in config["corpora"].items():
+            check_split_block(block, config["task"]["splits"], f"corpora.{name}")
+        check_split_block(config["text_corpus"], TEXT_SPLITS, "text_corpus")
+    except (ConfigError, ValueError) as error:
+        raise SystemExit(str(error)) from None
+    print(f"config OK: {', '.join(map(str, files))}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,8 +1,16 @@
-"""Manifests: one table per corpus and split, keyed by utterance id (the contract in DESIGN.md)."""
+"""Manifests: one table per corpus and split, keyed by utterance id (the contract in DESIGN.md).
+
+Manifests are TSV files with minimal quoting: a field holding a tab, a newline, a carriage
+return or a double quote is written in double quotes (an inner quote doubled), every other
+field as it is. Any text therefore round-trips through :func:`write_manifest` and
+:func:`read_manifest`, and a manifest without such characters is the plain TSV it always was.
+"""
 
 from __future__ import annotations
 
+import csv
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -24,32 +32,84 @@ _DTYPES = {
 }
 
 
+class TableError(ValueError):
+    """A table that cannot be read; the message names the file, the line and what to do."""
+
+
+def _check_utf8(path: str | os.PathLike) -> None:
+    raw = Path(path).read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise TableError(
+            f"{path}, line {line} (file line, header = line 1): byte {raw[error.start : error.start + 1]!r} "
+            f"is not UTF-8 ({error.reason}); save the table as UTF-8"
+        ) from error
+
+
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a TSV, CSV or parquet table with every column as text (parquet keeps its types).
 
-    TSV is read without quoting, as the corpora in ../shared/data are written.
+    TSV is read without quoting, as the corpora in ../shared/data are written: a tab inside a
+    field is an error naming the file and line (use CSV, or parquet, for such text). Text
+    tables must be UTF-8.
     """
     suffix = Path(path).suffix.lower()
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: table not found")
     if suffix == ".parquet":
-        return pd.read_parquet(path)
-    if suffix in {".tsv", ".txt"}:
-        return pd.read_csv(path, sep="\t", quoting=3, dtype=str, keep_default_na=False)
-    if suffix == ".csv":
+        try:
+            return pd.read_parquet(path)
+        except Exception as error:  # pyarrow raises several types for a broken file
+            raise TableError(f"{path}: unreadable parquet file ({type(error).__name__}: {error})") from error
+    if suffix not in {".tsv", ".txt", ".csv"}:
+        raise TableError(f"{path}: unsupported table format {suffix!r} (expected .tsv, .csv or .parquet)")
+    _check_utf8(path)
+    if os.path.getsize(path) == 0 or not Path(path).read_text(encoding="utf-8").strip():
+        raise TableError(f"{path}: empty file (no header, no data rows)")
+    tsv = suffix in {".tsv", ".txt"}
+    try:
+        if tsv:
+            return pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False)
         return pd.read_csv(path, dtype=str, keep_default_na=False)
-    raise ValueError(f"{path}: unsupported table format {suffix!r} (expected .tsv, .csv or .parquet)")
+    except pd.errors.ParserError as error:
+        hint = (
+            "TSV tables are read unquoted, so a tab inside a field splits it: remove the tab, or "
+            "write the table as CSV (quoted fields) or parquet"
+            if tsv
+            else "check the quoting of that row (a field holding a comma, quote or newline must be quoted)"
+        )
+        raise TableError(f"{path}: cannot parse the table ({str(error).strip()}); {hint}") from error
+
+
+_NEEDS_QUOTES = re.compile(r'[\t\n\r"]')
+
+
+def _tsv_field(text: str) -> str:
+    # Written here, not by the csv module: Python 3.11's writer leaves a lone carriage return unquoted.
+    return '"' + text.replace('"', '""') + '"' if _NEEDS_QUOTES.search(text) else text
+
+
+def _column_text(column: pd.Series) -> list[str]:
+    """A column's cells as pandas writes them to CSV (numbers in their shortest form, missing values empty)."""
+    missing = column.isna().to_numpy()
+    text = column.astype(str).tolist()
+    return ["" if gone else value for value, gone in zip(text, missing, strict=True)]
 
 
 def write_manifest(frame: pd.DataFrame, path: str | os.PathLike, columns: list[str]) -> None:
-    """Write ``frame``'s ``columns`` as a TSV manifest, atomically."""
+    """Write ``frame``'s ``columns`` as a TSV manifest (minimal quoting, see the module), atomically."""
+    cells = [_column_text(frame[column]) for column in columns]
+    lines = ["\t".join(_tsv_field(str(c)) for c in columns)]
+    lines += ["\t".join(_tsv_field(value) for value in row) for row in zip(*cells)]
     with atomic_path(path) as tmp:
-        frame.loc[:, columns].to_csv(tmp, sep="\t", index=False, quoting=3)
+        Path(tmp).write_bytes("".join(line + "\n" for line in lines).encode("utf-8"))
 
 
 def read_manifest(path: str | os.PathLike, columns: list[str] = SPEECH_COLUMNS) -> pd.DataFrame:
     """Read a manifest written by :func:`write_manifest`, checking columns and unique ids."""
-    frame = pd.read_csv(path, sep="\t", quoting=3, dtype=str, keep_default_na=False)
+    frame = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_MINIMAL, dtype=str, keep_default_na=False)
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: manifest lacks columns {missing} (has {list(frame.columns)})")

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from workflow_scripts.common.logs import setup_logging
+from workflow_scripts.common.logs import keep_screen, setup_logging
 
 
 def _redirect_to_log(path: str) -> None:
@@ -45,6 +45,7 @@ def run_rule(main: Callable[[Any], None]) -> None:
             "or call its functions from Python"
         )
     if len(job.log) > 0:
+        keep_screen()  # warn_on_screen still reaches the terminal
         _redirect_to_log(str(job.log[0]))
     setup_logging()
     main(job)

@@ -16,7 +16,9 @@ from typing import Any
 import pandas as pd
 
 from workflow_scripts.common.files import write_json
+from workflow_scripts.common.logs import warn_on_screen
 from workflow_scripts.common.manifest import read_table, write_manifest
+from workflow_scripts.data.corpus_config import check_split_block
 from workflow_scripts.data.splits import assign_splits
 
 log = logging.getLogger(__name__)
@@ -33,35 +35,46 @@ def load_corpus_table(spec: Mapping[str, Any]) -> pd.DataFrame:
     """Read the corpus table(s); ``table`` is one path, or a mapping split -> path.
 
     Adds ``_source`` (file) and ``_row`` (1-based data row) for error messages, and
-    ``_split_from_file`` when the split comes from the mapping.
+    ``_split_from_file`` when the split comes from the mapping. ``attrs["columns"]`` holds
+    each file's own columns. A table without data rows is an error naming the file.
     """
     tables = spec["table"]
-    parts = []
+    parts, columns = [], {}
     items = tables.items() if isinstance(tables, Mapping) else [(None, tables)]
     for split, path in items:
         frame = read_table(path)
+        if frame.empty:
+            raise IngestionError(
+                f"{path}: no data rows (columns {list(frame.columns)}); a corpus table needs one row per utterance"
+            )
+        columns[str(path)] = [str(c) for c in frame.columns]
         frame["_source"] = str(path)
         frame["_row"] = range(1, len(frame) + 1)
         if split is not None:
             frame["_split_from_file"] = split
         parts.append(frame)
-    return pd.concat(parts, ignore_index=True)
+    frame = pd.concat(parts, ignore_index=True)
+    frame.attrs["columns"] = columns
+    return frame
 
 
 def table_column(frame: pd.DataFrame, spec: Mapping[str, Any], key: str, required: bool) -> pd.Series | None:
-    """The table column configured under ``columns.<key>``, or None when not configured."""
+    """The table column configured under ``columns.<key>`` as stripped text, or None when not configured.
+
+    Missing values (null in parquet) become empty strings, so they meet the empty-value checks.
+    """
     name = spec.get("columns", {}).get(key)
     if name is None:
         if required:
             raise IngestionError(f"corpus config: columns.{key} is required")
         return None
-    if name not in frame.columns:
-        sources = sorted(frame["_source"].unique())
-        raise IngestionError(
-            f"{', '.join(sources)}: no column {name!r} (configured as columns.{key}); "
-            f"columns are {[c for c in frame.columns if not c.startswith('_')]}"
-        )
-    return frame[name].astype(str).str.strip()
+    for source, columns in frame.attrs.get("columns", {}).items():
+        if name not in columns:
+            raise IngestionError(
+                f"{source}: no column {name!r} (configured as columns.{key}); the file's columns are {columns}"
+            )
+    column = frame[name]
+    return column.where(column.notna(), "").astype(str).str.strip()
 
 
 def _where(frame: pd.DataFrame, index: int) -> str:
@@ -107,9 +120,11 @@ def resolve_splits(
         column = table_column(frame, spec, "split", required=True)
         splits = column
     else:
+        try:
+            check_split_block(spec, split_names, "corpus config")
+        except ValueError as error:
+            raise IngestionError(str(error)) from error
         fractions = spec["split"]["fractions"]
-        if sorted(fractions) != sorted(split_names):
-            raise IngestionError(f"split.fractions keys {sorted(fractions)} must be the splits {list(split_names)}")
         use_speakers = speakers if spec["split"].get("speaker_disjoint", True) else None
         return assign_splits(labels, {n: fractions[n] for n in split_names}, seed, use_speakers)
     splits = splits.map(lambda s: rename.get(s, s))
@@ -144,7 +159,102 @@ def drop_rejected(
             f"{len(problems)} invalid row(s) (set on_invalid: skip to write them to a skip list instead):\n  {text}"
         )
     keep = ~excluded & ~frame.index.isin([i for i, _ in problems])
+    if not keep.any():
+        sources = ", ".join(sorted(frame["_source"].unique()))
+        reasons = "".join(
+            f"\n  {_where(frame, i)} (utt_id {frame.at[i, 'utt_id']!r}): {reason}" for i, reason in problems[:5]
+        )
+        more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise IngestionError(
+            f"{sources}: no usable utterance: {len(problems)} of {len(frame)} row(s) invalid (skipped), "
+            f"{int(excluded.sum())} excluded by the label_map (null); fix the rows, the columns or the "
+            f"label_map:{reasons}{more}"
+        )
     return frame.loc[keep].copy(), skipped
+
+
+def uses_speaker_disjoint_split(frame: pd.DataFrame, spec: Mapping[str, Any]) -> bool:
+    """Whether the splits are drawn here keeping speakers disjoint (policy stratified, speaker_disjoint)."""
+    split = spec.get("split", {})
+    return (
+        "_split_from_file" not in frame.columns
+        and split.get("policy", "stratified") == "stratified"
+        and bool(split.get("speaker_disjoint", True))
+    )
+
+
+def fill_blank_speakers(frame: pd.DataFrame, spec: Mapping[str, Any], disjoint: bool) -> pd.Series:
+    """The speaker of every row; blank cells per ``split.missing_speaker``.
+
+    ``error`` (default): a speaker-disjoint split with blank speaker cells fails naming the rows
+    (one blank cell would otherwise let speakers leak between splits). ``own_speaker``: each
+    blank-speaker row becomes its own speaker, ``unknown_speaker:<utt_id>``.
+    """
+    speakers = frame["speaker"].copy()
+    blank = speakers == ""
+    if not blank.any():
+        return speakers
+    if spec.get("split", {}).get("missing_speaker", "error") == "own_speaker":
+        own = "unknown_speaker:" + frame.loc[blank, "utt_id"]
+        clash = sorted(set(own) & set(speakers[~blank]))
+        if clash:
+            raise IngestionError(f"split.missing_speaker own_speaker: speaker ids {clash[:5]} already exist")
+        speakers[blank] = own
+        return speakers
+    if disjoint:
+        rows = frame.index[blank]
+        lines = [f"{_where(frame, i)} (utt_id {frame.at[i, 'utt_id']!r})" for i in rows[:MAX_LISTED_PROBLEMS]]
+        more = len(rows) - MAX_LISTED_PROBLEMS
+        text = "\n  ".join(lines) + (f"\n  ... and {more} more" if more > 0 else "")
+        raise IngestionError(
+            f"{len(rows)} row(s) with an empty speaker cell, but the split is speaker-disjoint "
+            "(split.policy stratified, split.speaker_disjoint true): fill in their speakers, set "
+            "split.missing_speaker: own_speaker to give each such row its own speaker id, or set "
+            f"split.speaker_disjoint: false:\n  {text}"
+        )
+    return speakers
+
+
+def check_split_minimums(
+    frame: pd.DataFrame,
+    classes: Sequence[str],
+    split_names: Sequence[str],
+    train_split: str,
+    strict: bool,
+    corpus: str,
+) -> list[str]:
+    """Enforce the minimums of a corpus's splits; return the warnings of what may go on.
+
+    ``strict`` (the emotion corpus, the text corpus): every split needs an utterance and the
+    training split every class (errors); a class missing from another split is a warning.
+    Otherwise (a corpus used only for ASR training) those are all warnings.
+    """
+    errors, warnings = [], []
+    empty = [s for s in split_names if not (frame["split"] == s).any()]
+    if empty:
+        allowed = "" if strict else " (allowed: not the emotion corpus, ser_corpus)"
+        (errors if strict else warnings).append(f"corpus {corpus}: split(s) {empty} have no utterances{allowed}")
+    for split in split_names:
+        if split in empty:
+            continue
+        present = set(frame.loc[frame["split"] == split, "label"])
+        absent = [c for c in classes if c not in present]
+        if absent:
+            message = f"corpus {corpus}: split {split} has no utterance of class(es) {absent}"
+            (errors if strict and split == train_split else warnings).append(message)
+    if errors:
+        raise IngestionError(
+            "; ".join(errors) + f" ({len(frame)} utterances in all). Check the split column, split.rename, "
+            "split.fractions and the label_map, or (too few rows) use more data"
+        )
+    return warnings
+
+
+def report_warnings(summary: dict[str, Any], warnings: Sequence[str]) -> None:
+    """Record ``warnings`` in the summary and print each on screen (and in the log)."""
+    summary["warnings"] = list(warnings)
+    for message in warnings:
+        warn_on_screen(log, message)
 
 
 def check_split_names(frame: pd.DataFrame, split_names: Sequence[str]) -> None:
@@ -183,7 +293,4 @@ def write_outputs(
         write_manifest(manifest[manifest["split"] == split], path, columns)
     write_manifest(skipped, skipped_path, list(skipped.columns))
     write_json(summary_path, summary)
-    for split in manifest_paths:
-        if not (manifest["split"] == split).any():
-            log.warning("split %s is empty", split)
     log.info("wrote %d utterances (summary %s): %s", len(manifest), summary_path, summary["counts"])

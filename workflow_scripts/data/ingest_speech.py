@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from workflow_scripts.common.audio import AudioCheck, AudioError, check_audio
+from workflow_scripts.common.audio import AudioCheck, AudioError, check_audio, find_unicode_variant
 from workflow_scripts.common.manifest import SPEECH_COLUMNS
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.data import ingest
@@ -32,14 +32,35 @@ def _check_rows_audio(paths: pd.Series, silence_peak: float, threads: int) -> di
         return dict(pool.map(check, paths.items()))
 
 
+def resolve_audio_path(path: str, audio_root: str) -> str:
+    """``path`` against ``audio_root``; an existing file spelled in another Unicode form is found too."""
+    if not path:
+        return ""
+    full = path if os.path.isabs(path) else os.path.normpath(os.path.join(audio_root, path))
+    if os.path.exists(full):
+        return full
+    return find_unicode_variant(full) or full
+
+
 def build_speech_manifest(
-    spec: Mapping[str, Any], classes: Sequence[str], split_names: Sequence[str], seed: int, threads: int = 1
+    spec: Mapping[str, Any],
+    classes: Sequence[str],
+    split_names: Sequence[str],
+    seed: int,
+    threads: int = 1,
+    train_split: str | None = None,
+    strict: bool = True,
+    corpus: str = "speech",
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """Validate a speech corpus and return (manifest, skipped rows, summary)."""
+    """Validate a speech corpus and return (manifest, skipped rows, summary).
+
+    ``train_split`` (default the first split) must hold every class; ``strict``: every split
+    must hold an utterance (see :func:`ingest.check_split_minimums`).
+    """
     frame = ingest.load_corpus_table(spec)
     audio = ingest.table_column(frame, spec, "audio_path", required=True)
     audio_root = spec.get("audio_root") or os.path.dirname(str(frame["_source"].iloc[0]))
-    frame["audio_path"] = [p if os.path.isabs(p) else os.path.normpath(os.path.join(audio_root, p)) for p in audio]
+    frame["audio_path"] = [resolve_audio_path(p, audio_root) for p in audio]
     utt = ingest.table_column(frame, spec, "utt_id", required=False)
     frame["utt_id"] = utt if utt is not None else [Path(p).stem for p in audio]
     text = ingest.table_column(frame, spec, "text", required=bool(spec.get("require_text", False)))
@@ -54,36 +75,60 @@ def build_speech_manifest(
     if spec.get("require_text", False):
         problems += [(i, "empty text but require_text is true") for i in frame.index[frame["text"] == ""]]
     excluded = frame["label"].isna()
-    checks = _check_rows_audio(frame.loc[~excluded, "audio_path"], float(spec.get("silence_peak", 1e-4)), threads)
+    no_path = frame["audio_path"] == ""
+    problems += [(i, "empty audio_path cell") for i in frame.index[no_path & ~excluded]]
+    checks = _check_rows_audio(
+        frame.loc[~excluded & ~no_path, "audio_path"], float(spec.get("silence_peak", 1e-4)), threads
+    )
     problems += [(i, result) for i, result in checks.items() if isinstance(result, str)]
     frame, skipped = ingest.drop_rejected(frame, problems, excluded, spec.get("on_invalid", "error"))
 
     frame["duration_s"] = [round(checks[i].duration_s, 4) for i in frame.index]
     frame["sample_rate"] = [checks[i].sample_rate for i in frame.index]
-    speakers = frame["speaker"] if speaker is not None and (frame["speaker"] != "").all() else None
+    disjoint = speaker is not None and ingest.uses_speaker_disjoint_split(frame, spec)
+    blank_speakers = int((frame["speaker"] == "").sum()) if speaker is not None else 0
+    if speaker is not None:
+        frame["speaker"] = ingest.fill_blank_speakers(frame, spec, disjoint)
+    speakers = frame["speaker"] if disjoint else None
     frame["split"] = ingest.resolve_splits(frame, spec, split_names, frame["label"], speakers, seed)
     ingest.check_split_names(frame, split_names)
+    warnings = ingest.check_split_minimums(frame, classes, split_names, train_split or split_names[0], strict, corpus)
     summary = ingest.summarise(frame, classes, split_names, int(excluded.sum()), len(skipped))
     summary["total_hours"] = round(float(frame["duration_s"].sum()) / 3600.0, 4)
     summary["hours_per_split"] = {
         s: round(float(frame.loc[frame["split"] == s, "duration_s"].sum()) / 3600, 4) for s in split_names
     }
+    known = frame["speaker"] != ""
     summary["speakers_per_split"] = (
-        {s: sorted(frame.loc[frame["split"] == s, "speaker"].unique().tolist()) for s in split_names}
-        if speakers is not None
+        {s: sorted(frame.loc[(frame["split"] == s) & known, "speaker"].unique().tolist()) for s in split_names}
+        if speaker is not None
         else None
     )
+    summary["speaker_disjoint"] = disjoint
+    summary["rows_without_speaker"] = blank_speakers
+    ingest.report_warnings(summary, warnings)
     return frame.loc[:, SPEECH_COLUMNS].reset_index(drop=True), skipped, summary
 
 
 def main(job: Any) -> None:
     """Entry point of the ingest_speech_corpus rule (``job``: the rule's ``snakemake`` object).
 
-    ``params.corpus`` is the corpus block (its ``split.seed`` filled in by the config validation).
+    ``params.corpus`` is the corpus block (its ``split.seed`` filled in by the config validation),
+    ``params.train_split`` the training split, ``params.strict`` whether every split must hold
+    utterances (the emotion corpus; a corpus used only for ASR training may leave splits empty).
     """
     spec, splits = job.params.corpus, list(job.params.splits)
     seed = int(spec["split"]["seed"])
-    manifest, skipped, summary = build_speech_manifest(spec, job.params.classes, splits, seed, job.threads)
+    manifest, skipped, summary = build_speech_manifest(
+        spec,
+        job.params.classes,
+        splits,
+        seed,
+        job.threads,
+        train_split=job.params.get("train_split"),
+        strict=bool(job.params.get("strict", True)),
+        corpus=job.wildcards.get("corpus", "speech"),
+    )
     manifest_paths = dict(zip(splits, job.output.manifests, strict=True))
     ingest.write_outputs(
         manifest, skipped, summary, SPEECH_COLUMNS, manifest_paths, job.output.skipped, job.output.summary

@@ -14,7 +14,10 @@ from workflow_scripts.data import ingest
 def build_text_manifest(
     spec: Mapping[str, Any], classes: Sequence[str], split_names: Sequence[str], seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """Validate a text corpus and return (manifest, skipped rows, summary)."""
+    """Validate a text corpus and return (manifest, skipped rows, summary).
+
+    Every split needs an utterance, the first (training) split every class.
+    """
     frame = ingest.load_corpus_table(spec)
     frame["text"] = ingest.table_column(frame, spec, "text", required=True)
     utt = ingest.table_column(frame, spec, "utt_id", required=False)
@@ -31,7 +34,9 @@ def build_text_manifest(
     frame, skipped = ingest.drop_rejected(frame, problems, excluded, spec.get("on_invalid", "error"))
     frame["split"] = ingest.resolve_splits(frame, spec, split_names, frame["label"], None, seed)
     ingest.check_split_names(frame, split_names)
+    warnings = ingest.check_split_minimums(frame, classes, split_names, split_names[0], True, "text_corpus")
     summary = ingest.summarise(frame, classes, split_names, int(excluded.sum()), len(skipped))
+    ingest.report_warnings(summary, warnings)
     return frame.loc[:, TEXT_COLUMNS].reset_index(drop=True), skipped, summary
 
 

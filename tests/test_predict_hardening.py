@@ -1,0 +1,159 @@
+"""Issue 18: predict finishes the good files, reports each failed file in an error column and exits
+non-zero with a one-line summary; a run directory missing an artifact names it and the rule that
+builds it. A tiny run directory (a logistic regression as every ensemble member) and stage hooks
+defined here stand in for a finished run."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+from workflow_scripts import predict
+from workflow_scripts.common import paths
+from workflow_scripts.common.names import ENSEMBLE_FEATURE_SET, ENSEMBLE_MEMBERS
+
+from conftest import PROJECT_ROOT, write_tone
+
+CLASSES = ["neutral", "negative"]
+HOOKS = [
+    "--hook",
+    "asr=test_predict_hardening:fake_asr",
+    "--hook",
+    "sefe=test_predict_hardening:fake_sefe",
+    "--hook",
+    "tefe=test_predict_hardening:fake_tefe",
+]
+
+
+def fake_asr(config, run_dir, threads):
+    return lambda audio_paths: [Path(p).stem for p in audio_paths]
+
+
+def fake_sefe(config, run_dir, threads):
+    def extract(audio_paths):
+        crashing = [p for p in audio_paths if "crash" in Path(p).name]
+        if crashing:
+            raise RuntimeError(f"encoder exploded on {crashing[0]}\nsecond line of the traceback text")
+        return {"mean": np.array([[len(p) % 3, 1.0] for p in audio_paths], dtype=np.float32)}
+
+    return extract
+
+
+def fake_tefe(config, run_dir, threads):
+    return lambda texts: {"mean": np.array([[len(t), 0.5] for t in texts], dtype=np.float32)}
+
+
+def _run_dir(root: Path) -> Path:
+    run = root / "run"
+    features = [
+        {"modality": "acoustic", "statistics": ["mean"], "dim": 2, "model": "toy"},
+        {"modality": "text", "statistics": ["mean"], "dim": 2, "model": "toy"},
+    ]
+    rng = np.random.default_rng(0)
+    model = make_pipeline(LogisticRegression()).fit(rng.normal(size=(20, 4)), np.arange(20) % 2)
+    for name in ENSEMBLE_MEMBERS:
+        where = {"feature_set": ENSEMBLE_FEATURE_SET, "classifier": name}
+        summary = paths.in_run(paths.CLASSIFIER_SUMMARY, run, **where)
+        summary.parent.mkdir(parents=True, exist_ok=True)
+        summary.write_text(json.dumps({"features": features, "classes": CLASSES}))
+        joblib.dump(model, paths.in_run(paths.CLASSIFIER_MODEL, run, **where))
+    weights = paths.in_run(paths.ENSEMBLE_WEIGHTS, run)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    weights.write_text(json.dumps({"weights": {name: 1 / len(ENSEMBLE_MEMBERS) for name in ENSEMBLE_MEMBERS}}))
+    return run
+
+
+def _argv(run: Path, output: Path, *inputs: Path) -> list[str]:
+    config = str(PROJECT_ROOT / "config.yaml")
+    return ["--run-dir", str(run), "--configfile", config, *HOOKS, "--output", str(output), *map(str, inputs)]
+
+
+def test_bad_files_get_an_error_row_the_good_ones_a_prediction_and_the_exit_is_one_line(tmp_path):
+    run = _run_dir(tmp_path)
+    good = [write_tone(tmp_path / "in" / f"good{i}.wav", seconds=0.3) for i in range(2)]
+    corrupt = tmp_path / "in" / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
+    crash = write_tone(tmp_path / "in" / "crash.wav", seconds=0.3)
+    output = tmp_path / "out.csv"
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(_argv(run, output, good[0], corrupt, crash, good[1]))
+    message = str(exit_info.value)
+    assert "\n" not in message
+    assert message == f"predict: 2 of 4 file(s) failed, 2 predicted; the reasons are in the error column of {output}"
+    frame = pd.read_csv(output, keep_default_na=False).set_index("path")
+    assert list(frame.columns) == ["transcript", "label", "p_neutral", "p_negative", "error"]
+    for path in good:
+        row = frame.loc[str(path)]
+        assert row["error"] == "" and row["label"] in CLASSES
+        assert float(row["p_neutral"]) + float(row["p_negative"]) == pytest.approx(1.0)
+    assert "unreadable audio" in frame.loc[str(corrupt), "error"] and frame.loc[str(corrupt), "label"] == ""
+    assert frame.loc[str(crash), "error"] == f"RuntimeError: encoder exploded on {crash}"
+
+
+def test_json_output_of_a_failed_file_is_valid_json_with_nulls(tmp_path):
+    run = _run_dir(tmp_path)
+    corrupt = tmp_path / "bad.wav"
+    corrupt.write_bytes(b"")
+    good = write_tone(tmp_path / "good.wav", seconds=0.3)
+    with pytest.raises(SystemExit, match="1 of 2 file"):
+        predict.main(_argv(run, tmp_path / "out.json", good, corrupt))
+    rows = json.loads((tmp_path / "out.json").read_text())
+    assert rows[1]["p_neutral"] is None and rows[1]["error"]
+    assert rows[0]["error"] == "" and rows[0]["p_neutral"] is not None
+
+
+def test_all_good_files_exit_zero_with_an_empty_error_column(tmp_path):
+    run = _run_dir(tmp_path)
+    good = write_tone(tmp_path / "good.wav", seconds=0.3)
+    predict.main(_argv(run, tmp_path / "out.csv", good))
+    assert pd.read_csv(tmp_path / "out.csv", keep_default_na=False)["error"].tolist() == [""]
+
+
+def test_a_half_finished_run_directory_names_each_missing_artifact_and_its_rule(tmp_path):
+    run = _run_dir(tmp_path)
+    paths.in_run(paths.ENSEMBLE_WEIGHTS, run).unlink()
+    paths.in_run(paths.CLASSIFIER_MODEL, run, feature_set=ENSEMBLE_FEATURE_SET, classifier="rf").unlink()
+    good = write_tone(tmp_path / "good.wav", seconds=0.3)
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(_argv(run, tmp_path / "out.csv", good))
+    message = str(exit_info.value)
+    assert f"the run directory {run} lacks 2 artifact(s)" in message
+    weights = paths.ENSEMBLE_WEIGHTS
+    assert f"{run}/ensemble/weights.json (built by rule tune_ensemble: snakemake {weights})" in message
+    rf_model = paths.CLASSIFIER_MODEL.format(feature_set=ENSEMBLE_FEATURE_SET, classifier="rf")
+    assert f"(built by rule train_classifier: snakemake {rf_model})" in message
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_default_stages_need_the_tefe_selection_and_the_finetuned_asr_model(tmp_path):
+    run = _run_dir(tmp_path)
+    config = {"asr": {"transcribe": {"model": "finetuned"}}}
+    missing = predict.missing_artifacts(config, run, predict.STAGE_FACTORIES)
+    assert any("(built by rule select_tefe" in line for line in missing)
+    assert any("(built by rule finetune_whisper" in line for line in missing)
+
+
+def test_each_artifact_is_an_output_of_the_rule_named_for_it():
+    rules_text = "\n".join(p.read_text() for p in sorted((PROJECT_ROOT / "rules").glob("*.smk")))
+    blocks = dict(re.findall(r"^(?:rule|checkpoint) (\w+):\n(.*?)(?=^\S|\Z)", rules_text, re.S | re.M))
+    artifacts = [a for stage in predict.RUN_ARTIFACTS.values() for a in stage]
+    artifacts += [("TEFE_MODEL", "train_tefe", {}), ("TEFE_MODEL_VOCAB", "train_tefe", {})]
+    for template, rule, _ in artifacts:
+        output = blocks[rule].split("output:", 1)[1].split("log:", 1)[0]
+        assert f"paths.{template}" in output, (template, rule)
+
+
+def test_a_yaml_error_in_a_config_file_names_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: [1\n", encoding="utf-8")
+    good = write_tone(tmp_path / "good.wav", seconds=0.3)
+    with pytest.raises(SystemExit, match=rf"^predict: {bad}: not valid YAML at line 2, column 1"):
+        predict.main(["--configfile", str(bad), "--output", str(tmp_path / "o.csv"), str(good)])
