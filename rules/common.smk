@@ -240,22 +240,9 @@ def get_tefe_backend_block(wildcards):
     return config["tefe"][wildcards.backend]
 
 
-def get_tefe_backend_local_model(wildcards):
-    """A transformer checkpoint given as a local directory (an input: a new checkpoint refits)."""
-    if wildcards.backend != "transformer":
-        return []
-    model = config["tefe"]["transformer"]["model"]
-    return [model] if Path(model).is_dir() else []
-
-
 def get_tefe_backend_threads(wildcards):
     """CPU threads of a backend's jobs (tefe.<backend>.threads; TF-IDF: 1)."""
     return int(config["tefe"][wildcards.backend].get("threads", 1))
-
-
-def get_tefe_backend_gpu(wildcards):
-    """Only the transformer backend may ask for a GPU."""
-    return gpu_rule_resource("train_tefe_backend", "gpu") if wildcards.backend == "transformer" else 0
 
 
 def get_tefe_transcript_column(wildcards):

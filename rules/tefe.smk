@@ -92,7 +92,6 @@ rule train_tefe_backend:
     input:
         train=tefe_text_manifest("train"),
         dev=tefe_text_manifest("dev"),
-        local_model=get_tefe_backend_local_model,
         code=script_code("tefe/train_backend"),
     output:
         model=directory(paths.TEFE_BACKEND_MODEL),
@@ -105,10 +104,8 @@ rule train_tefe_backend:
         block=get_tefe_backend_block,
         classes=CLASSES,
     threads: get_tefe_backend_threads
-    resources:
-        **gpu_rule_resources("train_tefe_backend", gpu=get_tefe_backend_gpu),
     conda:
-        "../envs/gpu.yaml"
+        "../envs/cpu.yaml"
     wildcard_constraints:
         backend="|".join(names.TEFE_OTHER_BACKENDS),
     script:
@@ -131,10 +128,8 @@ rule extract_tefe_backend:
         column=get_tefe_transcript_column,
         batch_size=config["tefe"]["extract"]["batch_size"],
     threads: get_tefe_backend_threads
-    resources:
-        **gpu_rule_resources("train_tefe_backend", gpu=get_tefe_backend_gpu),
     conda:
-        "../envs/gpu.yaml"
+        "../envs/cpu.yaml"
     wildcard_constraints:
         backend="|".join(names.TEFE_OTHER_BACKENDS),
         feature_set="|".join(names.TEFE_FEATURE_SETS),

@@ -4,6 +4,7 @@ pretrained .vec / .bin, extra texts, trainable) and length-bucketed training (ti
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -20,6 +21,7 @@ from tests.tefe_fixtures import (
 from workflow_scripts.common.features import read_features
 from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.tefe import embedding as tefe_embedding
+from workflow_scripts.tefe import extract as tefe_extract
 from workflow_scripts.tefe import extract_backend, train_backend
 from workflow_scripts.tefe.embedding import build_embedding, check_extra_text_files
 from workflow_scripts.tefe.models import bucketed_batch_indices
@@ -43,10 +45,10 @@ def _fit_and_extract(tmp_path, block):
     manifest, transcripts = write_speech_split(
         tmp_path, "dev_speech", texts, labels, [t.replace("tức", "túc") for t in texts]
     )
-    model = tmp_path / "tfidf" / "model"
+    model = tmp_path / "tefe" / "tfidf" / "model"  # paths.TEFE_BACKEND_MODEL inside run directory tmp_path
     train_backend.main(
         rule_job(
-            input={"train": str(text["train"]), "dev": str(text["dev"]), "local_model": []},
+            input={"train": str(text["train"]), "dev": str(text["dev"])},
             output={"model": str(model), "metrics": str(tmp_path / "tfidf" / "metrics.json")},
             params={"block": block, "classes": CLASSES},
             wildcards={"backend": "tfidf"},
@@ -75,6 +77,10 @@ def test_tfidf_features_follow_the_contract(tmp_path):
     (tmp_path / "again").mkdir()
     again, _ = _fit_and_extract(tmp_path / "again", {"seed": 3})
     np.testing.assert_array_equal(read_features(again, ["sentence"])[1], matrix)
+    # predict featurizes with the same fitted backend when tefe.backend is tfidf.
+    featurize = tefe_extract.load_featurizer({"tefe": {"backend": "tfidf"}}, tmp_path, 1)
+    hypotheses = pd.read_parquet(tmp_path / "dev_speech.parquet")["hypothesis"].tolist()
+    np.testing.assert_allclose(featurize(hypotheses)["sentence"], matrix, rtol=1e-6)
 
 
 def test_tfidf_projection_width_and_training_split_only(tmp_path):

@@ -109,7 +109,7 @@ def workflow(tmp_path_factory):
     )
     tefe_train_backend.main(
         rule_job(
-            input={"train": str(text["train"]), "dev": str(text["dev"]), "local_model": []},
+            input={"train": str(text["train"]), "dev": str(text["dev"])},
             output={"model": str(root / "tfidf/model"), "metrics": str(root / "tfidf/metrics.json")},
             params={"block": {"seed": 1}, "classes": CLASSES},
             wildcards={"backend": "tfidf"},

@@ -22,10 +22,6 @@ def build_text_backend(name: str, config: Mapping[str, Any], classes: Sequence[s
         from workflow_scripts.tefe.tfidf import TfidfBackend
 
         return TfidfBackend(config, classes)
-    if name == "transformer":
-        from workflow_scripts.tefe.transformer import TransformerBackend
-
-        return TransformerBackend(config, classes, threads)
     raise ValueError(f"unknown TEFE backend {name!r}; expected one of {TEFE_OTHER_BACKENDS}")
 
 
@@ -35,8 +31,4 @@ def load_text_backend(name: str, directory: str | os.PathLike, threads: int = 1)
         from workflow_scripts.tefe.tfidf import TfidfBackend
 
         return TfidfBackend.load(directory)
-    if name == "transformer":
-        from workflow_scripts.tefe.transformer import TransformerBackend
-
-        return TransformerBackend.load(directory, threads)
     raise ValueError(f"unknown TEFE backend {name!r}; expected one of {TEFE_OTHER_BACKENDS}")

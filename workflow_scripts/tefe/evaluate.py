@@ -86,7 +86,7 @@ def score_backends(
     return results
 
 
-BACKEND_LABELS = {"tfidf": "TF-IDF (reference)", "transformer": "transformer"}
+BACKEND_LABELS = {"tfidf": "TF-IDF (reference)"}
 
 
 def _pct(value: float) -> str:

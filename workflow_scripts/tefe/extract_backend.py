@@ -7,10 +7,7 @@ the backend, its model directory and what each statistic is.
 """
 
 import logging
-from collections.abc import Mapping, Sequence
 from typing import Any
-
-import numpy as np
 
 from workflow_scripts.common.features import FeatureWriter
 from workflow_scripts.common.rule import run_rule
@@ -18,16 +15,6 @@ from workflow_scripts.tefe.backends import load_text_backend
 from workflow_scripts.tefe.extract import read_transcript_texts
 
 log = logging.getLogger(__name__)
-
-
-def backend_features(backend: Any, texts: Sequence[str], batch_size: int) -> dict[str, np.ndarray]:
-    """statistic -> float32 [n, dim] of ``texts``, computed ``batch_size`` texts at a time."""
-    parts: list[Mapping[str, np.ndarray]] = [
-        backend.features(list(texts[start : start + batch_size])) for start in range(0, len(texts), batch_size)
-    ]
-    if not parts:
-        return {name: np.zeros((0, backend.feature_dim), np.float32) for name in backend.statistics}
-    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
 def extract_backend_features(

@@ -1,8 +1,7 @@
 """Fitting of one text backend on the text corpus's training split (rule train_tefe_backend).
 
-The backend (``tfidf`` or ``transformer``, :mod:`workflow_scripts.tefe.backends`) is fitted on
-the training split only; the dev split is scored (and, for a fine-tuned transformer, stops
-training early). The text test split is never read here. Writes the model directory and
+The backend (``tfidf``, :mod:`workflow_scripts.tefe.backends`) is fitted on
+the training split only; the dev split is scored. The text test split is never read here. Writes the model directory and
 ``metrics.json`` (dev WA / UA / WF1, sizes, timing).
 """
 
@@ -22,10 +21,7 @@ def fit_backend(name: str, config: Any, train, dev, classes, threads: int = 1) -
     """Fit backend ``name`` on ``train`` ((texts, class indices)); score it on ``dev``."""
     started = time.perf_counter()
     backend = build_text_backend(name, config, classes, threads)
-    if getattr(backend, "uses_dev", False):
-        backend.fit(*train, dev=dev)
-    else:
-        backend.fit(*train)
+    backend.fit(*train)
     validation = split_scores(dev[1], backend.predict(dev[0]), len(classes))
     metrics = {
         "backend": name,
