@@ -7,6 +7,13 @@ extract_tefe does, and prints wall-clock and CPU seconds. Needs the data stage's
 
     python -m benchmarks.tefe_train_speed --threads 1 --epochs 1
     python -m benchmarks.tefe_train_speed --threads 2 --epochs 1 --archs LSTM
+
+Old against new batching on real text (UIT-VSMEC or VLSP 2016 from ../shared/data/text, see
+benchmarks/tefe_real_text.py): each mode is ``batching:threads``, ``random`` being the paper's
+shuffled batches, ``bucket`` the length-bucketed ones (tefe.training.length_buckets):
+
+    python -m benchmarks.tefe_train_speed --corpus uit_vsmec --max-length 48 --archs CNN \
+        --modes random:1 bucket:1 bucket:2 --epochs 2
 """
 
 from __future__ import annotations
@@ -33,6 +40,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--archs", nargs="+", default=list(TEFE_ARCHITECTURES))
+    parser.add_argument("--corpus", default="demo", help="demo (results/data/text), uit_vsmec or vlsp2016")
+    parser.add_argument("--max-length", type=int, default=None, help="tefe.text.max_length (default: config's)")
+    parser.add_argument("--modes", nargs="+", default=None, help="batching:threads, e.g. random:1 bucket:2")
     parser.add_argument(
         "--extract-texts", type=int, default=640, help="texts to encode (the demo speech corpus has 640)"
     )
@@ -41,12 +51,21 @@ def main() -> None:
     with open(args.config, encoding="utf-8") as handle:
         config = yaml.safe_load(handle)
     tefe, classes = config["tefe"], config["task"]["classes"]
-    data = {s: read_labelled_texts(os.path.join(args.data, f"{s}.tsv"), classes) for s in ("train", "dev")}
+    if args.corpus == "demo":
+        data = {s: read_labelled_texts(os.path.join(args.data, f"{s}.tsv"), classes) for s in ("train", "dev")}
+    else:
+        from benchmarks.tefe_real_text import load_corpus
+
+        data = load_corpus(args.corpus)
+    text = {**tefe["text"], **({"max_length": args.max_length} if args.max_length else {})}
     start = time.perf_counter()
-    vocab, matrix, _ = build_embedding(data["train"][0], tefe["text"], tefe["embedding"])
+    vocab, matrix, _ = build_embedding(data["train"][0], text, tefe["embedding"])
     print(f"embedding {matrix.shape}: {time.perf_counter() - start:.1f}s wall")
     print(f"machine: {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}, torch threads {args.threads}")
     texts = (data["train"][0] * 2)[: args.extract_texts]
+    if args.modes:
+        compare_modes(args, tefe, classes, vocab, matrix, data)
+        return
     for arch in args.archs:
         training = {**tefe["training"], "epochs": args.epochs, "patience": args.epochs, "device": "cpu"}
         wall, cpu = time.perf_counter(), time.process_time()
@@ -65,6 +84,34 @@ def main() -> None:
             f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB",
             flush=True,
         )
+
+
+def compare_modes(args, tefe, classes, vocab, matrix, data) -> None:
+    """Per-epoch seconds and dev scores of each batching:threads mode, per architecture."""
+    for arch in args.archs:
+        base = None
+        for mode in args.modes:
+            batching, threads = mode.split(":")
+            torch.set_num_threads(int(threads))
+            training = {
+                **tefe["training"],
+                "epochs": args.epochs,
+                "patience": args.epochs,
+                "device": "cpu",
+                "length_buckets": batching == "bucket",
+            }
+            _, metrics = train_encoder(
+                arch, vocab, matrix, data["train"], data["dev"], classes, tefe["models"][arch], training
+            )
+            per_epoch = sum(row["seconds"] for row in metrics["history"]) / len(metrics["history"])
+            base = base or per_epoch
+            best = metrics["validation"]
+            print(
+                f"{arch:<11} {mode:<9} {per_epoch:7.1f} s/epoch (x{base / per_epoch:.2f}) | best epoch "
+                f"{metrics['best_epoch']} dev WA {best['WA']:.3f} UA {best['UA']:.3f} WF1 {best['WF1']:.3f} | "
+                f"load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -193,6 +193,31 @@ def get_tefe_model_config(wildcards):
     return config["tefe"]["models"][wildcards.arch]
 
 
+def get_tefe_train_threads(wildcards):
+    """torch threads of one architecture's training: its training override, else tefe.training.threads."""
+    override = config["tefe"]["models"][wildcards.arch].get("training", {})
+    return int(override.get("threads", config["tefe"]["training"]["threads"]))
+
+
+def get_tefe_test_texts():
+    """Every file holding a test split's text (never embedding training text): the text corpus's test
+    split (manifest and table), and each speech test split's manifest, transcripts and table."""
+    files = [tefe_text_manifest("test")]
+    files += [ser_manifest(split) for split in TEST_SPLITS] + expand(paths.TRANSCRIPTS, split=TEST_SPLITS)
+    # A table split by the workflow holds its test rows too: the whole table is refused.
+    text_table = config.get("text_corpus", {}).get("table")
+    if isinstance(text_table, dict):
+        files += [text_table["test"]] if "test" in text_table else []
+    elif text_table:
+        files.append(text_table)
+    speech_table = config["corpora"][SER_CORPUS].get("table")
+    if isinstance(speech_table, dict):
+        files += [speech_table[split] for split in TEST_SPLITS if split in speech_table]
+    elif speech_table:
+        files.append(speech_table)
+    return files
+
+
 def get_tefe_vectors(wildcards):
     """The user's word vectors file when tefe.embedding.source is file (an input: a new file rebuilds)."""
     embedding = config["tefe"]["embedding"]
@@ -209,6 +234,22 @@ def get_tefe_encoder(wildcards):
     return {"model": paths.TEFE_MODEL.format(arch=arch), "vocab": paths.TEFE_MODEL_VOCAB.format(arch=arch)}
 
 
+# The other backends in the table: the TF-IDF reference, and the configured backend if another.
+TEFE_TABLE_BACKENDS = list(
+    dict.fromkeys([names.TEFE_REFERENCE_BACKEND] + [b for b in [config["tefe"]["backend"]] if b != "neural"])
+)
+
+
+def get_tefe_backend_block(wildcards):
+    """tefe.<backend>: only that block refits that backend."""
+    return config["tefe"][wildcards.backend]
+
+
+def get_tefe_backend_threads(wildcards):
+    """CPU threads of a backend's jobs (tefe.<backend>.threads; TF-IDF: 1)."""
+    return int(config["tefe"][wildcards.backend].get("threads", 1))
+
+
 def get_tefe_transcript_column(wildcards):
     """Transcript column a feature set is extracted from."""
     return names.TEFE_FEATURE_SETS[wildcards.feature_set]
@@ -217,7 +258,12 @@ def get_tefe_transcript_column(wildcards):
 def get_tefe_targets():
     """TEFE's final artifacts: features of every split (and of the references if configured), the table."""
     feature_sets = ["features"] + (["features_reference"] if config["tefe"]["reference_features"] else [])
-    return expand(paths.TEFE_FEATURES, feature_set=feature_sets, split=SPLITS) + [paths.TEFE_TABLE_MD]
+    backend = config["tefe"]["backend"]
+    if backend == "neural":
+        features = expand(paths.TEFE_FEATURES, feature_set=feature_sets, split=SPLITS)
+    else:
+        features = expand(paths.TEFE_BACKEND_FEATURES, backend=backend, feature_set=feature_sets, split=SPLITS)
+    return features + [paths.TEFE_TABLE_MD]
 
 
 # --- fusion ---
@@ -243,9 +289,14 @@ def get_sefe_features(split):
 
 
 def get_tefe_features(split):
-    """The text feature file of a split: fusion.features.text, else the TEFE stage's output."""
+    """The text feature file of a split: fusion.features.text, else the output of the TEFE backend tefe.backend."""
     override = config["fusion"]["features"]["text"]
-    return override.format(split=split) if override else paths.TEFE_FEATURES.format(feature_set="features", split=split)
+    if override:
+        return override.format(split=split)
+    backend = config["tefe"]["backend"]
+    if backend == "neural":
+        return paths.TEFE_FEATURES.format(feature_set="features", split=split)
+    return paths.TEFE_BACKEND_FEATURES.format(backend=backend, feature_set="features", split=split)
 
 
 def get_modality_features(wildcards):

@@ -7,6 +7,7 @@ rule build_tefe_embedding:
     input:
         train=tefe_text_manifest("train"),
         vectors=get_tefe_vectors,
+        extra_texts=config["tefe"]["embedding"]["extra_texts"],
         code=script_code("tefe/embedding"),
     output:
         vocab=paths.TEFE_VOCAB,
@@ -19,6 +20,8 @@ rule build_tefe_embedding:
     params:
         text=config["tefe"]["text"],
         embedding=config["tefe"]["embedding"],
+        # Files holding a test split's text: refused as extra embedding texts.
+        test_texts=get_tefe_test_texts(),
     threads: 1
     conda:
         "../envs/cpu.yaml"
@@ -44,10 +47,12 @@ rule train_tefe:
     params:
         model=get_tefe_model_config,
         training=config["tefe"]["training"],
+        # Only whether the embedding is trained (tefe.embedding.trainable); the vectors are an input.
+        embedding={"trainable": config["tefe"]["embedding"]["trainable"]},
         classes=CLASSES,
-    # One thread: CPU results depend on the thread count, so a fixed count keeps them the same
-    # whatever --cores is (raise it with --set-threads train_tefe=N; GPUs are unaffected).
-    threads: 1
+    # tefe.training.threads (demo: 1): CPU results depend on the thread count, so a configured
+    # count keeps them the same whatever --cores is (as long as --cores allows it).
+    threads: get_tefe_train_threads
     resources:
         **gpu_rule_resources("train_tefe"),
     conda:
@@ -81,6 +86,57 @@ checkpoint select_tefe:
         script_path("tefe/select")
 
 
+# The other text backends (tefe.backend; names.TEFE_OTHER_BACKENDS): fitted on the text training
+# split, scored on its dev split. The TF-IDF reference is always fitted (seconds), for the table.
+rule train_tefe_backend:
+    input:
+        train=tefe_text_manifest("train"),
+        dev=tefe_text_manifest("dev"),
+        code=script_code("tefe/train_backend"),
+    output:
+        model=directory(paths.TEFE_BACKEND_MODEL),
+        metrics=paths.TEFE_BACKEND_METRICS,
+    log:
+        "logs/tefe/train_tefe_backend/{backend}.log",
+    benchmark:
+        "results/benchmarks/tefe/train_tefe_backend/{backend}.tsv"
+    params:
+        block=get_tefe_backend_block,
+        classes=CLASSES,
+    threads: get_tefe_backend_threads
+    conda:
+        "../envs/cpu.yaml"
+    wildcard_constraints:
+        backend="|".join(names.TEFE_OTHER_BACKENDS),
+    script:
+        script_path("tefe/train_backend")
+
+
+rule extract_tefe_backend:
+    input:
+        model=paths.TEFE_BACKEND_MODEL,
+        transcripts=paths.TRANSCRIPTS,
+        manifest=lambda wildcards: ser_manifest(wildcards.split),
+        code=script_code("tefe/extract_backend"),
+    output:
+        features=paths.TEFE_BACKEND_FEATURES,
+    log:
+        "logs/tefe/extract_tefe_backend/{backend}/{feature_set}/{split}.log",
+    benchmark:
+        "results/benchmarks/tefe/extract_tefe_backend/{backend}/{feature_set}/{split}.tsv"
+    params:
+        column=get_tefe_transcript_column,
+        batch_size=config["tefe"]["extract"]["batch_size"],
+    threads: get_tefe_backend_threads
+    conda:
+        "../envs/cpu.yaml"
+    wildcard_constraints:
+        backend="|".join(names.TEFE_OTHER_BACKENDS),
+        feature_set="|".join(names.TEFE_FEATURE_SETS),
+    script:
+        script_path("tefe/extract_backend")
+
+
 rule tefe_table:
     input:
         # models, vocabs, metrics in the order of params.architectures; transcripts and
@@ -89,6 +145,9 @@ rule tefe_table:
         vocabs=expand(paths.TEFE_MODEL_VOCAB, arch=TEFE_ARCHITECTURES),
         metrics=expand(paths.TEFE_MODEL_METRICS, arch=TEFE_ARCHITECTURES),
         selection=paths.TEFE_SELECTION,
+        # The other backends' model directories and metrics, in the order of params.backends.
+        backend_models=expand(paths.TEFE_BACKEND_MODEL, backend=TEFE_TABLE_BACKENDS),
+        backend_metrics=expand(paths.TEFE_BACKEND_METRICS, backend=TEFE_TABLE_BACKENDS),
         validation=tefe_text_manifest("dev"),
         text_test=tefe_text_manifest("test"),
         transcripts=expand(paths.TRANSCRIPTS, split=TEST_SPLITS),
@@ -103,6 +162,8 @@ rule tefe_table:
         "results/benchmarks/tefe/tefe_table.tsv"
     params:
         architectures=TEFE_ARCHITECTURES,
+        backends=TEFE_TABLE_BACKENDS,
+        fusion_backend=config["tefe"]["backend"],
         test_splits=TEST_SPLITS,
         classes=CLASSES,
     threads: 1

@@ -27,6 +27,7 @@ from workflow_scripts.tefe import evaluate as tefe_evaluate
 from workflow_scripts.tefe import extract as tefe_extract
 from workflow_scripts.tefe import select as tefe_select
 from workflow_scripts.tefe import train as tefe_train
+from workflow_scripts.tefe import train_backend as tefe_train_backend
 from workflow_scripts.tefe.models import batch_indices, load_encoder
 from workflow_scripts.tefe.select import rank_architectures, select_encoder
 
@@ -106,9 +107,19 @@ def workflow(tmp_path_factory):
             params={"selection": {"metric": "UA", "override": "LSTM"}, "architectures": ARCHS},
         )
     )
+    tefe_train_backend.main(
+        rule_job(
+            input={"train": str(text["train"]), "dev": str(text["dev"])},
+            output={"model": str(root / "tfidf/model"), "metrics": str(root / "tfidf/metrics.json")},
+            params={"block": {"seed": 1}, "classes": CLASSES},
+            wildcards={"backend": "tfidf"},
+        )
+    )
     tefe_evaluate.main(
         rule_job(
             input={
+                "backend_models": [str(root / "tfidf/model")],
+                "backend_metrics": [str(root / "tfidf/metrics.json")],
                 "models": [str(root / "models" / a / "model.pt") for a in ARCHS],
                 "vocabs": [str(root / "models" / a / "vocab.json") for a in ARCHS],
                 "metrics": [str(root / "models" / a / "metrics.json") for a in ARCHS],
@@ -119,7 +130,13 @@ def workflow(tmp_path_factory):
                 "manifests": [str(manifest)],
             },
             output={"table": str(root / "table.md"), "json": str(root / "table.json")},
-            params={"architectures": ARCHS, "test_splits": ["public_test"], "classes": CLASSES},
+            params={
+                "architectures": ARCHS,
+                "backends": ["tfidf"],
+                "fusion_backend": "neural",
+                "test_splits": ["public_test"],
+                "classes": CLASSES,
+            },
         )
     )
     for column, name in [("hypothesis", "features"), ("reference", "features_reference")]:
@@ -181,8 +198,12 @@ def test_table_and_override(workflow):
     table = (root / "table.md").read_text(encoding="utf-8")
     assert "Selected encoder: **LSTM**" in table
     for name in ["validation (text dev)", "text test", "public_test (ASR hypothesis)", "public_test (reference)"]:
-        assert table.count(f"| {name} |") == 2
-    scores = json.loads((root / "table.json").read_text(encoding="utf-8"))["scores"]
+        assert table.count(f"| {name} |") == 3  # CNN, the selected LSTM and the TF-IDF reference
+    assert "| TF-IDF (reference) | validation (text dev) |" in table
+    payload = json.loads((root / "table.json").read_text(encoding="utf-8"))
+    tfidf = json.loads((root / "tfidf/metrics.json").read_text(encoding="utf-8"))
+    assert payload["backend_scores"]["tfidf"]["validation (text dev)"]["UA"] == pytest.approx(tfidf["validation"]["UA"])
+    scores = payload["scores"]
     assert scores["CNN"]["public_test (reference)"]["n"] == 9
     metrics = json.loads((root / "models/CNN/metrics.json").read_text(encoding="utf-8"))
     assert scores["CNN"]["validation (text dev)"]["UA"] == pytest.approx(metrics["validation"]["UA"])

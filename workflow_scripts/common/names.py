@@ -26,6 +26,12 @@ SEFE_STATISTICS = ("mean", "var", "max", "min")
 TEFE_ARCHITECTURES = ("CNN", "LSTM", "BiLSTM", "BiLSTM_CNN")
 # Text feature sets and the transcript column each is extracted from.
 TEFE_FEATURE_SETS = {"features": "hypothesis", "features_reference": "reference"}
+# Text backends fusion can read (tefe.backend): "neural" is the architecture select_tefe chose;
+# the others are trained and extracted by their own rules (train_tefe_backend, extract_tefe_backend).
+TEFE_BACKENDS = ("neural", "tfidf")
+TEFE_OTHER_BACKENDS = ("tfidf",)
+# The backend every TEFE table shows as its reference row.
+TEFE_REFERENCE_BACKEND = "tfidf"
 
 # --- fusion ---
 MODALITIES = ("acoustic", "text")

@@ -53,6 +53,10 @@ TEFE_SELECTION = f"{RESULTS}/tefe/selection.json"
 TEFE_TABLE_MD = f"{RESULTS}/tefe/table.md"
 TEFE_TABLE_JSON = f"{RESULTS}/tefe/table.json"
 TEFE_FEATURES = f"{RESULTS}/tefe/{{feature_set}}/{{split}}.parquet"
+# The other text backends (names.TEFE_OTHER_BACKENDS): model directory, dev scores, features.
+TEFE_BACKEND_MODEL = f"{RESULTS}/tefe/{{backend}}/model"
+TEFE_BACKEND_METRICS = f"{RESULTS}/tefe/{{backend}}/metrics.json"
+TEFE_BACKEND_FEATURES = f"{RESULTS}/tefe/{{backend}}/{{feature_set}}/{{split}}.parquet"
 
 # --- fusion ---
 POOLED = f"{RESULTS}/fusion/pooled/{{modality}}/{{split}}.parquet"

@@ -39,6 +39,9 @@ from workflow_scripts.tefe.text import (
 log = logging.getLogger(__name__)
 
 EMBEDDING_DEFAULTS: dict[str, Any] = {"dim": 1024, "source": "word2vec", "vectors": None, "seed": 42}
+# Beyond the paper: a trainable embedding, extra unlabelled texts for the vectors.
+EMBEDDING_DEFAULTS |= {"trainable": False, "extra_texts": []}
+SOURCES = ("word2vec", "fasttext", "file")
 WORD2VEC_DEFAULTS: dict[str, Any] = {
     "architecture": "skipgram",
     "window": 3,
@@ -48,22 +51,59 @@ WORD2VEC_DEFAULTS: dict[str, Any] = {
     "alpha": 0.025,
     "seed": 42,
 }
+# gensim FastText: word2vec's settings plus character n-grams (subwords) of min_n..max_n characters.
+FASTTEXT_DEFAULTS: dict[str, Any] = {**WORD2VEC_DEFAULTS, "min_n": 2, "max_n": 5, "bucket": 200000}
 
 
 def embedding_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """The embedding block with defaults filled in and checked (keys as in tefe.embedding)."""
-    unknown = sorted(set(config) - set(EMBEDDING_DEFAULTS) - {"word2vec"})
+    unknown = sorted(set(config) - set(EMBEDDING_DEFAULTS) - {"word2vec", "fasttext"})
     if unknown:
         raise ValueError(f"tefe.embedding: unknown key(s) {unknown}")
     settings = {**EMBEDDING_DEFAULTS, **config}
     settings["word2vec"] = {**WORD2VEC_DEFAULTS, **config.get("word2vec", {})}
-    if settings["source"] not in ("word2vec", "file"):
-        raise ValueError(f"tefe.embedding.source: {settings['source']!r}, expected 'word2vec' or 'file'")
+    settings["fasttext"] = {**FASTTEXT_DEFAULTS, **config.get("fasttext", {})}
+    settings["extra_texts"] = list(settings["extra_texts"] or [])
+    if settings["source"] not in SOURCES:
+        raise ValueError(f"tefe.embedding.source: {settings['source']!r}, expected one of {SOURCES}")
     if settings["source"] == "file" and not settings["vectors"]:
         raise ValueError("tefe.embedding.source is 'file' but tefe.embedding.vectors names no file")
-    if settings["word2vec"]["architecture"] not in ("skipgram", "cbow"):
-        raise ValueError("tefe.embedding.word2vec.architecture: expected 'skipgram' or 'cbow'")
+    for block in ("word2vec", "fasttext"):
+        if settings[block]["architecture"] not in ("skipgram", "cbow"):
+            raise ValueError(f"tefe.embedding.{block}.architecture: expected 'skipgram' or 'cbow'")
     return settings
+
+
+def check_extra_text_files(files: Sequence[str], forbidden: Sequence[str]) -> None:
+    """Refuse extra embedding texts that are a test split's text (``forbidden``: the test splits' files)."""
+    banned = {os.path.realpath(f): f for f in forbidden}
+    for path in files:
+        if os.path.realpath(path) in banned:
+            raise ValueError(
+                f"tefe.embedding.extra_texts: {path} is the text of a test split ({banned[os.path.realpath(path)]}); "
+                "test text may never train the embedding"
+            )
+
+
+def read_extra_texts(files: Sequence[str]) -> list[str]:
+    """Unlabelled texts for the embedding: one per line, or a .tsv / .csv table's ``text`` column."""
+    import pandas as pd
+
+    texts: list[str] = []
+    for path in files:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: extra embedding text file not found (tefe.embedding.extra_texts)")
+        if path.endswith((".tsv", ".csv")):
+            frame = pd.read_csv(path, sep="\t" if path.endswith(".tsv") else ",", dtype=str, keep_default_na=False)
+            if "text" not in frame.columns:
+                raise ValueError(
+                    f"{path}: no 'text' column (columns: {list(frame.columns)}); expected a table with one"
+                )
+            texts += frame["text"].tolist()
+        else:
+            with open(path, encoding="utf-8") as handle:
+                texts += [line.strip() for line in handle if line.strip()]
+    return texts
 
 
 def corpus_tokens(texts: Sequence[str], vocab: Vocabulary) -> list[list[str]]:
@@ -75,12 +115,13 @@ def corpus_tokens(texts: Sequence[str], vocab: Vocabulary) -> list[list[str]]:
     return [s for s in sentences if s]
 
 
-def train_word2vec(sentences: list[list[str]], dim: int, config: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Word vectors of every token in ``sentences`` (gensim Word2Vec, single worker, seeded)."""
-    from gensim.models import Word2Vec
+def _gensim_model(kind: str, sentences: list[list[str]], dim: int, config: Mapping[str, Any]):
+    """A gensim Word2Vec or FastText model (single worker, seeded, so reproducible)."""
+    from gensim.models import FastText, Word2Vec
 
-    cfg = {**WORD2VEC_DEFAULTS, **config}
-    model = Word2Vec(
+    cfg = {**(FASTTEXT_DEFAULTS if kind == "fasttext" else WORD2VEC_DEFAULTS), **config}
+    extra = {key: int(cfg[key]) for key in ("min_n", "max_n", "bucket")} if kind == "fasttext" else {}
+    return (FastText if kind == "fasttext" else Word2Vec)(
         sentences=sentences,
         vector_size=int(dim),
         window=int(cfg["window"]),
@@ -92,8 +133,34 @@ def train_word2vec(sentences: list[list[str]], dim: int, config: Mapping[str, An
         min_count=1,  # the vocabulary already applied tefe.text.min_count
         seed=int(cfg["seed"]),
         workers=1,  # several workers interleave updates non-deterministically
+        **extra,
     )
+
+
+def train_word2vec(sentences: list[list[str]], dim: int, config: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Word vectors of every token in ``sentences`` (gensim Word2Vec, single worker, seeded)."""
+    model = _gensim_model("word2vec", sentences, dim, config)
     return {word: model.wv[word] for word in model.wv.index_to_key}
+
+
+def train_fasttext(sentences: list[list[str]], dim: int, config: Mapping[str, Any]):
+    """A gensim FastText model (subword n-grams; single worker, seeded): vectors for any word."""
+    return _gensim_model("fasttext", sentences, dim, config)
+
+
+def read_fasttext_bin(path: str | os.PathLike, wanted: set[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Vectors of the ``wanted`` tokens from a fastText ``.bin`` model (subwords: every token gets one)."""
+    from gensim.models.fasttext import load_facebook_vectors
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: fastText model not found (tefe.embedding.vectors)")
+    try:
+        vectors = load_facebook_vectors(str(path))
+    except Exception as error:  # gensim raises several types for a bad file
+        raise ValueError(f"{path}: not a fastText .bin model ({error})") from error
+    found = {word: vectors[word] for word in wanted}
+    sample = vectors.vectors[: min(len(vectors.vectors), 10000)]
+    return found, {"dim": int(vectors.vector_size), "rows": len(vectors.key_to_index), "std": float(np.std(sample))}
 
 
 def read_word2vec_text(
@@ -168,9 +235,16 @@ def embedding_matrix(
 
 
 def build_embedding(
-    train_texts: Sequence[str], text_config: Mapping[str, Any], embedding_config: Mapping[str, Any]
+    train_texts: Sequence[str],
+    text_config: Mapping[str, Any],
+    embedding_config: Mapping[str, Any],
+    extra_texts: Sequence[str] = (),
 ) -> tuple[Vocabulary, np.ndarray, dict[str, Any]]:
-    """Vocabulary, embedding matrix and a summary from the training texts and the two config blocks."""
+    """Vocabulary, embedding matrix and a summary from the training texts and the two config blocks.
+
+    ``extra_texts``: unlabelled texts that train the word2vec / FastText vectors too (never a
+    test split's); the vocabulary still comes from the training split only.
+    """
     vocab = build_vocabulary(train_texts, text_settings(text_config))
     cfg = embedding_settings(embedding_config)
     dim = int(cfg["dim"])
@@ -179,15 +253,29 @@ def build_embedding(
         "dim": dim,
         "source": cfg["source"],
         "training_texts": len(train_texts),
+        "extra_texts": len(extra_texts),
+        "trainable": bool(cfg["trainable"]),
     }
-    if cfg["source"] == "word2vec":
+    if cfg["source"] in ("word2vec", "fasttext"):
         sentences = corpus_tokens(train_texts, vocab)
-        vectors = train_word2vec(sentences, dim, cfg["word2vec"])
-        summary["word2vec"] = {**cfg["word2vec"], "sentences": len(sentences), "tokens": sum(len(s) for s in sentences)}
+        # Extra texts keep their own words: they give context, only vocabulary words are kept.
+        sentences += [tokens for tokens in (tokenize(t, vocab.settings) for t in extra_texts) if tokens]
+        block = cfg[cfg["source"]]
+        if cfg["source"] == "word2vec":
+            vectors = train_word2vec(sentences, dim, block)
+        else:
+            model = train_fasttext(sentences, dim, block)
+            vectors = {token: model.wv[token] for token in vocab.tokens[2:]}
+            vectors[UNK] = model.wv[UNK] if UNK in model.wv.key_to_index else None
+            vectors = {k: v for k, v in vectors.items() if v is not None}
+        summary[cfg["source"]] = {**block, "sentences": len(sentences), "tokens": sum(len(s) for s in sentences)}
         random_std = float(np.std(np.stack(list(vectors.values())))) if vectors else 0.1
     else:
         wanted = set(vocab.tokens) | {UNK.lower()}
-        vectors, info = read_word2vec_text(cfg["vectors"], wanted, vocab.settings["lowercase"])
+        if str(cfg["vectors"]).endswith(".bin"):
+            vectors, info = read_fasttext_bin(cfg["vectors"], set(vocab.tokens[2:]))
+        else:
+            vectors, info = read_word2vec_text(cfg["vectors"], wanted, vocab.settings["lowercase"])
         if info["dim"] != dim:
             raise ValueError(
                 f"{cfg['vectors']}: vectors have width {info['dim']}, but tefe.embedding.dim is {dim}; "
@@ -207,8 +295,12 @@ def main(job: Any) -> None:
     """Entry point of the build_tefe_embedding rule (``job``: the rule's ``snakemake`` object)."""
     logging.getLogger("gensim").setLevel(logging.WARNING)  # per-epoch chatter
     texts = read_manifest(job.input.train, columns=TEXT_COLUMNS)["text"].tolist()
-    vocab, matrix, summary = build_embedding(texts, job.params.text, job.params.embedding)
+    extra_files = [str(f) for f in job.input.get("extra_texts", [])]
+    check_extra_text_files(extra_files, list(job.params.get("test_texts", [])))
+    extra = read_extra_texts(extra_files)
+    vocab, matrix, summary = build_embedding(texts, job.params.text, job.params.embedding, extra)
     summary["train_manifest"] = str(job.input.train)
+    summary["extra_text_files"] = extra_files
     vocab.save(job.output.vocab)
     with atomic_path(job.output.embedding) as tmp:
         with open(tmp, "wb") as handle:

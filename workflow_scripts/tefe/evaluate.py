@@ -18,6 +18,7 @@ from workflow_scripts.common.files import atomic_path, read_json, write_json
 from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.common.manifest import read_manifest
 from workflow_scripts.common.rule import run_rule
+from workflow_scripts.tefe.backends import load_text_backend
 from workflow_scripts.tefe.extract import TRANSCRIPT_COLUMNS, read_transcript_texts
 from workflow_scripts.tefe.models import load_encoder, predict_logits
 from workflow_scripts.tefe.train import read_labelled_texts, split_scores
@@ -70,6 +71,24 @@ def score_architectures(
     return results
 
 
+def score_backends(
+    backends: Mapping[str, str], sets: Mapping[str, tuple[list[str], Any]], classes: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Backend -> data set name -> WA / UA / WF1 / n; ``backends``: name -> model directory."""
+    results: dict[str, dict[str, Any]] = {}
+    for name, directory in backends.items():
+        backend = load_text_backend(name, directory)
+        if list(backend.classes) != list(classes):
+            raise ValueError(f"{directory}: fitted for classes {backend.classes}, expected {list(classes)}")
+        results[name] = {
+            set_name: split_scores(y, backend.predict(texts), len(classes)) for set_name, (texts, y) in sets.items()
+        }
+    return results
+
+
+BACKEND_LABELS = {"tfidf": "TF-IDF (reference)"}
+
+
 def _pct(value: float) -> str:
     return f"{100 * value:.2f}"
 
@@ -85,14 +104,26 @@ def render_table(
     scores: Mapping[str, Mapping[str, Mapping[str, float]]],
     selection: Mapping[str, Any],
     metrics: Mapping[str, Mapping[str, Any]],
+    backend_scores: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    fusion_backend: str = "neural",
 ) -> str:
-    """table.md: scores per architecture and data set, then parameter counts and training summary."""
+    """table.md: scores per architecture (and other backend) and data set, then parameter counts."""
     selected = selection["selected"]
     score_rows = []
     for arch, by_set in scores.items():
         label = f"**{arch}** (selected)" if arch == selected else arch
         for name, s in by_set.items():
             score_rows.append([label, name, s["n"], _pct(s["WA"]), _pct(s["UA"]), _pct(s["WF1"])])
+    for backend, by_set in (backend_scores or {}).items():
+        label = BACKEND_LABELS.get(backend, backend)
+        label = f"**{label}** (fusion reads it)" if backend == fusion_backend else label
+        for name, s in by_set.items():
+            score_rows.append([label, name, s["n"], _pct(s["WA"]), _pct(s["UA"]), _pct(s["WF1"])])
+    fusion_note = (
+        "Fusion reads the selected architecture's features (tefe.backend: neural)."
+        if fusion_backend == "neural"
+        else f"Fusion reads the {fusion_backend} backend's features (tefe.backend: {fusion_backend})."
+    )
     param_rows = []
     for arch, m in metrics.items():
         p = m["parameters"]
@@ -114,6 +145,8 @@ def render_table(
             [
                 "# TEFE: the text encoders",
                 f"Selected encoder: **{selected}** ({selection['reason']}; the choice reads validation scores only). "
+                f"{fusion_note} The TF-IDF row (word + character n-grams, logistic regression, fitted on the text "
+                "training split) is a reference. "
                 "WA = accuracy, UA = balanced accuracy (mean per-class recall), WF1 = support-weighted F1, in %.",
                 markdown_table(score_rows, ["architecture", "data", "n", "WA", "UA", "WF1"]),
                 "## Parameters",
@@ -156,17 +189,22 @@ def main(job: Any) -> None:
         job.input.validation, job.input.text_test, transcripts, manifests, TRANSCRIPT_COLUMNS, classes
     )
     scores = score_architectures(encoders, sets, classes)
+    backends = list(job.params.backends)
+    backend_scores = score_backends(dict(zip(backends, map(str, job.input.backend_models), strict=True)), sets, classes)
+    fusion_backend = job.params.get("fusion_backend", "neural")
     write_json(
         job.output.json,
         {
             "selected": selection["selected"],
             "selection": selection,
+            "fusion_backend": fusion_backend,
             "scores": scores,
+            "backend_scores": backend_scores,
             "parameters": {a: m["parameters"] for a, m in metrics.items()},
         },
     )
     with atomic_path(job.output.table) as tmp:
-        tmp.write_text(render_table(scores, selection, metrics), encoding="utf-8")
+        tmp.write_text(render_table(scores, selection, metrics, backend_scores, fusion_backend), encoding="utf-8")
     log.info("table of %d architectures on %d data sets written to %s", len(scores), len(sets), job.output.table)
 
 

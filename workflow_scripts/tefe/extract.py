@@ -170,8 +170,18 @@ def extract_features(
 
 
 def load_featurizer(config: Mapping[str, Any], run_dir: str | os.PathLike, threads: int):
-    """predict's TEFE stage: ``featurize(transcripts) -> {statistic: (n, dim)}`` with the selected encoder."""
+    """predict's TEFE stage: ``featurize(transcripts) -> {statistic: (n, dim)}`` with the selected encoder
+    (or, with tefe.backend tfidf, that backend's fitted model)."""
     torch.set_num_threads(max(1, threads))
+    backend_name = config["tefe"].get("backend", "neural")
+    if backend_name != "neural":
+        from workflow_scripts.tefe.backends import load_text_backend
+
+        directory = paths.in_run(paths.TEFE_BACKEND_MODEL, run_dir, backend=backend_name)
+        if not directory.exists():
+            raise SystemExit(f"predict: {directory} not found; is {run_dir} the results directory of a finished run?")
+        backend = load_text_backend(backend_name, directory, threads)
+        return lambda texts: backend.features(list(texts))
     selection = paths.in_run(paths.TEFE_SELECTION, run_dir)
     if not selection.exists():
         raise SystemExit(f"predict: {selection} not found; is {run_dir} the results directory of a finished run?")

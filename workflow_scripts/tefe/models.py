@@ -100,13 +100,24 @@ def masked_max(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class TextEncoder(nn.Module):
     """Frozen embedding -> architecture body -> Dropout -> dense over classes."""
 
-    def __init__(self, arch: str, embedding: torch.Tensor, n_classes: int, settings: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        arch: str,
+        embedding: torch.Tensor,
+        n_classes: int,
+        settings: Mapping[str, Any],
+        trainable_embedding: bool = False,
+    ) -> None:
         super().__init__()
         self.arch = arch
         self.settings = model_settings(arch, settings)
         s = self.settings
-        # Frozen: from_pretrained(freeze=True) sets requires_grad=False, so no optimiser touches it.
-        self.embedding = nn.Embedding.from_pretrained(embedding.float(), freeze=True, padding_idx=0)
+        # Frozen (the paper): from_pretrained(freeze=True) sets requires_grad=False, so no optimiser
+        # touches it. trainable_embedding (tefe.embedding.trainable) lets training update it (a copy:
+        # the caller's matrix is never changed).
+        self.embedding = nn.Embedding.from_pretrained(
+            embedding.float().clone(), freeze=not trainable_embedding, padding_idx=0
+        )
         dim = embedding.shape[1]
         self.rnn: nn.LSTM | None = None
         self.conv: ConvBranches | None = None
@@ -224,6 +235,30 @@ def batch_indices(n: int, batch_size: int, generator: torch.Generator | None = N
         last = chunks.pop()
         chunks[-1] = torch.cat([chunks[-1], last])
     return chunks
+
+
+def bucketed_batch_indices(
+    lengths: np.ndarray | torch.Tensor, batch_size: int, generator: torch.Generator, bucket_batches: int = 50
+) -> list[torch.Tensor]:
+    """Shuffled batches of texts of similar length (less padding, since each batch is cut to its longest text).
+
+    The rows are shuffled, cut into buckets of ``bucket_batches`` batches, sorted by length
+    within each bucket (stable, so ties keep the shuffled order) and batched; the batch order is
+    shuffled again. Every row appears exactly once; a last batch of one row joins the previous.
+    """
+    lengths = torch.as_tensor(lengths)
+    order = torch.randperm(len(lengths), generator=generator)
+    span = batch_size * bucket_batches
+    batches: list[torch.Tensor] = []
+    for start in range(0, len(order), span):
+        bucket = order[start : start + span]
+        bucket = bucket[torch.sort(lengths[bucket], stable=True).indices]
+        batches += list(torch.split(bucket, batch_size))
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        last = batches.pop()
+        batches[-1] = torch.cat([batches[-1], last])
+    permutation = torch.randperm(len(batches), generator=generator)
+    return [batches[int(i)] for i in permutation]
 
 
 def trim_batch(ids: torch.Tensor, lengths: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

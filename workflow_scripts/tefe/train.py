@@ -34,6 +34,7 @@ from workflow_scripts.common.seeding import seed_everything
 from workflow_scripts.tefe.models import (
     TextEncoder,
     batch_indices,
+    bucketed_batch_indices,
     model_settings,
     paper_comparison,
     parameter_counts,
@@ -58,6 +59,8 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "seed": 42,
     "device": "auto",
     "eval_batch_size": 256,
+    "length_buckets": False,
+    "threads": 1,
 }
 
 
@@ -136,8 +139,13 @@ def train_encoder(
     classes: Sequence[str],
     model_config: Mapping[str, Any],
     training_config: Mapping[str, Any],
+    embedding_config: Mapping[str, Any] | None = None,
 ) -> tuple[TextEncoder, dict[str, Any]]:
-    """Train one architecture with early stopping on ``dev``; returns the best model (on the CPU) and metrics."""
+    """Train one architecture with early stopping on ``dev``; returns the best model (on the CPU) and metrics.
+
+    ``embedding_config`` (tefe.embedding): with ``trainable: true`` the embedding is trained too
+    (beyond the paper, whose embedding stays frozen).
+    """
     cfg = training_settings(training_config, model_config.get("training"))
     settings = model_settings(arch, model_config)
     device = resolve_device(cfg["device"])
@@ -148,7 +156,10 @@ def train_encoder(
         torch.use_deterministic_algorithms(True, warn_only=True)
     seed_everything(int(cfg["seed"]))
     n_classes = len(classes)
-    model = TextEncoder(arch, torch.from_numpy(embedding), n_classes, settings).to(device)
+    trainable_embedding = bool((embedding_config or {}).get("trainable", False))
+    model = TextEncoder(
+        arch, torch.from_numpy(embedding), n_classes, settings, trainable_embedding=trainable_embedding
+    ).to(device)
     train_ids, train_len = vocab.encode(list(train[0]))
     dev_ids, dev_len = vocab.encode(list(dev[0]))
     y_train = np.asarray(train[1], dtype=np.int64)
@@ -168,7 +179,11 @@ def train_encoder(
         epoch_start = time.perf_counter()
         model.train()
         total, seen = 0.0, 0
-        for rows in batch_indices(len(y_train), int(cfg["batch_size"]), generator):
+        if cfg["length_buckets"]:
+            batches = bucketed_batch_indices(train_len, int(cfg["batch_size"]), generator)
+        else:
+            batches = batch_indices(len(y_train), int(cfg["batch_size"]), generator)
+        for rows in batches:
             x, n = trim_batch(ids_t, len_t, rows)
             logits = model(x.to(device), n.to(device))
             loss = torch.nn.functional.cross_entropy(logits, y_t[rows].to(device), weight=loss_weights)
@@ -219,6 +234,7 @@ def train_encoder(
         "threads": torch.get_num_threads(),
         "vocabulary_size": len(vocab),
         "embedding_dim": int(embedding.shape[1]),
+        "embedding_trainable": trainable_embedding,
         "feature_dim": model.feature_dim,
         "train_size": int(len(y_train)),
         "dev_size": int(len(y_dev)),
@@ -262,6 +278,7 @@ def main(job: Any) -> None:
         classes,
         job.params.model,
         job.params.training,
+        job.params.get("embedding"),
     )
     metrics["inputs"] = {key: str(getattr(job.input, key)) for key in ("train", "dev", "vocab", "embedding")}
     save_checkpoint(job.output.model, model, classes)
