@@ -12,10 +12,12 @@ import pytest
 import torch
 import yaml
 
-from conftest import run_snakemake
 from workflow_scripts.common.sequences import SequenceFile, SequenceWriter, read_sequence_metadata
 from workflow_scripts.fusion.heads import trainer
 from workflow_scripts.fusion.heads.xattn import train_and_evaluate
+
+from conftest import run_snakemake
+from workflow_copy import recorded_params
 
 CLASSES = ["neutral", "negative"]
 SPLITS = {"train": 40, "dev": 12, "public_test": 10}
@@ -108,8 +110,10 @@ def test_sequence_contract_keys_lengths_and_row_groups(tmp_path):
 
 
 def test_head_is_deterministic_and_never_trains_on_a_test_split(tmp_path):
+    torch.set_num_threads(1)  # as the rule runs it (CPU results depend on the thread count)
     first = train_and_evaluate(**_args(write_synthetic(tmp_path / "a")))
     second = train_and_evaluate(**_args(write_synthetic(tmp_path / "b")))
+
     def history(run):
         return [{k: v for k, v in row.items() if k != "seconds"} for row in run[1]["history"]]
 
@@ -188,7 +192,10 @@ def test_editing_the_head_block_reruns_only_the_head_and_the_report(workflow_dir
                 path.write_bytes(b"")
     overlay = {
         "fusion": {
-            "features": {"acoustic": "pre/features_acoustic_{split}.parquet", "text": "pre/features_text_{split}.parquet"},
+            "features": {
+                "acoustic": "pre/features_acoustic_{split}.parquet",
+                "text": "pre/features_text_{split}.parquet",
+            },
             "heads": {
                 "sequences": {
                     "acoustic": "pre/sequences_acoustic_{split}.parquet",
@@ -200,11 +207,33 @@ def test_editing_the_head_block_reruns_only_the_head_and_the_report(workflow_dir
     }
     (workflow_dir / "overlay.yaml").write_text(yaml.safe_dump(overlay))
     targets = ["results/table2.md", "results/fusion/confusion_matrices.png", "results/figure2.png"]
-    run_snakemake(workflow_dir, "--touch", "-F", *targets, "--configfile", "overlay.yaml", timeout=300)
-    edit = {"fusion": {"heads": {"xattn": {"dropout": 0.2}}}}
-    (workflow_dir / "edit.yaml").write_text(yaml.safe_dump(edit))
-    result = run_snakemake(workflow_dir, "-n", *targets, "--configfile", "overlay.yaml", "edit.yaml", timeout=300)
-    planned = set(re.findall(r"^rule (\w+):", result.stdout, re.M))
-    assert planned == {"train_xattn", "table2", "plot_confusion_matrices", "figure2"}, result.stdout[-3000:]
-    result = run_snakemake(workflow_dir, "-n", *targets, "--configfile", "overlay.yaml", timeout=300)
-    assert not re.findall(r"^rule (\w+):", result.stdout, re.M)  # nothing to do without an edit
+    plan = run_snakemake(workflow_dir, "-n", *targets, "--configfile", "overlay.yaml", timeout=300).stdout
+    for rule in ("table2", "plot_confusion_matrices", "figure2"):  # the report reads the head's metrics
+        block = re.search(rf"^rule {rule}:\n(?:.*\n)*?\s+input: (.*)$", plan, re.M).group(1)
+        assert "results/metrics/xattn.json" in block.split(", "), (rule, block)
+    head_inputs = re.search(r"^rule train_xattn:\n(?:.*\n)*?\s+input: (.*)$", plan, re.M).group(1)
+    assert "pre/sequences_acoustic_train.parquet" in head_inputs and "results/fusion/pooled" not in head_inputs
+
+    def recorded(*configfiles):
+        run_snakemake(workflow_dir, "--touch", "-F", *targets, "--configfile", *configfiles, timeout=300)
+        return recorded_params(workflow_dir, OUTPUTS)
+
+    base = recorded("overlay.yaml")
+    assert all(value is not None for value in base.values()), base
+    (workflow_dir / "edit.yaml").write_text(yaml.safe_dump({"fusion": {"heads": {"xattn": {"dropout": 0.2}}}}))
+    edited = recorded("overlay.yaml", "edit.yaml")
+    changed = {output for output in OUTPUTS if edited[output] != base[output]}
+    # Only the head's job sees the edit; the report reruns because its input (the head's metrics) changes.
+    assert changed == {"results/metrics/xattn.json", "results/fusion/heads/xattn/model.pt"}
+
+
+OUTPUTS = [f"results/metrics/{variant}.json" for variant in ("acoustic", "text", "early", "late", "hybrid", "xattn")]
+OUTPUTS += [
+    "results/fusion/heads/xattn/model.pt",
+    "results/fusion/pooled/acoustic/train.parquet",
+    "results/fusion/early/xgboost/model.joblib",
+    "results/ensemble/weights.json",
+    "results/table2.md",
+    "results/fusion/confusion_matrices.png",
+    "results/figure2.png",
+]

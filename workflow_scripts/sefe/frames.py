@@ -48,36 +48,40 @@ def checked_frames(backend: Backend, items: Sequence[Item], waveforms: Sequence[
 
 
 def _frames_in_worker(items: list[Item]) -> tuple[list[Item], list[np.ndarray]]:
-    settings = _WORKER["settings"]
-    return items, checked_frames(_WORKER["backend"], items, load_chunk(items, settings))
+    return _frames_of(_WORKER["backend"], _WORKER["settings"], items)
 
 
 def frame_chunks(
     backend: Backend, settings: Preprocessing, items: Sequence[Item], batch_size: int, workers: int
 ) -> Iterator[tuple[list[Item], list[np.ndarray]]]:
-    """(items, frame matrices) chunk by chunk, in manifest order."""
-    batches = chunked(items, batch_size)
-    if backend.process_parallel and workers > 1 and len(items) > batch_size:
-        context = multiprocessing.get_context("fork")
-        with context.Pool(workers, initializer=_init_worker, initargs=(backend, settings)) as pool:
-            yield from pool.imap(_frames_in_worker, batches)
+    """(items, frame matrices) chunk by chunk, in manifest order (forked workers as extract_sefe's)."""
+    parallel = backend.process_parallel and workers > 1 and len(items) > batch_size
+    if not parallel:
+        if backend.process_parallel:
+            _init_worker(backend, settings)
+        yield from (_frames_of(backend, settings, batch) for batch in chunked(items, batch_size))
         return
-    if backend.process_parallel:
-        _init_worker(backend, settings)
-    for batch in batches:
-        yield batch, checked_frames(backend, batch, load_chunk(batch, settings))
+    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(backend, settings))
+    with pool:
+        yield from pool.imap(_frames_in_worker, chunked(items, batch_size))
+
+
+def _frames_of(backend: Backend, settings: Preprocessing, batch: list[Item]) -> tuple[list[Item], list[np.ndarray]]:
+    return batch, checked_frames(backend, batch, load_chunk(batch, settings))
 
 
 def extract_frames(
+    manifest_path: str | os.PathLike,
+    output: str | os.PathLike,
     backend_name: str,
     backend_cfg: Mapping[str, Any],
     preprocessing: Mapping[str, Any],
-    manifest_path: str | os.PathLike,
-    output: str | os.PathLike,
-    split: str | None,
-    threads: int,
+    *,
+    split: str | None = None,
+    threads: int = 1,
 ) -> dict[str, Any]:
-    """Write the frame matrices of every utterance of ``manifest_path`` to ``output``; returns figures."""
+    """Write the frame matrices of every utterance of ``manifest_path`` to ``output`` with backend
+    ``backend_name`` (its block ``backend_cfg``) after ``preprocessing``, as extract_sefe; returns figures."""
     threads = max(1, threads)
     backend, settings = build_extractor(backend_name, backend_cfg, preprocessing, threads)
     manifest = read_manifest(manifest_path)
@@ -103,14 +107,10 @@ def extract_frames(
 def main(job: Any) -> None:
     """Entry point of the extract_sefe_frames rule (``job``: the rule's ``snakemake`` object)."""
     tune_process()
+    backend = job.wildcards.backend
+    block, preprocessing = job.params.backend, job.params.preprocessing
     extract_frames(
-        job.wildcards.backend,
-        job.params.backend,
-        job.params.preprocessing,
-        job.input.manifest,
-        job.output.frames,
-        job.wildcards.split,
-        job.threads,
+        backend, block, preprocessing, job.input.manifest, job.output.frames, job.wildcards.split, job.threads
     )
 
 

@@ -39,15 +39,9 @@ def extract_tokens(
     model.to(device).eval()
     frame = read_transcript_texts(transcripts, column, manifest)
     arch = header["arch"]
-    metadata = {
-        "model": f"tefe/{arch}",
-        "architecture": arch,
-        "checkpoint": model_path,
-        "checkpoint_sha256": file_sha256(model_path),
-        "vocabulary": vocab_path,
-        "source": {"transcripts": transcripts, "column": column},
-        "token_states": TOKEN_STATES[arch],
-    }
+    metadata = dict(model=f"tefe/{arch}", architecture=arch, checkpoint=model_path, vocabulary=vocab_path)
+    metadata.update(checkpoint_sha256=file_sha256(model_path), token_states=TOKEN_STATES[arch])
+    metadata["source"] = {"transcripts": transcripts, "column": column}
     ids, lengths = vocab.encode(frame["text"].tolist())
     ids_t, lengths_t = torch.from_numpy(ids), torch.from_numpy(lengths)
     utt_ids = frame["utt_id"].tolist()
@@ -56,9 +50,7 @@ def extract_tokens(
             n = lengths_t[rows]
             _, states, _ = model.encode(ids_t[rows, : int(n.max())].to(device), n.to(device))
             states = states.float().cpu().numpy()
-            writer.write(
-                [utt_ids[int(r)] for r in rows], [states[i, : int(n[i])] for i in range(len(rows))]
-            )
+            writer.write([utt_ids[int(r)] for r in rows], [states[i, : int(n[i])] for i in range(len(rows))])
     log.info("%s: token states of %d utterances, %s, width %d", out, len(frame), arch, model.feature_dim)
     return metadata
 
@@ -66,14 +58,15 @@ def extract_tokens(
 def main(job: Any) -> None:
     """Entry point of the extract_tefe_tokens rule (one split; ``job``: the rule's ``snakemake`` object)."""
     torch.set_num_threads(job.threads)
+    files = {key: str(job.input[key]) for key in ("model", "vocab", "transcripts", "manifest")}
     extract_tokens(
-        str(job.input.model),
-        str(job.input.vocab),
-        str(job.input.transcripts),
+        files["model"],
+        files["vocab"],
+        files["transcripts"],
         job.params.column,
         job.output.tokens,
         job.params.extract,
-        str(job.input.manifest),
+        manifest=files["manifest"],
     )
 
 

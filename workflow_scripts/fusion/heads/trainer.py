@@ -94,6 +94,10 @@ def score(probabilities: np.ndarray, y: np.ndarray, weights: torch.Tensor | None
     return {"loss": float(loss), **{name: float(values[name]) for name in METRICS}}
 
 
+def _prefixed(scores: Mapping[str, float]) -> dict[str, float]:
+    return {f"selection_{key}": value for key, value in scores.items()}
+
+
 def fit(
     build_model: Callable[[], torch.nn.Module],
     train: BatchSource,
@@ -138,34 +142,19 @@ def fit(
             total += loss.item() * len(rows)
             seen += len(rows)
         scores = score(predict_probabilities(model, selection, batch_size, device), y_selection, weights)
-        row = {
-            "epoch": epoch,
-            "train_loss": total / seen,
-            **{f"selection_{k}": v for k, v in scores.items()},
-            "seconds": round(time.perf_counter() - epoch_start, 3),
-        }
-        history.append(row)
+        seconds = round(time.perf_counter() - epoch_start, 3)
+        history.append({"epoch": epoch, "train_loss": total / seen, **_prefixed(scores), "seconds": seconds})
         better = improved(scores, best, cfg["monitor"], float(cfg["min_delta"]))
+        shown = " ".join(f"{key} {scores[key]:.4f}" for key in ("loss", *METRICS))
         log.info(
-            "%s epoch %d: train loss %.4f, selection loss %.4f WA %.4f UA %.4f WF1 %.4f (%.1fs)%s",
-            name,
-            epoch,
-            row["train_loss"],
-            scores["loss"],
-            scores["WA"],
-            scores["UA"],
-            scores["WF1"],
-            row["seconds"],
-            " *" if better else "",
+            f"{name} epoch {epoch}: train loss {total / seen:.4f}, selection {shown} ({seconds:.1f}s)" + " *" * better
         )
+        waited = 0 if better else waited + 1
         if better:
-            best, best_epoch, waited = scores, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            waited += 1
-            if waited >= int(cfg["patience"]):
-                log.info("%s: no improvement of selection %s for %d epochs, stopping", name, cfg["monitor"], waited)
-                break
+            best, best_epoch, best_state = scores, epoch, copy.deepcopy(model.state_dict())
+        elif waited >= int(cfg["patience"]):
+            log.info(f"{name}: no improvement of selection {cfg['monitor']} for {waited} epochs, stopping")
+            break
     model.load_state_dict(best_state)
     report = {
         "training": cfg,
@@ -175,11 +164,10 @@ def fit(
         "selection_size": int(len(y_selection)),
         "class_weights": None if weights is None else [float(w) for w in weights],
         "parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
-        "best_epoch": best_epoch,
-        "epochs_run": len(history),
-        "stopped_early": len(history) < int(cfg["epochs"]),
         "selection": best,
         "history": history,
-        "train_seconds": round(time.perf_counter() - started, 3),
     }
+    # When it stopped and which epoch it kept (the selection split's best).
+    report.update(best_epoch=best_epoch, epochs_run=len(history), stopped_early=len(history) < int(cfg["epochs"]))
+    report["train_seconds"] = round(time.perf_counter() - started, 3)
     return model.cpu().eval(), report

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 VARIANT = "xattn"
 TITLE = "Cross-modal attention (seed 004)"
 CHECKPOINT_FORMAT = "dfat-head-xattn-1"
+METRIC_DEFINITIONS = {"WA": "accuracy", "UA": "balanced accuracy (mean per-class recall)", "WF1": "support-weighted F1"}
 MODEL_DEFAULTS: dict[str, Any] = {
     "temporal": "bilstm",
     "fusion": "attention",
@@ -169,13 +170,16 @@ class SequenceSplit:
             audio = [downsample(m, self.stride) for m in self.acoustic.read(self.audio_rows[chunk])]
             audio, audio_len = pad_batch(audio)
             text, text_len = pad_batch(self.text.read(self.text_rows[chunk]))
-            yield chunk, {
-                "audio": torch.from_numpy(audio),
-                "audio_len": torch.from_numpy(audio_len),
-                "text": torch.from_numpy(text),
-                "text_len": torch.from_numpy(text_len),
-                "y": torch.from_numpy(self.labels[chunk]),
-            }
+            yield (
+                chunk,
+                {
+                    "audio": torch.from_numpy(audio),
+                    "audio_len": torch.from_numpy(audio_len),
+                    "text": torch.from_numpy(text),
+                    "text_len": torch.from_numpy(text_len),
+                    "y": torch.from_numpy(self.labels[chunk]),
+                },
+            )
 
     def audio_statistics(self, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """Per-dimension mean and standard deviation of the split's (downsampled) frames, streamed."""
@@ -307,17 +311,12 @@ def train_and_evaluate(
             "acoustic": {"model": train.acoustic.metadata.get("model"), "dim": dims["acoustic"], "stride": stride},
             "text": {"model": train.text.metadata.get("model"), "dim": dims["text"]},
         },
+        # As evaluate_variant records them (workflow_scripts/fusion/variants.py).
         "bootstrap": {
-            "resamples": int(bootstrap["resamples"]),
-            "confidence": float(bootstrap["confidence"]),
-            "seed": int(bootstrap["seed"]),
-            "method": "percentile, utterances resampled with replacement",
-        },
-        "metric_definitions": {
-            "WA": "accuracy",
-            "UA": "balanced accuracy (mean per-class recall)",
-            "WF1": "support-weighted F1",
-        },
+            key: cast(bootstrap[key]) for key, cast in (("resamples", int), ("confidence", float), ("seed", int))
+        }
+        | {"method": "percentile, utterances resampled with replacement"},
+        "metric_definitions": dict(METRIC_DEFINITIONS),
     }
     return model, summary, document, predictions
 
