@@ -237,3 +237,36 @@ OUTPUTS += [
     "results/fusion/confusion_matrices.png",
     "results/figure2.png",
 ]
+
+
+def test_sefe_frames_are_the_backend_frames_before_pooling(tmp_path):
+    from workflow_scripts.sefe.extract import build_extractor
+    from workflow_scripts.sefe.frames import extract_frames
+    from workflow_scripts.sefe.preprocess import load_waveform
+
+    from conftest import write_tone
+
+    sefe = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())["sefe"]
+    ids = ["b", "a"]
+    manifest = pd.DataFrame(
+        {
+            "utt_id": ids,
+            "audio_path": [str(write_tone(tmp_path / f"{u}.wav", seconds=s)) for u, s in zip(ids, (0.5, 0.8))],
+            "duration_s": [0.5, 0.8],
+            "sample_rate": 16000,
+            "text": "x",
+            "label": "neutral",
+            "split": "train",
+            "speaker": "s",
+        }
+    )
+    manifest.to_csv(tmp_path / "train.tsv", sep="\t", index=False)
+    out = tmp_path / "frames.parquet"
+    extract_frames(
+        tmp_path / "train.tsv", out, "handcrafted", sefe["handcrafted"], sefe["preprocessing"], split="train"
+    )
+    sequences = SequenceFile(out)
+    backend, settings = build_extractor("handcrafted", sefe["handcrafted"], sefe["preprocessing"], 1)
+    assert sequences.utt_ids == ids and sequences.metadata["kind"] == "frames" and sequences.dim == backend.dim
+    for matrix, path in zip(sequences.read([0, 1]), manifest["audio_path"], strict=True):
+        np.testing.assert_allclose(matrix, backend.frames([load_waveform(path, settings)])[0], rtol=1e-6)
