@@ -355,7 +355,8 @@ def get_figure2_runs():
     block = config["fusion"]["figure2"]
     runs = []
     for number, run in enumerate(block["runs"]):
-        variants = block["variants"] + ([block["baseline"]] if block["baseline"] and number == 0 else [])
+        variants = [v for v in block["variants"] if v in get_report_variants()]
+        variants += [block["baseline"]] if block["baseline"] and number == 0 else []
         wer = run["wer"]
         runs.append(
             {
@@ -377,6 +378,27 @@ def get_figure2_inputs(wildcards):
         if isinstance(run["wer"], dict):
             files += list(run["wer"].values())
     return files
+
+
+def get_sequence_files(modality):
+    """Sequence files (one per split, SPLITS order) of a modality: fusion.heads.sequences.<modality>,
+    else the configured SEFE backend's frames or the chosen TEFE encoder's token states."""
+    override = config["fusion"]["heads"]["sequences"][modality]
+    if override:
+        return [override.format(split=split) for split in SPLITS]
+    if modality == "acoustic":
+        return expand(paths.SEFE_FRAMES, backend=config["sefe"]["backend"], split=SPLITS)
+    return expand(paths.TEFE_TOKENS, split=SPLITS)
+
+
+def get_report_variants():
+    """Rows of Table 2 and the confusion matrices: the classifier variants and the enabled heads."""
+    return list(names.CLASSIFIER_VARIANTS) + list(config["fusion"]["heads"]["variants"])
+
+
+def get_report_metrics():
+    """Metrics files of get_report_variants()."""
+    return expand(paths.VARIANT_METRICS, variant=get_report_variants())
 
 
 def get_fusion_targets():

@@ -53,3 +53,26 @@ rule evaluate_sefe:
         "../envs/cpu.yaml"
     script:
         script_path("sefe/evaluate")
+
+
+# Frame matrices before pooling (the sequence contract), for the neural fusion heads only.
+rule extract_sefe_frames:
+    input:
+        manifest=lambda wildcards: ser_manifest(wildcards.split),
+        code=script_code("sefe/frames"),
+    output:
+        frames=paths.SEFE_FRAMES,
+    log:
+        "logs/sefe/extract_sefe_frames/{backend}/{split}.log",
+    benchmark:
+        "results/benchmarks/sefe/extract_sefe_frames/{backend}/{split}.tsv"
+    params:
+        backend=get_sefe_backend_block,
+        preprocessing=config["sefe"]["preprocessing"],
+    threads: config["sefe"]["threads"]
+    resources:
+        **gpu_rule_resources("extract_sefe", gpu=get_sefe_resource("gpu")),
+    conda:
+        "../envs/gpu.yaml"
+    script:
+        script_path("sefe/frames")

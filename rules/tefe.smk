@@ -199,3 +199,29 @@ rule extract_tefe:
         feature_set="|".join(names.TEFE_FEATURE_SETS),
     script:
         script_path("tefe/extract")
+
+
+# Token states before pooling (the sequence contract) of the ASR hypotheses, for the neural
+# fusion heads only.
+rule extract_tefe_tokens:
+    input:
+        unpack(get_tefe_encoder),
+        transcripts=paths.TRANSCRIPTS,
+        manifest=lambda wildcards: ser_manifest(wildcards.split),
+        code=script_code("tefe/tokens"),
+    output:
+        tokens=paths.TEFE_TOKENS,
+    log:
+        "logs/tefe/extract_tefe_tokens/{split}.log",
+    benchmark:
+        "results/benchmarks/tefe/extract_tefe_tokens/{split}.tsv"
+    params:
+        extract=config["tefe"]["extract"],
+        column=names.TEFE_FEATURE_SETS["features"],
+        model=lambda wildcards, input: input.get("model", "<chosen by select_tefe>"),
+        vocab=lambda wildcards, input: input.get("vocab", "<chosen by select_tefe>"),
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        script_path("tefe/tokens")

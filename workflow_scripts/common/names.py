@@ -47,7 +47,13 @@ VARIANT_FEATURE_SETS = {
     "late": ("acoustic", "text"),
     "hybrid": ("early",),
 }
-VARIANTS = tuple(VARIANT_FEATURE_SETS)
+# Variants evaluated from classifier outputs (rule evaluate_variant).
+CLASSIFIER_VARIANTS = tuple(VARIANT_FEATURE_SETS)
+# Neural fusion heads on sequence features, each trained by its own rule (fusion.heads.<name>).
+HEAD_VARIANTS = ("xattn",)
+# Sequence feature sets: frame matrices (acoustic) and token matrices (text).
+SEQUENCE_MODALITIES = ("acoustic", "text")
+VARIANTS = CLASSIFIER_VARIANTS + HEAD_VARIANTS
 # The feature set the ensemble (and so the hybrid variant and predict) is built on.
 ENSEMBLE_FEATURE_SET = "early"
 HEADLINE_VARIANT = "hybrid"

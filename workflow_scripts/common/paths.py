@@ -40,6 +40,8 @@ ASR_BENCHMARK_MD = f"{RESULTS}/asr/benchmark.md"
 # --- sefe ---
 SEFE_FEATURES = f"{RESULTS}/sefe/{{backend}}/{{split}}.parquet"
 SEFE_EVALUATION = f"{RESULTS}/sefe/{{backend}}/evaluation.json"
+# Sequence features (common/sequences.py): the frame matrices before pooling.
+SEFE_FRAMES = f"{RESULTS}/sefe/{{backend}}/frames/{{split}}.parquet"
 
 # --- tefe ---
 TEFE_VOCAB = f"{RESULTS}/tefe/embedding/vocab.json"
@@ -57,6 +59,8 @@ TEFE_FEATURES = f"{RESULTS}/tefe/{{feature_set}}/{{split}}.parquet"
 TEFE_BACKEND_MODEL = f"{RESULTS}/tefe/{{backend}}/model"
 TEFE_BACKEND_METRICS = f"{RESULTS}/tefe/{{backend}}/metrics.json"
 TEFE_BACKEND_FEATURES = f"{RESULTS}/tefe/{{backend}}/{{feature_set}}/{{split}}.parquet"
+# Sequence features (common/sequences.py): the chosen encoder's token states of the ASR hypotheses.
+TEFE_TOKENS = f"{RESULTS}/tefe/tokens/{{split}}.parquet"
 
 # --- fusion ---
 POOLED = f"{RESULTS}/fusion/pooled/{{modality}}/{{split}}.parquet"
@@ -71,6 +75,9 @@ ENSEMBLE_TRIALS = f"{RESULTS}/ensemble/trials.csv"
 ENSEMBLE_OOF = f"{RESULTS}/ensemble/oof_train.parquet"
 VARIANT_METRICS = f"{RESULTS}/metrics/{{variant}}.json"
 VARIANT_PROBABILITIES = f"{RESULTS}/fusion/variants/{{variant}}/{{split}}.parquet"
+HEAD_DIR = f"{RESULTS}/fusion/heads/{{variant}}"
+HEAD_MODEL = f"{HEAD_DIR}/model.pt"
+HEAD_SUMMARY = f"{HEAD_DIR}/summary.json"
 HEADLINE_METRICS = f"{RESULTS}/hybrid_metrics.json"
 TABLE2_MD = f"{RESULTS}/table2.md"
 TABLE2_CSV = f"{RESULTS}/table2.csv"

@@ -25,7 +25,7 @@ import pandas as pd
 from workflow_scripts.common.files import read_json, write_json
 from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.common.metrics import METRICS, bootstrap_intervals, classification_metrics, fold_mean_score
-from workflow_scripts.common.names import CLASSIFIERS, ENSEMBLE_MEMBERS, VARIANT_FEATURE_SETS, VARIANTS
+from workflow_scripts.common.names import CLASSIFIER_VARIANTS, CLASSIFIERS, ENSEMBLE_MEMBERS, VARIANT_FEATURE_SETS
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.fusion.ensemble import combine
 from workflow_scripts.fusion.pooling import (
@@ -48,7 +48,7 @@ class VariantSpec:
     title: str
 
 
-# How each variant of names.VARIANTS combines its classifiers, and its Table 2 row title.
+# How each variant of names.CLASSIFIER_VARIANTS combines its classifiers, and its Table 2 row title.
 COMBINATION = {
     "acoustic": ("select", "SEFE (acoustic only)"),
     "text": ("select", "TEFE (text only)"),
@@ -56,7 +56,7 @@ COMBINATION = {
     "late": ("late", "Late fusion"),
     "hybrid": ("ensemble", "Hybrid fusion (DFAT)"),
 }
-SPECS = {variant: VariantSpec(VARIANT_FEATURE_SETS[variant], *COMBINATION[variant]) for variant in VARIANTS}
+SPECS = {variant: VariantSpec(VARIANT_FEATURE_SETS[variant], *COMBINATION[variant]) for variant in CLASSIFIER_VARIANTS}
 
 
 @dataclass

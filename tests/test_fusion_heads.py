@@ -1,0 +1,272 @@
+"""Sequence features, the neural-head trainer and the xattn head on tiny synthetic data, and the
+head's rerun plan (a touch run of a workflow copy; nothing trains)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from workflow_scripts.common.sequences import SequenceFile, SequenceWriter, read_sequence_metadata
+from workflow_scripts.fusion.heads import trainer
+from workflow_scripts.fusion.heads.xattn import train_and_evaluate
+
+from conftest import run_snakemake
+from workflow_copy import recorded_params
+
+CLASSES = ["neutral", "negative"]
+SPLITS = {"train": 40, "dev": 12, "public_test": 10}
+TINY = {
+    "lstm_units": 8,
+    "d_model": 16,
+    "heads": 2,
+    "mlp_hidden": 16,
+    "frame_stride": 2,
+    "epochs": 4,
+    "patience": 2,
+    "batch_size": 8,
+    "learning_rate": 0.01,
+    "seed": 7,
+    "device": "cpu",
+}
+BOOTSTRAP = {"resamples": 20, "confidence": 0.9, "seed": 1}
+
+
+def _matrices(rng, n, dim, low, high, labels=None):
+    out = []
+    for i in range(n):
+        m = rng.standard_normal((int(rng.integers(low, high)), dim)).astype(np.float32)
+        if labels is not None:
+            m[:, 0] += 1.5 * labels[i]  # a learnable signal
+        out.append(m)
+    return out
+
+
+def write_synthetic(directory: Path, seed: int = 0, test_shift: float = 0.0) -> dict[str, dict[str, str]]:
+    """Manifests and acoustic / text sequence files per split (utt_ids shuffled in the files)."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True)
+    files: dict[str, dict[str, str]] = {"acoustic": {}, "text": {}, "manifests": {}}
+    for split, n in SPLITS.items():
+        ids = [f"{split}_{i:03d}" for i in range(n)]
+        y = np.arange(n) % 2
+        manifest = pd.DataFrame(
+            {
+                "utt_id": ids,
+                "audio_path": [f"{u}.wav" for u in ids],
+                "duration_s": 1.0,
+                "sample_rate": 16000,
+                "text": "x",
+                "label": [CLASSES[k] for k in y],
+                "split": split,
+                "speaker": "s",
+            }
+        )
+        files["manifests"][split] = str(directory / f"{split}.tsv")
+        manifest.to_csv(files["manifests"][split], sep="\t", index=False)
+        order = rng.permutation(n)  # files need not follow manifest order: joined by utt_id
+        for modality, dim, (low, high) in (("acoustic", 5, (6, 20)), ("text", 4, (1, 6))):
+            matrices = _matrices(rng, n, dim, low, high, y)
+            if split == "public_test":
+                matrices = [m + test_shift for m in matrices]
+            path = directory / f"{modality}_{split}.parquet"
+            with SequenceWriter(path, dim, "frames" if modality == "acoustic" else "tokens", {"model": "toy"}, 7) as w:
+                w.write([ids[i] for i in order], [matrices[i] for i in order])
+            files[modality][split] = str(path)
+    return files
+
+
+def test_sequence_contract_keys_lengths_and_row_groups(tmp_path):
+    rng = np.random.default_rng(0)
+    matrices = _matrices(rng, 10, 3, 1, 9)
+    ids = [f"u{i}" for i in range(10)]
+    path = tmp_path / "seq.parquet"
+    with SequenceWriter(path, 3, "frames", {"model": "toy", "frame_rate_hz": 100.0}, row_group_size=4) as writer:
+        writer.write(ids[:6], matrices[:6])
+        writer.write(ids[6:], matrices[6:])
+    sequences = SequenceFile(path)
+    assert sequences.utt_ids == ids and sequences.dim == 3
+    assert sequences.lengths.tolist() == [len(m) for m in matrices]
+    assert sequences._file.num_row_groups == 3  # 4 + 4 + 2: written group by group
+    assert read_sequence_metadata(path)["frame_rate_hz"] == 100.0
+    positions = sequences.positions(["u9", "u0", "u5"])
+    for got, index in zip(sequences.read(positions), (9, 0, 5), strict=True):
+        np.testing.assert_array_equal(got, matrices[index])
+    with pytest.raises(ValueError, match="no sequence for 1 utterance"):
+        sequences.positions(["u0", "nope"])
+    bad = tmp_path / "bad.parquet"
+    with pytest.raises(ValueError, match="duplicate utt_id 'a'"):
+        with SequenceWriter(bad, 3, "tokens", {}) as writer:
+            writer.write(["a", "a"], matrices[:2])
+    with pytest.raises(ValueError, match=r"utt_id 'b' has a matrix of shape \(0, 3\)"):
+        with SequenceWriter(bad, 3, "tokens", {}) as writer:
+            writer.write(["b"], [np.zeros((0, 3))])
+    assert not bad.exists()  # a failed write leaves nothing behind
+
+
+def test_head_is_deterministic_and_never_trains_on_a_test_split(tmp_path):
+    torch.set_num_threads(1)  # as the rule runs it (CPU results depend on the thread count)
+    first = train_and_evaluate(**_args(write_synthetic(tmp_path / "a")))
+    second = train_and_evaluate(**_args(write_synthetic(tmp_path / "b")))
+
+    def history(run):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in run[1]["history"]]
+
+    assert history(first) == history(second)
+    for split in SPLITS:
+        np.testing.assert_array_equal(first[3][split][1], second[3][split][1])
+    # Other test-split features: the same training, the same model, other test predictions.
+    shifted = train_and_evaluate(**_args(write_synthetic(tmp_path / "c", test_shift=3.0)))
+    for a, b in zip(first[0].state_dict().values(), shifted[0].state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert not np.array_equal(first[3]["public_test"][1], shifted[3]["public_test"][1])
+    document = first[2]
+    assert document["variant"] == "xattn" and document["selection"]["data"] == "dev"
+    assert set(document["splits"]) == set(SPLITS) and "ci" in document["splits"]["public_test"]
+    assert first[1]["train_size"] == SPLITS["train"] and first[1]["selection_size"] == SPLITS["dev"]
+
+
+def _args(files):
+    return {
+        "acoustic": files["acoustic"],
+        "text": files["text"],
+        "manifests": files["manifests"],
+        "block": {**TINY, "in_memory_mb": 0},  # read per batch from row groups
+        "bootstrap": BOOTSTRAP,
+        "classes": CLASSES,
+        "train_split": "train",
+        "selection_split": "dev",
+    }
+
+
+class Toy:
+    """A batch source of one-feature rows."""
+
+    def __init__(self, x, y):
+        self.x, self.labels = np.asarray(x, np.float32), np.asarray(y, np.int64)
+
+    def batches(self, rows, batch_size):
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            yield chunk, {"x": torch.from_numpy(self.x[chunk]), "y": torch.from_numpy(self.labels[chunk])}
+
+
+class Linear(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(1, 2)
+
+    def forward(self, batch):
+        return self.layer(batch["x"])
+
+
+def test_trainer_stops_early_on_the_selection_split_and_keeps_the_best_epoch():
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 2
+    train = Toy((y * 2.0 - 1.0 + 0.3 * rng.standard_normal(60))[:, None], y)
+    # Selection labels are the opposite: it gets worse as training learns, so it stops early.
+    selection = Toy(train.x[:20], 1 - y[:20])
+    block = {"epochs": 30, "patience": 2, "monitor": "loss", "batch_size": 16, "learning_rate": 0.05, "seed": 3}
+    model, report = trainer.fit(Linear, train, selection, CLASSES, {**block, "device": "cpu"})
+    losses = [row["selection_loss"] for row in report["history"]]
+    assert report["stopped_early"] and report["epochs_run"] == report["best_epoch"] + 2
+    assert report["best_epoch"] == int(np.argmin(losses)) + 1
+    assert report["selection"]["loss"] == pytest.approx(min(losses))
+    probabilities = trainer.predict_probabilities(model, selection, 16, torch.device("cpu"))
+    assert trainer.score(probabilities, selection.labels, None)["loss"] == pytest.approx(min(losses), rel=1e-5)
+    _, again = trainer.fit(Linear, train, selection, CLASSES, {**block, "device": "cpu"})
+    assert [r["selection_loss"] for r in again["history"]] == losses  # seeded: the same run
+
+
+def test_editing_the_head_block_reruns_only_the_head_and_the_report(workflow_dir):
+    for name in ("acoustic", "text"):
+        for kind in ("features", "sequences"):
+            for split in ("train", "dev", "public_test", "private_test"):
+                path = workflow_dir / "pre" / f"{kind}_{name}_{split}.parquet"
+                path.parent.mkdir(exist_ok=True)
+                path.write_bytes(b"")
+    overlay = {
+        "fusion": {
+            "features": {
+                "acoustic": "pre/features_acoustic_{split}.parquet",
+                "text": "pre/features_text_{split}.parquet",
+            },
+            "heads": {
+                "sequences": {
+                    "acoustic": "pre/sequences_acoustic_{split}.parquet",
+                    "text": "pre/sequences_text_{split}.parquet",
+                }
+            },
+            "figure2": {"runs": [{"label": "reference", "results_dir": "results", "wer": 0.0}]},
+        }
+    }
+    (workflow_dir / "overlay.yaml").write_text(yaml.safe_dump(overlay))
+    targets = ["results/table2.md", "results/fusion/confusion_matrices.png", "results/figure2.png"]
+    plan = run_snakemake(workflow_dir, "-n", *targets, "--configfile", "overlay.yaml", timeout=300).stdout
+    for rule in ("table2", "plot_confusion_matrices", "figure2"):  # the report reads the head's metrics
+        block = re.search(rf"^rule {rule}:\n(?:.*\n)*?\s+input: (.*)$", plan, re.M).group(1)
+        assert "results/metrics/xattn.json" in block.split(", "), (rule, block)
+    head_inputs = re.search(r"^rule train_xattn:\n(?:.*\n)*?\s+input: (.*)$", plan, re.M).group(1)
+    assert "pre/sequences_acoustic_train.parquet" in head_inputs and "results/fusion/pooled" not in head_inputs
+
+    def recorded(*configfiles):
+        run_snakemake(workflow_dir, "--touch", "-F", *targets, "--configfile", *configfiles, timeout=300)
+        return recorded_params(workflow_dir, OUTPUTS)
+
+    base = recorded("overlay.yaml")
+    assert all(value is not None for value in base.values()), base
+    (workflow_dir / "edit.yaml").write_text(yaml.safe_dump({"fusion": {"heads": {"xattn": {"dropout": 0.2}}}}))
+    edited = recorded("overlay.yaml", "edit.yaml")
+    changed = {output for output in OUTPUTS if edited[output] != base[output]}
+    # Only the head's job sees the edit; the report reruns because its input (the head's metrics) changes.
+    assert changed == {"results/metrics/xattn.json", "results/fusion/heads/xattn/model.pt"}
+
+
+OUTPUTS = [f"results/metrics/{variant}.json" for variant in ("acoustic", "text", "early", "late", "hybrid", "xattn")]
+OUTPUTS += [
+    "results/fusion/heads/xattn/model.pt",
+    "results/fusion/pooled/acoustic/train.parquet",
+    "results/fusion/early/xgboost/model.joblib",
+    "results/ensemble/weights.json",
+    "results/table2.md",
+    "results/fusion/confusion_matrices.png",
+    "results/figure2.png",
+]
+
+
+def test_sefe_frames_are_the_backend_frames_before_pooling(tmp_path):
+    from workflow_scripts.sefe.extract import build_extractor
+    from workflow_scripts.sefe.frames import extract_frames
+    from workflow_scripts.sefe.preprocess import load_waveform
+
+    from conftest import write_tone
+
+    sefe = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())["sefe"]
+    ids = ["b", "a"]
+    manifest = pd.DataFrame(
+        {
+            "utt_id": ids,
+            "audio_path": [str(write_tone(tmp_path / f"{u}.wav", seconds=s)) for u, s in zip(ids, (0.5, 0.8))],
+            "duration_s": [0.5, 0.8],
+            "sample_rate": 16000,
+            "text": "x",
+            "label": "neutral",
+            "split": "train",
+            "speaker": "s",
+        }
+    )
+    manifest.to_csv(tmp_path / "train.tsv", sep="\t", index=False)
+    out = tmp_path / "frames.parquet"
+    extract_frames(
+        tmp_path / "train.tsv", out, "handcrafted", sefe["handcrafted"], sefe["preprocessing"], split="train"
+    )
+    sequences = SequenceFile(out)
+    backend, settings = build_extractor("handcrafted", sefe["handcrafted"], sefe["preprocessing"], 1)
+    assert sequences.utt_ids == ids and sequences.metadata["kind"] == "frames" and sequences.dim == backend.dim
+    for matrix, path in zip(sequences.read([0, 1]), manifest["audio_path"], strict=True):
+        np.testing.assert_allclose(matrix, backend.frames([load_waveform(path, settings)])[0], rtol=1e-6)

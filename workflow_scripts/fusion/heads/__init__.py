@@ -1,0 +1,1 @@
+"""Neural fusion heads on sequence features: the shared trainer and one step module per head."""

@@ -1,0 +1,354 @@
+"""Fusion variant ``xattn``: the cross-modal attention head of seed paper 004 (rule train_xattn).
+
+Audio branch: frame-level acoustic features (standardised with training-split statistics,
+averaged over ``frame_stride`` consecutive frames) -> bidirectional LSTM -> projection to
+``d_model``; its temporal mean pooling is the utterance's audio vector. Text branch: the
+selected TEFE encoder's token states projected to ``d_model`` by one dense layer (the paper:
+DeBERTa-v3 states, 768 -> 256). Fusion: ``heads``-head cross-modal attention with the audio
+frames as queries over the text tokens; the attended frames (residual + LayerNorm) are mean
+pooled and concatenated with the audio vector -> two-layer MLP -> classes. Dropout, gradient
+clipping and AdamW as configured (the paper: 0.3, clipping, batch 64).
+
+Ablation switches of the paper's Table 2: ``temporal: mean`` (no BiLSTM: plain mean pooling of
+the projected frames) and ``fusion: concat`` (no cross-attention: the mean text vector is
+concatenated instead). The text encoder is frozen here (its token states are features); the
+paper's fine-tuned-text row needs a head that trains the encoder.
+
+Trained by :mod:`workflow_scripts.fusion.heads.trainer` on the training split with early
+stopping on the selection split; the test splits are read only after training, to predict.
+Writes the variant's metrics (the evaluate_variant document shape) and probabilities.
+"""
+
+import logging
+import resource
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from workflow_scripts.common.files import atomic_path, write_json
+from workflow_scripts.common.labels import encode_labels
+from workflow_scripts.common.metrics import METRICS, bootstrap_intervals, classification_metrics
+from workflow_scripts.common.rule import run_rule
+from workflow_scripts.common.sequences import SequenceFile, pad_batch
+from workflow_scripts.fusion.heads.trainer import fit, predict_probabilities
+from workflow_scripts.fusion.pooling import read_labels, write_probabilities
+
+log = logging.getLogger(__name__)
+
+VARIANT = "xattn"
+TITLE = "Cross-modal attention (seed 004)"
+CHECKPOINT_FORMAT = "dfat-head-xattn-1"
+METRIC_DEFINITIONS = {"WA": "accuracy", "UA": "balanced accuracy (mean per-class recall)", "WF1": "support-weighted F1"}
+MODEL_DEFAULTS: dict[str, Any] = {
+    "temporal": "bilstm",
+    "fusion": "attention",
+    "lstm_units": 128,
+    "d_model": 256,
+    "heads": 8,
+    "mlp_hidden": 256,
+    "dropout": 0.3,
+    "frame_stride": 1,
+}
+
+
+def model_settings(block: Mapping[str, Any]) -> dict[str, Any]:
+    """The model keys of the head's block, defaults filled in and checked."""
+    s = {key: block.get(key, default) for key, default in MODEL_DEFAULTS.items()}
+    if s["temporal"] not in ("bilstm", "mean"):
+        raise ValueError(f"fusion.heads.xattn.temporal {s['temporal']!r}, expected bilstm or mean")
+    if s["fusion"] not in ("attention", "concat"):
+        raise ValueError(f"fusion.heads.xattn.fusion {s['fusion']!r}, expected attention or concat")
+    if int(s["d_model"]) % int(s["heads"]):
+        raise ValueError(f"fusion.heads.xattn: d_model {s['d_model']} is not divisible by heads {s['heads']}")
+    return s
+
+
+def length_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    return torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    weights = mask[:, :, None].to(states.dtype)
+    return (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+class CrossModalAttentionHead(nn.Module):
+    """BiLSTM audio branch, projected text tokens, multi-head cross-modal attention, MLP."""
+
+    def __init__(
+        self,
+        acoustic_dim: int,
+        text_dim: int,
+        n_classes: int,
+        settings: Mapping[str, Any],
+        audio_mean: np.ndarray | None = None,
+        audio_std: np.ndarray | None = None,
+    ) -> None:
+        super().__init__()
+        s = self.settings = model_settings(settings)
+        d = int(s["d_model"])
+        mean = np.zeros(acoustic_dim, np.float32) if audio_mean is None else audio_mean
+        std = np.ones(acoustic_dim, np.float32) if audio_std is None else audio_std
+        self.register_buffer("audio_mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("audio_std", torch.as_tensor(std, dtype=torch.float32))
+        self.lstm = None
+        audio_out = acoustic_dim
+        if s["temporal"] == "bilstm":
+            self.lstm = nn.LSTM(acoustic_dim, int(s["lstm_units"]), batch_first=True, bidirectional=True)
+            audio_out = 2 * int(s["lstm_units"])
+        self.audio_proj = nn.Linear(audio_out, d)
+        self.text_proj = nn.Linear(text_dim, d)
+        self.attention = None
+        if s["fusion"] == "attention":
+            self.attention = nn.MultiheadAttention(d, int(s["heads"]), dropout=float(s["dropout"]), batch_first=True)
+            self.norm = nn.LayerNorm(d)
+        self.dropout = nn.Dropout(float(s["dropout"]))
+        self.classifier = nn.Sequential(
+            nn.Linear(2 * d, int(s["mlp_hidden"])),
+            nn.ReLU(),
+            nn.Dropout(float(s["dropout"])),
+            nn.Linear(int(s["mlp_hidden"]), n_classes),
+        )
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        audio, audio_len = batch["audio"], batch["audio_len"]
+        text, text_len = batch["text"], batch["text_len"]
+        audio_mask = length_mask(audio_len, audio.shape[1])
+        text_mask = length_mask(text_len, text.shape[1])
+        a = (audio - self.audio_mean) / self.audio_std
+        if self.lstm is not None:
+            packed = pack_padded_sequence(a, audio_len.cpu(), batch_first=True, enforce_sorted=False)
+            out, _ = self.lstm(packed)
+            a, _ = pad_packed_sequence(out, batch_first=True, total_length=audio.shape[1])
+        a = self.audio_proj(a)
+        t = self.text_proj(text)
+        audio_vector = masked_mean(a, audio_mask)  # temporal mean pooling of the hidden states
+        if self.attention is not None:
+            attended, _ = self.attention(a, t, t, key_padding_mask=~text_mask, need_weights=False)
+            other = masked_mean(self.norm(a + attended), audio_mask)
+        else:
+            other = masked_mean(t, text_mask)
+        return self.classifier(self.dropout(torch.cat([audio_vector, other], dim=1)))
+
+
+def downsample(matrix: np.ndarray, stride: int) -> np.ndarray:
+    """Means of consecutive windows of ``stride`` frames (the last may be shorter)."""
+    if stride <= 1:
+        return matrix
+    starts = np.arange(0, len(matrix), stride)
+    counts = np.diff(np.append(starts, len(matrix)))[:, None]
+    return (np.add.reduceat(matrix, starts, axis=0) / counts).astype(np.float32)
+
+
+class SequenceSplit:
+    """One split: acoustic and text sequence files aligned to the manifest's utt_ids, and its labels."""
+
+    def __init__(
+        self,
+        acoustic: SequenceFile,
+        text: SequenceFile,
+        utt_ids: Sequence[str],
+        labels: np.ndarray,
+        stride: int,
+        where: str,
+    ) -> None:
+        self.acoustic, self.text = acoustic, text
+        self.utt_ids = list(utt_ids)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.stride = int(stride)
+        self.audio_rows = acoustic.positions(self.utt_ids, where)
+        self.text_rows = text.positions(self.utt_ids, where)
+
+    def batches(self, rows: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+        for start in range(0, len(rows), batch_size):
+            chunk = np.asarray(rows[start : start + batch_size])
+            audio = [downsample(m, self.stride) for m in self.acoustic.read(self.audio_rows[chunk])]
+            audio, audio_len = pad_batch(audio)
+            text, text_len = pad_batch(self.text.read(self.text_rows[chunk]))
+            yield (
+                chunk,
+                {
+                    "audio": torch.from_numpy(audio),
+                    "audio_len": torch.from_numpy(audio_len),
+                    "text": torch.from_numpy(text),
+                    "text_len": torch.from_numpy(text_len),
+                    "y": torch.from_numpy(self.labels[chunk]),
+                },
+            )
+
+    def audio_statistics(self, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """Per-dimension mean and standard deviation of the split's (downsampled) frames, streamed."""
+        total, squares, count = None, None, 0
+        for start in range(0, len(self.utt_ids), batch_size):
+            for matrix in self.acoustic.read(self.audio_rows[start : start + batch_size]):
+                m = downsample(matrix, self.stride).astype(np.float64)
+                total = m.sum(axis=0) if total is None else total + m.sum(axis=0)
+                squares = (m**2).sum(axis=0) if squares is None else squares + (m**2).sum(axis=0)
+                count += len(m)
+        mean = total / count
+        std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
+        return mean.astype(np.float32), np.where(std > 1e-6, std, 1.0).astype(np.float32)
+
+
+def open_sequences(path: str, in_memory_mb: float) -> SequenceFile:
+    """A sequence file, loaded whole when its matrices fit in ``in_memory_mb``, else read per batch."""
+    sequences = SequenceFile(path)
+    if sequences.nbytes <= in_memory_mb * 2**20:
+        sequences.load()
+    return sequences
+
+
+def save_head(path: str, model: CrossModalAttentionHead, dims: Mapping[str, int], classes: Sequence[str]) -> None:
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "settings": model.settings,
+        "dims": dict(dims),
+        "classes": list(classes),
+        "state_dict": model.state_dict(),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def split_document(
+    y: np.ndarray, probabilities: np.ndarray, classes: Sequence[str], bootstrap: Mapping[str, Any]
+) -> dict[str, Any]:
+    """WA / UA / WF1, confusion matrix, support and bootstrap intervals of one split."""
+    predicted = probabilities.argmax(axis=1)
+    metrics = classification_metrics(y, predicted, classes)
+    metrics["ci"] = bootstrap_intervals(
+        y,
+        predicted,
+        len(classes),
+        int(bootstrap["resamples"]),
+        float(bootstrap["confidence"]),
+        int(bootstrap["seed"]),
+    )
+    return metrics
+
+
+def train_and_evaluate(
+    acoustic: Mapping[str, str],
+    text: Mapping[str, str],
+    manifests: Mapping[str, str],
+    block: Mapping[str, Any],
+    bootstrap: Mapping[str, Any],
+    classes: Sequence[str],
+    train_split: str,
+    selection_split: str,
+) -> tuple[CrossModalAttentionHead, dict[str, Any], dict[str, Any], dict[str, tuple[list[str], np.ndarray]]]:
+    """Train on ``train_split``, stop early on ``selection_split``; then predict every split.
+
+    Returns the model, the training summary, the metrics document and split -> (utt_ids, probabilities).
+    """
+    settings = model_settings(block)
+    stride = int(settings["frame_stride"])
+    memory = float(block.get("in_memory_mb", 1024))
+
+    def load(split: str) -> SequenceSplit:
+        utt_ids, names = read_labels(manifests[split], classes)
+        y = encode_labels(names, classes, f"labels of {split}", utt_ids)
+        return SequenceSplit(
+            open_sequences(acoustic[split], memory),
+            open_sequences(text[split], memory),
+            utt_ids,
+            y,
+            stride,
+            f"{manifests[split]}",
+        )
+
+    started = time.perf_counter()
+    train, selection = load(train_split), load(selection_split)
+    mean, std = train.audio_statistics()
+    dims = {"acoustic": train.acoustic.dim, "text": train.text.dim}
+
+    def build() -> CrossModalAttentionHead:
+        return CrossModalAttentionHead(dims["acoustic"], dims["text"], len(classes), settings, mean, std)
+
+    model, report = fit(build, train, selection, classes, block, name=VARIANT)
+    batch_size = int(report["training"]["batch_size"])
+    predictions, splits = {}, {}
+    for split in manifests:  # test splits are opened only now, after training
+        data = {train_split: train, selection_split: selection}.get(split) or load(split)
+        probabilities = predict_probabilities(model, data, batch_size, torch.device("cpu"))
+        predictions[split] = (data.utt_ids, probabilities)
+        splits[split] = split_document(data.labels, probabilities, classes, bootstrap)
+    summary = {
+        "variant": VARIANT,
+        "model": settings,
+        "dims": dims,
+        **report,
+        "seconds": round(time.perf_counter() - started, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "sequences": {
+            "acoustic": train.acoustic.metadata.get("model"),
+            "text": train.text.metadata.get("model"),
+        },
+    }
+    document = {
+        "variant": VARIANT,
+        "title": TITLE,
+        "fusion": "head",
+        "feature_sets": ["acoustic_sequences", "text_sequences"],
+        "classes": list(classes),
+        "selected": VARIANT,
+        "selection": {
+            "metric": report["training"]["monitor"],
+            "rule": "early stopping, best epoch",
+            "data": selection_split,
+            "best_epoch": report["best_epoch"],
+        },
+        "late_weights": None,
+        "ensemble": None,
+        "splits": splits,
+        "per_classifier": {VARIANT: {s: {k: m[k] for k in METRICS} for s, m in splits.items()}},
+        "features": {
+            "acoustic": {"model": train.acoustic.metadata.get("model"), "dim": dims["acoustic"], "stride": stride},
+            "text": {"model": train.text.metadata.get("model"), "dim": dims["text"]},
+        },
+        # As evaluate_variant records them (workflow_scripts/fusion/variants.py).
+        "bootstrap": {
+            key: cast(bootstrap[key]) for key, cast in (("resamples", int), ("confidence", float), ("seed", int))
+        }
+        | {"method": "percentile, utterances resampled with replacement"},
+        "metric_definitions": dict(METRIC_DEFINITIONS),
+    }
+    return model, summary, document, predictions
+
+
+def main(job: Any) -> None:
+    """Entry point of the train_xattn rule (``job``: the rule's ``snakemake`` object).
+
+    ``input.acoustic``, ``input.text`` and ``input.manifests`` hold one file per split, in ``params.splits`` order.
+    """
+    torch.set_num_threads(max(1, job.threads))
+    splits, classes = list(job.params.splits), list(job.params.classes)
+    per_split = {
+        key: dict(zip(splits, getattr(job.input, key), strict=True)) for key in ("acoustic", "text", "manifests")
+    }
+    model, summary, document, predictions = train_and_evaluate(
+        per_split["acoustic"],
+        per_split["text"],
+        per_split["manifests"],
+        job.params.head,
+        job.params.bootstrap,
+        classes,
+        job.params.train_split,
+        job.params.selection_split,
+    )
+    save_head(job.output.model, model, summary["dims"], classes)
+    write_json(job.output.summary, summary)
+    for split, path in zip(splits, job.output.probabilities, strict=True):
+        write_probabilities(path, *predictions[split], classes)
+    write_json(job.output.metrics, document)
+    for split, metrics in document["splits"].items():
+        log.info("%s %s: %s", VARIANT, split, {name: round(metrics[name], 4) for name in METRICS})
+
+
+if __name__ == "__main__":
+    run_rule(main)

@@ -1,0 +1,118 @@
+"""SEFE frame sequences (rule extract_sefe_frames): one split's manifest -> per-utterance frame matrices.
+
+The same backend and preprocessing as extract_sefe (workflow_scripts.sefe.extract), but the
+frame matrix of each utterance is written as it is, before pooling, in the sequence contract
+(workflow_scripts.common.sequences), for the neural fusion heads. Streamed in chunks of the
+backend's ``batch_size``: the weights-free backend in ``threads`` forked worker processes, the
+model backends in this process; one row group of matrices is in memory at a time.
+"""
+
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.common.rule import run_rule
+from workflow_scripts.common.sequences import SequenceWriter
+from workflow_scripts.sefe.backends import Backend
+from workflow_scripts.sefe.extract import (
+    _WORKER,
+    Item,
+    _init_worker,
+    build_extractor,
+    chunked,
+    feature_metadata,
+    load_chunk,
+    tune_process,
+)
+from workflow_scripts.sefe.preprocess import Preprocessing
+
+log = logging.getLogger(__name__)
+
+
+def checked_frames(backend: Backend, items: Sequence[Item], waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The backend's (frames, dim) matrices of ``waveforms``; a wrong shape names the utterance."""
+    frames = backend.frames(waveforms)
+    for (utt_id, path), matrix in zip(items, frames, strict=True):
+        if matrix.ndim != 2 or matrix.shape[1] != backend.dim or matrix.shape[0] == 0:
+            raise ValueError(
+                f"utt_id {utt_id!r} ({path}): backend {backend.name} returned frames of shape "
+                f"{matrix.shape}, expected (frames >= 1, {backend.dim})"
+            )
+    return [np.asarray(m, dtype=np.float32) for m in frames]
+
+
+def _frames_in_worker(items: list[Item]) -> tuple[list[Item], list[np.ndarray]]:
+    return _frames_of(_WORKER["backend"], _WORKER["settings"], items)
+
+
+def frame_chunks(
+    backend: Backend, settings: Preprocessing, items: Sequence[Item], batch_size: int, workers: int
+) -> Iterator[tuple[list[Item], list[np.ndarray]]]:
+    """(items, frame matrices) chunk by chunk, in manifest order (forked workers as extract_sefe's)."""
+    parallel = backend.process_parallel and workers > 1 and len(items) > batch_size
+    if not parallel:
+        if backend.process_parallel:
+            _init_worker(backend, settings)
+        yield from (_frames_of(backend, settings, batch) for batch in chunked(items, batch_size))
+        return
+    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(backend, settings))
+    with pool:
+        yield from pool.imap(_frames_in_worker, chunked(items, batch_size))
+
+
+def _frames_of(backend: Backend, settings: Preprocessing, batch: list[Item]) -> tuple[list[Item], list[np.ndarray]]:
+    return batch, checked_frames(backend, batch, load_chunk(batch, settings))
+
+
+def extract_frames(
+    manifest_path: str | os.PathLike,
+    output: str | os.PathLike,
+    backend_name: str,
+    backend_cfg: Mapping[str, Any],
+    preprocessing: Mapping[str, Any],
+    *,
+    split: str | None = None,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Write the frame matrices of every utterance of ``manifest_path`` to ``output`` with backend
+    ``backend_name`` (its block ``backend_cfg``) after ``preprocessing``, as extract_sefe; returns figures."""
+    threads = max(1, threads)
+    backend, settings = build_extractor(backend_name, backend_cfg, preprocessing, threads)
+    manifest = read_manifest(manifest_path)
+    items = list(zip(manifest["utt_id"].astype(str), manifest["audio_path"].astype(str), strict=True))
+    metadata = feature_metadata(backend, settings, backend_cfg, split)
+    metadata["pooling"] = None  # frames as the backend gives them
+    started = time.perf_counter()
+    frames = 0
+    with SequenceWriter(output, backend.dim, "frames", metadata) as writer:
+        for batch, matrices in frame_chunks(backend, settings, items, int(backend_cfg["batch_size"]), threads):
+            writer.write([u for u, _ in batch], matrices)
+            frames += sum(len(m) for m in matrices)
+    figures = {
+        "utterances": len(items),
+        "frames": frames,
+        "dim": backend.dim,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    log.info("wrote %s: %s", output, figures)
+    return figures
+
+
+def main(job: Any) -> None:
+    """Entry point of the extract_sefe_frames rule (``job``: the rule's ``snakemake`` object)."""
+    tune_process()
+    backend = job.wildcards.backend
+    block, preprocessing = job.params.backend, job.params.preprocessing
+    extract_frames(
+        backend, block, preprocessing, job.input.manifest, job.output.frames, job.wildcards.split, job.threads
+    )
+
+
+if __name__ == "__main__":
+    run_rule(main)
