@@ -18,7 +18,7 @@ ASR_BACKENDS = ("whisper", "ctc")
 FINETUNED = "finetuned"
 
 # --- sefe ---
-SEFE_BACKENDS = ("handcrafted", "emotion2vec", "wavlm")
+SEFE_BACKENDS = ("handcrafted", "emotion2vec", "wavlm", "whisper_encoder")
 # Statistics pooled over frames into the feature files.
 SEFE_STATISTICS = ("mean", "var", "max", "min")
 
