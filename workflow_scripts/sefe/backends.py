@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,16 +51,27 @@ class Backend(ABC):
         return {"frame_rate_hz": self.frame_rate_hz}
 
 
-def equal_length_groups(waveforms: Sequence[np.ndarray]) -> list[list[int]]:
-    """Indices of the waveforms grouped by exact length, in order of first appearance.
+def equal_length_groups(waveforms: Sequence[np.ndarray], length: Callable[[int], int] = int) -> list[list[int]]:
+    """Indices of the waveforms grouped by exact length (or by ``length`` of it), in order of first appearance.
 
     Waveforms of one length stack into a batch without padding, which reproduces one-by-one
     outputs for models whose padded batches do not (no attention mask support, emotion2vec).
     """
     groups: dict[int, list[int]] = {}
     for index, waveform in enumerate(waveforms):
-        groups.setdefault(len(waveform), []).append(index)
+        groups.setdefault(length(len(waveform)), []).append(index)
     return list(groups.values())
+
+
+def forward_in_groups(
+    forward: Callable[[list[np.ndarray]], list[np.ndarray]], waveforms: Sequence[np.ndarray], groups: list[list[int]]
+) -> list[np.ndarray]:
+    """``forward`` run on each group of waveforms; the outputs back in input order."""
+    output: list[np.ndarray | None] = [None] * len(waveforms)
+    for group in groups:
+        for index, feats in zip(group, forward([waveforms[i] for i in group]), strict=True):
+            output[index] = feats
+    return output  # type: ignore[return-value]
 
 
 # --- weights-free -------------------------------------------------------------------------
@@ -286,11 +297,7 @@ class TransformersBackend(Backend):
     def frames(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
         if self.masked:
             return self._forward(waveforms)
-        output: list[np.ndarray | None] = [None] * len(waveforms)
-        for group in equal_length_groups(waveforms):
-            for index, feats in zip(group, self._forward([waveforms[i] for i in group]), strict=True):
-                output[index] = feats
-        return output  # type: ignore[return-value]
+        return forward_in_groups(self._forward, waveforms, equal_length_groups(waveforms))
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -328,9 +335,8 @@ class WhisperEncoderBackend(Backend):
         path = resolve_transformers_model(reference, key="sefe.whisper_encoder.model")
         self.extractor = WhisperFeatureExtractor.from_pretrained(path)
         if self.extractor.sampling_rate != sample_rate:
-            raise ValueError(
-                f"sefe.preprocessing.sample_rate is {sample_rate}; {cfg['model']} expects {self.extractor.sampling_rate}"
-            )
+            expected = self.extractor.sampling_rate
+            raise ValueError(f"sefe.preprocessing.sample_rate is {sample_rate}; {cfg['model']} expects {expected}")
         self.device = str(resolve_device(cfg["device"]))
         self.encoder = WhisperModel.from_pretrained(path).get_encoder().to(self.device).eval()
         self.sample_rate = sample_rate
@@ -386,14 +392,7 @@ class WhisperEncoderBackend(Backend):
     def frames(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
         if self.window == "full":  # every clip fills the same window: any batch is exact
             return self._forward(waveforms)
-        output: list[np.ndarray | None] = [None] * len(waveforms)
-        groups: dict[int, list[int]] = {}
-        for index, waveform in enumerate(waveforms):
-            groups.setdefault(self.clip_frames(len(waveform)), []).append(index)
-        for group in groups.values():
-            for index, feats in zip(group, self._forward([waveforms[i] for i in group]), strict=True):
-                output[index] = feats
-        return output  # type: ignore[return-value]
+        return forward_in_groups(self._forward, waveforms, equal_length_groups(waveforms, self.clip_frames))
 
     def metadata(self) -> dict[str, Any]:
         return {
