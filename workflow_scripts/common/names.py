@@ -13,7 +13,7 @@ from typing import Any
 TEXT_SPLITS = ("train", "dev", "test")
 
 # --- asr ---
-ASR_BACKENDS = ("whisper", "ctc")
+ASR_BACKENDS = ("whisper", "ctc", "ct2")
 # The model reference that means the model fine_tune_whisper builds.
 FINETUNED = "finetuned"
 
