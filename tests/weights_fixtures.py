@@ -38,6 +38,34 @@ def english_clips(texts: list[str] = ENGLISH, rate: int = 150) -> list[np.ndarra
     return clips
 
 
+def write_english_manifest(root: Path, texts: list[str] = ENGLISH) -> Path:
+    """A manifest of espeak-ng English clips (16 kHz wav files) with their text as reference."""
+    import pandas as pd
+    import soundfile as sf
+
+    from workflow_scripts.common.manifest import SPEECH_COLUMNS, write_manifest
+
+    rows = []
+    for i, (text, clip) in enumerate(zip(texts, english_clips(texts), strict=True)):
+        path = root / f"en_{i:02d}.wav"
+        sf.write(path, clip, 16000, subtype="PCM_16")
+        rows.append(
+            {
+                "utt_id": f"en_{i:02d}",
+                "audio_path": str(path),
+                "duration_s": len(clip) / 16000,
+                "sample_rate": 16000,
+                "text": text,
+                "label": "neutral",
+                "split": "test",
+                "speaker": "en",
+            }
+        )
+    manifest = root / "test.tsv"
+    write_manifest(pd.DataFrame(rows), manifest, SPEECH_COLUMNS)
+    return manifest
+
+
 @pytest.fixture(scope="session")
 def whisper_base_ct2(tmp_path_factory) -> Path:
     """The assembled CTranslate2 Whisper base directory."""
