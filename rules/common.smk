@@ -108,8 +108,8 @@ def get_sefe_backend_block(wildcards):
 
 
 def get_sefe_model_inputs(wildcards):
-    """The model directory of the backend's block when a rule of this workflow builds it (whisper_encoder:
-    the converted Whisper base, or `finetuned`: the ASR stage's model)."""
+    """The model directory of the backend's block when this workflow builds it (the converted Whisper
+    base of whisper_encoder, or the ASR stage's model for `finetuned`)."""
     model = config["sefe"][wildcards.backend].get("model", "")
     return [paths.ASR_FINETUNED_MODEL] if model == names.FINETUNED else get_asr_model_inputs(model)
 
