@@ -195,7 +195,7 @@ class Ct2Backend(AsrBackend):
 
             raise ImportError(f"ASR backend ct2 needs faster-whisper and ctranslate2: {INSTALL_HINT}") from error
         self.spec, self.model_dir, self.device = spec, model_dir, device
-        self.compute_type = ct2_compute_type(spec.precision, device)
+        self.compute_type = self.dtype = ct2_compute_type(spec.precision, device)
         self._storage = ctranslate2.StorageView.from_array
         self.whisper = WhisperModel(
             model_dir,
@@ -232,15 +232,7 @@ class Ct2Backend(AsrBackend):
         return [self.tokenizer.decode(result.sequences_ids[0]).strip() for result in results]
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "backend": "ct2",
-            "model": self.spec.model,
-            "model_dir": self.model_dir,
-            "language": self.spec.language,
-            "task": self.spec.task,
-            "num_beams": self.spec.num_beams,
-            "dtype": self.compute_type,
-        }
+        return {**WhisperBackend.describe(self), "backend": "ct2"}  # type: ignore[arg-type]
 
 
 def load_backend(spec: BackendSpec, device: str = "auto", config_key: str = "model") -> AsrBackend:
