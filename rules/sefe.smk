@@ -8,6 +8,7 @@ wildcard_constraints:
 rule extract_sefe:
     input:
         manifest=lambda wildcards: ser_manifest(wildcards.split),
+        models=get_sefe_model_inputs,
         code=script_code("sefe/extract"),
     output:
         features=paths.SEFE_FEATURES,

@@ -1,4 +1,5 @@
-"""ASR backends behind one interface: Whisper (sequence to sequence) and CTC models via transformers.
+"""ASR backends behind one interface: Whisper (sequence to sequence) and CTC models via transformers, and
+Whisper in CTranslate2 through faster-whisper (``ct2``).
 
 A model is named by a local directory (save_pretrained format) or a Hugging Face hub id.
 :func:`~workflow_scripts.common.hub.resolve_model_source` turns either into a local directory before transformers sees
@@ -51,6 +52,8 @@ def inference_dtype(precision: str, device: torch.device) -> torch.dtype:
     """fp16 on CUDA by default; the CPU computes in fp32 unless bf16 is asked for."""
     if precision == "auto":
         return torch.float16 if device.type == "cuda" else torch.float32
+    if precision == "int8":
+        raise ValueError("precision int8 is for the ct2 backend only (transformers backends: auto, fp32, fp16, bf16)")
     if precision == "fp16" and device.type != "cuda":
         log.warning("precision fp16 needs CUDA; running in fp32 on %s", device)
         return torch.float32
@@ -162,6 +165,76 @@ class CtcBackend(AsrBackend):
         }
 
 
+def ct2_compute_type(precision: str, device: torch.device) -> str:
+    """CTranslate2 compute type: ``auto`` is float16 on CUDA and int8 on the CPU; fp16 needs CUDA."""
+    if precision == "auto":
+        return "float16" if device.type == "cuda" else "int8"
+    if precision in ("fp16", "bf16") and device.type != "cuda":
+        log.warning("precision %s needs CUDA; running in float32 on %s", precision, device)
+        return "float32"
+    return {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "int8": "int8"}[precision]
+
+
+class Ct2Backend(AsrBackend):
+    """A CTranslate2 Whisper through faster-whisper (the ``weights`` extra): batched greedy or beam decoding.
+
+    ``model`` is a CTranslate2 Whisper directory (model.bin, config.json, tokenizer.json), such as
+    results/pretrained/whisper-base-ct2. Each clip is padded to the 30 s window (audio zero-padded
+    before the log-mel, as openai-whisper and the transformers backend do) and a batch is decoded
+    in one ``generate`` call with the prompt <|startoftranscript|><|lang|><|task|><|notimestamps|>;
+    no voice-activity filter, no temperature fallback, no conditioning on earlier text.
+    """
+
+    def __init__(self, spec: BackendSpec, model_dir: str, device: torch.device) -> None:
+        try:
+            import ctranslate2
+            from faster_whisper import WhisperModel
+            from faster_whisper.tokenizer import Tokenizer
+        except ImportError as error:
+            from workflow_scripts.common.pretrained import INSTALL_HINT
+
+            raise ImportError(f"ASR backend ct2 needs faster-whisper and ctranslate2: {INSTALL_HINT}") from error
+        self.spec, self.model_dir, self.device = spec, model_dir, device
+        self.compute_type = self.dtype = ct2_compute_type(spec.precision, device)
+        self._storage = ctranslate2.StorageView.from_array
+        self.whisper = WhisperModel(
+            model_dir,
+            device=device.type,
+            device_index=device.index or 0,
+            compute_type=self.compute_type,
+            cpu_threads=torch.get_num_threads(),
+        )
+        self.tokenizer = Tokenizer(
+            self.whisper.hf_tokenizer, self.whisper.model.is_multilingual, task=spec.task, language=spec.language
+        )
+        self.prompt = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
+        extractor = self.whisper.feature_extractor
+        self.sampling_rate = int(extractor.sampling_rate)
+        self.window = int(extractor.n_samples)
+        self.max_input_seconds = self.window / self.sampling_rate
+
+    def features(self, waveform: np.ndarray) -> np.ndarray:
+        """Log-mel of the waveform zero-padded (or cut) to the model's window: (mels, frames)."""
+        clip = np.asarray(waveform, dtype=np.float32)[: self.window]
+        padded = np.pad(clip, (0, self.window - len(clip)))
+        return self.whisper.feature_extractor(padded, padding=0)[:, : self.whisper.feature_extractor.nb_max_frames]
+
+    def transcribe(self, waveforms: Sequence[np.ndarray]) -> list[str]:
+        batch = np.ascontiguousarray(np.stack([self.features(w) for w in waveforms]).astype(np.float32))
+        max_length = len(self.prompt) + self.spec.max_new_tokens if self.spec.max_new_tokens else 448
+        results = self.whisper.model.generate(
+            self._storage(batch),
+            [self.prompt] * len(waveforms),
+            beam_size=self.spec.num_beams,
+            max_length=max_length,
+            suppress_blank=True,
+        )
+        return [self.tokenizer.decode(result.sequences_ids[0]).strip() for result in results]
+
+    def describe(self) -> dict[str, Any]:
+        return {**WhisperBackend.describe(self), "backend": "ct2"}  # type: ignore[arg-type]
+
+
 def load_backend(spec: BackendSpec, device: str = "auto", config_key: str = "model") -> AsrBackend:
     """Resolve ``spec.model`` to a local directory and load it with the backend it names."""
     model_dir = resolve_model_source(spec.model, config_key=config_key, hub_timeout_s=spec.hub_timeout_s)
@@ -169,6 +242,8 @@ def load_backend(spec: BackendSpec, device: str = "auto", config_key: str = "mod
     log.info("loading %s backend from %s on %s", spec.backend, model_dir, torch_device)
     if spec.backend == "whisper":
         return WhisperBackend(spec, model_dir, torch_device)
+    if spec.backend == "ct2":
+        return Ct2Backend(spec, model_dir, torch_device)
     return CtcBackend(spec, model_dir, torch_device)
 
 

@@ -13,12 +13,12 @@ from typing import Any
 TEXT_SPLITS = ("train", "dev", "test")
 
 # --- asr ---
-ASR_BACKENDS = ("whisper", "ctc")
+ASR_BACKENDS = ("whisper", "ctc", "ct2")
 # The model reference that means the model fine_tune_whisper builds.
 FINETUNED = "finetuned"
 
 # --- sefe ---
-SEFE_BACKENDS = ("handcrafted", "emotion2vec", "wavlm")
+SEFE_BACKENDS = ("handcrafted", "emotion2vec", "wavlm", "whisper_encoder")
 # Statistics pooled over frames into the feature files.
 SEFE_STATISTICS = ("mean", "var", "max", "min")
 

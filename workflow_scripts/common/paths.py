@@ -36,6 +36,9 @@ TRANSCRIPTS = f"{RESULTS}/transcripts/{{split}}.parquet"
 ASR_WER = f"{RESULTS}/asr/wer_{{split}}.json"
 ASR_BENCHMARK_JSON = f"{RESULTS}/asr/benchmark.json"
 ASR_BENCHMARK_MD = f"{RESULTS}/asr/benchmark.md"
+# Whisper base from the `weights` extra: the assembled CTranslate2 directory and its transformers conversion.
+PRETRAINED_WHISPER_BASE_CT2 = f"{RESULTS}/pretrained/whisper-base-ct2"
+PRETRAINED_WHISPER_BASE = f"{RESULTS}/pretrained/whisper-base"
 
 # --- sefe ---
 SEFE_FEATURES = f"{RESULTS}/sefe/{{backend}}/{{split}}.parquet"

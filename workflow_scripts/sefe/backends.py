@@ -8,6 +8,9 @@
 * ``wavlm``: any transformers speech encoder loadable with ``AutoModel`` +
   ``AutoFeatureExtractor`` (WavLM, HuBERT, wav2vec 2.0, data2vec-audio), a chosen hidden
   layer or the average of the transformer layers.
+* ``whisper_encoder``: the frozen encoder of a transformers Whisper (the converted Whisper base
+  of the ``weights`` extra, the fine-tuned ASR model, a hub id or a local directory); frames of
+  the clip's own length (the 30 s padding cut off), a chosen layer or the layers' average.
 
 Every backend maps a list of mono float32 waveforms at its ``sample_rate`` to a list of
 (frames, dim) float32 arrays, one per waveform, with ``dim`` known before the first call.
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,16 +51,27 @@ class Backend(ABC):
         return {"frame_rate_hz": self.frame_rate_hz}
 
 
-def equal_length_groups(waveforms: Sequence[np.ndarray]) -> list[list[int]]:
-    """Indices of the waveforms grouped by exact length, in order of first appearance.
+def equal_length_groups(waveforms: Sequence[np.ndarray], length: Callable[[int], int] = int) -> list[list[int]]:
+    """Indices of the waveforms grouped by exact length (or by ``length`` of it), in order of first appearance.
 
     Waveforms of one length stack into a batch without padding, which reproduces one-by-one
     outputs for models whose padded batches do not (no attention mask support, emotion2vec).
     """
     groups: dict[int, list[int]] = {}
     for index, waveform in enumerate(waveforms):
-        groups.setdefault(len(waveform), []).append(index)
+        groups.setdefault(length(len(waveform)), []).append(index)
     return list(groups.values())
+
+
+def forward_in_groups(
+    forward: Callable[[list[np.ndarray]], list[np.ndarray]], waveforms: Sequence[np.ndarray], groups: list[list[int]]
+) -> list[np.ndarray]:
+    """``forward`` run on each group of waveforms; the outputs back in input order."""
+    output: list[np.ndarray | None] = [None] * len(waveforms)
+    for group in groups:
+        for index, feats in zip(group, forward([waveforms[i] for i in group]), strict=True):
+            output[index] = feats
+    return output  # type: ignore[return-value]
 
 
 # --- weights-free -------------------------------------------------------------------------
@@ -283,11 +297,7 @@ class TransformersBackend(Backend):
     def frames(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
         if self.masked:
             return self._forward(waveforms)
-        output: list[np.ndarray | None] = [None] * len(waveforms)
-        for group in equal_length_groups(waveforms):
-            for index, feats in zip(group, self._forward([waveforms[i] for i in group]), strict=True):
-                output[index] = feats
-        return output  # type: ignore[return-value]
+        return forward_in_groups(self._forward, waveforms, equal_length_groups(waveforms))
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -299,6 +309,101 @@ class TransformersBackend(Backend):
         }
 
 
+class WhisperEncoderBackend(Backend):
+    """The frozen encoder of a Whisper model: 50 frames/s (whisper-*), only the clip's own frames.
+
+    ``input_window: full`` pads every clip to the model's window (30 s for whisper-*) as Whisper
+    was trained, encodes it and keeps the frames covering the clip; ``clip`` encodes only the
+    clip's own mel frames (positions 0..n; faster, but inputs shorter than the model ever saw).
+    Hidden states: 0 the embeddings with positions, i the output of layer i; ``last`` is the
+    encoder's output (after its final layer norm, what the decoder attends to); ``average`` the
+    mean of the layers' outputs.
+    """
+
+    name = "whisper_encoder"
+
+    def __init__(self, cfg: Mapping[str, Any], sample_rate: int, threads: int) -> None:
+        import torch
+        from transformers import WhisperFeatureExtractor, WhisperModel
+
+        from workflow_scripts.common.names import FINETUNED
+        from workflow_scripts.common.paths import ASR_FINETUNED_MODEL
+
+        torch.set_num_threads(threads)
+        self.cfg = dict(cfg)
+        reference = ASR_FINETUNED_MODEL if cfg["model"] == FINETUNED else cfg["model"]
+        path = resolve_transformers_model(reference, key="sefe.whisper_encoder.model")
+        self.extractor = WhisperFeatureExtractor.from_pretrained(path)
+        if self.extractor.sampling_rate != sample_rate:
+            expected = self.extractor.sampling_rate
+            raise ValueError(f"sefe.preprocessing.sample_rate is {sample_rate}; {cfg['model']} expects {expected}")
+        self.device = str(resolve_device(cfg["device"]))
+        self.encoder = WhisperModel.from_pretrained(path).get_encoder().to(self.device).eval()
+        self.sample_rate = sample_rate
+        self.layer = cfg["layer"]
+        self.window = cfg["input_window"]
+        layers = len(self.encoder.layers)
+        if isinstance(self.layer, int) and not -(layers + 1) <= self.layer <= layers:
+            raise ValueError(
+                f"sefe.whisper_encoder.layer: {self.layer} is out of range for {layers} layers (0..{layers})"
+            )
+        self.dim = int(self.encoder.config.d_model)
+        self.checkpoint = cfg["model"] if path == reference else f"{cfg['model']} ({path})"
+        # mel frames per encoder frame (the convolutions' strides) and samples per encoder frame
+        self.stride = int(self.encoder.conv1.stride[0] * self.encoder.conv2.stride[0])
+        self.samples_per_frame = int(self.extractor.hop_length) * self.stride
+        self.frame_rate_hz = sample_rate / self.samples_per_frame
+        self.max_frames = int(self.encoder.config.max_source_positions)
+
+    def clip_frames(self, samples: int) -> int:
+        """Encoder frames covering ``samples`` samples (at most the model's window)."""
+        return max(1, min(self.max_frames, -(-samples // self.samples_per_frame)))
+
+    def _encode(self, features):
+        """Hidden states (embeddings, then every layer's output) and the normed output of mel ``features``."""
+        import torch
+        import torch.nn.functional as F
+
+        encoder = self.encoder
+        x = F.gelu(encoder.conv2(F.gelu(encoder.conv1(features)))).permute(0, 2, 1)
+        x = x + encoder.embed_positions.weight[: x.shape[1]]
+        hidden = [x]
+        for layer in encoder.layers:
+            x = layer(x, None)
+            x = x[0] if isinstance(x, tuple) else x
+            hidden.append(x)
+        if self.layer == "last":
+            return encoder.layer_norm(x)
+        if self.layer == "average":
+            return torch.stack(hidden[1:]).mean(dim=0)
+        return hidden[self.layer]
+
+    def _forward(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
+        import torch
+
+        features = self.extractor(list(waveforms), sampling_rate=self.sample_rate, return_tensors="pt").input_features
+        frames = [self.clip_frames(len(w)) for w in waveforms]
+        if self.window == "clip":  # equal lengths only (see frames()): one cut for the batch
+            features = features[..., : frames[0] * self.stride]
+        with torch.inference_mode():
+            hidden = self._encode(features.to(self.device)).float().cpu().numpy()
+        return [np.ascontiguousarray(hidden[i, :n]) for i, n in enumerate(frames)]
+
+    def frames(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
+        if self.window == "full":  # every clip fills the same window: any batch is exact
+            return self._forward(waveforms)
+        return forward_in_groups(self._forward, waveforms, equal_length_groups(waveforms, self.clip_frames))
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "frame_rate_hz": self.frame_rate_hz,
+            "device": self.device,
+            "layer": self.layer,
+            "input_window": self.window,
+            "layers": len(self.encoder.layers),
+        }
+
+
 def build_backend(name: str, cfg: Mapping[str, Any], sample_rate: int, threads: int = 1) -> Backend:
     """The backend ``name`` configured by its block ``cfg`` (sefe.<name>)."""
     if name == "handcrafted":
@@ -307,4 +412,6 @@ def build_backend(name: str, cfg: Mapping[str, Any], sample_rate: int, threads: 
         return Emotion2vecBackend(cfg, sample_rate, threads)
     if name == "wavlm":
         return TransformersBackend(cfg, sample_rate, threads)
+    if name == "whisper_encoder":
+        return WhisperEncoderBackend(cfg, sample_rate, threads)
     raise ValueError(f"unknown SEFE backend {name!r} (expected one of {list(SEFE_BACKENDS)})")
