@@ -197,12 +197,16 @@ def test_editing_the_head_block_reruns_only_the_head_and_the_report(workflow_dir
                 "text": "pre/features_text_{split}.parquet",
             },
             "heads": {
+                "variants": ["xattn"],  # off in the shipped demo config
                 "sequences": {
                     "acoustic": "pre/sequences_acoustic_{split}.parquet",
                     "text": "pre/sequences_text_{split}.parquet",
-                }
+                },
             },
-            "figure2": {"runs": [{"label": "reference", "results_dir": "results", "wer": 0.0}]},
+            "figure2": {
+                "variants": ["hybrid", "text", "xattn"],
+                "runs": [{"label": "reference", "results_dir": "results", "wer": 0.0}],
+            },
         }
     }
     (workflow_dir / "overlay.yaml").write_text(yaml.safe_dump(overlay))
