@@ -142,7 +142,7 @@ rule headline_metrics:
 
 rule table2:
     input:
-        metrics=expand(paths.VARIANT_METRICS, variant=names.VARIANTS),
+        metrics=get_report_metrics(),
         code=script_code("fusion/report"),
     output:
         md=report(paths.TABLE2_MD, caption="../report/table2.rst", category="Fusion", subcategory="Table 2"),
@@ -186,7 +186,7 @@ rule figure2:
 
 rule plot_confusion_matrices:
     input:
-        metrics=expand(paths.VARIANT_METRICS, variant=names.VARIANTS),
+        metrics=get_report_metrics(),
         code=script_code("fusion/report"),
     output:
         png=report(

@@ -46,6 +46,25 @@ VARIANTS = tuple(VARIANT_FEATURE_SETS)
 ENSEMBLE_FEATURE_SET = "early"
 HEADLINE_VARIANT = "hybrid"
 
+# --- challenge (the VLSP 2025 challenge's practice; docs/challenge.md) ---
+# "<variant>+rules": a variant's predictions, then the lexicon cue rules on the transcripts.
+RULES_SUFFIX = "+rules"
+
+
+def rules_variant(variant: str) -> str:
+    """The name of ``variant`` followed by the lexicon cue rules (a Table 2 row)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"lexicon rules apply to a variant of {list(VARIANTS)}, not {variant!r}")
+    return variant + RULES_SUFFIX
+
+
+def base_variant(name: str) -> str:
+    """The variant of names.VARIANTS behind a report row (``hybrid+rules`` -> ``hybrid``)."""
+    base = name.removesuffix(RULES_SUFFIX)
+    if base not in VARIANTS:
+        raise ValueError(f"{name!r} is neither a variant of {list(VARIANTS)} nor one of them + {RULES_SUFFIX!r}")
+    return base
+
 
 @dataclass(frozen=True)
 class SplitRoles:

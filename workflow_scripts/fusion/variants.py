@@ -24,7 +24,7 @@ import pandas as pd
 
 from workflow_scripts.common.files import read_json, write_json
 from workflow_scripts.common.labels import encode_labels
-from workflow_scripts.common.metrics import METRICS, bootstrap_intervals, classification_metrics, fold_mean_score
+from workflow_scripts.common.metrics import METRICS, classification_metrics, fold_mean_score, split_metrics
 from workflow_scripts.common.names import CLASSIFIERS, ENSEMBLE_MEMBERS, VARIANT_FEATURE_SETS, VARIANTS
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.fusion.ensemble import combine
@@ -205,17 +205,7 @@ def evaluate(
     result = found[chosen]["probabilities"]
     splits = {}
     for split in labels:
-        predicted = result[split].argmax(axis=1)
-        metrics = classification_metrics(y[split], predicted, classes)
-        metrics["ci"] = bootstrap_intervals(
-            y[split],
-            predicted,
-            len(classes),
-            int(bootstrap["resamples"]),
-            float(bootstrap["confidence"]),
-            int(bootstrap["seed"]),
-        )
-        splits[split] = metrics
+        splits[split] = split_metrics(y[split], result[split].argmax(axis=1), classes, bootstrap)
     per_classifier = {
         name: {
             split: {
