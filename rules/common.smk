@@ -294,8 +294,12 @@ def get_variant_config(wildcards):
 
 
 def get_report_variants():
-    """Rows of Table 2, the confusion matrices and the challenge report: the variants, then their +rules rows."""
-    return list(names.VARIANTS) + [names.rules_variant(v) for v in config["challenge"]["rules"]["variants"]]
+    """Rows of Table 2, the confusion matrices and the challenge report: the variants (acoustic_aug
+    only with challenge.augmentation.enabled), then the +rules rows."""
+    variants = [v for v in names.VARIANTS if v != names.AUGMENTED_VARIANT]
+    if config["challenge"]["augmentation"]["enabled"]:
+        variants.append(names.AUGMENTED_VARIANT)
+    return variants + [names.rules_variant(v) for v in config["challenge"]["rules"]["variants"]]
 
 
 def get_report_metrics():
@@ -379,3 +383,18 @@ def get_challenge_syer_inputs():
 def get_challenge_targets():
     """The challenge report (its inputs: every report variant, the +rules rows included)."""
     return [paths.CHALLENGE_MD, paths.CHALLENGE_JSON]
+
+
+def get_augmentation_block():
+    """challenge.augmentation without the switch itself (the rule exists only when it is on)."""
+    return {key: value for key, value in config["challenge"]["augmentation"].items() if key != "enabled"}
+
+
+def get_augmented_sefe_features():
+    """SEFE features of the augmented training copies (the configured backend)."""
+    if config["fusion"]["features"]["acoustic"]:
+        raise ValueError(
+            "config challenge.augmentation.enabled needs the SEFE stage's features of the augmented audio; "
+            "fusion.features.acoustic points at precomputed files instead"
+        )
+    return paths.SEFE_AUGMENTED_FEATURES.format(backend=config["sefe"]["backend"], split=ROLES.train)

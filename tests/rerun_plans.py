@@ -51,8 +51,9 @@ def stand_in_run(directory: Path, *args: str) -> None:
     assert "Nothing to be done" in snakemake(directory, "-n", *args)
 
 
-def planned(directory: Path, *args: str) -> dict[str, list[dict[str, str]]]:
-    """rule -> the wildcards of each job ``snakemake -n`` plans (``args``: targets, config files)."""
+def planned(directory: Path, *args: str, inputs: bool = False) -> dict[str, list[dict[str, str]]]:
+    """rule -> the wildcards of each job ``snakemake -n`` plans (``args``: targets, config files);
+    with ``inputs``, each job's input files under the key "input" (comma-joined)."""
     jobs: dict[str, list[dict[str, str]]] = {}
     for block in re.split(r"\n(?=rule \w+:)", snakemake(directory, "-n", *args)):
         head = re.match(r"rule (\w+):", block)
@@ -60,5 +61,8 @@ def planned(directory: Path, *args: str) -> dict[str, list[dict[str, str]]]:
             continue
         wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
         values = dict(item.split("=", 1) for item in wildcards.group(1).split(", ")) if wildcards else {}
+        found = re.search(r"^\s+input: (.*)$", block, re.M)
+        if inputs:
+            values["input"] = found.group(1) if found else ""
         jobs.setdefault(head.group(1), []).append(values)
     return jobs

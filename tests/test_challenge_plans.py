@@ -9,6 +9,10 @@ from rerun_plans import planned, stand_in_run
 
 from workflow_copy import copy_workflow
 
+# Whole-DAG dry runs: about 10 s to stand in the run, 3-5 s per plan on an idle 2-core machine
+# (100 s in all under a load of 12), over the ~30 s budget of a fast test.
+pytestmark = pytest.mark.slow
+
 # Never rerun by a switch that acts after them.
 DATA_AND_MODELS = {"synthesize_demo_corpus", "ingest_speech_corpus", "ingest_text_corpus", "build_demo_asr_model"}
 # (tefe_table reads the test splits' transcripts: it does rerun when they change.)
@@ -23,10 +27,10 @@ def demo(tmp_path_factory):
     return directory
 
 
-def plan(directory, name, edit):
+def plan(directory, name, edit, inputs=False):
     path = directory / f"edit_{name}.yaml"
     path.write_text(yaml.safe_dump(edit))
-    return planned(directory, "--configfile", str(path))
+    return planned(directory, "--configfile", str(path), inputs=inputs)
 
 
 def test_speed_perturbation_reruns_asr_training_and_what_reads_transcripts(demo):
@@ -52,3 +56,32 @@ def test_lexicon_rules_switch_reruns_only_the_rules_row_and_reports(demo):
 
 def test_challenge_score_weights_rerun_only_the_challenge_report(demo):
     assert set(plan(demo, "score", {"challenge": {"score": {"ser_weight": 0.5}}})) == {"challenge_report", "all"}
+
+
+def test_augmentation_adds_only_its_row_and_reads_only_training_audio(demo):
+    jobs = plan(demo, "augment", {"challenge": {"augmentation": {"enabled": True}}}, inputs=True)
+    assert set(jobs) == {
+        "augment_training_audio",
+        "extract_sefe_augmented",
+        "pool_augmented_acoustic",
+        "train_classifier",
+        "evaluate_variant",
+        "all",
+    } | REPORTS - {"figure2"}
+    assert {job["feature_set"] for job in jobs["train_classifier"]} == {"acoustic_aug"}
+    assert [job["variant"] for job in jobs["evaluate_variant"]] == ["acoustic_aug"]
+    # Leakage: the copies are made from the training manifest alone; the augmented features are
+    # extracted from the copies alone; only the training split's pooled file gets them.
+    (augment,) = jobs["augment_training_audio"]
+    data = [p for p in augment["input"].split(", ") if not p.startswith("workflow_scripts/")]
+    assert data == ["results/data/speech/demo/train.tsv"]
+    (extract,) = jobs["extract_sefe_augmented"]
+    assert [p for p in extract["input"].split(", ") if not p.startswith("workflow_scripts/")] == [
+        "results/augment/train.tsv"
+    ]
+    (pool,) = jobs["pool_augmented_acoustic"]
+    assert "results/sefe/handcrafted/train_augmented.parquet" in pool["input"]
+    assert "augment" not in " ".join(p for p in pool["input"].split(", ") if "dev" in p or "test" in p)
+    # Its settings rerun the augmentation, not the other acoustic jobs.
+    changed = plan(demo, "copies", {"challenge": {"augmentation": {"enabled": True, "copies": 3}}})
+    assert "extract_sefe" not in changed and "pool_features" not in changed

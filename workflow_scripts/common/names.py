@@ -29,7 +29,8 @@ TEFE_FEATURE_SETS = {"features": "hypothesis", "features_reference": "reference"
 
 # --- fusion ---
 MODALITIES = ("acoustic", "text")
-FEATURE_SETS = ("acoustic", "text", "early")
+# acoustic_aug: the acoustic features with augmented training copies (challenge.augmentation).
+FEATURE_SETS = ("acoustic", "text", "early", "acoustic_aug")
 CLASSIFIERS = ("lr", "rf", "xgboost")
 # Ensemble members in the order of the paper's weights w1, w2, w3.
 ENSEMBLE_MEMBERS = ("xgboost", "rf", "lr")
@@ -40,6 +41,8 @@ VARIANT_FEATURE_SETS = {
     "early": ("early",),
     "late": ("acoustic", "text"),
     "hybrid": ("early",),
+    # Only when challenge.augmentation.enabled (rules/common.smk get_report_variants).
+    "acoustic_aug": ("acoustic_aug",),
 }
 VARIANTS = tuple(VARIANT_FEATURE_SETS)
 # The feature set the ensemble (and so the hybrid variant and predict) is built on.
@@ -49,6 +52,15 @@ HEADLINE_VARIANT = "hybrid"
 # --- challenge (the VLSP 2025 challenge's practice; docs/challenge.md) ---
 # "<variant>+rules": a variant's predictions, then the lexicon cue rules on the transcripts.
 RULES_SUFFIX = "+rules"
+# The Table 2 row of the emotion-driven augmentation ablation (acoustic only, augmented training data).
+AUGMENTED_VARIANT = "acoustic_aug"
+# Augmented copy k of utterance u is "u" + AUGMENTED_ID_MARK + "k".
+AUGMENTED_ID_MARK = "~aug"
+
+
+def is_augmented_copy(utt_id: str) -> bool:
+    """Whether ``utt_id`` names an augmented copy of a training utterance."""
+    return AUGMENTED_ID_MARK in utt_id
 
 
 def rules_variant(variant: str) -> str:
