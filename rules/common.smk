@@ -392,7 +392,7 @@ def get_augmentation_block():
 
 def get_augmented_sefe_features():
     """SEFE features of the augmented training copies (the configured backend)."""
-    if config["fusion"]["features"]["acoustic"]:
+    if config["challenge"]["augmentation"]["enabled"] and config["fusion"]["features"]["acoustic"]:
         raise ValueError(
             "config challenge.augmentation.enabled needs the SEFE stage's features of the augmented audio; "
             "fusion.features.acoustic points at precomputed files instead"
