@@ -14,6 +14,7 @@ include: "rules/asr.smk"
 include: "rules/sefe.smk"
 include: "rules/tefe.smk"
 include: "rules/fusion.smk"
+include: "rules/challenge.smk"
 
 
 rule all:

@@ -64,7 +64,7 @@ def get_final_targets():
     """What `snakemake` builds by default."""
     targets = [paths.SPEECH_SUMMARY.format(corpus=SER_CORPUS), paths.TEXT_SUMMARY]
     targets += expand(paths.ASR_WER, split=SPLITS) + [paths.ASR_BENCHMARK_JSON]
-    targets += get_sefe_targets() + get_tefe_targets() + get_fusion_targets()
+    targets += get_sefe_targets() + get_tefe_targets() + get_fusion_targets() + get_challenge_targets()
     return targets
 
 
@@ -356,10 +356,32 @@ def get_variant_config(wildcards):
     return {key: block[key] for key in keys}
 
 
+def get_report_variants():
+    """Rows of Table 2, the confusion matrices and the challenge report: the classifier variants
+    (acoustic_aug only with challenge.augmentation.enabled), the enabled neural heads
+    (fusion.heads.variants), then the +rules rows."""
+    variants = [v for v in names.CLASSIFIER_VARIANTS if v != names.AUGMENTED_VARIANT]
+    if config["challenge"]["augmentation"]["enabled"]:
+        variants.append(names.AUGMENTED_VARIANT)
+    variants += list(config["fusion"]["heads"]["variants"])
+    return variants + [names.rules_variant(v) for v in config["challenge"]["rules"]["variants"]]
+
+
+def get_report_metrics():
+    """The metrics file of every report variant, in get_report_variants() order."""
+    return [paths.VARIANT_METRICS.format(variant=variant) for variant in get_report_variants()]
+
+
 def get_figure2_runs():
     """The runs of Figure 2 with their files: label, wer (a number, or split -> WER file) and
     metrics (variant -> metrics file; the first run also the baseline variant's)."""
     block = config["fusion"]["figure2"]
+    unknown = [v for v in block["variants"] if v not in get_report_variants()]
+    if unknown:
+        raise ValueError(
+            f"config fusion.figure2.variants: {unknown} are not made by this workflow "
+            f"({get_report_variants()}; a <variant>+rules row needs <variant> in challenge.rules.variants)"
+        )
     runs = []
     for number, run in enumerate(block["runs"]):
         variants = [v for v in block["variants"] if v in get_report_variants()]
@@ -398,16 +420,6 @@ def get_sequence_files(modality):
     return expand(paths.TEFE_TOKENS, split=SPLITS)
 
 
-def get_report_variants():
-    """Rows of Table 2 and the confusion matrices: the classifier variants and the enabled heads."""
-    return list(names.CLASSIFIER_VARIANTS) + list(config["fusion"]["heads"]["variants"])
-
-
-def get_report_metrics():
-    """Metrics files of get_report_variants()."""
-    return expand(paths.VARIANT_METRICS, variant=get_report_variants())
-
-
 def get_fusion_targets():
     """The fusion stage's final artifacts (the headline metrics and everything in the report)."""
     return [
@@ -419,3 +431,47 @@ def get_fusion_targets():
         paths.FIGURE2_SVG,
         paths.CONFUSION_MATRICES,
     ]
+
+
+# --- challenge ---
+# The output name of apply_lexicon_rules: "{variant}+rules" (variant: the row the rules follow).
+RULES_VARIANT_WILDCARD = f"{{variant}}{names.RULES_SUFFIX}"
+
+
+def get_rules_transcripts(split):
+    """The transcripts the lexicon rules read for ``split`` (challenge.rules.transcripts)."""
+    source = config["challenge"]["rules"]["transcripts"]
+    if source == "asr":
+        return paths.TRANSCRIPTS.format(split=split)
+    if source == "reference":
+        return ser_manifest(split)
+    return source.format(split=split)
+
+
+def get_challenge_syer_inputs():
+    """The ASR scores files of the test splits that give SyER (none when challenge.score.syer is a number)."""
+    source = config["challenge"]["score"]["syer"]
+    if isinstance(source, (int, float)):
+        return []
+    template = paths.ASR_WER if source == "asr" else source
+    return [template.format(split=split) for split in TEST_SPLITS]
+
+
+def get_challenge_targets():
+    """The challenge report (its inputs: every report variant, the +rules rows included)."""
+    return [paths.CHALLENGE_MD, paths.CHALLENGE_JSON]
+
+
+def get_augmentation_block():
+    """challenge.augmentation without the switch itself (the rule exists only when it is on)."""
+    return {key: value for key, value in config["challenge"]["augmentation"].items() if key != "enabled"}
+
+
+def get_augmented_sefe_features():
+    """SEFE features of the augmented training copies (the configured backend)."""
+    if config["challenge"]["augmentation"]["enabled"] and config["fusion"]["features"]["acoustic"]:
+        raise ValueError(
+            "config challenge.augmentation.enabled needs the SEFE stage's features of the augmented audio; "
+            "fusion.features.acoustic points at precomputed files instead"
+        )
+    return paths.SEFE_AUGMENTED_FEATURES.format(backend=config["sefe"]["backend"], split=ROLES.train)

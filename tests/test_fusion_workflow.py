@@ -26,6 +26,8 @@ CLASSES = ["neutral", "negative"]
 SPLITS = ["train", "dev", "public_test", "private_test"]
 TEST_SPLITS = ["public_test", "private_test"]
 VARIANTS = ["acoustic", "text", "early", "late", "hybrid"]
+# Table 2's rows: the variants, then the lexicon-rules row of config.yaml's challenge.rules.variants.
+REPORT_VARIANTS = [*VARIANTS, "hybrid+rules"]
 TARGETS = [
     "results/hybrid_metrics.json",
     "results/table2.md",
@@ -33,7 +35,11 @@ TARGETS = [
     "results/figure2.png",
     "results/figure2.svg",
     "results/fusion/confusion_matrices.png",
+    "results/challenge.md",
+    "results/challenge.json",
 ]
+# A toy lexicon of the synthetic corpus's words (tests/fusion_synthetic.py): two negative cues.
+TOY_LEXICON = "phrase\tclass\nkhóc\tnegative\nghét\tnegative\n"
 SIZES = {"train": 240, "dev": 30, "public_test": 60, "private_test": 60}
 
 OVERLAY = {
@@ -79,6 +85,8 @@ OVERLAY = {
         "heads": {"variants": []},
         "figure2": {"runs": [{"label": "reference transcripts", "results_dir": "results", "wer": 0.0}]},
     },
+    # Reference transcripts (no ASR stage here): SyER 0, the rules read the manifests' text.
+    "challenge": {"score": {"syer": 0.0}, "rules": {"transcripts": "reference", "lexicon": "synth/lexicon.tsv"}},
 }
 
 
@@ -121,6 +129,7 @@ def workflow(tmp_path_factory) -> Path:
     for name in ("rules", "schemas", "workflow_scripts", "report", "envs", "profiles"):
         shutil.copytree(ROOT / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
     table = fusion_synthetic.make_corpus(workdir / "synth", SIZES, seed=3)
+    (workdir / "synth" / "lexicon.tsv").write_text(TOY_LEXICON, encoding="utf-8")
     fusion_synthetic.write_corpus_features(
         table,
         str(workdir / "features" / "acoustic_{split}.parquet"),
@@ -143,7 +152,7 @@ def test_outputs_tables_figures_and_fusion_helps(workflow):
     headline = json.loads((workflow / "results/hybrid_metrics.json").read_text())
     assert headline == _metrics(workflow, "hybrid") and headline["selected"] == "ensemble"
     table = pd.read_csv(workflow / "results/table2.csv")
-    assert table["variant"].tolist() == VARIANTS
+    assert table["variant"].tolist() == REPORT_VARIANTS
     assert table.loc[0, "row"].startswith("SEFE") and table.loc[1, "row"].startswith("TEFE")
     for variant in VARIANTS:
         document = _metrics(workflow, variant)
@@ -251,6 +260,8 @@ def test_config_edits_rerun_only_what_depends_on_them(workflow):
     assert planned["ensemble"] == {
         ("tune_ensemble", ""),
         ("evaluate_variant", "hybrid"),
+        ("apply_lexicon_rules", "hybrid"),
+        ("challenge_report", ""),
         ("headline_metrics", ""),
         ("table2", ""),
         ("figure2", ""),
@@ -262,6 +273,65 @@ def test_config_edits_rerun_only_what_depends_on_them(workflow):
     assert classifiers == {"xgboost"} and not rules & {"pool_features", "ingest_speech_corpus"}
     # Nothing to do without an edit.
     assert planned_jobs(snakemake(workflow, "-n", *TARGETS)) == []
+
+
+def test_lexicon_rules_row_reassigns_matched_utterances(workflow):
+    """hybrid+rules: the hybrid labels, then "khóc" / "ghét" in the transcript -> negative."""
+    rules = _metrics(workflow, "hybrid+rules")
+    assert rules["base_variant"] == "hybrid" and rules["title"] == "Hybrid fusion (DFAT) + lexicon rules"
+    changes = pd.read_csv(workflow / "results/challenge/rules/hybrid.tsv", sep="\t")
+    assert set(changes["phrase"]) == {"khóc", "ghét"} and set(changes["split"]) == set(SPLITS)
+    for split in SPLITS:
+        manifest = pd.read_csv(workflow / f"results/data/speech/synth/{split}.tsv", sep="\t", quoting=3, dtype=str)
+        hybrid = pd.read_parquet(workflow / f"results/fusion/variants/hybrid/{split}.parquet").set_index("utt_id")
+        after = pd.read_parquet(workflow / f"results/fusion/variants/hybrid+rules/{split}.parquet").set_index("utt_id")
+        matched = manifest["text"].str.split().map(lambda words: bool({"khóc", "ghét"} & set(words)))
+        expected = np.where(
+            matched, "negative", np.array(CLASSES)[hybrid.loc[manifest["utt_id"], CLASSES].to_numpy().argmax(1)]
+        )
+        predicted = np.array(CLASSES)[after.loc[manifest["utt_id"], CLASSES].to_numpy().argmax(1)]
+        assert (predicted == expected).all()
+        truth = manifest["label"].to_numpy()
+        assert rules["splits"][split]["WA"] == pytest.approx(np.mean(predicted == truth))
+        effect = rules["lexicon_rules"]["effects"][split]
+        before = np.array(CLASSES)[hybrid.loc[manifest["utt_id"], CLASSES].to_numpy().argmax(1)]
+        assert effect["matched"] == matched.sum() and effect["changed"] == (before != predicted).sum()
+        assert effect["fixed"] - effect["broken"] == np.sum(predicted == truth) - np.sum(before == truth)
+        assert changes[changes["split"] == split]["changed"].sum() == effect["changed"]
+        low, high = effect["difference"]["WA"]["ci"]
+        assert low <= effect["difference"]["WA"]["difference"] <= high
+
+
+def test_challenge_report_scores_every_row_on_the_test_splits(workflow):
+    report = json.loads((workflow / "results/challenge.json").read_text())
+    rows = {(row["split"], row["variant"]): row for row in report["rows"]}
+    assert set(rows) == {(split, variant) for split in TEST_SPLITS for variant in REPORT_VARIANTS}
+    for (split, variant), row in rows.items():
+        wa = 100 * _metrics(workflow, variant)["splits"][split]["WA"]
+        assert row["syer"] == 0.0 and row["ser_accuracy"] == pytest.approx(wa)
+        assert row["score"] == pytest.approx(0.7 * 100 + 0.3 * wa)
+        assert row["score_ci"][0] <= row["score"] <= row["score_ci"][1]
+    assert [r["variant"] for r in report["lexicon_rules"]] == ["hybrid+rules", "hybrid+rules"]
+    markdown = (workflow / "results/challenge.md").read_text()
+    assert "## public_test" in markdown and "## Lexicon cue rules" in markdown and "`hybrid+rules`" in markdown
+
+
+def test_challenge_switches_rerun_only_what_depends_on_them(workflow):
+    """Lexicon matching reruns the +rules row and the reports; the score weights only the challenge report."""
+    edits = {
+        "match": {"challenge": {"rules": {"match": {"ignore_diacritics": True}}}},
+        "score": {"challenge": {"score": {"ser_weight": 0.5}}},
+        "off": {"challenge": {"rules": {"variants": []}}, "fusion": {"figure2": {"variants": ["hybrid", "text"]}}},
+    }
+    planned = {}
+    for name, edit in edits.items():
+        (workflow / f"edit_{name}.yaml").write_text(yaml.safe_dump(edit), encoding="utf-8")
+        output = snakemake(workflow, "-n", *TARGETS, configfiles=("overlay.yaml", f"edit_{name}.yaml"))
+        planned[name] = {(rule, wildcards.get("variant", "")) for rule, wildcards, _ in planned_jobs(output)}
+    reports = {("table2", ""), ("figure2", ""), ("plot_confusion_matrices", ""), ("challenge_report", "")}
+    assert planned["match"] == {("apply_lexicon_rules", "hybrid")} | reports
+    assert planned["score"] == {("challenge_report", "")}
+    assert planned["off"] == reports  # the reports lose a row; nothing else runs
 
 
 def test_predict_reuses_the_rules_code(workflow):

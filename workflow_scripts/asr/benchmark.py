@@ -48,7 +48,7 @@ def benchmark_backbone(
 
 def render_markdown(results: Sequence[Mapping[str, Any]], splits: Sequence[str]) -> str:
     """The benchmark as a Markdown table: one row per backbone, WER and CER per split."""
-    header = ["Backbone", "Backend", "Model", *[f"WER {s}" for s in splits], *[f"CER {s}" for s in splits], "RTF"]
+    header = ["Backbone", "Backend", "Model", *[f"{m} {s}" for m in ("WER", "CER", "SyER") for s in splits], "RTF"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in results:
         rtf = [row["splits"][s]["real_time_factor"] for s in splits if row["splits"][s]["real_time_factor"] is not None]
@@ -58,12 +58,14 @@ def render_markdown(results: Sequence[Mapping[str, Any]], splits: Sequence[str])
             f"`{row['model']}`",
             *[f"{row['splits'][s]['wer']:.3f}" for s in splits],
             *[f"{row['splits'][s]['cer']:.3f}" for s in splits],
+            *[f"{row['splits'][s]['syer']:.3f}" for s in splits],
             f"{sum(rtf) / len(rtf):.4f}" if rtf else "-",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     notes = [
         "",
-        "WER / CER by jiwer after the asr.normalize normalisation; RTF: decoding seconds per second of audio "
+        "WER / CER / SyER (syllable error rate) by jiwer after the asr.normalize normalisation; "
+        "RTF: decoding seconds per second of audio "
         "(batched, on the benchmark's device).",
     ]
     return "\n".join(lines + notes) + "\n"

@@ -1,4 +1,4 @@
-"""WER and CER of one split's transcripts (jiwer, after the shared normalisation) -> JSON."""
+"""WER, CER and SyER of one split's transcripts (jiwer, after the shared normalisation) -> JSON."""
 
 from typing import Any
 

@@ -1,8 +1,14 @@
-"""ASR text normalisation and WER / CER scoring, shared by training targets and scoring.
+"""ASR text normalisation and WER / CER / SyER scoring, shared by training targets and scoring.
 
 The same :func:`normalize_text` with the same config block (``asr.normalize``) turns reference
 transcripts into fine-tuning targets and turns references and hypotheses into the strings
 that jiwer scores, so a model is never penalised for a convention it was trained on.
+
+Syllables (the VLSP 2025 challenge's SyER): Vietnamese writes one syllable per space-separated
+token, so the syllables of a transcript are the whitespace tokens of its normalised text
+(:func:`syllables`). SyER is the edit distance over those tokens; it equals this module's WER,
+whose words are the same tokens, and would differ from a WER over segmented words
+("làm_việc").
 """
 
 from __future__ import annotations
@@ -153,8 +159,37 @@ def normalize_text(text: str, config: NormalizeConfig) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
+def syllables(normalized: str) -> list[str]:
+    """The syllables of a normalised Vietnamese text: its whitespace-separated tokens."""
+    return normalized.split()
+
+
+def syllable_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, Any]:
+    """SyER of normalised texts: (substitutions + deletions + insertions) / reference syllables.
+
+    Every reference must have at least one syllable (WER-style: an empty reference is undefined).
+    """
+    refs = [syllables(r) for r in references]
+    if any(not r for r in refs):
+        raise ValueError("syllable_error_rate: a reference has no syllable; leave such utterances out")
+    # jiwer splits each text on whitespace again: its tokens are exactly these syllables.
+    counts = jiwer.process_words([" ".join(r) for r in refs], [" ".join(syllables(h)) for h in hypotheses])
+    errors = counts.substitutions + counts.deletions + counts.insertions
+    total = sum(len(r) for r in refs)
+    return {
+        "syer": errors / total,
+        "syllables": {
+            "reference": total,
+            "hits": counts.hits,
+            "substitutions": counts.substitutions,
+            "deletions": counts.deletions,
+            "insertions": counts.insertions,
+        },
+    }
+
+
 def score_transcripts(references: Sequence[str], hypotheses: Sequence[str], config: NormalizeConfig) -> dict[str, Any]:
-    """WER and CER (jiwer) after normalising both sides, with the edit counts behind them.
+    """WER, CER and SyER (jiwer) after normalising both sides, with the edit counts behind them.
 
     Utterances whose normalised reference is empty cannot be scored (WER is undefined);
     they are counted in ``n_skipped_empty_reference`` and left out.
@@ -196,4 +231,5 @@ def score_transcripts(references: Sequence[str], hypotheses: Sequence[str], conf
             "exact_match": sum(r == h for r, h in kept) / len(kept),
         }
     )
+    result.update(syllable_error_rate(refs, hyps))
     return result

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from workflow_scripts.asr.speed_perturb import draw_factor, speed_perturb
 from workflow_scripts.asr.text import NormalizeConfig, normalize_text, score_transcripts
 from workflow_scripts.asr.waveforms import load_waveform
 from workflow_scripts.common.devices import resolve_device
@@ -85,10 +86,18 @@ class WhisperSpeechDataset(torch.utils.data.Dataset):
 
     ``freq_warp`` > 0 warps each access's mel axis by a factor drawn from [1 - w, 1 + w] (training
     only), from NumPy's global generator, which the Trainer seeds and restores when resuming.
+    ``speed_factors`` (training only; asr/speed_perturb.py): each access plays the clip at a factor
+    drawn from them, from the same generator; the cache keeps one entry per clip and factor.
     """
 
     def __init__(
-        self, data: pd.DataFrame, processor, max_label_tokens: int, cache_features: bool, freq_warp: float = 0.0
+        self,
+        data: pd.DataFrame,
+        processor,
+        max_label_tokens: int,
+        cache_features: bool,
+        freq_warp: float = 0.0,
+        speed_factors: Sequence[float] = (),
     ) -> None:
         tokenizer = processor.tokenizer
         labels = [tokenizer(text).input_ids for text in data["target"]]
@@ -106,25 +115,27 @@ class WhisperSpeechDataset(torch.utils.data.Dataset):
         self.paths = data["audio_path"].iloc[keep].tolist()
         self.labels = [labels[i] for i in keep]
         self.extractor = processor.feature_extractor
-        self.cache: dict[int, np.ndarray] | None = {} if cache_features else None
+        self.cache: dict[tuple[int, float], np.ndarray] | None = {} if cache_features else None
         self.freq_warp = freq_warp
+        self.speed_factors = tuple(float(f) for f in speed_factors)
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def features(self, index: int) -> np.ndarray:
-        if self.cache is not None and index in self.cache:
-            return self.cache[index]
+    def features(self, index: int, speed: float = 1.0) -> np.ndarray:
+        if self.cache is not None and (index, speed) in self.cache:
+            return self.cache[(index, speed)]
         waveform = load_waveform(self.paths[index], self.extractor.sampling_rate)
+        waveform = speed_perturb(waveform, speed, self.extractor.sampling_rate)
         values = self.extractor(
             waveform, sampling_rate=self.extractor.sampling_rate, return_tensors="np"
         ).input_features[0]
         if self.cache is not None:
-            self.cache[index] = values
+            self.cache[(index, speed)] = values
         return values
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        features = self.features(index)
+        features = self.features(index, draw_factor(self.speed_factors) if self.speed_factors else 1.0)
         if self.freq_warp:
             features = warp_frequency(features, np.random.uniform(1 - self.freq_warp, 1 + self.freq_warp))
         return {"input_features": features, "labels": self.labels[index]}
@@ -292,8 +303,14 @@ def finetune(
     train_data = load_transcribed_split(train_manifests, normalize, block["train_splits"])
     dev_data = load_transcribed_split([dev_manifest], normalize, [block["eval_split"]])
     max_labels = model.config.max_target_positions
+    speed = block.get("speed_perturbation") or {"enabled": False}  # the schema's default: off
     train_set = WhisperSpeechDataset(
-        train_data, processor, max_labels, bool(block["cache_features"]), float(block["freq_warp"])
+        train_data,
+        processor,
+        max_labels,
+        bool(block["cache_features"]),
+        float(block["freq_warp"]),
+        speed["factors"] if speed["enabled"] else (),
     )
     dev_set = WhisperSpeechDataset(dev_data, processor, max_labels, bool(block["cache_features"]))
     log.info(

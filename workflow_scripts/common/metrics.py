@@ -9,7 +9,7 @@ tests check every value against scikit-learn.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -93,6 +93,52 @@ def bootstrap_intervals(
     return {
         name: [float(np.quantile(values[name], tail)), float(np.quantile(values[name], 1.0 - tail))] for name in METRICS
     }
+
+
+def split_metrics(
+    y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str], bootstrap: Mapping[str, Any]
+) -> dict[str, Any]:
+    """:func:`classification_metrics` plus their bootstrap intervals (``ci``) as ``bootstrap``
+    (resamples, confidence, seed) says: one split's entry of a metrics document."""
+    metrics = classification_metrics(y_true, y_pred, classes)
+    metrics["ci"] = bootstrap_intervals(
+        y_true,
+        y_pred,
+        len(classes),
+        int(bootstrap["resamples"]),
+        float(bootstrap["confidence"]),
+        int(bootstrap["seed"]),
+    )
+    return metrics
+
+
+def paired_bootstrap_difference(
+    y_true: Sequence[int],
+    before: Sequence[int],
+    after: Sequence[int],
+    n_classes: int,
+    bootstrap: Mapping[str, Any],
+) -> dict[str, dict[str, float]]:
+    """WA / UA / WF1 of ``after`` minus those of ``before`` on the same utterances, with a paired
+    percentile bootstrap interval (both predictions scored on the same resamples; ``bootstrap``:
+    resamples, confidence, seed)."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    before, after = np.asarray(before, dtype=np.int64), np.asarray(after, dtype=np.int64)
+    rng = np.random.default_rng(int(bootstrap["seed"]))
+    index = rng.integers(0, len(y_true), size=(int(bootstrap["resamples"]), len(y_true)))
+    low = metrics_from_confusion(confusion_matrices(y_true[index], before[index], n_classes))
+    high = metrics_from_confusion(confusion_matrices(y_true[index], after[index], n_classes))
+    point_before = metrics_from_confusion(confusion_matrices(y_true[None], before[None], n_classes))
+    point_after = metrics_from_confusion(confusion_matrices(y_true[None], after[None], n_classes))
+    tail = (1.0 - float(bootstrap["confidence"])) / 2.0
+    result = {}
+    for name in METRICS:
+        delta = high[name] - low[name]
+        result[name] = {
+            "difference": float(point_after[name][0] - point_before[name][0]),
+            "ci": [float(np.quantile(delta, tail)), float(np.quantile(delta, 1.0 - tail))],
+        }
+    return result
 
 
 def objective_score(name: str, y_true: np.ndarray, probabilities: np.ndarray) -> float:

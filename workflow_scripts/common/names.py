@@ -35,7 +35,8 @@ TEFE_REFERENCE_BACKEND = "tfidf"
 
 # --- fusion ---
 MODALITIES = ("acoustic", "text")
-FEATURE_SETS = ("acoustic", "text", "early")
+# acoustic_aug: the acoustic features with augmented training copies (challenge.augmentation).
+FEATURE_SETS = ("acoustic", "text", "early", "acoustic_aug")
 CLASSIFIERS = ("lr", "rf", "xgboost")
 # Ensemble members in the order of the paper's weights w1, w2, w3.
 ENSEMBLE_MEMBERS = ("xgboost", "rf", "lr")
@@ -46,6 +47,8 @@ VARIANT_FEATURE_SETS = {
     "early": ("early",),
     "late": ("acoustic", "text"),
     "hybrid": ("early",),
+    # Only when challenge.augmentation.enabled (rules/common.smk get_report_variants).
+    "acoustic_aug": ("acoustic_aug",),
 }
 # Variants evaluated from classifier outputs (rule evaluate_variant).
 CLASSIFIER_VARIANTS = tuple(VARIANT_FEATURE_SETS)
@@ -57,6 +60,34 @@ VARIANTS = CLASSIFIER_VARIANTS + HEAD_VARIANTS
 # The feature set the ensemble (and so the hybrid variant and predict) is built on.
 ENSEMBLE_FEATURE_SET = "early"
 HEADLINE_VARIANT = "hybrid"
+
+# --- challenge (the VLSP 2025 challenge's practice; docs/challenge.md) ---
+# "<variant>+rules": a variant's predictions, then the lexicon cue rules on the transcripts.
+RULES_SUFFIX = "+rules"
+# The Table 2 row of the emotion-driven augmentation ablation (acoustic only, augmented training data).
+AUGMENTED_VARIANT = "acoustic_aug"
+# Augmented copy k of utterance u is "u" + AUGMENTED_ID_MARK + "k".
+AUGMENTED_ID_MARK = "~aug"
+
+
+def is_augmented_copy(utt_id: str) -> bool:
+    """Whether ``utt_id`` names an augmented copy of a training utterance."""
+    return AUGMENTED_ID_MARK in utt_id
+
+
+def rules_variant(variant: str) -> str:
+    """The name of ``variant`` followed by the lexicon cue rules (a Table 2 row)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"lexicon rules apply to a variant of {list(VARIANTS)}, not {variant!r}")
+    return variant + RULES_SUFFIX
+
+
+def base_variant(name: str) -> str:
+    """The variant of names.VARIANTS behind a report row (``hybrid+rules`` -> ``hybrid``)."""
+    base = name.removesuffix(RULES_SUFFIX)
+    if base not in VARIANTS:
+        raise ValueError(f"{name!r} is neither a variant of {list(VARIANTS)} nor one of them + {RULES_SUFFIX!r}")
+    return base
 
 
 @dataclass(frozen=True)

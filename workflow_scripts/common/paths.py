@@ -89,6 +89,16 @@ FIGURE2_SVG = f"{RESULTS}/figure2.svg"
 FIGURE2_POINTS = f"{RESULTS}/figure2_points.csv"
 CONFUSION_MATRICES = f"{RESULTS}/fusion/confusion_matrices.png"
 
+# --- challenge ---
+# A "<variant>+rules" row writes VARIANT_METRICS / VARIANT_PROBABILITIES under its own name.
+LEXICON_RULES_CHANGES = f"{RESULTS}/challenge/rules/{{variant}}.tsv"
+AUGMENTED_WAV_DIR = f"{RESULTS}/augment/wav"
+AUGMENTED_MANIFEST = f"{RESULTS}/augment/train.tsv"
+AUGMENTED_RECORD = f"{RESULTS}/augment/copies.json"
+SEFE_AUGMENTED_FEATURES = f"{RESULTS}/sefe/{{backend}}/{{split}}_augmented.parquet"
+CHALLENGE_MD = f"{RESULTS}/challenge.md"
+CHALLENGE_JSON = f"{RESULTS}/challenge.json"
+
 
 def in_run(template: str, run_dir: str | Path, **wildcards: str) -> Path:
     """``template`` filled with ``wildcards`` inside another run directory than ``RESULTS``."""

@@ -24,8 +24,14 @@ import pandas as pd
 
 from workflow_scripts.common.files import read_json, write_json
 from workflow_scripts.common.labels import encode_labels
-from workflow_scripts.common.metrics import METRICS, bootstrap_intervals, classification_metrics, fold_mean_score
-from workflow_scripts.common.names import CLASSIFIER_VARIANTS, CLASSIFIERS, ENSEMBLE_MEMBERS, VARIANT_FEATURE_SETS
+from workflow_scripts.common.metrics import METRICS, classification_metrics, fold_mean_score, split_metrics
+from workflow_scripts.common.names import (
+    CLASSIFIER_VARIANTS,
+    CLASSIFIERS,
+    ENSEMBLE_MEMBERS,
+    VARIANT_FEATURE_SETS,
+    is_augmented_copy,
+)
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.fusion.ensemble import combine
 from workflow_scripts.fusion.pooling import (
@@ -55,6 +61,7 @@ COMBINATION = {
     "early": ("select", "Early fusion"),
     "late": ("late", "Late fusion"),
     "hybrid": ("ensemble", "Hybrid fusion (DFAT)"),
+    "acoustic_aug": ("select", "SEFE + emotion-driven augmentation"),
 }
 SPECS = {variant: VariantSpec(VARIANT_FEATURE_SETS[variant], *COMBINATION[variant]) for variant in CLASSIFIER_VARIANTS}
 
@@ -85,8 +92,11 @@ def load_member(
     for split, (utt_ids, _) in labels.items():
         path = probability_paths[split]
         ids, values = read_probabilities(path, classes)
+        kept = [i for i, utt in enumerate(ids) if not is_augmented_copy(utt)]  # scored on real utterances only
+        ids, values = [ids[i] for i in kept], values[kept]
         probabilities[split] = values[align_ids(utt_ids, ids, f"manifest of {split}", str(path))]
     frame = pd.read_parquet(oof_path)
+    frame = frame[~frame["utt_id"].astype(str).map(is_augmented_copy)]
     order = align_ids(
         labels[train_split][0], frame["utt_id"].astype(str).tolist(), f"manifest of {train_split}", str(oof_path)
     )
@@ -205,17 +215,7 @@ def evaluate(
     result = found[chosen]["probabilities"]
     splits = {}
     for split in labels:
-        predicted = result[split].argmax(axis=1)
-        metrics = classification_metrics(y[split], predicted, classes)
-        metrics["ci"] = bootstrap_intervals(
-            y[split],
-            predicted,
-            len(classes),
-            int(bootstrap["resamples"]),
-            float(bootstrap["confidence"]),
-            int(bootstrap["seed"]),
-        )
-        splits[split] = metrics
+        splits[split] = split_metrics(y[split], result[split].argmax(axis=1), classes, bootstrap)
     per_classifier = {
         name: {
             split: {

@@ -1,0 +1,129 @@
+# The VLSP 2025 challenge's practice (docs/challenge.md): lexicon cue rules after a variant's
+# prediction (<variant>+rules rows of Table 2) and the challenge score of every variant per test
+# split (results/challenge.{md,json}).
+
+
+rule apply_lexicon_rules:
+    input:
+        metrics=paths.VARIANT_METRICS,
+        probabilities=expand(paths.VARIANT_PROBABILITIES, split=SPLITS, allow_missing=True),
+        manifests=[ser_manifest(split) for split in SPLITS],
+        # One transcripts file per split (the manifests themselves for reference transcripts).
+        transcripts=[get_rules_transcripts(split) for split in SPLITS],
+        lexicon=config["challenge"]["rules"]["lexicon"],
+        code=script_code("challenge/lexicon"),
+    output:
+        metrics=paths.VARIANT_METRICS.format(variant=RULES_VARIANT_WILDCARD),
+        probabilities=[
+            paths.VARIANT_PROBABILITIES.format(variant=RULES_VARIANT_WILDCARD, split=split)
+            for split in SPLITS
+        ],
+        changes=paths.LEXICON_RULES_CHANGES,
+    log:
+        "logs/challenge/apply_lexicon_rules/{variant}.log",
+    benchmark:
+        "results/benchmarks/challenge/apply_lexicon_rules/{variant}.tsv"
+    params:
+        rules={key: config["challenge"]["rules"][key] for key in ("match", "transcripts")},
+        bootstrap=config["fusion"]["bootstrap"],
+        classes=CLASSES,
+        splits=SPLITS,
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        script_path("challenge/lexicon")
+
+
+rule challenge_report:
+    input:
+        metrics=get_report_metrics(),
+        # The ASR stage's scores per test split (none when challenge.score.syer is a number).
+        syer=get_challenge_syer_inputs(),
+        code=script_code("challenge/score"),
+    output:
+        md=report(paths.CHALLENGE_MD, caption="../report/challenge.rst", category="Challenge"),
+        json=paths.CHALLENGE_JSON,
+    log:
+        "logs/challenge/challenge_report.log",
+    benchmark:
+        "results/benchmarks/challenge/challenge_report.tsv"
+    params:
+        score=config["challenge"]["score"],
+        splits=TEST_SPLITS,
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        script_path("challenge/score")
+
+
+# Emotion-driven augmentation (challenge.augmentation.enabled): copies of the TRAINING split's
+# utterances only -> their SEFE features -> the acoustic_aug feature set -> the acoustic_aug row.
+rule augment_training_audio:
+    input:
+        manifest=ser_manifest(ROLES.train),
+        code=script_code("challenge/augment"),
+    output:
+        wav_dir=directory(paths.AUGMENTED_WAV_DIR),
+        manifest=paths.AUGMENTED_MANIFEST,
+        record=paths.AUGMENTED_RECORD,
+    log:
+        "logs/challenge/augment_training_audio.log",
+    benchmark:
+        "results/benchmarks/challenge/augment_training_audio.tsv"
+    params:
+        augmentation=get_augmentation_block(),
+        train_split=ROLES.train,
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        script_path("challenge/augment")
+
+
+rule extract_sefe_augmented:
+    input:
+        manifest=paths.AUGMENTED_MANIFEST,
+        code=script_code("sefe/extract"),
+    output:
+        features=paths.SEFE_AUGMENTED_FEATURES,
+    log:
+        "logs/challenge/extract_sefe_augmented/{backend}/{split}.log",
+    benchmark:
+        "results/benchmarks/challenge/extract_sefe_augmented/{backend}/{split}.tsv"
+    params:
+        backend=get_sefe_backend_block,
+        preprocessing=config["sefe"]["preprocessing"],
+    threads: config["sefe"]["threads"]
+    resources:
+        **gpu_rule_resources("extract_sefe", gpu=get_sefe_resource("gpu")),
+    conda:
+        "../envs/gpu.yaml"
+    script:
+        script_path("sefe/extract")
+
+
+rule pool_augmented_acoustic:
+    input:
+        features=[get_sefe_features(split) for split in SPLITS],
+        manifests=[ser_manifest(split) for split in SPLITS],
+        augmented=get_augmented_sefe_features(),
+        augmented_manifest=paths.AUGMENTED_MANIFEST,
+        code=script_code("challenge/pool_augmented"),
+    output:
+        pooled=expand(paths.POOLED, modality=names.AUGMENTED_VARIANT, split=SPLITS),
+    log:
+        "logs/challenge/pool_augmented_acoustic.log",
+    benchmark:
+        "results/benchmarks/challenge/pool_augmented_acoustic.tsv"
+    params:
+        pooling=config["fusion"]["pooling"]["acoustic"],
+        classes=CLASSES,
+        splits=SPLITS,
+        train_split=ROLES.train,
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        script_path("challenge/pool_augmented")

@@ -1,0 +1,87 @@
+"""Each switch of the challenge's practice reruns only what depends on it, in the whole default DAG
+of the demo (outputs stood in for by empty files, nothing run: tests/rerun_plans.py)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from rerun_plans import planned, stand_in_run
+
+from workflow_copy import copy_workflow
+
+# Whole-DAG dry runs: about 10 s to stand in the run, 3-5 s per plan on an idle 2-core machine
+# (100 s in all under a load of 12), over the ~30 s budget of a fast test.
+pytestmark = pytest.mark.slow
+
+# Never rerun by a switch that acts after them.
+DATA_AND_MODELS = {"synthesize_demo_corpus", "ingest_speech_corpus", "ingest_text_corpus", "build_demo_asr_model"}
+# (tefe_table reads the test splits' transcripts: it does rerun when they change.)
+TEXT_ENCODERS = {"build_tefe_embedding", "train_tefe", "select_tefe"}
+REPORTS = {"table2", "figure2", "plot_confusion_matrices", "challenge_report"}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    directory = copy_workflow(tmp_path_factory.mktemp("plans") / "workflow")
+    stand_in_run(directory)
+    return directory
+
+
+def plan(directory, name, edit, inputs=False):
+    path = directory / f"edit_{name}.yaml"
+    path.write_text(yaml.safe_dump(edit))
+    return planned(directory, "--configfile", str(path), inputs=inputs)
+
+
+def test_speed_perturbation_reruns_asr_training_and_what_reads_transcripts(demo):
+    jobs = plan(demo, "speed", {"asr": {"finetune": {"speed_perturbation": {"enabled": True}}}})
+    assert len(jobs["finetune_whisper"]) == 1 and len(jobs["transcribe"]) == 4 and len(jobs["score_asr"]) == 4
+    assert not set(jobs) & (DATA_AND_MODELS | TEXT_ENCODERS | {"extract_sefe", "evaluate_sefe"})
+    # Only the text modality is pooled again; the acoustic-only variant stays.
+    assert jobs["pool_features"] == [{"modality": "text"}]
+    assert "acoustic" not in {w["variant"] for w in jobs["evaluate_variant"]}
+    assert jobs["apply_lexicon_rules"] == [{"variant": "hybrid"}] and REPORTS <= set(jobs)
+
+
+def test_lexicon_rules_switch_reruns_only_the_rules_row_and_reports(demo):
+    jobs = plan(demo, "match", {"challenge": {"rules": {"match": {"ignore_diacritics": True}}}})
+    assert set(jobs) == {"apply_lexicon_rules", "all"} | REPORTS
+    off = {"challenge": {"rules": {"variants": []}}, "fusion": {"figure2": {"variants": ["hybrid", "text"]}}}
+    assert set(plan(demo, "off", off)) == {"all"} | REPORTS
+    more = plan(demo, "more", {"challenge": {"rules": {"variants": ["hybrid", "text"]}}})
+    # A text+rules row: Table 2, the confusion matrices and the challenge report; Figure 2 does not plot it.
+    assert more["apply_lexicon_rules"] == [{"variant": "text"}]
+    assert set(more) == {"apply_lexicon_rules", "all"} | REPORTS - {"figure2"}
+
+
+def test_challenge_score_weights_rerun_only_the_challenge_report(demo):
+    assert set(plan(demo, "score", {"challenge": {"score": {"ser_weight": 0.5}}})) == {"challenge_report", "all"}
+
+
+def test_augmentation_adds_only_its_row_and_reads_only_training_audio(demo):
+    jobs = plan(demo, "augment", {"challenge": {"augmentation": {"enabled": True}}}, inputs=True)
+    assert set(jobs) == {
+        "augment_training_audio",
+        "extract_sefe_augmented",
+        "pool_augmented_acoustic",
+        "train_classifier",
+        "evaluate_variant",
+        "all",
+    } | REPORTS - {"figure2"}
+    assert {job["feature_set"] for job in jobs["train_classifier"]} == {"acoustic_aug"}
+    assert [job["variant"] for job in jobs["evaluate_variant"]] == ["acoustic_aug"]
+    # Leakage: the copies are made from the training manifest alone; the augmented features are
+    # extracted from the copies alone; only the training split's pooled file gets them.
+    (augment,) = jobs["augment_training_audio"]
+    data = [p for p in augment["input"].split(", ") if not p.startswith("workflow_scripts/")]
+    assert data == ["results/data/speech/demo/train.tsv"]
+    (extract,) = jobs["extract_sefe_augmented"]
+    assert [p for p in extract["input"].split(", ") if not p.startswith("workflow_scripts/")] == [
+        "results/augment/train.tsv"
+    ]
+    (pool,) = jobs["pool_augmented_acoustic"]
+    assert "results/sefe/handcrafted/train_augmented.parquet" in pool["input"]
+    assert "augment" not in " ".join(p for p in pool["input"].split(", ") if "dev" in p or "test" in p)
+    # Its settings rerun the augmentation, not the other acoustic jobs.
+    changed = plan(demo, "copies", {"challenge": {"augmentation": {"enabled": True, "copies": 3}}})
+    assert "extract_sefe" not in changed and "pool_features" not in changed
