@@ -32,7 +32,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from workflow_scripts.common.files import atomic_path, write_json
 from workflow_scripts.common.labels import encode_labels
-from workflow_scripts.common.metrics import METRICS, bootstrap_intervals, classification_metrics
+from workflow_scripts.common.metrics import METRICS, split_metrics
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.common.sequences import SequenceFile, pad_batch
 from workflow_scripts.fusion.heads.trainer import fit, predict_probabilities
@@ -215,23 +215,6 @@ def save_head(path: str, model: CrossModalAttentionHead, dims: Mapping[str, int]
         torch.save(payload, tmp)
 
 
-def split_document(
-    y: np.ndarray, probabilities: np.ndarray, classes: Sequence[str], bootstrap: Mapping[str, Any]
-) -> dict[str, Any]:
-    """WA / UA / WF1, confusion matrix, support and bootstrap intervals of one split."""
-    predicted = probabilities.argmax(axis=1)
-    metrics = classification_metrics(y, predicted, classes)
-    metrics["ci"] = bootstrap_intervals(
-        y,
-        predicted,
-        len(classes),
-        int(bootstrap["resamples"]),
-        float(bootstrap["confidence"]),
-        int(bootstrap["seed"]),
-    )
-    return metrics
-
-
 def train_and_evaluate(
     acoustic: Mapping[str, str],
     text: Mapping[str, str],
@@ -277,7 +260,7 @@ def train_and_evaluate(
         data = {train_split: train, selection_split: selection}.get(split) or load(split)
         probabilities = predict_probabilities(model, data, batch_size, torch.device("cpu"))
         predictions[split] = (data.utt_ids, probabilities)
-        splits[split] = split_document(data.labels, probabilities, classes, bootstrap)
+        splits[split] = split_metrics(data.labels, probabilities.argmax(axis=1), classes, bootstrap)
     summary = {
         "variant": VARIANT,
         "model": settings,
