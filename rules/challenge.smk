@@ -15,8 +15,7 @@ rule apply_lexicon_rules:
     output:
         metrics=paths.VARIANT_METRICS.format(variant=RULES_VARIANT_WILDCARD),
         probabilities=[
-            paths.VARIANT_PROBABILITIES.format(variant=RULES_VARIANT_WILDCARD, split=split)
-            for split in SPLITS
+            paths.VARIANT_PROBABILITIES.format(variant=RULES_VARIANT_WILDCARD, split=split) for split in SPLITS
         ],
         changes=paths.LEXICON_RULES_CHANGES,
     log:
