@@ -150,7 +150,7 @@ def test_benchmark_rule_scores_every_backbone_on_every_split(tiny_whisper_dir, t
     assert tuned["splits"]["a"]["wer"] == by_path["splits"]["a"]["wer"] and tuned["splits"]["b"]["n_utterances"] == 2
     table = (tmp_path / "benchmark.md").read_text()
     assert (
-        table.startswith("| Backbone | Backend | Model | WER a | WER b | CER a | CER b | RTF |")
+        table.startswith("| Backbone | Backend | Model | WER a | WER b | CER a | CER b | SyER a | SyER b | RTF |")
         and "| tuned |" in table
     )
     with pytest.raises(ValueError, match="'finetuned' stands for the fine-tuned model"):

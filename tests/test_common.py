@@ -68,7 +68,8 @@ def test_every_rule_script_is_a_step_module_with_code_inputs():
     for step in sorted(steps):
         script = f"workflow_scripts/{step}.py"
         text = (PROJECT_ROOT / script).read_text()
-        assert 'if __name__ == "__main__":\n    run_rule(main)' in text, script
+        entry = text.partition('if __name__ == "__main__":')[2]
+        assert "run_rule(main)" in entry, f"{script}: its __main__ block does not call run_rule(main)"
         assert "from __future__" not in text, f"{script}: a future import breaks Snakemake's script preamble"
         inputs = code_inputs(script, PROJECT_ROOT)
         assert script in inputs
