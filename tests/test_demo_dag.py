@@ -140,7 +140,9 @@ def test_editing_the_ensemble_reruns_only_the_ensemble_its_metrics_and_the_repor
     edit_config(r"(ensemble: \{trials: )(\d+)", r"\g<1>7")
     plan = _plan(demo_run)
     assert plan.pop("tune_ensemble") == 1 and plan.pop("evaluate_variant") == 1  # hybrid only
-    assert set(plan) <= {"headline_metrics", "table2", "figure2", "plot_confusion_matrices", "all"}, plan
+    # The report rules, and the hybrid+rules row and challenge report that follow the hybrid row.
+    report = {"headline_metrics", "table2", "figure2", "plot_confusion_matrices", "all"}
+    assert set(plan) <= report | {"apply_lexicon_rules", "challenge_report"}, plan
 
 
 def test_editing_xgboost_reruns_no_lr_rf_features_or_asr(demo_run, edit_config):
@@ -158,7 +160,7 @@ def test_editing_sefe_reruns_no_asr_and_no_tefe_training(demo_run, edit_config):
 
 
 def test_adding_a_variant_to_figure2_reuses_every_feature_and_model(demo_run, edit_config):
-    edit_config(r"^(    variants: \[hybrid, text)\]", r"\g<1>, early, late]")
+    edit_config(r"^(    variants: \[hybrid, hybrid\+rules, text)\]", r"\g<1>, early, late]")
     plan = _plan(demo_run)
     assert set(plan) <= {"figure2", "all"}, plan
 
