@@ -114,7 +114,9 @@ def synthesize(root: Path, n: int, d: int, seed: int) -> None:
                 "source": "synthetic",
                 "source_metadata": {"model": "synthetic", "checkpoint": None},
             }
-            write_pooled(root / "pooled" / modality / f"{split}.parquet", Pooled(ids, list(manifest["label"]), X, info, names))
+            write_pooled(
+                root / "pooled" / modality / f"{split}.parquet", Pooled(ids, list(manifest["label"]), X, info, names)
+            )
 
 
 def pooled_files(root: Path, modalities: list[str], splits: list[str]) -> list[str]:
@@ -177,7 +179,9 @@ def jobs(root: Path, out: Path, fusion: dict[str, Any], threads: int) -> list[di
     for variant, feature_sets in VARIANT_SETS.items():
         runs = [{"feature_set": fs, "classifier": c} for fs in feature_sets for c in CLASSIFIERS]
         block = fusion["variants"]
-        keys = [] if variant == "hybrid" else ["classifier", "selection_metric"] + (["late_weights"] * (variant == "late"))
+        keys = (
+            [] if variant == "hybrid" else ["classifier", "selection_metric"] + (["late_weights"] * (variant == "late"))
+        )
         inputs = {
             "summaries": [at(paths.CLASSIFIER_SUMMARY, **r) for r in runs],
             "oof": [at(paths.CLASSIFIER_OOF, **r) for r in runs],
@@ -245,8 +249,11 @@ def run_stage(root: Path, out: Path, fusion: dict[str, Any], threads: int) -> li
         seconds = time.perf_counter() - started
         if status != 0:
             raise SystemExit(f"job {job['name']} failed (status {status}); log {spec.with_suffix('.log')}")
-        timings.append({"job": job["name"], "seconds": seconds, "peak_mb": usage.ru_maxrss / 1024})
-        print(f"    {job['name']:<22} {seconds:8.1f} s {usage.ru_maxrss / 1024:8.0f} MB", flush=True)
+        cpu = usage.ru_utime + usage.ru_stime
+        timings.append({"job": job["name"], "seconds": seconds, "cpu_s": cpu, "peak_mb": usage.ru_maxrss / 1024})
+        print(
+            f"    {job['name']:<22} {seconds:8.1f} s wall {cpu:8.1f} s cpu {usage.ru_maxrss / 1024:8.0f} MB", flush=True
+        )
     return timings
 
 
@@ -297,7 +304,11 @@ def main() -> None:
                 total = time.perf_counter() - started
                 found = scores(out)
                 peak = max(t["peak_mb"] for t in timings)
-                print(f"  stage {total:.1f} s, peak {peak:.0f} MB, load average {os.getloadavg()[0]:.2f}")
+                cpu = sum(t["cpu_s"] for t in timings)
+                print(
+                    f"  stage {total:.1f} s wall, {cpu:.1f} s cpu, peak {peak:.0f} MB, "
+                    f"load average {os.getloadavg()[0]:.2f}"
+                )
                 for key, value in found.items():
                     print(f"  {key:<34} {value:.4f}")
                 if args.json:
@@ -308,6 +319,7 @@ def main() -> None:
                         "config": name,
                         "threads": args.threads,
                         "seconds": total,
+                        "cpu_s": cpu,
                         "peak_mb": peak,
                         "jobs": timings,
                         "scores": found,
