@@ -323,6 +323,11 @@ def get_classifier_block(wildcards):
     return config["fusion"]["classifiers"][wildcards.classifier]
 
 
+def get_classifier_threads(wildcards):
+    """fusion.threads.<classifier>: a scheduling setting, not a param (changing it reruns nothing)."""
+    return int(config["fusion"]["threads"][wildcards.classifier])
+
+
 def get_variant_inputs(wildcards):
     """What a variant reads: its classifiers' outputs (and, for hybrid, the ensemble weights).
 

@@ -47,7 +47,8 @@ rule train_classifier:
         classes=CLASSES,
         splits=SPLITS,
         train_split=ROLES.train,
-    threads: 1
+    # fusion.threads.<classifier> (capped by --cores): XGBoost's nthread, RF's n_jobs, BLAS.
+    threads: get_classifier_threads
     conda:
         "../envs/cpu.yaml"
     script:
@@ -65,6 +66,12 @@ rule tune_ensemble:
         ),
         summaries=expand(
             paths.CLASSIFIER_SUMMARY,
+            feature_set=names.ENSEMBLE_FEATURE_SET,
+            classifier=names.ENSEMBLE_MEMBERS,
+        ),
+        # The members' own out-of-fold probabilities: reused where their folds are the ensemble's.
+        oof=expand(
+            paths.CLASSIFIER_OOF,
             feature_set=names.ENSEMBLE_FEATURE_SET,
             classifier=names.ENSEMBLE_MEMBERS,
         ),

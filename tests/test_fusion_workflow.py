@@ -241,7 +241,8 @@ def test_each_variant_reads_only_its_features(workflow, variant, expected):
     for rule, _, job_inputs in jobs:
         if rule == "tune_ensemble":  # tuned on training files only: nothing of another split
             data = [p for p in job_inputs if p.endswith(".parquet")]
-            assert data and all(p.endswith("/train.parquet") for p in data)
+            # the pooled training files and the members' out-of-fold probabilities of the training split
+            assert data and all(p.endswith(("/train.parquet", "/oof_train.parquet")) for p in data)
 
 
 def test_config_edits_rerun_only_what_depends_on_them(workflow):

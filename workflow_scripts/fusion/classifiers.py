@@ -1,9 +1,15 @@
 """The fusion classifiers: Logistic Regression, Random Forest and Optuna-tuned XGBoost.
 
-Each classifier is a scikit-learn pipeline (StandardScaler, then the model), so the scaling is
-fitted on whatever the model is fitted on: the training split, or the training part of a
-cross-validation fold. Only the training split is ever used for fitting, tuning and the
-out-of-fold probabilities; the other splits are only predicted.
+Each classifier is a scikit-learn pipeline: Logistic Regression behind a StandardScaler (so the
+scaling is fitted on whatever the model is fitted on: the training split, or the training part
+of a cross-validation fold); the tree ensembles alone (a tree splits on thresholds, which scaling
+does not change). Only the training split is ever used for fitting, tuning, early stopping and
+the out-of-fold probabilities; the other splits are only predicted.
+
+XGBoost's tuning (:class:`BoostedFolds`) builds each fold's quantized matrices once and reuses
+them in every trial, stops each fold's boosting early on that fold's held-out rows (training
+rows, ``n_estimators`` the upper bound) and lets an Optuna pruner stop unpromising trials after
+any fold.
 
 The train_classifier rule runs this module for one classifier (``{classifier}``: lr, rf or
 xgboost) and one feature set (acoustic, text or early = both concatenated). A classifier whose
@@ -21,10 +27,16 @@ cross-validated in their configured form. Every classifier writes the same files
 """
 
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+# OpenMP threads (XGBoost, scikit-learn) that spin while waiting stall ~10-40x on a busy or shared
+# CPU (measured: 2 threads on 2 loaded cores); passive waiting costs little on an idle one. Read
+# once, when the OpenMP runtime loads: so before scikit-learn or XGBoost is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import joblib
 import numpy as np
@@ -50,7 +62,12 @@ FIXED_OBJECTIVE = "balanced_accuracy"
 def estimator_params(name: str, block: Mapping[str, Any]) -> dict[str, Any]:
     """The estimator's keyword arguments from a classifier's config block (XGBoost: the fixed ones)."""
     if name == "lr":
-        return {"C": float(block["C"]), "class_weight": block["class_weight"], "max_iter": int(block["max_iter"])}
+        return {
+            "C": float(block["C"]),
+            "class_weight": block["class_weight"],
+            "max_iter": int(block["max_iter"]),
+            "solver": block.get("solver", "lbfgs"),
+        }
     if name == "rf":
         return {
             "n_estimators": int(block["n_estimators"]),
@@ -65,12 +82,13 @@ def estimator_params(name: str, block: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_classifier(name: str, params: Mapping[str, Any], threads: int = 1) -> Pipeline:
-    """An unfitted pipeline: StandardScaler then the classifier ``name`` with ``params``."""
+    """An unfitted pipeline: the classifier ``name`` with ``params``, behind a StandardScaler for
+    Logistic Regression (the tree ensembles need no scaling)."""
     if name == "lr":
         from sklearn.linear_model import LogisticRegression
 
-        model = LogisticRegression(**params)
-    elif name == "rf":
+        return Pipeline([("scale", StandardScaler()), ("model", LogisticRegression(**params))])
+    if name == "rf":
         from sklearn.ensemble import RandomForestClassifier
 
         model = RandomForestClassifier(**params, n_jobs=threads)
@@ -80,7 +98,7 @@ def build_classifier(name: str, params: Mapping[str, Any], threads: int = 1) -> 
         model = XGBClassifier(**params, n_jobs=threads)
     else:
         raise ValueError(f"unknown classifier {name!r}; expected one of {list(CLASSIFIERS)}")
-    return Pipeline([("scale", StandardScaler()), ("model", model)])
+    return Pipeline([("model", model)])
 
 
 def set_threads(pipeline: Pipeline, threads: int) -> Pipeline:
@@ -180,44 +198,212 @@ def fixed_configuration(
     return Search(params, cv, pd.DataFrame([row]))
 
 
+class BoostedFolds:
+    """XGBoost cross-validation that saves work across Optuna trials.
+
+    Each fold's matrices (XGBoost's ``QuantileDMatrix`` for the ``hist`` method: the features
+    quantized once) are built at the first trial and reused by every later one; a trial trains
+    with XGBoost's native ``train`` (the same booster ``XGBClassifier`` fits) for at most
+    ``n_estimators`` rounds, stopping early when the fold's held-out rows (training rows) have
+    not improved for ``early_stopping_rounds`` rounds (None: never). ``threads`` is XGBoost's
+    ``nthread``.
+    """
+
+    def __init__(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        folds: Folds,
+        n_classes: int,
+        threads: int,
+        early_stopping_rounds: int | None,
+    ):
+        self.X, self.y, self.folds, self.n_classes, self.threads = X, y, folds, n_classes, threads
+        self.early_stopping_rounds = int(early_stopping_rounds) if early_stopping_rounds else None
+        self._matrices: dict[tuple[Any, ...], list[tuple[Any, Any]]] = {}
+        self.built = 0  # matrices built, for the record (and the tests)
+
+    def booster_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Native parameters of ``XGBClassifier(**params)`` (its own translation), rounds excluded."""
+        from xgboost import XGBClassifier
+
+        native = {
+            k: v for k, v in XGBClassifier(**params, n_jobs=self.threads).get_xgb_params().items() if v is not None
+        }
+        native.pop("n_estimators", None)
+        if self.n_classes > 2:
+            native.update(objective="multi:softprob", num_class=self.n_classes)
+        native.setdefault("eval_metric", "logloss" if self.n_classes <= 2 else "mlogloss")
+        return native
+
+    def matrices(self, number: int, params: Mapping[str, Any]) -> tuple[Any, Any]:
+        """(fitting, held-out) matrices of fold ``number`` for these parameters' binning, built once."""
+        import xgboost
+
+        quantized = params.get("tree_method") in (None, "hist")
+        key = (quantized, int(params.get("max_bin") or 256))
+        if key not in self._matrices:
+            self._matrices[key] = [None] * len(self.folds)
+        cached = self._matrices[key]
+        if cached[number] is None:
+            fit_rows, held_out = self.folds[number]
+            if quantized:
+                fit = xgboost.QuantileDMatrix(self.X[fit_rows], self.y[fit_rows], max_bin=key[1], nthread=self.threads)
+                held = xgboost.QuantileDMatrix(
+                    self.X[held_out], self.y[held_out], ref=fit, max_bin=key[1], nthread=self.threads
+                )
+            else:
+                fit = xgboost.DMatrix(self.X[fit_rows], self.y[fit_rows], nthread=self.threads)
+                held = xgboost.DMatrix(self.X[held_out], self.y[held_out], nthread=self.threads)
+            cached[number] = (fit, held)
+            self.built += 1
+        return cached[number]
+
+    def fit_fold(self, number: int, params: Mapping[str, Any], early_stopping: bool = True) -> tuple[Any, int]:
+        """Train fold ``number``: (booster, rounds to use = the best round with early stopping)."""
+        import xgboost
+
+        fit, held = self.matrices(number, params)
+        rounds = int(params.get("n_estimators", 100))
+        stop = self.early_stopping_rounds if early_stopping else None
+        booster = xgboost.train(
+            self.booster_params(params),
+            fit,
+            num_boost_round=rounds,
+            evals=[(held, "held_out")] if stop else (),
+            early_stopping_rounds=stop,
+            verbose_eval=False,
+        )
+        return booster, (booster.best_iteration + 1 if stop else rounds)
+
+    def predict(self, booster: Any, number: int, rounds: int) -> np.ndarray:
+        """Class probabilities of fold ``number``'s held-out rows from the booster's first ``rounds`` rounds."""
+        held_out = self.folds[number][1]
+        raw = booster.inplace_predict(self.X[held_out], iteration_range=(0, rounds))
+        return np.column_stack([1.0 - raw, raw]) if raw.ndim == 1 else np.asarray(raw, dtype=np.float64)
+
+    def final_cv(self, params: Mapping[str, Any], boosters: Sequence[Any], rounds: int) -> CrossValidation:
+        """Out-of-fold probabilities of the final configuration (``rounds`` rounds, no early stopping):
+        from a tuning booster's first ``rounds`` rounds where it grew that many, else refitted."""
+        probabilities = np.zeros((len(self.y), self.n_classes))
+        fold_of_row = np.full(len(self.y), -1, dtype=np.int64)
+        for number, (_, held_out) in enumerate(self.folds):
+            booster = boosters[number] if number < len(boosters) else None
+            if booster is None or booster.num_boosted_rounds() < rounds:
+                booster, _ = self.fit_fold(number, {**params, "n_estimators": rounds}, early_stopping=False)
+            probabilities[held_out] = self.predict(booster, number, rounds)
+            fold_of_row[held_out] = number
+        return CrossValidation(probabilities, fold_of_row)
+
+
+def make_pruner(block: Mapping[str, Any], folds: int) -> Any:
+    """The Optuna pruner of ``block['pruner']`` (none, median, hyperband); steps are folds."""
+    import optuna
+
+    kind = block.get("pruner") or "none"
+    startup = int(block.get("pruner_startup_trials", 5))
+    if kind == "none":
+        return optuna.pruners.NopPruner()
+    if kind == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=0)
+    if kind == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=folds, reduction_factor=2)
+    raise ValueError(f"unknown pruner {kind!r}; expected none, median or hyperband")
+
+
 def tune(
     name: str, block: Mapping[str, Any], X: np.ndarray, y: np.ndarray, folds: Folds, n_classes: int, threads: int
 ) -> Search:
     """Optuna (seeded TPE) over ``block['space']``, maximising the mean CV score of ``block['objective']``
     (XGBoost: the block's ``params`` fixed, the space searched).
 
-    Only ``X``/``y`` (the training split) are seen. The best trial's out-of-fold probabilities
-    are kept: the same folds and seeds would reproduce them exactly.
+    Only ``X``/``y`` (the training split) are seen. Folds run one after another; after each, the
+    trial reports the mean score of its folds so far, and the pruner (``block['pruner']``) may
+    stop it. XGBoost trains through :class:`BoostedFolds` (matrices built once, early stopping
+    on each fold's held-out rows); its final ``n_estimators`` is the mean of the best trial's
+    folds' best rounds, and its out-of-fold probabilities are that final configuration's. Other
+    tuned classifiers refit a clone per fold; their out-of-fold probabilities are the best trial's.
     """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     fixed = estimator_params(name, block)
-    runs: dict[int, CrossValidation] = {}
+    objective_name = block["objective"]
+    boosted = (
+        BoostedFolds(X, y, folds, n_classes, threads, block.get("early_stopping_rounds")) if name == "xgboost" else None
+    )
+    kept: dict[str, Any] = {}  # the best complete trial so far: number, value, cv, boosters
 
     def objective(trial: Any) -> float:
         params = {**fixed, **suggest_params(trial, block["space"])}
-        runs[trial.number] = cv = cross_validate(build_classifier(name, params, threads), X, y, folds, n_classes)
-        value = cv.score(block["objective"], y)
-        log.info("trial %d: %s = %.4f %s", trial.number, block["objective"], value, dict(trial.params))
+        probabilities = np.zeros((len(y), n_classes))
+        fold_of_row = np.full(len(y), -1, dtype=np.int64)
+        scores, rounds, boosters = [], [], []
+        for number, (fit_rows, held_out) in enumerate(folds):
+            if boosted is not None:
+                booster, best = boosted.fit_fold(number, params)
+                probabilities[held_out] = boosted.predict(booster, number, best)
+                boosters.append(booster)
+                rounds.append(best)
+            else:
+                model = clone(build_classifier(name, params, threads)).fit(X[fit_rows], y[fit_rows])
+                probabilities[held_out] = predict_proba(model, X[held_out], n_classes)
+            fold_of_row[held_out] = number
+            done = fold_of_row >= 0
+            scores.append(fold_mean_score(objective_name, y[done], probabilities[done], fold_of_row[done]))
+            trial.report(scores[-1], number)
+            if number < len(folds) - 1 and trial.should_prune():
+                log.info("trial %d pruned after fold %d: %.4f %s", trial.number, number, scores[-1], dict(trial.params))
+                raise optuna.TrialPruned()
+        value = scores[-1]
+        if rounds:
+            trial.set_user_attr("fold_rounds", rounds)
+            trial.set_user_attr("rounds", int(round(float(np.mean(rounds)))))
+        if not kept or value > kept["value"]:
+            kept.update(number=trial.number, value=value, cv=CrossValidation(probabilities, fold_of_row))
+            kept["boosters"] = boosters
+        log.info("trial %d: %s = %.4f %s %s", trial.number, objective_name, value, dict(trial.params), rounds or "")
         return value
 
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=int(block["seed"])))
+    study = optuna.create_study(
+        study_name=f"{name}_tuning",  # fixed: Hyperband assigns brackets from it
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=int(block["seed"])),
+        pruner=make_pruner(block, len(folds)),
+    )
     study.optimize(objective, n_trials=int(block["trials"]))
     best = study.best_trial
+    if kept.get("number") != best.number:
+        raise RuntimeError(f"kept the CV of trial {kept.get('number')}, but Optuna's best is trial {best.number}")
+    params = {**fixed, **best.params}
+    cv = kept["cv"]
+    if boosted is not None:
+        params["n_estimators"] = int(best.user_attrs["rounds"])
+        cv = boosted.final_cv(params, kept["boosters"], params["n_estimators"])
     trials = study.trials_dataframe(attrs=("number", "value", "params", "user_attrs", "duration", "state"))
     trials["duration"] = trials["duration"].dt.total_seconds()
+    pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
     tuning = {
         "sampler": "TPESampler",
         "seed": int(block["seed"]),
         "trials": int(block["trials"]),
-        "objective": block["objective"],
+        "objective": objective_name,
         "best_trial": best.number,
         "best_value": float(best.value),
         "space": block["space"],
         "folds": len(folds),
+        "pruner": block.get("pruner") or "none",
+        "pruned_trials": int(pruned),
     }
-    return Search({**fixed, **best.params}, runs[best.number], trials, tuning)
+    if boosted is not None:
+        tuning.update(
+            early_stopping_rounds=boosted.early_stopping_rounds,
+            early_stopping_data="each fold's held-out rows of the training split",
+            n_estimators_bound=int(best.params.get("n_estimators", fixed.get("n_estimators", 100))),
+            fold_rounds=best.user_attrs["fold_rounds"],
+            matrices_built=boosted.built,
+        )
+    return Search(params, cv, trials, tuning)
 
 
 def train_classifier(

@@ -5,14 +5,21 @@ in [0, 1] (so w2 in [0, 1 - w1]) and w3 = 1 - w1 - w2. Optuna's seeded TPE sampl
 the mean, over the folds of a stratified K-fold split of the TRAINING split (paper: 2 folds,
 seed 42), of the objective on each fold's held-out rows, where every member was refitted on
 the other rows with its final hyperparameters: the weights are tuned on out-of-fold
-probabilities of the training data. No test split is an input of this step (the tune_ensemble
-rule).
+probabilities of the training data. A member whose train_classifier job already wrote these
+out-of-fold probabilities (its oof_train.parquet, when fusion.cv gives the same folds) is not
+refitted: they are read. No test split is an input of this step (the tune_ensemble rule).
 """
 
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+# OpenMP threads (XGBoost, scikit-learn) that spin while waiting stall ~10-40x on a busy or shared
+# CPU (measured: 2 threads on 2 loaded cores); passive waiting costs little on an idle one. Read
+# once, when the OpenMP runtime loads: so before scikit-learn or XGBoost is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import joblib
 import numpy as np
@@ -25,7 +32,7 @@ from workflow_scripts.common.metrics import fold_mean_score
 from workflow_scripts.common.names import ENSEMBLE_FEATURE_SET, ENSEMBLE_MEMBERS
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.fusion.classifiers import CrossValidation, cross_validate, set_threads, training_folds
-from workflow_scripts.fusion.pooling import Pooled, load_feature_set
+from workflow_scripts.fusion.pooling import Pooled, align_ids, load_feature_set
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +82,46 @@ def member_oof(
     return {name: cross_validate(set_threads(model, threads), X, y, folds, n_classes) for name, model in models.items()}
 
 
+def saved_oof(path: str, utt_ids: Sequence[str], classes: Sequence[str]) -> CrossValidation:
+    """A classifier's ``oof_train.parquet`` (probabilities and fold per row), in ``utt_ids`` order."""
+    frame = pd.read_parquet(path)
+    order = align_ids(utt_ids, frame["utt_id"].astype(str).tolist(), "the pooled training files", str(path))
+    return CrossValidation(
+        frame.loc[:, list(classes)].to_numpy(dtype=np.float64)[order], frame["fold"].to_numpy(dtype=np.int64)[order]
+    )
+
+
+def fold_of_row(folds: Folds, rows: int) -> np.ndarray:
+    """The fold each row is held out in."""
+    found = np.full(rows, -1, dtype=np.int64)
+    for number, (_, held_out) in enumerate(folds):
+        found[held_out] = number
+    return found
+
+
+def reuse_or_refit(
+    models: Mapping[str, Any],
+    saved: Mapping[str, CrossValidation],
+    X: np.ndarray,
+    y: np.ndarray,
+    folds: Folds,
+    n_classes: int,
+    threads: int,
+) -> tuple[dict[str, CrossValidation], dict[str, str]]:
+    """Every member's out-of-fold probabilities on ``folds``: the classifier's own (``saved``, from
+    its train_classifier job: its final configuration refitted per fold) where it was computed on
+    exactly these folds, else refitted here. Also, per member, which of the two ("reused", "refitted")."""
+    assignment = fold_of_row(folds, len(y))
+    result, how = {}, {}
+    for name, model in models.items():
+        if name in saved and np.array_equal(saved[name].fold, assignment):
+            result[name], how[name] = saved[name], "reused"
+        else:
+            (result[name],) = member_oof({name: model}, X, y, folds, n_classes, threads).values()
+            how[name] = "refitted"
+    return result, how
+
+
 def check_members(summaries: Mapping[str, Mapping[str, Any]]) -> None:
     """Each member's summary names that member, trained on the ensemble's feature set."""
     for name, summary in summaries.items():
@@ -94,17 +141,19 @@ def tune_ensemble(
     train_split: str,
     threads: int,
     files: Mapping[str, Sequence[str]],
+    saved: Mapping[str, CrossValidation] | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """The weights document, the trials and the members' out-of-fold probabilities (one frame).
 
     ``files`` names what was read, for the record: ``models`` (in ENSEMBLE_MEMBERS order) and
-    ``pooled`` (the training files).
+    ``pooled`` (the training files). ``saved``: the members' own out-of-fold probabilities
+    (:func:`saved_oof`), reused where their folds are the ensemble's.
     """
     y = encode_labels(train.labels, classes, f"{train_split} labels", train.utt_ids)
     folds, grouped_by = training_folds(
         train, y, int(block["folds"]), int(block["seed"]), bool(block["group_by_speaker"])
     )
-    cvs = member_oof(models, train.X, y, folds, len(classes), threads)
+    cvs, how = reuse_or_refit(models, saved or {}, train.X, y, folds, len(classes), threads)
     fold = cvs[ENSEMBLE_MEMBERS[0]].fold
     oof = {name: cv.probabilities for name, cv in cvs.items()}
     weights, best, trials = tune_weights(oof, y, fold, block)
@@ -129,6 +178,7 @@ def tune_ensemble(
             "per_class": {c: int((y == i).sum()) for i, c in enumerate(classes)},
             "files": list(files["pooled"]),
             "probabilities": "out-of-fold: each member refitted on the other folds with its final hyperparameters",
+            "oof_source": how,
         },
         "members": {
             name: {
@@ -163,8 +213,14 @@ def main(job: Any) -> None:
         summaries = {name: read_json(path) for name, path in zip(ENSEMBLE_MEMBERS, job.input.summaries, strict=True)}
         check_members(summaries)
         files = {"models": list(job.input.models), "pooled": list(job.input.pooled_train)}
+        classes, train = list(job.params.classes), data[train_split]
+        oof_files = list(job.input.oof) if "oof" in job.input.keys() else []
+        saved = {
+            name: saved_oof(path, train.utt_ids, classes)
+            for name, path in zip(ENSEMBLE_MEMBERS, oof_files, strict=bool(oof_files))
+        }
         payload, trials, oof = tune_ensemble(
-            models, summaries, data[train_split], list(job.params.classes), block, train_split, job.threads, files
+            models, summaries, train, classes, block, train_split, job.threads, files, saved
         )
     payload["seconds"] = round(time.time() - started, 2)
     with atomic_path(job.output.oof) as tmp:
@@ -173,12 +229,13 @@ def main(job: Any) -> None:
         trials.to_csv(tmp, index=False)
     write_json(job.output.weights, payload)
     log.info(
-        "weights %s: %s %.4f (equal weights %.4f; members %s) in %.1f s",
+        "weights %s: %s %.4f (equal weights %.4f; members %s; out-of-fold %s) in %.1f s",
         payload["weights"],
         block["objective"],
         payload["objective"]["value"],
         payload["equal_weights_score"],
         {m: round(v["oof_score"], 4) for m, v in payload["members"].items()},
+        payload["data"]["oof_source"],
         payload["seconds"],
     )
 
