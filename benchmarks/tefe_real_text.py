@@ -20,6 +20,7 @@ dev is scored after each epoch (early stopping) and reported.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,21 +32,16 @@ from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.data.ingest_text import build_text_manifest
 from workflow_scripts.tefe.train import split_scores
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.tefe_fixtures import UIT_VSMEC_BINARY  # noqa: E402
+
 CLASSES = ["neutral", "negative"]
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "text"
 CORPORA: dict[str, dict[str, Any]] = {
     "uit_vsmec": {
         "table": {"train": "uit_vsmec/train.tsv", "dev": "uit_vsmec/valid.tsv"},
         "columns": {"text": "text", "label": "emotion"},
-        "label_map": {
-            "Other": "neutral",
-            "Enjoyment": "neutral",
-            "Anger": "negative",
-            "Disgust": "negative",
-            "Sadness": "negative",
-            "Fear": "negative",
-            "Surprise": None,
-        },
+        "label_map": UIT_VSMEC_BINARY,
         "split": {"policy": "table"},
     },
     "vlsp2016": {

@@ -8,6 +8,16 @@ import numpy as np
 import pandas as pd
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# UIT-VSMEC binary: Other + Enjoyment -> neutral; Anger, Disgust, Sadness, Fear -> negative; Surprise dropped.
+UIT_VSMEC_BINARY = {
+    "Other": "neutral",
+    "Enjoyment": "neutral",
+    "Anger": "negative",
+    "Disgust": "negative",
+    "Sadness": "negative",
+    "Fear": "negative",
+    "Surprise": None,
+}
 
 SUBJECTS = ["tôi", "anh ấy", "chị ấy", "mẹ tôi", "bạn tôi", "cô giáo"]
 NEUTRAL = ["đi chợ mua rau", "đọc sách ở thư viện", "nấu cơm cho cả nhà", "học tiếng anh", "tưới cây ngoài vườn"]

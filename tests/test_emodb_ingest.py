@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import pandas as pd
+import yaml
 
 from workflow_scripts.data.ingest_speech import build_speech_manifest
 
-from conftest import shared_data
+from conftest import PROJECT_ROOT, shared_data
 
-BINARY = {
-    "neutral": "neutral",
-    "boredom": "neutral",
-    "happiness": "neutral",
-    "anger": "negative",
-    "sadness": "negative",
-    "fear": "negative",
-    "disgust": "negative",
-}
+# The shipped EmoDB config's binary mapping (tests/test_sefe_workflow.py checks its content).
+BINARY = yaml.safe_load((PROJECT_ROOT / "configs" / "emodb.yaml").read_text())["corpora"]["emodb"]["label_map"]
 
 
 def test_emodb_ingests_with_speaker_disjoint_stratified_splits():

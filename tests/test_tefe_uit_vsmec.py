@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.tefe_fixtures import SHARED_DATA
+from tests.tefe_fixtures import SHARED_DATA, UIT_VSMEC_BINARY
 from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.data.ingest_text import build_text_manifest
 from workflow_scripts.tefe.embedding import build_embedding
@@ -24,15 +24,7 @@ CLASSES = ["neutral", "negative"]
 SPEC = {
     "table": {"train": str(CORPUS / "train.tsv"), "dev": str(CORPUS / "valid.tsv")},
     "columns": {"text": "text", "label": "emotion"},
-    "label_map": {
-        "Other": "neutral",
-        "Enjoyment": "neutral",
-        "Anger": "negative",
-        "Disgust": "negative",
-        "Sadness": "negative",
-        "Fear": "negative",
-        "Surprise": None,
-    },
+    "label_map": UIT_VSMEC_BINARY,
     "split": {"policy": "table"},
 }
 
