@@ -30,6 +30,8 @@ rule finetune_whisper:
         code=script_code("asr/train"),
     output:
         model=directory(paths.ASR_FINETUNED_MODEL),
+        # The model at asr.finetune.snapshot_steps (e.g. an early-checkpoint ASR system), in that order.
+        snapshots=[directory(path) for path in get_asr_snapshots()],
     log:
         "logs/asr/finetune_whisper.log",
     benchmark:
@@ -48,22 +50,22 @@ rule finetune_whisper:
         script_path("asr/train")
 
 
+# One job per ASR system (asr.systems) and split; the oracle system copies the reference text.
 rule transcribe:
     input:
+        # finetuned: the fine-tuned model when the system's model is "finetuned"; models: another model
+        # this workflow builds (results/..., e.g. a snapshot), loaded as configured.
+        unpack(get_asr_system_models),
         manifest=lambda wildcards: ser_manifest(wildcards.split),
-        # The fine-tuned model when asr.transcribe.model is "finetuned"; another model this
-        # workflow builds (results/...) is an input too, loaded as configured.
-        finetuned=get_asr_finetuned_input(config["asr"]["transcribe"]["model"]),
-        models=get_asr_model_inputs(config["asr"]["transcribe"]["model"]),
         code=script_code("asr/transcribe"),
     output:
         transcripts=paths.TRANSCRIPTS,
     log:
-        "logs/asr/transcribe/{split}.log",
+        "logs/asr/transcribe/{system}/{split}.log",
     benchmark:
-        "results/benchmarks/asr/transcribe/{split}.tsv"
+        "results/benchmarks/asr/transcribe/{system}/{split}.tsv"
     params:
-        transcribe=config["asr"]["transcribe"],
+        transcribe=get_asr_system_block,
     threads: 2
     resources:
         **gpu_rule_resources("transcribe"),
@@ -82,12 +84,12 @@ rule score_asr:
             paths.ASR_WER,
             caption="../report/asr_wer.rst",
             category="ASR",
-            labels={"split": "{split}"},
+            labels={"system": "{system}", "split": "{split}"},
         ),
     log:
-        "logs/asr/score_asr/{split}.log",
+        "logs/asr/score_asr/{system}/{split}.log",
     benchmark:
-        "results/benchmarks/asr/score_asr/{split}.tsv"
+        "results/benchmarks/asr/score_asr/{system}/{split}.tsv"
     params:
         normalize=config["asr"]["normalize"],
     threads: 1

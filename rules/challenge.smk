@@ -3,25 +3,28 @@
 # split (results/challenge.{md,json}).
 
 
+# One per ASR system (a +rules row reads transcripts; names.reads_transcripts), after the system's
+# row of the variant (or the shared one of an acoustic-only variant).
 rule apply_lexicon_rules:
     input:
-        metrics=paths.VARIANT_METRICS,
-        probabilities=expand(paths.VARIANT_PROBABILITIES, split=SPLITS, allow_missing=True),
+        # metrics and probabilities (one per split) of the row the rules follow.
+        unpack(get_rules_base_inputs),
         manifests=[ser_manifest(split) for split in SPLITS],
         # One transcripts file per split (the manifests themselves for reference transcripts).
-        transcripts=[get_rules_transcripts(split) for split in SPLITS],
+        transcripts=get_rules_transcripts,
         lexicon=config["challenge"]["rules"]["lexicon"],
         code=script_code("challenge/lexicon"),
     output:
-        metrics=paths.VARIANT_METRICS.format(variant=RULES_VARIANT_WILDCARD),
+        metrics=paths.per_system(paths.VARIANT_METRICS.format(variant=RULES_VARIANT_WILDCARD)),
         probabilities=[
-            paths.VARIANT_PROBABILITIES.format(variant=RULES_VARIANT_WILDCARD, split=split) for split in SPLITS
+            paths.per_system(paths.VARIANT_PROBABILITIES.format(variant=RULES_VARIANT_WILDCARD, split=split))
+            for split in SPLITS
         ],
-        changes=paths.LEXICON_RULES_CHANGES,
+        changes=paths.per_system(paths.LEXICON_RULES_CHANGES),
     log:
-        "logs/challenge/apply_lexicon_rules/{variant}.log",
+        "logs/challenge/apply_lexicon_rules/{system}/{variant}.log",
     benchmark:
-        "results/benchmarks/challenge/apply_lexicon_rules/{variant}.tsv"
+        "results/benchmarks/challenge/apply_lexicon_rules/{system}/{variant}.tsv"
     params:
         rules={key: config["challenge"]["rules"][key] for key in ("match", "transcripts")},
         bootstrap=config["fusion"]["bootstrap"],
@@ -34,10 +37,11 @@ rule apply_lexicon_rules:
         script_path("challenge/lexicon")
 
 
+# The primary ASR system's rows and SyER (asr.primary_system); Table 3 has every system's WER and rows.
 rule challenge_report:
     input:
         metrics=get_report_metrics(),
-        # The ASR stage's scores per test split (none when challenge.score.syer is a number).
+        # The primary system's ASR scores per test split (none when challenge.score.syer is a number).
         syer=get_challenge_syer_inputs(),
         code=script_code("challenge/score"),
     output:

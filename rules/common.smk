@@ -1,6 +1,8 @@
 # Helpers shared by the rules files (config validation, wildcard constraints, input and params
 # functions). The rules files hold rules only. Names and result paths come from
 # workflow_scripts.common.names / .paths, defined once for the rules, the scripts and predict.
+import os
+import re
 from pathlib import Path
 
 from workflow_scripts.common import names, paths
@@ -29,9 +31,16 @@ for _name, _block in config["corpora"].items():
 check_split_block(config["text_corpus"], TEXT_SPLITS, "text_corpus")
 
 
+# --- asr systems --- (asr.systems): every transcript-dependent result exists once per system.
+# name -> asr.transcribe with the system's own keys over it.
+ASR_SYSTEMS = names.asr_systems(config["asr"])
+PRIMARY_SYSTEM = names.primary_system(config["asr"])
+
+
 wildcard_constraints:
     corpus="|".join(config["corpora"]),
     split="|".join(SPLITS),
+    system="|".join(re.escape(name) for name in ASR_SYSTEMS),
 
 
 def script_path(step):
@@ -63,7 +72,7 @@ def ser_manifest(split):
 def get_final_targets():
     """What `snakemake` builds by default."""
     targets = [paths.SPEECH_SUMMARY.format(corpus=SER_CORPUS), paths.TEXT_SUMMARY]
-    targets += expand(paths.ASR_WER, split=SPLITS) + [paths.ASR_BENCHMARK_JSON]
+    targets += expand(paths.ASR_WER, system=ASR_SYSTEMS, split=SPLITS) + [paths.ASR_BENCHMARK_JSON]
     targets += get_sefe_targets() + get_tefe_targets() + get_fusion_targets() + get_challenge_targets()
     return targets
 
@@ -178,6 +187,39 @@ def get_asr_eval_manifest():
     return ser_manifest(split)
 
 
+def get_asr_system_block(wildcards):
+    """The transcribe rule's params: asr.transcribe with the system's own keys (asr.systems) over it, so
+    editing one system reruns only that system's chain."""
+    return ASR_SYSTEMS[wildcards.system]
+
+
+def get_asr_system_models(wildcards):
+    """The transcribe rule's model inputs: ``finetuned`` (the fine-tuned model, when the system names it) and
+    ``models`` (another directory this workflow builds, e.g. a snapshot); none for the oracle."""
+    block = get_asr_system_block(wildcards)
+    if block["backend"] == names.ORACLE_BACKEND:
+        return {"finetuned": [], "models": []}
+    return {"finetuned": get_asr_finetuned_input(block["model"]), "models": get_asr_model_inputs(block["model"])}
+
+
+def get_asr_snapshots():
+    """finetune_whisper's snapshot directories (asr.finetune.snapshot_steps), in that order."""
+    return [paths.ASR_SNAPSHOT.format(step=step) for step in config["asr"]["finetune"]["snapshot_steps"]]
+
+
+def feature_set_path(template, feature_set, system, **wildcards):
+    """A path of feature set (or modality) ``feature_set`` for ``system``: shared when it holds no text
+    features (names.feature_set_reads_transcripts), else under the system's directory."""
+    reads_text = names.feature_set_reads_transcripts(feature_set)
+    return paths.for_system(template, reads_text, system).format(feature_set=feature_set, **wildcards)
+
+
+def variant_path(template, variant, system, **wildcards):
+    """A path of report row ``variant`` for ``system``: shared when it reads no transcripts
+    (names.reads_transcripts), else under the system's directory."""
+    return paths.for_system(template, names.reads_transcripts(variant), system).format(variant=variant, **wildcards)
+
+
 def get_asr_benchmark_refs():
     """Model references of the benchmark's backbones."""
     return [entry["model"] for entry in config["asr"]["benchmark"]["backbones"]]
@@ -210,7 +252,8 @@ def get_tefe_test_texts():
     """Every file holding a test split's text (never embedding training text): the text corpus's test
     split (manifest and table), and each speech test split's manifest, transcripts and table."""
     files = [tefe_text_manifest("test")]
-    files += [ser_manifest(split) for split in TEST_SPLITS] + expand(paths.TRANSCRIPTS, split=TEST_SPLITS)
+    files += [ser_manifest(split) for split in TEST_SPLITS]
+    files += expand(paths.TRANSCRIPTS, system=ASR_SYSTEMS, split=TEST_SPLITS)
     # A table split by the workflow holds its test rows too: the whole table is refused.
     text_table = config.get("text_corpus", {}).get("table")
     if isinstance(text_table, dict):
@@ -223,6 +266,14 @@ def get_tefe_test_texts():
     elif speech_table:
         files.append(speech_table)
     return files
+
+
+def get_tefe_refused_extra_texts():
+    """build_tefe_embedding's params: the extra texts (tefe.embedding.extra_texts) that are a test split's
+    text, which the rule refuses; only these, so that adding an ASR system (more test transcripts) reruns nothing."""
+    test_texts = {os.path.realpath(path): path for path in get_tefe_test_texts()}
+    extra = [os.path.realpath(path) for path in config["tefe"]["embedding"]["extra_texts"]]
+    return [test_texts[path] for path in extra if path in test_texts]
 
 
 def get_tefe_vectors(wildcards):
@@ -263,13 +314,15 @@ def get_tefe_transcript_column(wildcards):
 
 
 def get_tefe_targets():
-    """TEFE's final artifacts: features of every split (and of the references if configured), the table."""
-    feature_sets = ["features"] + (["features_reference"] if config["tefe"]["reference_features"] else [])
+    """TEFE's final artifacts: features of every split for every ASR system (and of the reference
+    transcripts, once, with the primary system's files, if configured), the table."""
     backend = config["tefe"]["backend"]
-    if backend == "neural":
-        features = expand(paths.TEFE_FEATURES, feature_set=feature_sets, split=SPLITS)
-    else:
-        features = expand(paths.TEFE_BACKEND_FEATURES, backend=backend, feature_set=feature_sets, split=SPLITS)
+    template = paths.TEFE_FEATURES if backend == "neural" else paths.TEFE_BACKEND_FEATURES
+    features = expand(template, backend=backend, system=ASR_SYSTEMS, feature_set="features", split=SPLITS)
+    if config["tefe"]["reference_features"]:
+        features += expand(
+            template, backend=backend, system=PRIMARY_SYSTEM, feature_set="features_reference", split=SPLITS
+        )
     return features + [paths.TEFE_TABLE_MD]
 
 
@@ -295,27 +348,72 @@ def get_sefe_features(split):
     return paths.SEFE_FEATURES.format(backend=config["sefe"]["backend"], split=split)
 
 
-def get_tefe_features(split):
-    """The text feature file of a split: fusion.features.text, else the output of the TEFE backend tefe.backend."""
+def get_tefe_features(split, system):
+    """The text feature file of a split of an ASR system's transcripts: fusion.features.text (a template
+    with {split}, and {system} where the files differ by system), else the output of the TEFE backend tefe.backend."""
     override = config["fusion"]["features"]["text"]
     if override:
-        return override.format(split=split)
+        return override.format(split=split, system=system)
     backend = config["tefe"]["backend"]
     if backend == "neural":
-        return paths.TEFE_FEATURES.format(feature_set="features", split=split)
-    return paths.TEFE_BACKEND_FEATURES.format(backend=backend, feature_set="features", split=split)
+        return paths.TEFE_FEATURES.format(system=system, feature_set="features", split=split)
+    return paths.TEFE_BACKEND_FEATURES.format(system=system, backend=backend, feature_set="features", split=split)
 
 
 def get_modality_features(wildcards):
-    """Feature files of one modality, one per split in SPLITS order."""
-    get = get_sefe_features if wildcards.modality == "acoustic" else get_tefe_features
-    return [get(split) for split in SPLITS]
+    """Feature files of one modality, one per split in SPLITS order (text: the system's)."""
+    if wildcards.modality == "acoustic":
+        return [get_sefe_features(split) for split in SPLITS]
+    return [get_tefe_features(split, wildcards.system) for split in SPLITS]
 
 
 def get_pooled_features(wildcards):
-    """Pooled files (every split) of the modalities a feature set is made of (early: both)."""
+    """Pooled files (every split) of the modalities a feature set is made of (early: both; text: the system's)."""
     modalities = names.MODALITIES if wildcards.feature_set == "early" else [wildcards.feature_set]
-    return expand(paths.POOLED, modality=modalities, split=SPLITS)
+    system = wildcards.get("system")
+    return [
+        paths.for_system(paths.POOLED, names.feature_set_reads_transcripts(m), system).format(modality=m, split=split)
+        for m in modalities
+        for split in SPLITS
+    ]
+
+
+# The split of each wildcard's values between the shared rules and their per-system twins (`use rule
+# ... as <rule>_per_system`, outputs under paths.per_system): acoustic-only values are shared.
+def shared_and_per_system(values, reads_text):
+    """``values`` split into (shared, per-system) wildcard constraints by ``reads_text``."""
+    shared = [value for value in values if not reads_text(value)]
+    per_system = [value for value in values if reads_text(value)]
+    return "|".join(map(re.escape, shared)) or "(?!)", "|".join(map(re.escape, per_system)) or "(?!)"
+
+
+SHARED_MODALITIES, SYSTEM_MODALITIES = shared_and_per_system(names.MODALITIES, names.feature_set_reads_transcripts)
+SHARED_FEATURE_SETS, SYSTEM_FEATURE_SETS = shared_and_per_system(
+    names.FEATURE_SETS, names.feature_set_reads_transcripts
+)
+SHARED_VARIANTS, SYSTEM_VARIANTS = shared_and_per_system(names.CLASSIFIER_VARIANTS, names.reads_transcripts)
+
+
+def get_ensemble_inputs(wildcards):
+    """tune_ensemble's inputs for the job's ASR system: the ensemble members' models, summaries and out-of-fold
+    probabilities on names.ENSEMBLE_FEATURE_SET (members in names.ENSEMBLE_MEMBERS order), and the pooled
+    TRAINING files of both modalities (nothing of any other split)."""
+    feature_set = names.ENSEMBLE_FEATURE_SET
+
+    def members(template):
+        return [feature_set_path(template, feature_set, wildcards.system, classifier=c) for c in names.ENSEMBLE_MEMBERS]
+
+    return {
+        "models": members(paths.CLASSIFIER_MODEL),
+        "summaries": members(paths.CLASSIFIER_SUMMARY),
+        "oof": members(paths.CLASSIFIER_OOF),
+        "pooled_train": [
+            paths.for_system(paths.POOLED, names.feature_set_reads_transcripts(m), wildcards.system).format(
+                modality=m, split=ROLES.train
+            )
+            for m in names.MODALITIES
+        ],
+    }
 
 
 def get_classifier_block(wildcards):
@@ -335,20 +433,23 @@ def get_variant_inputs(wildcards):
     and ``oof`` hold one file per run, ``probabilities`` one per run and split (runs in that
     order, SPLITS order within a run).
     """
+    system = wildcards.get("system")
     runs = [
         {"feature_set": feature_set, "classifier": classifier}
         for feature_set in names.VARIANT_FEATURE_SETS[wildcards.variant]
         for classifier in names.CLASSIFIERS
     ]
+
+    def at(template, run, **more):
+        return feature_set_path(template, run["feature_set"], system, classifier=run["classifier"], **more)
+
     inputs = {
-        "summaries": [paths.CLASSIFIER_SUMMARY.format(**run) for run in runs],
-        "probabilities": [
-            paths.CLASSIFIER_PROBABILITIES.format(**run, split=split) for run in runs for split in SPLITS
-        ],
-        "oof": [paths.CLASSIFIER_OOF.format(**run) for run in runs],
+        "summaries": [at(paths.CLASSIFIER_SUMMARY, run) for run in runs],
+        "probabilities": [at(paths.CLASSIFIER_PROBABILITIES, run, split=split) for run in runs for split in SPLITS],
+        "oof": [at(paths.CLASSIFIER_OOF, run) for run in runs],
     }
     if wildcards.variant == "hybrid":
-        inputs["weights"] = paths.ENSEMBLE_WEIGHTS
+        inputs["weights"] = paths.per_system(paths.ENSEMBLE_WEIGHTS).format(system=system)
     return inputs
 
 
@@ -372,14 +473,41 @@ def get_report_variants():
     return variants + [names.rules_variant(v) for v in config["challenge"]["rules"]["variants"]]
 
 
-def get_report_metrics():
-    """The metrics file of every report variant, in get_report_variants() order."""
-    return [paths.VARIANT_METRICS.format(variant=variant) for variant in get_report_variants()]
+def get_text_report_variants():
+    """The report rows that read transcripts (one per ASR system): Table 3's columns."""
+    return [variant for variant in get_report_variants() if names.reads_transcripts(variant)]
+
+
+def variant_metrics(variant, system):
+    """The metrics file of a report row for an ASR system (shared when the row reads no transcripts)."""
+    return variant_path(paths.VARIANT_METRICS, variant, system)
+
+
+def get_report_metrics(system=None):
+    """The metrics file of every report variant, in get_report_variants() order, for ``system``
+    (default: asr.primary_system; acoustic-only rows are shared)."""
+    return [variant_metrics(variant, system or PRIMARY_SYSTEM) for variant in get_report_variants()]
+
+
+def get_system_runs(variants, baseline=None):
+    """One entry per ASR system (asr.systems order) for Figure 2 and Table 3: label (the name), wer (split ->
+    the system's WER file) and metrics (variant -> metrics file of ``variants``; the first system also
+    ``baseline``'s, a shared acoustic-only row)."""
+    runs = []
+    for number, system in enumerate(ASR_SYSTEMS):
+        shown = list(variants) + ([baseline] if baseline and number == 0 else [])
+        runs.append(
+            {
+                "label": system,
+                "wer": {split: paths.ASR_WER.format(system=system, split=split) for split in TEST_SPLITS},
+                "metrics": {variant: variant_metrics(variant, system) for variant in shown},
+            }
+        )
+    return runs
 
 
 def get_figure2_runs():
-    """The runs of Figure 2 with their files: label, wer (a number, or split -> WER file) and
-    metrics (variant -> metrics file; the first run also the baseline variant's)."""
+    """The points of Figure 2, one per ASR system (get_system_runs of fusion.figure2's variants and baseline)."""
     block = config["fusion"]["figure2"]
     unknown = [v for v in block["variants"] if v not in get_report_variants()]
     if unknown:
@@ -387,54 +515,51 @@ def get_figure2_runs():
             f"config fusion.figure2.variants: {unknown} are not made by this workflow "
             f"({get_report_variants()}; a <variant>+rules row needs <variant> in challenge.rules.variants)"
         )
-    runs = []
-    for number, run in enumerate(block["runs"]):
-        variants = [v for v in block["variants"] if v in get_report_variants()]
-        variants += [block["baseline"]] if block["baseline"] and number == 0 else []
-        wer = run["wer"]
-        runs.append(
-            {
-                "label": run["label"],
-                "wer": {split: wer.format(split=split) for split in TEST_SPLITS} if isinstance(wer, str) else wer,
-                "metrics": {
-                    v: str(paths.in_run(paths.VARIANT_METRICS, run["results_dir"], variant=v)) for v in variants
-                },
-            }
-        )
-    return runs
+    return get_system_runs(block["variants"], block["baseline"])
 
 
-def get_figure2_inputs(wildcards):
-    """Metrics and WER files of every run plotted in Figure 2."""
+def get_table3_runs():
+    """The rows of Table 3, one per ASR system: its WER files and its text-dependent report rows."""
+    return get_system_runs(get_text_report_variants())
+
+
+def runs_inputs(runs):
+    """Metrics and WER files of Figure 2's or Table 3's runs."""
     files = []
-    for run in get_figure2_runs():
-        files += list(run["metrics"].values())
-        if isinstance(run["wer"], dict):
-            files += list(run["wer"].values())
-    return files
+    for run in runs:
+        files += list(run["metrics"].values()) + list(run["wer"].values())
+    return list(dict.fromkeys(files))
 
 
 def get_sequence_files(modality):
-    """Sequence files (one per split, SPLITS order) of a modality: fusion.heads.sequences.<modality>,
-    else the configured SEFE backend's frames or the chosen TEFE encoder's token states."""
-    override = config["fusion"]["heads"]["sequences"][modality]
-    if override:
-        return [override.format(split=split) for split in SPLITS]
-    if modality == "acoustic":
-        return expand(paths.SEFE_FRAMES, backend=config["sefe"]["backend"], split=SPLITS)
-    return expand(paths.TEFE_TOKENS, split=SPLITS)
+    """An input function: the sequence files (one per split, SPLITS order) of a modality for the job's ASR
+    system: fusion.heads.sequences.<modality> (a template with {split}, and {system} where the files
+    differ by system), else the configured SEFE backend's frames or the chosen TEFE encoder's token states
+    of the system's transcripts."""
+
+    def files(wildcards):
+        override = config["fusion"]["heads"]["sequences"][modality]
+        if override:
+            return [override.format(split=split, system=wildcards.system) for split in SPLITS]
+        if modality == "acoustic":
+            return expand(paths.SEFE_FRAMES, backend=config["sefe"]["backend"], split=SPLITS)
+        return expand(paths.TEFE_TOKENS, system=wildcards.system, split=SPLITS)
+
+    return files
 
 
 def get_fusion_targets():
     """The fusion stage's final artifacts (the headline metrics and everything in the report)."""
     return [
         paths.HEADLINE_METRICS,
-        paths.ENSEMBLE_WEIGHTS,
+        paths.per_system(paths.ENSEMBLE_WEIGHTS).format(system=PRIMARY_SYSTEM),
         paths.TABLE2_MD,
         paths.TABLE2_CSV,
         paths.FIGURE2_PNG,
         paths.FIGURE2_SVG,
         paths.CONFUSION_MATRICES,
+        paths.TABLE3_MD,
+        paths.TABLE3_CSV,
     ]
 
 
@@ -443,23 +568,38 @@ def get_fusion_targets():
 RULES_VARIANT_WILDCARD = f"{{variant}}{names.RULES_SUFFIX}"
 
 
-def get_rules_transcripts(split):
-    """The transcripts the lexicon rules read for ``split`` (challenge.rules.transcripts)."""
+def get_rules_transcripts(wildcards):
+    """The transcripts the lexicon rules read, one per split (challenge.rules.transcripts): the job's ASR
+    system's, the manifests' reference text, or a template with {split} (and {system})."""
     source = config["challenge"]["rules"]["transcripts"]
     if source == "asr":
-        return paths.TRANSCRIPTS.format(split=split)
+        return expand(paths.TRANSCRIPTS, system=wildcards.system, split=SPLITS)
     if source == "reference":
-        return ser_manifest(split)
-    return source.format(split=split)
+        return [ser_manifest(split) for split in SPLITS]
+    return [source.format(split=split, system=wildcards.system) for split in SPLITS]
+
+
+def get_rules_base_inputs(wildcards):
+    """The metrics and probabilities of the row the lexicon rules follow (shared, or the job's system's)."""
+    metrics = variant_metrics(wildcards.variant, wildcards.system)
+    return {
+        "metrics": metrics,
+        "probabilities": [
+            variant_path(paths.VARIANT_PROBABILITIES, wildcards.variant, wildcards.system, split=split)
+            for split in SPLITS
+        ],
+    }
 
 
 def get_challenge_syer_inputs():
-    """The ASR scores files of the test splits that give SyER (none when challenge.score.syer is a number)."""
+    """The ASR scores files of the test splits that give SyER (the primary ASR system's; none when
+    challenge.score.syer is a number)."""
     source = config["challenge"]["score"]["syer"]
     if isinstance(source, (int, float)):
         return []
-    template = paths.ASR_WER if source == "asr" else source
-    return [template.format(split=split) for split in TEST_SPLITS]
+    if source == "asr":
+        return expand(paths.ASR_WER, system=PRIMARY_SYSTEM, split=TEST_SPLITS)
+    return [source.format(split=split, system=PRIMARY_SYSTEM) for split in TEST_SPLITS]
 
 
 def get_challenge_targets():

@@ -2,6 +2,9 @@
 # (acoustic, text, early = both) -> the Optuna-weighted ensemble -> metrics of the five variants,
 # Table 2, Figure 2 and confusion matrices. One rule for the classifiers, each job given only its
 # classifier's config sub-block; only the training split is fitted, tuned or selected on.
+# Everything that reads text features exists once per ASR system (asr.systems), under
+# results/systems/<system>/: the rules below write the shared (acoustic-only) results, and their
+# `<rule>_per_system` twins the text-dependent ones (names.reads_transcripts decides which).
 
 
 rule pool_features:
@@ -22,8 +25,21 @@ rule pool_features:
     threads: 1
     conda:
         "../envs/cpu.yaml"
+    wildcard_constraints:
+        modality=SHARED_MODALITIES,
     script:
         script_path("fusion/pooling")
+
+
+use rule pool_features as pool_features_per_system with:
+    output:
+        pooled=expand(paths.per_system(paths.POOLED), split=SPLITS, allow_missing=True),
+    log:
+        "logs/fusion/pool_features/{system}/{modality}.log",
+    benchmark:
+        "results/benchmarks/fusion/pool_features/{system}/{modality}.tsv"
+    wildcard_constraints:
+        modality=SYSTEM_MODALITIES,
 
 
 # LR and RF: their fixed configuration; XGBoost: tuned by Optuna. Each writes the same files.
@@ -51,45 +67,49 @@ rule train_classifier:
     threads: get_classifier_threads
     conda:
         "../envs/cpu.yaml"
+    wildcard_constraints:
+        feature_set=SHARED_FEATURE_SETS,
     script:
         script_path("fusion/classifiers")
 
 
+use rule train_classifier as train_classifier_per_system with:
+    output:
+        model=paths.per_system(paths.CLASSIFIER_MODEL),
+        trials=paths.per_system(paths.CLASSIFIER_TRIALS),
+        probabilities=expand(paths.per_system(paths.CLASSIFIER_PROBABILITIES), split=SPLITS, allow_missing=True),
+        oof=paths.per_system(paths.CLASSIFIER_OOF),
+        summary=paths.per_system(paths.CLASSIFIER_SUMMARY),
+    log:
+        "logs/fusion/train_classifier/{system}/{classifier}/{feature_set}.log",
+    benchmark:
+        "results/benchmarks/fusion/train_classifier/{system}/{classifier}/{feature_set}.tsv"
+    wildcard_constraints:
+        feature_set=SYSTEM_FEATURE_SETS,
+
+
 # Tuned on the training split only: its inputs are the early-fusion models and the pooled
-# TRAINING files, nothing of any other split.
+# TRAINING files, nothing of any other split (get_ensemble_inputs). One per ASR system.
 rule tune_ensemble:
     input:
-        models=expand(
-            paths.CLASSIFIER_MODEL,
-            feature_set=names.ENSEMBLE_FEATURE_SET,
-            classifier=names.ENSEMBLE_MEMBERS,
-        ),
-        summaries=expand(
-            paths.CLASSIFIER_SUMMARY,
-            feature_set=names.ENSEMBLE_FEATURE_SET,
-            classifier=names.ENSEMBLE_MEMBERS,
-        ),
-        # The members' own out-of-fold probabilities: reused where their folds are the ensemble's.
-        oof=expand(
-            paths.CLASSIFIER_OOF,
-            feature_set=names.ENSEMBLE_FEATURE_SET,
-            classifier=names.ENSEMBLE_MEMBERS,
-        ),
-        pooled_train=expand(paths.POOLED, modality=names.MODALITIES, split=ROLES.train),
+        # models, summaries, the members' own out-of-fold probabilities (reused where their folds
+        # are the ensemble's), pooled_train.
+        unpack(get_ensemble_inputs),
         code=script_code("fusion/ensemble"),
     output:
         weights=report(
-            paths.ENSEMBLE_WEIGHTS,
+            paths.per_system(paths.ENSEMBLE_WEIGHTS),
             caption="../report/ensemble_weights.rst",
             category="Fusion",
             subcategory="Ensemble",
+            labels={"system": "{system}"},
         ),
-        trials=paths.ENSEMBLE_TRIALS,
-        oof=paths.ENSEMBLE_OOF,
+        trials=paths.per_system(paths.ENSEMBLE_TRIALS),
+        oof=paths.per_system(paths.ENSEMBLE_OOF),
     log:
-        "logs/fusion/tune_ensemble.log",
+        "logs/fusion/tune_ensemble/{system}.log",
     benchmark:
-        "results/benchmarks/fusion/tune_ensemble.tsv"
+        "results/benchmarks/fusion/tune_ensemble/{system}.tsv"
     params:
         ensemble=config["fusion"]["ensemble"],
         classes=CLASSES,
@@ -123,14 +143,26 @@ rule evaluate_variant:
     conda:
         "../envs/cpu.yaml"
     wildcard_constraints:
-        variant="|".join(names.CLASSIFIER_VARIANTS),
+        variant=SHARED_VARIANTS,
     script:
         script_path("fusion/variants")
 
 
+use rule evaluate_variant as evaluate_variant_per_system with:
+    output:
+        metrics=paths.per_system(paths.VARIANT_METRICS),
+        probabilities=expand(paths.per_system(paths.VARIANT_PROBABILITIES), split=SPLITS, allow_missing=True),
+    log:
+        "logs/fusion/evaluate_variant/{system}/{variant}.log",
+    benchmark:
+        "results/benchmarks/fusion/evaluate_variant/{system}/{variant}.tsv"
+    wildcard_constraints:
+        variant=SYSTEM_VARIANTS,
+
+
 # Neural fusion head of seed paper 004 (fusion.heads.xattn, its only block): trained on the
 # training split on sequence features, stopped early on the selection split; writes the same
-# metrics and probabilities as evaluate_variant.
+# metrics and probabilities as evaluate_variant. It reads text tokens: one per ASR system.
 rule train_xattn:
     input:
         acoustic=get_sequence_files("acoustic"),
@@ -138,14 +170,14 @@ rule train_xattn:
         manifests=[ser_manifest(split) for split in SPLITS],
         code=script_code("fusion/heads/xattn"),
     output:
-        model=paths.HEAD_MODEL,
-        summary=paths.HEAD_SUMMARY,
-        metrics=paths.VARIANT_METRICS,
-        probabilities=expand(paths.VARIANT_PROBABILITIES, split=SPLITS, allow_missing=True),
+        model=paths.per_system(paths.HEAD_MODEL),
+        summary=paths.per_system(paths.HEAD_SUMMARY),
+        metrics=paths.per_system(paths.VARIANT_METRICS),
+        probabilities=expand(paths.per_system(paths.VARIANT_PROBABILITIES), split=SPLITS, allow_missing=True),
     log:
-        "logs/fusion/train_xattn/{variant}.log",
+        "logs/fusion/train_xattn/{system}/{variant}.log",
     benchmark:
-        "results/benchmarks/fusion/train_xattn/{variant}.tsv"
+        "results/benchmarks/fusion/train_xattn/{system}/{variant}.tsv"
     params:
         head=lambda wildcards: config["fusion"]["heads"][wildcards.variant],
         bootstrap=config["fusion"]["bootstrap"],
@@ -165,9 +197,10 @@ rule train_xattn:
         script_path("fusion/heads/xattn")
 
 
+# The primary ASR system's hybrid row (asr.primary_system).
 rule headline_metrics:
     input:
-        metrics=paths.VARIANT_METRICS.format(variant=names.HEADLINE_VARIANT),
+        metrics=variant_metrics(names.HEADLINE_VARIANT, PRIMARY_SYSTEM),
     output:
         headline=report(
             paths.HEADLINE_METRICS,
@@ -206,9 +239,10 @@ rule table2:
         script_path("fusion/report")
 
 
+# One point per ASR system (asr.systems), the acoustic-only baseline as a band.
 rule figure2:
     input:
-        runs=get_figure2_inputs,
+        runs=lambda wildcards: runs_inputs(get_figure2_runs()),
         code=script_code("fusion/report"),
     output:
         png=report(paths.FIGURE2_PNG, caption="../report/figure2.rst", category="Fusion", subcategory="Figure 2"),
@@ -222,6 +256,28 @@ rule figure2:
         figure2={key: config["fusion"]["figure2"][key] for key in ("variants", "baseline", "wer_key")},
         # A function: Snakemake would try to fill any "{...}" in a string param with wildcards.
         runs=lambda wildcards: get_figure2_runs(),
+        splits=TEST_SPLITS,
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        script_path("fusion/report")
+
+
+# Table 3: per ASR system, WER / CER on each test split and the text-dependent rows' SER metrics.
+rule table3:
+    input:
+        runs=lambda wildcards: runs_inputs(get_table3_runs()),
+        code=script_code("fusion/report"),
+    output:
+        md=report(paths.TABLE3_MD, caption="../report/table3.rst", category="Fusion", subcategory="Table 3"),
+        csv=report(paths.TABLE3_CSV, caption="../report/table3.rst", category="Fusion", subcategory="Table 3"),
+    log:
+        "logs/fusion/table3.log",
+    benchmark:
+        "results/benchmarks/fusion/table3.tsv"
+    params:
+        runs=lambda wildcards: get_table3_runs(),
         splits=TEST_SPLITS,
     threads: 1
     conda:

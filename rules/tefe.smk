@@ -1,6 +1,7 @@
 # TEFE stage: vocabulary and frozen embedding, the four text encoders (one job each), the
 # choice of one on validation scores, the table of all four, and the chosen encoder's
-# features of every speech split's transcripts.
+# features of every speech split's transcripts, per ASR system (the encoders are trained on the
+# text corpus, never on transcripts: shared by every system).
 
 
 rule build_tefe_embedding:
@@ -20,8 +21,8 @@ rule build_tefe_embedding:
     params:
         text=config["tefe"]["text"],
         embedding=config["tefe"]["embedding"],
-        # Files holding a test split's text: refused as extra embedding texts.
-        test_texts=get_tefe_test_texts(),
+        # Extra embedding texts that hold a test split's text (get_tefe_test_texts): refused.
+        test_texts=get_tefe_refused_extra_texts(),
     threads: 1
     conda:
         "../envs/cpu.yaml"
@@ -121,9 +122,9 @@ rule extract_tefe_backend:
     output:
         features=paths.TEFE_BACKEND_FEATURES,
     log:
-        "logs/tefe/extract_tefe_backend/{backend}/{feature_set}/{split}.log",
+        "logs/tefe/extract_tefe_backend/{system}/{backend}/{feature_set}/{split}.log",
     benchmark:
-        "results/benchmarks/tefe/extract_tefe_backend/{backend}/{feature_set}/{split}.tsv"
+        "results/benchmarks/tefe/extract_tefe_backend/{system}/{backend}/{feature_set}/{split}.tsv"
     params:
         column=get_tefe_transcript_column,
         batch_size=config["tefe"]["extract"]["batch_size"],
@@ -150,7 +151,8 @@ rule tefe_table:
         backend_metrics=expand(paths.TEFE_BACKEND_METRICS, backend=TEFE_TABLE_BACKENDS),
         validation=tefe_text_manifest("dev"),
         text_test=tefe_text_manifest("test"),
-        transcripts=expand(paths.TRANSCRIPTS, split=TEST_SPLITS),
+        # The primary ASR system's (asr.primary_system).
+        transcripts=expand(paths.TRANSCRIPTS, system=PRIMARY_SYSTEM, split=TEST_SPLITS),
         manifests=[ser_manifest(split) for split in TEST_SPLITS],
         code=script_code("tefe/evaluate"),
     output:
@@ -182,9 +184,9 @@ rule extract_tefe:
     output:
         features=paths.TEFE_FEATURES,
     log:
-        "logs/tefe/extract_tefe/{feature_set}/{split}.log",
+        "logs/tefe/extract_tefe/{system}/{feature_set}/{split}.log",
     benchmark:
-        "results/benchmarks/tefe/extract_tefe/{feature_set}/{split}.tsv"
+        "results/benchmarks/tefe/extract_tefe/{system}/{feature_set}/{split}.tsv"
     params:
         extract=config["tefe"]["extract"],
         column=get_tefe_transcript_column,
@@ -212,9 +214,9 @@ rule extract_tefe_tokens:
     output:
         tokens=paths.TEFE_TOKENS,
     log:
-        "logs/tefe/extract_tefe_tokens/{split}.log",
+        "logs/tefe/extract_tefe_tokens/{system}/{split}.log",
     benchmark:
-        "results/benchmarks/tefe/extract_tefe_tokens/{split}.tsv"
+        "results/benchmarks/tefe/extract_tefe_tokens/{system}/{split}.tsv"
     params:
         extract=config["tefe"]["extract"],
         column=names.TEFE_FEATURE_SETS["features"],

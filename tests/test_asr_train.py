@@ -105,14 +105,35 @@ class CrashAfter(TrainerCallback):
 def full_run(setup):
     """A whole run through the finetune_whisper rule's entry point; its summary as saved with the model."""
     root, train, dev, block = setup
+    # Snapshots at step 4 and at a step the run never reaches (100: the final model, noted).
     finetune_whisper(
         rule_job(
             input={"train": [train], "dev": dev},
-            output={"model": str(root / "full")},
-            params={"finetune": block, "normalize": NORMALIZE, "work_dir": str(root / "full_work")},
+            output={"model": str(root / "full"), "snapshots": [str(root / "snap4"), str(root / "snap100")]},
+            params={
+                "finetune": {**block, "snapshot_steps": [4, 100]},
+                "normalize": NORMALIZE,
+                "work_dir": str(root / "full_work"),
+            },
         )
     )
     return root, json.loads((root / "full" / "training_config.json").read_text())
+
+
+def test_snapshots_hold_the_model_at_their_step(full_run):
+    root, _ = full_run
+    early = json.loads((root / "snap4" / "training_config.json").read_text())
+    assert early["snapshot_step"] == 4 and "note" not in early
+    assert (root / "snap4" / "tokenizer.json").exists()  # loadable as an ASR system's model
+    snapshot, last = state_dict(root / "snap4"), state_dict(root / "full_work" / "checkpoint-8")
+    assert any(not torch.equal(snapshot[k], last[k]) for k in last)
+    if (root / "full_work" / "checkpoint-4").is_dir():
+        saved = state_dict(root / "full_work" / "checkpoint-4")
+        assert all(torch.equal(snapshot[k], saved[k]) for k in saved)
+    never = json.loads((root / "snap100" / "training_config.json").read_text())
+    assert never["snapshot_step"] == 100 and "the final model" in never["note"]
+    final, unreached = state_dict(root / "full"), state_dict(root / "snap100")
+    assert all(torch.equal(final[k], unreached[k]) for k in final)
 
 
 def test_best_checkpoint_by_dev_wer_is_the_output(full_run):

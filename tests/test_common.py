@@ -83,12 +83,12 @@ def test_code_inputs_rerun_a_rule_when_its_imports_change_and_not_for_logging(wo
 
     from workflow_scripts.asr.transcripts import write_transcripts
 
-    transcripts = workflow_dir / paths.TRANSCRIPTS.format(split="dev")
+    transcripts = workflow_dir / paths.TRANSCRIPTS.format(system="finetuned", split="dev")
     frame = pd.DataFrame(
         {"utt_id": ["a", "b"], "hypothesis": ["xin chào", "tôi đi"], "reference": ["xin chào", "tôi về"]}
     )
     write_transcripts(transcripts, frame, {})
-    target = paths.ASR_WER.format(split="dev")
+    target = paths.ASR_WER.format(system="finetuned", split="dev")
     only = ["--allowed-rules", "score_asr"]
     run_snakemake(workflow_dir, target, *only)
     assert '"wer": 0.25' in (workflow_dir / target).read_text()
@@ -186,7 +186,13 @@ def test_encode_labels_names_the_file_and_utterances():
 
 
 def test_paths_fill_in_another_run_directory():
-    assert paths.in_run(paths.TRANSCRIPTS, "/runs/a", split="dev") == Path("/runs/a/transcripts/dev.parquet")
+    assert paths.in_run(paths.TRANSCRIPTS, "/runs/a", system="oracle", split="dev") == Path(
+        "/runs/a/systems/oracle/transcripts/dev.parquet"
+    )
+    # A text-dependent result of an ASR system, and a shared acoustic-only one.
+    assert paths.per_system(paths.VARIANT_METRICS) == "results/systems/{system}/metrics/{variant}.json"
+    assert paths.for_system(paths.VARIANT_METRICS, True, "early") == "results/systems/early/metrics/{variant}.json"
+    assert paths.for_system(paths.VARIANT_METRICS, False, "early") == paths.VARIANT_METRICS
     assert all(
         value.startswith(paths.RESULTS + "/")
         for key, value in vars(paths).items()

@@ -19,6 +19,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from workflow_scripts.common import names, paths
+
 import fusion_synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +39,20 @@ TARGETS = [
     "results/fusion/confusion_matrices.png",
     "results/challenge.md",
     "results/challenge.json",
+    "results/table3.md",
+    "results/table3.csv",
 ]
+# The toy run's one ASR system: the reference transcripts (the toy text features are made from them).
+SYSTEM = "oracle"
+
+
+def result(template: str, variant: str | None = None, feature_set: str | None = None, **wildcards: str) -> str:
+    """A results path of the toy run: shared for acoustic-only rows / feature sets, else the system's."""
+    text = names.reads_transcripts(variant) if variant else names.feature_set_reads_transcripts(feature_set)
+    fields = {"variant": variant, "feature_set": feature_set, **wildcards}
+    return paths.for_system(template, text, SYSTEM).format(**{k: v for k, v in fields.items() if v is not None})
+
+
 # A toy lexicon of the synthetic corpus's words (tests/fusion_synthetic.py): two negative cues.
 TOY_LEXICON = "phrase\tclass\nkhóc\tnegative\nghét\tnegative\n"
 SIZES = {"train": 240, "dev": 30, "public_test": 60, "private_test": 60}
@@ -83,8 +98,9 @@ OVERLAY = {
         "bootstrap": {"resamples": 200},
         # The neural heads need sequence features, which the toy corpus lacks (tests/test_fusion_heads.py).
         "heads": {"variants": []},
-        "figure2": {"runs": [{"label": "reference transcripts", "results_dir": "results", "wer": 0.0}]},
     },
+    # Reference transcripts: the one ASR system is the oracle (WER 0, no model).
+    "asr": {"systems": [{"name": SYSTEM, "backend": "oracle"}]},
     # Reference transcripts (no ASR stage here): SyER 0, the rules read the manifests' text.
     "challenge": {"score": {"syer": 0.0}, "rules": {"transcripts": "reference", "lexicon": "synth/lexicon.tsv"}},
 }
@@ -141,7 +157,7 @@ def workflow(tmp_path_factory) -> Path:
 
 
 def _metrics(workdir: Path, variant: str) -> dict:
-    return json.loads((workdir / "results" / "metrics" / f"{variant}.json").read_text())
+    return json.loads((workdir / result(paths.VARIANT_METRICS, variant)).read_text())
 
 
 def test_outputs_tables_figures_and_fusion_helps(workflow):
@@ -182,13 +198,13 @@ def test_outputs_tables_figures_and_fusion_helps(workflow):
 def test_probabilities_per_classifier_and_variant(workflow):
     for split in SPLITS:
         manifest = pd.read_csv(workflow / f"results/data/speech/synth/{split}.tsv", sep="\t", quoting=3, dtype=str)
-        paths = [workflow / f"results/fusion/variants/{v}/{split}.parquet" for v in VARIANTS]
-        paths += [
-            workflow / f"results/fusion/{fs}/{c}/probabilities/{split}.parquet"
+        files = [workflow / result(paths.VARIANT_PROBABILITIES, v, split=split) for v in VARIANTS]
+        files += [
+            workflow / result(paths.CLASSIFIER_PROBABILITIES, feature_set=fs, classifier=c, split=split)
             for fs in ("acoustic", "text", "early")
             for c in ("lr", "rf", "xgboost")
         ]
-        for path in paths:
+        for path in files:
             frame = pd.read_parquet(path)
             assert list(frame.columns) == ["utt_id", *CLASSES], path
             assert sorted(frame["utt_id"]) == sorted(manifest["utt_id"]), path
@@ -196,7 +212,7 @@ def test_probabilities_per_classifier_and_variant(workflow):
 
 
 def test_ensemble_weights_on_the_simplex_from_training_data_only(workflow):
-    payload = json.loads((workflow / "results/ensemble/weights.json").read_text())
+    payload = json.loads((workflow / f"results/systems/{SYSTEM}/ensemble/weights.json").read_text())
     weights = payload["weights"]
     assert set(weights) == {"xgboost", "rf", "lr"}
     assert min(weights.values()) >= 0 and sum(weights.values()) == pytest.approx(1.0)
@@ -204,7 +220,7 @@ def test_ensemble_weights_on_the_simplex_from_training_data_only(workflow):
     assert payload["data"]["split"] == "train" and payload["data"]["utterances"] == SIZES["train"]
     assert all(path.endswith("/train.parquet") for path in payload["data"]["files"])
     assert (payload["trials"], payload["folds"], payload["seed"]) == (30, 2, 42)
-    trials = pd.read_csv(workflow / "results/ensemble/trials.csv")
+    trials = pd.read_csv(workflow / f"results/systems/{SYSTEM}/ensemble/trials.csv")
     assert len(trials) == 30 and payload["objective"]["value"] == pytest.approx(trials["value"].max())
 
 
@@ -219,7 +235,7 @@ def test_ensemble_weights_on_the_simplex_from_training_data_only(workflow):
     ],
 )
 def test_each_variant_reads_only_its_features(workflow, variant, expected):
-    jobs = planned_jobs(snakemake(workflow, "-n", "-F", f"results/metrics/{variant}.json"))
+    jobs = planned_jobs(snakemake(workflow, "-n", "-F", result(paths.VARIANT_METRICS, variant)))
     inputs = [path for _, _, job_inputs in jobs for path in job_inputs]
     read = {
         modality
@@ -260,18 +276,23 @@ def test_config_edits_rerun_only_what_depends_on_them(workflow):
         }
     assert planned["ensemble"] == {
         ("tune_ensemble", ""),
-        ("evaluate_variant", "hybrid"),
+        ("evaluate_variant_per_system", "hybrid"),
         ("apply_lexicon_rules", "hybrid"),
         ("challenge_report", ""),
         ("headline_metrics", ""),
         ("table2", ""),
+        ("table3", ""),
         ("figure2", ""),
         ("plot_confusion_matrices", ""),
     }
     # Only the XGBoost jobs of train_classifier (its block is the xgboost job's param alone).
-    classifiers = {classifier for rule, classifier in planned["xgboost"] if rule == "train_classifier"}
+    classifiers = {
+        classifier
+        for rule, classifier in planned["xgboost"]
+        if rule in ("train_classifier", "train_classifier_per_system")
+    }
     rules = {rule for rule, _ in planned["xgboost"]}
-    assert classifiers == {"xgboost"} and not rules & {"pool_features", "ingest_speech_corpus"}
+    assert classifiers == {"xgboost"} and not rules & {"pool_features", "pool_features_per_system", "transcribe"}
     # Nothing to do without an edit.
     assert planned_jobs(snakemake(workflow, "-n", *TARGETS)) == []
 
@@ -280,12 +301,13 @@ def test_lexicon_rules_row_reassigns_matched_utterances(workflow):
     """hybrid+rules: the hybrid labels, then "khóc" / "ghét" in the transcript -> negative."""
     rules = _metrics(workflow, "hybrid+rules")
     assert rules["base_variant"] == "hybrid" and rules["title"] == "Hybrid fusion (DFAT) + lexicon rules"
-    changes = pd.read_csv(workflow / "results/challenge/rules/hybrid.tsv", sep="\t")
+    changes = pd.read_csv(workflow / f"results/systems/{SYSTEM}/challenge/rules/hybrid.tsv", sep="\t")
     assert set(changes["phrase"]) == {"khóc", "ghét"} and set(changes["split"]) == set(SPLITS)
     for split in SPLITS:
         manifest = pd.read_csv(workflow / f"results/data/speech/synth/{split}.tsv", sep="\t", quoting=3, dtype=str)
-        hybrid = pd.read_parquet(workflow / f"results/fusion/variants/hybrid/{split}.parquet").set_index("utt_id")
-        after = pd.read_parquet(workflow / f"results/fusion/variants/hybrid+rules/{split}.parquet").set_index("utt_id")
+        hybrid = pd.read_parquet(workflow / result(paths.VARIANT_PROBABILITIES, "hybrid", split=split))
+        after = pd.read_parquet(workflow / result(paths.VARIANT_PROBABILITIES, "hybrid+rules", split=split))
+        hybrid, after = hybrid.set_index("utt_id"), after.set_index("utt_id")
         matched = manifest["text"].str.split().map(lambda words: bool({"khóc", "ghét"} & set(words)))
         expected = np.where(
             matched, "negative", np.array(CLASSES)[hybrid.loc[manifest["utt_id"], CLASSES].to_numpy().argmax(1)]
@@ -330,6 +352,7 @@ def test_challenge_switches_rerun_only_what_depends_on_them(workflow):
         output = snakemake(workflow, "-n", *TARGETS, configfiles=("overlay.yaml", f"edit_{name}.yaml"))
         planned[name] = {(rule, wildcards.get("variant", "")) for rule, wildcards, _ in planned_jobs(output)}
     reports = {("table2", ""), ("figure2", ""), ("plot_confusion_matrices", ""), ("challenge_report", "")}
+    reports |= {("table3", "")}
     assert planned["match"] == {("apply_lexicon_rules", "hybrid")} | reports
     assert planned["score"] == {("challenge_report", "")}
     assert planned["off"] == reports  # the reports lose a row; nothing else runs
@@ -367,7 +390,8 @@ def test_predict_reuses_the_rules_code(workflow):
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads((workflow / "predictions.json").read_text())
     assert [Path(row["path"]).name for row in rows] == [p.name for p in some]
-    rules = pd.read_parquet(workflow / "results/fusion/variants/hybrid/public_test.parquet").set_index("utt_id")
+    rules = pd.read_parquet(workflow / result(paths.VARIANT_PROBABILITIES, "hybrid", split="public_test"))
+    rules = rules.set_index("utt_id")
     for row in rows:
         probabilities = np.array([row[f"p_{c}"] for c in CLASSES])
         assert probabilities.sum() == pytest.approx(1.0)
@@ -379,14 +403,14 @@ def test_predict_reuses_the_rules_code(workflow):
 def _fingerprint(workdir: Path) -> dict:
     """Every tuned hyperparameter, weight and fitted model of a run."""
     found = {}
-    for summary in sorted((workdir / "results/fusion").glob("*/*/summary.json")):
+    for summary in sorted(workdir.glob("results/**/fusion/*/*/summary.json")):
         document = json.loads(summary.read_text())
         found[str(summary.parent)] = {"hyperparameters": document["hyperparameters"], "cv": document["cv"]}
         model = summary.parent / "model.joblib"
         found[str(model)] = hashlib.sha256(model.read_bytes()).hexdigest()
-    weights = json.loads((workdir / "results/ensemble/weights.json").read_text())
+    weights = json.loads((workdir / f"results/systems/{SYSTEM}/ensemble/weights.json").read_text())
     found["weights"] = {key: weights[key] for key in ("weights", "objective", "members", "equal_weights_score")}
-    found["ensemble_trials"] = (workdir / "results/ensemble/trials.csv").read_text()
+    found["ensemble_trials"] = (workdir / f"results/systems/{SYSTEM}/ensemble/trials.csv").read_text()
     return found
 
 
@@ -400,7 +424,7 @@ def test_leakage_test_labels_change_no_hyperparameter_weight_or_model(workflow):
         {"neutral": "negative", "negative": "neutral"}
     )
     frame.to_csv(table, sep="\t", index=False)
-    output = snakemake(workflow, *[f"results/metrics/{variant}.json" for variant in VARIANTS])
+    output = snakemake(workflow, *[result(paths.VARIANT_METRICS, variant) for variant in VARIANTS])
     # really refitted and retuned
     assert "classifier=xgboost" in output and "rule tune_ensemble" in output
     assert _fingerprint(workflow) == before

@@ -51,7 +51,8 @@ def fake_tefe(config, run_dir, threads):
     return lambda texts: {"mean": np.array([[len(t), 0.5] for t in texts], dtype=np.float32)}
 
 
-def _run_dir(root: Path) -> Path:
+def _run_dir(root: Path, system: str = "finetuned") -> Path:
+    """A stand-in run directory with the fusion models of ASR system ``system`` (config.yaml's primary one)."""
     run = root / "run"
     features = [
         {"modality": "acoustic", "statistics": ["mean"], "dim": 2, "model": "toy"},
@@ -60,12 +61,12 @@ def _run_dir(root: Path) -> Path:
     rng = np.random.default_rng(0)
     model = make_pipeline(LogisticRegression()).fit(rng.normal(size=(20, 4)), np.arange(20) % 2)
     for name in ENSEMBLE_MEMBERS:
-        where = {"feature_set": ENSEMBLE_FEATURE_SET, "classifier": name}
-        summary = paths.in_run(paths.CLASSIFIER_SUMMARY, run, **where)
+        where = {"system": system, "feature_set": ENSEMBLE_FEATURE_SET, "classifier": name}
+        summary = paths.in_run(paths.per_system(paths.CLASSIFIER_SUMMARY), run, **where)
         summary.parent.mkdir(parents=True, exist_ok=True)
         summary.write_text(json.dumps({"features": features, "classes": CLASSES}))
-        joblib.dump(model, paths.in_run(paths.CLASSIFIER_MODEL, run, **where))
-    weights = paths.in_run(paths.ENSEMBLE_WEIGHTS, run)
+        joblib.dump(model, paths.in_run(paths.per_system(paths.CLASSIFIER_MODEL), run, **where))
+    weights = paths.in_run(paths.per_system(paths.ENSEMBLE_WEIGHTS), run, system=system)
     weights.parent.mkdir(parents=True, exist_ok=True)
     weights.write_text(json.dumps({"weights": {name: 1 / len(ENSEMBLE_MEMBERS) for name in ENSEMBLE_MEMBERS}}))
     return run
@@ -119,17 +120,19 @@ def test_all_good_files_exit_zero_with_an_empty_error_column(tmp_path):
 
 def test_a_half_finished_run_directory_names_each_missing_artifact_and_its_rule(tmp_path):
     run = _run_dir(tmp_path)
-    paths.in_run(paths.ENSEMBLE_WEIGHTS, run).unlink()
-    paths.in_run(paths.CLASSIFIER_MODEL, run, feature_set=ENSEMBLE_FEATURE_SET, classifier="rf").unlink()
+    system = {"system": "finetuned"}
+    paths.in_run(paths.per_system(paths.ENSEMBLE_WEIGHTS), run, **system).unlink()
+    rf = {**system, "feature_set": ENSEMBLE_FEATURE_SET, "classifier": "rf"}
+    paths.in_run(paths.per_system(paths.CLASSIFIER_MODEL), run, **rf).unlink()
     good = write_tone(tmp_path / "good.wav", seconds=0.3)
     with pytest.raises(SystemExit) as exit_info:
         predict.main(_argv(run, tmp_path / "out.csv", good))
     message = str(exit_info.value)
     assert f"the run directory {run} lacks 2 artifact(s)" in message
-    weights = paths.ENSEMBLE_WEIGHTS
-    assert f"{run}/ensemble/weights.json (built by rule tune_ensemble: snakemake {weights})" in message
-    rf_model = paths.CLASSIFIER_MODEL.format(feature_set=ENSEMBLE_FEATURE_SET, classifier="rf")
-    assert f"(built by rule train_classifier: snakemake {rf_model})" in message
+    weights = "systems/finetuned/ensemble/weights.json"
+    assert f"{run}/{weights} (built by rule tune_ensemble: snakemake results/{weights})" in message
+    rf_model = paths.per_system(paths.CLASSIFIER_MODEL).format(**rf)
+    assert f"(built by rule train_classifier_per_system: snakemake {rf_model})" in message
     assert not (tmp_path / "out.csv").exists()
 
 
@@ -141,9 +144,25 @@ def test_default_stages_need_the_tefe_selection_and_the_finetuned_asr_model(tmp_
     assert any("(built by rule finetune_whisper" in line for line in missing)
 
 
+def test_asr_system_chooses_the_fusion_models_and_the_oracle_cannot_transcribe(tmp_path):
+    run = _run_dir(tmp_path, system="early")
+    good = write_tone(tmp_path / "good.wav", seconds=0.3)
+    predict.main([*_argv(run, tmp_path / "early.csv", good), "--asr-system", "early"])
+    assert pd.read_csv(tmp_path / "early.csv", keep_default_na=False)["error"].tolist() == [""]
+    with pytest.raises(SystemExit) as exit_info:  # the primary system's models are not in this run
+        predict.main(_argv(run, tmp_path / "out.csv", good))
+    assert f"{run}/systems/finetuned/ensemble/weights.json" in str(exit_info.value)
+    with pytest.raises(SystemExit, match="'oracle' is the oracle"):
+        predict.main([*_argv(run, tmp_path / "out.csv", good), "--asr-system", "oracle"])
+    with pytest.raises(SystemExit, match=r"--asr-system 'nope' is not one of the run's asr.systems"):
+        predict.main([*_argv(run, tmp_path / "out.csv", good), "--asr-system", "nope"])
+
+
 def test_each_artifact_is_an_output_of_the_rule_named_for_it():
     rules_text = "\n".join(p.read_text() for p in sorted((PROJECT_ROOT / "rules").glob("*.smk")))
     blocks = dict(re.findall(r"^(?:rule|checkpoint) (\w+):\n(.*?)(?=^\S|\Z)", rules_text, re.S | re.M))
+    # `use rule <base> as <name> with:` (the per-system twins): the overridden outputs.
+    blocks |= dict(re.findall(r"^use rule \w+ as (\w+) with:\n(.*?)(?=^\S|\Z)", rules_text, re.S | re.M))
     artifacts = [a for stage in predict.RUN_ARTIFACTS.values() for a in stage]
     artifacts += [("TEFE_MODEL", "train_tefe", {}), ("TEFE_MODEL_VOCAB", "train_tefe", {})]
     for template, rule, _ in artifacts:

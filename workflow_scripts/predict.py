@@ -1,7 +1,7 @@
 """Predict the emotion of audio files with the trained artifacts of a finished run.
 
     python -m workflow_scripts.predict --run-dir results [--configfile config.yaml] \
-        --output predictions.csv  clip1.wav more_clips/ ...
+        [--asr-system NAME] --output predictions.csv  clip1.wav more_clips/ ...
 
 For every file: the transcript, the predicted label and the class probabilities (CSV, or JSON
 when the output ends in .json), and an ``error`` column: a file that cannot be read or
@@ -12,7 +12,9 @@ lacks an artifact is named with the artifact and the rule / target that builds i
 The pipeline is the workflow's: the ASR stage transcribes, the SEFE and TEFE stages turn
 audio and transcript into per-utterance statistics, and the fusion part (the same pooling, the
 three early-fusion models and the tuned ensemble weights of the run, i.e. the hybrid / DFAT
-variant) gives the probabilities.
+variant) gives the probabilities. ``--asr-system NAME`` (a name of the run's ``asr.systems``;
+default ``asr.primary_system``) chooses the ASR system: its model transcribes, and the fusion
+models trained on its transcripts (``results/systems/NAME/``) predict.
 
 Each encoder stage plugs in through a factory ``factory(config, run_dir, threads) -> function``
 named ``module:function`` (defaults in :data:`STAGE_FACTORIES`, or ``--hook stage=module:function``):
@@ -41,7 +43,15 @@ from workflow_scripts.common.audio import AudioError, check_audio
 from workflow_scripts.common.config_schema import ConfigError, load_config_file, merge_config, validate_config
 from workflow_scripts.common.files import atomic_path, read_json
 from workflow_scripts.common.logs import setup_logging
-from workflow_scripts.common.names import ENSEMBLE_FEATURE_SET, ENSEMBLE_MEMBERS, FINETUNED
+from workflow_scripts.common.names import (
+    ENSEMBLE_FEATURE_SET,
+    ENSEMBLE_MEMBERS,
+    FINETUNED,
+    ORACLE_BACKEND,
+    asr_systems,
+    feature_set_reads_transcripts,
+    primary_system,
+)
 from workflow_scripts.fusion.pooling import concat_statistics
 
 log = logging.getLogger(__name__)
@@ -56,17 +66,19 @@ STAGE_FACTORIES = {
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 
 # What predict reads from a run directory, by stage: (template in common.paths, the rule that
-# builds it, wildcards). A stage replaced by --hook needs none of its own.
+# builds it, wildcards). A stage replaced by --hook needs none of its own. The fusion artifacts
+# are the chosen ASR system's (a "system" wildcard: its copy under results/systems/<system>/).
+_CLASSIFIER_RULE = "train_classifier" + ("_per_system" if feature_set_reads_transcripts(ENSEMBLE_FEATURE_SET) else "")
 RUN_ARTIFACTS: dict[str, list[tuple[str, str, dict[str, str]]]] = {
-    "fusion": [("ENSEMBLE_WEIGHTS", "tune_ensemble", {})]
+    "fusion": [("ENSEMBLE_WEIGHTS", "tune_ensemble", {"system": ""})]
     + [
-        (template, "train_classifier", {"feature_set": ENSEMBLE_FEATURE_SET, "classifier": name})
+        (template, _CLASSIFIER_RULE, {"system": "", "feature_set": ENSEMBLE_FEATURE_SET, "classifier": name})
         for name in ENSEMBLE_MEMBERS
         for template in ("CLASSIFIER_MODEL", "CLASSIFIER_SUMMARY")
     ],
     "tefe": [("TEFE_SELECTION", "select_tefe", {})],
     # + TEFE_MODEL / TEFE_MODEL_VOCAB of the selected architecture (train_tefe), see missing_artifacts
-    "asr": [("ASR_FINETUNED_MODEL", "finetune_whisper", {})],  # when asr.transcribe.model is finetuned
+    "asr": [("ASR_FINETUNED_MODEL", "finetune_whisper", {})],  # when the ASR system's model is finetuned
 }
 
 
@@ -94,34 +106,50 @@ def resolve_factory(stage: str, spec: str) -> Callable[..., Any]:
     return getattr(module, function_name)
 
 
+def _template(name: str, wildcards: Mapping[str, str]) -> str:
+    """The template ``paths.<name>``; with a ``system`` wildcard, the system's copy where it reads text."""
+    template = getattr(paths, name)
+    if "system" not in wildcards or "{system}" in template:
+        return template
+    return paths.for_system(template, feature_set_reads_transcripts(wildcards.get("feature_set", "text")), "{system}")
+
+
 def _artifact_line(template: str, rule: str, wildcards: Mapping[str, str], run_dir: Path) -> str:
-    target = getattr(paths, template).format(**wildcards)
-    return f"{paths.in_run(getattr(paths, template), run_dir, **wildcards)} (built by rule {rule}: snakemake {target})"
+    target = _template(template, wildcards).format(**wildcards)
+    where = paths.in_run(_template(template, wildcards), run_dir, **wildcards)
+    return f"{where} (built by rule {rule}: snakemake {target})"
 
 
-def missing_artifacts(config: Mapping[str, Any], run_dir: str | Path, factories: Mapping[str, str]) -> list[str]:
-    """Each artifact of ``run_dir`` that predict needs and that is absent, with the rule / target that builds it."""
+def missing_artifacts(
+    config: Mapping[str, Any], run_dir: str | Path, factories: Mapping[str, str], system: str | None = None
+) -> list[str]:
+    """Each artifact of ``run_dir`` that predict needs and that is absent, with the rule / target that builds it
+    (the fusion models of ASR system ``system``, default the config's primary one)."""
     run_dir = Path(run_dir)
-    wanted = list(RUN_ARTIFACTS["fusion"])
+    asr = config.get("asr") or {}
+    system = system or primary_system(asr)
+    wanted = [(t, rule, {**w, "system": system}) for t, rule, w in RUN_ARTIFACTS["fusion"]]
     if factories.get("tefe") == STAGE_FACTORIES["tefe"]:
         wanted += RUN_ARTIFACTS["tefe"]
         selection = paths.in_run(paths.TEFE_SELECTION, run_dir)
         if selection.exists():
             arch = read_json(selection)["selected"]
             wanted += [(t, "train_tefe", {"arch": arch}) for t in ("TEFE_MODEL", "TEFE_MODEL_VOCAB")]
-    asr_model = config.get("asr", {}).get("transcribe", {}).get("model")
+    asr_model = asr_systems(asr).get(system, {}).get("model")
     if factories.get("asr") == STAGE_FACTORIES["asr"] and asr_model == FINETUNED:
         wanted += RUN_ARTIFACTS["asr"]
     return [
         _artifact_line(template, rule, wildcards, run_dir)
         for template, rule, wildcards in wanted
-        if not paths.in_run(getattr(paths, template), run_dir, **wildcards).exists()
+        if not paths.in_run(_template(template, wildcards), run_dir, **wildcards).exists()
     ]
 
 
-def check_run_dir(config: Mapping[str, Any], run_dir: str | Path, factories: Mapping[str, str]) -> None:
+def check_run_dir(
+    config: Mapping[str, Any], run_dir: str | Path, factories: Mapping[str, str], system: str | None = None
+) -> None:
     """Fail naming every missing artifact of ``run_dir`` and how to build it."""
-    missing = missing_artifacts(config, run_dir, factories)
+    missing = missing_artifacts(config, run_dir, factories, system)
     if missing:
         raise SystemExit(
             f"predict: the run directory {run_dir} lacks {len(missing)} artifact(s) predict needs; build them "
@@ -155,18 +183,21 @@ class FusionPredictor:
         self.classes = list(classes)
 
     @classmethod
-    def from_run(cls, run_dir: str | Path) -> FusionPredictor:
-        """Load the ensemble's models and summaries (``<run_dir>/fusion/early/<classifier>/``) and
-        weights (``<run_dir>/ensemble/weights.json``): the results layout of common.paths."""
+    def from_run(cls, run_dir: str | Path, system: str | None = None) -> FusionPredictor:
+        """Load the ensemble's models and summaries (``<run_dir>/systems/<system>/fusion/early/<classifier>/``)
+        and weights (``<run_dir>/systems/<system>/ensemble/weights.json``) of an ASR system (default: the
+        schema's default system): the results layout of common.paths."""
         import joblib
 
-        check_run_dir({}, run_dir, {})
-        weights = read_json(paths.in_run(paths.ENSEMBLE_WEIGHTS, run_dir))["weights"]
+        system = system or FINETUNED
+        check_run_dir({}, run_dir, {}, system)
+        weights = read_json(paths.in_run(_template("ENSEMBLE_WEIGHTS", {"system": system}), run_dir, system=system))
+        weights = weights["weights"]
         models, summaries = {}, {}
         for name in ENSEMBLE_MEMBERS:
-            run = {"feature_set": ENSEMBLE_FEATURE_SET, "classifier": name}
-            summaries[name] = read_json(paths.in_run(paths.CLASSIFIER_SUMMARY, run_dir, **run))
-            models[name] = joblib.load(paths.in_run(paths.CLASSIFIER_MODEL, run_dir, **run))
+            run = {"system": system, "feature_set": ENSEMBLE_FEATURE_SET, "classifier": name}
+            summaries[name] = read_json(paths.in_run(_template("CLASSIFIER_SUMMARY", run), run_dir, **run))
+            models[name] = joblib.load(paths.in_run(_template("CLASSIFIER_MODEL", run), run_dir, **run))
         first = summaries[ENSEMBLE_MEMBERS[0]]
         for name, summary in summaries.items():
             if summary["features"] != first["features"] or summary["classes"] != first["classes"]:
@@ -308,6 +339,12 @@ def main(argv: list[str] | None = None) -> None:
         metavar="STAGE=MODULE:FUNCTION",
         help="use another factory for stage asr, sefe or tefe",
     )
+    parser.add_argument(
+        "--asr-system",
+        metavar="NAME",
+        help="the ASR system (a name of the run's asr.systems) whose model transcribes and whose fusion "
+        "models predict; default: asr.primary_system",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args(argv)
@@ -326,9 +363,21 @@ def main(argv: list[str] | None = None) -> None:
         validate_config(config, Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml")
     except ConfigError as error:
         raise SystemExit(f"predict: {error}") from None
+    if args.asr_system:
+        systems = [entry["name"] for entry in config["asr"]["systems"]]
+        if args.asr_system not in systems:
+            raise SystemExit(f"predict: --asr-system {args.asr_system!r} is not one of the run's asr.systems {systems}")
+        config["asr"]["primary_system"] = args.asr_system  # the ASR stage's factory transcribes with it
+    system = primary_system(config["asr"])
+    oracle = asr_systems(config["asr"])[system]["backend"] == ORACLE_BACKEND
+    if oracle and factories["asr"] == STAGE_FACTORIES["asr"]:  # (an --hook asr=... transcribes for it)
+        raise SystemExit(
+            f"predict: ASR system {system!r} is the oracle (the corpus's reference transcripts); new audio needs a "
+            "system with a model: --asr-system NAME"
+        )
     files = collect_audio(args.inputs)
-    check_run_dir(config, args.run_dir, factories)
-    predictor = FusionPredictor.from_run(args.run_dir)
+    check_run_dir(config, args.run_dir, factories, system)
+    predictor = FusionPredictor.from_run(args.run_dir, system)
     stages = load_stage_functions(config, Path(args.run_dir), args.threads, factories)
     frame = predict_files(files, stages, predictor, args.batch_size)
     write_predictions(frame, args.output)

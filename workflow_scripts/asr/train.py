@@ -4,7 +4,9 @@ AdamW with linear warmup and decay, gradient accumulation, evaluation on the dev
 (hypotheses and references normalised as for scoring), early stopping, the best checkpoint
 kept, seeded. Checkpoints go to a work directory next to the output; a restarted job with the
 same configuration and data resumes from the last one. The output directory (save_pretrained
-format: model, generation config, processor, training_config.json) appears only on success.
+format: model, generation config, processor, training_config.json) appears only on success, with
+the snapshots of ``snapshot_steps`` (the model in training at those steps, e.g. the model of an
+early-checkpoint ASR system; kept in the work directory until then, so a resumed run has them).
 """
 
 import hashlib
@@ -262,6 +264,51 @@ def apply_training_overrides(model, block: Mapping[str, Any]) -> None:
     model.config.mask_feature_length = int(spec["mask_feature_length"])
 
 
+SNAPSHOTS_DIR = "snapshots"
+
+
+def snapshot_callback(steps: Sequence[int], work: Path, processor):
+    """A callback saving the model in training (and the processor) at each of ``steps`` to
+    ``work/snapshots/step-<N>`` (save_pretrained format)."""
+    from transformers import TrainerCallback
+
+    wanted = {int(step) for step in steps}
+
+    class Snapshot(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step in wanted:
+                with atomic_path(work / SNAPSHOTS_DIR / f"step-{state.global_step}", is_dir=True) as tmp:
+                    model.save_pretrained(tmp)
+                    processor.save_pretrained(tmp)
+                log.info("snapshot of step %d saved", state.global_step)
+
+    return Snapshot()
+
+
+def write_snapshots(
+    steps: Sequence[int], outputs: Sequence[str], work: Path, final_dir: str, summary: Mapping[str, Any]
+) -> None:
+    """Copy each step's snapshot to its output; a step the run never reached gets the final model (warned)."""
+    for step, out in zip(steps, outputs, strict=True):
+        source = work / SNAPSHOTS_DIR / f"step-{step}"
+        note: dict[str, Any] = {"snapshot_step": int(step), "of_run": summary["global_step"]}
+        if not source.is_dir():
+            log.warning(
+                "asr.finetune.snapshot_steps: step %d was never reached (training stopped at step %d); "
+                "%s holds the final model",
+                step,
+                summary["global_step"],
+                out,
+            )
+            source, note["note"] = (
+                Path(final_dir),
+                f"training stopped at step {summary['global_step']}: the final model",
+            )
+        with atomic_path(out, is_dir=True) as tmp:
+            shutil.copytree(source, tmp, dirs_exist_ok=True)
+            write_json(Path(tmp) / "training_config.json", {**summary, **note})
+
+
 def finetune(
     block: Mapping[str, Any],
     normalize_block: Mapping[str, Any],
@@ -271,8 +318,10 @@ def finetune(
     work_dir: str,
     threads: int,
     callbacks: Sequence[Any] = (),
+    snapshot_dirs: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Train ``block["base_model"]`` on the training manifests, select by dev WER, save to ``out_dir``."""
+    """Train ``block["base_model"]`` on the training manifests, select by dev WER, save to ``out_dir``
+    (and the model at ``block["snapshot_steps"]`` to ``snapshot_dirs``, in that order)."""
     from transformers import (
         EarlyStoppingCallback,
         PrinterCallback,
@@ -387,6 +436,11 @@ def finetune(
             *callbacks,
         ],
     )
+    snapshot_steps = list(block.get("snapshot_steps") or [])  # the schema's default: none
+    if len(snapshot_steps) != len(snapshot_dirs):
+        raise ValueError(f"asr.finetune.snapshot_steps {snapshot_steps}: {len(snapshot_dirs)} output directories given")
+    if snapshot_steps:
+        trainer.add_callback(snapshot_callback(snapshot_steps, work, processor))
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(log_callback())
     started = time.perf_counter()
@@ -431,6 +485,7 @@ def finetune(
         trainer.model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
         write_json(Path(tmp) / "training_config.json", summary)
+    write_snapshots(snapshot_steps, snapshot_dirs, work, out_dir, summary)
     if not block["keep_checkpoints"]:
         shutil.rmtree(work, ignore_errors=True)
     return summary
@@ -446,6 +501,7 @@ def main(job: Any) -> None:
         str(job.output.model),
         job.params.work_dir,
         job.threads,
+        snapshot_dirs=[str(path) for path in job.output.snapshots],
     )
 
 

@@ -1,8 +1,9 @@
-"""Transcribe one split with the selected ASR model -> parquet (utt_id, hypothesis, reference).
+"""Transcribe one split with an ASR system's model -> parquet (utt_id, hypothesis, reference).
 
 Utterances are decoded in length-sorted batches with a progress bar; the parquet keeps the
 manifest's row order and carries the model and settings as schema metadata (``dfat``; the
-contract is :mod:`workflow_scripts.asr.transcripts`).
+contract is :mod:`workflow_scripts.asr.transcripts`). The ``oracle`` system (backend oracle)
+loads no model: its hypotheses are the manifest's reference text.
 """
 
 import logging
@@ -18,7 +19,7 @@ from workflow_scripts.asr.transcripts import write_transcripts
 from workflow_scripts.asr.waveforms import load_waveforms
 from workflow_scripts.common import paths
 from workflow_scripts.common.manifest import read_manifest
-from workflow_scripts.common.names import FINETUNED
+from workflow_scripts.common.names import FINETUNED, ORACLE_BACKEND, asr_systems, primary_system
 from workflow_scripts.common.rule import run_rule
 
 log = logging.getLogger(__name__)
@@ -68,12 +69,26 @@ def transcribe_manifest(
     return transcripts, timing
 
 
+def oracle_transcripts(manifest: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The oracle system's transcripts: the manifest's reference text as hypothesis (WER 0)."""
+    frame = read_manifest(manifest)
+    transcripts = pd.DataFrame({"utt_id": frame["utt_id"], "hypothesis": frame["text"], "reference": frame["text"]})
+    return transcripts, {"utterances": len(frame)}
+
+
 def load_transcriber(config: Mapping[str, Any], run_dir: str | os.PathLike, threads: int):
-    """predict's ASR stage: ``transcribe(audio_paths) -> list[str]`` with a finished run's model."""
+    """predict's ASR stage: ``transcribe(audio_paths) -> list[str]`` with a finished run's model, that of
+    the primary ASR system (``asr.primary_system``; predict --asr-system sets it)."""
     import torch
 
     torch.set_num_threads(max(1, threads))
-    block = config["asr"]["transcribe"]
+    system = primary_system(config["asr"])
+    block = asr_systems(config["asr"])[system]
+    if block["backend"] == ORACLE_BACKEND:
+        raise ValueError(
+            f"ASR system {system!r} is the oracle (the reference transcripts of the corpus): it cannot transcribe "
+            "new audio; choose a system with a model (predict --asr-system NAME)"
+        )
     model = model_source(block["model"], [str(paths.in_run(paths.ASR_FINETUNED_MODEL, run_dir))])
     backend = load_backend(
         BackendSpec.from_dict({**block, "model": model}), device=block["device"], config_key="asr.transcribe.model"
@@ -89,7 +104,13 @@ def load_transcriber(config: Mapping[str, Any], run_dir: str | os.PathLike, thre
 def transcribe_split(
     manifest: str, block: Mapping[str, Any], finetuned: Sequence[str], out: str, threads: int
 ) -> dict[str, Any]:
-    """Transcribe ``manifest`` with the ``asr.transcribe`` block's model into ``out``; returns the timing."""
+    """Transcribe ``manifest`` with an ASR system's model (``block``: asr.transcribe with the system's keys
+    over it) into ``out``; returns the timing. Backend oracle: the reference text, no model."""
+    if block["backend"] == ORACLE_BACKEND:
+        transcripts, timing = oracle_transcripts(manifest)
+        log.info("%s: %d reference transcripts (oracle system)", manifest, timing["utterances"])
+        write_transcripts(out, transcripts, {"backend": ORACLE_BACKEND, "manifest": manifest, "timing": timing})
+        return timing
     import torch
 
     torch.set_num_threads(threads)

@@ -16,6 +16,35 @@ TEXT_SPLITS = ("train", "dev", "test")
 ASR_BACKENDS = ("whisper", "ctc", "ct2")
 # The model reference that means the model fine_tune_whisper builds.
 FINETUNED = "finetuned"
+# The backend of an ASR system (asr.systems) that "transcribes" with the manifests' reference text (WER 0).
+ORACLE_BACKEND = "oracle"
+SYSTEM_BACKENDS = (*ASR_BACKENDS, ORACLE_BACKEND)
+# asr.systems of a config that lists none (the schema's default): one system, asr.transcribe as it is.
+DEFAULT_SYSTEMS = ({"name": FINETUNED},)
+
+
+def asr_systems(asr: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The ASR systems of the asr block (``asr.systems``): name -> its transcription settings, i.e.
+    ``asr.transcribe`` with the system's own keys over it (the block as validated, defaults filled); an
+    oracle system is ``{"backend": "oracle"}`` alone (it reads no model, so no transcription setting)."""
+    systems: dict[str, dict[str, Any]] = {}
+    for entry in asr.get("systems") or DEFAULT_SYSTEMS:
+        if entry["name"] in systems:
+            raise ValueError(f"config asr.systems: the name {entry['name']!r} is listed twice")
+        own = {key: value for key, value in entry.items() if key != "name"}
+        oracle = own.get("backend") == ORACLE_BACKEND
+        systems[entry["name"]] = {"backend": ORACLE_BACKEND} if oracle else {**asr.get("transcribe", {}), **own}
+    return systems
+
+
+def primary_system(asr: Mapping[str, Any]) -> str:
+    """``asr.primary_system``, or the first of ``asr.systems`` when it is null."""
+    names = [entry["name"] for entry in asr.get("systems") or DEFAULT_SYSTEMS]
+    primary = asr.get("primary_system") or names[0]
+    if primary not in names:
+        raise ValueError(f"config asr.primary_system: {primary!r} is not a name of asr.systems {names}")
+    return primary
+
 
 # --- sefe ---
 SEFE_BACKENDS = ("handcrafted", "emotion2vec", "wavlm", "whisper_encoder")
@@ -57,6 +86,9 @@ HEAD_VARIANTS = ("xattn",)
 # Sequence feature sets: frame matrices (acoustic) and token matrices (text).
 SEQUENCE_MODALITIES = ("acoustic", "text")
 VARIANTS = CLASSIFIER_VARIANTS + HEAD_VARIANTS
+# Feature sets that read no transcripts: built once and shared by every ASR system (asr.systems).
+# Every other feature set, and so every variant reading one, exists once per system.
+ACOUSTIC_ONLY_FEATURE_SETS = ("acoustic", "acoustic_aug")
 # The feature set the ensemble (and so the hybrid variant and predict) is built on.
 ENSEMBLE_FEATURE_SET = "early"
 HEADLINE_VARIANT = "hybrid"
@@ -88,6 +120,26 @@ def base_variant(name: str) -> str:
     if base not in VARIANTS:
         raise ValueError(f"{name!r} is neither a variant of {list(VARIANTS)} nor one of them + {RULES_SUFFIX!r}")
     return base
+
+
+def reads_transcripts(name: str) -> bool:
+    """Whether a report row (a variant, or ``<variant>+rules``) depends on an ASR system's transcripts, and so
+    exists once per system (results/systems/<system>/...): a classifier variant reading a text feature set,
+    every neural head (it reads the text token sequences), every ``+rules`` row (the rules read transcripts).
+    Acoustic-only rows are shared by all systems."""
+    if name.endswith(RULES_SUFFIX):
+        base_variant(name)  # a clear error for an unknown base
+        return True
+    if name in HEAD_VARIANTS:
+        return True
+    if name not in VARIANT_FEATURE_SETS:
+        raise ValueError(f"{name!r} is not a variant of {list(VARIANTS)} (nor one of them + {RULES_SUFFIX!r})")
+    return any(feature_set not in ACOUSTIC_ONLY_FEATURE_SETS for feature_set in VARIANT_FEATURE_SETS[name])
+
+
+def feature_set_reads_transcripts(feature_set: str) -> bool:
+    """Whether a feature set (names.FEATURE_SETS) or modality holds text features (one per ASR system)."""
+    return feature_set not in ACOUSTIC_ONLY_FEATURE_SETS
 
 
 @dataclass(frozen=True)

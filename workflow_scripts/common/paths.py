@@ -12,6 +12,29 @@ from pathlib import Path
 RESULTS = "results"
 LOGS = "logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
+# Everything that depends on an ASR system's transcripts (asr.systems): its transcripts and scores,
+# its text features, and the fusion results that read them (names.reads_transcripts). Acoustic-only
+# results keep their shared path.
+SYSTEM_DIR = f"{RESULTS}/systems/{{system}}"
+
+
+def per_system(template: str) -> str:
+    """``template`` (a shared results path) inside an ASR system's directory, with a ``{system}`` wildcard:
+    ``results/metrics/{variant}.json`` -> ``results/systems/{system}/metrics/{variant}.json``."""
+    if not template.startswith(RESULTS + "/"):
+        raise ValueError(f"{template!r} is not a results path")
+    return SYSTEM_DIR + template.removeprefix(RESULTS)
+
+
+def for_system(template: str, per_system_result: bool, system: str | None) -> str:
+    """``template`` as a shared path, or (``per_system_result``) inside ``system``'s directory; the ``{system}``
+    field filled, every other wildcard kept."""
+    if not per_system_result:
+        return template
+    if not system:
+        raise ValueError(f"{template!r} depends on the ASR system's transcripts: name the system")
+    return per_system(template).replace("{system}", system)
+
 
 # --- data ---
 DEMO_SPEECH_TABLE = f"{RESULTS}/demo/speech_corpus.tsv"
@@ -32,8 +55,10 @@ TEXT_SUMMARY = f"{TEXT_DIR}/summary.json"
 ASR_INIT_MODEL = f"{RESULTS}/asr/init_model"
 ASR_FINETUNED_MODEL = f"{RESULTS}/asr/model"
 ASR_FINETUNE_WORK = f"{RESULTS}/asr/finetune_work"
-TRANSCRIPTS = f"{RESULTS}/transcripts/{{split}}.parquet"
-ASR_WER = f"{RESULTS}/asr/wer_{{split}}.json"
+# A named intermediate model of the fine-tuning run (asr.finetune.snapshot_steps), e.g. an ASR system.
+ASR_SNAPSHOT = f"{RESULTS}/asr/snapshots/step-{{step}}"
+TRANSCRIPTS = f"{SYSTEM_DIR}/transcripts/{{split}}.parquet"
+ASR_WER = f"{SYSTEM_DIR}/asr/wer_{{split}}.json"
 ASR_BENCHMARK_JSON = f"{RESULTS}/asr/benchmark.json"
 ASR_BENCHMARK_MD = f"{RESULTS}/asr/benchmark.md"
 # Whisper base from the `weights` extra: the assembled CTranslate2 directory and its transformers conversion.
@@ -57,15 +82,16 @@ TEFE_MODEL_METRICS = f"{TEFE_MODEL_DIR}/metrics.json"
 TEFE_SELECTION = f"{RESULTS}/tefe/selection.json"
 TEFE_TABLE_MD = f"{RESULTS}/tefe/table.md"
 TEFE_TABLE_JSON = f"{RESULTS}/tefe/table.json"
-TEFE_FEATURES = f"{RESULTS}/tefe/{{feature_set}}/{{split}}.parquet"
+TEFE_FEATURES = f"{SYSTEM_DIR}/tefe/{{feature_set}}/{{split}}.parquet"
 # The other text backends (names.TEFE_OTHER_BACKENDS): model directory, dev scores, features.
 TEFE_BACKEND_MODEL = f"{RESULTS}/tefe/{{backend}}/model"
 TEFE_BACKEND_METRICS = f"{RESULTS}/tefe/{{backend}}/metrics.json"
-TEFE_BACKEND_FEATURES = f"{RESULTS}/tefe/{{backend}}/{{feature_set}}/{{split}}.parquet"
+TEFE_BACKEND_FEATURES = f"{SYSTEM_DIR}/tefe/{{backend}}/{{feature_set}}/{{split}}.parquet"
 # Sequence features (common/sequences.py): the chosen encoder's token states of the ASR hypotheses.
-TEFE_TOKENS = f"{RESULTS}/tefe/tokens/{{split}}.parquet"
+TEFE_TOKENS = f"{SYSTEM_DIR}/tefe/tokens/{{split}}.parquet"
 
 # --- fusion ---
+# Shared paths: a text-dependent result (names.reads_transcripts) lives at per_system(template).
 POOLED = f"{RESULTS}/fusion/pooled/{{modality}}/{{split}}.parquet"
 CLASSIFIER_DIR = f"{RESULTS}/fusion/{{feature_set}}/{{classifier}}"
 CLASSIFIER_MODEL = f"{CLASSIFIER_DIR}/model.joblib"
@@ -87,6 +113,9 @@ TABLE2_CSV = f"{RESULTS}/table2.csv"
 FIGURE2_PNG = f"{RESULTS}/figure2.png"
 FIGURE2_SVG = f"{RESULTS}/figure2.svg"
 FIGURE2_POINTS = f"{RESULTS}/figure2_points.csv"
+# Table 3: per ASR system, WER / CER per test split and the SER metrics of the text-dependent rows.
+TABLE3_MD = f"{RESULTS}/table3.md"
+TABLE3_CSV = f"{RESULTS}/table3.csv"
 CONFUSION_MATRICES = f"{RESULTS}/fusion/confusion_matrices.png"
 
 # --- challenge ---

@@ -1,8 +1,9 @@
-"""Generated paper artifacts: Table 2, Figure 2 (SER metrics against ASR WER) and confusion matrices.
+"""Generated paper artifacts: Table 2, Table 3 (per ASR system), Figure 2 (SER metrics against ASR WER)
+and confusion matrices.
 
-Everything is computed from the metrics files of the variants (and, for Figure 2, the WER
-files of the ASR stage of each run listed in config): nothing is typed in by hand. One module
-for the table2, figure2 and plot_confusion_matrices rules; ``main`` runs the part of its rule.
+Everything is computed from the metrics files of the variants (and, for Table 3 and Figure 2, the WER
+files of each ASR system of asr.systems): nothing is typed in by hand. One module for the table2,
+table3, figure2 and plot_confusion_matrices rules; ``main`` runs the part of its rule.
 """
 
 import csv
@@ -88,7 +89,7 @@ def read_wer(path: str, key: str) -> float:
 def figure2_points(
     runs: Sequence[Mapping[str, Any]], variants: Sequence[str], splits: Sequence[str], wer_key: str
 ) -> list[dict[str, Any]]:
-    """One point per run, variant and split: the run's WER and its WA/UA/WF1 with their intervals.
+    """One point per run (an ASR system), variant and split: the run's WER and its WA/UA/WF1 with their intervals.
 
     A run is ``{label, wer, metrics}``: ``wer`` is a number (e.g. 0 for reference transcripts)
     or split -> WER file, ``metrics`` is variant -> metrics file (the rule resolves the paths).
@@ -107,6 +108,68 @@ def figure2_points(
                     point[f"{name}_ci_low"], point[f"{name}_ci_high"] = metrics["ci"][name]
                 points.append(point)
     return points
+
+
+def table3_rows(runs: Sequence[Mapping[str, Any]], splits: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per ASR system and text-dependent report row: the system's WER / CER and the row's WA / UA / WF1
+    (+ interval bounds) per split. ``runs``: ``{label, wer: split -> WER file, metrics: variant -> file}``."""
+    rows = []
+    for run in runs:
+        scores = {split: read_json(run["wer"][split]) for split in splits}
+        documents = {variant: read_json(path) for variant, path in run["metrics"].items()}
+        for entry in table2_rows(documents, splits):
+            row: dict[str, Any] = {"system": run["label"]}
+            for split in splits:
+                for key in ("wer", "cer"):
+                    if key not in scores[split]:
+                        raise KeyError(f"{run['wer'][split]}: no key {key!r} (keys: {sorted(scores[split])})")
+                    row[f"{split}_{key}"] = float(scores[split][key])
+            rows.append({**row, **entry})
+    return rows
+
+
+def table3_markdown(rows: Sequence[Mapping[str, Any]], splits: Sequence[str], confidence: float) -> str:
+    """Table 3 as Markdown: the systems' WER / CER, then each system's text-dependent rows."""
+    systems = list(dict.fromkeys(row["system"] for row in rows))
+    first = {system: next(row for row in rows if row["system"] == system) for system in systems}
+    header = ["ASR system"] + [f"{split} {key}" for split in splits for key in ("WER", "CER")]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for system in systems:
+        cells = [system] + [
+            f"{100 * first[system][f'{split}_{key}']:.2f}" for split in splits for key in ("wer", "cer")
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    header = ["ASR system", "Variant", "Classifier"] + [f"{split} {name}" for split in splits for name in METRICS]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [row["system"], row["row"], row["classifier"]]
+        for split in splits:
+            for name in METRICS:
+                low, high = row[f"{split}_{name}_ci_low"], row[f"{split}_{name}_ci_high"]
+                cells.append(f"{100 * row[f'{split}_{name}']:.2f} [{100 * low:.1f}, {100 * high:.1f}]")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(
+        "WER / CER of each ASR system's transcripts (oracle: the reference text), then the SER rows that read "
+        f"them; WA / UA / WF1 in %, brackets: {100 * confidence:.0f}% bootstrap interval. Acoustic-only rows read "
+        "no transcripts: Table 2."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def write_table3(runs: Sequence[Mapping[str, Any]], splits: Sequence[str], md_path: str, csv_path: str) -> None:
+    """Write Table 3 as Markdown and CSV (one CSV row per system and text-dependent row)."""
+    rows = table3_rows(runs, splits)
+    if not rows:
+        raise ValueError("Table 3: no text-dependent rows to report (every report variant is acoustic-only)")
+    confidence = read_json(next(iter(runs[0]["metrics"].values())))["bootstrap"]["confidence"]
+    with atomic_path(md_path) as tmp:
+        tmp.write_text(table3_markdown(rows, splits, confidence), encoding="utf-8")
+    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def plot_figure2(
@@ -235,6 +298,12 @@ def table2(job: Any) -> None:
     log.info("Table 2 of %s on %s -> %s", list(documents), job.params.splits, job.output.md)
 
 
+def table3(job: Any) -> None:
+    """The table3 rule: Table 3 from every ASR system's WER files and text-dependent metrics (params.runs)."""
+    write_table3(job.params.runs, job.params.splits, job.output.md, job.output.csv)
+    log.info("Table 3 of %s on %s -> %s", [run["label"] for run in job.params.runs], job.params.splits, job.output.md)
+
+
 def figure2(job: Any) -> None:
     """The figure2 rule: the plot and its points (params.runs: the runs with their files)."""
     block, runs, splits = job.params.figure2, job.params.runs, job.params.splits
@@ -253,11 +322,11 @@ def confusion(job: Any) -> None:
     plot_confusion(_documents(job.input.metrics), job.params.splits, job.output.png)
 
 
-RULES = {"table2": table2, "figure2": figure2, "plot_confusion_matrices": confusion}
+RULES = {"table2": table2, "table3": table3, "figure2": figure2, "plot_confusion_matrices": confusion}
 
 
 def main(job: Any) -> None:
-    """Entry point of the table2, figure2 and plot_confusion_matrices rules (``job.rule`` names it)."""
+    """Entry point of the table2, table3, figure2 and plot_confusion_matrices rules (``job.rule`` names it)."""
     if job.rule not in RULES:
         raise ValueError(f"fusion/report.py runs the rules {sorted(RULES)}, not {job.rule!r}")
     RULES[job.rule](job)
