@@ -17,7 +17,10 @@ pytestmark = pytest.mark.slow
 DATA_AND_MODELS = {"synthesize_demo_corpus", "ingest_speech_corpus", "ingest_text_corpus", "build_demo_asr_model"}
 # (tefe_table reads the test splits' transcripts: it does rerun when they change.)
 TEXT_ENCODERS = {"build_tefe_embedding", "train_tefe", "select_tefe"}
-REPORTS = {"table2", "figure2", "plot_confusion_matrices", "challenge_report"}
+REPORTS = {"table2", "table3", "figure2", "plot_confusion_matrices", "challenge_report"}
+# The demo's ASR systems with a model (the oracle's transcripts are the reference text).
+MODEL_SYSTEMS = ["finetuned", "early"]
+SYSTEMS = [*MODEL_SYSTEMS, "oracle"]
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +38,15 @@ def plan(directory, name, edit, inputs=False):
 
 def test_speed_perturbation_reruns_asr_training_and_what_reads_transcripts(demo):
     jobs = plan(demo, "speed", {"asr": {"finetune": {"speed_perturbation": {"enabled": True}}}})
-    assert len(jobs["finetune_whisper"]) == 1 and len(jobs["transcribe"]) == 4 and len(jobs["score_asr"]) == 4
+    # The systems of the fine-tuning run (its model and its snapshot), not the oracle.
+    assert len(jobs["finetune_whisper"]) == 1 and len(jobs["transcribe"]) == 8 and len(jobs["score_asr"]) == 8
+    assert {job["system"] for job in jobs["transcribe"]} == set(MODEL_SYSTEMS)
     assert not set(jobs) & (DATA_AND_MODELS | TEXT_ENCODERS | {"extract_sefe", "evaluate_sefe"})
-    # Only the text modality is pooled again; the acoustic-only variant stays.
-    assert jobs["pool_features"] == [{"modality": "text"}]
-    assert "acoustic" not in {w["variant"] for w in jobs["evaluate_variant"]}
-    assert jobs["apply_lexicon_rules"] == [{"variant": "hybrid"}] and REPORTS <= set(jobs)
+    # Only the text modality is pooled again; the acoustic-only rules stay.
+    assert not set(jobs) & {"pool_features", "train_classifier", "evaluate_variant"}
+    assert sorted(j["system"] for j in jobs["pool_features_per_system"]) == sorted(MODEL_SYSTEMS)
+    rules_rows = sorted((j["system"], j["variant"]) for j in jobs["apply_lexicon_rules"])
+    assert rules_rows == [(system, "hybrid") for system in sorted(MODEL_SYSTEMS)] and REPORTS <= set(jobs)
 
 
 def test_lexicon_rules_switch_reruns_only_the_rules_row_and_reports(demo):
@@ -50,7 +56,8 @@ def test_lexicon_rules_switch_reruns_only_the_rules_row_and_reports(demo):
     assert set(plan(demo, "off", off)) == {"all"} | REPORTS
     more = plan(demo, "more", {"challenge": {"rules": {"variants": ["hybrid", "text"]}}})
     # A text+rules row: Table 2, the confusion matrices and the challenge report; Figure 2 does not plot it.
-    assert more["apply_lexicon_rules"] == [{"variant": "text"}]
+    assert sorted(j["system"] for j in more["apply_lexicon_rules"]) == sorted(SYSTEMS)
+    assert {j["variant"] for j in more["apply_lexicon_rules"]} == {"text"}
     assert set(more) == {"apply_lexicon_rules", "all"} | REPORTS - {"figure2"}
 
 
@@ -67,7 +74,7 @@ def test_augmentation_adds_only_its_row_and_reads_only_training_audio(demo):
         "train_classifier",
         "evaluate_variant",
         "all",
-    } | REPORTS - {"figure2"}
+    } | REPORTS - {"figure2", "table3"}  # acoustic only: shared by every ASR system, not in Table 3
     assert {job["feature_set"] for job in jobs["train_classifier"]} == {"acoustic_aug"}
     assert [job["variant"] for job in jobs["evaluate_variant"]] == ["acoustic_aug"]
     # Leakage: the copies are made from the training manifest alone; the augmented features are

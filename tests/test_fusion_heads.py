@@ -203,18 +203,17 @@ def test_editing_the_head_block_reruns_only_the_head_and_the_report(workflow_dir
                     "text": "pre/sequences_text_{split}.parquet",
                 },
             },
-            "figure2": {
-                "variants": ["hybrid", "text", "xattn"],
-                "runs": [{"label": "reference", "results_dir": "results", "wer": 0.0}],
-            },
-        }
+            "figure2": {"variants": ["hybrid", "text", "xattn"]},
+        },
+        # One ASR system, the reference transcripts (the precomputed features stand for its own).
+        "asr": {"systems": [{"name": "oracle", "backend": "oracle"}]},
     }
     (workflow_dir / "overlay.yaml").write_text(yaml.safe_dump(overlay))
     targets = ["results/table2.md", "results/fusion/confusion_matrices.png", "results/figure2.png"]
     plan = run_snakemake(workflow_dir, "-n", *targets, "--configfile", "overlay.yaml", timeout=300).stdout
     for rule in ("table2", "plot_confusion_matrices", "figure2"):  # the report reads the head's metrics
         block = re.search(rf"^rule {rule}:\n(?:.*\n)*?\s+input: (.*)$", plan, re.M).group(1)
-        assert "results/metrics/xattn.json" in block.split(", "), (rule, block)
+        assert "results/systems/oracle/metrics/xattn.json" in block.split(", "), (rule, block)
     head_inputs = re.search(r"^rule train_xattn:\n(?:.*\n)*?\s+input: (.*)$", plan, re.M).group(1)
     assert "pre/sequences_acoustic_train.parquet" in head_inputs and "results/fusion/pooled" not in head_inputs
 
@@ -228,15 +227,22 @@ def test_editing_the_head_block_reruns_only_the_head_and_the_report(workflow_dir
     edited = recorded("overlay.yaml", "edit.yaml")
     changed = {output for output in OUTPUTS if edited[output] != base[output]}
     # Only the head's job sees the edit; the report reruns because its input (the head's metrics) changes.
-    assert changed == {"results/metrics/xattn.json", "results/fusion/heads/xattn/model.pt"}
+    assert changed == {
+        "results/systems/oracle/metrics/xattn.json",
+        "results/systems/oracle/fusion/heads/xattn/model.pt",
+    }
 
 
-OUTPUTS = [f"results/metrics/{variant}.json" for variant in ("acoustic", "text", "early", "late", "hybrid", "xattn")]
+# The text-dependent rows are the (one) ASR system's, the acoustic-only ones shared.
+OUTPUTS = ["results/metrics/acoustic.json"]
 OUTPUTS += [
-    "results/fusion/heads/xattn/model.pt",
+    f"results/systems/oracle/metrics/{variant}.json" for variant in ("text", "early", "late", "hybrid", "xattn")
+]
+OUTPUTS += [
+    "results/systems/oracle/fusion/heads/xattn/model.pt",
     "results/fusion/pooled/acoustic/train.parquet",
-    "results/fusion/early/xgboost/model.joblib",
-    "results/ensemble/weights.json",
+    "results/systems/oracle/fusion/early/xgboost/model.joblib",
+    "results/systems/oracle/ensemble/weights.json",
     "results/table2.md",
     "results/fusion/confusion_matrices.png",
     "results/figure2.png",

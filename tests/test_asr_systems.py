@@ -1,0 +1,105 @@
+"""ASR systems (asr.systems): which results exist per system, the oracle's transcripts, Table 3."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from workflow_scripts.asr.transcribe import transcribe_split
+from workflow_scripts.asr.transcripts import read_transcripts
+from workflow_scripts.common import names
+from workflow_scripts.fusion.report import table3_markdown, write_table3
+
+
+def test_text_dependent_rows_are_per_system_and_acoustic_only_ones_shared():
+    assert not names.reads_transcripts("acoustic") and not names.reads_transcripts("acoustic_aug")
+    assert all(names.reads_transcripts(v) for v in ("text", "early", "late", "hybrid"))
+    # Every neural head reads the text token sequences; every +rules row reads transcripts.
+    assert all(names.reads_transcripts(head) for head in names.HEAD_VARIANTS)
+    assert names.reads_transcripts("acoustic+rules") and names.reads_transcripts("hybrid+rules")
+    with pytest.raises(ValueError, match="'nope' is not a variant"):
+        names.reads_transcripts("nope")
+    assert [fs for fs in names.FEATURE_SETS if not names.feature_set_reads_transcripts(fs)] == [
+        "acoustic",
+        "acoustic_aug",
+    ]
+
+
+def test_systems_inherit_the_transcribe_block_and_the_oracle_takes_nothing():
+    asr = {
+        "transcribe": {"model": "finetuned", "backend": "whisper", "batch_size": 32},
+        "systems": [
+            {"name": "ft"},
+            {"name": "early", "model": "results/asr/snapshots/step-600"},
+            {"name": "o", "backend": "oracle"},
+        ],
+        "primary_system": None,
+    }
+    systems = names.asr_systems(asr)
+    assert systems["ft"] == asr["transcribe"]
+    assert systems["early"] == {**asr["transcribe"], "model": "results/asr/snapshots/step-600"}
+    assert systems["o"] == {"backend": "oracle"}
+    assert names.primary_system(asr) == "ft" and names.primary_system({**asr, "primary_system": "o"}) == "o"
+    with pytest.raises(ValueError, match="asr.primary_system: 'x' is not a name of asr.systems"):
+        names.primary_system({**asr, "primary_system": "x"})
+    with pytest.raises(ValueError, match="'ft' is listed twice"):
+        names.asr_systems({**asr, "systems": [{"name": "ft"}, {"name": "ft"}]})
+
+
+def test_oracle_transcripts_are_the_reference_text(tmp_path):
+    manifest = tmp_path / "dev.tsv"
+    pd.DataFrame(
+        {
+            "utt_id": ["b", "a"],
+            "audio_path": ["missing_b.wav", "missing_a.wav"],  # the oracle reads no audio
+            "duration_s": [1.0, 1.0],
+            "sample_rate": [16000, 16000],
+            "text": ["Tôi vui", "buồn quá"],
+            "label": ["neutral", "negative"],
+            "split": ["dev", "dev"],
+            "speaker": ["s1", "s2"],
+        }
+    ).to_csv(manifest, sep="\t", index=False)
+    out = tmp_path / "oracle.parquet"
+    transcribe_split(str(manifest), {"backend": "oracle"}, [], str(out), threads=1)
+    frame = read_transcripts(out)
+    assert frame["utt_id"].tolist() == ["b", "a"] and frame["hypothesis"].tolist() == frame["reference"].tolist()
+    assert frame["hypothesis"].tolist() == ["Tôi vui", "buồn quá"]
+
+
+def _metrics(path, wa):
+    split = {"WA": wa, "UA": wa, "WF1": wa, "ci": {m: [wa - 0.1, wa + 0.1] for m in ("WA", "UA", "WF1")}}
+    document = {
+        "variant": "hybrid",
+        "title": "Hybrid fusion (DFAT)",
+        "selected": "ensemble",
+        "bootstrap": {"confidence": 0.95},
+        "splits": {"public_test": split},
+    }
+    path.write_text(json.dumps(document))
+    return str(path)
+
+
+def test_table3_has_each_systems_wer_and_its_rows(tmp_path):
+    runs = []
+    for system, wer, wa in (("finetuned", 0.25, 0.8), ("oracle", 0.0, 0.9)):
+        scores = tmp_path / f"wer_{system}.json"
+        scores.write_text(json.dumps({"wer": wer, "cer": wer / 2}))
+        runs.append(
+            {
+                "label": system,
+                "wer": {"public_test": str(scores)},
+                "metrics": {"hybrid": _metrics(tmp_path / f"{system}.json", wa)},
+            }
+        )
+    write_table3(runs, ["public_test"], str(tmp_path / "t3.md"), str(tmp_path / "t3.csv"))
+    table = pd.read_csv(tmp_path / "t3.csv")
+    assert table["system"].tolist() == ["finetuned", "oracle"] and table["variant"].tolist() == ["hybrid"] * 2
+    assert table["public_test_wer"].tolist() == [0.25, 0.0] and table["public_test_WA"].tolist() == [0.8, 0.9]
+    markdown = (tmp_path / "t3.md").read_text()
+    assert (
+        "| finetuned | 25.00 | 12.50 |" in markdown and "| oracle | Hybrid fusion (DFAT) | ensemble | 90.00" in markdown
+    )
+    assert table3_markdown([], ["public_test"], 0.95).startswith("| ASR system")
