@@ -8,6 +8,7 @@ from workflow_scripts.common.code_inputs import code_inputs
 from workflow_scripts.common.config_schema import validate_config
 from workflow_scripts.common.files import read_json
 from workflow_scripts.data.corpus_config import check_split_block
+from workflow_scripts.fusion.heads.variants import head_variants
 
 # Fails before any job runs, naming the key path and what was expected; fills defaults.
 validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
@@ -274,11 +275,20 @@ def get_tefe_targets():
 
 
 # --- fusion ---
+# The neural heads' variants (each head and its ablations), checked once when the DAG is built.
+HEAD_VARIANTS = head_variants(config["fusion"]["heads"])
+
+
 wildcard_constraints:
     modality="|".join(names.MODALITIES),
     feature_set="|".join(names.FEATURE_SETS),
     classifier="|".join(names.CLASSIFIERS),
-    variant="|".join(names.VARIANTS),
+    variant="|".join(names.CLASSIFIER_VARIANTS + tuple(HEAD_VARIANTS)),
+
+
+def get_head_constraint(head):
+    """The wildcard constraint of a head's rule: the head and its ablations."""
+    return "|".join(name for name, variant in HEAD_VARIANTS.items() if variant.head == head)
 
 
 def get_sefe_features(split):

@@ -128,9 +128,10 @@ rule evaluate_variant:
         script_path("fusion/variants")
 
 
-# Neural fusion head of seed paper 004 (fusion.heads.xattn, its only block): trained on the
-# training split on sequence features, stopped early on the selection split; writes the same
-# metrics and probabilities as evaluate_variant.
+# Neural fusion head of seed paper 004 and its ablations (fusion.heads.xattn, updated by the
+# variant's fusion.heads.ablations entry: its only config): trained on the training split on
+# sequence features, stopped early on the selection split; writes the same metrics and
+# probabilities as evaluate_variant.
 rule train_xattn:
     input:
         acoustic=get_sequence_files("acoustic"),
@@ -147,7 +148,8 @@ rule train_xattn:
     benchmark:
         "results/benchmarks/fusion/train_xattn/{variant}.tsv"
     params:
-        head=lambda wildcards: config["fusion"]["heads"][wildcards.variant],
+        head=lambda wildcards: HEAD_VARIANTS[wildcards.variant].block,
+        overrides=lambda wildcards: HEAD_VARIANTS[wildcards.variant].overrides,
         bootstrap=config["fusion"]["bootstrap"],
         classes=CLASSES,
         splits=SPLITS,
@@ -160,7 +162,7 @@ rule train_xattn:
     conda:
         "../envs/gpu.yaml"
     wildcard_constraints:
-        variant="xattn",
+        variant=get_head_constraint("xattn"),
     script:
         script_path("fusion/heads/xattn")
 
