@@ -374,11 +374,12 @@ def get_variant_config(wildcards):
 def get_report_variants():
     """Rows of Table 2, the confusion matrices and the challenge report: the classifier variants
     (acoustic_aug only with challenge.augmentation.enabled), the enabled neural heads
-    (fusion.heads.variants), then the +rules rows."""
+    (fusion.heads.variants), the vote (when fusion.vote.members is set), then the +rules rows."""
     variants = [v for v in names.CLASSIFIER_VARIANTS if v != names.AUGMENTED_VARIANT]
     if config["challenge"]["augmentation"]["enabled"]:
         variants.append(names.AUGMENTED_VARIANT)
     variants += list(config["fusion"]["heads"]["variants"])
+    variants += [names.VOTE_VARIANT] if config["fusion"]["vote"]["members"] else []
     return variants + [names.rules_variant(v) for v in config["challenge"]["rules"]["variants"]]
 
 
@@ -432,7 +433,33 @@ def get_sequence_files(modality):
         return [override.format(split=split) for split in SPLITS]
     if modality == "acoustic":
         return expand(paths.SEFE_FRAMES, backend=config["sefe"]["backend"], split=SPLITS)
+    if modality == "prosody":
+        return expand(paths.PROSODY_TOKENS, split=SPLITS)
     return expand(paths.TEFE_TOKENS, split=SPLITS)
+
+
+def get_head_sequence_files(modality):
+    """Input function of a head rule whose variants' nodes choose what they read (graph): the
+    sequence files of ``modality`` when the variant's nodes need them, else none."""
+
+    def files(wildcards):
+        nodes = HEAD_VARIANTS[wildcards.variant].block["nodes"]
+        return get_sequence_files(modality) if modality in {names.GRAPH_NODE_SOURCES[n] for n in nodes} else []
+
+    return files
+
+
+def get_vote_inputs(kind):
+    """The members' probabilities (member outermost, SPLITS order within) or metrics of fusion.vote."""
+    members = config["fusion"]["vote"]["members"]
+    known = list(names.CLASSIFIER_VARIANTS) + list(HEAD_VARIANTS)
+    known += [names.rules_variant(v) for v in config["challenge"]["rules"]["variants"]]
+    unknown = [member for member in members if member not in known]
+    if unknown:
+        raise ValueError(f"config fusion.vote.members: {unknown} are not variants of this workflow ({known})")
+    if kind == "metrics":
+        return [paths.VARIANT_METRICS.format(variant=member) for member in members]
+    return [paths.VARIANT_PROBABILITIES.format(variant=member, split=split) for member in members for split in SPLITS]
 
 
 def get_fusion_targets():

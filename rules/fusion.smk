@@ -167,6 +167,74 @@ rule train_xattn:
         script_path("fusion/heads/xattn")
 
 
+# Graph-attention fusion of seed paper 003 and its ablations (fusion.heads.graph, updated by the
+# variant's fusion.heads.ablations entry: its only config): modality nodes (speech, text, prosody
+# tokens, spectral statistics), multi-head attention + GAT layers, SwiGLU classifier; reads only
+# the sequence files its nodes need. Trained on the training split, stopped early on the selection
+# split; writes the same metrics and probabilities as evaluate_variant.
+rule train_graph:
+    input:
+        acoustic=get_head_sequence_files("acoustic"),
+        text=get_head_sequence_files("text"),
+        prosody=get_head_sequence_files("prosody"),
+        manifests=[ser_manifest(split) for split in SPLITS],
+        code=script_code("fusion/heads/graph"),
+    output:
+        model=paths.HEAD_MODEL,
+        summary=paths.HEAD_SUMMARY,
+        metrics=paths.VARIANT_METRICS,
+        probabilities=expand(paths.VARIANT_PROBABILITIES, split=SPLITS, allow_missing=True),
+    log:
+        "logs/fusion/train_graph/{variant}.log",
+    benchmark:
+        "results/benchmarks/fusion/train_graph/{variant}.tsv"
+    params:
+        head=lambda wildcards: HEAD_VARIANTS[wildcards.variant].block,
+        overrides=lambda wildcards: HEAD_VARIANTS[wildcards.variant].overrides,
+        bootstrap=config["fusion"]["bootstrap"],
+        classes=CLASSES,
+        splits=SPLITS,
+        train_split=ROLES.train,
+        selection_split=ROLES.selection,
+    # One thread: CPU results depend on the thread count (raise it with --set-threads).
+    threads: 1
+    resources:
+        **gpu_rule_resources("train_graph"),
+    conda:
+        "../envs/gpu.yaml"
+    wildcard_constraints:
+        variant=get_head_constraint("graph"),
+    script:
+        script_path("fusion/heads/graph")
+
+
+# Majority vote over fusion.vote.members (variants trained on the training split): reads only
+# their saved probabilities and metrics, tunes nothing.
+rule evaluate_vote:
+    input:
+        probabilities=get_vote_inputs("probabilities"),
+        metrics=get_vote_inputs("metrics"),
+        manifests=[ser_manifest(split) for split in SPLITS],
+        code=script_code("fusion/vote"),
+    output:
+        metrics=paths.VARIANT_METRICS.format(variant=names.VOTE_VARIANT),
+        probabilities=expand(paths.VARIANT_PROBABILITIES, variant=names.VOTE_VARIANT, split=SPLITS),
+    log:
+        "logs/fusion/evaluate_vote.log",
+    benchmark:
+        "results/benchmarks/fusion/evaluate_vote.tsv"
+    params:
+        members=config["fusion"]["vote"]["members"],
+        bootstrap=config["fusion"]["bootstrap"],
+        classes=CLASSES,
+        splits=SPLITS,
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        script_path("fusion/vote")
+
+
 rule headline_metrics:
     input:
         metrics=paths.VARIANT_METRICS.format(variant=names.HEADLINE_VARIANT),

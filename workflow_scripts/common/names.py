@@ -55,7 +55,11 @@ VARIANT_FEATURE_SETS = {
 CLASSIFIER_VARIANTS = tuple(VARIANT_FEATURE_SETS)
 # Neural fusion heads on sequence features, each trained by its own rule (fusion.heads.<head>);
 # their ablations are variants named in fusion.heads.ablations (fusion/heads/variants.py).
-HEADS = ("xattn",)
+HEADS = ("xattn", "graph")
+# The graph head's nodes and the sequence feature set each reads (fusion.heads.graph.nodes).
+GRAPH_NODE_SOURCES = {"speech": "acoustic", "text": "text", "prosody": "prosody", "spectral": "acoustic"}
+# The majority vote over trained variants (fusion.vote; rule evaluate_vote).
+VOTE_VARIANT = "vote"
 # What a variant may be called (a row of Table 2; files are named after it).
 VARIANT_NAME = re.compile(r"[a-z][a-z0-9_]*")
 # Sequence feature sets: frame matrices (acoustic) and token matrices (text).

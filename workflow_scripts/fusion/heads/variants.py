@@ -34,7 +34,7 @@ def head_variants(heads: Mapping[str, Any]) -> dict[str, HeadVariant]:
     variants = {head: HeadVariant(head, head, dict(heads[head])) for head in names.HEADS if head in heads}
     for name, spec in (heads.get("ablations") or {}).items():
         where = f"config fusion.heads.ablations.{name}"
-        if name in names.CLASSIFIER_VARIANTS or name in names.HEADS:
+        if name in names.CLASSIFIER_VARIANTS or name in names.HEADS or name == names.VOTE_VARIANT:
             raise ValueError(f"{where}: {name!r} is already a variant; choose another name")
         overrides = dict(spec)
         head = overrides.pop("head", None)
