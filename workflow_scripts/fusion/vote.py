@@ -111,7 +111,10 @@ def main(job: Any) -> None:
     members, splits, classes = list(job.params.members), list(job.params.splits), list(job.params.classes)
     files = list(job.input.probabilities)
     if len(files) != len(members) * len(splits) or len(job.input.metrics) != len(members):
-        raise ValueError(f"evaluate_vote: {len(files)} probability files for {len(members)} members x {len(splits)} splits")
+        raise ValueError(
+            f"evaluate_vote: {len(files)} probability files and {len(job.input.metrics)} metrics files "
+            f"for {len(members)} members x {len(splits)} splits"
+        )
     labels = {split: read_labels(path, classes) for split, path in zip(splits, job.input.manifests, strict=True)}
     probabilities = {
         member: {split: read_probabilities(files[i * len(splits) + j], classes) for j, split in enumerate(splits)}

@@ -143,7 +143,10 @@ def fit_bins(train_matrices: Sequence[np.ndarray], cfg: Mapping[str, Any]) -> di
     bins, method = int(cfg["bins"]), cfg["method"]
     low, high = (float(v) for v in cfg["range_hz"])
     if bins < 1 or not 0 < low < high or method not in METHODS:
-        raise ValueError(f"sefe.prosody.quantizer: bins {bins}, range_hz {[low, high]}, method {method!r} (expected {METHODS})")
+        raise ValueError(
+            f"sefe.prosody.quantizer: bins {bins} (>= 1), range_hz {[low, high]} (0 < low < high), "
+            f"method {method!r} (one of {METHODS})"
+        )
     lo, hi = float(hz_to_mel(low)), float(hz_to_mel(high))
     values = np.clip(voiced_mel(train_matrices), lo, hi)
     if method == "uniform":

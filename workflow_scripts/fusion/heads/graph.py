@@ -156,8 +156,9 @@ class GraphFusionHead(nn.Module):
         if s["fusion"] == "graph":
             self.attention = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)
             self.attention_norm = nn.LayerNorm(d)
-            self.gat = nn.ModuleList(GraphAttentionLayer(d, d, heads, dropout=dropout) for _ in range(int(s["gat_layers"])))
-            self.gat_norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(int(s["gat_layers"])))
+            layers = range(int(s["gat_layers"]))
+            self.gat = nn.ModuleList(GraphAttentionLayer(d, d, heads, dropout=dropout) for _ in layers)
+            self.gat_norms = nn.ModuleList(nn.LayerNorm(d) for _ in layers)
         self.dropout = nn.Dropout(dropout)
         self.hidden = SwiGLU(len(self.nodes) * d, int(s["mlp_hidden"]))
         self.output = nn.Linear(int(s["mlp_hidden"]), n_classes)
@@ -196,7 +197,9 @@ def pooled_nodes(frames: np.ndarray) -> dict[str, np.ndarray]:
 class GraphSplit:
     """One split's node inputs, aligned to its manifest (pooled once, streamed by row group), and labels."""
 
-    def __init__(self, files: Mapping[str, str], nodes: Sequence[str], utt_ids: Sequence[str], labels: np.ndarray, where: str):
+    def __init__(
+        self, files: Mapping[str, str], nodes: Sequence[str], utt_ids: Sequence[str], labels: np.ndarray, where: str
+    ) -> None:
         self.utt_ids, self.labels = list(utt_ids), np.asarray(labels, dtype=np.int64)
         self.inputs: dict[str, Any] = {}
         self.models: dict[str, Any] = {}
