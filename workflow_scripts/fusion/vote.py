@@ -81,7 +81,7 @@ def evaluate_vote(
         "fusion": "vote",
         "feature_sets": sorted({f for d in member_documents.values() for f in d.get("feature_sets", [])}),
         "classes": list(classes),
-        "selected": None,
+        "selected": f"majority of {len(members)}",
         "selection": None,
         "late_weights": None,
         "ensemble": None,
