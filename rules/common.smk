@@ -10,6 +10,7 @@ from workflow_scripts.common.code_inputs import code_inputs
 from workflow_scripts.common.config_schema import validate_config
 from workflow_scripts.common.files import read_json
 from workflow_scripts.data.corpus_config import check_split_block
+from workflow_scripts.fusion.heads.variants import head_variants
 
 # Fails before any job runs, naming the key path and what was expected; fills defaults.
 validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
@@ -216,8 +217,8 @@ def feature_set_path(template, feature_set, system, **wildcards):
 
 def variant_path(template, variant, system, **wildcards):
     """A path of report row ``variant`` for ``system``: shared when it reads no transcripts
-    (names.reads_transcripts), else under the system's directory."""
-    return paths.for_system(template, names.reads_transcripts(variant), system).format(variant=variant, **wildcards)
+    (reads_text), else under the system's directory."""
+    return paths.for_system(template, reads_text(variant), system).format(variant=variant, **wildcards)
 
 
 def get_asr_benchmark_refs():
@@ -327,11 +328,54 @@ def get_tefe_targets():
 
 
 # --- fusion ---
+# The neural heads' variants (each head and its ablations), checked once when the DAG is built.
+HEAD_VARIANTS = head_variants(config["fusion"]["heads"])
+
+
 wildcard_constraints:
     modality="|".join(names.MODALITIES),
     feature_set="|".join(names.FEATURE_SETS),
     classifier="|".join(names.CLASSIFIERS),
-    variant="|".join(names.VARIANTS),
+    variant="|".join(names.CLASSIFIER_VARIANTS + tuple(HEAD_VARIANTS)),
+
+
+def head_sequence_modalities(variant):
+    """The sequence feature sets a head variant reads: its graph nodes' sources, else all of them (xattn)."""
+    block = HEAD_VARIANTS[variant].block
+    if "nodes" in block:
+        return {names.GRAPH_NODE_SOURCES[node] for node in block["nodes"]}
+    return set(names.SEQUENCE_MODALITIES)
+
+
+# Which of the variants beyond the classifier ones read transcripts (names.reads_transcripts): a head
+# that reads the text token sequences; the vote when one of its members does.
+OTHER_VARIANTS_READ_TEXT = {name: "text" in head_sequence_modalities(name) for name in HEAD_VARIANTS}
+
+
+def reads_text(name):
+    """Whether report row ``name`` depends on the transcripts, so exists once per ASR system."""
+    return names.reads_transcripts(name, OTHER_VARIANTS_READ_TEXT)
+
+
+OTHER_VARIANTS_READ_TEXT[names.VOTE_VARIANT] = any(reads_text(m) for m in config["fusion"]["vote"]["members"])
+
+
+def get_head_constraint(head, per_system):
+    """The wildcard constraint of a head's rule (per_system: its per-system twin): the head and its
+    ablations that read (per_system) or do not read transcripts."""
+    chosen = [n for n, v in HEAD_VARIANTS.items() if v.head == head and reads_text(n) == per_system]
+    return "|".join(chosen) or "(?!)"
+
+
+# The {system} part of evaluate_vote's log and benchmark (when its outputs are per system).
+VOTE_SYSTEM = "/{system}" if reads_text(names.VOTE_VARIANT) else ""
+
+
+def vote_path(template, **wildcards):
+    """An output of evaluate_vote: per system ({system} wildcard) when the vote reads transcripts."""
+    return paths.for_system(template, reads_text(names.VOTE_VARIANT), "{system}").format(
+        variant=names.VOTE_VARIANT, system="{system}", **wildcards
+    )
 
 
 def get_sefe_features(split):
@@ -391,7 +435,7 @@ SHARED_MODALITIES, SYSTEM_MODALITIES = shared_and_per_system(names.MODALITIES, n
 SHARED_FEATURE_SETS, SYSTEM_FEATURE_SETS = shared_and_per_system(
     names.FEATURE_SETS, names.feature_set_reads_transcripts
 )
-SHARED_VARIANTS, SYSTEM_VARIANTS = shared_and_per_system(names.CLASSIFIER_VARIANTS, names.reads_transcripts)
+SHARED_VARIANTS, SYSTEM_VARIANTS = shared_and_per_system(names.CLASSIFIER_VARIANTS, reads_text)
 
 
 def get_ensemble_inputs(wildcards):
@@ -465,17 +509,18 @@ def get_variant_config(wildcards):
 def get_report_variants():
     """Rows of Table 2, the confusion matrices and the challenge report: the classifier variants
     (acoustic_aug only with challenge.augmentation.enabled), the enabled neural heads
-    (fusion.heads.variants), then the +rules rows."""
+    (fusion.heads.variants), the vote (when fusion.vote.members is set), then the +rules rows."""
     variants = [v for v in names.CLASSIFIER_VARIANTS if v != names.AUGMENTED_VARIANT]
     if config["challenge"]["augmentation"]["enabled"]:
         variants.append(names.AUGMENTED_VARIANT)
     variants += list(config["fusion"]["heads"]["variants"])
+    variants += [names.VOTE_VARIANT] if config["fusion"]["vote"]["members"] else []
     return variants + [names.rules_variant(v) for v in config["challenge"]["rules"]["variants"]]
 
 
 def get_text_report_variants():
     """The report rows that read transcripts (one per ASR system): Table 3's columns."""
-    return [variant for variant in get_report_variants() if names.reads_transcripts(variant)]
+    return [variant for variant in get_report_variants() if reads_text(variant)]
 
 
 def variant_metrics(variant, system):
@@ -519,8 +564,18 @@ def get_figure2_runs():
 
 
 def get_table3_runs():
-    """The rows of Table 3, one per ASR system: its WER files and its text-dependent report rows."""
-    return get_system_runs(get_text_report_variants())
+    """The rows of Table 3, one per ASR system: its WER files and its text-dependent report rows
+    (fusion.table3.variants; null: all of them)."""
+    chosen = config["fusion"]["table3"]["variants"]
+    if chosen is None:
+        return get_system_runs(get_text_report_variants())
+    unknown = [v for v in chosen if v not in get_text_report_variants()]
+    if unknown:
+        raise ValueError(
+            f"config fusion.table3.variants: {unknown} are not text-dependent rows of this workflow "
+            f"({get_text_report_variants()})"
+        )
+    return get_system_runs(chosen)
 
 
 def runs_inputs(runs):
@@ -534,16 +589,53 @@ def runs_inputs(runs):
 def get_sequence_files(modality):
     """An input function: the sequence files (one per split, SPLITS order) of a modality for the job's ASR
     system: fusion.heads.sequences.<modality> (a template with {split}, and {system} where the files
-    differ by system), else the configured SEFE backend's frames or the chosen TEFE encoder's token states
-    of the system's transcripts."""
+    differ by system), else the configured SEFE backend's frames, the prosody tokens (both shared) or
+    the chosen TEFE encoder's token states of the system's transcripts."""
 
     def files(wildcards):
+        system = wildcards.get("system")
         override = config["fusion"]["heads"]["sequences"][modality]
         if override:
-            return [override.format(split=split, system=wildcards.system) for split in SPLITS]
+            return [override.format(split=split, system=system) for split in SPLITS]
         if modality == "acoustic":
             return expand(paths.SEFE_FRAMES, backend=config["sefe"]["backend"], split=SPLITS)
-        return expand(paths.TEFE_TOKENS, system=wildcards.system, split=SPLITS)
+        if modality == "prosody":
+            return expand(paths.PROSODY_TOKENS, split=SPLITS)
+        return expand(paths.TEFE_TOKENS, system=system, split=SPLITS)
+
+    return files
+
+
+def get_head_sequence_files(modality):
+    """Input function of a head rule whose variants' nodes choose what they read (graph): the
+    sequence files of ``modality`` when the variant's nodes need them, else none."""
+
+    def files(wildcards):
+        return (
+            get_sequence_files(modality)(wildcards) if modality in head_sequence_modalities(wildcards.variant) else []
+        )
+
+    return files
+
+
+def get_vote_inputs(kind):
+    """The members' probabilities (member outermost, SPLITS order within) or metrics of fusion.vote."""
+    members = config["fusion"]["vote"]["members"]
+    known = list(names.CLASSIFIER_VARIANTS) + list(HEAD_VARIANTS)
+    known += [names.rules_variant(v) for v in config["challenge"]["rules"]["variants"]]
+    unknown = [member for member in members if member not in known]
+    if unknown:
+        raise ValueError(f"config fusion.vote.members: {unknown} are not variants of this workflow ({known})")
+
+    def files(wildcards):
+        system = wildcards.get("system")
+        if kind == "metrics":
+            return [variant_metrics(member, system) for member in members]
+        return [
+            variant_path(paths.VARIANT_PROBABILITIES, member, system, split=split)
+            for member in members
+            for split in SPLITS
+        ]
 
     return files
 

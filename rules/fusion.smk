@@ -160,9 +160,10 @@ use rule evaluate_variant as evaluate_variant_per_system with:
         variant=SYSTEM_VARIANTS,
 
 
-# Neural fusion head of seed paper 004 (fusion.heads.xattn, its only block): trained on the
-# training split on sequence features, stopped early on the selection split; writes the same
-# metrics and probabilities as evaluate_variant. It reads text tokens: one per ASR system.
+# Neural fusion head of seed paper 004 and its ablations (fusion.heads.xattn, updated by the
+# variant's fusion.heads.ablations entry: its only config): trained on the training split on
+# sequence features, stopped early on the selection split; writes the same metrics and
+# probabilities as evaluate_variant. It reads text tokens: one per ASR system.
 rule train_xattn:
     input:
         acoustic=get_sequence_files("acoustic"),
@@ -179,7 +180,8 @@ rule train_xattn:
     benchmark:
         "results/benchmarks/fusion/train_xattn/{system}/{variant}.tsv"
     params:
-        head=lambda wildcards: config["fusion"]["heads"][wildcards.variant],
+        head=lambda wildcards: HEAD_VARIANTS[wildcards.variant].block,
+        overrides=lambda wildcards: HEAD_VARIANTS[wildcards.variant].overrides,
         bootstrap=config["fusion"]["bootstrap"],
         classes=CLASSES,
         splits=SPLITS,
@@ -192,9 +194,92 @@ rule train_xattn:
     conda:
         "../envs/gpu.yaml"
     wildcard_constraints:
-        variant="xattn",
+        variant=get_head_constraint("xattn", per_system=True),
     script:
         script_path("fusion/heads/xattn")
+
+
+# Graph-attention fusion of seed paper 003 and its ablations (fusion.heads.graph, updated by the
+# variant's fusion.heads.ablations entry: its only config): modality nodes (speech, text, prosody
+# tokens, spectral statistics), multi-head attention + GAT layers, SwiGLU classifier; reads only
+# the sequence files its nodes need. Trained on the training split, stopped early on the selection
+# split; writes the same metrics and probabilities as evaluate_variant.
+rule train_graph:
+    input:
+        acoustic=get_head_sequence_files("acoustic"),
+        text=get_head_sequence_files("text"),
+        prosody=get_head_sequence_files("prosody"),
+        manifests=[ser_manifest(split) for split in SPLITS],
+        code=script_code("fusion/heads/graph"),
+    output:
+        model=paths.HEAD_MODEL,
+        summary=paths.HEAD_SUMMARY,
+        metrics=paths.VARIANT_METRICS,
+        probabilities=expand(paths.VARIANT_PROBABILITIES, split=SPLITS, allow_missing=True),
+    log:
+        "logs/fusion/train_graph/{variant}.log",
+    benchmark:
+        "results/benchmarks/fusion/train_graph/{variant}.tsv"
+    params:
+        head=lambda wildcards: HEAD_VARIANTS[wildcards.variant].block,
+        overrides=lambda wildcards: HEAD_VARIANTS[wildcards.variant].overrides,
+        bootstrap=config["fusion"]["bootstrap"],
+        classes=CLASSES,
+        splits=SPLITS,
+        train_split=ROLES.train,
+        selection_split=ROLES.selection,
+    # One thread: CPU results depend on the thread count (raise it with --set-threads).
+    threads: 1
+    resources:
+        **gpu_rule_resources("train_graph"),
+    conda:
+        "../envs/gpu.yaml"
+    wildcard_constraints:
+        variant=get_head_constraint("graph", per_system=False),
+    script:
+        script_path("fusion/heads/graph")
+
+
+# The graph variants whose nodes read text: one per ASR system.
+use rule train_graph as train_graph_per_system with:
+    output:
+        model=paths.per_system(paths.HEAD_MODEL),
+        summary=paths.per_system(paths.HEAD_SUMMARY),
+        metrics=paths.per_system(paths.VARIANT_METRICS),
+        probabilities=expand(paths.per_system(paths.VARIANT_PROBABILITIES), split=SPLITS, allow_missing=True),
+    log:
+        "logs/fusion/train_graph/{system}/{variant}.log",
+    benchmark:
+        "results/benchmarks/fusion/train_graph/{system}/{variant}.tsv"
+    wildcard_constraints:
+        variant=get_head_constraint("graph", per_system=True),
+
+
+# Majority vote over fusion.vote.members (variants trained on the training split): reads only
+# their saved probabilities and metrics, tunes nothing. One per ASR system when a member reads transcripts.
+rule evaluate_vote:
+    input:
+        probabilities=get_vote_inputs("probabilities"),
+        metrics=get_vote_inputs("metrics"),
+        manifests=[ser_manifest(split) for split in SPLITS],
+        code=script_code("fusion/vote"),
+    output:
+        metrics=vote_path(paths.VARIANT_METRICS),
+        probabilities=[vote_path(paths.VARIANT_PROBABILITIES, split=split) for split in SPLITS],
+    log:
+        "logs/fusion/evaluate_vote" + VOTE_SYSTEM + ".log",
+    benchmark:
+        "results/benchmarks/fusion/evaluate_vote" + VOTE_SYSTEM + ".tsv"
+    params:
+        members=config["fusion"]["vote"]["members"],
+        bootstrap=config["fusion"]["bootstrap"],
+        classes=CLASSES,
+        splits=SPLITS,
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        script_path("fusion/vote")
 
 
 # The primary ASR system's hybrid row (asr.primary_system).

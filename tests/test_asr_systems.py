@@ -14,13 +14,15 @@ from workflow_scripts.fusion.report import table3_markdown, write_table3
 
 
 def test_text_dependent_rows_are_per_system_and_acoustic_only_ones_shared():
-    assert not names.reads_transcripts("acoustic") and not names.reads_transcripts("acoustic_aug")
-    assert all(names.reads_transcripts(v) for v in ("text", "early", "late", "hybrid"))
-    # Every neural head reads the text token sequences; every +rules row reads transcripts.
-    assert all(names.reads_transcripts(head) for head in names.HEAD_VARIANTS)
-    assert names.reads_transcripts("acoustic+rules") and names.reads_transcripts("hybrid+rules")
+    # The heads, their ablations and the vote: as the config makes them (rules/common.smk).
+    others = {"xattn": True, "graph_speech_only": False, "vote": True}
+    assert not names.reads_transcripts("acoustic", others) and not names.reads_transcripts("acoustic_aug", others)
+    assert all(names.reads_transcripts(v, others) for v in ("text", "early", "late", "hybrid", "xattn", "vote"))
+    assert not names.reads_transcripts("graph_speech_only", others)
+    # Every +rules row reads transcripts, even after an acoustic-only row.
+    assert names.reads_transcripts("acoustic+rules", others) and names.reads_transcripts("hybrid+rules", others)
     with pytest.raises(ValueError, match="'nope' is not a variant"):
-        names.reads_transcripts("nope")
+        names.reads_transcripts("nope", others)
     assert [fs for fs in names.FEATURE_SETS if not names.feature_set_reads_transcripts(fs)] == [
         "acoustic",
         "acoustic_aug",

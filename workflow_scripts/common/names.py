@@ -5,6 +5,7 @@ Only the standard library here: rules/common.smk imports it whenever Snakemake b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -81,11 +82,17 @@ VARIANT_FEATURE_SETS = {
 }
 # Variants evaluated from classifier outputs (rule evaluate_variant).
 CLASSIFIER_VARIANTS = tuple(VARIANT_FEATURE_SETS)
-# Neural fusion heads on sequence features, each trained by its own rule (fusion.heads.<name>).
-HEAD_VARIANTS = ("xattn",)
+# Neural fusion heads on sequence features, each trained by its own rule (fusion.heads.<head>);
+# their ablations are variants named in fusion.heads.ablations (fusion/heads/variants.py).
+HEADS = ("xattn", "graph")
+# The graph head's nodes and the sequence feature set each reads (fusion.heads.graph.nodes).
+GRAPH_NODE_SOURCES = {"speech": "acoustic", "text": "text", "prosody": "prosody", "spectral": "acoustic"}
+# The majority vote over trained variants (fusion.vote; rule evaluate_vote).
+VOTE_VARIANT = "vote"
+# What a variant may be called (a row of Table 2; files are named after it).
+VARIANT_NAME = re.compile(r"[a-z][a-z0-9_]*")
 # Sequence feature sets: frame matrices (acoustic) and token matrices (text).
 SEQUENCE_MODALITIES = ("acoustic", "text")
-VARIANTS = CLASSIFIER_VARIANTS + HEAD_VARIANTS
 # Feature sets that read no transcripts: built once and shared by every ASR system (asr.systems).
 # Every other feature set, and so every variant reading one, exists once per system.
 ACOUSTIC_ONLY_FEATURE_SETS = ("acoustic", "acoustic_aug")
@@ -109,32 +116,33 @@ def is_augmented_copy(utt_id: str) -> bool:
 
 def rules_variant(variant: str) -> str:
     """The name of ``variant`` followed by the lexicon cue rules (a Table 2 row)."""
-    if variant not in VARIANTS:
-        raise ValueError(f"lexicon rules apply to a variant of {list(VARIANTS)}, not {variant!r}")
+    if not VARIANT_NAME.fullmatch(variant):
+        raise ValueError(f"lexicon rules apply to a variant ({VARIANT_NAME.pattern}), not {variant!r}")
     return variant + RULES_SUFFIX
 
 
 def base_variant(name: str) -> str:
-    """The variant of names.VARIANTS behind a report row (``hybrid+rules`` -> ``hybrid``)."""
+    """The variant behind a report row (``hybrid+rules`` -> ``hybrid``)."""
     base = name.removesuffix(RULES_SUFFIX)
-    if base not in VARIANTS:
-        raise ValueError(f"{name!r} is neither a variant of {list(VARIANTS)} nor one of them + {RULES_SUFFIX!r}")
+    if not VARIANT_NAME.fullmatch(base):
+        raise ValueError(f"{name!r} is neither a variant name ({VARIANT_NAME.pattern}) nor one + {RULES_SUFFIX!r}")
     return base
 
 
-def reads_transcripts(name: str) -> bool:
+def reads_transcripts(name: str, others: Mapping[str, bool]) -> bool:
     """Whether a report row (a variant, or ``<variant>+rules``) depends on an ASR system's transcripts, and so
     exists once per system (results/systems/<system>/...): a classifier variant reading a text feature set,
-    every neural head (it reads the text token sequences), every ``+rules`` row (the rules read transcripts).
-    Acoustic-only rows are shared by all systems."""
+    every ``+rules`` row (the rules read transcripts), and each other variant (the neural heads and their
+    ablations, the vote) as ``others`` says (rules/common.smk works it out from the config: a head that reads
+    the text token sequences, a vote with such a member). Acoustic-only rows are shared by all systems."""
     if name.endswith(RULES_SUFFIX):
-        base_variant(name)  # a clear error for an unknown base
+        base_variant(name)  # a clear error for a malformed name
         return True
-    if name in HEAD_VARIANTS:
-        return True
-    if name not in VARIANT_FEATURE_SETS:
-        raise ValueError(f"{name!r} is not a variant of {list(VARIANTS)} (nor one of them + {RULES_SUFFIX!r})")
-    return any(feature_set not in ACOUSTIC_ONLY_FEATURE_SETS for feature_set in VARIANT_FEATURE_SETS[name])
+    if name in VARIANT_FEATURE_SETS:
+        return any(feature_set not in ACOUSTIC_ONLY_FEATURE_SETS for feature_set in VARIANT_FEATURE_SETS[name])
+    if name not in others:
+        raise ValueError(f"{name!r} is not a variant of this workflow ({list(VARIANT_FEATURE_SETS) + list(others)})")
+    return bool(others[name])
 
 
 def feature_set_reads_transcripts(feature_set: str) -> bool:

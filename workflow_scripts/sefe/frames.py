@@ -110,7 +110,13 @@ def main(job: Any) -> None:
     backend = job.wildcards.backend
     block, preprocessing = job.params.backend, job.params.preprocessing
     extract_frames(
-        backend, block, preprocessing, job.input.manifest, job.output.frames, job.wildcards.split, job.threads
+        job.input.manifest,
+        job.output.frames,
+        backend,
+        block,
+        preprocessing,
+        split=job.wildcards.split,
+        threads=job.threads,
     )
 
 

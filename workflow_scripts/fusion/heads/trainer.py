@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -40,6 +41,8 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "class_weights": "none",
     "seed": 42,
     "device": "auto",
+    # constant, or cosine: the learning rate decays per step from learning_rate to 0 over epochs.
+    "lr_schedule": "constant",
 }
 
 Batch = dict[str, torch.Tensor]
@@ -58,7 +61,17 @@ def trainer_settings(block: Mapping[str, Any]) -> dict[str, Any]:
     settings = {key: block.get(key, default) for key, default in TRAINER_DEFAULTS.items()}
     if settings["monitor"] not in ("loss", *METRICS):
         raise ValueError(f"fusion head monitor {settings['monitor']!r}, expected loss, WA, UA or WF1")
+    if settings["lr_schedule"] not in ("constant", "cosine"):
+        raise ValueError(f"fusion head lr_schedule {settings['lr_schedule']!r}, expected constant or cosine")
     return settings
+
+
+def cosine_schedule(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-step cosine decay of every group's learning rate to 0 after ``steps`` steps (stepped per batch)."""
+    total = max(1, int(steps))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    )
 
 
 def make_deterministic(device: torch.device) -> None:
@@ -124,6 +137,9 @@ def fit(
     optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=float(cfg["weight_decay"]))
     rng = np.random.default_rng(seed)
     batch_size = int(cfg["batch_size"])
+    scheduler = None
+    if cfg["lr_schedule"] == "cosine":
+        scheduler = cosine_schedule(optimizer, int(cfg["epochs"]) * math.ceil(len(y_train) / batch_size))
     best, best_state, best_epoch, waited, history = None, None, 0, 0, []
     started = time.perf_counter()
     for epoch in range(1, int(cfg["epochs"]) + 1):
@@ -139,6 +155,8 @@ def fit(
             if cfg["grad_clip"]:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), float(cfg["grad_clip"]))
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             total += loss.item() * len(rows)
             seen += len(rows)
         scores = score(predict_probabilities(model, selection, batch_size, device), y_selection, weights)

@@ -40,7 +40,7 @@ from workflow_scripts.fusion.pooling import read_labels, write_probabilities
 
 log = logging.getLogger(__name__)
 
-VARIANT = "xattn"
+HEAD = "xattn"
 TITLE = "Cross-modal attention (seed 004)"
 CHECKPOINT_FORMAT = "dfat-head-xattn-1"
 METRIC_DEFINITIONS = {"WA": "accuracy", "UA": "balanced accuracy (mean per-class recall)", "WF1": "support-weighted F1"}
@@ -224,8 +224,13 @@ def train_and_evaluate(
     classes: Sequence[str],
     train_split: str,
     selection_split: str,
+    variant: str = HEAD,
+    title: str = TITLE,
 ) -> tuple[CrossModalAttentionHead, dict[str, Any], dict[str, Any], dict[str, tuple[list[str], np.ndarray]]]:
     """Train on ``train_split``, stop early on ``selection_split``; then predict every split.
+
+    ``variant`` and ``title`` name the result (the head, or one of its ablations: ``block`` then
+    holds the ablation's overrides).
 
     Returns the model, the training summary, the metrics document and split -> (utt_ids, probabilities).
     """
@@ -253,7 +258,7 @@ def train_and_evaluate(
     def build() -> CrossModalAttentionHead:
         return CrossModalAttentionHead(dims["acoustic"], dims["text"], len(classes), settings, mean, std)
 
-    model, report = fit(build, train, selection, classes, block, name=VARIANT)
+    model, report = fit(build, train, selection, classes, block, name=variant)
     batch_size = int(report["training"]["batch_size"])
     predictions, splits = {}, {}
     for split in manifests:  # test splits are opened only now, after training
@@ -262,7 +267,7 @@ def train_and_evaluate(
         predictions[split] = (data.utt_ids, probabilities)
         splits[split] = split_metrics(data.labels, probabilities.argmax(axis=1), classes, bootstrap)
     summary = {
-        "variant": VARIANT,
+        "variant": variant,
         "model": settings,
         "dims": dims,
         **report,
@@ -274,12 +279,12 @@ def train_and_evaluate(
         },
     }
     document = {
-        "variant": VARIANT,
-        "title": TITLE,
+        "variant": variant,
+        "title": title,
         "fusion": "head",
         "feature_sets": ["acoustic_sequences", "text_sequences"],
         "classes": list(classes),
-        "selected": VARIANT,
+        "selected": HEAD,
         "selection": {
             "metric": report["training"]["monitor"],
             "rule": "early stopping, best epoch",
@@ -289,7 +294,7 @@ def train_and_evaluate(
         "late_weights": None,
         "ensemble": None,
         "splits": splits,
-        "per_classifier": {VARIANT: {s: {k: m[k] for k in METRICS} for s, m in splits.items()}},
+        "per_classifier": {HEAD: {s: {k: m[k] for k in METRICS} for s, m in splits.items()}},
         "features": {
             "acoustic": {"model": train.acoustic.metadata.get("model"), "dim": dims["acoustic"], "stride": stride},
             "text": {"model": train.text.metadata.get("model"), "dim": dims["text"]},
@@ -307,8 +312,11 @@ def train_and_evaluate(
 def main(job: Any) -> None:
     """Entry point of the train_xattn rule (``job``: the rule's ``snakemake`` object).
 
-    ``input.acoustic``, ``input.text`` and ``input.manifests`` hold one file per split, in ``params.splits`` order.
+    ``input.acoustic``, ``input.text`` and ``input.manifests`` hold one file per split, in ``params.splits``
+    order; ``params.head`` is the variant's block, ``params.overrides`` what its ablation changed.
     """
+    variant = job.wildcards.variant
+    overrides = ", ".join(f"{key}={value}" for key, value in job.params.overrides.items())
     torch.set_num_threads(max(1, job.threads))
     splits, classes = list(job.params.splits), list(job.params.classes)
     per_split = {
@@ -323,6 +331,8 @@ def main(job: Any) -> None:
         classes,
         job.params.train_split,
         job.params.selection_split,
+        variant,
+        f"{TITLE}, {overrides}" if overrides else TITLE,
     )
     save_head(job.output.model, model, summary["dims"], classes)
     write_json(job.output.summary, summary)
@@ -330,7 +340,7 @@ def main(job: Any) -> None:
         write_probabilities(path, *predictions[split], classes)
     write_json(job.output.metrics, document)
     for split, metrics in document["splits"].items():
-        log.info("%s %s: %s", VARIANT, split, {name: round(metrics[name], 4) for name in METRICS})
+        log.info("%s %s: %s", variant, split, {name: round(metrics[name], 4) for name in METRICS})
 
 
 if __name__ == "__main__":
