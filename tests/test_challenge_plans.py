@@ -52,7 +52,13 @@ def test_speed_perturbation_reruns_asr_training_and_what_reads_transcripts(demo)
 def test_lexicon_rules_switch_reruns_only_the_rules_row_and_reports(demo):
     jobs = plan(demo, "match", {"challenge": {"rules": {"match": {"ignore_diacritics": True}}}})
     assert set(jobs) == {"apply_lexicon_rules", "all"} | REPORTS
-    off = {"challenge": {"rules": {"variants": []}}, "fusion": {"figure2": {"variants": ["hybrid", "text"]}}}
+    off = {
+        "challenge": {"rules": {"variants": []}},
+        "fusion": {
+            "figure2": {"variants": ["hybrid", "text"]},
+            "table3": {"variants": ["text", "early", "late", "hybrid"]},
+        },
+    }
     assert set(plan(demo, "off", off)) == {"all"} | REPORTS
     more = plan(demo, "more", {"challenge": {"rules": {"variants": ["hybrid", "text"]}}})
     # A text+rules row: Table 2, the confusion matrices and the challenge report; Figure 2 does not plot it.

@@ -98,6 +98,7 @@ OVERLAY = {
         "bootstrap": {"resamples": 200},
         # The neural heads need sequence features, which the toy corpus lacks (tests/test_fusion_heads.py).
         "heads": {"variants": []},
+        "vote": {"members": []},
     },
     # Reference transcripts: the one ASR system is the oracle (WER 0, no model).
     "asr": {"systems": [{"name": SYSTEM, "backend": "oracle"}]},
@@ -344,7 +345,10 @@ def test_challenge_switches_rerun_only_what_depends_on_them(workflow):
     edits = {
         "match": {"challenge": {"rules": {"match": {"ignore_diacritics": True}}}},
         "score": {"challenge": {"score": {"ser_weight": 0.5}}},
-        "off": {"challenge": {"rules": {"variants": []}}, "fusion": {"figure2": {"variants": ["hybrid", "text"]}}},
+        "off": {
+            "challenge": {"rules": {"variants": []}},
+            "fusion": {"figure2": {"variants": ["hybrid", "text"]}, "table3": {"variants": None}},
+        },
     }
     planned = {}
     for name, edit in edits.items():

@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 from workflow_scripts import predict
+from workflow_scripts.asr.transcribe import load_transcriber
 from workflow_scripts.common import paths
 from workflow_scripts.common.names import ENSEMBLE_FEATURE_SET, ENSEMBLE_MEMBERS
 
@@ -152,8 +153,13 @@ def test_asr_system_chooses_the_fusion_models_and_the_oracle_cannot_transcribe(t
     with pytest.raises(SystemExit) as exit_info:  # the primary system's models are not in this run
         predict.main(_argv(run, tmp_path / "out.csv", good))
     assert f"{run}/systems/finetuned/ensemble/weights.json" in str(exit_info.value)
-    with pytest.raises(SystemExit, match="'oracle' is the oracle"):
+    # The oracle has fusion models of its own but no ASR model: here the hook transcribes, and its models
+    # are not in this run; the default ASR stage refuses it.
+    with pytest.raises(SystemExit, match=r"systems/oracle/ensemble/weights.json"):
         predict.main([*_argv(run, tmp_path / "out.csv", good), "--asr-system", "oracle"])
+    oracle = {"asr": {"transcribe": {}, "systems": [{"name": "oracle", "backend": "oracle"}], "primary_system": None}}
+    with pytest.raises(ValueError, match="'oracle' is the oracle"):
+        load_transcriber(oracle, run, threads=1)
     with pytest.raises(SystemExit, match=r"--asr-system 'nope' is not one of the run's asr.systems"):
         predict.main([*_argv(run, tmp_path / "out.csv", good), "--asr-system", "nope"])
 

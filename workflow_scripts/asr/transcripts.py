@@ -1,6 +1,6 @@
 """The transcripts contract between ASR and its readers (score_asr, TEFE).
 
-``results/transcripts/<split>.parquet``: columns ``utt_id`` (unique), ``hypothesis`` (raw
+``results/systems/<system>/transcripts/<split>.parquet``: columns ``utt_id`` (unique), ``hypothesis`` (raw
 model output) and ``reference`` (manifest text), in manifest order; schema metadata ``dfat``
 (JSON) names the model, backend, settings and timing. Light on purpose (no torch, no
 backend): a reader of transcripts does not rerun when an ASR backend changes.
