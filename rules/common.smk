@@ -361,14 +361,20 @@ OTHER_VARIANTS_READ_TEXT[names.VOTE_VARIANT] = any(reads_text(m) for m in config
 
 
 def get_head_constraint(head, per_system):
-    """The wildcard constraint of a head's rule (per_system: its per-system twin): the head and its
+    """The wildcard constraint of the head's training (per_system: of its per-system twin); the head and its
     ablations that read (per_system) or do not read transcripts."""
     chosen = [n for n, v in HEAD_VARIANTS.items() if v.head == head and reads_text(n) == per_system]
     return "|".join(chosen) or "(?!)"
 
 
-# The {system} part of evaluate_vote's log and benchmark (when its outputs are per system).
-VOTE_SYSTEM = "/{system}" if reads_text(names.VOTE_VARIANT) else ""
+# evaluate_vote's log and benchmark (with the {system} wildcard when its outputs are per system).
+if reads_text(names.VOTE_VARIANT):
+    VOTE_LOG, VOTE_BENCHMARK = (
+        "logs/fusion/evaluate_vote/{system}.log",
+        "results/benchmarks/fusion/evaluate_vote/{system}.tsv",
+    )
+else:
+    VOTE_LOG, VOTE_BENCHMARK = "logs/fusion/evaluate_vote.log", "results/benchmarks/fusion/evaluate_vote.tsv"
 
 
 def vote_path(template, **wildcards):
@@ -422,8 +428,8 @@ def get_pooled_features(wildcards):
     ]
 
 
-# The split of each wildcard's values between the shared rules and their per-system twins (`use rule
-# ... as <rule>_per_system`, outputs under paths.per_system): acoustic-only values are shared.
+# The split of each wildcard's values between the shared rules and their per-system twins
+# (`<rule>_per_system`, outputs under paths.per_system): acoustic-only values are shared.
 def shared_and_per_system(values, reads_text):
     """``values`` split into (shared, per-system) wildcard constraints by ``reads_text``."""
     shared = [value for value in values if not reads_text(value)]

@@ -267,9 +267,9 @@ rule evaluate_vote:
         metrics=vote_path(paths.VARIANT_METRICS),
         probabilities=[vote_path(paths.VARIANT_PROBABILITIES, split=split) for split in SPLITS],
     log:
-        "logs/fusion/evaluate_vote" + VOTE_SYSTEM + ".log",
+        VOTE_LOG,
     benchmark:
-        "results/benchmarks/fusion/evaluate_vote" + VOTE_SYSTEM + ".tsv"
+        VOTE_BENCHMARK
     params:
         members=config["fusion"]["vote"]["members"],
         bootstrap=config["fusion"]["bootstrap"],
