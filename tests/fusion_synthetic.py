@@ -41,7 +41,7 @@ from workflow_scripts.common import paths  # noqa: E402
 from workflow_scripts.common.audio import read_audio  # noqa: E402
 from workflow_scripts.common.features import write_features  # noqa: E402
 from workflow_scripts.common.manifest import read_manifest  # noqa: E402
-from workflow_scripts.common.names import ENSEMBLE_FEATURE_SET  # noqa: E402
+from workflow_scripts.common.names import ENSEMBLE_FEATURE_SET, primary_system  # noqa: E402
 
 SPLITS = ("train", "dev", "public_test", "private_test")
 STATISTICS = ("mean", "var", "max", "min")
@@ -164,9 +164,10 @@ def write_corpus_features(
 # --- predict's stage hooks on the toy encoders: factory(config, run_dir, threads) -> function ---
 
 
-def _trained_widths(run_dir: Path) -> dict[str, int]:
-    """Widths per modality statistic that the run's early-fusion models were trained on."""
-    path = paths.in_run(paths.CLASSIFIER_SUMMARY, run_dir, feature_set=ENSEMBLE_FEATURE_SET, classifier="lr")
+def _trained_widths(run_dir: Path, system: str) -> dict[str, int]:
+    """Widths per modality statistic that the run's early-fusion models (of ASR system ``system``) were trained on."""
+    where = {"system": system, "feature_set": ENSEMBLE_FEATURE_SET, "classifier": "lr"}
+    path = paths.in_run(paths.per_system(paths.CLASSIFIER_SUMMARY), run_dir, **where)
     summary = json.loads(path.read_text(encoding="utf-8"))
     return {spec["modality"]: int(spec["statistic_dim"]) for spec in summary["features"]}
 
@@ -181,12 +182,12 @@ def transcripts_from_table(config: Mapping, run_dir: Path, threads: int):
 
 
 def toy_acoustic_factory(config: Mapping, run_dir: Path, threads: int):
-    bands = _trained_widths(run_dir)["acoustic"]
+    bands = _trained_widths(run_dir, primary_system(config["asr"]))["acoustic"]
     return lambda paths: _stack([toy_acoustic_stats(p, bands) for p in paths])
 
 
 def toy_text_factory(config: Mapping, run_dir: Path, threads: int):
-    dim = _trained_widths(run_dir)["text"]
+    dim = _trained_widths(run_dir, primary_system(config["asr"]))["text"]
     return lambda texts: _stack([toy_text_stats(t, dim) for t in texts])
 
 

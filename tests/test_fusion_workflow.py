@@ -48,7 +48,8 @@ SYSTEM = "oracle"
 
 def result(template: str, variant: str | None = None, feature_set: str | None = None, **wildcards: str) -> str:
     """A results path of the toy run: shared for acoustic-only rows / feature sets, else the system's."""
-    text = names.reads_transcripts(variant) if variant else names.feature_set_reads_transcripts(feature_set)
+    # (no neural head, no vote in the toy run: no other variants to tell apart)
+    text = names.reads_transcripts(variant, {}) if variant else names.feature_set_reads_transcripts(feature_set)
     fields = {"variant": variant, "feature_set": feature_set, **wildcards}
     return paths.for_system(template, text, SYSTEM).format(**{k: v for k, v in fields.items() if v is not None})
 
