@@ -391,8 +391,8 @@ def test_predict_reuses_the_rules_code(workflow):
         str(some[0]),
         "predict_in",
     ]
-    result = subprocess.run(command, cwd=workflow, capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
+    completed = subprocess.run(command, cwd=workflow, capture_output=True, text=True, timeout=300, env=env)
+    assert completed.returncode == 0, completed.stderr[-3000:]
     rows = json.loads((workflow / "predictions.json").read_text())
     assert [Path(row["path"]).name for row in rows] == [p.name for p in some]
     rules = pd.read_parquet(workflow / result(paths.VARIANT_PROBABILITIES, "hybrid", split="public_test"))
