@@ -198,7 +198,7 @@ def test_editing_a_head_block_reruns_only_its_variants_and_the_report(workflow_d
                 "text": "pre/features_text_{split}.parquet",
             },
             "heads": {
-                "variants": ["xattn", "xattn_mean"],  # off in the shipped demo config
+                "variants": ["xattn", "xattn_mean"],  # two of the shipped four
                 "sequences": {
                     "acoustic": "pre/sequences_acoustic_{split}.parquet",
                     "text": "pre/sequences_text_{split}.parquet",
