@@ -15,12 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from workflow_scripts.common import paths
 from workflow_scripts.common.devices import resolve_device
-from workflow_scripts.common.files import read_json
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.common.sequences import SequenceWriter
-from workflow_scripts.tefe.extract import TOKEN_STATES, file_sha256, read_transcript_texts
+from workflow_scripts.tefe.extract import TOKEN_STATES, file_sha256, load_selected_encoder, read_transcript_texts
 from workflow_scripts.tefe.models import TextEncoder, batch_indices, load_encoder
 from workflow_scripts.tefe.text import Vocabulary
 
@@ -74,16 +72,7 @@ def load_token_encoder(config: Mapping[str, Any], run_dir: str | os.PathLike, th
     """predict's token states for the neural heads: ``encode(transcripts) -> [matrix (tokens, dim)]``
     with the run's selected encoder, as extract_tefe_tokens writes them."""
     torch.set_num_threads(max(1, threads))
-    selection = paths.in_run(paths.TEFE_SELECTION, run_dir)
-    if not selection.exists():
-        raise SystemExit(f"predict: {selection} not found; is {run_dir} the results directory of a finished run?")
-    arch = read_json(selection)["selected"]
-    model, vocab, _ = load_encoder(
-        paths.in_run(paths.TEFE_MODEL, run_dir, arch=arch), paths.in_run(paths.TEFE_MODEL_VOCAB, run_dir, arch=arch)
-    )
-    block = config["tefe"]["extract"]
-    device = resolve_device(block.get("device", "auto"))
-    model.to(device).eval()
+    model, vocab, block, device = load_selected_encoder(config, run_dir)
 
     def encode(texts: Sequence[str]) -> list[np.ndarray]:
         out: list[np.ndarray] = [np.zeros(0)] * len(texts)

@@ -47,7 +47,7 @@ from workflow_scripts.common.sequences import SequenceFile, pad_batch
 from workflow_scripts.fusion.heads.trainer import fit, predict_probabilities, remove_work_dir
 from workflow_scripts.fusion.pooling import read_labels, write_probabilities
 from workflow_scripts.tefe.extract import read_transcript_texts
-from workflow_scripts.tefe.models import TextEncoder, load_encoder
+from workflow_scripts.tefe.models import TextEncoder, load_encoder, read_checkpoint
 from workflow_scripts.tefe.text import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -297,12 +297,7 @@ def save_head(
 
 def load_head(path: str | os.PathLike) -> tuple[CrossModalAttentionHead, dict[str, Any], Vocabulary | None]:
     """A saved head (eval mode, CPU), its checkpoint header and (fine-tuned text) its vocabulary."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for a bad file
-        raise ValueError(f"{path}: cannot read the head checkpoint ({error})") from error
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not an xattn head checkpoint (expected format {CHECKPOINT_FORMAT!r})")
+    payload = read_checkpoint(path, CHECKPOINT_FORMAT, "xattn head")
     encoder, vocab, header = None, None, payload.get("text_encoder")
     if header is not None:
         rows, dim = header["embedding_shape"]
