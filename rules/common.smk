@@ -462,6 +462,14 @@ def get_vote_inputs(kind):
     return [paths.VARIANT_PROBABILITIES.format(variant=member, split=split) for member in members for split in SPLITS]
 
 
+def get_xattn_text_inputs(wildcards):
+    """The text side of an xattn variant: token-state sequence files (text_encoder frozen), or the
+    ASR transcripts and the chosen TEFE encoder that the head fine-tunes (finetune)."""
+    if HEAD_VARIANTS[wildcards.variant].block["text_encoder"] == "finetune":
+        return {"transcripts": expand(paths.TRANSCRIPTS, split=SPLITS), **get_tefe_encoder(wildcards)}
+    return {"text": get_sequence_files("text")}
+
+
 def get_fusion_targets():
     """The fusion stage's final artifacts (the headline metrics and everything in the report)."""
     return [

@@ -85,6 +85,8 @@ VARIANT_PROBABILITIES = f"{RESULTS}/fusion/variants/{{variant}}/{{split}}.parque
 HEAD_DIR = f"{RESULTS}/fusion/heads/{{variant}}"
 HEAD_MODEL = f"{HEAD_DIR}/model.pt"
 HEAD_SUMMARY = f"{HEAD_DIR}/summary.json"
+# Per-epoch training state for resuming a killed head job; removed once the job's outputs exist.
+HEAD_WORK = f"{HEAD_DIR}/work"
 HEADLINE_METRICS = f"{RESULTS}/hybrid_metrics.json"
 TABLE2_MD = f"{RESULTS}/table2.md"
 TABLE2_CSV = f"{RESULTS}/table2.csv"
