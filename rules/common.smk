@@ -439,8 +439,8 @@ def get_sequence_files(modality):
 
 
 def get_head_sequence_files(modality):
-    """Input function of a head rule whose variants' nodes choose what they read (graph): the
-    sequence files of ``modality`` when the variant's nodes need them, else none."""
+    """Input function of the graph head: the sequence files of ``modality`` when the variant's
+    nodes read them, else none."""
 
     def files(wildcards):
         nodes = HEAD_VARIANTS[wildcards.variant].block["nodes"]
