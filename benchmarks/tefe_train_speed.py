@@ -10,18 +10,24 @@ extract_tefe does, and prints wall-clock and CPU seconds. Needs the data stage's
 
 Old against new batching on real text (UIT-VSMEC or VLSP 2016 from ../shared/data/text, see
 benchmarks/tefe_real_text.py): each mode is ``batching:threads``, ``random`` being the paper's
-shuffled batches, ``bucket`` the length-bucketed ones (tefe.training.length_buckets):
+shuffled batches (each cut to its longest text), ``bucket`` the length-bucketed ones
+(tefe.training.length_buckets), ``pad`` the shuffled batches padded to ``max_length`` (the
+behaviour before batches were cut: every batch computed ``max_length`` positions):
 
-    python -m benchmarks.tefe_train_speed --corpus uit_vsmec --max-length 48 --archs CNN \
-        --modes random:1 bucket:1 bucket:2 --epochs 2
+    OMP_NUM_THREADS=1 python -m benchmarks.tefe_train_speed --corpus uit_vsmec --max-length 48 \
+        --archs CNN LSTM --modes pad:1 random:1 bucket:1 bucket:2 --epochs 2
+
+``--dim`` / ``--units`` shrink the embedding and the layers (default: config.yaml's, the paper's).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import time
+from unittest import mock
 
 import torch
 import yaml
@@ -46,11 +52,21 @@ def main() -> None:
     parser.add_argument(
         "--extract-texts", type=int, default=640, help="texts to encode (the demo speech corpus has 640)"
     )
+    parser.add_argument("--dim", type=int, default=None, help="embedding width (default: config's)")
+    parser.add_argument("--units", type=int, default=None, help="LSTM units / 4 x CNN filters (default: config's)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with open(args.config, encoding="utf-8") as handle:
         config = yaml.safe_load(handle)
     tefe, classes = config["tefe"], config["task"]["classes"]
+    if args.dim:
+        tefe["embedding"]["dim"] = args.dim
+    if args.units:
+        units = args.units
+        tefe["models"]["CNN"]["filters"] = units // 4
+        tefe["models"]["LSTM"]["units"] = units
+        tefe["models"]["BiLSTM"]["units"] = units // 2
+        tefe["models"]["BiLSTM_CNN"].update(units=units // 2, filters=units // 4)
     if args.corpus == "demo":
         data = {s: read_labelled_texts(os.path.join(args.data, f"{s}.tsv"), classes) for s in ("train", "dev")}
     else:
@@ -100,9 +116,14 @@ def compare_modes(args, tefe, classes, vocab, matrix, data) -> None:
                 "device": "cpu",
                 "length_buckets": batching == "bucket",
             }
-            _, metrics = train_encoder(
-                arch, vocab, matrix, data["train"], data["dev"], classes, tefe["models"][arch], training
+            # pad: every batch keeps all max_length positions (no cut to the batch's longest text).
+            untrimmed = mock.patch(
+                "workflow_scripts.tefe.train.trim_batch", lambda ids, lengths, rows: (ids[rows], lengths[rows])
             )
+            with untrimmed if batching == "pad" else contextlib.nullcontext():
+                _, metrics = train_encoder(
+                    arch, vocab, matrix, data["train"], data["dev"], classes, tefe["models"][arch], training
+                )
             per_epoch = sum(row["seconds"] for row in metrics["history"]) / len(metrics["history"])
             base = base or per_epoch
             best = metrics["validation"]
