@@ -177,3 +177,26 @@ def test_feature_and_token_files_follow_the_contracts(checkpoint, tmp_path):
         assert matrix.shape[0] == len(by_id[utt].split()) + 2  # [CLS] tokens [SEP]; the empty text: 2 rows
     # The pooled mean is the mean of the token states.
     np.testing.assert_allclose(means[2], sequences.read([2])[0].mean(axis=0), atol=1e-5)
+
+
+def test_workflow_plans_the_transformer_backend_from_train_and_dev_only(workflow_dir):
+    """tefe.backend transformer: fitted from the text train / dev manifests only; fusion reads its
+    features; the fusion heads read its token states (extract_tefe_backend_tokens)."""
+    from rerun_plans import planned
+
+    (workflow_dir / "transformer.yaml").write_text(
+        "tefe: {backend: transformer}\nfusion: {heads: {variants: [xattn]}}\n"
+    )
+    jobs = planned(workflow_dir, "--configfile", "transformer.yaml", inputs=True)
+    fits = {job["backend"]: job["input"].split(", ") for job in jobs["train_tefe_backend"]}
+    assert set(fits) == {"tfidf", "transformer"}
+    data = [f for f in fits["transformer"] if not f.startswith("workflow_scripts/")]
+    assert data == ["results/data/text/train.tsv", "results/data/text/dev.tsv"]
+    assert "workflow_scripts/tefe/transformer.py" in fits["transformer"]
+    tokens = {job["split"] for job in jobs["extract_tefe_backend_tokens"]}
+    assert tokens == {"train", "dev", "public_test", "private_test"}
+    (xattn,) = jobs["train_xattn"]
+    assert "results/tefe/transformer/tokens/dev.parquet" in xattn["input"]
+    assert "results/tefe/tokens/" not in xattn["input"]
+    pooled = [job["input"] for job in jobs["pool_features"] if job.get("modality") == "text"]
+    assert pooled and all("results/tefe/transformer/features/" in files for files in pooled)
