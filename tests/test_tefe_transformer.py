@@ -15,7 +15,6 @@ import torch
 from workflow_scripts.common.features import read_features
 from workflow_scripts.common.hub import ModelUnavailableError
 from workflow_scripts.common.sequences import SequenceFile
-from workflow_scripts.tefe.backend_tokens import extract_backend_tokens
 from workflow_scripts.tefe.backends import build_text_backend, load_text_backend
 from workflow_scripts.tefe.extract_backend import extract_backend_features
 from workflow_scripts.tefe.train_backend import fit_backend
@@ -164,7 +163,9 @@ def test_feature_and_token_files_follow_the_contracts(checkpoint, tmp_path):
     assert ids == sorted(utt_ids) and means.shape == (4, 16)  # manifest order
     assert metadata["statistics"] == ["sentence", "mean", "var", "max", "min"] and metadata["backend"] == "transformer"
     tokens = tmp_path / "tokens.parquet"
-    meta = extract_backend_tokens("transformer", model, transcripts, "hypothesis", str(tokens), 3, str(manifest))
+    meta = extract_backend_features(
+        "transformer", model, transcripts, "hypothesis", str(tokens), 3, str(manifest), kind="tokens"
+    )
     assert meta["model"] == "tefe/transformer/mean_pool"
     sequences = SequenceFile(tokens)
     assert sequences.dim == 16 and sequences.metadata["kind"] == "tokens"

@@ -81,25 +81,33 @@ TRANSFORMER_DEFAULTS: dict[str, Any] = {
 }
 
 
+# Keys with a fixed set of values.
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "mode": MODES,
+    "segmentation": ("none", "pyvi"),
+    "class_weight": ("balanced", "none", None),
+}
+
+
+def _with_defaults(config: Mapping[str, Any] | None, defaults: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """``config`` over ``defaults``; a key ``defaults`` lacks is an error naming the block ``key``."""
+    config = dict(config or {})
+    if unknown := sorted(set(config) - set(defaults)):
+        raise ValueError(f"{key}: unknown key(s) {unknown}; expected {sorted(defaults)}")
+    return {**defaults, **config}
+
+
 def transformer_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """tefe.transformer with defaults filled in and checked."""
-    unknown = sorted(set(config) - set(TRANSFORMER_DEFAULTS))
-    if unknown:
-        raise ValueError(f"tefe.transformer: unknown key(s) {unknown}; expected {sorted(TRANSFORMER_DEFAULTS)}")
-    settings = {**TRANSFORMER_DEFAULTS, **config}
-    finetune = dict(config.get("finetune") or {})
-    unknown = sorted(set(finetune) - set(FINETUNE_DEFAULTS))
-    if unknown:
-        raise ValueError(f"tefe.transformer.finetune: unknown key(s) {unknown}; expected {sorted(FINETUNE_DEFAULTS)}")
-    settings["finetune"] = {**FINETUNE_DEFAULTS, **finetune}
-    if settings["mode"] not in MODES:
-        raise ValueError(f"tefe.transformer.mode: {settings['mode']!r}, expected one of {MODES}")
-    if settings["segmentation"] not in ("none", "pyvi"):
-        raise ValueError(f"tefe.transformer.segmentation: {settings['segmentation']!r}, expected none or pyvi")
+    settings = _with_defaults(config, TRANSFORMER_DEFAULTS, "tefe.transformer")
+    settings["finetune"] = _with_defaults(config.get("finetune"), FINETUNE_DEFAULTS, "tefe.transformer.finetune")
+    wrong = {key: settings[key] for key, allowed in CHOICES.items() if settings[key] not in allowed}
+    if wrong:
+        raise ValueError(
+            f"tefe.transformer: {wrong} not allowed; expected {', '.join(f'{k} in {CHOICES[k]}' for k in wrong)}"
+        )
     if int(settings["max_length"]) < 2:
         raise ValueError(f"tefe.transformer.max_length: {settings['max_length']}, expected >= 2")
-    if settings["class_weight"] not in ("balanced", "none", None):
-        raise ValueError(f"tefe.transformer.class_weight: {settings['class_weight']!r}, expected balanced or none")
     if not isinstance(settings["model"], str) or not settings["model"]:
         raise ValueError("tefe.transformer.model: expected a hub id or a local model directory")
     return settings
@@ -249,12 +257,12 @@ class TransformerBackend:
                 states, mask = self._encode([texts[int(r)] for r in rows])
                 logits = self.head(self._pool(states, mask))
                 loss = torch.nn.functional.cross_entropy(logits, y_t[rows].to(self.device), weight=loss_weights)
-                optimizer.zero_grad(set_to_none=True)
+                total += loss.item() * len(rows)
                 loss.backward()
                 if cfg["grad_clip"]:
                     torch.nn.utils.clip_grad_norm_(parameters, float(cfg["grad_clip"]))
                 optimizer.step()
-                total += loss.item() * len(rows)
+                optimizer.zero_grad(set_to_none=True)
             scores = self._dev_scores(*dev, loss_weights)
             history.append(
                 {"epoch": epoch, "train_loss": total / len(texts), **{f"dev_{k}": v for k, v in scores.items()}}
