@@ -29,12 +29,14 @@ import resource
 import time
 from unittest import mock
 
+import numpy as np
 import torch
 import yaml
 
 from workflow_scripts.common.names import TEFE_ARCHITECTURES
 from workflow_scripts.tefe.embedding import build_embedding
 from workflow_scripts.tefe.extract import text_features
+from workflow_scripts.tefe.models import batch_indices, bucketed_batch_indices
 from workflow_scripts.tefe.train import read_labelled_texts, train_encoder
 
 
@@ -102,8 +104,27 @@ def main() -> None:
         )
 
 
+def positions_per_epoch(lengths: np.ndarray, batch_size: int, max_length: int, seed: int = 42) -> dict[str, int]:
+    """Token positions one training epoch computes in each batching (what bounds the speed-up of buckets)."""
+    shuffled = batch_indices(len(lengths), batch_size, torch.Generator().manual_seed(seed))
+    bucketed = bucketed_batch_indices(lengths, batch_size, torch.Generator().manual_seed(seed))
+    return {
+        "texts": int(lengths.sum()),
+        "pad": len(lengths) * max_length,
+        "random": sum(int(lengths[rows.numpy()].max()) * len(rows) for rows in shuffled),
+        "bucket": sum(int(lengths[rows.numpy()].max()) * len(rows) for rows in bucketed),
+    }
+
+
 def compare_modes(args, tefe, classes, vocab, matrix, data) -> None:
     """Per-epoch seconds and dev scores of each batching:threads mode, per architecture."""
+    _, lengths = vocab.encode(list(data["train"][0]))
+    count = positions_per_epoch(lengths, int(tefe["training"]["batch_size"]), vocab.settings["max_length"])
+    print(
+        f"token positions per epoch: texts {count['texts']}, pad {count['pad']} (x{count['pad'] / count['bucket']:.2f} "
+        f"of bucket), random {count['random']} (x{count['random'] / count['bucket']:.2f}), bucket {count['bucket']}",
+        flush=True,
+    )
     for arch in args.archs:
         base = base_cpu = None
         for mode in args.modes:
