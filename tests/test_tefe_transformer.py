@@ -201,3 +201,42 @@ def test_workflow_plans_the_transformer_backend_from_train_and_dev_only(workflow
     assert "results/tefe/tokens/" not in xattn["input"]
     pooled = [job["input"] for job in jobs["pool_features"] if job.get("modality") == "text"]
     assert pooled and all("results/tefe/transformer/features/" in files for files in pooled)
+
+
+def test_rule_steps_fit_extract_and_write_tokens(checkpoint, tmp_path):
+    """train_tefe_backend, extract_tefe_backend and extract_tefe_backend_tokens through main(job)."""
+    from tests.rule_job import rule_job
+    from tests.tefe_fixtures import tiny_corpus, write_speech_split, write_text_manifest
+    from workflow_scripts.common.files import read_json
+    from workflow_scripts.tefe import backend_tokens, extract_backend, train_backend
+
+    text = {
+        s: write_text_manifest(tmp_path / f"{s}.tsv", *tiny_corpus(n, seed), s)
+        for s, n, seed in [("train", 30, 1), ("dev", 10, 2)]
+    }
+    texts, labels = tiny_corpus(5, seed=4)
+    manifest, transcripts = write_speech_split(tmp_path, "dev_speech", texts, labels, texts)
+    model, metrics = tmp_path / "transformer" / "model", tmp_path / "transformer" / "metrics.json"
+    wildcards = {"backend": "transformer", "feature_set": "features", "split": "dev_speech"}
+    train_backend.main(
+        rule_job(
+            input={"train": str(text["train"]), "dev": str(text["dev"])},
+            output={"model": str(model), "metrics": str(metrics)},
+            params={"block": block(checkpoint, mode="finetune", finetune={"epochs": 2}), "classes": CLASSES},
+            wildcards={"backend": "transformer"},
+        )
+    )
+    summary = read_json(metrics)
+    assert summary["train_size"] == 30 and summary["validation"]["n"] == 10 and summary["epochs_run"] >= 1
+    inputs = {"model": str(model), "transcripts": str(transcripts), "manifest": str(manifest)}
+    params = {"column": "hypothesis", "batch_size": 2}
+    extract_backend.main(
+        rule_job(input=inputs, output={"features": str(tmp_path / "f.parquet")}, params=params, wildcards=wildcards)
+    )
+    backend_tokens.main(
+        rule_job(input=inputs, output={"tokens": str(tmp_path / "t.parquet")}, params=params, wildcards=wildcards)
+    )
+    ids, values, metadata = read_features(tmp_path / "f.parquet", ["sentence"])
+    sequences = SequenceFile(tmp_path / "t.parquet")
+    assert sequences.utt_ids == ids and len(ids) == 5 and values.shape == (5, 16)
+    assert metadata["model"] == "tefe/transformer/finetune" and sequences.metadata["kind"] == "tokens"
