@@ -8,6 +8,7 @@ from workflow_scripts.common.code_inputs import code_inputs
 from workflow_scripts.common.config_schema import validate_config
 from workflow_scripts.common.files import read_json
 from workflow_scripts.data.corpus_config import check_split_block
+from workflow_scripts.fusion.heads.variants import head_variants
 
 # Fails before any job runs, naming the key path and what was expected; fills defaults.
 validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
@@ -292,11 +293,20 @@ def get_tefe_targets():
 
 
 # --- fusion ---
+# The neural heads' variants (each head and its ablations), checked once when the DAG is built.
+HEAD_VARIANTS = head_variants(config["fusion"]["heads"])
+
+
 wildcard_constraints:
     modality="|".join(names.MODALITIES),
     feature_set="|".join(names.FEATURE_SETS),
     classifier="|".join(names.CLASSIFIERS),
-    variant="|".join(names.VARIANTS),
+    variant="|".join(names.CLASSIFIER_VARIANTS + tuple(HEAD_VARIANTS)),
+
+
+def get_head_constraint(head):
+    """The wildcard constraint of a head's rule: the head and its ablations."""
+    return "|".join(name for name, variant in HEAD_VARIANTS.items() if variant.head == head)
 
 
 def get_sefe_features(split):
@@ -382,11 +392,12 @@ def get_variant_config(wildcards):
 def get_report_variants():
     """Rows of Table 2, the confusion matrices and the challenge report: the classifier variants
     (acoustic_aug only with challenge.augmentation.enabled), the enabled neural heads
-    (fusion.heads.variants), then the +rules rows."""
+    (fusion.heads.variants), the vote (when fusion.vote.members is set), then the +rules rows."""
     variants = [v for v in names.CLASSIFIER_VARIANTS if v != names.AUGMENTED_VARIANT]
     if config["challenge"]["augmentation"]["enabled"]:
         variants.append(names.AUGMENTED_VARIANT)
     variants += list(config["fusion"]["heads"]["variants"])
+    variants += [names.VOTE_VARIANT] if config["fusion"]["vote"]["members"] else []
     return variants + [names.rules_variant(v) for v in config["challenge"]["rules"]["variants"]]
 
 
@@ -440,7 +451,41 @@ def get_sequence_files(modality):
         return [override.format(split=split) for split in SPLITS]
     if modality == "acoustic":
         return expand(paths.SEFE_FRAMES, backend=config["sefe"]["backend"], split=SPLITS)
+    if modality == "prosody":
+        return expand(paths.PROSODY_TOKENS, split=SPLITS)
     return get_tefe_token_files()
+
+
+def get_head_sequence_files(modality):
+    """Input function of a head rule whose variants' nodes choose what they read (graph): the
+    sequence files of ``modality`` when the variant's nodes need them, else none."""
+
+    def files(wildcards):
+        nodes = HEAD_VARIANTS[wildcards.variant].block["nodes"]
+        return get_sequence_files(modality) if modality in {names.GRAPH_NODE_SOURCES[n] for n in nodes} else []
+
+    return files
+
+
+def get_vote_inputs(kind):
+    """The members' probabilities (member outermost, SPLITS order within) or metrics of fusion.vote."""
+    members = config["fusion"]["vote"]["members"]
+    known = list(names.CLASSIFIER_VARIANTS) + list(HEAD_VARIANTS)
+    known += [names.rules_variant(v) for v in config["challenge"]["rules"]["variants"]]
+    unknown = [member for member in members if member not in known]
+    if unknown:
+        raise ValueError(f"config fusion.vote.members: {unknown} are not variants of this workflow ({known})")
+    if kind == "metrics":
+        return [paths.VARIANT_METRICS.format(variant=member) for member in members]
+    return [paths.VARIANT_PROBABILITIES.format(variant=member, split=split) for member in members for split in SPLITS]
+
+
+def get_xattn_text_inputs(wildcards):
+    """The text side of an xattn variant: token-state sequence files (text_encoder frozen), or the
+    ASR transcripts and the chosen TEFE encoder that the head fine-tunes (finetune)."""
+    if HEAD_VARIANTS[wildcards.variant].block["text_encoder"] == "finetune":
+        return {"transcripts": expand(paths.TRANSCRIPTS, split=SPLITS), **get_tefe_encoder(wildcards)}
+    return {"text": get_sequence_files("text")}
 
 
 def get_fusion_targets():

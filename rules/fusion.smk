@@ -128,13 +128,15 @@ rule evaluate_variant:
         script_path("fusion/variants")
 
 
-# Neural fusion head of seed paper 004 (fusion.heads.xattn, its only block): trained on the
-# training split on sequence features, stopped early on the selection split; writes the same
-# metrics and probabilities as evaluate_variant.
+# Neural fusion head of seed paper 004 and its ablations (fusion.heads.xattn, updated by the
+# variant's fusion.heads.ablations entry: its only config): trained on the training split on
+# sequence features (text_encoder finetune: the transcripts and the chosen TEFE encoder instead of
+# its token states), stopped early on the selection split; writes the same metrics and
+# probabilities as evaluate_variant.
 rule train_xattn:
     input:
+        unpack(get_xattn_text_inputs),
         acoustic=get_sequence_files("acoustic"),
-        text=get_sequence_files("text"),
         manifests=[ser_manifest(split) for split in SPLITS],
         code=script_code("fusion/heads/xattn"),
     output:
@@ -147,7 +149,51 @@ rule train_xattn:
     benchmark:
         "results/benchmarks/fusion/train_xattn/{variant}.tsv"
     params:
-        head=lambda wildcards: config["fusion"]["heads"][wildcards.variant],
+        head=lambda wildcards: HEAD_VARIANTS[wildcards.variant].block,
+        overrides=lambda wildcards: HEAD_VARIANTS[wildcards.variant].overrides,
+        bootstrap=config["fusion"]["bootstrap"],
+        classes=CLASSES,
+        splits=SPLITS,
+        train_split=ROLES.train,
+        selection_split=ROLES.selection,
+        # Per-epoch state: a restarted (killed) job resumes after its last finished epoch.
+        work_dir=lambda wildcards: paths.HEAD_WORK.format(variant=wildcards.variant),
+    # One thread: CPU results depend on the thread count (raise it with --set-threads).
+    threads: 1
+    resources:
+        **gpu_rule_resources("train_xattn"),
+    conda:
+        "../envs/gpu.yaml"
+    wildcard_constraints:
+        variant=get_head_constraint("xattn"),
+    script:
+        script_path("fusion/heads/xattn")
+
+
+# Graph-attention fusion of seed paper 003 and its ablations (fusion.heads.graph, updated by the
+# variant's fusion.heads.ablations entry: its only config): modality nodes (speech, text, prosody
+# tokens, spectral statistics), multi-head attention + GAT layers, SwiGLU classifier; reads only
+# the sequence files its nodes need. Trained on the training split, stopped early on the selection
+# split; writes the same metrics and probabilities as evaluate_variant.
+rule train_graph:
+    input:
+        acoustic=get_head_sequence_files("acoustic"),
+        text=get_head_sequence_files("text"),
+        prosody=get_head_sequence_files("prosody"),
+        manifests=[ser_manifest(split) for split in SPLITS],
+        code=script_code("fusion/heads/graph"),
+    output:
+        model=paths.HEAD_MODEL,
+        summary=paths.HEAD_SUMMARY,
+        metrics=paths.VARIANT_METRICS,
+        probabilities=expand(paths.VARIANT_PROBABILITIES, split=SPLITS, allow_missing=True),
+    log:
+        "logs/fusion/train_graph/{variant}.log",
+    benchmark:
+        "results/benchmarks/fusion/train_graph/{variant}.tsv"
+    params:
+        head=lambda wildcards: HEAD_VARIANTS[wildcards.variant].block,
+        overrides=lambda wildcards: HEAD_VARIANTS[wildcards.variant].overrides,
         bootstrap=config["fusion"]["bootstrap"],
         classes=CLASSES,
         splits=SPLITS,
@@ -156,13 +202,40 @@ rule train_xattn:
     # One thread: CPU results depend on the thread count (raise it with --set-threads).
     threads: 1
     resources:
-        **gpu_rule_resources("train_xattn"),
+        **gpu_rule_resources("train_graph"),
     conda:
         "../envs/gpu.yaml"
     wildcard_constraints:
-        variant="xattn",
+        variant=get_head_constraint("graph"),
     script:
-        script_path("fusion/heads/xattn")
+        script_path("fusion/heads/graph")
+
+
+# Majority vote over fusion.vote.members (variants trained on the training split): reads only
+# their saved probabilities and metrics, tunes nothing.
+rule evaluate_vote:
+    input:
+        probabilities=get_vote_inputs("probabilities"),
+        metrics=get_vote_inputs("metrics"),
+        manifests=[ser_manifest(split) for split in SPLITS],
+        code=script_code("fusion/vote"),
+    output:
+        metrics=paths.VARIANT_METRICS.format(variant=names.VOTE_VARIANT),
+        probabilities=expand(paths.VARIANT_PROBABILITIES, variant=names.VOTE_VARIANT, split=SPLITS),
+    log:
+        "logs/fusion/evaluate_vote.log",
+    benchmark:
+        "results/benchmarks/fusion/evaluate_vote.tsv"
+    params:
+        members=config["fusion"]["vote"]["members"],
+        bootstrap=config["fusion"]["bootstrap"],
+        classes=CLASSES,
+        splits=SPLITS,
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        script_path("fusion/vote")
 
 
 rule headline_metrics:

@@ -77,3 +77,64 @@ rule extract_sefe_frames:
         "../envs/gpu.yaml"
     script:
         script_path("sefe/frames")
+
+
+# Prosody tokens (seed paper 003; workflow_scripts/sefe/prosody.py), built only for the fusion
+# heads whose nodes read them (the graph head's prosody node): F0 + voicing per split, bins
+# fitted on the TRAINING split's F0 alone, token ids per split.
+rule extract_prosody_f0:
+    input:
+        manifest=lambda wildcards: ser_manifest(wildcards.split),
+        code=script_code("sefe/prosody"),
+    output:
+        f0=paths.PROSODY_F0,
+    log:
+        "logs/sefe/extract_prosody_f0/{split}.log",
+    benchmark:
+        "results/benchmarks/sefe/extract_prosody_f0/{split}.tsv"
+    params:
+        f0=config["sefe"]["prosody"]["f0"],
+        preprocessing=config["sefe"]["preprocessing"],
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        script_path("sefe/prosody")
+
+
+rule fit_prosody_bins:
+    input:
+        f0=paths.PROSODY_F0.format(split=ROLES.train),
+        code=script_code("sefe/prosody"),
+    output:
+        bins=paths.PROSODY_BINS,
+    log:
+        "logs/sefe/fit_prosody_bins.log",
+    benchmark:
+        "results/benchmarks/sefe/fit_prosody_bins.tsv"
+    params:
+        quantizer=config["sefe"]["prosody"]["quantizer"],
+        train_split=ROLES.train,
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        script_path("sefe/prosody")
+
+
+rule extract_prosody_tokens:
+    input:
+        f0=paths.PROSODY_F0,
+        bins=paths.PROSODY_BINS,
+        code=script_code("sefe/prosody"),
+    output:
+        tokens=paths.PROSODY_TOKENS,
+    log:
+        "logs/sefe/extract_prosody_tokens/{split}.log",
+    benchmark:
+        "results/benchmarks/sefe/extract_prosody_tokens/{split}.tsv"
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        script_path("sefe/prosody")

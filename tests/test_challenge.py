@@ -108,7 +108,7 @@ def test_rules_variant_names():
     with pytest.raises(ValueError):
         rules_variant("hybrid+rules")
     with pytest.raises(ValueError):
-        base_variant("fancy+rules")
+        base_variant("Hybrid row+rules")
 
 
 def test_paired_bootstrap_difference_of_two_predictions():

@@ -14,6 +14,7 @@ import yaml
 
 from workflow_scripts.common.sequences import SequenceFile, SequenceWriter, read_sequence_metadata
 from workflow_scripts.fusion.heads import trainer
+from workflow_scripts.fusion.heads.variants import head_variants
 from workflow_scripts.fusion.heads.xattn import train_and_evaluate
 
 from conftest import run_snakemake
@@ -183,9 +184,9 @@ def test_trainer_stops_early_on_the_selection_split_and_keeps_the_best_epoch():
     assert [r["selection_loss"] for r in again["history"]] == losses  # seeded: the same run
 
 
-def test_editing_the_head_block_reruns_only_the_head_and_the_report(workflow_dir):
+def test_editing_a_head_block_reruns_only_its_variants_and_the_report(workflow_dir):
     for name in ("acoustic", "text"):
-        for kind in ("features", "sequences"):
+        for kind in ("features", "sequences", "prosody"):
             for split in ("train", "dev", "public_test", "private_test"):
                 path = workflow_dir / "pre" / f"{kind}_{name}_{split}.parquet"
                 path.parent.mkdir(exist_ok=True)
@@ -197,12 +198,14 @@ def test_editing_the_head_block_reruns_only_the_head_and_the_report(workflow_dir
                 "text": "pre/features_text_{split}.parquet",
             },
             "heads": {
-                "variants": ["xattn"],  # off in the shipped demo config
+                "variants": ["xattn", "xattn_mean", "graph", "graph_noprosody"],
                 "sequences": {
                     "acoustic": "pre/sequences_acoustic_{split}.parquet",
                     "text": "pre/sequences_text_{split}.parquet",
+                    "prosody": "pre/prosody_acoustic_{split}.parquet",
                 },
             },
+            "vote": {"members": ["graph", "graph_noprosody", "hybrid"]},
             "figure2": {
                 "variants": ["hybrid", "text", "xattn"],
                 "runs": [{"label": "reference", "results_dir": "results", "wer": 0.0}],
@@ -217,23 +220,68 @@ def test_editing_the_head_block_reruns_only_the_head_and_the_report(workflow_dir
         assert "results/metrics/xattn.json" in block.split(", "), (rule, block)
     head_inputs = re.search(r"^rule train_xattn:\n(?:.*\n)*?\s+input: (.*)$", plan, re.M).group(1)
     assert "pre/sequences_acoustic_train.parquet" in head_inputs and "results/fusion/pooled" not in head_inputs
+    # graph reads the prosody tokens, its ablation without the prosody node does not
+    jobs = [block for block in plan.split("\n\n") if re.search(r"^rule train_graph:$", block, re.M)]
+    for variant, reads_prosody in (("graph", True), ("graph_noprosody", False)):
+        (job,) = [block for block in jobs if re.search(rf"wildcards: variant={variant}$", block, re.M)]
+        inputs = re.search(r"^\s+input: (.*)$", job, re.M).group(1).split(", ")
+        assert ("pre/prosody_acoustic_train.parquet" in inputs) == reads_prosody, (variant, inputs)
+    vote_inputs = re.search(r"^rule evaluate_vote:\n(?:.*\n)*?\s+input: (.*)$", plan, re.M).group(1).split(", ")
+    assert "results/fusion/variants/hybrid/public_test.parquet" in vote_inputs
+    assert not any(path.startswith(("pre/", "results/fusion/pooled")) for path in vote_inputs)  # probabilities only
 
     def recorded(*configfiles):
         run_snakemake(workflow_dir, "--touch", "-F", *targets, "--configfile", *configfiles, timeout=300)
         return recorded_params(workflow_dir, OUTPUTS)
 
+    def changed_by(edit):
+        (workflow_dir / "edit.yaml").write_text(yaml.safe_dump({"fusion": {"heads": edit}}))
+        edited = recorded("overlay.yaml", "edit.yaml")
+        return {output for output in OUTPUTS if edited[output] != base[output]}
+
     base = recorded("overlay.yaml")
     assert all(value is not None for value in base.values()), base
-    (workflow_dir / "edit.yaml").write_text(yaml.safe_dump({"fusion": {"heads": {"xattn": {"dropout": 0.2}}}}))
-    edited = recorded("overlay.yaml", "edit.yaml")
-    changed = {output for output in OUTPUTS if edited[output] != base[output]}
-    # Only the head's job sees the edit; the report reruns because its input (the head's metrics) changes.
-    assert changed == {"results/metrics/xattn.json", "results/fusion/heads/xattn/model.pt"}
+    # Only the head's jobs see the edit (its ablation trains with the head's block); the report
+    # reruns because its inputs (the variants' metrics) change.
+    head_outputs = {f"results/metrics/{v}.json" for v in ("xattn", "xattn_mean")}
+    head_outputs |= {f"results/fusion/heads/{v}/model.pt" for v in ("xattn", "xattn_mean")}
+    assert changed_by({"xattn": {"dropout": 0.2}}) == head_outputs
+    ablation = {"ablations": {"xattn_mean": {"head": "xattn", "temporal": "mean", "dropout": 0.1}}}
+    assert changed_by(ablation) == {"results/metrics/xattn_mean.json", "results/fusion/heads/xattn_mean/model.pt"}
+    # editing the graph head's block reruns the graph variants only (then the vote and the report,
+    # whose inputs change), never xattn
+    graph_outputs = {f"results/metrics/{v}.json" for v in ("graph", "graph_noprosody")}
+    graph_outputs |= {f"results/fusion/heads/{v}/model.pt" for v in ("graph", "graph_noprosody")}
+    assert changed_by({"graph": {"gat_layers": 1}}) == graph_outputs
+    # the prosody bins are fitted on the training split's F0 alone
+    plan = run_snakemake(workflow_dir, "-n", "results/sefe/prosody/tokens/public_test.parquet", timeout=300).stdout
+    fit = re.search(r"^rule fit_prosody_bins:\n(?:.*\n)*?\s+input: (.*)$", plan, re.M).group(1).split(", ")
+    assert [path for path in fit if not path.startswith("workflow_scripts/")] == [
+        "results/sefe/prosody/f0/train.parquet"
+    ]
 
 
-OUTPUTS = [f"results/metrics/{variant}.json" for variant in ("acoustic", "text", "early", "late", "hybrid", "xattn")]
+def test_head_variants_are_the_heads_and_their_checked_ablations():
+    heads = {"variants": ["xattn_mean"], "xattn": {"temporal": "bilstm", "dropout": 0.3}}
+    heads["ablations"] = {"xattn_mean": {"head": "xattn", "temporal": "mean"}}
+    variants = head_variants(heads)
+    assert variants["xattn_mean"].block == {"temporal": "mean", "dropout": 0.3}
+    assert variants["xattn_mean"].overrides == {"temporal": "mean"} and variants["xattn"].overrides == {}
+    for ablations, message in (
+        ({"hybrid": {"head": "xattn"}}, "already a variant"),
+        ({"x": {"head": "graphs"}}, r"ablations\.x\.head: 'graphs'"),
+        ({"x": {"head": "xattn", "tempo": "mean"}}, r"\['tempo'\] are not keys of fusion.heads.xattn"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            head_variants({**heads, "variants": [], "ablations": ablations})
+    with pytest.raises(ValueError, match=r"fusion.heads.variants: \['xattn_max'\]"):
+        head_variants({**heads, "variants": ["xattn_max"]})
+
+
+HEAD_ROWS = ("xattn", "xattn_mean", "graph", "graph_noprosody")
+OUTPUTS = [f"results/metrics/{v}.json" for v in ("acoustic", "text", "early", "late", "hybrid", *HEAD_ROWS, "vote")]
+OUTPUTS += [f"results/fusion/heads/{v}/model.pt" for v in HEAD_ROWS]
 OUTPUTS += [
-    "results/fusion/heads/xattn/model.pt",
     "results/fusion/pooled/acoustic/train.parquet",
     "results/fusion/early/xgboost/model.joblib",
     "results/ensemble/weights.json",

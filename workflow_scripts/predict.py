@@ -1,6 +1,7 @@
 """Predict the emotion of audio files with the trained artifacts of a finished run.
 
     python -m workflow_scripts.predict --run-dir results [--configfile config.yaml] \
+        [--variant hybrid | xattn | <an ablation of fusion.heads.ablations>] \
         --output predictions.csv  clip1.wav more_clips/ ...
 
 For every file: the transcript, the predicted label and the class probabilities (CSV, or JSON
@@ -20,6 +21,14 @@ named ``module:function`` (defaults in :data:`STAGE_FACTORIES`, or ``--hook stag
 * ``asr``: ``function(audio_paths) -> list[str]`` (transcripts);
 * ``sefe``: ``function(audio_paths) -> {statistic: array (n, dim)}``;
 * ``tefe``: ``function(transcripts) -> {statistic: array (n, dim)}``.
+
+``--variant`` names a neural fusion head variant instead (``xattn`` or one of its ablations; the
+run must have trained it, ``fusion.heads.variants``): the transcripts come from the ASR stage as
+above, the head reads the SEFE backend's frame matrices and, with ``text_encoder: frozen``, the
+selected TEFE encoder's token states (as rules extract_sefe_frames / extract_tefe_tokens), or with
+``finetune`` the transcripts' token ids in the vocabulary saved with the head; the head's saved
+checkpoint (``fusion/heads/<variant>/model.pt``) gives the probabilities. Only ``--hook asr``
+applies to a head.
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ from workflow_scripts.common.audio import AudioError, check_audio
 from workflow_scripts.common.config_schema import ConfigError, load_config_file, merge_config, validate_config
 from workflow_scripts.common.files import atomic_path, read_json
 from workflow_scripts.common.logs import setup_logging
-from workflow_scripts.common.names import ENSEMBLE_FEATURE_SET, ENSEMBLE_MEMBERS, FINETUNED
+from workflow_scripts.common.names import ENSEMBLE_FEATURE_SET, ENSEMBLE_MEMBERS, FINETUNED, HEADLINE_VARIANT
 from workflow_scripts.fusion.pooling import concat_statistics
 
 log = logging.getLogger(__name__)
@@ -99,11 +108,34 @@ def _artifact_line(template: str, rule: str, wildcards: Mapping[str, str], run_d
     return f"{paths.in_run(getattr(paths, template), run_dir, **wildcards)} (built by rule {rule}: snakemake {target})"
 
 
-def missing_artifacts(config: Mapping[str, Any], run_dir: str | Path, factories: Mapping[str, str]) -> list[str]:
+def head_variant(config: Mapping[str, Any], variant: str) -> Any:
+    """The head variant (fusion/heads/variants.HeadVariant) named ``variant``, or None for the hybrid."""
+    from workflow_scripts.fusion.heads.variants import head_variants
+
+    if variant == HEADLINE_VARIANT:
+        return None
+    heads = head_variants(config.get("fusion", {}).get("heads", {}))
+    if variant not in heads:
+        raise SystemExit(
+            f"predict: --variant {variant!r}; expected {HEADLINE_VARIANT} or a head variant of the config "
+            f"{sorted(heads)}"
+        )
+    if heads[variant].head != "xattn":
+        raise SystemExit(f"predict: --variant {variant!r}: predict does not run the {heads[variant].head} head yet")
+    return heads[variant]
+
+
+def missing_artifacts(
+    config: Mapping[str, Any], run_dir: str | Path, factories: Mapping[str, str], variant: str = HEADLINE_VARIANT
+) -> list[str]:
     """Each artifact of ``run_dir`` that predict needs and that is absent, with the rule / target that builds it."""
     run_dir = Path(run_dir)
-    wanted = list(RUN_ARTIFACTS["fusion"])
-    if factories.get("tefe") == STAGE_FACTORIES["tefe"]:
+    head = head_variant(config, variant)
+    wanted = list(RUN_ARTIFACTS["fusion"]) if head is None else [("HEAD_MODEL", "train_xattn", {"variant": variant})]
+    # The pooled TEFE features (hybrid, unless hooked), or a frozen head's token states, need the encoder.
+    if (head is None and factories.get("tefe") == STAGE_FACTORIES["tefe"]) or (
+        head is not None and head.block["text_encoder"] == "frozen"
+    ):
         wanted += RUN_ARTIFACTS["tefe"]
         selection = paths.in_run(paths.TEFE_SELECTION, run_dir)
         if selection.exists():
@@ -119,9 +151,11 @@ def missing_artifacts(config: Mapping[str, Any], run_dir: str | Path, factories:
     ]
 
 
-def check_run_dir(config: Mapping[str, Any], run_dir: str | Path, factories: Mapping[str, str]) -> None:
+def check_run_dir(
+    config: Mapping[str, Any], run_dir: str | Path, factories: Mapping[str, str], variant: str = HEADLINE_VARIANT
+) -> None:
     """Fail naming every missing artifact of ``run_dir`` and how to build it."""
-    missing = missing_artifacts(config, run_dir, factories)
+    missing = missing_artifacts(config, run_dir, factories, variant)
     if missing:
         raise SystemExit(
             f"predict: the run directory {run_dir} lacks {len(missing)} artifact(s) predict needs; build them "
@@ -129,14 +163,23 @@ def check_run_dir(config: Mapping[str, Any], run_dir: str | Path, factories: Map
         )
 
 
+def _not_loaded(stage: str) -> Callable[..., Any]:
+    def unused(*_: Any) -> Any:
+        raise RuntimeError(f"predict: the {stage} stage was not loaded for this variant")
+
+    return unused
+
+
 def load_stage_functions(
-    config: Mapping[str, Any], run_dir: Path, threads: int, factories: Mapping[str, str] = STAGE_FACTORIES
+    config: Mapping[str, Any],
+    run_dir: Path,
+    threads: int,
+    factories: Mapping[str, str] = STAGE_FACTORIES,
+    stages: Sequence[str] = ("asr", "sefe", "tefe"),
 ) -> StageFunctions:
-    """Build the three stage functions of a run from their factories."""
-    built = {
-        stage: resolve_factory(stage, factories[stage])(config, run_dir, threads) for stage in ("asr", "sefe", "tefe")
-    }
-    return StageFunctions(built["asr"], built["sefe"], built["tefe"])
+    """Build the stage functions of a run from their factories (those not in ``stages`` fail if called)."""
+    built = {stage: resolve_factory(stage, factories[stage])(config, run_dir, threads) for stage in stages}
+    return StageFunctions(*(built.get(stage) or _not_loaded(stage) for stage in ("asr", "sefe", "tefe")))
 
 
 class FusionPredictor:
@@ -199,6 +242,57 @@ class FusionPredictor:
         members = {name: predict_proba(model, X, len(self.classes)) for name, model in self.models.items()}
         return combine(members, self.weights)
 
+    def predict(self, audio: Sequence[str], transcripts: Sequence[str], stages: StageFunctions) -> np.ndarray:
+        """Probabilities of audio files and their transcripts through the stages' pooled features."""
+        stats = {"acoustic": stages.acoustic_features(audio), "text": stages.text_features(transcripts)}
+        return self.predict_proba(stats)
+
+
+class HeadPredictor:
+    """A neural fusion head of a finished run (``xattn`` or an ablation): its saved checkpoint over
+    the frame matrices of the SEFE backend and the token states (or ids) of the transcripts."""
+
+    def __init__(
+        self,
+        model: Any,
+        classes: Sequence[str],
+        frames: Callable[[Sequence[str]], list[np.ndarray]],
+        tokens: Callable[[Sequence[str]], list[np.ndarray]] | None,
+        vocab: Any = None,
+    ) -> None:
+        self.model, self.classes, self.frames, self.tokens, self.vocab = model, list(classes), frames, tokens, vocab
+        self.dims = {"acoustic": int(model.audio_mean.shape[0]), "text": int(model.text_proj.in_features)}
+
+    @classmethod
+    def from_run(cls, config: Mapping[str, Any], run_dir: str | Path, variant: str, threads: int) -> HeadPredictor:
+        from workflow_scripts.fusion.heads.xattn import load_head
+        from workflow_scripts.sefe.frames import load_frame_extractor
+        from workflow_scripts.tefe.tokens import load_token_encoder
+
+        for modality, override in config["fusion"]["heads"]["sequences"].items():
+            if override:
+                raise SystemExit(
+                    f"predict: the run's {modality} sequences were precomputed (fusion.heads.sequences.{modality}); "
+                    "predict can compute only the SEFE backend's frames and the TEFE encoder's token states"
+                )
+        model, header, vocab = load_head(paths.in_run(paths.HEAD_MODEL, run_dir, variant=variant))
+        tokens = None if vocab is not None else load_token_encoder(config, run_dir, threads)
+        return cls(model, header["classes"], load_frame_extractor(config, run_dir, threads), tokens, vocab)
+
+    def predict(self, audio: Sequence[str], transcripts: Sequence[str], stages: StageFunctions) -> np.ndarray:
+        from workflow_scripts.fusion.heads.xattn import predict_sequences
+
+        frames = self.frames(audio)
+        text = list(transcripts) if self.tokens is None else self.tokens(transcripts)
+        for modality, matrices in (("acoustic", frames), ("text", [] if self.tokens is None else text)):
+            widths = {int(m.shape[1]) for m in matrices} - {self.dims[modality]}
+            if widths:
+                raise ValueError(
+                    f"{modality} sequences of width {sorted(widths)}, but the head was trained on width "
+                    f"{self.dims[modality]} (another sefe / tefe configuration than the run's?)"
+                )
+        return predict_sequences(self.model, frames, text, self.vocab)
+
 
 def collect_audio(inputs: Sequence[str]) -> list[Path]:
     """Audio files named directly, plus those under named directories (recursively, sorted)."""
@@ -224,15 +318,14 @@ def one_line(error: BaseException) -> str:
 
 
 def _predict_batch(
-    batch: Sequence[str], stages: StageFunctions, predictor: FusionPredictor
+    batch: Sequence[str], stages: StageFunctions, predictor: FusionPredictor | HeadPredictor
 ) -> list[tuple[str, np.ndarray]]:
     transcripts = stages.transcribe(batch)
-    stats = {"acoustic": stages.acoustic_features(batch), "text": stages.text_features(transcripts)}
-    return list(zip(transcripts, predictor.predict_proba(stats), strict=True))
+    return list(zip(transcripts, predictor.predict(batch, transcripts, stages), strict=True))
 
 
 def predict_files(
-    paths: Sequence[Path], stages: StageFunctions, predictor: FusionPredictor, batch_size: int = 16
+    paths: Sequence[Path], stages: StageFunctions, predictor: FusionPredictor | HeadPredictor, batch_size: int = 16
 ) -> pd.DataFrame:
     """Transcript, label and class probabilities of every file, in batches, and an ``error`` column.
 
@@ -302,6 +395,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--output", required=True, help="predictions file (.csv or .json)")
     parser.add_argument(
+        "--variant",
+        default=HEADLINE_VARIANT,
+        help=f"{HEADLINE_VARIANT} (DFAT, the default) or a neural head variant the run trained (xattn, its ablations)",
+    )
+    parser.add_argument(
         "--hook",
         action="append",
         default=[],
@@ -327,9 +425,13 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as error:
         raise SystemExit(f"predict: {error}") from None
     files = collect_audio(args.inputs)
-    check_run_dir(config, args.run_dir, factories)
-    predictor = FusionPredictor.from_run(args.run_dir)
-    stages = load_stage_functions(config, Path(args.run_dir), args.threads, factories)
+    check_run_dir(config, args.run_dir, factories, args.variant)
+    if head_variant(config, args.variant) is None:
+        predictor = FusionPredictor.from_run(args.run_dir)
+        stages = load_stage_functions(config, Path(args.run_dir), args.threads, factories)
+    else:
+        predictor = HeadPredictor.from_run(config, args.run_dir, args.variant, args.threads)
+        stages = load_stage_functions(config, Path(args.run_dir), args.threads, factories, stages=("asr",))
     frame = predict_files(files, stages, predictor, args.batch_size)
     write_predictions(frame, args.output)
     bad = int((frame["error"] != "").sum())

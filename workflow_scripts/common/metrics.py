@@ -112,6 +112,18 @@ def split_metrics(
     return metrics
 
 
+METRIC_DEFINITIONS = {"WA": "accuracy", "UA": "balanced accuracy (mean per-class recall)", "WF1": "support-weighted F1"}
+
+
+def metrics_provenance(bootstrap: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``bootstrap`` and ``metric_definitions`` entries of a metrics document (as evaluate_variant writes them)."""
+    record = {key: cast(bootstrap[key]) for key, cast in (("resamples", int), ("confidence", float), ("seed", int))}
+    return {
+        "bootstrap": {**record, "method": "percentile, utterances resampled with replacement"},
+        "metric_definitions": dict(METRIC_DEFINITIONS),
+    }
+
+
 def paired_bootstrap_difference(
     y_true: Sequence[int],
     before: Sequence[int],

@@ -5,6 +5,7 @@ Only the standard library here: rules/common.smk imports it whenever Snakemake b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,11 +56,17 @@ VARIANT_FEATURE_SETS = {
 }
 # Variants evaluated from classifier outputs (rule evaluate_variant).
 CLASSIFIER_VARIANTS = tuple(VARIANT_FEATURE_SETS)
-# Neural fusion heads on sequence features, each trained by its own rule (fusion.heads.<name>).
-HEAD_VARIANTS = ("xattn",)
+# Neural fusion heads on sequence features, each trained by its own rule (fusion.heads.<head>);
+# their ablations are variants named in fusion.heads.ablations (fusion/heads/variants.py).
+HEADS = ("xattn", "graph")
+# The graph head's nodes and the sequence feature set each reads (fusion.heads.graph.nodes).
+GRAPH_NODE_SOURCES = {"speech": "acoustic", "text": "text", "prosody": "prosody", "spectral": "acoustic"}
+# The majority vote over trained variants (fusion.vote; rule evaluate_vote).
+VOTE_VARIANT = "vote"
+# What a variant may be called (a row of Table 2; files are named after it).
+VARIANT_NAME = re.compile(r"[a-z][a-z0-9_]*")
 # Sequence feature sets: frame matrices (acoustic) and token matrices (text).
 SEQUENCE_MODALITIES = ("acoustic", "text")
-VARIANTS = CLASSIFIER_VARIANTS + HEAD_VARIANTS
 # The feature set the ensemble (and so the hybrid variant and predict) is built on.
 ENSEMBLE_FEATURE_SET = "early"
 HEADLINE_VARIANT = "hybrid"
@@ -80,16 +87,16 @@ def is_augmented_copy(utt_id: str) -> bool:
 
 def rules_variant(variant: str) -> str:
     """The name of ``variant`` followed by the lexicon cue rules (a Table 2 row)."""
-    if variant not in VARIANTS:
-        raise ValueError(f"lexicon rules apply to a variant of {list(VARIANTS)}, not {variant!r}")
+    if not VARIANT_NAME.fullmatch(variant):
+        raise ValueError(f"lexicon rules apply to a variant ({VARIANT_NAME.pattern}), not {variant!r}")
     return variant + RULES_SUFFIX
 
 
 def base_variant(name: str) -> str:
-    """The variant of names.VARIANTS behind a report row (``hybrid+rules`` -> ``hybrid``)."""
+    """The variant behind a report row (``hybrid+rules`` -> ``hybrid``)."""
     base = name.removesuffix(RULES_SUFFIX)
-    if base not in VARIANTS:
-        raise ValueError(f"{name!r} is neither a variant of {list(VARIANTS)} nor one of them + {RULES_SUFFIX!r}")
+    if not VARIANT_NAME.fullmatch(base):
+        raise ValueError(f"{name!r} is neither a variant name ({VARIANT_NAME.pattern}) nor one + {RULES_SUFFIX!r}")
     return base
 
 

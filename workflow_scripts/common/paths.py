@@ -45,6 +45,10 @@ SEFE_FEATURES = f"{RESULTS}/sefe/{{backend}}/{{split}}.parquet"
 SEFE_EVALUATION = f"{RESULTS}/sefe/{{backend}}/evaluation.json"
 # Sequence features (common/sequences.py): the frame matrices before pooling.
 SEFE_FRAMES = f"{RESULTS}/sefe/{{backend}}/frames/{{split}}.parquet"
+# Prosody tokens (sefe/prosody.py): F0 + voicing per frame, the training split's bins, token ids.
+PROSODY_F0 = f"{RESULTS}/sefe/prosody/f0/{{split}}.parquet"
+PROSODY_BINS = f"{RESULTS}/sefe/prosody/bins.json"
+PROSODY_TOKENS = f"{RESULTS}/sefe/prosody/tokens/{{split}}.parquet"
 
 # --- tefe ---
 TEFE_VOCAB = f"{RESULTS}/tefe/embedding/vocab.json"
@@ -82,6 +86,8 @@ VARIANT_PROBABILITIES = f"{RESULTS}/fusion/variants/{{variant}}/{{split}}.parque
 HEAD_DIR = f"{RESULTS}/fusion/heads/{{variant}}"
 HEAD_MODEL = f"{HEAD_DIR}/model.pt"
 HEAD_SUMMARY = f"{HEAD_DIR}/summary.json"
+# Per-epoch training state for resuming a killed head job; removed once the job's outputs exist.
+HEAD_WORK = f"{HEAD_DIR}/work"
 HEADLINE_METRICS = f"{RESULTS}/hybrid_metrics.json"
 TABLE2_MD = f"{RESULTS}/table2.md"
 TABLE2_CSV = f"{RESULTS}/table2.csv"

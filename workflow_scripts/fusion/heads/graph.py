@@ -1,0 +1,373 @@
+"""Fusion variant ``graph``: graph-attention fusion with quantized-F0 prosody (seed paper 003, rule train_graph).
+
+One node per modality and utterance (``nodes``, any of):
+
+* ``speech``: the mean of the SEFE frames (the paper: a pooled Whisper Large V3 embedding);
+* ``text``: the mean of the TEFE token states (the paper: RoBERTa);
+* ``prosody``: learnable embeddings of the prosody tokens (``sefe/prosody.py``: mel-scaled F0
+  in ``bins`` training-split quantile bins plus an unvoiced token), mean pooled;
+* ``spectral``: statistics of the same SEFE frames beside the speech node's mean: their
+  standard deviation, maximum and minimum per dimension (with the weights-free SEFE backend
+  these frames are log-mel / MFCC / F0 / energy contours, i.e. spectral features).
+
+Each node's input is standardised with training-split statistics and projected to ``d_model``
+(plus a learned node-type vector). ``fusion: graph``: ``heads``-head self-attention over the
+nodes (residual + LayerNorm), then ``gat_layers`` graph attention layers (GAT, Velickovic et al.
+2018: e_ij = LeakyReLU(a_dst . W h_i + a_src . W h_j), softmax over the neighbours j of i,
+``heads`` heads concatenated; ELU, residual + LayerNorm) over the fully connected node graph
+(self-loops included). ``fusion: concat`` is the ablation without attention: the projected
+nodes go straight to the classifier. Readout: the node states concatenated -> SwiGLU MLP
+(SiLU(x W) * (x V) -> dropout -> classes). Weighted cross-entropy (``class_weights``) and a
+cosine learning-rate schedule (``lr_schedule``) through the shared trainer.
+
+Trained by :mod:`workflow_scripts.fusion.heads.trainer` on the training split with early
+stopping on the selection split; test splits are read only after training, to predict.
+"""
+
+import logging
+import resource
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from workflow_scripts.common.files import atomic_path, write_json
+from workflow_scripts.common.labels import encode_labels
+from workflow_scripts.common.metrics import METRICS, metrics_provenance, split_metrics
+from workflow_scripts.common.names import GRAPH_NODE_SOURCES
+from workflow_scripts.common.rule import run_rule
+from workflow_scripts.common.sequences import SequenceFile
+from workflow_scripts.fusion.heads.trainer import fit, predict_probabilities
+from workflow_scripts.fusion.pooling import read_labels, write_probabilities
+
+log = logging.getLogger(__name__)
+
+HEAD = "graph"
+TITLE = "Graph-attention fusion (seed 003)"
+CHECKPOINT_FORMAT = "dfat-head-graph-1"
+NODES = tuple(GRAPH_NODE_SOURCES)
+MODEL_DEFAULTS: dict[str, Any] = {
+    "nodes": list(NODES),
+    "fusion": "graph",
+    "d_model": 64,
+    "heads": 8,
+    "gat_layers": 2,
+    "prosody_dim": 32,
+    "mlp_hidden": 64,
+    "dropout": 0.2,
+}
+
+
+def model_settings(block: Mapping[str, Any]) -> dict[str, Any]:
+    """The model keys of the head's block, defaults filled in and checked."""
+    s = {key: block.get(key, default) for key, default in MODEL_DEFAULTS.items()}
+    s["nodes"] = list(s["nodes"])
+    unknown = [n for n in s["nodes"] if n not in NODES]
+    if unknown or not s["nodes"] or len(set(s["nodes"])) != len(s["nodes"]):
+        raise ValueError(f"fusion.heads.graph.nodes {s['nodes']}: expected distinct names of {list(NODES)}")
+    if s["fusion"] not in ("graph", "concat"):
+        raise ValueError(f"fusion.heads.graph.fusion {s['fusion']!r}, expected graph or concat")
+    if int(s["d_model"]) % int(s["heads"]):
+        raise ValueError(f"fusion.heads.graph: d_model {s['d_model']} is not divisible by heads {s['heads']}")
+    return s
+
+
+def sources(nodes: Sequence[str]) -> list[str]:
+    """The sequence feature sets (acoustic, text, prosody) that ``nodes`` read."""
+    return sorted({GRAPH_NODE_SOURCES[n] for n in nodes})
+
+
+class GraphAttentionLayer(nn.Module):
+    """Multi-head graph attention over dense node sets [batch, nodes, d_in] -> [batch, nodes, d_out].
+
+    ``adjacency[i, j]`` (bool, default all true): node i attends to node j. Returns the new node
+    states (heads concatenated, no activation) and the coefficients [batch, i, j, heads].
+    """
+
+    def __init__(self, d_in: int, d_out: int, heads: int, negative_slope: float = 0.2, dropout: float = 0.0) -> None:
+        super().__init__()
+        if d_out % heads:
+            raise ValueError(f"GAT: d_out {d_out} is not divisible by heads {heads}")
+        self.heads, self.head_dim = heads, d_out // heads
+        self.weight = nn.Linear(d_in, d_out, bias=False)
+        self.a_dst = nn.Parameter(torch.empty(heads, self.head_dim))
+        self.a_src = nn.Parameter(torch.empty(heads, self.head_dim))
+        nn.init.xavier_uniform_(self.a_dst)
+        nn.init.xavier_uniform_(self.a_src)
+        self.negative_slope = negative_slope
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, h: torch.Tensor, adjacency: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        batch, n, _ = h.shape
+        z = self.weight(h).view(batch, n, self.heads, self.head_dim)
+        target = (z * self.a_dst).sum(-1)  # [batch, i, heads]
+        source = (z * self.a_src).sum(-1)  # [batch, j, heads]
+        scores = F.leaky_relu(target[:, :, None, :] + source[:, None, :, :], self.negative_slope)
+        if adjacency is not None:
+            scores = scores.masked_fill(~adjacency[None, :, :, None], float("-inf"))
+        alpha = torch.softmax(scores, dim=2)
+        out = torch.einsum("bijh,bjhd->bihd", self.dropout(alpha), z)
+        return out.reshape(batch, n, self.heads * self.head_dim), alpha
+
+
+class SwiGLU(nn.Module):
+    """SiLU(x W) * (x V): the gated hidden layer of the classifier."""
+
+    def __init__(self, d_in: int, hidden: int) -> None:
+        super().__init__()
+        self.project = nn.Linear(d_in, 2 * hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, value = self.project(x).chunk(2, dim=-1)
+        return F.silu(gate) * value
+
+
+class GraphFusionHead(nn.Module):
+    """Modality nodes -> (multi-head attention + GAT layers | nothing) -> concatenated -> SwiGLU MLP."""
+
+    def __init__(
+        self,
+        dims: Mapping[str, int],
+        n_classes: int,
+        settings: Mapping[str, Any],
+        statistics: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
+        super().__init__()
+        s = self.settings = model_settings(settings)
+        d, heads, dropout = int(s["d_model"]), int(s["heads"]), float(s["dropout"])
+        self.nodes = list(s["nodes"])
+        self.project = nn.ModuleDict()
+        for node in self.nodes:
+            if node == "prosody":
+                self.embedding = nn.Embedding(int(dims["prosody"]), int(s["prosody_dim"]))
+                self.project[node] = nn.Sequential(nn.Linear(int(s["prosody_dim"]), d), nn.LayerNorm(d))
+                continue
+            width = int(dims[node])
+            mean, std = (statistics or {}).get(node, (np.zeros(width, np.float32), np.ones(width, np.float32)))
+            self.register_buffer(f"{node}_mean", torch.as_tensor(mean, dtype=torch.float32))
+            self.register_buffer(f"{node}_std", torch.as_tensor(std, dtype=torch.float32))
+            self.project[node] = nn.Sequential(nn.Linear(width, d), nn.LayerNorm(d))
+        self.node_type = nn.Parameter(torch.zeros(len(self.nodes), d))
+        self.attention = self.gat = None
+        if s["fusion"] == "graph":
+            self.attention = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)
+            self.attention_norm = nn.LayerNorm(d)
+            layers = range(int(s["gat_layers"]))
+            self.gat = nn.ModuleList(GraphAttentionLayer(d, d, heads, dropout=dropout) for _ in layers)
+            self.gat_norms = nn.ModuleList(nn.LayerNorm(d) for _ in layers)
+        self.dropout = nn.Dropout(dropout)
+        self.hidden = SwiGLU(len(self.nodes) * d, int(s["mlp_hidden"]))
+        self.output = nn.Linear(int(s["mlp_hidden"]), n_classes)
+
+    def node_states(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The projected nodes [batch, nodes, d_model] before any attention."""
+        states = []
+        for node in self.nodes:
+            if node == "prosody":
+                tokens, lengths = batch["prosody"], batch["prosody_len"]
+                mask = (torch.arange(tokens.shape[1])[None, :] < lengths[:, None]).to(torch.float32)
+                pooled = (self.embedding(tokens) * mask[:, :, None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+            else:
+                pooled = (batch[node] - getattr(self, f"{node}_mean")) / getattr(self, f"{node}_std")
+            states.append(self.project[node](pooled))
+        return torch.stack(states, dim=1) + self.node_type
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        h = self.node_states(batch)
+        if self.attention is not None:
+            attended, _ = self.attention(h, h, h, need_weights=False)
+            h = self.attention_norm(h + self.dropout(attended))
+            for layer, norm in zip(self.gat, self.gat_norms, strict=True):
+                h = norm(h + self.dropout(F.elu(layer(h)[0])))
+        x = self.dropout(self.hidden(h.flatten(1)))
+        return self.output(x)
+
+
+def pooled_nodes(frames: np.ndarray) -> dict[str, np.ndarray]:
+    """The speech (mean) and spectral (std, max, min) node inputs of one (frames, dim) matrix."""
+    values = frames.astype(np.float64)
+    spectral = np.concatenate([values.std(axis=0), values.max(axis=0), values.min(axis=0)])
+    return {"speech": values.mean(axis=0).astype(np.float32), "spectral": spectral.astype(np.float32)}
+
+
+class GraphSplit:
+    """One split's node inputs, aligned to its manifest (pooled once, streamed by row group), and labels."""
+
+    def __init__(
+        self, files: Mapping[str, str], nodes: Sequence[str], utt_ids: Sequence[str], labels: np.ndarray, where: str
+    ) -> None:
+        self.utt_ids, self.labels = list(utt_ids), np.asarray(labels, dtype=np.int64)
+        self.inputs: dict[str, Any] = {}
+        self.models: dict[str, Any] = {}
+        for source in sources(nodes):
+            sequences = SequenceFile(files[source])
+            self.models[source] = sequences.metadata.get("model")
+            rows = sequences.positions(self.utt_ids, where)
+            matrices = [m for start in range(0, len(rows), 256) for m in sequences.read(rows[start : start + 256])]
+            if source == "acoustic":
+                pooled = [pooled_nodes(m) for m in matrices]
+                for node in ("speech", "spectral"):
+                    if node in nodes:
+                        self.inputs[node] = np.stack([p[node] for p in pooled])
+            elif source == "text":
+                self.inputs["text"] = np.stack([m.mean(axis=0) for m in matrices]).astype(np.float32)
+            else:
+                self.vocabulary = int(sequences.metadata["vocabulary_size"])
+                self.inputs["prosody"] = [m[:, 0].astype(np.int64) for m in matrices]
+
+    def dims(self) -> dict[str, int]:
+        dims = {node: int(value.shape[1]) for node, value in self.inputs.items() if node != "prosody"}
+        if "prosody" in self.inputs:
+            dims["prosody"] = self.vocabulary
+        return dims
+
+    def statistics(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per-dimension mean and standard deviation of every vector node input (the training split's)."""
+        out = {}
+        for node, value in self.inputs.items():
+            if node != "prosody":
+                std = value.std(axis=0)
+                out[node] = (value.mean(axis=0).astype(np.float32), np.where(std > 1e-6, std, 1.0).astype(np.float32))
+        return out
+
+    def batches(self, rows: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+        for start in range(0, len(rows), batch_size):
+            chunk = np.asarray(rows[start : start + batch_size])
+            batch = {"y": torch.from_numpy(self.labels[chunk])}
+            for node, value in self.inputs.items():
+                if node != "prosody":
+                    batch[node] = torch.from_numpy(value[chunk])
+                    continue
+                tokens = [value[i] for i in chunk]
+                lengths = np.array([len(t) for t in tokens], dtype=np.int64)
+                padded = np.zeros((len(tokens), int(lengths.max())), dtype=np.int64)
+                for i, t in enumerate(tokens):
+                    padded[i, : len(t)] = t
+                batch["prosody"], batch["prosody_len"] = torch.from_numpy(padded), torch.from_numpy(lengths)
+            yield chunk, batch
+
+
+def save_head(path: str, model: GraphFusionHead, dims: Mapping[str, int], classes: Sequence[str]) -> None:
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "settings": model.settings,
+        "dims": dict(dims),
+        "classes": list(classes),
+        "state_dict": model.state_dict(),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def train_and_evaluate(
+    files: Mapping[str, Mapping[str, str]],
+    manifests: Mapping[str, str],
+    block: Mapping[str, Any],
+    bootstrap: Mapping[str, Any],
+    classes: Sequence[str],
+    train_split: str,
+    selection_split: str,
+    variant: str = HEAD,
+    title: str = TITLE,
+) -> tuple[GraphFusionHead, dict[str, Any], dict[str, Any], dict[str, tuple[list[str], np.ndarray]]]:
+    """Train on ``train_split``, stop early on ``selection_split``; then predict every split.
+
+    ``files``: source (acoustic / text / prosody, those the nodes read) -> split -> sequence file.
+    Returns the model, the training summary, the metrics document and split -> (utt_ids, probabilities).
+    """
+    settings = model_settings(block)
+    nodes = settings["nodes"]
+
+    def load(split: str) -> GraphSplit:
+        utt_ids, names = read_labels(manifests[split], classes)
+        y = encode_labels(names, classes, f"labels of {split}", utt_ids)
+        return GraphSplit({s: files[s][split] for s in sources(nodes)}, nodes, utt_ids, y, manifests[split])
+
+    started = time.perf_counter()
+    train, selection = load(train_split), load(selection_split)
+    dims, statistics = train.dims(), train.statistics()
+
+    def build() -> GraphFusionHead:
+        return GraphFusionHead(dims, len(classes), settings, statistics)
+
+    model, report = fit(build, train, selection, classes, block, name=variant)
+    batch_size = int(report["training"]["batch_size"])
+    predictions, splits = {}, {}
+    for split in manifests:  # test splits are opened only now, after training
+        data = {train_split: train, selection_split: selection}.get(split) or load(split)
+        probabilities = predict_probabilities(model, data, batch_size, torch.device("cpu"))
+        predictions[split] = (data.utt_ids, probabilities)
+        splits[split] = split_metrics(data.labels, probabilities.argmax(axis=1), classes, bootstrap)
+    summary = {
+        "variant": variant,
+        "model": settings,
+        "dims": dims,
+        **report,
+        "seconds": round(time.perf_counter() - started, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "sequences": dict(train.models),
+    }
+    document = {
+        "variant": variant,
+        "title": title,
+        "fusion": "head",
+        "feature_sets": [f"{source}_sequences" for source in sources(nodes)],
+        "classes": list(classes),
+        "selected": HEAD,
+        "selection": {
+            "metric": report["training"]["monitor"],
+            "rule": "early stopping, best epoch",
+            "data": selection_split,
+            "best_epoch": report["best_epoch"],
+        },
+        "late_weights": None,
+        "ensemble": None,
+        "splits": splits,
+        "per_classifier": {HEAD: {s: {k: m[k] for k in METRICS} for s, m in splits.items()}},
+        "features": {"nodes": nodes, "dims": dims, "sequences": dict(train.models)},
+        **metrics_provenance(bootstrap),
+    }
+    return model, summary, document, predictions
+
+
+def main(job: Any) -> None:
+    """Entry point of the train_graph rule (``job``: the rule's ``snakemake`` object).
+
+    ``input.acoustic`` / ``input.text`` / ``input.prosody`` (those the variant's nodes read, the
+    others empty) and ``input.manifests`` hold one file per split, in ``params.splits`` order.
+    """
+    variant = job.wildcards.variant
+    overrides = ", ".join(f"{key}={value}" for key, value in job.params.overrides.items())
+    torch.set_num_threads(max(1, job.threads))
+    splits, classes = list(job.params.splits), list(job.params.classes)
+    files = {
+        source: dict(zip(splits, getattr(job.input, source), strict=True))
+        for source in ("acoustic", "text", "prosody")
+        if len(getattr(job.input, source))
+    }
+    model, summary, document, predictions = train_and_evaluate(
+        files,
+        dict(zip(splits, job.input.manifests, strict=True)),
+        job.params.head,
+        job.params.bootstrap,
+        classes,
+        job.params.train_split,
+        job.params.selection_split,
+        variant,
+        f"{TITLE}, {overrides}" if overrides else TITLE,
+    )
+    save_head(job.output.model, model, summary["dims"], classes)
+    write_json(job.output.summary, summary)
+    for split, path in zip(splits, job.output.probabilities, strict=True):
+        write_probabilities(path, *predictions[split], classes)
+    write_json(job.output.metrics, document)
+    for split, metrics in document["splits"].items():
+        log.info("%s %s: %s", variant, split, {name: round(metrics[name], 4) for name in METRICS})
+
+
+if __name__ == "__main__":
+    run_rule(main)
