@@ -258,6 +258,24 @@ def get_tefe_backend_threads(wildcards):
     return int(config["tefe"][wildcards.backend].get("threads", 1))
 
 
+def get_tefe_backend_gpus(rule_name):
+    """GPUs of one backend job: resources.<rule_name>.gpu for the transformer; TF-IDF needs none."""
+
+    def gpus(wildcards):
+        return 0 if wildcards.backend == "tfidf" else gpu_rule_resource(rule_name, "gpu")
+
+    return gpus
+
+
+def get_tefe_token_files():
+    """Token-state sequence files (SPLITS order) for the fusion heads: the configured backend's own
+    (names.TEFE_TOKEN_BACKENDS), else the selected neural encoder's."""
+    backend = config["tefe"]["backend"]
+    if backend in names.TEFE_TOKEN_BACKENDS:
+        return expand(paths.TEFE_BACKEND_TOKENS, backend=backend, split=SPLITS)
+    return expand(paths.TEFE_TOKENS, split=SPLITS)
+
+
 def get_tefe_transcript_column(wildcards):
     """Transcript column a feature set is extracted from."""
     return names.TEFE_FEATURE_SETS[wildcards.feature_set]
@@ -427,7 +445,7 @@ def get_figure2_inputs(wildcards):
 
 def get_sequence_files(modality):
     """Sequence files (one per split, SPLITS order) of a modality: fusion.heads.sequences.<modality>,
-    else the configured SEFE backend's frames or the chosen TEFE encoder's token states."""
+    else the configured SEFE backend's frames or the TEFE token states (get_tefe_token_files)."""
     override = config["fusion"]["heads"]["sequences"][modality]
     if override:
         return [override.format(split=split) for split in SPLITS]
@@ -435,7 +453,7 @@ def get_sequence_files(modality):
         return expand(paths.SEFE_FRAMES, backend=config["sefe"]["backend"], split=SPLITS)
     if modality == "prosody":
         return expand(paths.PROSODY_TOKENS, split=SPLITS)
-    return expand(paths.TEFE_TOKENS, split=SPLITS)
+    return get_tefe_token_files()
 
 
 def get_head_sequence_files(modality):

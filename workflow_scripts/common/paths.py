@@ -66,6 +66,7 @@ TEFE_FEATURES = f"{RESULTS}/tefe/{{feature_set}}/{{split}}.parquet"
 TEFE_BACKEND_MODEL = f"{RESULTS}/tefe/{{backend}}/model"
 TEFE_BACKEND_METRICS = f"{RESULTS}/tefe/{{backend}}/metrics.json"
 TEFE_BACKEND_FEATURES = f"{RESULTS}/tefe/{{backend}}/{{feature_set}}/{{split}}.parquet"
+TEFE_BACKEND_TOKENS = f"{RESULTS}/tefe/{{backend}}/tokens/{{split}}.parquet"
 # Sequence features (common/sequences.py): the chosen encoder's token states of the ASR hypotheses.
 TEFE_TOKENS = f"{RESULTS}/tefe/tokens/{{split}}.parquet"
 
