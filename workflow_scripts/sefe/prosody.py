@@ -64,19 +64,13 @@ def track_f0(waveform: np.ndarray, sample_rate: int, cfg: Mapping[str, Any]) -> 
             f"(needs more than two periods, > {2000 / fmin:.1f} ms)"
         )
     waveform = np.asarray(waveform, dtype=np.float32)
+    # The same search range and framing for both trackers.
+    framing = {"fmin": fmin, "fmax": fmax, "sr": sample_rate, "frame_length": frame, "hop_length": hop}
     if cfg["tracker"] == "pyin":
-        f0, voiced, _ = librosa.pyin(
-            waveform,
-            fmin=fmin,
-            fmax=fmax,
-            sr=sample_rate,
-            frame_length=frame,
-            hop_length=hop,
-            resolution=float(cfg["pyin_resolution"]),
-        )
+        f0, voiced, _ = librosa.pyin(waveform, **framing, resolution=float(cfg["pyin_resolution"]))
         f0 = np.nan_to_num(f0, nan=0.0)
     else:
-        f0 = librosa.yin(waveform, fmin=fmin, fmax=fmax, sr=sample_rate, frame_length=frame, hop_length=hop)
+        f0 = librosa.yin(waveform, **framing)
         padded = np.pad(waveform, frame // 2)
         frames = librosa.util.frame(padded, frame_length=frame, hop_length=hop)
         min_period, max_period = int(np.floor(sample_rate / fmax)), min(int(np.ceil(sample_rate / fmin)), frame - 1)
