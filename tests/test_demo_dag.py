@@ -92,7 +92,7 @@ def test_hybrid_fusion_beats_each_modality_and_the_paper_artifacts_exist(demo_ru
         assert variant in table, variant
 
 
-@pytest.mark.parametrize("variant", ["hybrid", "xattn", "xattn_finetune"])
+@pytest.mark.parametrize("variant", ["hybrid", "xattn", "xattn_finetune", "graph", "vote"])
 def test_predict_on_demo_files_matches_the_rules(demo_run, tmp_path, variant):
     """predict with the real ASR, SEFE and TEFE stages gives the rule's transcripts and probabilities
     (the hybrid; a neural head on frames and token states; the head with its fine-tuned text encoder)."""
