@@ -92,10 +92,11 @@ def test_hybrid_fusion_beats_each_modality_and_the_paper_artifacts_exist(demo_ru
         assert variant in table, variant
 
 
-@pytest.mark.parametrize("variant", ["hybrid", "xattn", "xattn_finetune"])
+@pytest.mark.parametrize("variant", ["hybrid", "xattn", "xattn_finetune", "graph", "vote"])
 def test_predict_on_demo_files_matches_the_rules(demo_run, tmp_path, variant):
     """predict with the real ASR, SEFE and TEFE stages gives the rule's transcripts and probabilities
-    (the hybrid; a neural head on frames and token states; the head with its fine-tuned text encoder)."""
+    (the hybrid; a neural head on frames and token states; the head with its fine-tuned text encoder;
+    the graph head with prosody tokens; the vote of graph seeds and the hybrid)."""
     manifest = pd.read_csv(demo_run / "results/data/speech/demo/public_test.tsv", sep="\t").head(3)
     audio = [str(demo_run / path) for path in manifest["audio_path"]]  # manifests hold workflow-relative paths
     output = tmp_path / "predictions.csv"

@@ -1,7 +1,7 @@
 """Predict the emotion of audio files with the trained artifacts of a finished run.
 
     python -m workflow_scripts.predict --run-dir results [--configfile config.yaml] \
-        [--variant hybrid | xattn | <an ablation of fusion.heads.ablations>] \
+        [--variant hybrid | xattn | graph | <an ablation of fusion.heads.ablations> | vote] \
         --output predictions.csv  clip1.wav more_clips/ ...
 
 For every file: the transcript, the predicted label and the class probabilities (CSV, or JSON
@@ -22,13 +22,17 @@ named ``module:function`` (defaults in :data:`STAGE_FACTORIES`, or ``--hook stag
 * ``sefe``: ``function(audio_paths) -> {statistic: array (n, dim)}``;
 * ``tefe``: ``function(transcripts) -> {statistic: array (n, dim)}``.
 
-``--variant`` names a neural fusion head variant instead (``xattn`` or one of its ablations; the
-run must have trained it, ``fusion.heads.variants``): the transcripts come from the ASR stage as
-above, the head reads the SEFE backend's frame matrices and, with ``text_encoder: frozen``, the
-selected TEFE encoder's token states (as rules extract_sefe_frames / extract_tefe_tokens), or with
-``finetune`` the transcripts' token ids in the vocabulary saved with the head; the head's saved
-checkpoint (``fusion/heads/<variant>/model.pt``) gives the probabilities. Only ``--hook asr``
-applies to a head.
+``--variant`` names a neural fusion head variant instead (``xattn``, ``graph`` or one of their
+ablations; the run must have trained it, ``fusion.heads.variants``): the transcripts come from the
+ASR stage as above, the head reads the SEFE backend's frame matrices and the selected TEFE
+encoder's token states (as rules extract_sefe_frames / extract_tefe_tokens; an ``xattn`` with
+``text_encoder: finetune`` takes the transcripts' token ids in the vocabulary saved with it), and
+the ``graph`` head's prosody node the prosody tokens (F0 as extract_prosody_f0, quantized with the
+run's training-split bins as extract_prosody_tokens); the head's saved checkpoint
+(``fusion/heads/<variant>/model.pt``) gives the probabilities. Only ``--hook asr`` applies to a
+head. ``--variant vote``: each member of ``fusion.vote.members`` (the hybrid or head variants)
+predicts as above, then their majority vote (``fusion/vote.majority_vote``) gives the vote's
+probabilities.
 """
 
 from __future__ import annotations
@@ -50,7 +54,13 @@ from workflow_scripts.common.audio import AudioError, check_audio
 from workflow_scripts.common.config_schema import ConfigError, load_config_file, merge_config, validate_config
 from workflow_scripts.common.files import atomic_path, read_json
 from workflow_scripts.common.logs import setup_logging
-from workflow_scripts.common.names import ENSEMBLE_FEATURE_SET, ENSEMBLE_MEMBERS, FINETUNED, HEADLINE_VARIANT
+from workflow_scripts.common.names import (
+    ENSEMBLE_FEATURE_SET,
+    ENSEMBLE_MEMBERS,
+    FINETUNED,
+    HEADLINE_VARIANT,
+    VOTE_VARIANT,
+)
 from workflow_scripts.fusion.pooling import concat_statistics
 
 log = logging.getLogger(__name__)
@@ -63,6 +73,8 @@ STAGE_FACTORIES = {
     "tefe": "workflow_scripts.tefe.extract:load_featurizer",
 }
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
+# The heads predict runs (their rule: train_<head>).
+PREDICTED_HEADS = ("xattn", "graph")
 
 # What predict reads from a run directory, by stage: (template in common.paths, the rule that
 # builds it, wildcards). A stage replaced by --hook needs none of its own.
@@ -109,20 +121,71 @@ def _artifact_line(template: str, rule: str, wildcards: Mapping[str, str], run_d
 
 
 def head_variant(config: Mapping[str, Any], variant: str) -> Any:
-    """The head variant (fusion/heads/variants.HeadVariant) named ``variant``, or None for the hybrid."""
+    """The head variant (fusion/heads/variants.HeadVariant) named ``variant``, or None for the hybrid
+    and the vote."""
     from workflow_scripts.fusion.heads.variants import head_variants
 
-    if variant == HEADLINE_VARIANT:
+    if variant in (HEADLINE_VARIANT, VOTE_VARIANT):
         return None
     heads = head_variants(config.get("fusion", {}).get("heads", {}))
     if variant not in heads:
         raise SystemExit(
             f"predict: --variant {variant!r}; expected {HEADLINE_VARIANT} or a head variant of the config "
-            f"{sorted(heads)}"
+            f"{sorted(heads)}, or {VOTE_VARIANT}"
         )
-    if heads[variant].head != "xattn":
+    if heads[variant].head not in PREDICTED_HEADS:
         raise SystemExit(f"predict: --variant {variant!r}: predict does not run the {heads[variant].head} head yet")
     return heads[variant]
+
+
+def vote_members(config: Mapping[str, Any]) -> list[str]:
+    """The members of the run's vote (``fusion.vote.members``), each the hybrid or a head variant."""
+    members = list(config.get("fusion", {}).get("vote", {}).get("members") or [])
+    if len(members) < 2:
+        raise SystemExit(f"predict: --variant {VOTE_VARIANT}: the config's fusion.vote.members {members} is no vote")
+    from workflow_scripts.fusion.heads.variants import head_variants
+
+    heads = head_variants(config["fusion"]["heads"])
+    others = [m for m in members if m != HEADLINE_VARIANT and m not in heads]
+    if others:
+        raise SystemExit(
+            f"predict: --variant {VOTE_VARIANT}: members {others} are neither {HEADLINE_VARIANT} nor a head "
+            "variant, the variants predict runs"
+        )
+    return members
+
+
+def reads_token_states(head: Any) -> bool:
+    """Whether a head variant reads the TEFE encoder's token states (xattn frozen, graph's text node)."""
+    if head.head == "graph":
+        return "text" in head.block["nodes"]
+    return head.block["text_encoder"] == "frozen"
+
+
+def variant_artifacts(
+    config: Mapping[str, Any], run_dir: Path, factories: Mapping[str, str], variant: str
+) -> list[tuple[str, str, dict[str, str]]]:
+    """What predicting ``variant`` reads from the run (template, rule, wildcards), ASR aside."""
+    if variant == VOTE_VARIANT:
+        wanted: list[tuple[str, str, dict[str, str]]] = []
+        for member in vote_members(config):
+            wanted += [a for a in variant_artifacts(config, run_dir, factories, member) if a not in wanted]
+        return wanted
+    head = head_variant(config, variant)
+    if head is None:
+        wanted, tefe = list(RUN_ARTIFACTS["fusion"]), factories.get("tefe") == STAGE_FACTORIES["tefe"]
+    else:
+        wanted, tefe = [("HEAD_MODEL", f"train_{head.head}", {"variant": variant})], reads_token_states(head)
+        if head.head == "graph" and "prosody" in head.block["nodes"]:
+            wanted.append(("PROSODY_BINS", "fit_prosody_bins", {}))
+    # The pooled TEFE features (hybrid, unless hooked), or a head's token states, need the encoder.
+    if tefe:
+        wanted += RUN_ARTIFACTS["tefe"]
+        selection = paths.in_run(paths.TEFE_SELECTION, run_dir)
+        if selection.exists():
+            arch = read_json(selection)["selected"]
+            wanted += [(t, "train_tefe", {"arch": arch}) for t in ("TEFE_MODEL", "TEFE_MODEL_VOCAB")]
+    return wanted
 
 
 def missing_artifacts(
@@ -130,17 +193,7 @@ def missing_artifacts(
 ) -> list[str]:
     """Each artifact of ``run_dir`` that predict needs and that is absent, with the rule / target that builds it."""
     run_dir = Path(run_dir)
-    head = head_variant(config, variant)
-    wanted = list(RUN_ARTIFACTS["fusion"]) if head is None else [("HEAD_MODEL", "train_xattn", {"variant": variant})]
-    # The pooled TEFE features (hybrid, unless hooked), or a frozen head's token states, need the encoder.
-    if (head is None and factories.get("tefe") == STAGE_FACTORIES["tefe"]) or (
-        head is not None and head.block["text_encoder"] == "frozen"
-    ):
-        wanted += RUN_ARTIFACTS["tefe"]
-        selection = paths.in_run(paths.TEFE_SELECTION, run_dir)
-        if selection.exists():
-            arch = read_json(selection)["selected"]
-            wanted += [(t, "train_tefe", {"arch": arch}) for t in ("TEFE_MODEL", "TEFE_MODEL_VOCAB")]
+    wanted = variant_artifacts(config, run_dir, factories, variant)
     asr_model = config.get("asr", {}).get("transcribe", {}).get("model")
     if factories.get("asr") == STAGE_FACTORIES["asr"] and asr_model == FINETUNED:
         wanted += RUN_ARTIFACTS["asr"]
@@ -248,50 +301,160 @@ class FusionPredictor:
         return self.predict_proba(stats)
 
 
-class HeadPredictor:
-    """A neural fusion head of a finished run (``xattn`` or an ablation): its saved checkpoint over
-    the frame matrices of the SEFE backend and the token states (or ids) of the transcripts."""
+class SequenceSources:
+    """The sequence features a run's heads read, computed from new audio / transcripts as their
+    rules compute them: ``acoustic`` (extract_sefe_frames), ``text`` (extract_tefe_tokens) and
+    ``prosody`` (extract_prosody_f0 + extract_prosody_tokens with the run's bins). Each stage is
+    loaded once, and a batch computed once for all the heads of a vote."""
 
-    def __init__(
-        self,
-        model: Any,
-        classes: Sequence[str],
-        frames: Callable[[Sequence[str]], list[np.ndarray]],
-        tokens: Callable[[Sequence[str]], list[np.ndarray]] | None,
-        vocab: Any = None,
-    ) -> None:
-        self.model, self.classes, self.frames, self.tokens, self.vocab = model, list(classes), frames, tokens, vocab
-        self.dims = {"acoustic": int(model.audio_mean.shape[0]), "text": int(model.text_proj.in_features)}
+    LOADERS = {
+        "acoustic": "workflow_scripts.sefe.frames:load_frame_extractor",
+        "text": "workflow_scripts.tefe.tokens:load_token_encoder",
+        "prosody": "workflow_scripts.sefe.prosody:load_token_extractor",
+    }
 
-    @classmethod
-    def from_run(cls, config: Mapping[str, Any], run_dir: str | Path, variant: str, threads: int) -> HeadPredictor:
-        from workflow_scripts.fusion.heads.xattn import load_head
-        from workflow_scripts.sefe.frames import load_frame_extractor
-        from workflow_scripts.tefe.tokens import load_token_encoder
-
+    def __init__(self, config: Mapping[str, Any], run_dir: str | Path, threads: int) -> None:
         for modality, override in config["fusion"]["heads"]["sequences"].items():
             if override:
                 raise SystemExit(
                     f"predict: the run's {modality} sequences were precomputed (fusion.heads.sequences.{modality}); "
-                    "predict can compute only the SEFE backend's frames and the TEFE encoder's token states"
+                    "predict can compute only the SEFE backend's frames, the TEFE encoder's token states and "
+                    "the prosody tokens"
                 )
+        self.config, self.run_dir, self.threads = config, run_dir, threads
+        self.functions: dict[str, Callable[[Sequence[str]], list[np.ndarray]]] = {}
+        self.last: dict[str, tuple[tuple[str, ...], list[np.ndarray]]] = {}
+
+    def load(self, source: str) -> None:
+        if source not in self.functions:
+            factory = resolve_factory(source, self.LOADERS[source])
+            self.functions[source] = factory(self.config, self.run_dir, self.threads)
+
+    def __call__(self, source: str, inputs: Sequence[str]) -> list[np.ndarray]:
+        """The ``source`` matrices of ``inputs`` (audio paths; transcripts for ``text``)."""
+        key = tuple(inputs)
+        if source not in self.last or self.last[source][0] != key:
+            self.load(source)
+            self.last[source] = (key, self.functions[source](inputs))
+        return self.last[source][1]
+
+
+def check_widths(matrices: Mapping[str, Sequence[np.ndarray]], dims: Mapping[str, int], what: str) -> None:
+    """Sequence matrices as wide as the head was trained on, else an error naming the modality."""
+    for modality, items in matrices.items():
+        widths = {int(m.shape[1]) for m in items} - {int(dims[modality])}
+        if widths:
+            raise ValueError(
+                f"{modality} sequences of width {sorted(widths)}, but the {what} was trained on width "
+                f"{dims[modality]} (another sefe / tefe configuration than the run's?)"
+            )
+
+
+class HeadPredictor:
+    """The ``xattn`` head of a finished run (or an ablation): its saved checkpoint over the frame
+    matrices of the SEFE backend and the token states (or ids) of the transcripts."""
+
+    def __init__(self, model: Any, classes: Sequence[str], sources: SequenceSources, vocab: Any = None) -> None:
+        self.model, self.classes, self.sources, self.vocab = model, list(classes), sources, vocab
+        self.dims = {"acoustic": int(model.audio_mean.shape[0]), "text": int(model.text_proj.in_features)}
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, variant: str, sources: SequenceSources) -> HeadPredictor:
+        from workflow_scripts.fusion.heads.xattn import load_head
+
         model, header, vocab = load_head(paths.in_run(paths.HEAD_MODEL, run_dir, variant=variant))
-        tokens = None if vocab is not None else load_token_encoder(config, run_dir, threads)
-        return cls(model, header["classes"], load_frame_extractor(config, run_dir, threads), tokens, vocab)
+        sources.load("acoustic")
+        if vocab is None:
+            sources.load("text")
+        return cls(model, header["classes"], sources, vocab)
 
     def predict(self, audio: Sequence[str], transcripts: Sequence[str], stages: StageFunctions) -> np.ndarray:
         from workflow_scripts.fusion.heads.xattn import predict_sequences
 
-        frames = self.frames(audio)
-        text = list(transcripts) if self.tokens is None else self.tokens(transcripts)
-        for modality, matrices in (("acoustic", frames), ("text", [] if self.tokens is None else text)):
-            widths = {int(m.shape[1]) for m in matrices} - {self.dims[modality]}
-            if widths:
-                raise ValueError(
-                    f"{modality} sequences of width {sorted(widths)}, but the head was trained on width "
-                    f"{self.dims[modality]} (another sefe / tefe configuration than the run's?)"
-                )
+        frames = self.sources("acoustic", audio)
+        text = list(transcripts) if self.vocab is not None else self.sources("text", transcripts)
+        check_widths({"acoustic": frames, **({} if self.vocab is not None else {"text": text})}, self.dims, "head")
         return predict_sequences(self.model, frames, text, self.vocab)
+
+
+class GraphPredictor:
+    """The ``graph`` head of a finished run (or an ablation): its saved checkpoint over the node
+    inputs (SEFE frames, TEFE token states, prosody tokens: those its nodes read)."""
+
+    def __init__(self, model: Any, header: Mapping[str, Any], sources: SequenceSources) -> None:
+        from workflow_scripts.fusion.heads.graph import sources as node_sources
+
+        self.model, self.classes, self.sources = model, list(header["classes"]), sources
+        self.reads = node_sources(model.nodes)
+        dims = header["dims"]
+        self.dims = {"text": dims.get("text"), "acoustic": dims["speech"] if "speech" in dims else None}
+        if self.dims["acoustic"] is None and "spectral" in dims:
+            self.dims["acoustic"] = dims["spectral"] // 3  # std, max, min per frame dimension
+        self.vocabulary = dims.get("prosody")
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, variant: str, sources: SequenceSources) -> GraphPredictor:
+        from workflow_scripts.fusion.heads.graph import load_head
+
+        model, header = load_head(paths.in_run(paths.HEAD_MODEL, run_dir, variant=variant))
+        predictor = cls(model, header, sources)
+        for source in predictor.reads:
+            sources.load(source)
+        if predictor.vocabulary is not None:
+            bins = read_json(paths.in_run(paths.PROSODY_BINS, run_dir))
+            if int(bins["vocabulary_size"]) != int(predictor.vocabulary):
+                raise SystemExit(
+                    f"predict: {paths.in_run(paths.PROSODY_BINS, run_dir)} has {bins['vocabulary_size']} prosody "
+                    f"tokens, but the {variant} head was trained on {predictor.vocabulary} (a mixed run?)"
+                )
+        return predictor
+
+    def predict(self, audio: Sequence[str], transcripts: Sequence[str], stages: StageFunctions) -> np.ndarray:
+        from workflow_scripts.fusion.heads.graph import predict_nodes
+
+        matrices = {s: self.sources(s, transcripts if s == "text" else audio) for s in self.reads}
+        check_widths({s: m for s, m in matrices.items() if s != "prosody"}, self.dims, "graph head")
+        return predict_nodes(self.model, matrices)
+
+
+class VotePredictor:
+    """The run's majority vote: each member (the hybrid or a head variant) predicts, then the vote."""
+
+    def __init__(self, members: Mapping[str, Any]) -> None:
+        self.members = dict(members)
+        classes = {name: list(member.classes) for name, member in self.members.items()}
+        self.classes = next(iter(classes.values()))
+        if any(c != self.classes for c in classes.values()):
+            raise SystemExit(f"predict: the vote's members were trained on other classes: {classes}")
+
+    def predict(self, audio: Sequence[str], transcripts: Sequence[str], stages: StageFunctions) -> np.ndarray:
+        from workflow_scripts.fusion.vote import majority_vote
+
+        _, shares, _ = majority_vote([m.predict(audio, transcripts, stages) for m in self.members.values()])
+        return shares
+
+
+Predictor = FusionPredictor | HeadPredictor | GraphPredictor | VotePredictor
+
+
+def load_predictor(
+    config: Mapping[str, Any], run_dir: str | Path, variant: str, threads: int, factories: Mapping[str, str]
+) -> tuple[Predictor, StageFunctions]:
+    """The predictor of ``variant`` and the stage functions it uses (a head needs only the ASR stage)."""
+    members = vote_members(config) if variant == VOTE_VARIANT else [variant]
+    sources = None if members == [HEADLINE_VARIANT] else SequenceSources(config, run_dir, threads)
+    predictors: dict[str, Predictor] = {}
+    for member in members:
+        head = head_variant(config, member)
+        if head is None:
+            predictors[member] = FusionPredictor.from_run(run_dir)
+        elif head.head == "graph":
+            predictors[member] = GraphPredictor.from_run(run_dir, member, sources)
+        else:
+            predictors[member] = HeadPredictor.from_run(run_dir, member, sources)
+    stages = ("asr", "sefe", "tefe") if HEADLINE_VARIANT in members else ("asr",)
+    functions = load_stage_functions(config, Path(run_dir), threads, factories, stages=stages)
+    return (predictors[variant] if variant != VOTE_VARIANT else VotePredictor(predictors)), functions
 
 
 def collect_audio(inputs: Sequence[str]) -> list[Path]:
@@ -317,15 +480,13 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def _predict_batch(
-    batch: Sequence[str], stages: StageFunctions, predictor: FusionPredictor | HeadPredictor
-) -> list[tuple[str, np.ndarray]]:
+def _predict_batch(batch: Sequence[str], stages: StageFunctions, predictor: Predictor) -> list[tuple[str, np.ndarray]]:
     transcripts = stages.transcribe(batch)
     return list(zip(transcripts, predictor.predict(batch, transcripts, stages), strict=True))
 
 
 def predict_files(
-    paths: Sequence[Path], stages: StageFunctions, predictor: FusionPredictor | HeadPredictor, batch_size: int = 16
+    paths: Sequence[Path], stages: StageFunctions, predictor: Predictor, batch_size: int = 16
 ) -> pd.DataFrame:
     """Transcript, label and class probabilities of every file, in batches, and an ``error`` column.
 
@@ -397,7 +558,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--variant",
         default=HEADLINE_VARIANT,
-        help=f"{HEADLINE_VARIANT} (DFAT, the default) or a neural head variant the run trained (xattn, its ablations)",
+        help=f"{HEADLINE_VARIANT} (DFAT, the default), a neural head variant the run trained (xattn, graph, "
+        f"their ablations) or {VOTE_VARIANT} (the run's majority vote)",
     )
     parser.add_argument(
         "--hook",
@@ -426,12 +588,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"predict: {error}") from None
     files = collect_audio(args.inputs)
     check_run_dir(config, args.run_dir, factories, args.variant)
-    if head_variant(config, args.variant) is None:
-        predictor = FusionPredictor.from_run(args.run_dir)
-        stages = load_stage_functions(config, Path(args.run_dir), args.threads, factories)
-    else:
-        predictor = HeadPredictor.from_run(config, args.run_dir, args.variant, args.threads)
-        stages = load_stage_functions(config, Path(args.run_dir), args.threads, factories, stages=("asr",))
+    predictor, stages = load_predictor(config, args.run_dir, args.variant, args.threads, factories)
     frame = predict_files(files, stages, predictor, args.batch_size)
     write_predictions(frame, args.output)
     bad = int((frame["error"] != "").sum())

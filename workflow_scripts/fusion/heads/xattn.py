@@ -26,9 +26,7 @@ Writes the variant's metrics (the evaluate_variant document shape) and probabili
 
 import hashlib
 import json
-import logging
 import os
-import resource
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -39,25 +37,19 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from workflow_scripts.common import names
-from workflow_scripts.common.files import atomic_path, write_json
-from workflow_scripts.common.labels import encode_labels
-from workflow_scripts.common.metrics import METRICS, split_metrics
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.common.sequences import SequenceFile, pad_batch
-from workflow_scripts.fusion.heads.trainer import fit, predict_probabilities, remove_work_dir
-from workflow_scripts.fusion.pooling import read_labels, write_probabilities
+from workflow_scripts.fusion.heads import outputs
+from workflow_scripts.fusion.heads.trainer import fit
 from workflow_scripts.tefe.extract import read_transcript_texts
-from workflow_scripts.tefe.models import TextEncoder, load_encoder, read_checkpoint
+from workflow_scripts.tefe.models import TextEncoder, load_encoder
 from workflow_scripts.tefe.text import Vocabulary
-
-log = logging.getLogger(__name__)
 
 HEAD = "xattn"
 TITLE = "Cross-modal attention (seed 004)"
 CHECKPOINT_FORMAT = "dfat-head-xattn-1"
 # The transcript column a fine-tuned text encoder reads (the ASR hypotheses, as extract_tefe_tokens).
 TRANSCRIPT_COLUMN = names.TEFE_FEATURE_SETS["features"]
-METRIC_DEFINITIONS = {"WA": "accuracy", "UA": "balanced accuracy (mean per-class recall)", "WF1": "support-weighted F1"}
 MODEL_DEFAULTS: dict[str, Any] = {
     "temporal": "bilstm",
     "fusion": "attention",
@@ -273,31 +265,13 @@ def open_sequences(path: str, in_memory_mb: float) -> SequenceFile:
     return sequences
 
 
-def save_head(
-    path: str,
-    model: CrossModalAttentionHead,
-    dims: Mapping[str, int],
-    classes: Sequence[str],
-    encoder: Mapping[str, Any] | None = None,
-) -> None:
-    """The head's weights, settings, widths and classes; with a fine-tuned text encoder also its
-    TEFE header (architecture, settings, classes, embedding shape) and vocabulary, so the file
-    alone rebuilds it (:func:`load_head`)."""
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "settings": model.settings,
-        "dims": dict(dims),
-        "classes": list(classes),
-        "state_dict": model.state_dict(),
-        "text_encoder": None if encoder is None else dict(encoder),
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
 def load_head(path: str | os.PathLike) -> tuple[CrossModalAttentionHead, dict[str, Any], Vocabulary | None]:
-    """A saved head (eval mode, CPU), its checkpoint header and (fine-tuned text) its vocabulary."""
-    payload = read_checkpoint(path, CHECKPOINT_FORMAT, "xattn head")
+    """A saved head (eval mode, CPU), its checkpoint header and (fine-tuned text) its vocabulary.
+
+    The rule saves it with :func:`outputs.write_outputs`; with a fine-tuned text encoder the
+    checkpoint's ``text_encoder`` entry holds the encoder's TEFE header (architecture, settings,
+    classes, embedding shape) and vocabulary, so the file alone rebuilds it."""
+    payload = outputs.read_head_checkpoint(path, CHECKPOINT_FORMAT, HEAD)
     encoder, vocab, header = None, None, payload.get("text_encoder")
     if header is not None:
         rows, dim = header["embedding_shape"]
@@ -308,7 +282,7 @@ def load_head(path: str | os.PathLike) -> tuple[CrossModalAttentionHead, dict[st
         dims["acoustic"], dims["text"], len(classes), payload["settings"], text_encoder=encoder
     )
     model.load_state_dict(payload["state_dict"])
-    return model.eval(), {k: payload[k] for k in ("settings", "dims", "classes")}, vocab
+    return model.eval(), {k: payload[k] for k in outputs.CHECKPOINT_HEADER}, vocab
 
 
 @torch.no_grad()
@@ -383,8 +357,7 @@ def train_and_evaluate(
         text_metadata = {"model": f"tefe/{header['arch']}", "checkpoint": str(encoder["model"]), "fine_tuned": True}
 
     def load(split: str) -> SequenceSplit:
-        utt_ids, labels = read_labels(manifests[split], classes)
-        y = encode_labels(labels, classes, f"labels of {split}", utt_ids)
+        utt_ids, y = outputs.split_labels(manifests[split], classes, split)
         if tefe is not None:
             tokens = TokenIds.from_transcripts(text[split], manifests[split], vocab, text_metadata)
         else:
@@ -409,53 +382,18 @@ def train_and_evaluate(
     files = [*acoustic.values(), *text.values(), *manifests.values(), *(encoder or {}).values()]
     fingerprint = run_fingerprint({**block, "variant": variant}, classes, files)
     model, report = fit(build, train, selection, classes, block, variant, work_dir, fingerprint)
-    batch_size = int(report["training"]["batch_size"])
-    predictions, splits = {}, {}
-    for split in manifests:  # test splits are opened only now, after training
-        data = {train_split: train, selection_split: selection}.get(split) or load(split)
-        probabilities = predict_probabilities(model, data, batch_size, torch.device("cpu"))
-        predictions[split] = (data.utt_ids, probabilities)
-        splits[split] = split_metrics(data.labels, probabilities.argmax(axis=1), classes, bootstrap)
-    summary = {
-        "variant": variant,
-        "model": settings,
-        "dims": dims,
-        **report,
-        "seconds": round(time.perf_counter() - started, 3),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "sequences": {
-            "acoustic": train.acoustic.metadata.get("model"),
-            "text": train.text.metadata.get("model"),
-        },
+    loaded = {train_split: train, selection_split: selection}
+    predictions, splits = outputs.predict_splits(model, report, list(manifests), loaded, load, classes, bootstrap)
+    sequences = {"acoustic": train.acoustic.metadata.get("model"), "text": train.text.metadata.get("model")}
+    summary = outputs.training_summary(variant, settings, dims, report, started, sequences)
+    features = {
+        "acoustic": {"model": sequences["acoustic"], "dim": dims["acoustic"], "stride": stride},
+        "text": {"model": sequences["text"], "dim": dims["text"]},
     }
-    document = {
-        "variant": variant,
-        "title": title,
-        "fusion": "head",
-        "feature_sets": ["acoustic_sequences", "text_sequences"],
-        "classes": list(classes),
-        "selected": HEAD,
-        "selection": {
-            "metric": report["training"]["monitor"],
-            "rule": "early stopping, best epoch",
-            "data": selection_split,
-            "best_epoch": report["best_epoch"],
-        },
-        "late_weights": None,
-        "ensemble": None,
-        "splits": splits,
-        "per_classifier": {HEAD: {s: {k: m[k] for k in METRICS} for s, m in splits.items()}},
-        "features": {
-            "acoustic": {"model": train.acoustic.metadata.get("model"), "dim": dims["acoustic"], "stride": stride},
-            "text": {"model": train.text.metadata.get("model"), "dim": dims["text"]},
-        },
-        # As evaluate_variant records them (workflow_scripts/fusion/variants.py).
-        "bootstrap": {
-            key: cast(bootstrap[key]) for key, cast in (("resamples", int), ("confidence", float), ("seed", int))
-        }
-        | {"method": "percentile, utterances resampled with replacement"},
-        "metric_definitions": dict(METRIC_DEFINITIONS),
-    }
+    feature_sets = ["acoustic_sequences", "text_sequences"]
+    document = outputs.metrics_document(
+        HEAD, variant, title, classes, report, selection_split, splits, bootstrap, feature_sets, features
+    )
     summary["text_encoder"] = header
     return model, summary, document, predictions
 
@@ -468,10 +406,8 @@ def main(job: Any) -> None:
     per split, in ``params.splits`` order; ``params.head`` is the variant's block,
     ``params.overrides`` what its ablation changed, ``params.work_dir`` the per-epoch state (resume).
     """
-    variant = job.wildcards.variant
-    overrides = ", ".join(f"{key}={value}" for key, value in job.params.overrides.items())
-    torch.set_num_threads(max(1, job.threads))
-    splits, classes = list(job.params.splits), list(job.params.classes)
+    arguments = outputs.rule_arguments(job, TITLE)
+    splits = list(job.params.splits)
     per_split = {key: dict(zip(splits, getattr(job.input, key), strict=True)) for key in ("acoustic", "manifests")}
     finetune = "transcripts" in job.input.keys()
     per_split["text"] = dict(zip(splits, job.input.transcripts if finetune else job.input.text, strict=True))
@@ -480,24 +416,12 @@ def main(job: Any) -> None:
         per_split["acoustic"],
         per_split["text"],
         per_split["manifests"],
-        job.params.head,
-        job.params.bootstrap,
-        classes,
-        job.params.train_split,
-        job.params.selection_split,
-        variant,
-        f"{TITLE}, {overrides}" if overrides else TITLE,
-        encoder,
-        job.params.get("work_dir"),
+        **arguments,
+        encoder=encoder,
+        work_dir=job.params.get("work_dir"),
     )
-    save_head(job.output.model, model, summary["dims"], classes, summary["text_encoder"])
-    write_json(job.output.summary, summary)
-    for split, path in zip(splits, job.output.probabilities, strict=True):
-        write_probabilities(path, *predictions[split], classes)
-    write_json(job.output.metrics, document)
-    for split, metrics in document["splits"].items():
-        log.info("%s %s: %s", variant, split, {name: round(metrics[name], 4) for name in METRICS})
-    remove_work_dir(job.params.get("work_dir"))  # the outputs are written: nothing left to resume
+    text_encoder = summary["text_encoder"]
+    outputs.write_outputs(job, CHECKPOINT_FORMAT, model, summary, document, predictions, text_encoder=text_encoder)
 
 
 if __name__ == "__main__":
