@@ -309,6 +309,24 @@ def get_tefe_backend_threads(wildcards):
     return int(config["tefe"][wildcards.backend].get("threads", 1))
 
 
+def get_tefe_backend_gpus(rule_name):
+    """GPUs of one backend job: resources.<rule_name>.gpu for the transformer; TF-IDF needs none."""
+
+    def gpus(wildcards):
+        return 0 if wildcards.backend == "tfidf" else gpu_rule_resource(rule_name, "gpu")
+
+    return gpus
+
+
+def get_tefe_token_files(system):
+    """Token-state sequence files (SPLITS order) of an ASR system's transcripts for the fusion heads: the
+    configured backend's own (names.TEFE_TOKEN_BACKENDS), else the selected neural encoder's."""
+    backend = config["tefe"]["backend"]
+    if backend in names.TEFE_TOKEN_BACKENDS:
+        return expand(paths.TEFE_BACKEND_TOKENS, system=system, backend=backend, split=SPLITS)
+    return expand(paths.TEFE_TOKENS, system=system, split=SPLITS)
+
+
 def get_tefe_transcript_column(wildcards):
     """Transcript column a feature set is extracted from."""
     return names.TEFE_FEATURE_SETS[wildcards.feature_set]
@@ -596,7 +614,7 @@ def get_sequence_files(modality):
     """An input function: the sequence files (one per split, SPLITS order) of a modality for the job's ASR
     system: fusion.heads.sequences.<modality> (a template with {split}, and {system} where the files
     differ by system), else the configured SEFE backend's frames, the prosody tokens (both shared) or
-    the chosen TEFE encoder's token states of the system's transcripts."""
+    the TEFE token states of the system's transcripts (get_tefe_token_files)."""
 
     def files(wildcards):
         system = wildcards.get("system")
@@ -607,14 +625,14 @@ def get_sequence_files(modality):
             return expand(paths.SEFE_FRAMES, backend=config["sefe"]["backend"], split=SPLITS)
         if modality == "prosody":
             return expand(paths.PROSODY_TOKENS, split=SPLITS)
-        return expand(paths.TEFE_TOKENS, system=system, split=SPLITS)
+        return get_tefe_token_files(system)
 
     return files
 
 
 def get_head_sequence_files(modality):
-    """Input function of a head rule whose variants' nodes choose what they read (graph): the
-    sequence files of ``modality`` when the variant's nodes need them, else none."""
+    """Input function of the graph head: the sequence files of ``modality`` when the variant's
+    nodes read them, else none."""
 
     def files(wildcards):
         return (
@@ -644,6 +662,17 @@ def get_vote_inputs(kind):
         ]
 
     return files
+
+
+def get_xattn_text_inputs(wildcards):
+    """The text side of an xattn variant: token-state sequence files (text_encoder frozen), or the
+    ASR transcripts and the chosen TEFE encoder that the head fine-tunes (finetune)."""
+    if HEAD_VARIANTS[wildcards.variant].block["text_encoder"] == "finetune":
+        return {
+            "transcripts": expand(paths.TRANSCRIPTS, system=wildcards.system, split=SPLITS),
+            **get_tefe_encoder(wildcards),
+        }
+    return {"text": get_sequence_files("text")(wildcards)}
 
 
 def get_fusion_targets():

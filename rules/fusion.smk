@@ -162,12 +162,13 @@ use rule evaluate_variant as evaluate_variant_per_system with:
 
 # Neural fusion head of seed paper 004 and its ablations (fusion.heads.xattn, updated by the
 # variant's fusion.heads.ablations entry: its only config): trained on the training split on
-# sequence features, stopped early on the selection split; writes the same metrics and
-# probabilities as evaluate_variant. It reads text tokens: one per ASR system.
+# sequence features (text_encoder finetune: the transcripts and the chosen TEFE encoder instead of
+# its token states), stopped early on the selection split; writes the same metrics and
+# probabilities as evaluate_variant. It reads text: one per ASR system.
 rule train_xattn:
     input:
+        unpack(get_xattn_text_inputs),
         acoustic=get_sequence_files("acoustic"),
-        text=get_sequence_files("text"),
         manifests=[ser_manifest(split) for split in SPLITS],
         code=script_code("fusion/heads/xattn"),
     output:
@@ -187,6 +188,8 @@ rule train_xattn:
         splits=SPLITS,
         train_split=ROLES.train,
         selection_split=ROLES.selection,
+        # Per-epoch state: a restarted (killed) job resumes after its last finished epoch.
+        work_dir=lambda wildcards: paths.HEAD_WORK.format(variant=wildcards.variant),
     # One thread: CPU results depend on the thread count (raise it with --set-threads).
     threads: 1
     resources:

@@ -105,8 +105,11 @@ rule train_tefe_backend:
         block=get_tefe_backend_block,
         classes=CLASSES,
     threads: get_tefe_backend_threads
+    # The transformer asks for resources.train_tefe_backend's GPUs; TF-IDF for none.
+    resources:
+        **gpu_rule_resources("train_tefe_backend", gpu=get_tefe_backend_gpus("train_tefe_backend")),
     conda:
-        "../envs/cpu.yaml"
+        "../envs/gpu.yaml"
     wildcard_constraints:
         backend="|".join(names.TEFE_OTHER_BACKENDS),
     script:
@@ -129,13 +132,43 @@ rule extract_tefe_backend:
         column=get_tefe_transcript_column,
         batch_size=config["tefe"]["extract"]["batch_size"],
     threads: get_tefe_backend_threads
+    resources:
+        **gpu_rule_resources("extract_tefe_backend", gpu=get_tefe_backend_gpus("extract_tefe_backend")),
     conda:
-        "../envs/cpu.yaml"
+        "../envs/gpu.yaml"
     wildcard_constraints:
         backend="|".join(names.TEFE_OTHER_BACKENDS),
         feature_set="|".join(names.TEFE_FEATURE_SETS),
     script:
         script_path("tefe/extract_backend")
+
+
+# Token states (the sequence contract) of the ASR hypotheses from a backend that has them
+# (names.TEFE_TOKEN_BACKENDS: the transformer), for the neural fusion heads only.
+rule extract_tefe_backend_tokens:
+    input:
+        model=paths.TEFE_BACKEND_MODEL,
+        transcripts=paths.TRANSCRIPTS,
+        manifest=lambda wildcards: ser_manifest(wildcards.split),
+        code=script_code("tefe/backend_tokens"),
+    output:
+        tokens=paths.TEFE_BACKEND_TOKENS,
+    log:
+        "logs/tefe/extract_tefe_backend_tokens/{system}/{backend}/{split}.log",
+    benchmark:
+        "results/benchmarks/tefe/extract_tefe_backend_tokens/{system}/{backend}/{split}.tsv"
+    params:
+        column=names.TEFE_FEATURE_SETS["features"],
+        batch_size=config["tefe"]["extract"]["batch_size"],
+    threads: get_tefe_backend_threads
+    resources:
+        **gpu_rule_resources("extract_tefe_backend", gpu=get_tefe_backend_gpus("extract_tefe_backend")),
+    conda:
+        "../envs/gpu.yaml"
+    wildcard_constraints:
+        backend="|".join(names.TEFE_TOKEN_BACKENDS),
+    script:
+        script_path("tefe/backend_tokens")
 
 
 rule tefe_table:

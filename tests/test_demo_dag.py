@@ -97,15 +97,26 @@ def test_hybrid_fusion_beats_each_modality_and_the_paper_artifacts_exist(demo_ru
     assert wer["oracle"] == 0 and wer["early"] > wer["finetuned"], wer
     points = pd.read_csv(demo_run / "results" / "figure2_points.csv")
     assert set(points["run"]) == set(SYSTEMS)
+    # The neural head and its ablations (fusion.heads.variants) are rows of Table 2.
+    table = (demo_run / "results" / "table2.csv").read_text()
+    for variant in ("xattn", "xattn_mean", "xattn_concat", "xattn_finetune"):
+        assert json.loads((demo_run / PRIMARY / "metrics" / f"{variant}.json").read_text())["splits"].keys() >= set(
+            TEST_SPLITS
+        )
+        assert variant in table, variant
 
 
-def test_predict_on_demo_files_matches_the_rules(demo_run, tmp_path):
-    """predict with the real ASR, SEFE and TEFE stages gives the hybrid rule's transcripts and probabilities."""
+@pytest.mark.parametrize("variant", ["hybrid", "xattn", "xattn_finetune", "graph", "vote"])
+def test_predict_on_demo_files_matches_the_rules(demo_run, tmp_path, variant):
+    """predict with the real ASR, SEFE and TEFE stages gives the rule's transcripts and probabilities
+    (the hybrid; a neural head on frames and token states; the head with its fine-tuned text encoder;
+    the graph head with prosody tokens; the vote of graph seeds and the hybrid)."""
     manifest = pd.read_csv(demo_run / "results/data/speech/demo/public_test.tsv", sep="\t").head(3)
     audio = [str(demo_run / path) for path in manifest["audio_path"]]  # manifests hold workflow-relative paths
     output = tmp_path / "predictions.csv"
+    command = [sys.executable, "-m", "workflow_scripts.predict", "--run-dir", "results", "--variant", variant]
     result = subprocess.run(
-        [sys.executable, "-m", "workflow_scripts.predict", "--run-dir", "results", "--output", str(output), *audio],
+        [*command, "--output", str(output), *audio],
         cwd=demo_run,
         capture_output=True,
         text=True,
@@ -115,13 +126,11 @@ def test_predict_on_demo_files_matches_the_rules(demo_run, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     predicted = pd.read_csv(output).assign(utt_id=lambda frame: frame["path"].map(lambda p: Path(p).stem))
     predicted = predicted.set_index("utt_id").loc[manifest["utt_id"]]
-    hybrid = pd.read_parquet(demo_run / PRIMARY / "fusion/variants/hybrid/public_test.parquet").set_index("utt_id")
+    rule = pd.read_parquet(demo_run / PRIMARY / f"fusion/variants/{variant}/public_test.parquet").set_index("utt_id")
     transcripts = pd.read_parquet(demo_run / PRIMARY / "transcripts/public_test.parquet").set_index("utt_id")
     columns = [f"p_{c}" for c in CLASSES]
     np.testing.assert_allclose(predicted[columns].sum(axis=1), 1.0, atol=1e-6)
-    np.testing.assert_allclose(
-        predicted[columns].to_numpy(), hybrid.loc[predicted.index, CLASSES].to_numpy(), atol=1e-5
-    )
+    np.testing.assert_allclose(predicted[columns].to_numpy(), rule.loc[predicted.index, CLASSES].to_numpy(), atol=1e-5)
     assert (predicted["label"] == [CLASSES[i] for i in predicted[columns].to_numpy().argmax(axis=1)]).all()
     assert predicted["transcript"].fillna("").tolist() == transcripts.loc[predicted.index, "hypothesis"].tolist()
 

@@ -1,7 +1,9 @@
 """Predict the emotion of audio files with the trained artifacts of a finished run.
 
     python -m workflow_scripts.predict --run-dir results [--configfile config.yaml] \
-        [--asr-system NAME] --output predictions.csv  clip1.wav more_clips/ ...
+        [--variant hybrid | xattn | graph | <an ablation of fusion.heads.ablations> | vote] \
+        [--asr-system NAME] \
+        --output predictions.csv  clip1.wav more_clips/ ...
 
 For every file: the transcript, the predicted label and the class probabilities (CSV, or JSON
 when the output ends in .json), and an ``error`` column: a file that cannot be read or
@@ -12,9 +14,7 @@ lacks an artifact is named with the artifact and the rule / target that builds i
 The pipeline is the workflow's: the ASR stage transcribes, the SEFE and TEFE stages turn
 audio and transcript into per-utterance statistics, and the fusion part (the same pooling, the
 three early-fusion models and the tuned ensemble weights of the run, i.e. the hybrid / DFAT
-variant) gives the probabilities. ``--asr-system NAME`` (a name of the run's ``asr.systems``;
-default ``asr.primary_system``) chooses the ASR system: its model transcribes, and the fusion
-models trained on its transcripts (``results/systems/NAME/``) predict.
+variant) gives the probabilities.
 
 Each encoder stage plugs in through a factory ``factory(config, run_dir, threads) -> function``
 named ``module:function`` (defaults in :data:`STAGE_FACTORIES`, or ``--hook stage=module:function``):
@@ -22,6 +22,22 @@ named ``module:function`` (defaults in :data:`STAGE_FACTORIES`, or ``--hook stag
 * ``asr``: ``function(audio_paths) -> list[str]`` (transcripts);
 * ``sefe``: ``function(audio_paths) -> {statistic: array (n, dim)}``;
 * ``tefe``: ``function(transcripts) -> {statistic: array (n, dim)}``.
+
+``--variant`` names a neural fusion head variant instead (``xattn``, ``graph`` or one of their
+ablations; the run must have trained it, ``fusion.heads.variants``): the transcripts come from the
+ASR stage as above, the head reads the SEFE backend's frame matrices and the selected TEFE
+encoder's token states (as rules extract_sefe_frames / extract_tefe_tokens; an ``xattn`` with
+``text_encoder: finetune`` takes the transcripts' token ids in the vocabulary saved with it), and
+the ``graph`` head's prosody node the prosody tokens (F0 as extract_prosody_f0, quantized with the
+run's training-split bins as extract_prosody_tokens); the head's saved checkpoint
+(``fusion/heads/<variant>/model.pt``) gives the probabilities. Only ``--hook asr`` applies to a
+head. ``--variant vote``: each member of ``fusion.vote.members`` (the hybrid or head variants)
+predicts as above, then their majority vote (``fusion/vote.majority_vote``) gives the vote's
+probabilities.
+
+``--asr-system NAME`` (a name of the run's ``asr.systems``; default ``asr.primary_system``) chooses
+the ASR system: its model transcribes, and the models trained on its transcripts
+(``results/systems/NAME/``) predict; acoustic-only models are shared.
 """
 
 from __future__ import annotations
@@ -47,7 +63,9 @@ from workflow_scripts.common.names import (
     ENSEMBLE_FEATURE_SET,
     ENSEMBLE_MEMBERS,
     FINETUNED,
+    HEADLINE_VARIANT,
     ORACLE_BACKEND,
+    VOTE_VARIANT,
     asr_systems,
     feature_set_reads_transcripts,
     primary_system,
@@ -64,10 +82,12 @@ STAGE_FACTORIES = {
     "tefe": "workflow_scripts.tefe.extract:load_featurizer",
 }
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
+# The heads predict runs (their rule: train_<head>).
+PREDICTED_HEADS = ("xattn", "graph")
 
 # What predict reads from a run directory, by stage: (template in common.paths, the rule that
-# builds it, wildcards). A stage replaced by --hook needs none of its own. The fusion artifacts
-# are the chosen ASR system's (a "system" wildcard: its copy under results/systems/<system>/).
+# builds it, wildcards). A stage replaced by --hook needs none of its own. An artifact with a
+# "system" wildcard is the chosen ASR system's (its copy under results/systems/<system>/).
 _CLASSIFIER_RULE = "train_classifier" + ("_per_system" if feature_set_reads_transcripts(ENSEMBLE_FEATURE_SET) else "")
 RUN_ARTIFACTS: dict[str, list[tuple[str, str, dict[str, str]]]] = {
     "fusion": [("ENSEMBLE_WEIGHTS", "tune_ensemble", {"system": ""})]
@@ -107,7 +127,8 @@ def resolve_factory(stage: str, spec: str) -> Callable[..., Any]:
 
 
 def _template(name: str, wildcards: Mapping[str, str]) -> str:
-    """The template ``paths.<name>``; with a ``system`` wildcard, the system's copy where it reads text."""
+    """The template ``paths.<name>``; with a ``system`` wildcard, the system's copy (shared when its
+    feature set reads no transcripts)."""
     template = getattr(paths, name)
     if "system" not in wildcards or "{system}" in template:
         return template
@@ -120,21 +141,99 @@ def _artifact_line(template: str, rule: str, wildcards: Mapping[str, str], run_d
     return f"{where} (built by rule {rule}: snakemake {target})"
 
 
-def missing_artifacts(
-    config: Mapping[str, Any], run_dir: str | Path, factories: Mapping[str, str], system: str | None = None
-) -> list[str]:
-    """Each artifact of ``run_dir`` that predict needs and that is absent, with the rule / target that builds it
-    (the fusion models of ASR system ``system``, default the config's primary one)."""
-    run_dir = Path(run_dir)
-    asr = config.get("asr") or {}
-    system = system or primary_system(asr)
-    wanted = [(t, rule, {**w, "system": system}) for t, rule, w in RUN_ARTIFACTS["fusion"]]
-    if factories.get("tefe") == STAGE_FACTORIES["tefe"]:
+def head_reads_text(head: Any) -> bool:
+    """Whether a head variant reads the transcripts (so its model is per ASR system): xattn always, graph
+    with its text node."""
+    return "text" in head.block["nodes"] if head.head == "graph" else True
+
+
+def head_variant(config: Mapping[str, Any], variant: str) -> Any:
+    """The head variant (fusion/heads/variants.HeadVariant) named ``variant``, or None for the hybrid
+    and the vote."""
+    from workflow_scripts.fusion.heads.variants import head_variants
+
+    if variant in (HEADLINE_VARIANT, VOTE_VARIANT):
+        return None
+    heads = head_variants(config.get("fusion", {}).get("heads", {}))
+    if variant not in heads:
+        raise SystemExit(
+            f"predict: --variant {variant!r}; expected {HEADLINE_VARIANT} or a head variant of the config "
+            f"{sorted(heads)}, or {VOTE_VARIANT}"
+        )
+    if heads[variant].head not in PREDICTED_HEADS:
+        raise SystemExit(f"predict: --variant {variant!r}: predict does not run the {heads[variant].head} head yet")
+    return heads[variant]
+
+
+def vote_members(config: Mapping[str, Any]) -> list[str]:
+    """The members of the run's vote (``fusion.vote.members``), each the hybrid or a head variant."""
+    members = list(config.get("fusion", {}).get("vote", {}).get("members") or [])
+    if len(members) < 2:
+        raise SystemExit(f"predict: --variant {VOTE_VARIANT}: the config's fusion.vote.members {members} is no vote")
+    from workflow_scripts.fusion.heads.variants import head_variants
+
+    heads = head_variants(config["fusion"]["heads"])
+    others = [m for m in members if m != HEADLINE_VARIANT and m not in heads]
+    if others:
+        raise SystemExit(
+            f"predict: --variant {VOTE_VARIANT}: members {others} are neither {HEADLINE_VARIANT} nor a head "
+            "variant, the variants predict runs"
+        )
+    return members
+
+
+def reads_token_states(head: Any) -> bool:
+    """Whether a head variant reads the TEFE encoder's token states (xattn frozen, graph's text node)."""
+    if head.head == "graph":
+        return "text" in head.block["nodes"]
+    return head.block["text_encoder"] == "frozen"
+
+
+def variant_artifacts(
+    config: Mapping[str, Any], run_dir: Path, factories: Mapping[str, str], variant: str, system: str
+) -> list[tuple[str, str, dict[str, str]]]:
+    """What predicting ``variant`` of ASR system ``system`` reads from the run (template, rule, wildcards),
+    ASR aside."""
+    if variant == VOTE_VARIANT:
+        wanted: list[tuple[str, str, dict[str, str]]] = []
+        for member in vote_members(config):
+            wanted += [a for a in variant_artifacts(config, run_dir, factories, member, system) if a not in wanted]
+        return wanted
+    head = head_variant(config, variant)
+    if head is None:
+        wanted = [(t, rule, {**w, "system": system}) for t, rule, w in RUN_ARTIFACTS["fusion"]]
+        tefe = factories.get("tefe") == STAGE_FACTORIES["tefe"]
+    else:
+        # A head that reads transcripts: the system's model (rule train_<head>, graph's per-system twin).
+        text = head_reads_text(head)
+        rule = f"train_{head.head}" + ("_per_system" if text and head.head == "graph" else "")
+        wildcards = {"variant": variant, **({"system": system} if text else {})}
+        wanted, tefe = [("HEAD_MODEL", rule, wildcards)], reads_token_states(head)
+        if head.head == "graph" and "prosody" in head.block["nodes"]:
+            wanted.append(("PROSODY_BINS", "fit_prosody_bins", {}))
+    # The pooled TEFE features (hybrid, unless hooked), or a head's token states, need the encoder.
+    if tefe:
         wanted += RUN_ARTIFACTS["tefe"]
         selection = paths.in_run(paths.TEFE_SELECTION, run_dir)
         if selection.exists():
             arch = read_json(selection)["selected"]
             wanted += [(t, "train_tefe", {"arch": arch}) for t in ("TEFE_MODEL", "TEFE_MODEL_VOCAB")]
+    return wanted
+
+
+def missing_artifacts(
+    config: Mapping[str, Any],
+    run_dir: str | Path,
+    factories: Mapping[str, str],
+    variant: str = HEADLINE_VARIANT,
+    system: str | None = None,
+) -> list[str]:
+    """Each artifact of ``run_dir`` that predict needs and that is absent, with the rule / target that builds it
+    (the models of ASR system ``system``, default the config's primary one)."""
+    run_dir = Path(run_dir)
+    asr = config.get("asr") or {}
+    system = system or primary_system(asr)
+    wanted = variant_artifacts(config, run_dir, factories, variant, system)
     asr_model = asr_systems(asr).get(system, {}).get("model")
     if factories.get("asr") == STAGE_FACTORIES["asr"] and asr_model == FINETUNED:
         wanted += RUN_ARTIFACTS["asr"]
@@ -146,10 +245,14 @@ def missing_artifacts(
 
 
 def check_run_dir(
-    config: Mapping[str, Any], run_dir: str | Path, factories: Mapping[str, str], system: str | None = None
+    config: Mapping[str, Any],
+    run_dir: str | Path,
+    factories: Mapping[str, str],
+    variant: str = HEADLINE_VARIANT,
+    system: str | None = None,
 ) -> None:
     """Fail naming every missing artifact of ``run_dir`` and how to build it."""
-    missing = missing_artifacts(config, run_dir, factories, system)
+    missing = missing_artifacts(config, run_dir, factories, variant, system)
     if missing:
         raise SystemExit(
             f"predict: the run directory {run_dir} lacks {len(missing)} artifact(s) predict needs; build them "
@@ -157,14 +260,23 @@ def check_run_dir(
         )
 
 
+def _not_loaded(stage: str) -> Callable[..., Any]:
+    def unused(*_: Any) -> Any:
+        raise RuntimeError(f"predict: the {stage} stage was not loaded for this variant")
+
+    return unused
+
+
 def load_stage_functions(
-    config: Mapping[str, Any], run_dir: Path, threads: int, factories: Mapping[str, str] = STAGE_FACTORIES
+    config: Mapping[str, Any],
+    run_dir: Path,
+    threads: int,
+    factories: Mapping[str, str] = STAGE_FACTORIES,
+    stages: Sequence[str] = ("asr", "sefe", "tefe"),
 ) -> StageFunctions:
-    """Build the three stage functions of a run from their factories."""
-    built = {
-        stage: resolve_factory(stage, factories[stage])(config, run_dir, threads) for stage in ("asr", "sefe", "tefe")
-    }
-    return StageFunctions(built["asr"], built["sefe"], built["tefe"])
+    """Build the stage functions of a run from their factories (those not in ``stages`` fail if called)."""
+    built = {stage: resolve_factory(stage, factories[stage])(config, run_dir, threads) for stage in stages}
+    return StageFunctions(*(built.get(stage) or _not_loaded(stage) for stage in ("asr", "sefe", "tefe")))
 
 
 class FusionPredictor:
@@ -190,7 +302,7 @@ class FusionPredictor:
         import joblib
 
         system = system or FINETUNED
-        check_run_dir({}, run_dir, {}, system)
+        check_run_dir({}, run_dir, {}, system=system)
         weights = read_json(paths.in_run(_template("ENSEMBLE_WEIGHTS", {"system": system}), run_dir, system=system))
         weights = weights["weights"]
         models, summaries = {}, {}
@@ -230,6 +342,177 @@ class FusionPredictor:
         members = {name: predict_proba(model, X, len(self.classes)) for name, model in self.models.items()}
         return combine(members, self.weights)
 
+    def predict(self, audio: Sequence[str], transcripts: Sequence[str], stages: StageFunctions) -> np.ndarray:
+        """Probabilities of audio files and their transcripts through the stages' pooled features."""
+        stats = {"acoustic": stages.acoustic_features(audio), "text": stages.text_features(transcripts)}
+        return self.predict_proba(stats)
+
+
+class SequenceSources:
+    """The sequence features a run's heads read, computed from new audio / transcripts as their
+    rules compute them: ``acoustic`` (extract_sefe_frames), ``text`` (extract_tefe_tokens) and
+    ``prosody`` (extract_prosody_f0 + extract_prosody_tokens with the run's bins). Each stage is
+    loaded once, and a batch computed once for all the heads of a vote."""
+
+    LOADERS = {
+        "acoustic": "workflow_scripts.sefe.frames:load_frame_extractor",
+        "text": "workflow_scripts.tefe.tokens:load_token_encoder",
+        "prosody": "workflow_scripts.sefe.prosody:load_token_extractor",
+    }
+
+    def __init__(self, config: Mapping[str, Any], run_dir: str | Path, threads: int) -> None:
+        for modality, override in config["fusion"]["heads"]["sequences"].items():
+            if override:
+                raise SystemExit(
+                    f"predict: the run's {modality} sequences were precomputed (fusion.heads.sequences.{modality}); "
+                    "predict can compute only the SEFE backend's frames, the TEFE encoder's token states and "
+                    "the prosody tokens"
+                )
+        self.config, self.run_dir, self.threads = config, run_dir, threads
+        self.functions: dict[str, Callable[[Sequence[str]], list[np.ndarray]]] = {}
+        self.last: dict[str, tuple[tuple[str, ...], list[np.ndarray]]] = {}
+
+    def load(self, source: str) -> None:
+        if source not in self.functions:
+            factory = resolve_factory(source, self.LOADERS[source])
+            self.functions[source] = factory(self.config, self.run_dir, self.threads)
+
+    def __call__(self, source: str, inputs: Sequence[str]) -> list[np.ndarray]:
+        """The ``source`` matrices of ``inputs`` (audio paths; transcripts for ``text``)."""
+        key = tuple(inputs)
+        if source not in self.last or self.last[source][0] != key:
+            self.load(source)
+            self.last[source] = (key, self.functions[source](inputs))
+        return self.last[source][1]
+
+
+def check_widths(matrices: Mapping[str, Sequence[np.ndarray]], dims: Mapping[str, int], what: str) -> None:
+    """Sequence matrices as wide as the head was trained on, else an error naming the modality."""
+    for modality, items in matrices.items():
+        widths = {int(m.shape[1]) for m in items} - {int(dims[modality])}
+        if widths:
+            raise ValueError(
+                f"{modality} sequences of width {sorted(widths)}, but the {what} was trained on width "
+                f"{dims[modality]} (another sefe / tefe configuration than the run's?)"
+            )
+
+
+class HeadPredictor:
+    """The ``xattn`` head of a finished run (or an ablation): its saved checkpoint over the frame
+    matrices of the SEFE backend and the token states (or ids) of the transcripts."""
+
+    def __init__(self, model: Any, classes: Sequence[str], sources: SequenceSources, vocab: Any = None) -> None:
+        self.model, self.classes, self.sources, self.vocab = model, list(classes), sources, vocab
+        self.dims = {"acoustic": int(model.audio_mean.shape[0]), "text": int(model.text_proj.in_features)}
+
+    @classmethod
+    def from_run(
+        cls, run_dir: str | Path, variant: str, sources: SequenceSources, system: str | None = None
+    ) -> HeadPredictor:
+        from workflow_scripts.fusion.heads.xattn import load_head
+
+        where = {"variant": variant, **({"system": system} if system else {})}
+        model, header, vocab = load_head(paths.in_run(_template("HEAD_MODEL", where), run_dir, **where))
+        sources.load("acoustic")
+        if vocab is None:
+            sources.load("text")
+        return cls(model, header["classes"], sources, vocab)
+
+    def predict(self, audio: Sequence[str], transcripts: Sequence[str], stages: StageFunctions) -> np.ndarray:
+        from workflow_scripts.fusion.heads.xattn import predict_sequences
+
+        frames = self.sources("acoustic", audio)
+        text = list(transcripts) if self.vocab is not None else self.sources("text", transcripts)
+        check_widths({"acoustic": frames, **({} if self.vocab is not None else {"text": text})}, self.dims, "head")
+        return predict_sequences(self.model, frames, text, self.vocab)
+
+
+class GraphPredictor:
+    """The ``graph`` head of a finished run (or an ablation): its saved checkpoint over the node
+    inputs (SEFE frames, TEFE token states, prosody tokens: those its nodes read)."""
+
+    def __init__(self, model: Any, header: Mapping[str, Any], sources: SequenceSources) -> None:
+        from workflow_scripts.fusion.heads.graph import sources as node_sources
+
+        self.model, self.classes, self.sources = model, list(header["classes"]), sources
+        self.reads = node_sources(model.nodes)
+        dims = header["dims"]
+        self.dims = {"text": dims.get("text"), "acoustic": dims["speech"] if "speech" in dims else None}
+        if self.dims["acoustic"] is None and "spectral" in dims:
+            self.dims["acoustic"] = dims["spectral"] // 3  # std, max, min per frame dimension
+        self.vocabulary = dims.get("prosody")
+
+    @classmethod
+    def from_run(
+        cls, run_dir: str | Path, variant: str, sources: SequenceSources, system: str | None = None
+    ) -> GraphPredictor:
+        from workflow_scripts.fusion.heads.graph import load_head
+
+        where = {"variant": variant, **({"system": system} if system else {})}
+        model, header = load_head(paths.in_run(_template("HEAD_MODEL", where), run_dir, **where))
+        predictor = cls(model, header, sources)
+        for source in predictor.reads:
+            sources.load(source)
+        if predictor.vocabulary is not None:
+            bins = read_json(paths.in_run(paths.PROSODY_BINS, run_dir))
+            if int(bins["vocabulary_size"]) != int(predictor.vocabulary):
+                raise SystemExit(
+                    f"predict: {paths.in_run(paths.PROSODY_BINS, run_dir)} has {bins['vocabulary_size']} prosody "
+                    f"tokens, but the {variant} head was trained on {predictor.vocabulary} (a mixed run?)"
+                )
+        return predictor
+
+    def predict(self, audio: Sequence[str], transcripts: Sequence[str], stages: StageFunctions) -> np.ndarray:
+        from workflow_scripts.fusion.heads.graph import predict_nodes
+
+        matrices = {s: self.sources(s, transcripts if s == "text" else audio) for s in self.reads}
+        check_widths({s: m for s, m in matrices.items() if s != "prosody"}, self.dims, "graph head")
+        return predict_nodes(self.model, matrices)
+
+
+class VotePredictor:
+    """The run's majority vote: each member (the hybrid or a head variant) predicts, then the vote."""
+
+    def __init__(self, members: Mapping[str, Any]) -> None:
+        self.members = dict(members)
+        classes = {name: list(member.classes) for name, member in self.members.items()}
+        self.classes = next(iter(classes.values()))
+        if any(c != self.classes for c in classes.values()):
+            raise SystemExit(f"predict: the vote's members were trained on other classes: {classes}")
+
+    def predict(self, audio: Sequence[str], transcripts: Sequence[str], stages: StageFunctions) -> np.ndarray:
+        from workflow_scripts.fusion.vote import majority_vote
+
+        _, shares, _ = majority_vote([m.predict(audio, transcripts, stages) for m in self.members.values()])
+        return shares
+
+
+Predictor = FusionPredictor | HeadPredictor | GraphPredictor | VotePredictor
+
+
+def load_predictor(
+    config: Mapping[str, Any], run_dir: str | Path, variant: str, threads: int, factories: Mapping[str, str]
+) -> tuple[Predictor, StageFunctions]:
+    """The predictor of ``variant`` and the stage functions it uses (a head needs only the ASR stage); the
+    models of the primary ASR system (--asr-system sets it)."""
+    system = primary_system(config["asr"])
+    members = vote_members(config) if variant == VOTE_VARIANT else [variant]
+    sources = None if members == [HEADLINE_VARIANT] else SequenceSources(config, run_dir, threads)
+    predictors: dict[str, Predictor] = {}
+    for member in members:
+        head = head_variant(config, member)
+        if head is None:
+            predictors[member] = FusionPredictor.from_run(run_dir, system)
+        elif head.head == "graph":
+            predictors[member] = GraphPredictor.from_run(
+                run_dir, member, sources, system if head_reads_text(head) else None
+            )
+        else:
+            predictors[member] = HeadPredictor.from_run(run_dir, member, sources, system)
+    stages = ("asr", "sefe", "tefe") if HEADLINE_VARIANT in members else ("asr",)
+    functions = load_stage_functions(config, Path(run_dir), threads, factories, stages=stages)
+    return (predictors[variant] if variant != VOTE_VARIANT else VotePredictor(predictors)), functions
+
 
 def collect_audio(inputs: Sequence[str]) -> list[Path]:
     """Audio files named directly, plus those under named directories (recursively, sorted)."""
@@ -254,16 +537,13 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def _predict_batch(
-    batch: Sequence[str], stages: StageFunctions, predictor: FusionPredictor
-) -> list[tuple[str, np.ndarray]]:
+def _predict_batch(batch: Sequence[str], stages: StageFunctions, predictor: Predictor) -> list[tuple[str, np.ndarray]]:
     transcripts = stages.transcribe(batch)
-    stats = {"acoustic": stages.acoustic_features(batch), "text": stages.text_features(transcripts)}
-    return list(zip(transcripts, predictor.predict_proba(stats), strict=True))
+    return list(zip(transcripts, predictor.predict(batch, transcripts, stages), strict=True))
 
 
 def predict_files(
-    paths: Sequence[Path], stages: StageFunctions, predictor: FusionPredictor, batch_size: int = 16
+    paths: Sequence[Path], stages: StageFunctions, predictor: Predictor, batch_size: int = 16
 ) -> pd.DataFrame:
     """Transcript, label and class probabilities of every file, in batches, and an ``error`` column.
 
@@ -333,17 +613,23 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--output", required=True, help="predictions file (.csv or .json)")
     parser.add_argument(
-        "--hook",
-        action="append",
-        default=[],
-        metavar="STAGE=MODULE:FUNCTION",
-        help="use another factory for stage asr, sefe or tefe",
+        "--variant",
+        default=HEADLINE_VARIANT,
+        help=f"{HEADLINE_VARIANT} (DFAT, the default), a neural head variant the run trained (xattn, graph, "
+        f"their ablations) or {VOTE_VARIANT} (the run's majority vote)",
     )
     parser.add_argument(
         "--asr-system",
         metavar="NAME",
         help="the ASR system (a name of the run's asr.systems) whose model transcribes and whose fusion "
         "models predict; default: asr.primary_system",
+    )
+    parser.add_argument(
+        "--hook",
+        action="append",
+        default=[],
+        metavar="STAGE=MODULE:FUNCTION",
+        help="use another factory for stage asr, sefe or tefe",
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -376,9 +662,8 @@ def main(argv: list[str] | None = None) -> None:
             "system with a model: --asr-system NAME"
         )
     files = collect_audio(args.inputs)
-    check_run_dir(config, args.run_dir, factories, system)
-    predictor = FusionPredictor.from_run(args.run_dir, system)
-    stages = load_stage_functions(config, Path(args.run_dir), args.threads, factories)
+    check_run_dir(config, args.run_dir, factories, args.variant, system)
+    predictor, stages = load_predictor(config, args.run_dir, args.variant, args.threads, factories)
     frame = predict_files(files, stages, predictor, args.batch_size)
     write_predictions(frame, args.output)
     bad = int((frame["error"] != "").sum())

@@ -58,8 +58,11 @@ TEFE_ARCHITECTURES = ("CNN", "LSTM", "BiLSTM", "BiLSTM_CNN")
 TEFE_FEATURE_SETS = {"features": "hypothesis", "features_reference": "reference"}
 # Text backends fusion can read (tefe.backend): "neural" is the architecture select_tefe chose;
 # the others are trained and extracted by their own rules (train_tefe_backend, extract_tefe_backend).
-TEFE_BACKENDS = ("neural", "tfidf")
-TEFE_OTHER_BACKENDS = ("tfidf",)
+TEFE_BACKENDS = ("neural", "tfidf", "transformer")
+TEFE_OTHER_BACKENDS = ("tfidf", "transformer")
+# Backends that write their own token states (extract_tefe_backend_tokens) for the fusion heads;
+# with any other tefe.backend the heads read the selected neural encoder's (extract_tefe_tokens).
+TEFE_TOKEN_BACKENDS = ("transformer",)
 # The backend every TEFE table shows as its reference row.
 TEFE_REFERENCE_BACKEND = "tfidf"
 

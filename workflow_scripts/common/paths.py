@@ -91,6 +91,7 @@ TEFE_FEATURES = f"{SYSTEM_DIR}/tefe/{{feature_set}}/{{split}}.parquet"
 TEFE_BACKEND_MODEL = f"{RESULTS}/tefe/{{backend}}/model"
 TEFE_BACKEND_METRICS = f"{RESULTS}/tefe/{{backend}}/metrics.json"
 TEFE_BACKEND_FEATURES = f"{SYSTEM_DIR}/tefe/{{backend}}/{{feature_set}}/{{split}}.parquet"
+TEFE_BACKEND_TOKENS = f"{SYSTEM_DIR}/tefe/{{backend}}/tokens/{{split}}.parquet"
 # Sequence features (common/sequences.py): the chosen encoder's token states of the ASR hypotheses.
 TEFE_TOKENS = f"{SYSTEM_DIR}/tefe/tokens/{{split}}.parquet"
 
@@ -111,6 +112,8 @@ VARIANT_PROBABILITIES = f"{RESULTS}/fusion/variants/{{variant}}/{{split}}.parque
 HEAD_DIR = f"{RESULTS}/fusion/heads/{{variant}}"
 HEAD_MODEL = f"{HEAD_DIR}/model.pt"
 HEAD_SUMMARY = f"{HEAD_DIR}/summary.json"
+# Per-epoch training state for resuming a killed head job; removed once the job's outputs exist.
+HEAD_WORK = f"{HEAD_DIR}/work"
 HEADLINE_METRICS = f"{RESULTS}/hybrid_metrics.json"
 TABLE2_MD = f"{RESULTS}/table2.md"
 TABLE2_CSV = f"{RESULTS}/table2.csv"

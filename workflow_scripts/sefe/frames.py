@@ -104,6 +104,23 @@ def extract_frames(
     return figures
 
 
+def load_frame_extractor(config: Mapping[str, Any], run_dir: str | os.PathLike, threads: int):
+    """predict's frames for the neural heads: ``frames(audio_paths) -> [matrix (frames, dim)]`` with the
+    configured backend and preprocessing, as extract_sefe_frames writes them."""
+    sefe = config["sefe"]
+    name = sefe["backend"]
+    backend, settings = build_extractor(name, sefe[name], sefe["preprocessing"], threads)
+
+    def frames(audio_paths: Sequence[str]) -> list[np.ndarray]:
+        items = [(str(index), str(path)) for index, path in enumerate(audio_paths)]
+        out: list[np.ndarray] = []
+        for _, matrices in frame_chunks(backend, settings, items, int(sefe[name]["batch_size"]), 1):
+            out += matrices
+        return out
+
+    return frames
+
+
 def main(job: Any) -> None:
     """Entry point of the extract_sefe_frames rule (``job``: the rule's ``snakemake`` object)."""
     tune_process()

@@ -26,11 +26,12 @@ Deterministic: YIN and the quantizer have no randomness; the same audio gives th
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from workflow_scripts.common import paths
 from workflow_scripts.common.files import read_json, write_json
 from workflow_scripts.common.manifest import read_manifest
 from workflow_scripts.common.rule import run_rule
@@ -64,19 +65,13 @@ def track_f0(waveform: np.ndarray, sample_rate: int, cfg: Mapping[str, Any]) -> 
             f"(needs more than two periods, > {2000 / fmin:.1f} ms)"
         )
     waveform = np.asarray(waveform, dtype=np.float32)
+    # The same search range and framing for both trackers.
+    framing = {"fmin": fmin, "fmax": fmax, "sr": sample_rate, "frame_length": frame, "hop_length": hop}
     if cfg["tracker"] == "pyin":
-        f0, voiced, _ = librosa.pyin(
-            waveform,
-            fmin=fmin,
-            fmax=fmax,
-            sr=sample_rate,
-            frame_length=frame,
-            hop_length=hop,
-            resolution=float(cfg["pyin_resolution"]),
-        )
+        f0, voiced, _ = librosa.pyin(waveform, **framing, resolution=float(cfg["pyin_resolution"]))
         f0 = np.nan_to_num(f0, nan=0.0)
     else:
-        f0 = librosa.yin(waveform, fmin=fmin, fmax=fmax, sr=sample_rate, frame_length=frame, hop_length=hop)
+        f0 = librosa.yin(waveform, **framing)
         padded = np.pad(waveform, frame // 2)
         frames = librosa.util.frame(padded, frame_length=frame, hop_length=hop)
         min_period, max_period = int(np.floor(sample_rate / fmax)), min(int(np.ceil(sample_rate / fmin)), frame - 1)
@@ -89,6 +84,19 @@ def track_f0(waveform: np.ndarray, sample_rate: int, cfg: Mapping[str, Any]) -> 
         voiced = (aperiodicity < float(cfg["voicing_threshold"])) & (db > db.max() - float(cfg["silence_db"]))
     voiced = np.asarray(voiced, dtype=bool)
     return np.where(voiced, f0, 0.0).astype(np.float32), voiced
+
+
+def f0_matrices(
+    items: Sequence[tuple[str, str]], settings: Preprocessing, cfg: Mapping[str, Any]
+) -> Iterator[tuple[list[tuple[str, str]], list[np.ndarray]]]:
+    """(utt_id, audio_path) items in chunks of 32, each with its (frames, 2) F0 / voicing matrices."""
+    for start in range(0, len(items), 32):
+        batch = list(items[start : start + 32])
+        matrices = []
+        for waveform in load_chunk(batch, settings):
+            f0, voiced = track_f0(waveform, settings.sample_rate, cfg)
+            matrices.append(np.stack([f0, voiced.astype(np.float32)], axis=1))
+        yield batch, matrices
 
 
 def extract_f0(
@@ -113,14 +121,9 @@ def extract_f0(
     }
     started, frames, voiced_frames = time.perf_counter(), 0, 0
     with SequenceWriter(output, 2, "frames", metadata) as writer:
-        for start in range(0, len(items), 32):
-            batch = items[start : start + 32]
-            matrices = []
-            for waveform in load_chunk(batch, settings):
-                f0, voiced = track_f0(waveform, settings.sample_rate, cfg)
-                matrices.append(np.stack([f0, voiced.astype(np.float32)], axis=1))
-                frames += len(f0)
-                voiced_frames += int(voiced.sum())
+        for batch, matrices in f0_matrices(items, settings, cfg):
+            frames += sum(len(m) for m in matrices)
+            voiced_frames += int(sum(m[:, 1].sum() for m in matrices))
             writer.write([u for u, _ in batch], matrices)
     figures = {
         "utterances": len(items),
@@ -207,6 +210,27 @@ def write_tokens(
     figures["bins_used"] = int((counts[1:] > 0).sum())
     log.info("wrote %s: %s", output, figures)
     return figures
+
+
+def load_token_extractor(config: Mapping[str, Any], run_dir: str | os.PathLike, threads: int):
+    """predict's prosody tokens: ``tokens(audio_paths) -> [matrix (frames, 1)]``, F0 by the run's
+    ``sefe.prosody.f0`` and preprocessing, quantized with the run's training-split bins
+    (``paths.PROSODY_BINS``), as extract_prosody_f0 / extract_prosody_tokens write them."""
+    settings = Preprocessing.from_config(config["sefe"]["preprocessing"])
+    cfg = config["sefe"]["prosody"]["f0"]
+    quantizer = read_json(paths.in_run(paths.PROSODY_BINS, run_dir))
+    if quantizer.get("format") != BINS_FORMAT:
+        raise ValueError(f"{paths.in_run(paths.PROSODY_BINS, run_dir)}: not a prosody bins file ({BINS_FORMAT})")
+
+    def tokens(audio_paths: Sequence[str]) -> list[np.ndarray]:
+        items = [(str(index), str(path)) for index, path in enumerate(audio_paths)]
+        return [
+            quantize(m, quantizer)[:, None].astype(np.float32)
+            for _, ms in f0_matrices(items, settings, cfg)
+            for m in ms
+        ]
+
+    return tokens
 
 
 def _extract_prosody_f0(job: Any) -> None:

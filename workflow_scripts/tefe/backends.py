@@ -2,7 +2,8 @@
 
 Each backend is fitted on the text corpus's training split (rule train_tefe_backend), scored on
 its dev split, stored in a model directory, and writes the features contract for fusion (rule
-extract_tefe_backend). Interface: ``fit(texts, y)``, ``predict(texts)`` (class indices),
+extract_tefe_backend). Interface: ``fit(texts, y, dev=None)`` (``dev``: the selection split,
+only for early stopping), ``predict(texts)`` (class indices),
 ``features(texts)`` (statistic -> float32 [n, feature_dim]), ``feature_dim``, ``metadata()``,
 ``save(directory)`` and the class method ``load(directory)``.
 """
@@ -22,6 +23,10 @@ def build_text_backend(name: str, config: Mapping[str, Any], classes: Sequence[s
         from workflow_scripts.tefe.tfidf import TfidfBackend
 
         return TfidfBackend(config, classes)
+    if name == "transformer":
+        from workflow_scripts.tefe.transformer import TransformerBackend
+
+        return TransformerBackend(config, classes, threads)
     raise ValueError(f"unknown TEFE backend {name!r}; expected one of {TEFE_OTHER_BACKENDS}")
 
 
@@ -31,4 +36,8 @@ def load_text_backend(name: str, directory: str | os.PathLike, threads: int = 1)
         from workflow_scripts.tefe.tfidf import TfidfBackend
 
         return TfidfBackend.load(directory)
+    if name == "transformer":
+        from workflow_scripts.tefe.transformer import TransformerBackend
+
+        return TransformerBackend.load(directory, threads)
     raise ValueError(f"unknown TEFE backend {name!r}; expected one of {TEFE_OTHER_BACKENDS}")

@@ -169,6 +169,23 @@ def extract_features(
     return metadata
 
 
+def load_selected_encoder(
+    config: Mapping[str, Any], run_dir: str | os.PathLike
+) -> tuple[TextEncoder, Vocabulary, Mapping[str, Any], torch.device]:
+    """predict's view of a run's TEFE stage: the encoder select_tefe chose (eval mode, on the
+    tefe.extract device), its vocabulary, the tefe.extract block and the device."""
+    selection = paths.in_run(paths.TEFE_SELECTION, run_dir)
+    if not selection.exists():
+        raise SystemExit(f"predict: {selection} not found; is {run_dir} the results directory of a finished run?")
+    arch = read_json(selection)["selected"]
+    model, vocab, _ = load_encoder(
+        paths.in_run(paths.TEFE_MODEL, run_dir, arch=arch), paths.in_run(paths.TEFE_MODEL_VOCAB, run_dir, arch=arch)
+    )
+    block = config["tefe"]["extract"]
+    device = resolve_device(block.get("device", "auto"))
+    return model.to(device).eval(), vocab, block, device
+
+
 def load_featurizer(config: Mapping[str, Any], run_dir: str | os.PathLike, threads: int):
     """predict's TEFE stage: ``featurize(transcripts) -> {statistic: (n, dim)}`` with the selected encoder
     (or, with tefe.backend tfidf, that backend's fitted model)."""
@@ -182,16 +199,7 @@ def load_featurizer(config: Mapping[str, Any], run_dir: str | os.PathLike, threa
             raise SystemExit(f"predict: {directory} not found; is {run_dir} the results directory of a finished run?")
         backend = load_text_backend(backend_name, directory, threads)
         return lambda texts: backend.features(list(texts))
-    selection = paths.in_run(paths.TEFE_SELECTION, run_dir)
-    if not selection.exists():
-        raise SystemExit(f"predict: {selection} not found; is {run_dir} the results directory of a finished run?")
-    arch = read_json(selection)["selected"]
-    model, vocab, _ = load_encoder(
-        paths.in_run(paths.TEFE_MODEL, run_dir, arch=arch), paths.in_run(paths.TEFE_MODEL_VOCAB, run_dir, arch=arch)
-    )
-    block = config["tefe"]["extract"]
-    device = resolve_device(block.get("device", "auto"))
-    model.to(device)
+    model, vocab, block, device = load_selected_encoder(config, run_dir)
 
     def featurize(texts: Sequence[str]) -> dict[str, np.ndarray]:
         out = {s: np.zeros((len(texts), model.feature_dim), np.float32) for s in STATISTICS}

@@ -296,16 +296,22 @@ def save_checkpoint(path: str | os.PathLike, model: TextEncoder, classes: Sequen
         torch.save(payload, tmp)
 
 
+def read_checkpoint(path: str | os.PathLike, expected_format: str, what: str) -> dict[str, Any]:
+    """The payload of a torch checkpoint of ``expected_format`` (CPU, weights only); a clear error otherwise."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a bad file
+        raise ValueError(f"{path}: cannot read the {what} checkpoint ({error})") from error
+    if not isinstance(payload, dict) or payload.get("format") != expected_format:
+        raise ValueError(f"{path}: not a {what} checkpoint (expected format {expected_format!r})")
+    return payload
+
+
 def load_encoder(
     model_path: str | os.PathLike, vocab_path: str | os.PathLike
 ) -> tuple[TextEncoder, Vocabulary, dict[str, Any]]:
     """A trained encoder (eval mode, CPU), its vocabulary and checkpoint header (arch, settings, classes)."""
-    try:
-        payload = torch.load(model_path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for a bad file
-        raise ValueError(f"{model_path}: cannot read the TEFE checkpoint ({error})") from error
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{model_path}: not a TEFE checkpoint (expected format {CHECKPOINT_FORMAT!r})")
+    payload = read_checkpoint(model_path, CHECKPOINT_FORMAT, "TEFE")
     vocab = Vocabulary.load(vocab_path)
     rows, dim = payload["embedding_shape"]
     if rows != len(vocab):

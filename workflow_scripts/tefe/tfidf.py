@@ -126,8 +126,8 @@ class TfidfBackend:
         blocks = [v.fit_transform(texts) if fit else v.transform(texts) for v in self.vectorizers]
         return sp.hstack(blocks, format="csr")
 
-    def fit(self, texts: Sequence[str], y: np.ndarray) -> TfidfBackend:
-        """Fit vectorizers, classifier (and projection) on the training texts and class indices."""
+    def fit(self, texts: Sequence[str], y: np.ndarray, dev: Any = None) -> TfidfBackend:
+        """Fit vectorizers, classifier (and projection) on the training texts and class indices (``dev`` unused)."""
         present = set(np.asarray(y).tolist())
         if len(present) < 2:
             raise ValueError(f"TF-IDF training needs at least two classes in the training split, got {sorted(present)}")

@@ -9,18 +9,34 @@ token are encoded as one <UNK>, so every matrix has at least one row.
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from workflow_scripts.common.devices import resolve_device
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.common.sequences import SequenceWriter
-from workflow_scripts.tefe.extract import TOKEN_STATES, file_sha256, read_transcript_texts
-from workflow_scripts.tefe.models import batch_indices, load_encoder
+from workflow_scripts.tefe.extract import TOKEN_STATES, file_sha256, load_selected_encoder, read_transcript_texts
+from workflow_scripts.tefe.models import TextEncoder, batch_indices, load_encoder
+from workflow_scripts.tefe.text import Vocabulary
 
 log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def token_states(
+    model: TextEncoder, vocab: Vocabulary, texts: Sequence[str], batch_size: int, device: torch.device
+) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+    """(row indices, token-state matrices at the real positions) of ``texts``, batch by batch."""
+    ids, lengths = vocab.encode(list(texts))
+    ids_t, lengths_t = torch.from_numpy(ids), torch.from_numpy(lengths)
+    for rows in batch_indices(len(texts), batch_size):
+        n = lengths_t[rows]
+        _, states, _ = model.encode(ids_t[rows, : int(n.max())].to(device), n.to(device))
+        states = states.float().cpu().numpy()
+        yield [int(r) for r in rows], [states[i, : int(n[i])] for i in range(len(rows))]
 
 
 @torch.no_grad()
@@ -42,17 +58,30 @@ def extract_tokens(
     metadata = dict(model=f"tefe/{arch}", architecture=arch, checkpoint=model_path, vocabulary=vocab_path)
     metadata.update(checkpoint_sha256=file_sha256(model_path), token_states=TOKEN_STATES[arch])
     metadata["source"] = {"transcripts": transcripts, "column": column}
-    ids, lengths = vocab.encode(frame["text"].tolist())
-    ids_t, lengths_t = torch.from_numpy(ids), torch.from_numpy(lengths)
     utt_ids = frame["utt_id"].tolist()
     with SequenceWriter(out, model.feature_dim, "tokens", metadata) as writer:
-        for rows in batch_indices(len(frame), int(config.get("batch_size", 256))):
-            n = lengths_t[rows]
-            _, states, _ = model.encode(ids_t[rows, : int(n.max())].to(device), n.to(device))
-            states = states.float().cpu().numpy()
-            writer.write([utt_ids[int(r)] for r in rows], [states[i, : int(n[i])] for i in range(len(rows))])
+        for rows, matrices in token_states(
+            model, vocab, frame["text"].tolist(), int(config.get("batch_size", 256)), device
+        ):
+            writer.write([utt_ids[r] for r in rows], matrices)
     log.info("%s: token states of %d utterances, %s, width %d", out, len(frame), arch, model.feature_dim)
     return metadata
+
+
+def load_token_encoder(config: Mapping[str, Any], run_dir: str | os.PathLike, threads: int):
+    """predict's token states for the neural heads: ``encode(transcripts) -> [matrix (tokens, dim)]``
+    with the run's selected encoder, as extract_tefe_tokens writes them."""
+    torch.set_num_threads(max(1, threads))
+    model, vocab, block, device = load_selected_encoder(config, run_dir)
+
+    def encode(texts: Sequence[str]) -> list[np.ndarray]:
+        out: list[np.ndarray] = [np.zeros(0)] * len(texts)
+        for rows, matrices in token_states(model, vocab, list(texts), int(block.get("batch_size", 256)), device):
+            for row, matrix in zip(rows, matrices, strict=True):
+                out[row] = matrix
+        return out
+
+    return encode
 
 
 def main(job: Any) -> None:

@@ -1,8 +1,9 @@
 """Fitting of one text backend on the text corpus's training split (rule train_tefe_backend).
 
-The backend (``tfidf``, :mod:`workflow_scripts.tefe.backends`) is fitted on
-the training split only; the dev split is scored. The text test split is never read here. Writes the model directory and
-``metrics.json`` (dev WA / UA / WF1, sizes, timing).
+The backend (``tfidf``, ``transformer``, :mod:`workflow_scripts.tefe.backends`) is fitted on
+the training split only; the dev split is scored (and stops the transformer's fine-tuning
+early). The text test split is never read here. Writes the model directory and ``metrics.json``
+(dev WA / UA / WF1, sizes, timing).
 """
 
 import logging
@@ -21,7 +22,7 @@ def fit_backend(name: str, config: Any, train, dev, classes, threads: int = 1) -
     """Fit backend ``name`` on ``train`` ((texts, class indices)); score it on ``dev``."""
     started = time.perf_counter()
     backend = build_text_backend(name, config, classes, threads)
-    backend.fit(*train)
+    backend.fit(*train, dev=dev)
     validation = split_scores(dev[1], backend.predict(dev[0]), len(classes))
     metrics = {
         "backend": name,

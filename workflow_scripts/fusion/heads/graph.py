@@ -24,8 +24,7 @@ Trained by :mod:`workflow_scripts.fusion.heads.trainer` on the training split wi
 stopping on the selection split; test splits are read only after training, to predict.
 """
 
-import logging
-import resource
+import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -35,16 +34,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from workflow_scripts.common.files import atomic_path, write_json
-from workflow_scripts.common.labels import encode_labels
-from workflow_scripts.common.metrics import METRICS, metrics_provenance, split_metrics
 from workflow_scripts.common.names import GRAPH_NODE_SOURCES
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.common.sequences import SequenceFile
-from workflow_scripts.fusion.heads.trainer import fit, predict_probabilities
-from workflow_scripts.fusion.pooling import read_labels, write_probabilities
-
-log = logging.getLogger(__name__)
+from workflow_scripts.fusion.heads import outputs
+from workflow_scripts.fusion.heads.trainer import fit
 
 HEAD = "graph"
 TITLE = "Graph-attention fusion (seed 003)"
@@ -194,6 +188,40 @@ def pooled_nodes(frames: np.ndarray) -> dict[str, np.ndarray]:
     return {"speech": values.mean(axis=0).astype(np.float32), "spectral": spectral.astype(np.float32)}
 
 
+def node_inputs(nodes: Sequence[str], matrices: Mapping[str, Sequence[np.ndarray]]) -> dict[str, Any]:
+    """The node inputs of utterances from their sequence matrices per source (those ``nodes`` read:
+    acoustic frames, text token states, prosody token matrices (frames, 1)): node -> (n, width)
+    vectors, or for ``prosody`` the list of token id vectors. The rule and predict both use it."""
+    inputs: dict[str, Any] = {}
+    for source in sources(nodes):
+        if source == "acoustic":
+            pooled = [pooled_nodes(m) for m in matrices[source]]
+            for node in ("speech", "spectral"):
+                if node in nodes:
+                    inputs[node] = np.stack([p[node] for p in pooled])
+        elif source == "text":
+            inputs["text"] = np.stack([m.mean(axis=0) for m in matrices[source]]).astype(np.float32)
+        else:
+            inputs["prosody"] = [np.asarray(m)[:, 0].astype(np.int64) for m in matrices[source]]
+    return inputs
+
+
+def node_batch(inputs: Mapping[str, Any], rows: np.ndarray) -> dict[str, torch.Tensor]:
+    """The model's batch of the ``rows`` of :func:`node_inputs` (prosody tokens padded, with lengths)."""
+    batch = {}
+    for node, value in inputs.items():
+        if node != "prosody":
+            batch[node] = torch.from_numpy(value[rows])
+            continue
+        tokens = [value[i] for i in rows]
+        lengths = np.array([len(t) for t in tokens], dtype=np.int64)
+        padded = np.zeros((len(tokens), int(lengths.max())), dtype=np.int64)
+        for i, t in enumerate(tokens):
+            padded[i, : len(t)] = t
+        batch["prosody"], batch["prosody_len"] = torch.from_numpy(padded), torch.from_numpy(lengths)
+    return batch
+
+
 class GraphSplit:
     """One split's node inputs, aligned to its manifest (pooled once, streamed by row group), and labels."""
 
@@ -201,23 +229,17 @@ class GraphSplit:
         self, files: Mapping[str, str], nodes: Sequence[str], utt_ids: Sequence[str], labels: np.ndarray, where: str
     ) -> None:
         self.utt_ids, self.labels = list(utt_ids), np.asarray(labels, dtype=np.int64)
-        self.inputs: dict[str, Any] = {}
         self.models: dict[str, Any] = {}
+        matrices = {}
         for source in sources(nodes):
             sequences = SequenceFile(files[source])
             self.models[source] = sequences.metadata.get("model")
             rows = sequences.positions(self.utt_ids, where)
-            matrices = [m for start in range(0, len(rows), 256) for m in sequences.read(rows[start : start + 256])]
-            if source == "acoustic":
-                pooled = [pooled_nodes(m) for m in matrices]
-                for node in ("speech", "spectral"):
-                    if node in nodes:
-                        self.inputs[node] = np.stack([p[node] for p in pooled])
-            elif source == "text":
-                self.inputs["text"] = np.stack([m.mean(axis=0) for m in matrices]).astype(np.float32)
-            else:
+            chunks = (sequences.read(rows[start : start + 256]) for start in range(0, len(rows), 256))
+            matrices[source] = [m for chunk in chunks for m in chunk]
+            if source == "prosody":
                 self.vocabulary = int(sequences.metadata["vocabulary_size"])
-                self.inputs["prosody"] = [m[:, 0].astype(np.int64) for m in matrices]
+        self.inputs = node_inputs(nodes, matrices)
 
     def dims(self) -> dict[str, int]:
         dims = {node: int(value.shape[1]) for node, value in self.inputs.items() if node != "prosody"}
@@ -237,30 +259,26 @@ class GraphSplit:
     def batches(self, rows: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
         for start in range(0, len(rows), batch_size):
             chunk = np.asarray(rows[start : start + batch_size])
-            batch = {"y": torch.from_numpy(self.labels[chunk])}
-            for node, value in self.inputs.items():
-                if node != "prosody":
-                    batch[node] = torch.from_numpy(value[chunk])
-                    continue
-                tokens = [value[i] for i in chunk]
-                lengths = np.array([len(t) for t in tokens], dtype=np.int64)
-                padded = np.zeros((len(tokens), int(lengths.max())), dtype=np.int64)
-                for i, t in enumerate(tokens):
-                    padded[i, : len(t)] = t
-                batch["prosody"], batch["prosody_len"] = torch.from_numpy(padded), torch.from_numpy(lengths)
-            yield chunk, batch
+            yield chunk, {"y": torch.from_numpy(self.labels[chunk]), **node_batch(self.inputs, chunk)}
 
 
-def save_head(path: str, model: GraphFusionHead, dims: Mapping[str, int], classes: Sequence[str]) -> None:
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "settings": model.settings,
-        "dims": dict(dims),
-        "classes": list(classes),
-        "state_dict": model.state_dict(),
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+def load_head(path: str | os.PathLike) -> tuple[GraphFusionHead, dict[str, Any]]:
+    """A saved head (eval mode, CPU; the rule saves it with :func:`outputs.write_outputs`) and its
+    checkpoint header (settings, dims, classes)."""
+    payload = outputs.read_head_checkpoint(path, CHECKPOINT_FORMAT, HEAD)
+    model = GraphFusionHead(payload["dims"], len(payload["classes"]), payload["settings"])
+    model.load_state_dict(payload["state_dict"])
+    return model.eval(), {k: payload[k] for k in outputs.CHECKPOINT_HEADER}
+
+
+@torch.no_grad()
+def predict_nodes(model: GraphFusionHead, matrices: Mapping[str, Sequence[np.ndarray]]) -> np.ndarray:
+    """Class probabilities of utterances given as sequence matrices per source (acoustic frames,
+    text token states, prosody tokens (frames, 1); those the model's nodes read): predict's path."""
+    model.eval()
+    inputs = node_inputs(model.nodes, matrices)
+    n = len(next(iter(matrices.values())))
+    return torch.softmax(model(node_batch(inputs, np.arange(n))).float(), dim=1).numpy().astype(np.float64)
 
 
 def train_and_evaluate(
@@ -283,8 +301,7 @@ def train_and_evaluate(
     nodes = settings["nodes"]
 
     def load(split: str) -> GraphSplit:
-        utt_ids, names = read_labels(manifests[split], classes)
-        y = encode_labels(names, classes, f"labels of {split}", utt_ids)
+        utt_ids, y = outputs.split_labels(manifests[split], classes, split)
         return GraphSplit({s: files[s][split] for s in sources(nodes)}, nodes, utt_ids, y, manifests[split])
 
     started = time.perf_counter()
@@ -295,42 +312,14 @@ def train_and_evaluate(
         return GraphFusionHead(dims, len(classes), settings, statistics)
 
     model, report = fit(build, train, selection, classes, block, name=variant)
-    batch_size = int(report["training"]["batch_size"])
-    predictions, splits = {}, {}
-    for split in manifests:  # test splits are opened only now, after training
-        data = {train_split: train, selection_split: selection}.get(split) or load(split)
-        probabilities = predict_probabilities(model, data, batch_size, torch.device("cpu"))
-        predictions[split] = (data.utt_ids, probabilities)
-        splits[split] = split_metrics(data.labels, probabilities.argmax(axis=1), classes, bootstrap)
-    summary = {
-        "variant": variant,
-        "model": settings,
-        "dims": dims,
-        **report,
-        "seconds": round(time.perf_counter() - started, 3),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "sequences": dict(train.models),
-    }
-    document = {
-        "variant": variant,
-        "title": title,
-        "fusion": "head",
-        "feature_sets": [f"{source}_sequences" for source in sources(nodes)],
-        "classes": list(classes),
-        "selected": HEAD,
-        "selection": {
-            "metric": report["training"]["monitor"],
-            "rule": "early stopping, best epoch",
-            "data": selection_split,
-            "best_epoch": report["best_epoch"],
-        },
-        "late_weights": None,
-        "ensemble": None,
-        "splits": splits,
-        "per_classifier": {HEAD: {s: {k: m[k] for k in METRICS} for s, m in splits.items()}},
-        "features": {"nodes": nodes, "dims": dims, "sequences": dict(train.models)},
-        **metrics_provenance(bootstrap),
-    }
+    loaded = {train_split: train, selection_split: selection}
+    predictions, splits = outputs.predict_splits(model, report, list(manifests), loaded, load, classes, bootstrap)
+    summary = outputs.training_summary(variant, settings, dims, report, started, train.models)
+    features = {"nodes": nodes, "dims": dims, "sequences": dict(train.models)}
+    feature_sets = [f"{source}_sequences" for source in sources(nodes)]
+    document = outputs.metrics_document(
+        HEAD, variant, title, classes, report, selection_split, splits, bootstrap, feature_sets, features
+    )
     return model, summary, document, predictions
 
 
@@ -340,33 +329,16 @@ def main(job: Any) -> None:
     ``input.acoustic`` / ``input.text`` / ``input.prosody`` (those the variant's nodes read, the
     others empty) and ``input.manifests`` hold one file per split, in ``params.splits`` order.
     """
-    variant = job.wildcards.variant
-    overrides = ", ".join(f"{key}={value}" for key, value in job.params.overrides.items())
-    torch.set_num_threads(max(1, job.threads))
-    splits, classes = list(job.params.splits), list(job.params.classes)
+    arguments = outputs.rule_arguments(job, TITLE)
+    splits = list(job.params.splits)
     files = {
         source: dict(zip(splits, getattr(job.input, source), strict=True))
         for source in ("acoustic", "text", "prosody")
         if len(getattr(job.input, source))
     }
-    model, summary, document, predictions = train_and_evaluate(
-        files,
-        dict(zip(splits, job.input.manifests, strict=True)),
-        job.params.head,
-        job.params.bootstrap,
-        classes,
-        job.params.train_split,
-        job.params.selection_split,
-        variant,
-        f"{TITLE}, {overrides}" if overrides else TITLE,
-    )
-    save_head(job.output.model, model, summary["dims"], classes)
-    write_json(job.output.summary, summary)
-    for split, path in zip(splits, job.output.probabilities, strict=True):
-        write_probabilities(path, *predictions[split], classes)
-    write_json(job.output.metrics, document)
-    for split, metrics in document["splits"].items():
-        log.info("%s %s: %s", variant, split, {name: round(metrics[name], 4) for name in METRICS})
+    manifests = dict(zip(splits, job.input.manifests, strict=True))
+    model, summary, document, predictions = train_and_evaluate(files, manifests, **arguments)
+    outputs.write_outputs(job, CHECKPOINT_FORMAT, model, summary, document, predictions)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,12 @@ ever given to :func:`fit`), keeps the best epoch's weights, optionally weights t
 class (``none``, ``balanced`` or a mapping class -> weight), clips gradients and logs one line
 per epoch. Models take a batch dictionary of tensors and return class logits; a model may
 offer ``parameter_groups(learning_rate)`` for layer-wise learning rates (AdamW).
+
+Resumable: given a ``work_dir``, :func:`fit` writes the whole training state (weights, optimiser,
+random generators, the best epoch so far, history) there after every epoch, and a restarted fit
+with the same ``fingerprint`` continues after the last finished epoch, to the same result as an
+uninterrupted run; a work dir of another fingerprint is discarded. The caller removes the work
+dir once its outputs are written (:func:`remove_work_dir`).
 """
 
 from __future__ import annotations
@@ -15,14 +21,18 @@ import copy
 import logging
 import math
 import os
+import random
+import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from workflow_scripts.common.devices import resolve_device
+from workflow_scripts.common.files import atomic_path
 from workflow_scripts.common.metrics import METRICS, confusion_matrices, metrics_from_confusion
 from workflow_scripts.common.seeding import seed_everything
 from workflow_scripts.tefe.train import class_weight_vector, improved
@@ -107,6 +117,57 @@ def score(probabilities: np.ndarray, y: np.ndarray, weights: torch.Tensor | None
     return {"loss": float(loss), **{name: float(values[name]) for name in METRICS}}
 
 
+STATE_FILE = "last_epoch.pt"
+
+
+def load_training_state(work_dir: str | os.PathLike, fingerprint: str) -> dict[str, Any] | None:
+    """The state saved after the last finished epoch in ``work_dir`` when it has ``fingerprint``;
+    otherwise (none, unreadable, another run's) None, and the work dir is emptied."""
+    work = Path(work_dir)
+    path = work / STATE_FILE
+    if path.exists():
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as error:  # torch raises several types for a truncated file
+            log.info("%s: unreadable (%s), starting afresh", path, error)
+            state = None
+        if isinstance(state, dict) and state.get("fingerprint") == fingerprint:
+            return state
+        log.info("%s holds the state of another configuration or data: starting afresh", work)
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    return None
+
+
+def save_training_state(work_dir: str | os.PathLike, state: Mapping[str, Any]) -> None:
+    with atomic_path(Path(work_dir) / STATE_FILE) as tmp:
+        torch.save(dict(state), tmp)
+
+
+def remove_work_dir(work_dir: str | os.PathLike | None) -> None:
+    """Remove a finished run's work dir (its per-epoch state)."""
+    if work_dir:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _rng_states(rng: np.random.Generator) -> dict[str, Any]:
+    states = {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state(), "python": random.getstate()}
+    states["numpy_global"] = np.random.get_state()
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _restore_rng_states(rng: np.random.Generator, states: Mapping[str, Any]) -> None:
+    rng.bit_generator.state = states["numpy"]
+    torch.set_rng_state(states["torch"])
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy_global"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
 def _prefixed(scores: Mapping[str, float]) -> dict[str, float]:
     return {f"selection_{key}": value for key, value in scores.items()}
 
@@ -118,8 +179,14 @@ def fit(
     classes: Sequence[str],
     block: Mapping[str, Any],
     name: str = "head",
+    work_dir: str | os.PathLike | None = None,
+    fingerprint: str = "",
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Train ``build_model()`` on ``train``, stopping early on ``selection``; the best model (CPU) and a report."""
+    """Train ``build_model()`` on ``train``, stopping early on ``selection``; the best model (CPU) and a report.
+
+    With ``work_dir``, the training state is saved there after every epoch and a state of the
+    same ``fingerprint`` (what the run depends on) is resumed from.
+    """
     cfg = trainer_settings(block)
     device = resolve_device(cfg["device"])
     make_deterministic(device)
@@ -141,8 +208,19 @@ def fit(
     if cfg["lr_schedule"] == "cosine":
         scheduler = cosine_schedule(optimizer, int(cfg["epochs"]) * math.ceil(len(y_train) / batch_size))
     best, best_state, best_epoch, waited, history = None, None, 0, 0, []
+    first_epoch, resumed = 1, None
+    state = load_training_state(work_dir, fingerprint) if work_dir else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        _restore_rng_states(rng, state["rng"])
+        best, best_state, best_epoch, waited = state["best"], state["best_state"], state["best_epoch"], state["waited"]
+        history, resumed = list(state["history"]), int(state["epoch"])
+        first_epoch = resumed + 1
+        log.info(f"{name}: resuming after epoch {resumed} from {work_dir}")
     started = time.perf_counter()
-    for epoch in range(1, int(cfg["epochs"]) + 1):
+    stopped = state is not None and state["stopped"]
+    for epoch in range(first_epoch, 0 if stopped else int(cfg["epochs"]) + 1):
         epoch_start = time.perf_counter()
         model.train()
         total, seen = 0.0, 0
@@ -170,7 +248,25 @@ def fit(
         waited = 0 if better else waited + 1
         if better:
             best, best_epoch, best_state = scores, epoch, copy.deepcopy(model.state_dict())
-        elif waited >= int(cfg["patience"]):
+        stop = not better and waited >= int(cfg["patience"])
+        if work_dir:
+            save_training_state(
+                work_dir,
+                {
+                    "fingerprint": fingerprint,
+                    "epoch": epoch,
+                    "stopped": stop,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "rng": _rng_states(rng),
+                    "best": best,
+                    "best_state": best_state,
+                    "best_epoch": best_epoch,
+                    "waited": waited,
+                    "history": history,
+                },
+            )
+        if stop:
             log.info(f"{name}: no improvement of selection {cfg['monitor']} for {waited} epochs, stopping")
             break
     model.load_state_dict(best_state)
@@ -187,5 +283,6 @@ def fit(
     }
     # When it stopped and which epoch it kept (the selection split's best).
     report.update(best_epoch=best_epoch, epochs_run=len(history), stopped_early=len(history) < int(cfg["epochs"]))
+    report["resumed_after_epoch"] = resumed
     report["train_seconds"] = round(time.perf_counter() - started, 3)
     return model.cpu().eval(), report

@@ -10,17 +10,23 @@ pooled and concatenated with the audio vector -> two-layer MLP -> classes. Dropo
 clipping and AdamW as configured (the paper: 0.3, clipping, batch 64).
 
 Ablation switches of the paper's Table 2: ``temporal: mean`` (no BiLSTM: plain mean pooling of
-the projected frames) and ``fusion: concat`` (no cross-attention: the mean text vector is
-concatenated instead). The text encoder is frozen here (its token states are features); the
-paper's fine-tuned-text row needs a head that trains the encoder.
+the projected frames), ``fusion: concat`` (no cross-attention: the mean text vector is
+concatenated instead) and ``text_encoder``: ``frozen`` reads the selected TEFE encoder's token
+states as features (rule extract_tefe_tokens); ``finetune`` loads that encoder from its
+checkpoint into the head, feeds it the token ids of the ASR hypotheses (its own vocabulary) and
+trains its layers with the head, at ``text_learning_rate`` (layer-wise AdamW, the paper: 2e-5 for
+the pretrained text layers, ``learning_rate`` for the rest). Its word embedding stays frozen, as
+in TEFE training; its class output layer is unused. Before training the fine-tuned branch gives
+exactly the frozen token states.
 
 Trained by :mod:`workflow_scripts.fusion.heads.trainer` on the training split with early
 stopping on the selection split; the test splits are read only after training, to predict.
 Writes the variant's metrics (the evaluate_variant document shape) and probabilities.
 """
 
-import logging
-import resource
+import hashlib
+import json
+import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -30,20 +36,20 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from workflow_scripts.common.files import atomic_path, write_json
-from workflow_scripts.common.labels import encode_labels
-from workflow_scripts.common.metrics import METRICS, split_metrics
+from workflow_scripts.common import names
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.common.sequences import SequenceFile, pad_batch
-from workflow_scripts.fusion.heads.trainer import fit, predict_probabilities
-from workflow_scripts.fusion.pooling import read_labels, write_probabilities
-
-log = logging.getLogger(__name__)
+from workflow_scripts.fusion.heads import outputs
+from workflow_scripts.fusion.heads.trainer import fit
+from workflow_scripts.tefe.extract import read_transcript_texts
+from workflow_scripts.tefe.models import TextEncoder, load_encoder
+from workflow_scripts.tefe.text import Vocabulary
 
 HEAD = "xattn"
 TITLE = "Cross-modal attention (seed 004)"
 CHECKPOINT_FORMAT = "dfat-head-xattn-1"
-METRIC_DEFINITIONS = {"WA": "accuracy", "UA": "balanced accuracy (mean per-class recall)", "WF1": "support-weighted F1"}
+# The transcript column a fine-tuned text encoder reads (the ASR hypotheses, as extract_tefe_tokens).
+TRANSCRIPT_COLUMN = names.TEFE_FEATURE_SETS["features"]
 MODEL_DEFAULTS: dict[str, Any] = {
     "temporal": "bilstm",
     "fusion": "attention",
@@ -53,6 +59,8 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "mlp_hidden": 256,
     "dropout": 0.3,
     "frame_stride": 1,
+    "text_encoder": "frozen",
+    "text_learning_rate": 2.0e-5,
 }
 
 
@@ -63,6 +71,8 @@ def model_settings(block: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"fusion.heads.xattn.temporal {s['temporal']!r}, expected bilstm or mean")
     if s["fusion"] not in ("attention", "concat"):
         raise ValueError(f"fusion.heads.xattn.fusion {s['fusion']!r}, expected attention or concat")
+    if s["text_encoder"] not in ("frozen", "finetune"):
+        raise ValueError(f"fusion.heads.xattn.text_encoder {s['text_encoder']!r}, expected frozen or finetune")
     if int(s["d_model"]) % int(s["heads"]):
         raise ValueError(f"fusion.heads.xattn: d_model {s['d_model']} is not divisible by heads {s['heads']}")
     return s
@@ -88,10 +98,19 @@ class CrossModalAttentionHead(nn.Module):
         settings: Mapping[str, Any],
         audio_mean: np.ndarray | None = None,
         audio_std: np.ndarray | None = None,
+        text_encoder: TextEncoder | None = None,
     ) -> None:
         super().__init__()
         s = self.settings = model_settings(settings)
         d = int(s["d_model"])
+        # text_encoder: finetune -> the TEFE encoder trained inside the head (token ids in);
+        # frozen -> None (token states in). Its embedding stays frozen; its class layer is unused.
+        if (text_encoder is not None) != (s["text_encoder"] == "finetune"):
+            raise ValueError("fusion.heads.xattn: text_encoder finetune needs the TEFE encoder (and frozen none)")
+        self.text_encoder = text_encoder
+        if text_encoder is not None:
+            text_dim = text_encoder.feature_dim
+            text_encoder.output.requires_grad_(False)
         mean = np.zeros(acoustic_dim, np.float32) if audio_mean is None else audio_mean
         std = np.ones(acoustic_dim, np.float32) if audio_std is None else audio_std
         self.register_buffer("audio_mean", torch.as_tensor(mean, dtype=torch.float32))
@@ -126,6 +145,8 @@ class CrossModalAttentionHead(nn.Module):
             out, _ = self.lstm(packed)
             a, _ = pad_packed_sequence(out, batch_first=True, total_length=audio.shape[1])
         a = self.audio_proj(a)
+        if self.text_encoder is not None:
+            _, text, _ = self.text_encoder.encode(text, text_len)
         t = self.text_proj(text)
         audio_vector = masked_mean(a, audio_mask)  # temporal mean pooling of the hidden states
         if self.attention is not None:
@@ -134,6 +155,17 @@ class CrossModalAttentionHead(nn.Module):
         else:
             other = masked_mean(t, text_mask)
         return self.classifier(self.dropout(torch.cat([audio_vector, other], dim=1)))
+
+    def parameter_groups(self, learning_rate: float) -> list[dict[str, Any]]:
+        """Layer-wise AdamW groups: the fine-tuned text encoder at ``text_learning_rate``, the rest at
+        ``learning_rate`` (frozen parameters in neither)."""
+        text = {id(p) for p in self.text_encoder.parameters()} if self.text_encoder is not None else set()
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in trainable if id(p) not in text], "lr": float(learning_rate)}]
+        if text:
+            lr = float(self.settings["text_learning_rate"])
+            groups.append({"params": [p for p in trainable if id(p) in text], "lr": lr})
+        return groups
 
 
 def downsample(matrix: np.ndarray, stride: int) -> np.ndarray:
@@ -145,13 +177,40 @@ def downsample(matrix: np.ndarray, stride: int) -> np.ndarray:
     return (np.add.reduceat(matrix, starts, axis=0) / counts).astype(np.float32)
 
 
+class TokenIds:
+    """Token ids of a split's ASR hypotheses in a fine-tuned encoder's vocabulary, keyed by utt_id
+    (the ``SequenceFile`` methods a :class:`SequenceSplit` reads; each row an id vector)."""
+
+    def __init__(self, utt_ids: Sequence[str], texts: Sequence[str], vocab: Vocabulary, metadata: Mapping[str, Any]):
+        self.utt_ids = list(utt_ids)
+        self.ids, self.lengths = vocab.encode(list(texts))
+        self.metadata = dict(metadata)
+        self.index = {utt_id: row for row, utt_id in enumerate(self.utt_ids)}
+
+    @classmethod
+    def from_transcripts(cls, path: str, manifest: str, vocab: Vocabulary, metadata: Mapping[str, Any]) -> "TokenIds":
+        frame = read_transcript_texts(path, TRANSCRIPT_COLUMN, manifest)  # exactly the manifest's utterances
+        return cls(frame["utt_id"].tolist(), frame["text"].tolist(), vocab, metadata)
+
+    def positions(self, utt_ids: Sequence[str], where: str = "") -> np.ndarray:
+        missing = [u for u in utt_ids if u not in self.index]
+        if missing:
+            raise ValueError(f"{where}: no transcript for {len(missing)} utterance(s), e.g. {missing[:3]}")
+        return np.array([self.index[u] for u in utt_ids], dtype=np.int64)
+
+    def batch(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Ids cut to the batch's longest text, and the lengths."""
+        lengths = self.lengths[rows]
+        return torch.from_numpy(self.ids[rows, : int(lengths.max())]), torch.from_numpy(lengths.astype(np.int64))
+
+
 class SequenceSplit:
     """One split: acoustic and text sequence files aligned to the manifest's utt_ids, and its labels."""
 
     def __init__(
         self,
         acoustic: SequenceFile,
-        text: SequenceFile,
+        text: SequenceFile | TokenIds,
         utt_ids: Sequence[str],
         labels: np.ndarray,
         stride: int,
@@ -169,14 +228,17 @@ class SequenceSplit:
             chunk = np.asarray(rows[start : start + batch_size])
             audio = [downsample(m, self.stride) for m in self.acoustic.read(self.audio_rows[chunk])]
             audio, audio_len = pad_batch(audio)
-            text, text_len = pad_batch(self.text.read(self.text_rows[chunk]))
+            if isinstance(self.text, TokenIds):
+                text, text_len = self.text.batch(self.text_rows[chunk])
+            else:
+                text, text_len = map(torch.from_numpy, pad_batch(self.text.read(self.text_rows[chunk])))
             yield (
                 chunk,
                 {
                     "audio": torch.from_numpy(audio),
                     "audio_len": torch.from_numpy(audio_len),
-                    "text": torch.from_numpy(text),
-                    "text_len": torch.from_numpy(text_len),
+                    "text": text,
+                    "text_len": text_len,
                     "y": torch.from_numpy(self.labels[chunk]),
                 },
             )
@@ -203,16 +265,60 @@ def open_sequences(path: str, in_memory_mb: float) -> SequenceFile:
     return sequences
 
 
-def save_head(path: str, model: CrossModalAttentionHead, dims: Mapping[str, int], classes: Sequence[str]) -> None:
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "settings": model.settings,
-        "dims": dict(dims),
-        "classes": list(classes),
-        "state_dict": model.state_dict(),
+def load_head(path: str | os.PathLike) -> tuple[CrossModalAttentionHead, dict[str, Any], Vocabulary | None]:
+    """A saved head (eval mode, CPU), its checkpoint header and (fine-tuned text) its vocabulary.
+
+    The rule saves it with :func:`outputs.write_outputs`; with a fine-tuned text encoder the
+    checkpoint's ``text_encoder`` entry holds the encoder's TEFE header (architecture, settings,
+    classes, embedding shape) and vocabulary, so the file alone rebuilds it."""
+    payload = outputs.read_head_checkpoint(path, CHECKPOINT_FORMAT, HEAD)
+    encoder, vocab, header = None, None, payload.get("text_encoder")
+    if header is not None:
+        rows, dim = header["embedding_shape"]
+        encoder = TextEncoder(header["arch"], torch.zeros(rows, dim), len(header["classes"]), header["settings"])
+        vocab = Vocabulary(list(header["vocabulary"]["tokens"]), dict(header["vocabulary"]["settings"]))
+    dims, classes = payload["dims"], payload["classes"]
+    model = CrossModalAttentionHead(
+        dims["acoustic"], dims["text"], len(classes), payload["settings"], text_encoder=encoder
+    )
+    model.load_state_dict(payload["state_dict"])
+    return model.eval(), {k: payload[k] for k in outputs.CHECKPOINT_HEADER}, vocab
+
+
+@torch.no_grad()
+def predict_sequences(
+    model: CrossModalAttentionHead,
+    frames: Sequence[np.ndarray],
+    text: Sequence[np.ndarray] | Sequence[str],
+    vocab: Vocabulary | None = None,
+) -> np.ndarray:
+    """Class probabilities of utterances given as frame matrices and token-state matrices (frozen
+    text) or transcripts (fine-tuned text, with the head's ``vocab``): predict's path."""
+    model.eval()
+    stride = int(model.settings["frame_stride"])
+    audio, audio_len = pad_batch([downsample(np.asarray(m, np.float32), stride) for m in frames])
+    if model.text_encoder is not None:
+        ids = TokenIds([str(i) for i in range(len(text))], list(text), vocab, {})
+        tokens, tokens_len = ids.batch(np.arange(len(text)))
+    else:
+        tokens, tokens_len = map(torch.from_numpy, pad_batch([np.asarray(m, np.float32) for m in text]))
+    batch = {
+        "audio": torch.from_numpy(audio),
+        "audio_len": torch.from_numpy(audio_len),
+        "text": tokens,
+        "text_len": tokens_len,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    return torch.softmax(model(batch).float(), dim=1).numpy().astype(np.float64)
+
+
+def run_fingerprint(block: Mapping[str, Any], classes: Sequence[str], files: Sequence[str]) -> str:
+    """What a training run depends on (settings, classes, each input's size and mtime): a resumed
+    run must be the same run."""
+    digest = hashlib.sha256(json.dumps({"block": block, "classes": list(classes)}, sort_keys=True).encode())
+    for path in files:
+        stat = os.stat(path)
+        digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()
 
 
 def train_and_evaluate(
@@ -226,24 +332,39 @@ def train_and_evaluate(
     selection_split: str,
     variant: str = HEAD,
     title: str = TITLE,
+    encoder: Mapping[str, str] | None = None,
+    work_dir: str | None = None,
 ) -> tuple[CrossModalAttentionHead, dict[str, Any], dict[str, Any], dict[str, tuple[list[str], np.ndarray]]]:
     """Train on ``train_split``, stop early on ``selection_split``; then predict every split.
 
     ``variant`` and ``title`` name the result (the head, or one of its ablations: ``block`` then
-    holds the ablation's overrides).
+    holds the ablation's overrides). ``text`` holds per split the token-state sequence files
+    (``text_encoder: frozen``) or the transcripts (``finetune``: ``encoder`` then names the TEFE
+    encoder's ``model`` and ``vocab`` files). ``work_dir``: per-epoch state for resuming
+    (:func:`workflow_scripts.fusion.heads.trainer.fit`).
 
     Returns the model, the training summary, the metrics document and split -> (utt_ids, probabilities).
     """
     settings = model_settings(block)
     stride = int(settings["frame_stride"])
     memory = float(block.get("in_memory_mb", 1024))
+    tefe, vocab, header = None, None, None
+    if settings["text_encoder"] == "finetune":
+        if not encoder:
+            raise ValueError(f"fusion.heads.{variant}: text_encoder finetune needs the TEFE encoder's model and vocab")
+        tefe, vocab, header = load_encoder(encoder["model"], encoder["vocab"])
+        header["vocabulary"] = {"tokens": list(vocab.tokens), "settings": dict(vocab.settings)}
+        text_metadata = {"model": f"tefe/{header['arch']}", "checkpoint": str(encoder["model"]), "fine_tuned": True}
 
     def load(split: str) -> SequenceSplit:
-        utt_ids, names = read_labels(manifests[split], classes)
-        y = encode_labels(names, classes, f"labels of {split}", utt_ids)
+        utt_ids, y = outputs.split_labels(manifests[split], classes, split)
+        if tefe is not None:
+            tokens = TokenIds.from_transcripts(text[split], manifests[split], vocab, text_metadata)
+        else:
+            tokens = open_sequences(text[split], memory)
         return SequenceSplit(
             open_sequences(acoustic[split], memory),
-            open_sequences(text[split], memory),
+            tokens,
             utt_ids,
             y,
             stride,
@@ -253,94 +374,54 @@ def train_and_evaluate(
     started = time.perf_counter()
     train, selection = load(train_split), load(selection_split)
     mean, std = train.audio_statistics()
-    dims = {"acoustic": train.acoustic.dim, "text": train.text.dim}
+    dims = {"acoustic": train.acoustic.dim, "text": tefe.feature_dim if tefe is not None else train.text.dim}
 
     def build() -> CrossModalAttentionHead:
-        return CrossModalAttentionHead(dims["acoustic"], dims["text"], len(classes), settings, mean, std)
+        return CrossModalAttentionHead(dims["acoustic"], dims["text"], len(classes), settings, mean, std, tefe)
 
-    model, report = fit(build, train, selection, classes, block, name=variant)
-    batch_size = int(report["training"]["batch_size"])
-    predictions, splits = {}, {}
-    for split in manifests:  # test splits are opened only now, after training
-        data = {train_split: train, selection_split: selection}.get(split) or load(split)
-        probabilities = predict_probabilities(model, data, batch_size, torch.device("cpu"))
-        predictions[split] = (data.utt_ids, probabilities)
-        splits[split] = split_metrics(data.labels, probabilities.argmax(axis=1), classes, bootstrap)
-    summary = {
-        "variant": variant,
-        "model": settings,
-        "dims": dims,
-        **report,
-        "seconds": round(time.perf_counter() - started, 3),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "sequences": {
-            "acoustic": train.acoustic.metadata.get("model"),
-            "text": train.text.metadata.get("model"),
-        },
+    files = [*acoustic.values(), *text.values(), *manifests.values(), *(encoder or {}).values()]
+    fingerprint = run_fingerprint({**block, "variant": variant}, classes, files)
+    model, report = fit(build, train, selection, classes, block, variant, work_dir, fingerprint)
+    loaded = {train_split: train, selection_split: selection}
+    predictions, splits = outputs.predict_splits(model, report, list(manifests), loaded, load, classes, bootstrap)
+    sequences = {"acoustic": train.acoustic.metadata.get("model"), "text": train.text.metadata.get("model")}
+    summary = outputs.training_summary(variant, settings, dims, report, started, sequences)
+    features = {
+        "acoustic": {"model": sequences["acoustic"], "dim": dims["acoustic"], "stride": stride},
+        "text": {"model": sequences["text"], "dim": dims["text"]},
     }
-    document = {
-        "variant": variant,
-        "title": title,
-        "fusion": "head",
-        "feature_sets": ["acoustic_sequences", "text_sequences"],
-        "classes": list(classes),
-        "selected": HEAD,
-        "selection": {
-            "metric": report["training"]["monitor"],
-            "rule": "early stopping, best epoch",
-            "data": selection_split,
-            "best_epoch": report["best_epoch"],
-        },
-        "late_weights": None,
-        "ensemble": None,
-        "splits": splits,
-        "per_classifier": {HEAD: {s: {k: m[k] for k in METRICS} for s, m in splits.items()}},
-        "features": {
-            "acoustic": {"model": train.acoustic.metadata.get("model"), "dim": dims["acoustic"], "stride": stride},
-            "text": {"model": train.text.metadata.get("model"), "dim": dims["text"]},
-        },
-        # As evaluate_variant records them (workflow_scripts/fusion/variants.py).
-        "bootstrap": {
-            key: cast(bootstrap[key]) for key, cast in (("resamples", int), ("confidence", float), ("seed", int))
-        }
-        | {"method": "percentile, utterances resampled with replacement"},
-        "metric_definitions": dict(METRIC_DEFINITIONS),
-    }
+    feature_sets = ["acoustic_sequences", "text_sequences"]
+    document = outputs.metrics_document(
+        HEAD, variant, title, classes, report, selection_split, splits, bootstrap, feature_sets, features
+    )
+    summary["text_encoder"] = header
     return model, summary, document, predictions
 
 
 def main(job: Any) -> None:
     """Entry point of the train_xattn rule (``job``: the rule's ``snakemake`` object).
 
-    ``input.acoustic``, ``input.text`` and ``input.manifests`` hold one file per split, in ``params.splits``
-    order; ``params.head`` is the variant's block, ``params.overrides`` what its ablation changed.
+    ``input.acoustic``, ``input.text`` (token states; or, text_encoder finetune, ``input.transcripts``
+    with the TEFE encoder's ``input.model`` / ``input.vocab``) and ``input.manifests`` hold one file
+    per split, in ``params.splits`` order; ``params.head`` is the variant's block,
+    ``params.overrides`` what its ablation changed, ``params.work_dir`` the per-epoch state (resume).
     """
-    variant = job.wildcards.variant
-    overrides = ", ".join(f"{key}={value}" for key, value in job.params.overrides.items())
-    torch.set_num_threads(max(1, job.threads))
-    splits, classes = list(job.params.splits), list(job.params.classes)
-    per_split = {
-        key: dict(zip(splits, getattr(job.input, key), strict=True)) for key in ("acoustic", "text", "manifests")
-    }
+    arguments = outputs.rule_arguments(job, TITLE)
+    splits = list(job.params.splits)
+    per_split = {key: dict(zip(splits, getattr(job.input, key), strict=True)) for key in ("acoustic", "manifests")}
+    finetune = "transcripts" in job.input.keys()
+    per_split["text"] = dict(zip(splits, job.input.transcripts if finetune else job.input.text, strict=True))
+    encoder = {key: str(job.input[key]) for key in ("model", "vocab")} if finetune else None
     model, summary, document, predictions = train_and_evaluate(
         per_split["acoustic"],
         per_split["text"],
         per_split["manifests"],
-        job.params.head,
-        job.params.bootstrap,
-        classes,
-        job.params.train_split,
-        job.params.selection_split,
-        variant,
-        f"{TITLE}, {overrides}" if overrides else TITLE,
+        **arguments,
+        encoder=encoder,
+        work_dir=job.params.get("work_dir"),
     )
-    save_head(job.output.model, model, summary["dims"], classes)
-    write_json(job.output.summary, summary)
-    for split, path in zip(splits, job.output.probabilities, strict=True):
-        write_probabilities(path, *predictions[split], classes)
-    write_json(job.output.metrics, document)
-    for split, metrics in document["splits"].items():
-        log.info("%s %s: %s", variant, split, {name: round(metrics[name], 4) for name in METRICS})
+    text_encoder = summary["text_encoder"]
+    outputs.write_outputs(job, CHECKPOINT_FORMAT, model, summary, document, predictions, text_encoder=text_encoder)
 
 
 if __name__ == "__main__":
