@@ -244,15 +244,10 @@ def missing_artifacts(
     ]
 
 
-def check_run_dir(
-    config: Mapping[str, Any],
-    run_dir: str | Path,
-    factories: Mapping[str, str],
-    variant: str = HEADLINE_VARIANT,
-    system: str | None = None,
-) -> None:
-    """Fail naming every missing artifact of ``run_dir`` and how to build it."""
-    missing = missing_artifacts(config, run_dir, factories, variant, system)
+def check_run_dir(config: Mapping[str, Any], run_dir: str | Path, factories: Mapping[str, str], *which: Any) -> None:
+    """Fail naming every missing artifact of ``run_dir`` and how to build it (``which``: the variant and the
+    ASR system, as missing_artifacts takes them)."""
+    missing = missing_artifacts(config, run_dir, factories, *which)
     if missing:
         raise SystemExit(
             f"predict: the run directory {run_dir} lacks {len(missing)} artifact(s) predict needs; build them "
@@ -302,7 +297,7 @@ class FusionPredictor:
         import joblib
 
         system = system or FINETUNED
-        check_run_dir({}, run_dir, {}, system=system)
+        check_run_dir({}, run_dir, {}, HEADLINE_VARIANT, system)
         weights = read_json(paths.in_run(_template("ENSEMBLE_WEIGHTS", {"system": system}), run_dir, system=system))
         weights = weights["weights"]
         models, summaries = {}, {}

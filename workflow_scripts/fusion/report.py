@@ -41,17 +41,22 @@ def table2_rows(documents: Mapping[str, Mapping[str, Any]], splits: Sequence[str
     return rows
 
 
+def _metric_cells(row: Mapping[str, Any], splits: Sequence[str]) -> list[str]:
+    """A row's WA / UA / WF1 per split as Markdown cells: the percentage and its bootstrap interval."""
+    cells = []
+    for split in splits:
+        for name in METRICS:
+            low, high = row[f"{split}_{name}_ci_low"], row[f"{split}_{name}_ci_high"]
+            cells.append(f"{100 * row[f'{split}_{name}']:.2f} [{100 * low:.1f}, {100 * high:.1f}]")
+    return cells
+
+
 def table2_markdown(rows: Sequence[Mapping[str, Any]], splits: Sequence[str], confidence: float) -> str:
     """Table 2 as Markdown: percentages, the bootstrap interval under each value."""
     header = ["Variant", "Classifier"] + [f"{split} {name}" for split in splits for name in METRICS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [row["row"], row["classifier"]]
-        for split in splits:
-            for name in METRICS:
-                low, high = row[f"{split}_{name}_ci_low"], row[f"{split}_{name}_ci_high"]
-                cells.append(f"{100 * row[f'{split}_{name}']:.2f} [{100 * low:.1f}, {100 * high:.1f}]")
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join([row["row"], row["classifier"], *_metric_cells(row, splits)]) + " |")
     lines.append("")
     lines.append(
         f"WA = accuracy, UA = balanced accuracy, WF1 = support-weighted F1, in %; brackets: "
@@ -67,8 +72,13 @@ def write_table2(
     """Write Table 2 as Markdown and CSV."""
     rows = table2_rows(documents, splits)
     confidence = next(iter(documents.values()))["bootstrap"]["confidence"]
+    _write_table(table2_markdown(rows, splits, confidence), rows, md_path, csv_path)
+
+
+def _write_table(markdown: str, rows: Sequence[Mapping[str, Any]], md_path: str, csv_path: str) -> None:
+    """A generated table as Markdown and as CSV (one line per row), each written atomically."""
     with atomic_path(md_path) as tmp:
-        tmp.write_text(table2_markdown(rows, splits, confidence), encoding="utf-8")
+        tmp.write_text(markdown, encoding="utf-8")
     with atomic_path(csv_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -143,11 +153,7 @@ def table3_markdown(rows: Sequence[Mapping[str, Any]], splits: Sequence[str], co
     header = ["ASR system", "Variant", "Classifier"] + [f"{split} {name}" for split in splits for name in METRICS]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [row["system"], row["row"], row["classifier"]]
-        for split in splits:
-            for name in METRICS:
-                low, high = row[f"{split}_{name}_ci_low"], row[f"{split}_{name}_ci_high"]
-                cells.append(f"{100 * row[f'{split}_{name}']:.2f} [{100 * low:.1f}, {100 * high:.1f}]")
+        cells = [row["system"], row["row"], row["classifier"], *_metric_cells(row, splits)]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(
@@ -164,12 +170,7 @@ def write_table3(runs: Sequence[Mapping[str, Any]], splits: Sequence[str], md_pa
     if not rows:
         raise ValueError("Table 3: no text-dependent rows to report (every report variant is acoustic-only)")
     confidence = read_json(next(iter(runs[0]["metrics"].values())))["bootstrap"]["confidence"]
-    with atomic_path(md_path) as tmp:
-        tmp.write_text(table3_markdown(rows, splits, confidence), encoding="utf-8")
-    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    _write_table(table3_markdown(rows, splits, confidence), rows, md_path, csv_path)
 
 
 def plot_figure2(
