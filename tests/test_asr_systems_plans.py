@@ -71,7 +71,7 @@ def test_another_primary_system_retrains_nothing_shared(demo):
     # The primary system's reports; the reference-text features move to its directory (tefe.reference_features);
     # the rows only Table 2 shows (the demo's neural heads and the vote) are now made for it.
     reports = {"headline_metrics", "table2", "plot_confusion_matrices", "challenge_report", "tefe_table", "all"}
-    table2_only = {"extract_tefe_tokens", "train_graph_per_system", "evaluate_vote"}
+    table2_only = {"extract_tefe_tokens", "train_xattn", "train_graph_per_system", "evaluate_vote"}
     assert reports <= set(jobs) <= reports | table2_only | {"extract_tefe"}
     assert {(job["system"], job["feature_set"]) for job in jobs["extract_tefe"]} == {("oracle", "features_reference")}
     assert all(job["system"] == "oracle" for rule in table2_only & set(jobs) for job in jobs[rule])
