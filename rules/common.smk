@@ -378,6 +378,12 @@ def reads_text(name):
 OTHER_VARIANTS_READ_TEXT[names.VOTE_VARIANT] = any(reads_text(m) for m in config["fusion"]["vote"]["members"])
 
 
+def get_head_work_dir(wildcards):
+    """The per-epoch training state of a head job (its system's, when it has one)."""
+    template = paths.per_system(paths.HEAD_WORK) if hasattr(wildcards, "system") else paths.HEAD_WORK
+    return template.format(**wildcards)
+
+
 def get_head_constraint(head, per_system):
     """The wildcard constraint of the head's training (per_system: of its per-system twin); the head and its
     ablations that read (per_system) or do not read transcripts."""

@@ -189,7 +189,7 @@ rule train_xattn:
         train_split=ROLES.train,
         selection_split=ROLES.selection,
         # Per-epoch state: a restarted (killed) job resumes after its last finished epoch.
-        work_dir=lambda wildcards: paths.HEAD_WORK.format(variant=wildcards.variant),
+        work_dir=get_head_work_dir,
     # One thread: CPU results depend on the thread count (raise it with --set-threads).
     threads: 1
     resources:
@@ -231,6 +231,8 @@ rule train_graph:
         splits=SPLITS,
         train_split=ROLES.train,
         selection_split=ROLES.selection,
+        # Per-epoch state: a restarted (killed) job resumes after its last finished epoch.
+        work_dir=get_head_work_dir,
     # One thread: CPU results depend on the thread count (raise it with --set-threads).
     threads: 1
     resources:

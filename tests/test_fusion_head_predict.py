@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 from test_fusion_graph import TINY as GRAPH_TINY
-from test_fusion_head_xattn import SPLITS, tiny_run  # noqa: F401 (the run fixture, its xattn variants trained)
+from test_fusion_head_xattn import SPLITS, head_file, tiny_run  # noqa: F401 (the run fixture, its xattn variants trained)
 from test_fusion_heads import BOOTSTRAP, CLASSES
 
 from workflow_scripts import predict
@@ -29,12 +29,10 @@ VOTE_MEMBERS = ["xattn", "graph", "graph_seed1"]
 
 def _outputs(run: Path, variant: str) -> dict:
     return {
-        "model": str(paths.in_run(paths.HEAD_MODEL, run, variant=variant)),
-        "summary": str(paths.in_run(paths.HEAD_SUMMARY, run, variant=variant)),
-        "metrics": str(paths.in_run(paths.VARIANT_METRICS, run, variant=variant)),
-        "probabilities": [
-            str(paths.in_run(paths.VARIANT_PROBABILITIES, run, variant=variant, split=s)) for s in SPLITS
-        ],
+        "model": str(head_file(run, paths.HEAD_MODEL, variant=variant)),
+        "summary": str(head_file(run, paths.HEAD_SUMMARY, variant=variant)),
+        "metrics": str(head_file(run, paths.VARIANT_METRICS, variant=variant)),
+        "probabilities": [str(head_file(run, paths.VARIANT_PROBABILITIES, variant=variant, split=s)) for s in SPLITS],
     }
 
 
@@ -62,10 +60,12 @@ def graph_run(tiny_run):  # noqa: F811
     common |= {"train_split": "train", "selection_split": "dev"}
     for variant, overrides in GRAPH_VARIANTS.items():
         inputs = {source: list(files[source].values()) for source in ("acoustic", "text", "prosody", "manifests")}
-        params = {"head": {**GRAPH_TINY, **overrides}, "overrides": overrides, **common}
+        work = head_file(run, paths.HEAD_WORK, variant=variant)
+        params = {"head": {**GRAPH_TINY, **overrides}, "overrides": overrides, "work_dir": str(work), **common}
         train_graph(
             rule_job(input=inputs, output=_outputs(run, variant), params=params, wildcards={"variant": variant})
         )
+        assert not work.exists()  # the resume state is removed once the outputs are written
     probabilities = [_outputs(run, m)["probabilities"] for m in VOTE_MEMBERS]
     vote = _outputs(run, "vote")
     evaluate_vote(
@@ -93,7 +93,7 @@ def test_predict_graph_and_vote_give_the_rule_probabilities(graph_run, tmp_path,
     argv = ["--run-dir", str(run), "--configfile", *configs, "--variant", variant, "--output", str(output)]
     predict.main([*argv, "--hook", "asr=test_fusion_head_xattn:fake_asr", *manifest["audio_path"]])
     predicted = pd.read_csv(output).assign(utt_id=lambda f: f["path"].map(lambda p: Path(p).stem)).set_index("utt_id")
-    where = paths.in_run(paths.VARIANT_PROBABILITIES, run, variant=variant, split="public_test")
+    where = head_file(run, paths.VARIANT_PROBABILITIES, variant=variant, split="public_test")
     utt_ids, probabilities = read_probabilities(where, CLASSES)
     rule = pd.DataFrame(probabilities, index=utt_ids).loc[predicted.index].to_numpy()
     np.testing.assert_allclose(predicted[[f"p_{c}" for c in CLASSES]].to_numpy(), rule, atol=1e-5)
@@ -109,7 +109,11 @@ def test_predict_names_the_graph_heads_artifacts_and_a_vote_it_cannot_run(graph_
     hooked = {**predict.STAGE_FACTORIES, "asr": "test_fusion_head_xattn:fake_asr"}
     assert predict.missing_artifacts(config, run, hooked, "graph") == []
     missing = predict.missing_artifacts(config, run, hooked, "graph_gat1")
-    assert len(missing) == 1 and "rule train_graph: snakemake results/fusion/heads/graph_gat1/model.pt" in missing[0]
+    assert (
+        len(missing) == 1
+        and "rule train_graph_per_system: snakemake results/systems/finetuned/fusion/heads/graph_gat1/model.pt"
+        in missing[0]
+    )
     # The shipped vote: graph x 4 seeds and the hybrid, whose ensemble this run lacks.
     missing = predict.missing_artifacts(config, run, hooked, "vote")
     assert any("graph_seed2/model.pt" in line for line in missing)

@@ -30,6 +30,15 @@ from conftest import PROJECT_ROOT, write_tone
 from rule_job import rule_job
 from tefe_fixtures import TINY_MODELS, TINY_TEXT, tiny_corpus
 
+# The primary ASR system of the shipped config: head variants that read text are per system.
+SYSTEM = "finetuned"
+
+
+def head_file(run: Path, template: str, **wildcards: str) -> Path:
+    """A head variant's result file in ``run``, in the primary system's directory."""
+    return paths.in_run(paths.per_system(template), run, system=SYSTEM, **wildcards)
+
+
 SPLITS = {"train": 24, "dev": 8, "public_test": 8}
 VARIANTS = {"xattn": {}, "xattn_finetune": {"text_encoder": "finetune", "text_learning_rate": 0.003}}
 TRANSCRIPTS: dict[str, str] = {}  # file stem -> ASR hypothesis, for the fake ASR stage of predict
@@ -105,7 +114,7 @@ def tiny_run(tmp_path_factory):
     for variant, overrides in VARIANTS.items():
         finetune = overrides.get("text_encoder") == "finetune"
         text = {"transcripts": list(files["transcripts"].values()), **encoder} if finetune else {}
-        work = paths.in_run(paths.HEAD_WORK, run, variant=variant)
+        work = head_file(run, paths.HEAD_WORK, variant=variant)
         train_xattn(
             rule_job(
                 input={
@@ -114,11 +123,11 @@ def tiny_run(tmp_path_factory):
                     "manifests": list(files["manifests"].values()),
                 },
                 output={
-                    "model": str(paths.in_run(paths.HEAD_MODEL, run, variant=variant)),
-                    "summary": str(paths.in_run(paths.HEAD_SUMMARY, run, variant=variant)),
-                    "metrics": str(paths.in_run(paths.VARIANT_METRICS, run, variant=variant)),
+                    "model": str(head_file(run, paths.HEAD_MODEL, variant=variant)),
+                    "summary": str(head_file(run, paths.HEAD_SUMMARY, variant=variant)),
+                    "metrics": str(head_file(run, paths.VARIANT_METRICS, variant=variant)),
                     "probabilities": [
-                        str(paths.in_run(paths.VARIANT_PROBABILITIES, run, variant=variant, split=s)) for s in SPLITS
+                        str(head_file(run, paths.VARIANT_PROBABILITIES, variant=variant, split=s)) for s in SPLITS
                     ],
                 },
                 params={
@@ -162,16 +171,16 @@ def test_finetuned_text_encoder_starts_as_the_frozen_states_and_trains_at_its_ow
         id(p) for g in groups for p in g["params"]
     }
     # After training: the saved head's encoder layers moved, its embedding and class layer did not.
-    trained, header, saved_vocab = load_head(paths.in_run(paths.HEAD_MODEL, run, variant="xattn_finetune"))
+    trained, header, saved_vocab = load_head(head_file(run, paths.HEAD_MODEL, variant="xattn_finetune"))
     assert saved_vocab.tokens == vocab.tokens and header["settings"]["text_encoder"] == "finetune"
     before = dict(tefe.named_parameters())
     after = dict(trained.text_encoder.named_parameters())
     assert not torch.equal(before["conv.convs.0.weight"], after["conv.convs.0.weight"])
     assert torch.equal(before["embedding.weight"], after["embedding.weight"])
     assert torch.equal(before["output.weight"], after["output.weight"])
-    summary = json.loads(paths.in_run(paths.HEAD_SUMMARY, run, variant="xattn_finetune").read_text())
+    summary = json.loads(head_file(run, paths.HEAD_SUMMARY, variant="xattn_finetune").read_text())
     assert summary["text_encoder"]["arch"] == "CNN" and summary["resumed_after_epoch"] is None
-    frozen_head, _, no_vocab = load_head(paths.in_run(paths.HEAD_MODEL, run, variant="xattn"))
+    frozen_head, _, no_vocab = load_head(head_file(run, paths.HEAD_MODEL, variant="xattn"))
     assert frozen_head.text_encoder is None and no_vocab is None
 
 
@@ -184,7 +193,7 @@ def test_predict_head_variant_gives_the_rule_probabilities(tiny_run, tmp_path, v
     argv = ["--run-dir", str(run), "--configfile", config, "--variant", variant, "--output", str(output)]
     predict.main([*argv, "--hook", "asr=test_fusion_head_xattn:fake_asr", *manifest["audio_path"]])
     predicted = pd.read_csv(output).assign(utt_id=lambda f: f["path"].map(lambda p: Path(p).stem)).set_index("utt_id")
-    where = paths.in_run(paths.VARIANT_PROBABILITIES, run, variant=variant, split="public_test")
+    where = head_file(run, paths.VARIANT_PROBABILITIES, variant=variant, split="public_test")
     utt_ids, probabilities = read_probabilities(where, CLASSES)
     rule = pd.DataFrame(probabilities, index=utt_ids).loc[predicted.index].to_numpy()
     np.testing.assert_allclose(predicted[[f"p_{c}" for c in CLASSES]].to_numpy(), rule, atol=1e-5)
@@ -199,7 +208,7 @@ def test_predict_names_a_missing_head_and_an_unknown_variant(tiny_run, tmp_path)
     validate_config(config, PROJECT_ROOT / "schemas" / "config.schema.yaml")
     missing = predict.missing_artifacts(config, run, predict.STAGE_FACTORIES, "xattn_mean")
     # The head (not trained in this run) and the fine-tuned ASR model; the TEFE encoder is there.
-    assert "rule train_xattn: snakemake results/fusion/heads/xattn_mean/model.pt" in missing[0]
+    assert "rule train_xattn: snakemake results/systems/finetuned/fusion/heads/xattn_mean/model.pt" in missing[0]
     assert len(missing) == 2 and "rule finetune_whisper" in missing[1]
     with pytest.raises(SystemExit, match="--variant 'fancy'; expected hybrid or a head variant"):
         predict.head_variant(config, "fancy")

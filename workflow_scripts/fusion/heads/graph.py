@@ -38,7 +38,7 @@ from workflow_scripts.common.names import GRAPH_NODE_SOURCES
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.common.sequences import SequenceFile
 from workflow_scripts.fusion.heads import outputs
-from workflow_scripts.fusion.heads.trainer import fit
+from workflow_scripts.fusion.heads.trainer import fit, run_fingerprint
 
 HEAD = "graph"
 TITLE = "Graph-attention fusion (seed 003)"
@@ -291,10 +291,12 @@ def train_and_evaluate(
     selection_split: str,
     variant: str = HEAD,
     title: str = TITLE,
+    work_dir: str | None = None,
 ) -> tuple[GraphFusionHead, dict[str, Any], dict[str, Any], dict[str, tuple[list[str], np.ndarray]]]:
     """Train on ``train_split``, stop early on ``selection_split``; then predict every split.
 
     ``files``: source (acoustic / text / prosody, those the nodes read) -> split -> sequence file.
+    ``work_dir``: per-epoch state for resuming a killed run (see the trainer).
     Returns the model, the training summary, the metrics document and split -> (utt_ids, probabilities).
     """
     settings = model_settings(block)
@@ -311,7 +313,9 @@ def train_and_evaluate(
     def build() -> GraphFusionHead:
         return GraphFusionHead(dims, len(classes), settings, statistics)
 
-    model, report = fit(build, train, selection, classes, block, name=variant)
+    inputs = [path for per_split in files.values() for path in per_split.values()] + list(manifests.values())
+    fingerprint = run_fingerprint({**block, "variant": variant}, classes, inputs)
+    model, report = fit(build, train, selection, classes, block, variant, work_dir, fingerprint)
     loaded = {train_split: train, selection_split: selection}
     predictions, splits = outputs.predict_splits(model, report, list(manifests), loaded, load, classes, bootstrap)
     summary = outputs.training_summary(variant, settings, dims, report, started, train.models)

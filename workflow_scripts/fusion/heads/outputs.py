@@ -50,8 +50,8 @@ class SplitData(Protocol):
 def rule_arguments(job: Any, title: str) -> dict[str, Any]:
     """The arguments every head's ``train_and_evaluate`` takes from its rule's job: ``block`` (the
     variant's block), ``bootstrap``, ``classes``, the ``train_split`` and ``selection_split``, the
-    ``variant`` (wildcard) and its ``title`` (``title, key=value, ...`` for an ablation's
-    overrides). Sets torch's threads to the job's."""
+    ``variant`` (wildcard), its ``title`` (``title, key=value, ...`` for an ablation's
+    overrides) and the ``work_dir`` of its per-epoch state (resume). Sets torch's threads to the job's."""
     overrides = ", ".join(f"{key}={value}" for key, value in job.params.overrides.items())
     torch.set_num_threads(max(1, job.threads))
     return {
@@ -62,6 +62,7 @@ def rule_arguments(job: Any, title: str) -> dict[str, Any]:
         "selection_split": job.params.selection_split,
         "variant": job.wildcards.variant,
         "title": f"{title}, {overrides}" if overrides else title,
+        "work_dir": job.params.work_dir,
     }
 
 
@@ -200,4 +201,4 @@ def write_outputs(
     write_json(job.output.metrics, document)
     for split, metrics in document["splits"].items():
         log.info("%s %s: %s", document["variant"], split, {name: round(metrics[name], 4) for name in METRICS})
-    remove_work_dir(job.params.get("work_dir"))  # the outputs are written: nothing left to resume
+    remove_work_dir(job.params.work_dir)  # the outputs are written: nothing left to resume

@@ -18,6 +18,8 @@ dir once its outputs are written (:func:`remove_work_dir`).
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
 import math
 import os
@@ -118,6 +120,16 @@ def score(probabilities: np.ndarray, y: np.ndarray, weights: torch.Tensor | None
 
 
 STATE_FILE = "last_epoch.pt"
+
+
+def run_fingerprint(block: Mapping[str, Any], classes: Sequence[str], files: Sequence[str]) -> str:
+    """What a training run depends on (settings, classes, each input's size and mtime): a resumed
+    run must be the same run."""
+    digest = hashlib.sha256(json.dumps({"block": block, "classes": list(classes)}, sort_keys=True).encode())
+    for path in files:
+        stat = os.stat(path)
+        digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()
 
 
 def load_training_state(work_dir: str | os.PathLike, fingerprint: str) -> dict[str, Any] | None:

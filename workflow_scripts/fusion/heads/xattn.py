@@ -24,8 +24,6 @@ stopping on the selection split; the test splits are read only after training, t
 Writes the variant's metrics (the evaluate_variant document shape) and probabilities.
 """
 
-import hashlib
-import json
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -40,7 +38,7 @@ from workflow_scripts.common import names
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.common.sequences import SequenceFile, pad_batch
 from workflow_scripts.fusion.heads import outputs
-from workflow_scripts.fusion.heads.trainer import fit
+from workflow_scripts.fusion.heads.trainer import fit, run_fingerprint
 from workflow_scripts.tefe.extract import read_transcript_texts
 from workflow_scripts.tefe.models import TextEncoder, load_encoder
 from workflow_scripts.tefe.text import Vocabulary
@@ -311,16 +309,6 @@ def predict_sequences(
     return torch.softmax(model(batch).float(), dim=1).numpy().astype(np.float64)
 
 
-def run_fingerprint(block: Mapping[str, Any], classes: Sequence[str], files: Sequence[str]) -> str:
-    """What a training run depends on (settings, classes, each input's size and mtime): a resumed
-    run must be the same run."""
-    digest = hashlib.sha256(json.dumps({"block": block, "classes": list(classes)}, sort_keys=True).encode())
-    for path in files:
-        stat = os.stat(path)
-        digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()
-
-
 def train_and_evaluate(
     acoustic: Mapping[str, str],
     text: Mapping[str, str],
@@ -418,7 +406,6 @@ def main(job: Any) -> None:
         per_split["manifests"],
         **arguments,
         encoder=encoder,
-        work_dir=job.params.get("work_dir"),
     )
     text_encoder = summary["text_encoder"]
     outputs.write_outputs(job, CHECKPOINT_FORMAT, model, summary, document, predictions, text_encoder=text_encoder)
