@@ -126,3 +126,28 @@ def test_leakage_dev_or_test_rows_are_refused(tmp_path):
         augment_manifest(pd.concat([train, dev]), BLOCK, "train", tmp_path, "mixed.tsv")
     with pytest.raises(ValueError, match="no settings for the label"):
         augment_manifest(train.assign(label="angry"), BLOCK, "train", tmp_path, "train.tsv")
+
+
+def test_copies_as_asr_training_data_training_split_only(tmp_path):
+    """challenge.augmentation.asr: the copies join the ASR training manifests (finetune_whisper's
+    train input), read through the same split check, which refuses dev / test rows."""
+    from workflow_scripts.asr.text import NormalizeConfig
+    from workflow_scripts.asr.train import load_transcribed_split
+
+    train = manifest(tmp_path, "train", 3)
+    out = tmp_path / "out"
+    main(
+        rule_job(
+            input={"manifest": str(train)},
+            output={"wav_dir": str(out / "wav"), "manifest": str(out / "train.tsv"), "record": str(out / "c.json")},
+            params={"augmentation": BLOCK, "train_split": "train"},
+        )
+    )
+    data = load_transcribed_split([str(train), str(out / "train.tsv")], NormalizeConfig(), ["train"])
+    assert len(data) == 3 + 2 * 3 and data["utt_id"].is_unique
+    copies = data[data["utt_id"].map(is_augmented_copy)]
+    assert set(copies["target"]) == {"xin chào"} and all(p.startswith(str(out / "wav")) for p in copies["audio_path"])
+    # A copy of any other split never reaches training: augment refuses it, and so does the loader.
+    dev = manifest(tmp_path, "dev", 1)
+    with pytest.raises(ValueError, match=r"split\(s\) \['dev'\]"):
+        load_transcribed_split([str(train), str(dev)], NormalizeConfig(), ["train"])
