@@ -151,3 +151,44 @@ def test_copies_as_asr_training_data_training_split_only(tmp_path):
     dev = manifest(tmp_path, "dev", 1)
     with pytest.raises(ValueError, match=r"split\(s\) \['dev'\]"):
         load_transcribed_split([str(train), str(dev)], NormalizeConfig(), ["train"])
+
+
+def test_acoustic_aug_pooled_files_load_as_a_feature_set(tmp_path):
+    """pool_augmented_acoustic's files are the acoustic modality (train_classifier's
+    load_feature_set groups by it); only the training split has the copies."""
+    from workflow_scripts.challenge.pool_augmented import main as pool_main
+    from workflow_scripts.common.features import write_features
+    from workflow_scripts.fusion.pooling import load_feature_set
+
+    rng = np.random.default_rng(0)
+
+    def features(path, ids):
+        stats = {"mean": rng.normal(size=(len(ids), 3)).astype(np.float32)}
+        write_features(path, ids, stats, {"model": "unit", "checkpoint": None, "preprocessing": {}})
+        return str(path)
+
+    splits = ["train", "dev"]
+    manifests = [str(manifest(tmp_path, split, 2)) for split in splits]
+    copies = read_manifest(manifests[0]).assign(utt_id=lambda f: f["utt_id"] + AUGMENTED_ID_MARK + "1")
+    write_manifest(copies, tmp_path / "aug.tsv", SPEECH_COLUMNS)
+    pooled = [str(tmp_path / f"{split}.parquet") for split in splits]
+    pool_main(
+        rule_job(
+            input={
+                "features": [features(tmp_path / f"f_{split}.parquet", [f"{split}0", f"{split}1"]) for split in splits],
+                "manifests": manifests,
+                "augmented": features(tmp_path / "f_aug.parquet", list(copies["utt_id"])),
+                "augmented_manifest": str(tmp_path / "aug.tsv"),
+            },
+            output={"pooled": pooled},
+            params={
+                "pooling": {"statistics": ["mean"]},
+                "classes": ["neutral", "negative"],
+                "splits": splits,
+                "train_split": "train",
+            },
+        )
+    )
+    data = load_feature_set(pooled)
+    assert data["train"].utt_ids == ["train0", "train1", "train0~aug1", "train1~aug1"]
+    assert data["dev"].utt_ids == ["dev0", "dev1"] and data["train"].X.shape == (4, 3)
