@@ -192,3 +192,20 @@ def test_acoustic_aug_pooled_files_load_as_a_feature_set(tmp_path):
     data = load_feature_set(pooled)
     assert data["train"].utt_ids == ["train0", "train1", "train0~aug1", "train1~aug1"]
     assert data["dev"].utt_ids == ["dev0", "dev1"] and data["train"].X.shape == (4, 3)
+
+
+def test_classifier_cv_holds_out_real_utterances_only():
+    """train_classifier's CV on acoustic_aug: copies are fitted on, never held out or scored, and a
+    held-out utterance's copies are not fitted on in its fold (even when folds ignore speakers)."""
+    from workflow_scripts.common.cv import cv_folds
+    from workflow_scripts.fusion.classifiers import real_held_out
+
+    real = [f"u{i}" for i in range(12)]
+    ids = real + [f"{u}{AUGMENTED_ID_MARK}{k}" for u in real for k in (1, 2)]
+    y = np.array([i % 2 for i in range(12)] * 3)
+    for fit, held_out in real_held_out(cv_folds(y, 3, 0, None), ids):
+        held = {ids[i] for i in held_out}
+        fitted_sources = {ids[i].split(AUGMENTED_ID_MARK)[0] for i in fit}
+        assert not any(is_augmented_copy(u) for u in held) and held and not held & fitted_sources
+    plain = cv_folds(y[:12], 3, 0, None)
+    assert real_held_out(plain, real) is plain
