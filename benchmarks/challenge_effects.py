@@ -37,6 +37,7 @@ from workflow_scripts.asr.text import NormalizeConfig, normalize_text  # noqa: E
 from workflow_scripts.asr.transcripts import read_transcripts  # noqa: E402
 from workflow_scripts.challenge.score import challenge_score  # noqa: E402
 from workflow_scripts.common import names, paths  # noqa: E402
+from workflow_scripts.common.config_schema import validate_config  # noqa: E402
 from workflow_scripts.common.labels import encode_labels  # noqa: E402
 from workflow_scripts.common.manifest import read_manifest  # noqa: E402
 from workflow_scripts.common.metrics import paired_bootstrap_difference  # noqa: E402
@@ -51,6 +52,7 @@ class Run:
         self.config = yaml.safe_load((self.directory / "config.yaml").read_text())
         for overlay in overlays:
             _merge(self.config, yaml.safe_load(Path(overlay).read_text()))
+        validate_config(self.config, self.directory / "schemas" / "config.schema.yaml")  # the defaults
         self.classes = list(self.config["task"]["classes"])
         self.roles = names.split_roles(self.config["task"])
         self.normalize = NormalizeConfig.from_dict(self.config["asr"]["normalize"])
@@ -271,7 +273,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         cells = [f"{pct(rates[s]['rate'])} {pct_ci(rates[s]['ci'])}" for s in splits]
         best_cell = f"{100 * best:.1f}" if isinstance(best, (int, float)) else "-"
         print(f"| {key} ({r.directory}) | {best_cell} | " + " | ".join(cells) + " |")
-        print(f"|   training: {training} |")
     if "compare" in asr_runs:
         differences = {
             split: paired_error_rate_difference(edits["run"][split], edits["compare"][split], bootstrap)
@@ -279,6 +280,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         }
         figures["asr"]["difference"] = differences
         print("| compare - run | | " + " | ".join(signed_pct(differences[s]) for s in splits) + " |")
+    for key, entry in figures["asr"].items():
+        if key != "difference":
+            print(f"\n{key} training: {entry['training']}")
 
     challenge = json.loads(run.path(paths.CHALLENGE_JSON).read_text())
     block = run.config["challenge"]["score"]
