@@ -66,13 +66,16 @@ class Run:
         ids = frame["utt_id"].tolist()
         return ids, encode_labels(frame["label"].tolist(), self.classes, str(manifest), ids)
 
-    def predictions(self, variant: str, split: str) -> np.ndarray:
-        """The variant's predicted class per utterance of the split, in manifest order."""
-        ids, probabilities = read_probabilities(
-            self.path(paths.VARIANT_PROBABILITIES, variant=variant, split=split), self.classes
-        )
+    def predictions(self, variant: str, split: str, classifier: str | None = None) -> np.ndarray:
+        """The variant's (or, with ``classifier``, that classifier's on feature set ``variant``)
+        predicted class per utterance of the split, in manifest order."""
+        if classifier is None:
+            path = self.path(paths.VARIANT_PROBABILITIES, variant=variant, split=split)
+        else:
+            path = self.path(paths.CLASSIFIER_PROBABILITIES, feature_set=variant, classifier=classifier, split=split)
+        ids, probabilities = read_probabilities(path, self.classes)
         manifest_ids, _ = self.labels(split)
-        order = align_ids(manifest_ids, ids, f"manifest of {split}", f"{variant} probabilities of {split}")
+        order = align_ids(manifest_ids, ids, f"manifest of {split}", str(path))
         return probabilities[order].argmax(axis=1)
 
     def metrics(self, variant: str) -> dict[str, Any] | None:
@@ -185,6 +188,7 @@ def training_record(run: Run) -> dict[str, Any]:
     return {key: record.get(key) for key in keys} | {
         "speed_perturbation": record.get("finetune", {}).get("speed_perturbation"),
         "train_manifests": record.get("train_manifests"),
+        "dev_wer_by_step": {e["step"]: round(e["wer"], 4) for e in record.get("evaluations", []) if "wer" in e},
     }
 
 
@@ -246,6 +250,26 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "acoustic",
             names.AUGMENTED_VARIANT,
         )
+        # Per classifier (the row is the classifier its CV selects, which may differ between the two).
+        figures["augmentation_per_classifier"] = {}
+        print("\nPer classifier (acoustic -> acoustic_aug, UA difference, paired):\n")
+        print("| classifier | " + " | ".join(splits) + " |")
+        print("| --- | " + " | ".join("---" for _ in splits) + " |")
+        for classifier in names.CLASSIFIERS:
+            entry = {}
+            for split in splits:
+                _, y = run.labels(split)
+                entry[split] = paired_bootstrap_difference(
+                    y,
+                    run.predictions("acoustic", split, classifier),
+                    run.predictions(names.AUGMENTED_VARIANT, split, classifier),
+                    len(run.classes),
+                    bootstrap,
+                )
+            figures["augmentation_per_classifier"][classifier] = entry
+            print(f"| {classifier} | " + " | ".join(signed_pct(entry[s]["UA"]) for s in splits) + " |")
+        selected = {v: run.metrics(v).get("selected") for v in ("acoustic", names.AUGMENTED_VARIANT)}
+        print(f"\nselected: {selected}")
     else:
         print("\n(no acoustic_aug row: challenge.augmentation.enabled was off)")
 
