@@ -222,7 +222,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", help="a finished workflow directory (config.yaml, results/)")
     parser.add_argument("--configfile", action="append", default=[], help="config overlays the run used")
-    parser.add_argument("--asr-compare", help="a second finished directory whose ASR is compared with RUN's")
+    parser.add_argument(
+        "--asr-compare", action="append", default=[], help="another finished directory whose ASR is compared with RUN's"
+    )
     parser.add_argument("--resamples", type=int)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--json", help="also write every figure to this JSON file")
@@ -282,31 +284,31 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print_variant_table(f"Lexicon rules ({variant} -> {rules}; %)", figures["rules"][variant], variant, rules)
 
     asr_runs = {"run": run}
-    if args.asr_compare:
-        asr_runs["compare"] = Run(args.asr_compare, args.configfile)
-    edits = {key: {split: r.edits(split) for split in splits} for key, r in asr_runs.items()}
+    for number, directory in enumerate(args.asr_compare, start=1):
+        asr_runs[f"compare{number}"] = Run(directory, args.configfile)
+    # Every split is unseen speech to the demo's ASR (the training split's transcripts train the
+    # text classifiers), so the ASR figures cover all of them.
+    asr_splits = list(run.config["task"]["splits"])
+    edits = {key: {split: r.edits(split) for split in asr_splits} for key, r in asr_runs.items()}
     figures["asr"] = {}
     print("\n## ASR (WER = SyER here, %; bootstrap over utterances)\n")
-    print("| run | best dev WER (training) | " + " | ".join(f"{s} WER" for s in splits) + " |")
-    print("| --- | --- | " + " | ".join("---" for _ in splits) + " |")
+    print("| run | best dev WER (training) | " + " | ".join(f"{s} WER" for s in asr_splits) + " |")
+    print("| --- | --- | " + " | ".join("---" for _ in asr_splits) + " |")
     for key, r in asr_runs.items():
-        rates = {split: error_rate(edits[key][split], bootstrap) for split in splits}
+        rates = {split: error_rate(edits[key][split], bootstrap) for split in asr_splits}
         training = training_record(r)
         figures["asr"][key] = {"directory": str(r.directory), "training": training, "splits": rates}
         best = training.get("best_dev_wer")
-        cells = [f"{pct(rates[s]['rate'])} {pct_ci(rates[s]['ci'])}" for s in splits]
+        cells = [f"{pct(rates[s]['rate'])} {pct_ci(rates[s]['ci'])}" for s in asr_splits]
         best_cell = f"{100 * best:.1f}" if isinstance(best, (int, float)) else "-"
         print(f"| {key} ({r.directory}) | {best_cell} | " + " | ".join(cells) + " |")
-    if "compare" in asr_runs:
-        differences = {
-            split: paired_error_rate_difference(edits["run"][split], edits["compare"][split], bootstrap)
-            for split in splits
-        }
-        figures["asr"]["difference"] = differences
-        print("| compare - run | | " + " | ".join(signed_pct(differences[s]) for s in splits) + " |")
+        if key != "run":  # paired with RUN on the same utterances
+            pairs = {s: (edits["run"][s], edits[key][s]) for s in asr_splits}
+            difference = {s: paired_error_rate_difference(*pairs[s], bootstrap) for s in asr_splits}
+            figures["asr"][key]["difference_from_run"] = difference
+            print(f"| {key} - run | | " + " | ".join(signed_pct(difference[s]) for s in asr_splits) + " |")
     for key, entry in figures["asr"].items():
-        if key != "difference":
-            print(f"\n{key} training: {entry['training']}")
+        print(f"\n{key} training: {entry['training']}")
 
     challenge = json.loads(run.path(paths.CHALLENGE_JSON).read_text())
     block = run.config["challenge"]["score"]
