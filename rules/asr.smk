@@ -25,7 +25,8 @@ rule build_demo_asr_model:
 rule finetune_whisper:
     input:
         base_model=get_asr_model_inputs(config["asr"]["finetune"]["base_model"]),
-        train=get_asr_train_manifests(),
+        # With challenge.augmentation.asr, the augmented copies of ser_corpus's training split too.
+        train=get_asr_train_manifests() + get_asr_augmented_manifests(),
         dev=get_asr_eval_manifest(),
         code=script_code("asr/train"),
     output:

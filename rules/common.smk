@@ -741,8 +741,22 @@ def get_challenge_targets():
 
 
 def get_augmentation_block():
-    """challenge.augmentation without the switch itself (the rule exists only when it is on)."""
-    return {key: value for key, value in config["challenge"]["augmentation"].items() if key != "enabled"}
+    """challenge.augmentation without its switches (which say who reads the copies, not how they are made)."""
+    return {key: value for key, value in config["challenge"]["augmentation"].items() if key not in ("enabled", "asr")}
+
+
+def get_asr_augmented_manifests():
+    """The augmented training copies as ASR training data (challenge.augmentation.asr), else nothing.
+    The copies are rows of ROLES.train, so that split must be one of asr.finetune.train_splits."""
+    if not config["challenge"]["augmentation"]["asr"]:
+        return []
+    train_splits = config["asr"]["finetune"]["train_splits"]
+    if ROLES.train not in train_splits:
+        raise ValueError(
+            f"config challenge.augmentation.asr: the copies are rows of the training split {ROLES.train!r}, "
+            f"which asr.finetune.train_splits {train_splits} does not list"
+        )
+    return [paths.AUGMENTED_MANIFEST]
 
 
 def get_augmented_sefe_features():

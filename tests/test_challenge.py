@@ -3,6 +3,8 @@ lexicon cue rules' matching (the rules in a workflow run: tests/test_fusion_work
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -121,3 +123,26 @@ def test_paired_bootstrap_difference_of_two_predictions():
     assert result["WA"]["difference"] == pytest.approx(2 / 8)
     low, high = result["WA"]["ci"]
     assert 0 <= low <= 2 / 8 <= high  # "after" is never worse on any resample
+
+
+def test_challenge_effects_benchmark_intervals():
+    """benchmarks/challenge_effects.py: error rates of resamples, paired differences, the joint score."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "challenge_effects", Path(__file__).resolve().parents[1] / "benchmarks" / "challenge_effects.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    bootstrap = {"resamples": 400, "confidence": 0.95, "seed": 3}
+    before = {"errors": np.array([0.0, 1.0, 2.0, 0.0, 1.0]), "words": np.array([4.0, 5.0, 4.0, 6.0, 5.0])}
+    after = {"errors": before["errors"] * 0, "words": before["words"]}
+    rate = module.error_rate(before, bootstrap)
+    assert rate["rate"] == pytest.approx(4 / 24) and rate["ci"][0] <= rate["rate"] <= rate["ci"][1]
+    same = module.paired_error_rate_difference(before, before, bootstrap)
+    assert same == {"difference": 0.0, "ci": [0.0, 0.0]}
+    better = module.paired_error_rate_difference(before, after, bootstrap)
+    assert better["difference"] == pytest.approx(-4 / 24) and better["ci"][1] <= 0
+    correct = np.array([1.0, 1.0, 0.0, 1.0, 1.0])
+    low, high = module.joint_score_interval(before, correct, (0.7, 0.3), bootstrap)
+    assert low <= challenge_score(100 * 4 / 24, 80.0) <= high

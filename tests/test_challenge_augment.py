@@ -126,3 +126,86 @@ def test_leakage_dev_or_test_rows_are_refused(tmp_path):
         augment_manifest(pd.concat([train, dev]), BLOCK, "train", tmp_path, "mixed.tsv")
     with pytest.raises(ValueError, match="no settings for the label"):
         augment_manifest(train.assign(label="angry"), BLOCK, "train", tmp_path, "train.tsv")
+
+
+def test_copies_as_asr_training_data_training_split_only(tmp_path):
+    """challenge.augmentation.asr: the copies join the ASR training manifests (finetune_whisper's
+    train input), read through the same split check, which refuses dev / test rows."""
+    from workflow_scripts.asr.text import NormalizeConfig
+    from workflow_scripts.asr.train import load_transcribed_split
+
+    train = manifest(tmp_path, "train", 3)
+    out = tmp_path / "out"
+    main(
+        rule_job(
+            input={"manifest": str(train)},
+            output={"wav_dir": str(out / "wav"), "manifest": str(out / "train.tsv"), "record": str(out / "c.json")},
+            params={"augmentation": BLOCK, "train_split": "train"},
+        )
+    )
+    data = load_transcribed_split([str(train), str(out / "train.tsv")], NormalizeConfig(), ["train"])
+    assert len(data) == 3 + 2 * 3 and data["utt_id"].is_unique
+    copies = data[data["utt_id"].map(is_augmented_copy)]
+    assert set(copies["target"]) == {"xin chào"} and all(p.startswith(str(out / "wav")) for p in copies["audio_path"])
+    # A copy of any other split never reaches training: augment refuses it, and so does the loader.
+    dev = manifest(tmp_path, "dev", 1)
+    with pytest.raises(ValueError, match=r"split\(s\) \['dev'\]"):
+        load_transcribed_split([str(train), str(dev)], NormalizeConfig(), ["train"])
+
+
+def test_acoustic_aug_pooled_files_load_as_a_feature_set(tmp_path):
+    """pool_augmented_acoustic's files are the acoustic modality (train_classifier's
+    load_feature_set groups by it); only the training split has the copies."""
+    from workflow_scripts.challenge.pool_augmented import main as pool_main
+    from workflow_scripts.common.features import write_features
+    from workflow_scripts.fusion.pooling import load_feature_set
+
+    rng = np.random.default_rng(0)
+
+    def features(path, ids):
+        stats = {"mean": rng.normal(size=(len(ids), 3)).astype(np.float32)}
+        write_features(path, ids, stats, {"model": "unit", "checkpoint": None, "preprocessing": {}})
+        return str(path)
+
+    splits = ["train", "dev"]
+    manifests = [str(manifest(tmp_path, split, 2)) for split in splits]
+    copies = read_manifest(manifests[0]).assign(utt_id=lambda f: f["utt_id"] + AUGMENTED_ID_MARK + "1")
+    write_manifest(copies, tmp_path / "aug.tsv", SPEECH_COLUMNS)
+    pooled = [str(tmp_path / f"{split}.parquet") for split in splits]
+    pool_main(
+        rule_job(
+            input={
+                "features": [features(tmp_path / f"f_{split}.parquet", [f"{split}0", f"{split}1"]) for split in splits],
+                "manifests": manifests,
+                "augmented": features(tmp_path / "f_aug.parquet", list(copies["utt_id"])),
+                "augmented_manifest": str(tmp_path / "aug.tsv"),
+            },
+            output={"pooled": pooled},
+            params={
+                "pooling": {"statistics": ["mean"]},
+                "classes": ["neutral", "negative"],
+                "splits": splits,
+                "train_split": "train",
+            },
+        )
+    )
+    data = load_feature_set(pooled)
+    assert data["train"].utt_ids == ["train0", "train1", "train0~aug1", "train1~aug1"]
+    assert data["dev"].utt_ids == ["dev0", "dev1"] and data["train"].X.shape == (4, 3)
+
+
+def test_classifier_cv_holds_out_real_utterances_only():
+    """train_classifier's CV on acoustic_aug: copies are fitted on, never held out or scored, and a
+    held-out utterance's copies are not fitted on in its fold (even when folds ignore speakers)."""
+    from workflow_scripts.common.cv import cv_folds
+    from workflow_scripts.fusion.classifiers import real_held_out
+
+    real = [f"u{i}" for i in range(12)]
+    ids = real + [f"{u}{AUGMENTED_ID_MARK}{k}" for u in real for k in (1, 2)]
+    y = np.array([i % 2 for i in range(12)] * 3)
+    for fit, held_out in real_held_out(cv_folds(y, 3, 0, None), ids):
+        held = {ids[i] for i in held_out}
+        fitted_sources = {ids[i].split(AUGMENTED_ID_MARK)[0] for i in fit}
+        assert not any(is_augmented_copy(u) for u in held) and held and not held & fitted_sources
+    plain = cv_folds(y[:12], 3, 0, None)
+    assert real_held_out(plain, real) is plain

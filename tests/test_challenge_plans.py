@@ -97,3 +97,40 @@ def test_augmentation_adds_only_its_row_and_reads_only_training_audio(demo):
     # Its settings rerun the augmentation, not the other acoustic jobs.
     changed = plan(demo, "copies", {"challenge": {"augmentation": {"enabled": True, "copies": 3}}})
     assert "extract_sefe" not in changed and "pool_features" not in changed
+
+
+def test_augmentation_for_asr_reruns_asr_training_and_what_reads_transcripts(demo):
+    jobs = plan(demo, "augment_asr", {"challenge": {"augmentation": {"asr": True}}}, inputs=True)
+    assert len(jobs["augment_training_audio"]) == 1 and len(jobs["finetune_whisper"]) == 1
+    assert len(jobs["transcribe"]) == 4 and [job["modality"] for job in jobs["pool_features"]] == ["text"]
+    # Not the acoustic_aug row (challenge.augmentation.enabled), SEFE or the text encoders' training.
+    assert not set(jobs) & (
+        DATA_AND_MODELS
+        | TEXT_ENCODERS
+        | {"extract_sefe", "evaluate_sefe", "extract_sefe_augmented", "pool_augmented_acoustic"}
+    )
+    assert "acoustic" not in {w["variant"] for w in jobs["evaluate_variant"]}
+    # Leakage: the copies come from the training manifest alone and are ASR training data; dev
+    # selects the checkpoint as before; no test manifest is read.
+    (augment,) = jobs["augment_training_audio"]
+    assert [p for p in augment["input"].split(", ") if not p.startswith("workflow_scripts/")] == [
+        "results/data/speech/demo/train.tsv"
+    ]
+    (finetune,) = jobs["finetune_whisper"]
+    manifests = [p for p in finetune["input"].split(", ") if p.endswith(".tsv")]
+    assert sorted(manifests) == sorted(
+        ["results/data/speech/demo_asr/train.tsv", "results/augment/train.tsv", "results/data/speech/demo/dev.tsv"]
+    )
+
+
+def test_augmentation_for_asr_keeps_the_copies_and_the_acoustic_aug_row(tmp_path):
+    # A run with the acoustic_aug row built: switching the copies into ASR training reruns
+    # neither the copies nor the row (the switch is not a parameter of augment_training_audio).
+    directory = copy_workflow(tmp_path / "workflow")
+    row = directory / "row.yaml"
+    row.write_text(yaml.safe_dump({"challenge": {"augmentation": {"enabled": True}}}))
+    stand_in_run(directory, "--configfile", str(row))
+    jobs = plan(directory, "both", {"challenge": {"augmentation": {"enabled": True, "asr": True}}})
+    assert "finetune_whisper" in jobs
+    assert not set(jobs) & {"augment_training_audio", "extract_sefe_augmented", "pool_augmented_acoustic"}
+    assert "acoustic_aug" not in {w["variant"] for w in jobs["evaluate_variant"]}

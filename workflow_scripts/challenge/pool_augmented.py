@@ -41,7 +41,8 @@ def main(job: Any) -> None:
             pooled = with_copies(
                 pooled, pool_split(job.input.augmented, job.input.augmented_manifest, statistics, classes)
             )
-        pooled.info.update(modality="acoustic_aug", split=split)
+        # The acoustic modality (load_feature_set groups by it); the feature set is acoustic_aug.
+        pooled.info.update(modality="acoustic", feature_set="acoustic_aug", split=split)
         write_pooled(output, pooled)
         log.info("acoustic_aug %s: %d utterances x %d", split, len(pooled.utt_ids), pooled.X.shape[1])
 

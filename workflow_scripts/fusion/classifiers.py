@@ -49,7 +49,7 @@ from workflow_scripts.common.cv import Folds, cv_folds
 from workflow_scripts.common.files import atomic_path, write_json
 from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.common.metrics import OBJECTIVES, fold_mean_score
-from workflow_scripts.common.names import CLASSIFIERS
+from workflow_scripts.common.names import AUGMENTED_ID_MARK, CLASSIFIERS, is_augmented_copy
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.fusion.pooling import Pooled, feature_spec, load_feature_set, write_probabilities
 
@@ -116,12 +116,28 @@ def predict_proba(pipeline: Pipeline, X: np.ndarray, n_classes: int) -> np.ndarr
     return result
 
 
+def real_held_out(found: Folds, utt_ids: list[str]) -> Folds:
+    """Augmented training copies (acoustic_aug, challenge.augmentation) are fitted on, never held out
+    or scored: each fold's held-out rows keep the real utterances only, and a copy whose original is
+    held out is not fitted on either (nothing of a held-out utterance reaches its fold's model)."""
+    copy = np.array([is_augmented_copy(u) for u in utt_ids], dtype=bool)
+    if not copy.any():
+        return found
+    source = np.array([u.split(AUGMENTED_ID_MARK)[0] for u in utt_ids])
+    result = []
+    for fit, held_out in found:
+        held_out = held_out[~copy[held_out]]
+        fit = fit[~(copy[fit] & np.isin(source[fit], source[held_out]))]
+        result.append((fit, held_out))
+    return result
+
+
 def training_folds(train: Pooled, y: np.ndarray, folds: int, seed: int, group_by_speaker: bool) -> tuple[Folds, str]:
     """The CV folds of the training split (common.cv.cv_folds), grouped by the manifest's speakers
     when ``group_by_speaker`` (held-out rows are then unseen speakers, as in the test splits), and
     what they are grouped by: "speaker" when no speaker is on both sides of a fold, else "none"."""
     speakers = train.speakers if group_by_speaker else None
-    found = cv_folds(y, folds, seed, speakers)
+    found = real_held_out(cv_folds(y, folds, seed, speakers), train.utt_ids)
     if not speakers:
         return found, "none"
     names = np.asarray(speakers)
