@@ -56,9 +56,11 @@ class Run:
         self.classes = list(self.config["task"]["classes"])
         self.roles = names.split_roles(self.config["task"])
         self.normalize = NormalizeConfig.from_dict(self.config["asr"]["normalize"])
+        self.system = names.primary_system(self.config["asr"])  # the run's Table 2 / challenge report
 
-    def path(self, template: str, **fields: str) -> Path:
-        return self.directory / template.format(**fields)
+    def path(self, template: str, per_system: bool = False, **fields: str) -> Path:
+        """A result of the run (``per_system``: the primary ASR system's, results/systems/<system>/...)."""
+        return self.directory / paths.for_system(template, per_system, self.system).format(**fields)
 
     def labels(self, split: str) -> tuple[list[str], np.ndarray]:
         manifest = self.path(paths.SPEECH_MANIFEST, corpus=self.config["ser_corpus"], split=split)
@@ -70,22 +72,25 @@ class Run:
         """The variant's (or, with ``classifier``, that classifier's on feature set ``variant``)
         predicted class per utterance of the split, in manifest order."""
         if classifier is None:
-            path = self.path(paths.VARIANT_PROBABILITIES, variant=variant, split=split)
+            per_system = names.reads_transcripts(variant, {})
+            path = self.path(paths.VARIANT_PROBABILITIES, per_system, variant=variant, split=split)
         else:
-            path = self.path(paths.CLASSIFIER_PROBABILITIES, feature_set=variant, classifier=classifier, split=split)
+            per_system = names.feature_set_reads_transcripts(variant)
+            template = paths.CLASSIFIER_PROBABILITIES
+            path = self.path(template, per_system, feature_set=variant, classifier=classifier, split=split)
         ids, probabilities = read_probabilities(path, self.classes)
         manifest_ids, _ = self.labels(split)
         order = align_ids(manifest_ids, ids, f"manifest of {split}", str(path))
         return probabilities[order].argmax(axis=1)
 
     def metrics(self, variant: str) -> dict[str, Any] | None:
-        path = self.path(paths.VARIANT_METRICS, variant=variant)
+        path = self.path(paths.VARIANT_METRICS, names.reads_transcripts(variant, {}), variant=variant)
         return json.loads(path.read_text()) if path.exists() else None
 
     def edits(self, split: str) -> dict[str, np.ndarray]:
         """Per utterance of the split (manifest order): word errors and reference words after the
         ASR normalisation (syllables: the same tokens, docs/challenge.md)."""
-        frame = read_transcripts(self.path(paths.TRANSCRIPTS, split=split)).set_index("utt_id")
+        frame = read_transcripts(self.path(paths.TRANSCRIPTS, system=self.system, split=split)).set_index("utt_id")
         manifest_ids, _ = self.labels(split)
         errors, words = np.zeros(len(manifest_ids)), np.zeros(len(manifest_ids))
         for i, utt_id in enumerate(manifest_ids):

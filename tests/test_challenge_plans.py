@@ -102,14 +102,17 @@ def test_augmentation_adds_only_its_row_and_reads_only_training_audio(demo):
 def test_augmentation_for_asr_reruns_asr_training_and_what_reads_transcripts(demo):
     jobs = plan(demo, "augment_asr", {"challenge": {"augmentation": {"asr": True}}}, inputs=True)
     assert len(jobs["augment_training_audio"]) == 1 and len(jobs["finetune_whisper"]) == 1
-    assert len(jobs["transcribe"]) == 4 and [job["modality"] for job in jobs["pool_features"]] == ["text"]
+    # Every ASR system with a model of the fine-tuning run (its model and its snapshot) retranscribes.
+    assert sorted(job["system"] for job in jobs["transcribe"]) == sorted(MODEL_SYSTEMS * 4)
+    assert sorted(j["system"] for j in jobs["pool_features_per_system"]) == sorted(MODEL_SYSTEMS)
+    assert "pool_features" not in jobs
     # Not the acoustic_aug row (challenge.augmentation.enabled), SEFE or the text encoders' training.
     assert not set(jobs) & (
         DATA_AND_MODELS
         | TEXT_ENCODERS
         | {"extract_sefe", "evaluate_sefe", "extract_sefe_augmented", "pool_augmented_acoustic"}
     )
-    assert "acoustic" not in {w["variant"] for w in jobs["evaluate_variant"]}
+    assert "evaluate_variant" not in jobs  # the shared (acoustic-only) rows; text rows are per system
     # Leakage: the copies come from the training manifest alone and are ASR training data; dev
     # selects the checkpoint as before; no test manifest is read.
     (augment,) = jobs["augment_training_audio"]
@@ -133,4 +136,4 @@ def test_augmentation_for_asr_keeps_the_copies_and_the_acoustic_aug_row(tmp_path
     jobs = plan(directory, "both", {"challenge": {"augmentation": {"enabled": True, "asr": True}}})
     assert "finetune_whisper" in jobs
     assert not set(jobs) & {"augment_training_audio", "extract_sefe_augmented", "pool_augmented_acoustic"}
-    assert "acoustic_aug" not in {w["variant"] for w in jobs["evaluate_variant"]}
+    assert "acoustic_aug" not in {w["variant"] for w in jobs.get("evaluate_variant", [])}
