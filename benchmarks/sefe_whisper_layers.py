@@ -105,7 +105,7 @@ def main() -> None:
     rows = []
     for name in names:
         for statistics in STATISTIC_SETS:
-            inputs = {s: (str(work / name / f"{s}.parquet"), str(Path(args.manifests) / f"{s}.tsv")) for s in args.splits}
+            inputs = {s: (str(work / name / f"{s}.parquet"), f"{args.manifests}/{s}.tsv") for s in args.splits}
             record = evaluate({**evaluation, "statistics": statistics}, classes, inputs, args.splits[0])
             ua = {s: round(m["UA"], 3) for s, m in record["splits"].items()}
             rows.append({"layer": name, "statistics": "+".join(statistics), "C": record["classifier"]["C"], **ua})
