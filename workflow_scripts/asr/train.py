@@ -454,6 +454,11 @@ def finetune(
         greater_is_better=False,
         predict_with_generate=True,
         generation_num_beams=1,
+        # Prompt tokens + eval_max_new_tokens: an early checkpoint that never ends a sentence costs
+        # that many steps per dev clip, not the model's limit (448 for whisper-*).
+        generation_max_length=len(processor.tokenizer.prefix_tokens) + int(block["eval_max_new_tokens"])
+        if block.get("eval_max_new_tokens")
+        else None,
         logging_steps=int(block["logging_steps"]),
         report_to=[],
         seed=seed,
