@@ -225,7 +225,8 @@ def test_frozen_encoder_cached_states_and_a_shorter_window(setup):
 
     root, train, dev, block = setup
     out = root / "frozen"
-    frozen = {**block, "freeze_encoder": True, "input_window_s": 1, "max_steps": 4, "keep_checkpoints": False}
+    frozen = {**block, "freeze_encoder": True, "input_window_s": 1, "max_steps": 4, "eval_max_new_tokens": 3}
+    frozen["keep_checkpoints"] = False
     summary = finetune(frozen, NORMALIZE, [train], dev, str(out), str(root / "frozen_work"), threads=1)
     assert summary["encoder_states_cached"] and summary["input_window_s"] == 1 and summary["global_step"] == 4
     base, tuned = state_dict(block["base_model"]), state_dict(out)
