@@ -13,6 +13,7 @@ from workflow_scripts.asr.train import (
     finetune,
     load_transcribed_split,
     prepare_work_dir,
+    shorten_input_window,
     warp_frequency,
 )
 from workflow_scripts.asr.train import main as finetune_whisper
@@ -237,3 +238,37 @@ def test_two_runs_with_two_threads_give_identical_weights(setup):
     # Bit-identity at this tiny size holds even without them; at the demo's size it needs them.
     assert torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(False)
+
+
+def test_frozen_encoder_cached_states_and_a_shorter_window(setup):
+    """freeze_encoder + input_window_s: only the decoder learns, the encoder runs once per clip, the window travels."""
+    from transformers import WhisperProcessor
+
+    root, train, dev, block = setup
+    out = root / "frozen"
+    frozen = {**block, "freeze_encoder": True, "input_window_s": 1, "max_steps": 4, "eval_max_new_tokens": 3}
+    frozen["keep_checkpoints"] = False
+    summary = finetune(frozen, NORMALIZE, [train], dev, str(out), str(root / "frozen_work"), threads=1)
+    assert summary["encoder_states_cached"] and summary["input_window_s"] == 1 and summary["global_step"] == 4
+    base, tuned = state_dict(block["base_model"]), state_dict(out)
+    encoder = [k for k in tuned if ".encoder." in k and "embed_positions" not in k]
+    decoder = [k for k in tuned if ".decoder." in k]
+    assert encoder and all(torch.equal(tuned[k], base[k]) for k in encoder)
+    assert any(not torch.equal(tuned[k], base[k]) for k in decoder)
+    # The 2 s window of the tiny model is cut to 1 s: half the positions, the first rows kept.
+    positions = tuned["model.encoder.embed_positions.weight"]
+    full = base["model.encoder.embed_positions.weight"]
+    assert positions.shape[0] * 2 == full.shape[0] and torch.equal(positions, full[: positions.shape[0]])
+    extractor = WhisperProcessor.from_pretrained(out).feature_extractor
+    assert extractor.chunk_length == 1 and extractor.nb_max_frames == 2 * positions.shape[0]
+
+
+def test_a_window_at_least_the_models_is_left_alone(setup):
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    _, _, _, block = setup
+    model = WhisperForConditionalGeneration.from_pretrained(block["base_model"])
+    processor = WhisperProcessor.from_pretrained(block["base_model"])
+    before = model.config.max_source_positions
+    shorten_input_window(model, processor, 30)
+    assert model.config.max_source_positions == before and processor.feature_extractor.chunk_length == 2

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import run_snakemake, shared_data
-from workflow_copy import recorded_params
+from workflow_copy import planned_jobs, recorded_params
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ["results/sefe/handcrafted/evaluation.json", "results/sefe/wavlm/train.parquet"]
@@ -60,6 +60,22 @@ def test_shipped_config_is_offline_and_weights_free():
         "disgust": "negative",
     }
     assert emodb["corpora"]["emodb"]["split"]["speaker_disjoint"] is True
+
+
+def test_emodb_config_plans_its_targets_standalone(workflow_dir):
+    """configs/emodb.yaml alone (no overlay), from a checkout beside ../shared: only its SEFE jobs are planned."""
+    corpus = shared_data("speech", "emodb_2s")
+    (workflow_dir.parent / "shared").symlink_to(corpus.parents[2], target_is_directory=True)
+    handcrafted = "results/sefe/handcrafted/evaluation.json"
+    whisper = "results/sefe/whisper_encoder/evaluation.json"
+    result = run_snakemake(workflow_dir, "-n", "--configfile", "configs/emodb.yaml", "--", handcrafted, whisper)
+    assert planned_jobs(result.stdout) == {
+        "ingest_speech_corpus": 1,
+        "assemble_whisper_base": 1,
+        "convert_whisper_base": 1,
+        "extract_sefe": 8,
+        "evaluate_sefe": 2,
+    }
 
 
 @pytest.mark.slow

@@ -90,6 +90,8 @@ class WhisperSpeechDataset(torch.utils.data.Dataset):
     only), from NumPy's global generator, which the Trainer seeds and restores when resuming.
     ``speed_factors`` (training only; asr/speed_perturb.py): each access plays the clip at a factor
     drawn from them, from the same generator; the cache keeps one entry per clip and factor.
+    ``encoder`` (a frozen Whisper encoder; training only): each access returns the encoder's output
+    states instead of the log-mel features, computed once per clip and factor and kept in memory.
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class WhisperSpeechDataset(torch.utils.data.Dataset):
         cache_features: bool,
         freq_warp: float = 0.0,
         speed_factors: Sequence[float] = (),
+        encoder: torch.nn.Module | None = None,
     ) -> None:
         tokenizer = processor.tokenizer
         labels = [tokenizer(text).input_ids for text in data["target"]]
@@ -120,6 +123,8 @@ class WhisperSpeechDataset(torch.utils.data.Dataset):
         self.cache: dict[tuple[int, float], np.ndarray] | None = {} if cache_features else None
         self.freq_warp = freq_warp
         self.speed_factors = tuple(float(f) for f in speed_factors)
+        self.encoder = encoder
+        self.encoded: dict[tuple[int, float], np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -136,8 +141,26 @@ class WhisperSpeechDataset(torch.utils.data.Dataset):
             self.cache[(index, speed)] = values
         return values
 
+    def encoder_states(self, index: int, speed: float) -> np.ndarray:
+        """The frozen encoder's output for one clip (frames x d_model), computed on first access."""
+        if (index, speed) not in self.encoded:
+            device = next(self.encoder.parameters()).device
+            features = torch.from_numpy(self.features(index, speed))[None].to(device)
+            was_training = self.encoder.training
+            self.encoder.eval()
+            with torch.no_grad():
+                states = self.encoder(features).last_hidden_state[0]
+            self.encoder.train(was_training)
+            self.encoded[(index, speed)] = states.float().cpu().numpy()
+            if self.cache is not None:
+                self.cache.pop((index, speed), None)  # the states replace the log-mel features
+        return self.encoded[(index, speed)]
+
     def __getitem__(self, index: int) -> dict[str, Any]:
-        features = self.features(index, draw_factor(self.speed_factors) if self.speed_factors else 1.0)
+        speed = draw_factor(self.speed_factors) if self.speed_factors else 1.0
+        if self.encoder is not None:
+            return {"encoder_states": self.encoder_states(index, speed), "labels": self.labels[index]}
+        features = self.features(index, speed)
         if self.freq_warp:
             features = warp_frequency(features, np.random.uniform(1 - self.freq_warp, 1 + self.freq_warp))
         return {"input_features": features, "labels": self.labels[index]}
@@ -147,19 +170,23 @@ class WhisperSpeechDataset(torch.utils.data.Dataset):
 class WhisperCollator:
     """Stack features; pad labels with -100 (ignored by the loss) and drop the decoder start token.
 
-    The model prepends the start token itself when it shifts labels into decoder inputs.
+    The model prepends the start token itself when it shifts labels into decoder inputs. Items that
+    carry a frozen encoder's states (``encoder_states``) become the model's ``encoder_outputs``.
     """
 
     decoder_start_token_id: int
 
     def __call__(self, items: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
-        features = torch.from_numpy(np.stack([item["input_features"] for item in items]))
+        key = "encoder_states" if "encoder_states" in items[0] else "input_features"
+        features = torch.from_numpy(np.stack([item[key] for item in items]))
         width = max(len(item["labels"]) for item in items)
         labels = torch.full((len(items), width), -100, dtype=torch.long)
         for row, item in enumerate(items):
             labels[row, : len(item["labels"])] = torch.tensor(item["labels"], dtype=torch.long)
         if bool((labels[:, 0] == self.decoder_start_token_id).all()):
             labels = labels[:, 1:]
+        if key == "encoder_states":
+            return {"encoder_outputs": (features,), "labels": labels}
         return {"input_features": features, "labels": labels}
 
 
@@ -309,6 +336,52 @@ def write_snapshots(
             write_json(Path(tmp) / "training_config.json", {**summary, **note})
 
 
+def shorten_input_window(model, processor, seconds: int) -> None:
+    """Cut a Whisper's input window to ``seconds`` (Whisper: 30 s), in place: feature extractor and encoder.
+
+    The log-mel input is padded to the new window and the encoder keeps the first positional
+    embeddings (sinusoids: the same values at the same positions), so encoding costs about
+    window / 30 of the full one; the saved model and its processor keep the window, and
+    transcription pads to it. Clips longer than the window are cut (the transcription log counts them).
+    """
+    from transformers import WhisperFeatureExtractor
+
+    old = processor.feature_extractor
+    if seconds >= old.chunk_length:
+        log.info("input_window_s %s: the model's window is already %s s; unchanged", seconds, old.chunk_length)
+        return
+    extractor = WhisperFeatureExtractor(
+        feature_size=old.feature_size,
+        sampling_rate=old.sampling_rate,
+        hop_length=old.hop_length,
+        chunk_length=int(seconds),
+        n_fft=old.n_fft,
+        padding_value=old.padding_value,
+        dither=getattr(old, "dither", 0.0),
+    )
+    encoder = model.get_encoder()
+    positions = extractor.nb_max_frames // (encoder.conv1.stride[0] * encoder.conv2.stride[0])
+    kept = encoder.embed_positions.weight.data[:positions].clone()
+    encoder.embed_positions = torch.nn.Embedding(positions, kept.shape[1])
+    encoder.embed_positions.weight.data.copy_(kept)
+    encoder.embed_positions.requires_grad_(False)
+    encoder.max_source_positions = positions
+    model.config.max_source_positions = positions
+    processor.feature_extractor = extractor
+    log.info("input window cut from %s s to %s s (%d encoder positions)", old.chunk_length, seconds, positions)
+
+
+def caches_encoder_states(block: Mapping[str, Any]) -> bool:
+    """Whether the frozen encoder's training outputs are computed once: nothing may change its input per epoch."""
+    return (
+        bool(block.get("freeze_encoder"))
+        and bool(block["cache_features"])
+        and int(block["dataloader_num_workers"]) == 0
+        and not float(block["freq_warp"])
+        and not block["spec_augment"]["enabled"]
+    )
+
+
 def finetune(
     block: Mapping[str, Any],
     normalize_block: Mapping[str, Any],
@@ -348,6 +421,25 @@ def finetune(
     model.generation_config.forced_decoder_ids = None
     model.config.forced_decoder_ids = None
     apply_training_overrides(model, block)
+    if block.get("input_window_s"):
+        shorten_input_window(model, processor, int(block["input_window_s"]))
+    if block.get("freeze_encoder"):
+        model.freeze_encoder()
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info(
+        "%d of %d parameters trained%s",
+        trainable,
+        model.num_parameters(),
+        " (encoder frozen)" if block.get("freeze_encoder") else "",
+    )
+    cache_states = caches_encoder_states(block)
+    if block.get("freeze_encoder"):
+        log.info(
+            "frozen encoder: %s",
+            "its outputs for the training clips are computed once and kept in memory"
+            if cache_states
+            else "recomputed every step (cache_features off, workers, freq_warp or spec_augment)",
+        )
 
     train_data = load_transcribed_split(train_manifests, normalize, block["train_splits"])
     dev_data = load_transcribed_split([dev_manifest], normalize, [block["eval_split"]])
@@ -360,6 +452,7 @@ def finetune(
         bool(block["cache_features"]),
         float(block["freq_warp"]),
         speed["factors"] if speed["enabled"] else (),
+        model.get_encoder() if cache_states else None,
     )
     dev_set = WhisperSpeechDataset(dev_data, processor, max_labels, bool(block["cache_features"]))
     log.info(
@@ -410,6 +503,11 @@ def finetune(
         greater_is_better=False,
         predict_with_generate=True,
         generation_num_beams=1,
+        # Prompt tokens + eval_max_new_tokens: an early checkpoint that never ends a sentence costs
+        # that many steps per dev clip, not the model's limit (448 for whisper-*).
+        generation_max_length=len(processor.tokenizer.prefix_tokens) + int(block["eval_max_new_tokens"])
+        if block.get("eval_max_new_tokens")
+        else None,
         logging_steps=int(block["logging_steps"]),
         report_to=[],
         seed=seed,
@@ -463,6 +561,9 @@ def finetune(
         "precision": precision,
         "precision_note": note,
         "resumed_from": resume,
+        "trainable_parameters": trainable,
+        "encoder_states_cached": cache_states,
+        "input_window_s": processor.feature_extractor.chunk_length,
         "global_step": state.global_step,
         "epochs": state.epoch,
         "train_seconds": round(elapsed, 1),
