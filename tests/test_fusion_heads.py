@@ -261,10 +261,12 @@ def test_editing_a_head_block_reruns_only_its_variants_and_the_report(workflow_d
 
 
 def test_head_variants_are_the_heads_and_their_checked_ablations():
-    heads = {"variants": ["xattn_mean"], "xattn": {"temporal": "bilstm", "dropout": 0.3}}
+    heads = {"variants": ["xattn_mean"], "xattn": {"temporal": "bilstm", "dropout": 0.3, "seed": 11}}
     heads["ablations"] = {"xattn_mean": {"head": "xattn", "temporal": "mean"}}
+    heads["ablations"]["xattn_s2"] = {"head": "xattn", "seed_offset": 2}
     variants = head_variants(heads)
-    assert variants["xattn_mean"].block == {"temporal": "mean", "dropout": 0.3}
+    assert variants["xattn_mean"].block == {"temporal": "mean", "dropout": 0.3, "seed": 11}
+    assert variants["xattn_s2"].block["seed"] == 13  # another seed that follows the head's
     assert variants["xattn_mean"].overrides == {"temporal": "mean"} and variants["xattn"].overrides == {}
     for ablations, message in (
         ({"hybrid": {"head": "xattn"}}, "already a variant"),

@@ -14,6 +14,9 @@ from typing import Any
 
 from workflow_scripts.common import names
 
+# An ablation key beside the head's own: train with the head's seed plus this (e.g. vote members).
+SEED_OFFSET = "seed_offset"
+
 
 @dataclass(frozen=True)
 class HeadVariant:
@@ -40,10 +43,13 @@ def head_variants(heads: Mapping[str, Any]) -> dict[str, HeadVariant]:
         head = overrides.pop("head", None)
         if head not in variants:
             raise ValueError(f"{where}.head: {head!r}, expected one of {sorted(variants)}")
-        unknown = sorted(set(overrides) - set(heads[head]))
+        unknown = sorted(set(overrides) - set(heads[head]) - {SEED_OFFSET})
         if unknown:
             raise ValueError(f"{where}: {unknown} are not keys of fusion.heads.{head} ({sorted(heads[head])})")
-        variants[name] = HeadVariant(name, head, {**heads[head], **overrides}, overrides)
+        block = {**heads[head], **overrides}
+        if SEED_OFFSET in block:  # another seed that still follows the head's (and so the top-level) seed
+            block["seed"] = int(heads[head]["seed"]) + int(block.pop(SEED_OFFSET))
+        variants[name] = HeadVariant(name, head, block, overrides)
     missing = [name for name in heads.get("variants", []) if name not in variants]
     if missing:
         raise ValueError(
