@@ -242,7 +242,8 @@ def test_slurm_profile_retries_ask_for_more_memory_and_time(workflow_dir):
 
 
 def test_every_gpu_rule_takes_its_placement_from_the_config_block(workflow_dir):
-    """Each rule of the workflow that declares a GPU gets all keys of config `resources.<rule>`."""
+    """Each rule of the workflow that declares a GPU gets all keys of config `resources.<rule>` (a
+    `<rule>_per_system` twin those of its rule's block)."""
     jobs = _dry_run_jobs(workflow_dir, "--forceall", snakefile="Snakefile")
     gpu_rules = sorted({rule for rule, _, resources in jobs if "gpu" in resources})
     if not gpu_rules:
@@ -255,7 +256,10 @@ def test_every_gpu_rule_takes_its_placement_from_the_config_block(workflow_dir):
         "mem_mb": 1111,
         "runtime": 11,
     }
-    (workflow_dir / "placement.yaml").write_text(yaml.safe_dump({"resources": {r: placement for r in gpu_rules}}))
+    blocks = {rule: rule.removesuffix("_per_system") for rule in gpu_rules}
+    (workflow_dir / "placement.yaml").write_text(
+        yaml.safe_dump({"resources": {block: placement for block in blocks.values()}})
+    )
     jobs = _dry_run_jobs(workflow_dir, "--forceall", "--configfile", "placement.yaml", snakefile="Snakefile")
     for rule, output, resources in jobs:
         if rule not in gpu_rules:
@@ -275,6 +279,6 @@ def test_every_gpu_rule_takes_its_placement_from_the_config_block(workflow_dir):
         )
         shown = {key: resources.get(key) for key in placement}
         assert shown == expected, (
-            f"rule {rule} ({output}) ignores part of config resources.{rule}; declare "
-            f'`resources: **gpu_rule_resources("{rule}")`: {shown}'
+            f"rule {rule} ({output}) ignores part of config resources.{blocks[rule]}; declare "
+            f'`resources: **gpu_rule_resources("{blocks[rule]}")`: {shown}'
         )

@@ -196,11 +196,11 @@ def test_workflow_plans_the_transformer_backend_from_train_and_dev_only(workflow
     assert "workflow_scripts/tefe/transformer.py" in fits["transformer"]
     tokens = {job["split"] for job in jobs["extract_tefe_backend_tokens"]}
     assert tokens == {"train", "dev", "public_test", "private_test"}
-    (xattn,) = jobs["train_xattn"]
-    assert "results/tefe/transformer/tokens/dev.parquet" in xattn["input"]
-    assert "results/tefe/tokens/" not in xattn["input"]
-    pooled = [job["input"] for job in jobs["pool_features"] if job.get("modality") == "text"]
-    assert pooled and all("results/tefe/transformer/features/" in files for files in pooled)
+    (xattn,) = jobs["train_xattn"]  # the primary ASR system's (its transcripts' token states)
+    assert "results/systems/finetuned/tefe/transformer/tokens/dev.parquet" in xattn["input"]
+    assert "/tefe/tokens/" not in xattn["input"]
+    pooled = [job["input"] for job in jobs["pool_features_per_system"] if job.get("modality") == "text"]
+    assert pooled and all("/tefe/transformer/features/" in files for files in pooled)
 
 
 def test_rule_steps_fit_extract_and_write_tokens(checkpoint, tmp_path):
