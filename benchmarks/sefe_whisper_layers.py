@@ -38,17 +38,9 @@ class AllLayers(WhisperEncoderBackend):
 
     def _encode(self, features):
         import torch
-        import torch.nn.functional as F
 
-        encoder = self.encoder
-        x = F.gelu(encoder.conv2(F.gelu(encoder.conv1(features)))).permute(0, 2, 1)
-        x = x + encoder.embed_positions.weight[: x.shape[1]]
-        hidden = [x]
-        for layer in encoder.layers:
-            x = layer(x, None)
-            x = x[0] if isinstance(x, tuple) else x
-            hidden.append(x)
-        states = [*hidden, encoder.layer_norm(x), torch.stack(hidden[1:]).mean(dim=0)]
+        hidden = self.hidden_states(features)
+        states = [*hidden, self.encoder.layer_norm(hidden[-1]), torch.stack(hidden[1:]).mean(dim=0)]
         return torch.cat(states, dim=-1)
 
 

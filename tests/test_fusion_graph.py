@@ -14,6 +14,7 @@ from workflow_scripts.common.files import read_json
 from workflow_scripts.common.sequences import SequenceFile, SequenceWriter
 from workflow_scripts.fusion.heads import trainer
 from workflow_scripts.fusion.heads.graph import GraphAttentionLayer, train_and_evaluate
+from workflow_scripts.fusion.heads.outputs import HeadRun
 from workflow_scripts.fusion.vote import evaluate_vote, majority_vote
 from workflow_scripts.sefe import prosody
 
@@ -200,12 +201,15 @@ def synthetic_graph_inputs(directory, test_shift=0.0):
 
 def test_graph_head_is_deterministic_and_never_trains_on_a_test_split(tmp_path):
     torch.set_num_threads(1)
-    args = {"bootstrap": BOOTSTRAP, "classes": CLASSES, "train_split": "train", "selection_split": "dev"}
-    first = train_and_evaluate(*synthetic_graph_inputs(tmp_path / "a"), TINY, **args)
-    second = train_and_evaluate(*synthetic_graph_inputs(tmp_path / "b"), TINY, **args)
+
+    def run(block):
+        return HeadRun(block, BOOTSTRAP, CLASSES, "train", "dev", "graph", "Graph-attention fusion (seed 003)")
+
+    first = train_and_evaluate(*synthetic_graph_inputs(tmp_path / "a"), run(TINY))
+    second = train_and_evaluate(*synthetic_graph_inputs(tmp_path / "b"), run(TINY))
     for split in SPLITS:
         np.testing.assert_array_equal(first[3][split][1], second[3][split][1])
-    shifted = train_and_evaluate(*synthetic_graph_inputs(tmp_path / "c", test_shift=3.0), TINY, **args)
+    shifted = train_and_evaluate(*synthetic_graph_inputs(tmp_path / "c", test_shift=3.0), run(TINY))
     for a, b in zip(first[0].state_dict().values(), shifted[0].state_dict().values(), strict=True):
         assert torch.equal(a, b)  # the test split's features changed: the same model
     assert not np.array_equal(first[3]["public_test"][1], shifted[3]["public_test"][1])
@@ -218,11 +222,10 @@ def test_graph_head_is_deterministic_and_never_trains_on_a_test_split(tmp_path):
     ablation = train_and_evaluate(
         {k: files[k] for k in ("acoustic", "text")},
         manifests,
-        {**TINY, "nodes": ["speech", "text", "spectral"]},
-        **args,
+        run({**TINY, "nodes": ["speech", "text", "spectral"]}),
     )
     assert ablation[2]["feature_sets"] == ["acoustic_sequences", "text_sequences"]
-    concat = train_and_evaluate(files, manifests, {**TINY, "fusion": "concat"}, **args)
+    concat = train_and_evaluate(files, manifests, run({**TINY, "fusion": "concat"}))
     assert not any(name.startswith(("attention", "gat")) for name in concat[0].state_dict())
     assert sum(name.startswith("gat.") for name in first[0].state_dict()) == 2 * 3  # 2 layers x (W, a_dst, a_src)
 

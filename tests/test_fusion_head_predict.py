@@ -5,18 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from test_fusion_graph import TINY as GRAPH_TINY
-from test_fusion_head_xattn import SPLITS, head_file, tiny_run  # noqa: F401 (the run fixture, its xattn variants trained)
+from test_fusion_head_xattn import SPLITS, assert_predict_gives_the_rule, head_file, tiny_run  # noqa: F401 (the run fixture, its xattn variants trained)
 from test_fusion_heads import BOOTSTRAP, CLASSES
 
 from workflow_scripts import predict
 from workflow_scripts.common import paths
 from workflow_scripts.fusion.heads.graph import main as train_graph
-from workflow_scripts.fusion.pooling import read_probabilities
 from workflow_scripts.fusion.vote import main as evaluate_vote
 from workflow_scripts.sefe import prosody
 
@@ -89,15 +87,7 @@ def graph_run(tiny_run):  # noqa: F811
 def test_predict_graph_and_vote_give_the_rule_probabilities(graph_run, tmp_path, variant):
     run, files, configs = graph_run
     manifest = pd.read_csv(files["manifests"]["public_test"], sep="\t")
-    output = tmp_path / "predictions.csv"
-    argv = ["--run-dir", str(run), "--configfile", *configs, "--variant", variant, "--output", str(output)]
-    predict.main([*argv, "--hook", "asr=test_fusion_head_xattn:fake_asr", *manifest["audio_path"]])
-    predicted = pd.read_csv(output).assign(utt_id=lambda f: f["path"].map(lambda p: Path(p).stem)).set_index("utt_id")
-    where = head_file(run, paths.VARIANT_PROBABILITIES, variant=variant, split="public_test")
-    utt_ids, probabilities = read_probabilities(where, CLASSES)
-    rule = pd.DataFrame(probabilities, index=utt_ids).loc[predicted.index].to_numpy()
-    np.testing.assert_allclose(predicted[[f"p_{c}" for c in CLASSES]].to_numpy(), rule, atol=1e-5)
-    assert (predicted["error"].isna() | (predicted["error"] == "")).all()
+    assert_predict_gives_the_rule(run, configs, variant, manifest, tmp_path)
 
 
 def test_predict_names_the_graph_heads_artifacts_and_a_vote_it_cannot_run(graph_run):

@@ -188,9 +188,13 @@ def test_finetuned_text_encoder_starts_as_the_frozen_states_and_trains_at_its_ow
 def test_predict_head_variant_gives_the_rule_probabilities(tiny_run, tmp_path, variant):
     root, run, files, _ = tiny_run
     manifest = pd.read_csv(files["manifests"]["public_test"], sep="\t")
+    assert_predict_gives_the_rule(run, [str(PROJECT_ROOT / "config.yaml")], variant, manifest, tmp_path)
+
+
+def assert_predict_gives_the_rule(run: Path, configs: list[str], variant: str, manifest: pd.DataFrame, tmp_path: Path):
+    """predict --variant on the manifest's audio gives the rule's public_test probabilities (1e-5), no errors."""
     output = tmp_path / "predictions.csv"
-    config = str(PROJECT_ROOT / "config.yaml")
-    argv = ["--run-dir", str(run), "--configfile", config, "--variant", variant, "--output", str(output)]
+    argv = ["--run-dir", str(run), "--configfile", *configs, "--variant", variant, "--output", str(output)]
     predict.main([*argv, "--hook", "asr=test_fusion_head_xattn:fake_asr", *manifest["audio_path"]])
     predicted = pd.read_csv(output).assign(utt_id=lambda f: f["path"].map(lambda p: Path(p).stem)).set_index("utt_id")
     where = head_file(run, paths.VARIANT_PROBABILITIES, variant=variant, split="public_test")

@@ -14,6 +14,7 @@ import yaml
 
 from workflow_scripts.common.sequences import SequenceFile, SequenceWriter, read_sequence_metadata
 from workflow_scripts.fusion.heads import trainer
+from workflow_scripts.fusion.heads.outputs import HeadRun
 from workflow_scripts.fusion.heads.variants import head_variants
 from workflow_scripts.fusion.heads.xattn import train_and_evaluate
 
@@ -133,15 +134,12 @@ def test_head_is_deterministic_and_never_trains_on_a_test_split(tmp_path):
 
 
 def _args(files):
+    block = {**TINY, "in_memory_mb": 0}  # read per batch from row groups
     return {
         "acoustic": files["acoustic"],
         "text": files["text"],
         "manifests": files["manifests"],
-        "block": {**TINY, "in_memory_mb": 0},  # read per batch from row groups
-        "bootstrap": BOOTSTRAP,
-        "classes": CLASSES,
-        "train_split": "train",
-        "selection_split": "dev",
+        "run": HeadRun(block, BOOTSTRAP, CLASSES, "train", "dev", "xattn", "Cross-modal attention (seed 004)"),
     }
 
 

@@ -359,9 +359,9 @@ class WhisperEncoderBackend(Backend):
         """Encoder frames covering ``samples`` samples (at most the model's window)."""
         return max(1, min(self.max_frames, -(-samples // self.samples_per_frame)))
 
-    def _encode(self, features):
-        """Hidden states (embeddings, then every layer's output) and the normed output of mel ``features``."""
-        import torch
+    def hidden_states(self, features) -> list:
+        """The encoder's hidden states of mel ``features`` at the clip's own length: the embeddings,
+        then every layer's output (before the final layer norm)."""
         import torch.nn.functional as F
 
         encoder = self.encoder
@@ -372,8 +372,15 @@ class WhisperEncoderBackend(Backend):
             x = layer(x, None)
             x = x[0] if isinstance(x, tuple) else x
             hidden.append(x)
+        return hidden
+
+    def _encode(self, features):
+        """The configured layer's states of mel ``features``: the normed output, the layer average or one layer."""
+        import torch
+
+        hidden = self.hidden_states(features)
         if self.layer == "last":
-            return encoder.layer_norm(x)
+            return self.encoder.layer_norm(hidden[-1])
         if self.layer == "average":
             return torch.stack(hidden[1:]).mean(dim=0)
         return hidden[self.layer]

@@ -284,21 +284,14 @@ def predict_nodes(model: GraphFusionHead, matrices: Mapping[str, Sequence[np.nda
 def train_and_evaluate(
     files: Mapping[str, Mapping[str, str]],
     manifests: Mapping[str, str],
-    block: Mapping[str, Any],
-    bootstrap: Mapping[str, Any],
-    classes: Sequence[str],
-    train_split: str,
-    selection_split: str,
-    variant: str = HEAD,
-    title: str = TITLE,
-    work_dir: str | None = None,
+    run: outputs.HeadRun,
 ) -> tuple[GraphFusionHead, dict[str, Any], dict[str, Any], dict[str, tuple[list[str], np.ndarray]]]:
-    """Train on ``train_split``, stop early on ``selection_split``; then predict every split.
+    """Train on the run's training split, stop early on its selection split; then predict every split.
 
     ``files``: source (acoustic / text / prosody, those the nodes read) -> split -> sequence file.
-    ``work_dir``: per-epoch state for resuming a killed run (see the trainer).
     Returns the model, the training summary, the metrics document and split -> (utt_ids, probabilities).
     """
+    block, classes, variant = run.block, list(run.classes), run.variant
     settings = model_settings(block)
     nodes = settings["nodes"]
 
@@ -307,7 +300,7 @@ def train_and_evaluate(
         return GraphSplit({s: files[s][split] for s in sources(nodes)}, nodes, utt_ids, y, manifests[split])
 
     started = time.perf_counter()
-    train, selection = load(train_split), load(selection_split)
+    train, selection = load(run.train_split), load(run.selection_split)
     dims, statistics = train.dims(), train.statistics()
 
     def build() -> GraphFusionHead:
@@ -315,15 +308,13 @@ def train_and_evaluate(
 
     inputs = [path for per_split in files.values() for path in per_split.values()] + list(manifests.values())
     fingerprint = run_fingerprint({**block, "variant": variant}, classes, inputs)
-    model, report = fit(build, train, selection, classes, block, variant, work_dir, fingerprint)
-    loaded = {train_split: train, selection_split: selection}
-    predictions, splits = outputs.predict_splits(model, report, list(manifests), loaded, load, classes, bootstrap)
+    model, report = fit(build, train, selection, classes, block, variant, run.work_dir, fingerprint)
+    loaded = {run.train_split: train, run.selection_split: selection}
+    predictions, splits = outputs.predict_splits(model, report, list(manifests), loaded, load, classes, run.bootstrap)
     summary = outputs.training_summary(variant, settings, dims, report, started, train.models)
     features = {"nodes": nodes, "dims": dims, "sequences": dict(train.models)}
     feature_sets = [f"{source}_sequences" for source in sources(nodes)]
-    document = outputs.metrics_document(
-        HEAD, variant, title, classes, report, selection_split, splits, bootstrap, feature_sets, features
-    )
+    document = outputs.metrics_document(HEAD, run, report, splits, feature_sets, features)
     return model, summary, document, predictions
 
 
@@ -333,7 +324,7 @@ def main(job: Any) -> None:
     ``input.acoustic`` / ``input.text`` / ``input.prosody`` (those the variant's nodes read, the
     others empty) and ``input.manifests`` hold one file per split, in ``params.splits`` order.
     """
-    arguments = outputs.rule_arguments(job, TITLE)
+    run = outputs.head_run(job, TITLE)
     splits = list(job.params.splits)
     files = {
         source: dict(zip(splits, getattr(job.input, source), strict=True))
@@ -341,7 +332,7 @@ def main(job: Any) -> None:
         if len(getattr(job.input, source))
     }
     manifests = dict(zip(splits, job.input.manifests, strict=True))
-    model, summary, document, predictions = train_and_evaluate(files, manifests, **arguments)
+    model, summary, document, predictions = train_and_evaluate(files, manifests, run)
     outputs.write_outputs(job, CHECKPOINT_FORMAT, model, summary, document, predictions)
 
 

@@ -3,8 +3,9 @@
 A head module keeps its model, its data (a batch source per split) and its ``train_and_evaluate``;
 this module gives it, identically for every head:
 
-* :func:`rule_arguments`: what ``train_and_evaluate`` takes from the rule (block, classes, splits'
-  roles, the variant and its title with the ablation's overrides), and torch's thread count;
+* :class:`HeadRun` / :func:`head_run`: what ``train_and_evaluate`` takes from the rule beside its
+  input files (block, classes, splits' roles, the variant and its title with the ablation's
+  overrides, the resume work dir), and torch's thread count;
 * :func:`split_labels`: a split's utt_ids and encoded labels from its manifest;
 * :func:`predict_splits`: after training, every split predicted and scored (test splits are
   opened only then, through the head's ``load``);
@@ -22,6 +23,7 @@ import os
 import resource
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -47,23 +49,37 @@ class SplitData(Protocol):
     labels: np.ndarray
 
 
-def rule_arguments(job: Any, title: str) -> dict[str, Any]:
-    """The arguments every head's ``train_and_evaluate`` takes from its rule's job: ``block`` (the
-    variant's block), ``bootstrap``, ``classes``, the ``train_split`` and ``selection_split``, the
-    ``variant`` (wildcard), its ``title`` (``title, key=value, ...`` for an ablation's
-    overrides) and the ``work_dir`` of its per-epoch state (resume). Sets torch's threads to the job's."""
+@dataclass(frozen=True)
+class HeadRun:
+    """One head variant's training run beside its input files: the variant's ``block``, the
+    ``bootstrap`` settings, the ``classes``, the splits' roles, the ``variant`` and its ``title``,
+    and the ``work_dir`` of its per-epoch state (resume; None: not resumable)."""
+
+    block: Mapping[str, Any]
+    bootstrap: Mapping[str, Any]
+    classes: Sequence[str]
+    train_split: str
+    selection_split: str
+    variant: str
+    title: str
+    work_dir: str | None = None
+
+
+def head_run(job: Any, title: str) -> HeadRun:
+    """The run a head's rule job describes (the title gets ``, key=value, ...`` for an ablation's
+    overrides). Sets torch's threads to the job's."""
     overrides = ", ".join(f"{key}={value}" for key, value in job.params.overrides.items())
     torch.set_num_threads(max(1, job.threads))
-    return {
-        "block": job.params.head,
-        "bootstrap": job.params.bootstrap,
-        "classes": list(job.params.classes),
-        "train_split": job.params.train_split,
-        "selection_split": job.params.selection_split,
-        "variant": job.wildcards.variant,
-        "title": f"{title}, {overrides}" if overrides else title,
-        "work_dir": job.params.work_dir,
-    }
+    return HeadRun(
+        block=job.params.head,
+        bootstrap=job.params.bootstrap,
+        classes=list(job.params.classes),
+        train_split=job.params.train_split,
+        selection_split=job.params.selection_split,
+        variant=job.wildcards.variant,
+        title=f"{title}, {overrides}" if overrides else title,
+        work_dir=job.params.work_dir,
+    )
 
 
 def split_labels(manifest: str, classes: Sequence[str], split: str) -> tuple[list[str], np.ndarray]:
@@ -119,30 +135,26 @@ def training_summary(
 
 def metrics_document(
     head: str,
-    variant: str,
-    title: str,
-    classes: Sequence[str],
+    run: HeadRun,
     report: Mapping[str, Any],
-    selection_split: str,
     splits: Mapping[str, Mapping[str, Any]],
-    bootstrap: Mapping[str, Any],
     feature_sets: Sequence[str],
     features: Mapping[str, Any],
 ) -> dict[str, Any]:
     """A head variant's metrics document, in the shape evaluate_variant writes
     (workflow_scripts/fusion/variants.py): ``head`` is the one "classifier", selected by early
-    stopping on ``selection_split``; ``feature_sets`` and ``features`` describe what it read."""
+    stopping on the run's selection split; ``feature_sets`` and ``features`` describe what it read."""
     return {
-        "variant": variant,
-        "title": title,
+        "variant": run.variant,
+        "title": run.title,
         "fusion": "head",
         "feature_sets": list(feature_sets),
-        "classes": list(classes),
+        "classes": list(run.classes),
         "selected": head,
         "selection": {
             "metric": report["training"]["monitor"],
             "rule": "early stopping, best epoch",
-            "data": selection_split,
+            "data": run.selection_split,
             "best_epoch": report["best_epoch"],
         },
         "late_weights": None,
@@ -150,7 +162,7 @@ def metrics_document(
         "splits": dict(splits),
         "per_classifier": {head: {s: {k: m[k] for k in METRICS} for s, m in splits.items()}},
         "features": dict(features),
-        **metrics_provenance(bootstrap),
+        **metrics_provenance(run.bootstrap),
     }
 
 

@@ -313,26 +313,19 @@ def train_and_evaluate(
     acoustic: Mapping[str, str],
     text: Mapping[str, str],
     manifests: Mapping[str, str],
-    block: Mapping[str, Any],
-    bootstrap: Mapping[str, Any],
-    classes: Sequence[str],
-    train_split: str,
-    selection_split: str,
-    variant: str = HEAD,
-    title: str = TITLE,
+    run: outputs.HeadRun,
     encoder: Mapping[str, str] | None = None,
-    work_dir: str | None = None,
 ) -> tuple[CrossModalAttentionHead, dict[str, Any], dict[str, Any], dict[str, tuple[list[str], np.ndarray]]]:
-    """Train on ``train_split``, stop early on ``selection_split``; then predict every split.
+    """Train on the run's training split, stop early on its selection split; then predict every split.
 
-    ``variant`` and ``title`` name the result (the head, or one of its ablations: ``block`` then
-    holds the ablation's overrides). ``text`` holds per split the token-state sequence files
+    ``run`` names the result (the head, or one of its ablations: its block then holds the
+    ablation's overrides) and holds the resume work dir. ``text`` holds per split the token-state sequence files
     (``text_encoder: frozen``) or the transcripts (``finetune``: ``encoder`` then names the TEFE
-    encoder's ``model`` and ``vocab`` files). ``work_dir``: per-epoch state for resuming
-    (:func:`workflow_scripts.fusion.heads.trainer.fit`).
+    encoder's ``model`` and ``vocab`` files).
 
     Returns the model, the training summary, the metrics document and split -> (utt_ids, probabilities).
     """
+    block, classes, variant = run.block, list(run.classes), run.variant
     settings = model_settings(block)
     stride = int(settings["frame_stride"])
     memory = float(block.get("in_memory_mb", 1024))
@@ -360,7 +353,7 @@ def train_and_evaluate(
         )
 
     started = time.perf_counter()
-    train, selection = load(train_split), load(selection_split)
+    train, selection = load(run.train_split), load(run.selection_split)
     mean, std = train.audio_statistics()
     dims = {"acoustic": train.acoustic.dim, "text": tefe.feature_dim if tefe is not None else train.text.dim}
 
@@ -369,9 +362,9 @@ def train_and_evaluate(
 
     files = [*acoustic.values(), *text.values(), *manifests.values(), *(encoder or {}).values()]
     fingerprint = run_fingerprint({**block, "variant": variant}, classes, files)
-    model, report = fit(build, train, selection, classes, block, variant, work_dir, fingerprint)
-    loaded = {train_split: train, selection_split: selection}
-    predictions, splits = outputs.predict_splits(model, report, list(manifests), loaded, load, classes, bootstrap)
+    model, report = fit(build, train, selection, classes, block, variant, run.work_dir, fingerprint)
+    loaded = {run.train_split: train, run.selection_split: selection}
+    predictions, splits = outputs.predict_splits(model, report, list(manifests), loaded, load, classes, run.bootstrap)
     sequences = {"acoustic": train.acoustic.metadata.get("model"), "text": train.text.metadata.get("model")}
     summary = outputs.training_summary(variant, settings, dims, report, started, sequences)
     features = {
@@ -379,9 +372,7 @@ def train_and_evaluate(
         "text": {"model": sequences["text"], "dim": dims["text"]},
     }
     feature_sets = ["acoustic_sequences", "text_sequences"]
-    document = outputs.metrics_document(
-        HEAD, variant, title, classes, report, selection_split, splits, bootstrap, feature_sets, features
-    )
+    document = outputs.metrics_document(HEAD, run, report, splits, feature_sets, features)
     summary["text_encoder"] = header
     return model, summary, document, predictions
 
@@ -394,7 +385,7 @@ def main(job: Any) -> None:
     per split, in ``params.splits`` order; ``params.head`` is the variant's block,
     ``params.overrides`` what its ablation changed, ``params.work_dir`` the per-epoch state (resume).
     """
-    arguments = outputs.rule_arguments(job, TITLE)
+    run = outputs.head_run(job, TITLE)
     splits = list(job.params.splits)
     per_split = {key: dict(zip(splits, getattr(job.input, key), strict=True)) for key in ("acoustic", "manifests")}
     finetune = "transcripts" in job.input.keys()
@@ -404,7 +395,7 @@ def main(job: Any) -> None:
         per_split["acoustic"],
         per_split["text"],
         per_split["manifests"],
-        **arguments,
+        run,
         encoder=encoder,
     )
     text_encoder = summary["text_encoder"]
