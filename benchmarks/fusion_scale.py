@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import fnmatch
 import json
 import os
 import subprocess
@@ -69,14 +70,32 @@ def merge(base: dict, overlay: dict) -> dict:
     return result
 
 
-def fusion_config(name: str) -> dict[str, Any]:
-    """The validated fusion block (defaults and seeds filled in) of a named config."""
+def override(text: str) -> dict[str, Any]:
+    """``a.b.c=VALUE`` (VALUE read as YAML) as the nested overlay {a: {b: {c: VALUE}}} of the fusion block."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(
+            f"--set {text!r}: expected KEY.PATH=VALUE, e.g. classifiers.xgboost.params.max_bin=64"
+        )
+    overlay: dict[str, Any] = yaml.safe_load(value)
+    for part in reversed(key.split(".")):
+        overlay = {part: overlay}
+    return overlay
+
+
+def fusion_config(name: str, overrides: list[dict[str, Any]], seed: int | None) -> dict[str, Any]:
+    """The validated fusion block (defaults and seeds filled in) of a named config, with ``overrides``
+    (fusion-block overlays) applied and the workflow's top-level ``seed`` replaced where given."""
     config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    if seed is not None:
+        config["seed"] = seed
     if name in ("paper", "dfat"):
         paper = yaml.safe_load((REPO / "configs" / "paper_vlsp.yaml").read_text(encoding="utf-8"))
         config = merge(config, {"fusion": paper["fusion"]})
     if name == "dfat":
         config = merge(config, {"fusion": DFAT})
+    for overlay in overrides:
+        config = merge(config, {"fusion": overlay})
     return validate_config(config, REPO / "schemas" / "config.schema.yaml")["fusion"]
 
 
@@ -236,10 +255,15 @@ def run_job(spec_path: str) -> None:
     importlib.import_module(spec["module"]).main(job)
 
 
-def run_stage(root: Path, out: Path, fusion: dict[str, Any], threads: int) -> list[dict[str, Any]]:
-    """Run every job in a subprocess; per job: name, wall seconds, peak RSS (MB)."""
+def run_stage(
+    root: Path, out: Path, fusion: dict[str, Any], threads: int, only: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Run every job (or those whose name matches a pattern of ``only``) in a subprocess; per job:
+    name, wall seconds, CPU seconds, peak RSS (MB)."""
     timings = []
     for number, job in enumerate(jobs(root, out, fusion, threads)):
+        if only and not any(fnmatch.fnmatch(job["name"], pattern) for pattern in only):
+            continue
         spec = out / "jobs" / f"{number:02d}.json"
         spec.parent.mkdir(parents=True, exist_ok=True)
         spec.write_text(json.dumps({**job, "log": str(spec.with_suffix(".log"))}))
@@ -258,18 +282,22 @@ def run_stage(root: Path, out: Path, fusion: dict[str, Any], threads: int) -> li
 
 
 def scores(out: Path) -> dict[str, float]:
-    """CV balanced accuracy of every classifier run and test UA of every variant."""
+    """CV balanced accuracy of every classifier run and test UA of every variant (those that ran)."""
     found = {}
     for feature_set in FEATURE_SETS:
         for classifier in CLASSIFIERS:
-            path = paths.in_run(paths.CLASSIFIER_SUMMARY, out, feature_set=feature_set, classifier=classifier)
-            summary = json.loads(Path(path).read_text())
-            found[f"cv {classifier}/{feature_set}"] = summary["cv"]["scores"]["balanced_accuracy"]
-    weights = json.loads(Path(paths.in_run(paths.ENSEMBLE_WEIGHTS, out)).read_text())
-    found["ensemble objective"] = weights["objective"]["value"]
+            path = Path(paths.in_run(paths.CLASSIFIER_SUMMARY, out, feature_set=feature_set, classifier=classifier))
+            if path.exists():
+                summary = json.loads(path.read_text())
+                found[f"cv {classifier}/{feature_set}"] = summary["cv"]["scores"]["balanced_accuracy"]
+    weights = Path(paths.in_run(paths.ENSEMBLE_WEIGHTS, out))
+    if weights.exists():
+        found["ensemble objective"] = json.loads(weights.read_text())["objective"]["value"]
     for variant in VARIANT_SETS:
-        metrics = json.loads(Path(paths.in_run(paths.VARIANT_METRICS, out, variant=variant)).read_text())
-        found[f"test UA {variant} ({metrics['selected']})"] = metrics["splits"]["test"]["UA"]
+        path = Path(paths.in_run(paths.VARIANT_METRICS, out, variant=variant))
+        if path.exists():
+            metrics = json.loads(path.read_text())
+            found[f"test UA {variant} ({metrics['selected']})"] = metrics["splits"]["test"]["UA"]
     return found
 
 
@@ -278,16 +306,40 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["1000x2000", "5000x2000", "5000x8000"], help="NxD")
     parser.add_argument("--configs", nargs="+", default=["demo", "dfat", "paper"], choices=["demo", "dfat", "paper"])
     parser.add_argument("--threads", type=int, default=2, help="threads of every job (jobs run one at a time)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
+    parser.add_argument(
+        "--model-seed",
+        type=int,
+        default=None,
+        help="the workflow's top-level seed (folds, tuning, models; default the config's)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        type=override,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key of the fusion block, e.g. classifiers.xgboost.params.max_bin=256 (repeatable)",
+    )
     parser.add_argument("--label", default="", help="a name for this code version in the output")
     parser.add_argument("--workdir", default=None, help="keep the data and results here (default: a temp dir)")
     parser.add_argument("--json", default=None, help="append one JSON line per run to this file")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="PATTERN",
+        help="run only the jobs whose name matches (e.g. 'xgboost/*' 'rf/early'); scores of those that ran",
+    )
     parser.add_argument("--job", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.job:
         run_job(args.job)
         return
     print(f"code: {REPO} {args.label}; {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}")
+    settings = " ".join(
+        [f"model seed {args.model_seed}"] * (args.model_seed is not None) + [json.dumps(o) for o in args.overrides]
+    )
     with tempfile.TemporaryDirectory() as temporary:
         base = Path(args.workdir or temporary)
         for size in args.sizes:
@@ -296,11 +348,11 @@ def main() -> None:
             if not (data / "test.tsv").exists():
                 synthesize(data, n, d, args.seed)
             for name in args.configs:
-                fusion = fusion_config(name)
-                out = base / f"results_{n}x{d}_{name}"
-                print(f"== n={n} d={d} config={name} threads={args.threads}", flush=True)
+                fusion = fusion_config(name, args.overrides, args.model_seed)
+                out = base / f"results_{n}x{d}_{name}{'_' + args.label if args.label else ''}"
+                print(f"== n={n} d={d} config={name} threads={args.threads} {settings}", flush=True)
                 started = time.perf_counter()
-                timings = run_stage(data, out, fusion, args.threads)
+                timings = run_stage(data, out, fusion, args.threads, args.only)
                 total = time.perf_counter() - started
                 found = scores(out)
                 peak = max(t["peak_mb"] for t in timings)
@@ -317,6 +369,8 @@ def main() -> None:
                         "n": n,
                         "d": d,
                         "config": name,
+                        "model_seed": args.model_seed,
+                        "overrides": args.overrides,
                         "threads": args.threads,
                         "seconds": total,
                         "cpu_s": cpu,
