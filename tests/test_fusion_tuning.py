@@ -96,6 +96,30 @@ def test_pruning_across_folds_is_deterministic(pruner):
     assert second.trials["value"].equals(first.trials["value"]) and second.params == first.params
 
 
+def test_the_histogram_cache_bound_reaches_every_booster_and_changes_no_result():
+    """configs/paper_vlsp.yaml bounds XGBoost's per-node histogram cache (max_cached_hist_node:
+    features x bins x 16 bytes a node, GBs on 8k-wide features at depth 8): a fixed parameter
+    that must reach the tuning's boosters and the final model, and only bound memory."""
+    import json
+
+    X, y = _data(n=240, d=30, seed=3)
+    folds = cv_folds(y, 3, 42)
+    deep = {"max_depth": {"type": "int", "low": 7, "high": 8}}
+    free = fusion_classifiers.tune("xgboost", _block(space={**_block()["space"], **deep}), X, y, folds, 2, 1)
+    capped_block = _block(space={**_block()["space"], **deep})
+    capped_block["params"] = {**capped_block["params"], "max_cached_hist_node": 2}
+    capped = fusion_classifiers.tune("xgboost", capped_block, X, y, folds, 2, 1)
+    boosted = fusion_classifiers.BoostedFolds(X, y, folds, 2, 1, None)
+    assert boosted.booster_params(capped.params)["max_cached_hist_node"] == 2
+    model = fusion_classifiers.build_classifier("xgboost", capped.params).fit(X, y)
+    config = json.loads(model.named_steps["model"].get_booster().save_config())
+    (updater,) = config["learner"]["gradient_booster"]["updater"]
+    assert updater["hist_train_param"]["max_cached_hist_node"] == "2"
+    assert capped.params == {**free.params, "max_cached_hist_node": 2}
+    assert capped.trials["value"].equals(free.trials["value"])
+    np.testing.assert_array_equal(capped.cv.probabilities, free.cv.probabilities)
+
+
 def test_ensemble_reuses_the_members_out_of_fold_probabilities_on_the_same_folds():
     X, y = _data(n=120, seed=2)
     speakers = [f"spk{i % 6}" for i in range(len(y))]
