@@ -104,11 +104,10 @@ def test_the_histogram_cache_bound_reaches_every_booster_and_changes_no_result()
 
     X, y = _data(n=240, d=30, seed=3)
     folds = cv_folds(y, 3, 42)
-    deep = {"max_depth": {"type": "int", "low": 7, "high": 8}}
-    free = fusion_classifiers.tune("xgboost", _block(space={**_block()["space"], **deep}), X, y, folds, 2, 1)
-    capped_block = _block(space={**_block()["space"], **deep})
-    capped_block["params"] = {**capped_block["params"], "max_cached_hist_node": 2}
-    capped = fusion_classifiers.tune("xgboost", capped_block, X, y, folds, 2, 1)
+    deep = _block(space={**_block()["space"], "max_depth": {"type": "int", "low": 7, "high": 8}})
+    free = fusion_classifiers.tune("xgboost", deep, X, y, folds, 2, 1)
+    bounded = {**deep, "params": {**deep["params"], "max_cached_hist_node": 2}}
+    capped = fusion_classifiers.tune("xgboost", bounded, X, y, folds, 2, 1)
     boosted = fusion_classifiers.BoostedFolds(X, y, folds, 2, 1, None)
     assert boosted.booster_params(capped.params)["max_cached_hist_node"] == 2
     model = fusion_classifiers.build_classifier("xgboost", capped.params).fit(X, y)
