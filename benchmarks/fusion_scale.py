@@ -278,6 +278,9 @@ def run_stage(
         print(
             f"    {job['name']:<22} {seconds:8.1f} s wall {cpu:8.1f} s cpu {usage.ru_maxrss / 1024:8.0f} MB", flush=True
         )
+    if not timings:
+        names = [job["name"] for job in jobs(root, out, fusion, threads)]
+        raise SystemExit(f"--only {only}: no job of the stage matches; its jobs are {names}")
     return timings
 
 
@@ -358,8 +361,8 @@ def main() -> None:
                 peak = max(t["peak_mb"] for t in timings)
                 cpu = sum(t["cpu_s"] for t in timings)
                 print(
-                    f"  stage {total:.1f} s wall, {cpu:.1f} s cpu, peak {peak:.0f} MB, "
-                    f"load average {os.getloadavg()[0]:.2f}"
+                    f"  {'jobs run' if args.only else 'stage'} {total:.1f} s wall, {cpu:.1f} s cpu, "
+                    f"peak {peak:.0f} MB, load average {os.getloadavg()[0]:.2f}"
                 )
                 for key, value in found.items():
                     print(f"  {key:<34} {value:.4f}")
