@@ -60,7 +60,8 @@ DFAT = {"cv": {"folds": 2}, "classifiers": {"xgboost": {"trials": 10}}, "ensembl
 
 
 def merge(base: dict, overlay: dict) -> dict:
-    """Snakemake's --configfile merge: nested dicts updated key by key."""
+    """Snakemake's --configfile merge: nested dicts updated key by key (common.config_schema's
+    merge_config, kept here so that the script still measures checkouts older than it)."""
     result = copy.deepcopy(base)
     for key, value in overlay.items():
         if isinstance(value, dict) and isinstance(result.get(key), dict):
