@@ -23,6 +23,7 @@ from rule_job import rule_job
 
 torch.set_num_threads(1)
 
+# A whole asr.finetune block (the code reads every key; the schema's defaults where the test does not care).
 FINETUNE = {
     "base_model": None,
     "train_corpora": ["demo"],
@@ -56,12 +57,17 @@ FINETUNE = {
         "mask_feature_length": 2,
     },
     "freq_warp": 0.0,
+    "speed_perturbation": {"enabled": False, "factors": [0.9, 1.0, 1.1]},
     "group_by_length": False,
     "cache_features": True,
     "dataloader_num_workers": 0,
     "device": "cpu",
     "keep_checkpoints": True,
     "hub_timeout_s": 2,
+    "eval_max_new_tokens": None,
+    "freeze_encoder": False,
+    "input_window_s": None,
+    "snapshot_steps": [],
 }
 NORMALIZE = {"lowercase": True, "remove_punctuation": True, "numbers_to_words": True, "abbreviations": {}}
 

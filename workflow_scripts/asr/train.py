@@ -278,7 +278,7 @@ def log_callback():
 
 def apply_training_overrides(model, block: Mapping[str, Any]) -> None:
     """Dropout and SpecAugment from the finetune block (model config keys of Whisper)."""
-    if block.get("dropout") is not None:
+    if block["dropout"] is not None:
         model.config.dropout = float(block["dropout"])
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout) and module.p > 0:
@@ -374,7 +374,7 @@ def shorten_input_window(model, processor, seconds: int) -> None:
 def caches_encoder_states(block: Mapping[str, Any]) -> bool:
     """Whether the frozen encoder's training outputs are computed once: nothing may change its input per epoch."""
     return (
-        bool(block.get("freeze_encoder"))
+        bool(block["freeze_encoder"])
         and bool(block["cache_features"])
         and int(block["dataloader_num_workers"]) == 0
         and not float(block["freq_warp"])
@@ -382,79 +382,98 @@ def caches_encoder_states(block: Mapping[str, Any]) -> bool:
     )
 
 
-def finetune(
-    block: Mapping[str, Any],
-    normalize_block: Mapping[str, Any],
-    train_manifests: Sequence[str],
-    dev_manifest: str,
-    out_dir: str,
-    work_dir: str,
-    threads: int,
-    callbacks: Sequence[Any] = (),
-    snapshot_dirs: Sequence[str] = (),
-) -> dict[str, Any]:
-    """Train ``block["base_model"]`` on the training manifests, select by dev WER, save to ``out_dir``
-    (and the model at ``block["snapshot_steps"]`` to ``snapshot_dirs``, in that order)."""
-    from transformers import (
-        EarlyStoppingCallback,
-        PrinterCallback,
-        Seq2SeqTrainer,
-        Seq2SeqTrainingArguments,
-        WhisperForConditionalGeneration,
-        WhisperProcessor,
-        set_seed,
-    )
+@dataclass
+class ModelToTrain:
+    """Step 1's result: the base model with the block's overrides, its processor, and what the summary records."""
 
-    torch.set_num_threads(threads)
-    seed = int(block["seed"])
-    set_seed(seed)
-    device = resolve_device(block["device"])
-    use_deterministic_kernels(device.type)
-    normalize = NormalizeConfig.from_dict(normalize_block)
-    base_dir = resolve_model_source(
+    model: Any
+    processor: Any
+    source_dir: str
+    trainable_parameters: int
+    encoder_states_cached: bool
+
+
+@dataclass
+class Datasets:
+    """Step 2's result: the training and dev utterances, and the manifests they come from."""
+
+    train: WhisperSpeechDataset
+    dev: WhisperSpeechDataset
+    train_manifests: list[str]
+    dev_manifest: str
+
+
+@dataclass
+class TrainingSetup:
+    """Step 3's result: the Trainer's arguments and what they were chosen from."""
+
+    args: Any
+    work: Path
+    device: torch.device
+    precision: str
+    precision_note: str
+    resumed_from: str | None
+
+
+def load_model(block: Mapping[str, Any]) -> ModelToTrain:
+    """1. Model: ``block["base_model"]`` and its processor, set to the block's language and task, with its
+    dropout / SpecAugment overrides, input window and frozen encoder."""
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    source_dir = resolve_model_source(
         block["base_model"], config_key="asr.finetune.base_model", hub_timeout_s=float(block["hub_timeout_s"])
     )
-    processor = WhisperProcessor.from_pretrained(base_dir, local_files_only=True)
+    processor = WhisperProcessor.from_pretrained(source_dir, local_files_only=True)
     processor.tokenizer.set_prefix_tokens(language=block["language"], task=block["task"], predict_timestamps=False)
-    model = WhisperForConditionalGeneration.from_pretrained(base_dir, local_files_only=True, dtype=torch.float32)
+    model = WhisperForConditionalGeneration.from_pretrained(source_dir, local_files_only=True, dtype=torch.float32)
     model.generation_config.language, model.generation_config.task = block["language"], block["task"]
     model.generation_config.forced_decoder_ids = None
     model.config.forced_decoder_ids = None
     apply_training_overrides(model, block)
-    if block.get("input_window_s"):
+    if block["input_window_s"]:
         shorten_input_window(model, processor, int(block["input_window_s"]))
-    if block.get("freeze_encoder"):
+    if block["freeze_encoder"]:
         model.freeze_encoder()
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info(
         "%d of %d parameters trained%s",
         trainable,
         model.num_parameters(),
-        " (encoder frozen)" if block.get("freeze_encoder") else "",
+        " (encoder frozen)" if block["freeze_encoder"] else "",
     )
     cache_states = caches_encoder_states(block)
-    if block.get("freeze_encoder"):
+    if block["freeze_encoder"]:
         log.info(
             "frozen encoder: %s",
             "its outputs for the training clips are computed once and kept in memory"
             if cache_states
             else "recomputed every step (cache_features off, workers, freq_warp or spec_augment)",
         )
+    return ModelToTrain(model, processor, source_dir, trainable, cache_states)
 
+
+def load_datasets(
+    block: Mapping[str, Any],
+    normalize: NormalizeConfig,
+    train_manifests: Sequence[str],
+    dev_manifest: str,
+    base: ModelToTrain,
+) -> Datasets:
+    """2. Datasets: the training splits (augmented as the block says) and the dev split, targets normalised."""
     train_data = load_transcribed_split(train_manifests, normalize, block["train_splits"])
     dev_data = load_transcribed_split([dev_manifest], normalize, [block["eval_split"]])
-    max_labels = model.config.max_target_positions
-    speed = block.get("speed_perturbation") or {"enabled": False}  # the schema's default: off
+    max_labels = base.model.config.max_target_positions
+    speed = block["speed_perturbation"]
     train_set = WhisperSpeechDataset(
         train_data,
-        processor,
+        base.processor,
         max_labels,
         bool(block["cache_features"]),
         float(block["freq_warp"]),
         speed["factors"] if speed["enabled"] else (),
-        model.get_encoder() if cache_states else None,
+        base.model.get_encoder() if base.encoder_states_cached else None,
     )
-    dev_set = WhisperSpeechDataset(dev_data, processor, max_labels, bool(block["cache_features"]))
+    dev_set = WhisperSpeechDataset(dev_data, base.processor, max_labels, bool(block["cache_features"]))
     log.info(
         "training on %d utterances (%s), evaluating on %d (%s)",
         len(train_set),
@@ -462,24 +481,25 @@ def finetune(
         len(dev_set),
         dev_manifest,
     )
+    return Datasets(train_set, dev_set, list(train_manifests), dev_manifest)
 
-    precision, note = choose_precision(block["precision"], device.type)
-    log.info(note)
-    work = Path(work_dir)
-    resume = prepare_work_dir(work, fingerprint(block, normalize_block, base_dir, [*train_manifests, dev_manifest]))
-    if resume:
-        log.info("resuming from %s", resume)
-    evaluation = (
-        {
-            "eval_strategy": "steps",
-            "eval_steps": int(block["eval_steps"]),
-            "save_strategy": "steps",
-            "save_steps": int(block["eval_steps"]),
-        }
-        if block["eval_steps"]
-        else {"eval_strategy": "epoch", "save_strategy": "epoch"}
-    )
-    args = Seq2SeqTrainingArguments(
+
+def evaluation_schedule(block: Mapping[str, Any]) -> dict[str, Any]:
+    """Evaluate and save every ``eval_steps`` optimiser steps, or once per epoch when it is 0."""
+    if block["eval_steps"]:
+        steps = int(block["eval_steps"])
+        return {"eval_strategy": "steps", "eval_steps": steps, "save_strategy": "steps", "save_steps": steps}
+    return {"eval_strategy": "epoch", "save_strategy": "epoch"}
+
+
+def training_arguments(
+    block: Mapping[str, Any], work: Path, precision: str, device: torch.device, prompt_tokens: int
+) -> Any:
+    """The Seq2SeqTrainingArguments of the block: checkpoints in ``work``, the best by dev WER kept."""
+    from transformers import Seq2SeqTrainingArguments
+
+    seed = int(block["seed"])
+    return Seq2SeqTrainingArguments(
         output_dir=str(work),
         per_device_train_batch_size=int(block["batch_size"]),
         gradient_accumulation_steps=int(block["gradient_accumulation_steps"]),
@@ -496,7 +516,7 @@ def finetune(
         bf16=precision == "bf16",
         activation_checkpointing=bool(block["gradient_checkpointing"]),
         use_cache=not block["gradient_checkpointing"],
-        **evaluation,
+        **evaluation_schedule(block),
         save_total_limit=2,
         load_best_model_at_end=True,
         metric_for_best_model="wer",
@@ -505,8 +525,8 @@ def finetune(
         generation_num_beams=1,
         # Prompt tokens + eval_max_new_tokens: an early checkpoint that never ends a sentence costs
         # that many steps per dev clip, not the model's limit (448 for whisper-*).
-        generation_max_length=len(processor.tokenizer.prefix_tokens) + int(block["eval_max_new_tokens"])
-        if block.get("eval_max_new_tokens")
+        generation_max_length=prompt_tokens + int(block["eval_max_new_tokens"])
+        if block["eval_max_new_tokens"]
         else None,
         logging_steps=int(block["logging_steps"]),
         report_to=[],
@@ -518,14 +538,47 @@ def finetune(
         remove_unused_columns=False,
         disable_tqdm=True,
     )
+
+
+def training_setup(
+    block: Mapping[str, Any],
+    normalize_block: Mapping[str, Any],
+    base: ModelToTrain,
+    data: Datasets,
+    device: torch.device,
+    work: Path,
+) -> TrainingSetup:
+    """3. Training arguments: the precision the device allows, the work directory (this run's last
+    checkpoint to resume from, if any) and the Trainer's arguments."""
+    precision, note = choose_precision(block["precision"], device.type)
+    log.info(note)
+    key = fingerprint(block, normalize_block, base.source_dir, [*data.train_manifests, data.dev_manifest])
+    resume = prepare_work_dir(work, key)
+    if resume:
+        log.info("resuming from %s", resume)
+    args = training_arguments(block, work, precision, device, len(base.processor.tokenizer.prefix_tokens))
+    return TrainingSetup(args, work, device, precision, note, resume)
+
+
+def build_trainer(
+    block: Mapping[str, Any],
+    setup: TrainingSetup,
+    base: ModelToTrain,
+    data: Datasets,
+    normalize: NormalizeConfig,
+    callbacks: Sequence[Any],
+) -> Any:
+    """4. Trainer: dev WER as the metric, early stopping, ``callbacks``, snapshots, the log instead of the printer."""
+    from transformers import EarlyStoppingCallback, PrinterCallback, Seq2SeqTrainer
+
     trainer = Seq2SeqTrainer(
-        model=model,
-        args=args,
-        train_dataset=train_set,
-        eval_dataset=dev_set,
-        data_collator=WhisperCollator(model.config.decoder_start_token_id),
-        processing_class=processor,
-        compute_metrics=wer_metric(processor.tokenizer, normalize),
+        model=base.model,
+        args=setup.args,
+        train_dataset=data.train,
+        eval_dataset=data.dev,
+        data_collator=WhisperCollator(base.model.config.decoder_start_token_id),
+        processing_class=base.processor,
+        compute_metrics=wer_metric(base.processor.tokenizer, normalize),
         callbacks=[
             EarlyStoppingCallback(
                 early_stopping_patience=int(block["early_stopping_patience"]),
@@ -534,47 +587,30 @@ def finetune(
             *callbacks,
         ],
     )
-    snapshot_steps = list(block.get("snapshot_steps") or [])  # the schema's default: none
-    if len(snapshot_steps) != len(snapshot_dirs):
-        raise ValueError(f"asr.finetune.snapshot_steps {snapshot_steps}: {len(snapshot_dirs)} output directories given")
-    if snapshot_steps:
-        trainer.add_callback(snapshot_callback(snapshot_steps, work, processor))
+    if block["snapshot_steps"]:
+        trainer.add_callback(snapshot_callback(block["snapshot_steps"], setup.work, base.processor))
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(log_callback())
-    started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume)
-    elapsed = time.perf_counter() - started
+    return trainer
+
+
+def training_summary(
+    block: Mapping[str, Any],
+    normalize_block: Mapping[str, Any],
+    base: ModelToTrain,
+    data: Datasets,
+    setup: TrainingSetup,
+    trainer: Any,
+    training_loss: float,
+    elapsed: float,
+) -> dict[str, Any]:
+    """5a. What the run was and how it went: saved as training_config.json beside the model."""
     state = trainer.state
     evaluations = [
         {"step": e["step"], "epoch": e.get("epoch"), "wer": e["eval_wer"], "cer": e["eval_cer"]}
         for e in state.log_history
         if "eval_wer" in e
     ]
-    summary = {
-        "base_model": block["base_model"],
-        "base_model_dir": base_dir,
-        "train_manifests": list(train_manifests),
-        "dev_manifest": dev_manifest,
-        "n_train": len(train_set),
-        "n_dev": len(dev_set),
-        "device": str(device),
-        "precision": precision,
-        "precision_note": note,
-        "resumed_from": resume,
-        "trainable_parameters": trainable,
-        "encoder_states_cached": cache_states,
-        "input_window_s": processor.feature_extractor.chunk_length,
-        "global_step": state.global_step,
-        "epochs": state.epoch,
-        "train_seconds": round(elapsed, 1),
-        "train_loss": result.training_loss,
-        "best_checkpoint": state.best_model_checkpoint,
-        "best_dev_wer": state.best_metric,
-        "stopped_early": state.global_step < state.max_steps,
-        "evaluations": evaluations,
-        "finetune": dict(block),
-        "normalize": dict(normalize_block),
-    }
     log.info(
         "best dev WER %.4f at %s after %d steps (%.0f s)",
         state.best_metric,
@@ -582,13 +618,92 @@ def finetune(
         state.global_step,
         elapsed,
     )
+    return {
+        "base_model": block["base_model"],
+        "base_model_dir": base.source_dir,
+        "train_manifests": data.train_manifests,
+        "dev_manifest": data.dev_manifest,
+        "n_train": len(data.train),
+        "n_dev": len(data.dev),
+        "device": str(setup.device),
+        "precision": setup.precision,
+        "precision_note": setup.precision_note,
+        "resumed_from": setup.resumed_from,
+        "trainable_parameters": base.trainable_parameters,
+        "encoder_states_cached": base.encoder_states_cached,
+        "input_window_s": base.processor.feature_extractor.chunk_length,
+        "global_step": state.global_step,
+        "epochs": state.epoch,
+        "train_seconds": round(elapsed, 1),
+        "train_loss": training_loss,
+        "best_checkpoint": state.best_model_checkpoint,
+        "best_dev_wer": state.best_metric,
+        "stopped_early": state.global_step < state.max_steps,
+        "evaluations": evaluations,
+        "finetune": dict(block),
+        "normalize": dict(normalize_block),
+    }
+
+
+def save_outputs(
+    trainer: Any,
+    processor: Any,
+    summary: Mapping[str, Any],
+    out_dir: str,
+    snapshot_dirs: Sequence[str],
+    block: Mapping[str, Any],
+    work: Path,
+) -> None:
+    """5b. The model (the best checkpoint's weights), its processor and summary to ``out_dir``; the
+    snapshots to ``snapshot_dirs``; the work directory removed unless ``keep_checkpoints``."""
     with atomic_path(out_dir, is_dir=True) as tmp:
         trainer.model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
         write_json(Path(tmp) / "training_config.json", summary)
-    write_snapshots(snapshot_steps, snapshot_dirs, work, out_dir, summary)
+    write_snapshots(block["snapshot_steps"], snapshot_dirs, work, out_dir, summary)
     if not block["keep_checkpoints"]:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def finetune(
+    block: Mapping[str, Any],
+    normalize_block: Mapping[str, Any],
+    train_manifests: Sequence[str],
+    dev_manifest: str,
+    out_dir: str,
+    work_dir: str,
+    threads: int,
+    callbacks: Sequence[Any] = (),
+    snapshot_dirs: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Train ``block["base_model"]`` on the training manifests, select by dev WER, save to ``out_dir``
+    (and the model at ``block["snapshot_steps"]`` to ``snapshot_dirs``, in that order); the summary.
+
+    After seeding, in the order of transformers' seq2seq example: 1. model (load_model), 2. datasets
+    (load_datasets), 3. training arguments (training_setup), 4. trainer (build_trainer) and training,
+    5. summary and saving (training_summary, save_outputs).
+    """
+    from transformers import set_seed
+
+    if len(block["snapshot_steps"]) != len(snapshot_dirs):
+        raise ValueError(
+            f"asr.finetune.snapshot_steps {block['snapshot_steps']}: {len(snapshot_dirs)} output directories given"
+        )
+    torch.set_num_threads(threads)
+    set_seed(int(block["seed"]))
+    device = resolve_device(block["device"])
+    use_deterministic_kernels(device.type)
+    normalize = NormalizeConfig.from_dict(normalize_block)
+
+    base = load_model(block)
+    data = load_datasets(block, normalize, train_manifests, dev_manifest, base)
+    setup = training_setup(block, normalize_block, base, data, device, Path(work_dir))
+    trainer = build_trainer(block, setup, base, data, normalize, callbacks)
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=setup.resumed_from)
+    elapsed = time.perf_counter() - started
+    summary = training_summary(block, normalize_block, base, data, setup, trainer, result.training_loss, elapsed)
+    save_outputs(trainer, base.processor, summary, out_dir, snapshot_dirs, block, setup.work)
     return summary
 
 
