@@ -85,7 +85,7 @@ rule extract_sefe_frames:
 rule extract_prosody_f0:
     input:
         manifest=lambda wildcards: ser_manifest(wildcards.split),
-        code=script_code("sefe/prosody"),
+        code=script_code("sefe/prosody_f0"),
     output:
         f0=paths.PROSODY_F0,
     log:
@@ -99,13 +99,13 @@ rule extract_prosody_f0:
     conda:
         "../envs/cpu.yaml"
     script:
-        script_path("sefe/prosody")
+        script_path("sefe/prosody_f0")
 
 
 rule fit_prosody_bins:
     input:
         f0=paths.PROSODY_F0.format(split=ROLES.train),
-        code=script_code("sefe/prosody"),
+        code=script_code("sefe/prosody_bins"),
     output:
         bins=paths.PROSODY_BINS,
     log:
@@ -119,14 +119,14 @@ rule fit_prosody_bins:
     conda:
         "../envs/cpu.yaml"
     script:
-        script_path("sefe/prosody")
+        script_path("sefe/prosody_bins")
 
 
 rule extract_prosody_tokens:
     input:
         f0=paths.PROSODY_F0,
         bins=paths.PROSODY_BINS,
-        code=script_code("sefe/prosody"),
+        code=script_code("sefe/prosody_tokens"),
     output:
         tokens=paths.PROSODY_TOKENS,
     log:
@@ -137,4 +137,4 @@ rule extract_prosody_tokens:
     conda:
         "../envs/cpu.yaml"
     script:
-        script_path("sefe/prosody")
+        script_path("sefe/prosody_tokens")

@@ -10,15 +10,16 @@ import pytest
 import torch
 from test_fusion_heads import BOOTSTRAP, CLASSES, SPLITS, write_synthetic
 
+from workflow_scripts.common.code_inputs import code_inputs
 from workflow_scripts.common.files import read_json
 from workflow_scripts.common.sequences import SequenceFile, SequenceWriter
 from workflow_scripts.fusion.heads import trainer
 from workflow_scripts.fusion.heads.graph import GraphAttentionLayer, train_and_evaluate
 from workflow_scripts.fusion.heads.outputs import HeadRun
 from workflow_scripts.fusion.vote import evaluate_vote, majority_vote
-from workflow_scripts.sefe import prosody
+from workflow_scripts.sefe import prosody, prosody_bins, prosody_f0, prosody_tokens
 
-from conftest import write_tone
+from conftest import PROJECT_ROOT, write_tone
 from rule_job import rule_job
 
 F0 = {
@@ -51,7 +52,8 @@ def test_f0_of_a_tone_is_voiced_and_silence_is_the_unvoiced_token():
     assert len(f0) == 151  # 1.5 s at 100 frames/s, centred frames
     assert voiced[5:95].all() and not voiced[110:].any()
     assert np.allclose(f0[5:95], 200.0, rtol=0.01) and (f0[~voiced] == 0).all()
-    quantizer = prosody.fit_bins([f0_matrix(f0, voiced)], {"bins": 8, "method": "uniform", "range_hz": [60.0, 500.0]})
+    uniform = {"bins": 8, "method": "uniform", "range_hz": [60.0, 500.0]}
+    quantizer = prosody_bins.fit_bins([f0_matrix(f0, voiced)], uniform)
     tokens = prosody.quantize(f0_matrix(f0, voiced), quantizer)
     assert (tokens[~voiced] == prosody.UNVOICED).all() and (tokens[voiced] >= 1).all()
     # 200 Hz in mel (HTK) between mel(60) and mel(500) in 8 even bins
@@ -67,7 +69,7 @@ def test_quantile_bins_come_from_the_training_frames_and_clip_to_the_range():
     hz = np.array([100.0, 110.0, 120.0, 130.0, 140.0, 150.0, 160.0, 170.0])
     voiced = np.ones(8, bool)
     train = [f0_matrix(hz[:4], voiced[:4]), f0_matrix(hz[4:], voiced[4:]), f0_matrix(np.zeros(3), np.zeros(3, bool))]
-    quantizer = prosody.fit_bins(train, {"bins": 4, "method": "quantile", "range_hz": [60.0, 500.0]})
+    quantizer = prosody_bins.fit_bins(train, {"bins": 4, "method": "quantile", "range_hz": [60.0, 500.0]})
     mel = prosody.hz_to_mel(hz)
     np.testing.assert_allclose(quantizer["edges"], np.quantile(mel, [0.25, 0.5, 0.75]))
     assert quantizer["vocabulary_size"] == 5 and quantizer["voiced_frames"] == 8 and quantizer["frames"] == 11
@@ -78,7 +80,7 @@ def test_quantile_bins_come_from_the_training_frames_and_clip_to_the_range():
     other = f0_matrix(np.array([30.0, 90.0, 1000.0, 0.0]), np.array([True, True, True, False]))
     assert prosody.quantize(other, quantizer).tolist() == [1, 1, 4, 0]
     with pytest.raises(ValueError, match="no voiced frame"):
-        prosody.fit_bins(train[2:], {"bins": 4, "method": "quantile", "range_hz": [60.0, 500.0]})
+        prosody_bins.fit_bins(train[2:], {"bins": 4, "method": "quantile", "range_hz": [60.0, 500.0]})
 
 
 def test_the_bins_rule_reads_the_training_split_alone_and_the_tokens_follow(tmp_path):
@@ -93,15 +95,14 @@ def test_the_bins_rule_reads_the_training_split_alone_and_the_tokens_follow(tmp_
             manifests[split], sep="\t", index=False
         )
         f0_files[split] = tmp_path / f"f0_{split}.parquet"
-        prosody.extract_f0(manifests[split], f0_files[split], F0, {"fixed_length_s": None}, split)
+        prosody_f0.extract_f0(manifests[split], f0_files[split], F0, {"fixed_length_s": None}, split)
     quantizer = {"bins": 16, "method": "quantile", "range_hz": [60.0, 500.0]}
     job = rule_job(
         {"f0": str(f0_files["train"])},
         {"bins": str(tmp_path / "bins.json")},
         {"quantizer": quantizer, "train_split": "train"},
     )
-    job.rule = "fit_prosody_bins"
-    prosody.main(job)
+    prosody_bins.main(job)
     bins = read_json(tmp_path / "bins.json")
     assert bins["fitted_on"]["split"] == "train" and bins["vocabulary_size"] == 17
     # a 150 Hz tone: all training edges sit at (about) mel(150)
@@ -109,13 +110,21 @@ def test_the_bins_rule_reads_the_training_split_alone_and_the_tokens_follow(tmp_
     job = rule_job(
         {"f0": str(f0_files["dev"]), "bins": str(tmp_path / "bins.json")}, {"tokens": str(tmp_path / "tok.parquet")}
     )
-    job.rule = "extract_prosody_tokens"
-    prosody.main(job)
+    prosody_tokens.main(job)
     tokens = SequenceFile(tmp_path / "tok.parquet")
     assert tokens.metadata["kind"] == "tokens" and tokens.metadata["vocabulary_size"] == 17
     ids = tokens.read([0])[0][:, 0]
     assert set(ids[5:-5]) == {16}  # 300 Hz: above every training edge -> the last bin
     assert tokens.utt_ids == ["dev_0"] and tokens.lengths.tolist() == [51]
+
+
+def test_each_prosody_rule_has_its_own_step_module():
+    """Editing one step reruns its rule alone; the library (prosody.py) is what they share."""
+    steps = {"prosody_f0", "prosody_bins", "prosody_tokens"}
+    for step in steps:
+        inputs = set(code_inputs(f"workflow_scripts/sefe/{step}.py", PROJECT_ROOT))
+        assert "workflow_scripts/sefe/prosody.py" in inputs, step
+        assert not {f"workflow_scripts/sefe/{other}.py" for other in steps - {step}} & inputs, (step, inputs)
 
 
 # --- the graph attention layer and head -------------------------------------------------------

@@ -14,9 +14,10 @@ from test_fusion_heads import BOOTSTRAP, CLASSES
 
 from workflow_scripts import predict
 from workflow_scripts.common import paths
+from workflow_scripts.common.files import read_json
 from workflow_scripts.fusion.heads.graph import main as train_graph
 from workflow_scripts.fusion.vote import main as evaluate_vote
-from workflow_scripts.sefe import prosody
+from workflow_scripts.sefe import prosody_bins, prosody_f0, prosody_tokens
 
 from conftest import PROJECT_ROOT
 from rule_job import rule_job
@@ -42,7 +43,7 @@ def graph_run(tiny_run):  # noqa: F811
     files["prosody"] = {}
     for split in SPLITS:
         f0 = root / f"f0_{split}.parquet"
-        prosody.extract_f0(files["manifests"][split], f0, config["prosody"]["f0"], config["preprocessing"], split)
+        prosody_f0.extract_f0(files["manifests"][split], f0, config["prosody"]["f0"], config["preprocessing"], split)
         if split == "train":  # the bins of the training split alone, where predict reads them
             bins_path = paths.in_run(paths.PROSODY_BINS, run)
             job = rule_job(
@@ -50,10 +51,9 @@ def graph_run(tiny_run):  # noqa: F811
                 {"bins": str(bins_path)},
                 {"quantizer": {**config["prosody"]["quantizer"], "bins": 8}, "train_split": split},
             )
-            job.rule = "fit_prosody_bins"
-            prosody.main(job)
+            prosody_bins.main(job)
         files["prosody"][split] = str(root / f"prosody_{split}.parquet")
-        prosody.write_tokens(f0, prosody.read_json(bins_path), files["prosody"][split], str(bins_path))
+        prosody_tokens.write_tokens(f0, read_json(bins_path), files["prosody"][split], str(bins_path))
     common = {"bootstrap": BOOTSTRAP, "classes": CLASSES, "splits": list(SPLITS)}
     common |= {"train_split": "train", "selection_split": "dev"}
     for variant, overrides in GRAPH_VARIANTS.items():

@@ -1,49 +1,41 @@
 """Prosody tokens (seed paper 003): F0 contour -> mel scale -> quantized bins + an unvoiced token.
 
-Three rules, one feature set for the neural fusion heads that ask for it (``graph``):
+One feature set for the neural fusion heads that ask for it (``graph``), made by three rules, each
+with its own step module over this library (so editing one step reruns only its rule):
 
-* ``extract_prosody_f0`` (one split): the waveform as SEFE preprocesses it
-  (``sefe.preprocessing``) -> F0 per frame by YIN (``librosa.yin``, the pitch tracker of the
-  handcrafted backend) with a voicing decision: a frame is voiced when YIN's aperiodicity (the
-  minimum of its cumulative mean normalised difference, computed by librosa's own helper) is
-  below ``voicing_threshold`` and its RMS energy is within ``silence_db`` of the utterance's
-  loudest frame; or by pYIN (``tracker: pyin``: librosa's voiced flag, slower). Written in the
-  sequence contract (:mod:`workflow_scripts.common.sequences`, kind ``frames``, dim 2:
-  ``f0_hz`` (0 where unvoiced) and ``voiced`` (0 / 1)).
-* ``fit_prosody_bins``: reads the TRAINING split's F0 file only and writes the bin edges
-  (:data:`paths.PROSODY_BINS`): F0 of voiced frames -> mel (HTK formula, 2595 log10(1 + f/700)),
-  clipped to ``range_hz``; ``method: quantile`` puts the ``bins - 1`` inner edges at the
-  training frames' quantiles (every bin holds about as many training frames), ``uniform``
-  spaces them evenly in mel over ``range_hz`` (nothing learnt from data, still recorded).
-* ``extract_prosody_tokens`` (one split): F0 file + edges -> token ids per frame (kind
-  ``tokens``, dim 1, the id as a float32): 0 is the unvoiced token, voiced frames get
-  ``1 + bin`` (1 .. ``bins``); values beyond the training range fall into the end bins. The
-  vocabulary (``bins + 1``) and the edges file are recorded in the metadata.
+* ``extract_prosody_f0`` (:mod:`workflow_scripts.sefe.prosody_f0`, one split): F0 and voicing per
+  frame (:func:`track_f0`), in the sequence contract (kind ``frames``, dim 2).
+* ``fit_prosody_bins`` (:mod:`workflow_scripts.sefe.prosody_bins`): the bin edges in mel, fitted
+  on the TRAINING split's F0 file only (:data:`paths.PROSODY_BINS`).
+* ``extract_prosody_tokens`` (:mod:`workflow_scripts.sefe.prosody_tokens`, one split): token ids
+  per frame (:func:`quantize`).
+
+Here: the F0 tracker, the mel scale, the quantizer, and predict's token extractor (F0 and
+quantizer on new audio, as the rules apply them). F0 is tracked on the waveform as SEFE
+preprocesses it (``sefe.preprocessing``) by YIN (``librosa.yin``, the pitch tracker of the
+handcrafted backend) with a voicing decision: a frame is voiced when YIN's aperiodicity (the
+minimum of its cumulative mean normalised difference, computed by librosa's own helper) is below
+``voicing_threshold`` and its RMS energy is within ``silence_db`` of the utterance's loudest frame;
+or by pYIN (``tracker: pyin``: librosa's voiced flag, slower). Token 0 is the unvoiced token,
+voiced frames get ``1 + bin`` (1 .. ``bins``) of their mel value (HTK formula,
+2595 log10(1 + f/700)) clipped to the range of the bins.
 
 Deterministic: YIN and the quantizer have no randomness; the same audio gives the same tokens.
 """
 
-import logging
 import os
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from workflow_scripts.common import paths
-from workflow_scripts.common.files import read_json, write_json
-from workflow_scripts.common.manifest import read_manifest
-from workflow_scripts.common.rule import run_rule
-from workflow_scripts.common.sequences import SequenceFile, SequenceWriter
+from workflow_scripts.common.files import read_json
 from workflow_scripts.sefe.extract import load_chunk
 from workflow_scripts.sefe.preprocess import Preprocessing
 
-log = logging.getLogger(__name__)
-
 UNVOICED = 0
 TRACKERS = ("yin", "pyin")
-METHODS = ("quantile", "uniform")
 BINS_FORMAT = "dfat-prosody-bins-1"
 
 
@@ -99,81 +91,6 @@ def f0_matrices(
         yield batch, matrices
 
 
-def extract_f0(
-    manifest_path: str | os.PathLike,
-    output: str | os.PathLike,
-    cfg: Mapping[str, Any],
-    preprocessing: Mapping[str, Any],
-    split: str | None = None,
-) -> dict[str, Any]:
-    """F0 and voicing of every utterance of a manifest, written as (frames, 2) matrices."""
-    settings = Preprocessing.from_config(preprocessing)
-    manifest = read_manifest(manifest_path)
-    items = list(zip(manifest["utt_id"].astype(str), manifest["audio_path"].astype(str), strict=True))
-    metadata = {
-        "model": f"prosody f0 ({cfg['tracker']})",
-        "checkpoint": "none (weights-free)",
-        "columns": ["f0_hz", "voiced"],
-        "frame_rate_hz": 1000.0 / float(cfg["hop_length_ms"]),
-        "f0": dict(cfg),
-        "preprocessing": settings.as_metadata(),
-        "split": split,
-    }
-    started, frames, voiced_frames = time.perf_counter(), 0, 0
-    with SequenceWriter(output, 2, "frames", metadata) as writer:
-        for batch, matrices in f0_matrices(items, settings, cfg):
-            frames += sum(len(m) for m in matrices)
-            voiced_frames += int(sum(m[:, 1].sum() for m in matrices))
-            writer.write([u for u, _ in batch], matrices)
-    figures = {
-        "utterances": len(items),
-        "frames": frames,
-        "voiced_frames": voiced_frames,
-        "seconds": round(time.perf_counter() - started, 3),
-    }
-    log.info("wrote %s: %s", output, figures)
-    return figures
-
-
-def voiced_mel(matrices: Sequence[np.ndarray]) -> np.ndarray:
-    """Mel values of the voiced frames of (frames, 2) F0 matrices, concatenated."""
-    parts = [hz_to_mel(m[m[:, 1] > 0.5, 0]) for m in matrices]
-    return np.concatenate(parts) if parts else np.zeros(0)
-
-
-def fit_bins(train_matrices: Sequence[np.ndarray], cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The quantizer (inner edges in mel) fitted on the training split's F0 matrices."""
-    bins, method = int(cfg["bins"]), cfg["method"]
-    low, high = (float(v) for v in cfg["range_hz"])
-    if bins < 1 or not 0 < low < high or method not in METHODS:
-        raise ValueError(
-            f"sefe.prosody.quantizer: bins {bins} (>= 1), range_hz {[low, high]} (0 < low < high), "
-            f"method {method!r} (one of {METHODS})"
-        )
-    lo, hi = float(hz_to_mel(low)), float(hz_to_mel(high))
-    values = np.clip(voiced_mel(train_matrices), lo, hi)
-    if method == "uniform":
-        edges = np.linspace(lo, hi, bins + 1)[1:-1]
-    else:
-        if len(values) == 0:
-            raise ValueError("sefe.prosody.quantizer: the training split has no voiced frame to fit quantile bins on")
-        edges = np.quantile(values, np.arange(1, bins) / bins)
-    return {
-        "format": BINS_FORMAT,
-        "bins": bins,
-        "method": method,
-        "scale": "mel (HTK: 2595 log10(1 + f / 700))",
-        "range_hz": [low, high],
-        "range_mel": [lo, hi],
-        "edges": [float(e) for e in edges],
-        "unvoiced_id": UNVOICED,
-        "vocabulary_size": bins + 1,
-        "voiced_frames": int(len(values)),
-        "frames": int(sum(len(m) for m in train_matrices)),
-        "utterances": len(train_matrices),
-    }
-
-
 def quantize(matrix: np.ndarray, quantizer: Mapping[str, Any]) -> np.ndarray:
     """Token ids (int64) of one (frames, 2) F0 matrix: 0 unvoiced, 1 + bin for voiced frames."""
     edges = np.asarray(quantizer["edges"], dtype=np.float64)
@@ -181,35 +98,6 @@ def quantize(matrix: np.ndarray, quantizer: Mapping[str, Any]) -> np.ndarray:
     mel = np.clip(hz_to_mel(matrix[:, 0]), lo, hi)
     tokens = 1 + np.searchsorted(edges, mel, side="right")
     return np.where(matrix[:, 1] > 0.5, tokens, UNVOICED).astype(np.int64)
-
-
-def write_tokens(
-    f0_path: str | os.PathLike, quantizer: Mapping[str, Any], output: str | os.PathLike, bins_path: str
-) -> dict[str, Any]:
-    """Token files of one split from its F0 file and the training split's quantizer."""
-    f0 = SequenceFile(f0_path)
-    metadata = {
-        "model": "prosody tokens",
-        "checkpoint": "none (weights-free)",
-        "vocabulary_size": int(quantizer["vocabulary_size"]),
-        "unvoiced_id": UNVOICED,
-        "bins": int(quantizer["bins"]),
-        "method": quantizer["method"],
-        "bins_file": str(bins_path),
-        "frame_rate_hz": f0.metadata.get("frame_rate_hz"),
-        "split": f0.metadata.get("split"),
-    }
-    counts = np.zeros(int(quantizer["vocabulary_size"]), dtype=np.int64)
-    with SequenceWriter(output, 1, "tokens", metadata) as writer:
-        for start in range(0, len(f0), 256):
-            positions = np.arange(start, min(start + 256, len(f0)))
-            tokens = [quantize(m, quantizer) for m in f0.read(positions)]
-            counts += np.bincount(np.concatenate(tokens), minlength=len(counts))
-            writer.write([f0.utt_ids[p] for p in positions], [t[:, None].astype(np.float32) for t in tokens])
-    figures = {"utterances": len(f0), "unvoiced_share": round(float(counts[0] / max(1, counts.sum())), 4)}
-    figures["bins_used"] = int((counts[1:] > 0).sum())
-    log.info("wrote %s: %s", output, figures)
-    return figures
 
 
 def load_token_extractor(config: Mapping[str, Any], run_dir: str | os.PathLike, threads: int):
@@ -231,37 +119,3 @@ def load_token_extractor(config: Mapping[str, Any], run_dir: str | os.PathLike, 
         ]
 
     return tokens
-
-
-def _extract_prosody_f0(job: Any) -> None:
-    extract_f0(job.input.manifest, job.output.f0, job.params.f0, job.params.preprocessing, job.wildcards.split)
-
-
-def _fit_prosody_bins(job: Any) -> None:
-    train = SequenceFile(job.input.f0)
-    quantizer = fit_bins(train.read(np.arange(len(train))), job.params.quantizer)
-    quantizer["fitted_on"] = {"split": job.params.train_split, "file": str(job.input.f0)}
-    write_json(job.output.bins, quantizer)
-    log.info("prosody bins: %s", {k: v for k, v in quantizer.items() if k != "edges"})
-
-
-def _extract_prosody_tokens(job: Any) -> None:
-    write_tokens(job.input.f0, read_json(job.input.bins), job.output.tokens, str(job.input.bins))
-
-
-RULES = {
-    "extract_prosody_f0": _extract_prosody_f0,
-    "fit_prosody_bins": _fit_prosody_bins,
-    "extract_prosody_tokens": _extract_prosody_tokens,
-}
-
-
-def main(job: Any) -> None:
-    """Entry point of the extract_prosody_f0, fit_prosody_bins and extract_prosody_tokens rules."""
-    if job.rule not in RULES:
-        raise ValueError(f"sefe/prosody.py runs the rules {sorted(RULES)}, not {job.rule!r}")
-    RULES[job.rule](job)
-
-
-if __name__ == "__main__":
-    run_rule(main)
