@@ -53,8 +53,11 @@ def test_numbers_abbreviations_punctuation():
 def test_each_step_can_be_switched_off():
     config = NormalizeConfig(lowercase=False, remove_punctuation=False, numbers_to_words=False)
     assert normalize_text("  Tôi có 2 con mèo.  ", config) == "Tôi có 2 con mèo."
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ValueError, match=r"unknown keys \['strip_accents'\]"):
         NormalizeConfig.from_dict({"lowercase": True, "strip_accents": True})
+    # A block comes validated, the schema's defaults filled in: code supplies none of its own.
+    with pytest.raises(ValueError, match=r"missing keys \['abbreviations', 'numbers_to_words'\]"):
+        NormalizeConfig.from_dict({"lowercase": True, "remove_punctuation": True})
 
 
 def test_wer_and_cer_count_diacritic_errors_after_normalisation():

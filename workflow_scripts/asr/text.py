@@ -43,11 +43,12 @@ class NormalizeConfig:
 
     @classmethod
     def from_dict(cls, block: Mapping[str, Any]) -> NormalizeConfig:
-        """Build from the ``asr.normalize`` block, naming any unknown key."""
-        known = {"lowercase", "remove_punctuation", "numbers_to_words", "abbreviations"}
-        unknown = sorted(set(block) - known)
-        if unknown:
-            raise ValueError(f"asr.normalize: unknown keys {unknown}; expected some of {sorted(known)}")
+        """Build from the validated ``asr.normalize`` block (every key, the schema's defaults filled in),
+        naming any unknown or missing key."""
+        known = set(cls.__dataclass_fields__)
+        unknown, missing = sorted(set(block) - known), sorted(known - set(block))
+        if unknown or missing:
+            raise ValueError(f"asr.normalize: unknown keys {unknown}, missing keys {missing}; expected {sorted(known)}")
         return cls(**dict(block))
 
 
