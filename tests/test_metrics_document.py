@@ -88,7 +88,7 @@ def _errors(document: dict) -> list[ValidationError]:
 
 def test_the_schema_is_valid_and_lists_the_keys_in_the_builders_order():
     Draft202012Validator.check_schema(SCHEMA)
-    assert list(SCHEMA["properties"]) == list(DOCUMENT_KEYS)
+    assert list(SCHEMA["properties"]) == list(DOCUMENT_KEYS) and SCHEMA["required"] == list(DOCUMENT_CORE)
     assert set(SCHEMA["properties"]["fusion"]["enum"]) == set(DOCUMENT_SECTIONS)
 
 
@@ -97,17 +97,13 @@ def test_every_kind_is_valid_with_exactly_its_sections(documents, kind):
     document = documents[kind]
     assert document["fusion"] == kind and not _errors(document)
     # the builder's key order, core keys plus the kind's sections
-    expected = set(DOCUMENT_CORE) | set(DOCUMENT_SECTIONS[kind]) | {"bootstrap", "metric_definitions"}
+    expected = set(DOCUMENT_CORE) | set(DOCUMENT_SECTIONS[kind])
     assert list(document) == [key for key in DOCUMENT_KEYS if key in expected]
 
 
 @pytest.mark.parametrize(
     "kind, key",
-    [
-        (kind, key)
-        for kind, sections in sorted(DOCUMENT_SECTIONS.items())
-        for key in (*DOCUMENT_CORE, *sections, "bootstrap", "metric_definitions")
-    ],
+    [(kind, key) for kind, sections in sorted(DOCUMENT_SECTIONS.items()) for key in (*DOCUMENT_CORE, *sections)],
 )
 def test_a_missing_key_fails_the_schema(documents, kind, key):
     document = copy.deepcopy(documents[kind])

@@ -4,7 +4,8 @@ WA (weighted accuracy) is plain accuracy, UA (unweighted accuracy) is balanced a
 mean of per-class recalls over the classes present), WF1 is the support-weighted F1. All
 three are computed from confusion matrices, so the bootstrap evaluates thousands of
 resamples at once (a loop over scikit-learn calls would dominate the stage's run time); the
-tests check every value against scikit-learn.
+tests check every value against scikit-learn. :func:`metrics_document` builds the metrics
+document of every kind of variant (schemas/metrics.schema.yaml).
 """
 
 from __future__ import annotations
@@ -137,7 +138,17 @@ DOCUMENT_KEYS = (
     "bootstrap",
     "metric_definitions",
 )
-DOCUMENT_CORE = ("variant", "title", "fusion", "feature_sets", "classes", "selected", "splits")
+DOCUMENT_CORE = (
+    "variant",
+    "title",
+    "fusion",
+    "feature_sets",
+    "classes",
+    "selected",
+    "splits",
+    "bootstrap",
+    "metric_definitions",
+)
 # A variant that predicts by itself (classifiers, a neural head, the vote) reports how its result
 # was chosen and every member's scores; a lexicon-rules row reports its base variant and the rules.
 PREDICTOR_SECTIONS = ("selection", "late_weights", "ensemble", "per_classifier", "features")
