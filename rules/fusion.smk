@@ -312,7 +312,7 @@ rule headline_metrics:
 rule table2:
     input:
         metrics=get_report_metrics(),
-        code=script_code("fusion/report"),
+        code=script_code("fusion/table2"),
     output:
         md=report(paths.TABLE2_MD, caption="../report/table2.rst", category="Fusion", subcategory="Table 2"),
         csv=report(paths.TABLE2_CSV, caption="../report/table2.rst", category="Fusion", subcategory="Table 2"),
@@ -326,14 +326,14 @@ rule table2:
     conda:
         "../envs/cpu.yaml"
     script:
-        script_path("fusion/report")
+        script_path("fusion/table2")
 
 
 # One point per ASR system (asr.systems), the acoustic-only baseline as a band.
 rule figure2:
     input:
         runs=lambda wildcards: runs_inputs(get_figure2_runs()),
-        code=script_code("fusion/report"),
+        code=script_code("fusion/figure2"),
     output:
         png=report(paths.FIGURE2_PNG, caption="../report/figure2.rst", category="Fusion", subcategory="Figure 2"),
         svg=report(paths.FIGURE2_SVG, caption="../report/figure2.rst", category="Fusion", subcategory="Figure 2"),
@@ -351,14 +351,14 @@ rule figure2:
     conda:
         "../envs/cpu.yaml"
     script:
-        script_path("fusion/report")
+        script_path("fusion/figure2")
 
 
 # Table 3: per ASR system, WER / CER on each test split and the text-dependent rows' SER metrics.
 rule table3:
     input:
         runs=lambda wildcards: runs_inputs(get_table3_runs()),
-        code=script_code("fusion/report"),
+        code=script_code("fusion/table3"),
     output:
         md=report(paths.TABLE3_MD, caption="../report/table3.rst", category="Fusion", subcategory="Table 3"),
         csv=report(paths.TABLE3_CSV, caption="../report/table3.rst", category="Fusion", subcategory="Table 3"),
@@ -373,13 +373,13 @@ rule table3:
     conda:
         "../envs/cpu.yaml"
     script:
-        script_path("fusion/report")
+        script_path("fusion/table3")
 
 
 rule plot_confusion_matrices:
     input:
         metrics=get_report_metrics(),
-        code=script_code("fusion/report"),
+        code=script_code("fusion/confusion_matrices"),
     output:
         png=report(
             paths.CONFUSION_MATRICES,
@@ -397,4 +397,4 @@ rule plot_confusion_matrices:
     conda:
         "../envs/cpu.yaml"
     script:
-        script_path("fusion/report")
+        script_path("fusion/confusion_matrices")

@@ -10,7 +10,7 @@ import pytest
 from workflow_scripts.asr.transcribe import transcribe_split
 from workflow_scripts.asr.transcripts import read_transcripts
 from workflow_scripts.common import names
-from workflow_scripts.fusion.report import table3_markdown, write_table3
+from workflow_scripts.fusion.table3 import table3_markdown, write_table3
 
 
 def test_text_dependent_rows_are_per_system_and_acoustic_only_ones_shared():

@@ -32,7 +32,12 @@ from workflow_scripts.asr.transcripts import read_transcripts
 from workflow_scripts.common.files import atomic_path, read_json, write_json
 from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.common.manifest import read_manifest
-from workflow_scripts.common.metrics import METRICS, paired_bootstrap_difference, split_metrics
+from workflow_scripts.common.metrics import (
+    headline_metrics,
+    metrics_document,
+    paired_bootstrap_difference,
+    split_metrics,
+)
 from workflow_scripts.common.names import RULES_SUFFIX
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.fusion.pooling import align_ids, read_probabilities, write_probabilities
@@ -182,12 +187,15 @@ def evaluate_rules(
     classes: Sequence[str],
     match: Mapping[str, Any],
     bootstrap: Mapping[str, Any],
+    provenance: Mapping[str, str],
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], list[dict[str, Any]]]:
     """The ``<variant>+rules`` metrics document, its probabilities per split and the per-rule table.
 
-    ``probabilities``: split -> (utt_ids, the base variant's probabilities); ``labels``: split ->
-    (utt_ids, labels) of the manifest; ``texts``: split -> transcripts in probabilities order.
-    A changed prediction's probabilities become one-hot on the rule's class.
+    ``base``: the base variant's metrics document; ``probabilities``: split -> (utt_ids, the base
+    variant's probabilities); ``labels``: split -> (utt_ids, labels) of the manifest; ``texts``:
+    split -> transcripts in probabilities order; ``provenance``: the ``lexicon`` file and the
+    ``transcripts`` the rules read, as recorded. A changed prediction's probabilities become
+    one-hot on the rule's class.
     """
     splits, effects, table, result = {}, {}, [], {}
     for split, (utt_ids, values) in probabilities.items():
@@ -209,31 +217,26 @@ def evaluate_rules(
             "changed": int(changed.sum()),
             "fixed": int((changed & (after == y)).sum()),
             "broken": int((changed & (before == y)).sum()),
-            "before": {name: base["splits"][split][name] for name in METRICS},
+            "before": headline_metrics(base["splits"][split]),
             "difference": paired_bootstrap_difference(y, before, after, len(classes), bootstrap),
         }
-    document = {
-        "variant": base["variant"] + RULES_SUFFIX,
-        "base_variant": base["variant"],
-        "title": f"{base['title']} + lexicon rules",
-        "fusion": "rules",
-        "feature_sets": base.get("feature_sets", []),
-        "classes": list(classes),
-        "selected": base["selected"],
-        "splits": splits,
-        "lexicon_rules": {
+    document = metrics_document(
+        base["variant"] + RULES_SUFFIX,
+        f"{base['title']} + lexicon rules",
+        "rules",
+        base["feature_sets"],
+        classes,
+        base["selected"],
+        splits,
+        bootstrap,
+        base_variant=base["variant"],
+        lexicon_rules={
             "rules": [{"phrase": r.phrase, "class": r.label, "line": r.line} for r in rules],
             "match": dict(match),
             "effects": effects,
+            **provenance,
         },
-        "bootstrap": {
-            "resamples": int(bootstrap["resamples"]),
-            "confidence": float(bootstrap["confidence"]),
-            "seed": int(bootstrap["seed"]),
-            "method": "percentile, utterances resampled with replacement (differences: paired resamples)",
-        },
-        "metric_definitions": base.get("metric_definitions", {}),
-    }
+    )
     return document, result, table
 
 
@@ -265,11 +268,10 @@ def main(job: Any) -> None:
         split: read_texts(source, path, probabilities[split][0])
         for split, path in zip(splits, job.input.transcripts, strict=True)
     }
+    provenance = {"lexicon": str(job.input.lexicon), "transcripts": block["transcripts"]}
     document, result, table = evaluate_rules(
-        base, probabilities, labels, texts, rules, classes, match, job.params.bootstrap
+        base, probabilities, labels, texts, rules, classes, match, job.params.bootstrap, provenance
     )
-    document["lexicon_rules"]["lexicon"] = str(job.input.lexicon)
-    document["lexicon_rules"]["transcripts"] = block["transcripts"]
     for split, path in zip(splits, job.output.probabilities, strict=True):
         write_probabilities(path, probabilities[split][0], result[split], classes)
     write_changes(job.output.changes, table)

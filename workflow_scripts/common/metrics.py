@@ -4,7 +4,8 @@ WA (weighted accuracy) is plain accuracy, UA (unweighted accuracy) is balanced a
 mean of per-class recalls over the classes present), WF1 is the support-weighted F1. All
 three are computed from confusion matrices, so the bootstrap evaluates thousands of
 resamples at once (a loop over scikit-learn calls would dominate the stage's run time); the
-tests check every value against scikit-learn.
+tests check every value against scikit-learn. :func:`metrics_document` builds the metrics
+document of every kind of variant (schemas/metrics.schema.yaml).
 """
 
 from __future__ import annotations
@@ -113,15 +114,99 @@ def split_metrics(
 
 
 METRIC_DEFINITIONS = {"WA": "accuracy", "UA": "balanced accuracy (mean per-class recall)", "WF1": "support-weighted F1"}
+BOOTSTRAP_METHOD = "percentile, utterances resampled with replacement"
+
+# The metrics document (metrics/<variant>.json; schemas/metrics.schema.yaml): its keys in the
+# order written. Every document has the keys of DOCUMENT_CORE; its kind (``fusion``) adds the
+# keys of DOCUMENT_SECTIONS[kind].
+DOCUMENT_KEYS = (
+    "variant",
+    "base_variant",
+    "title",
+    "fusion",
+    "feature_sets",
+    "classes",
+    "selected",
+    "selection",
+    "late_weights",
+    "ensemble",
+    "vote",
+    "splits",
+    "per_classifier",
+    "features",
+    "lexicon_rules",
+    "bootstrap",
+    "metric_definitions",
+)
+DOCUMENT_CORE = (
+    "variant",
+    "title",
+    "fusion",
+    "feature_sets",
+    "classes",
+    "selected",
+    "splits",
+    "bootstrap",
+    "metric_definitions",
+)
+# A variant that predicts by itself (classifiers, a neural head, the vote) reports how its result
+# was chosen and every member's scores; a lexicon-rules row reports its base variant and the rules.
+PREDICTOR_SECTIONS = ("selection", "late_weights", "ensemble", "per_classifier", "features")
+DOCUMENT_SECTIONS = {
+    "select": PREDICTOR_SECTIONS,
+    "late": PREDICTOR_SECTIONS,
+    "ensemble": PREDICTOR_SECTIONS,
+    "head": PREDICTOR_SECTIONS,
+    "vote": (*PREDICTOR_SECTIONS, "vote"),
+    "rules": ("base_variant", "lexicon_rules"),
+}
 
 
-def metrics_provenance(bootstrap: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``bootstrap`` and ``metric_definitions`` entries of a metrics document (as evaluate_variant writes them)."""
+def headline_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """WA, UA and WF1 of one split's metrics (a ``per_classifier`` entry of a metrics document)."""
+    return {name: metrics[name] for name in METRICS}
+
+
+def metrics_document(
+    variant: str,
+    title: str,
+    fusion: str,
+    feature_sets: Sequence[str],
+    classes: Sequence[str],
+    selected: str,
+    splits: Mapping[str, Mapping[str, Any]],
+    bootstrap: Mapping[str, Any],
+    **sections: Any,
+) -> dict[str, Any]:
+    """The metrics document of a variant (every kind: classical, head, vote, lexicon rules).
+
+    ``splits``: split -> :func:`split_metrics`; ``bootstrap``: the resamples, confidence and seed
+    behind their intervals; ``sections``: exactly the keys DOCUMENT_SECTIONS[fusion] names (None
+    where a section does not apply to this variant, e.g. ``late_weights`` of an early fusion).
+    """
+    if fusion not in DOCUMENT_SECTIONS:
+        raise ValueError(f"metrics document of {variant}: unknown fusion {fusion!r} (one of {list(DOCUMENT_SECTIONS)})")
+    if set(sections) != set(DOCUMENT_SECTIONS[fusion]):
+        raise ValueError(
+            f"metrics document of {variant}: a {fusion!r} document has the sections "
+            f"{sorted(DOCUMENT_SECTIONS[fusion])}, got {sorted(sections)}"
+        )
     record = {key: cast(bootstrap[key]) for key, cast in (("resamples", int), ("confidence", float), ("seed", int))}
-    return {
-        "bootstrap": {**record, "method": "percentile, utterances resampled with replacement"},
+    # The rules' differences (before / after) are scored on paired resamples.
+    method = BOOTSTRAP_METHOD + (" (differences: paired resamples)" if fusion == "rules" else "")
+    values = {
+        "variant": variant,
+        "title": title,
+        "fusion": fusion,
+        "feature_sets": list(feature_sets),
+        "classes": list(classes),
+        "selected": selected,
+        "splits": dict(splits),
+        **sections,
+        "bootstrap": {**record, "method": method},
         "metric_definitions": dict(METRIC_DEFINITIONS),
     }
+    return {key: values[key] for key in DOCUMENT_KEYS if key in values}
 
 
 def paired_bootstrap_difference(

@@ -24,7 +24,14 @@ import pandas as pd
 
 from workflow_scripts.common.files import read_json, write_json
 from workflow_scripts.common.labels import encode_labels
-from workflow_scripts.common.metrics import METRICS, classification_metrics, fold_mean_score, split_metrics
+from workflow_scripts.common.metrics import (
+    METRICS,
+    classification_metrics,
+    fold_mean_score,
+    headline_metrics,
+    metrics_document,
+    split_metrics,
+)
 from workflow_scripts.common.names import (
     CLASSIFIER_VARIANTS,
     CLASSIFIERS,
@@ -213,41 +220,29 @@ def evaluate(
     found = candidates(variant, by_key, config, weights)
     chosen, scores = select(variant, found, y[train_split], config)
     result = found[chosen]["probabilities"]
-    splits = {}
-    for split in labels:
-        splits[split] = split_metrics(y[split], result[split].argmax(axis=1), classes, bootstrap)
+    splits = {split: split_metrics(y[split], result[split].argmax(axis=1), classes, bootstrap) for split in labels}
+    scored = {name: c["probabilities"] for name, c in found.items()}
+    spec = SPECS[variant]
+    if spec.fusion == "ensemble":
+        (feature_set,) = spec.feature_sets
+        scored |= {c: by_key[(feature_set, c)].probabilities for c in ENSEMBLE_MEMBERS}
     per_classifier = {
         name: {
-            split: {
-                k: v
-                for k, v in classification_metrics(y[split], c["probabilities"][split].argmax(axis=1), classes).items()
-                if k in METRICS
-            }
+            split: headline_metrics(classification_metrics(y[split], probabilities[split].argmax(axis=1), classes))
             for split in labels
         }
-        for name, c in found.items()
+        for name, probabilities in scored.items()
     }
-    if SPECS[variant].fusion == "ensemble":
-        (feature_set,) = SPECS[variant].feature_sets
-        for c in ENSEMBLE_MEMBERS:
-            per_classifier[c] = {
-                split: {
-                    k: v
-                    for k, v in classification_metrics(
-                        y[split], by_key[(feature_set, c)].probabilities[split].argmax(axis=1), classes
-                    ).items()
-                    if k in METRICS
-                }
-                for split in labels
-            }
-    document = {
-        "variant": variant,
-        "title": SPECS[variant].title,
-        "fusion": SPECS[variant].fusion,
-        "feature_sets": list(SPECS[variant].feature_sets),
-        "classes": list(classes),
-        "selected": chosen,
-        "selection": (
+    document = metrics_document(
+        variant,
+        spec.title,
+        spec.fusion,
+        spec.feature_sets,
+        classes,
+        chosen,
+        splits,
+        bootstrap,
+        selection=(
             {
                 "metric": config["selection_metric"],
                 "rule": config["classifier"],
@@ -257,33 +252,15 @@ def evaluate(
             if scores
             else None
         ),
-        "late_weights": (dict(config["late_weights"]) if SPECS[variant].fusion == "late" else None),
-        "ensemble": (
-            {
-                "weights": weights_payload["weights"],
-                "objective": weights_payload["objective"],
-                "trials": weights_payload["trials"],
-                "seed": weights_payload["seed"],
-                "folds": weights_payload["folds"],
-            }
+        late_weights=dict(config["late_weights"]) if spec.fusion == "late" else None,
+        ensemble=(
+            {key: weights_payload[key] for key in ("weights", "objective", "trials", "seed", "folds")}
             if weights_payload
             else None
         ),
-        "splits": splits,
-        "per_classifier": per_classifier,
-        "features": {f"{m.feature_set}/{m.classifier}": m.summary["features"] for m in members},
-        "bootstrap": {
-            "resamples": int(bootstrap["resamples"]),
-            "confidence": float(bootstrap["confidence"]),
-            "seed": int(bootstrap["seed"]),
-            "method": "percentile, utterances resampled with replacement",
-        },
-        "metric_definitions": {
-            "WA": "accuracy",
-            "UA": "balanced accuracy (mean per-class recall)",
-            "WF1": "support-weighted F1",
-        },
-    }
+        per_classifier=per_classifier,
+        features={f"{m.feature_set}/{m.classifier}": m.summary["features"] for m in members},
+    )
     return document, result
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from workflow_scripts.common.files import read_json, write_json
 from workflow_scripts.common.labels import encode_labels
-from workflow_scripts.common.metrics import METRICS, metrics_provenance, split_metrics
+from workflow_scripts.common.metrics import METRICS, headline_metrics, metrics_document, split_metrics
 from workflow_scripts.common.names import VOTE_VARIANT
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.fusion.pooling import align_ids, read_labels, read_probabilities, write_probabilities
@@ -75,30 +75,31 @@ def evaluate_vote(
         result[split] = shares
         y = encode_labels(names, classes, f"labels of {split}", utt_ids)
         splits[split] = split_metrics(y, predicted, classes, bootstrap)
-    document = {
-        "variant": VOTE_VARIANT,
-        "title": TITLE,
-        "fusion": "vote",
-        "feature_sets": sorted({f for d in member_documents.values() for f in d.get("feature_sets", [])}),
-        "classes": list(classes),
-        "selected": f"majority of {len(members)}",
-        "selection": None,
-        "late_weights": None,
-        "ensemble": None,
-        "vote": {
+    document = metrics_document(
+        VOTE_VARIANT,
+        TITLE,
+        "vote",
+        sorted({f for d in member_documents.values() for f in d["feature_sets"]}),
+        classes,
+        f"majority of {len(members)}",
+        splits,
+        bootstrap,
+        selection=None,
+        late_weights=None,
+        ensemble=None,
+        vote={
             "members": list(members),
             "rule": "majority of the members' argmax; ties -> highest mean probability, then class order",
             "tuned_on": None,
             "agreement": agreement,
         },
-        "splits": splits,
-        "per_classifier": {
-            variant: {s: {k: m[k] for k in METRICS} for s, m in document["splits"].items()}
+        per_classifier={
+            variant: {split: headline_metrics(metrics) for split, metrics in document["splits"].items()}
             for variant, document in member_documents.items()
         },
-        "features": {variant: document.get("features") for variant, document in member_documents.items()},
-        **metrics_provenance(bootstrap),
-    }
+        # A lexicon-rules member (``<variant>+rules``) has no features of its own.
+        features={variant: document.get("features") for variant, document in member_documents.items()},
+    )
     return document, result
 
 

@@ -31,7 +31,8 @@ import torch
 
 from workflow_scripts.common.files import atomic_path, write_json
 from workflow_scripts.common.labels import encode_labels
-from workflow_scripts.common.metrics import METRICS, metrics_provenance, split_metrics
+from workflow_scripts.common.metrics import METRICS, headline_metrics, split_metrics
+from workflow_scripts.common.metrics import metrics_document as build_metrics_document
 from workflow_scripts.fusion.heads.trainer import predict_probabilities, remove_work_dir
 from workflow_scripts.fusion.pooling import read_labels, write_probabilities
 from workflow_scripts.tefe.models import read_checkpoint
@@ -141,29 +142,29 @@ def metrics_document(
     feature_sets: Sequence[str],
     features: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """A head variant's metrics document, in the shape evaluate_variant writes
-    (workflow_scripts/fusion/variants.py): ``head`` is the one "classifier", selected by early
-    stopping on the run's selection split; ``feature_sets`` and ``features`` describe what it read."""
-    return {
-        "variant": run.variant,
-        "title": run.title,
-        "fusion": "head",
-        "feature_sets": list(feature_sets),
-        "classes": list(run.classes),
-        "selected": head,
-        "selection": {
+    """A head variant's metrics document (common/metrics.py ``metrics_document``, so Table 2 reads
+    it like any variant): ``head`` is the one "classifier", selected by early stopping on the
+    run's selection split; ``feature_sets`` and ``features`` describe what it read."""
+    return build_metrics_document(
+        run.variant,
+        run.title,
+        "head",
+        feature_sets,
+        run.classes,
+        head,
+        splits,
+        run.bootstrap,
+        selection={
             "metric": report["training"]["monitor"],
             "rule": "early stopping, best epoch",
             "data": run.selection_split,
             "best_epoch": report["best_epoch"],
         },
-        "late_weights": None,
-        "ensemble": None,
-        "splits": dict(splits),
-        "per_classifier": {head: {s: {k: m[k] for k in METRICS} for s, m in splits.items()}},
-        "features": dict(features),
-        **metrics_provenance(run.bootstrap),
-    }
+        late_weights=None,
+        ensemble=None,
+        per_classifier={head: {split: headline_metrics(metrics) for split, metrics in splits.items()}},
+        features=dict(features),
+    )
 
 
 def save_checkpoint(
