@@ -207,7 +207,7 @@ def assert_predict_gives_the_rule(run: Path, configs: list[str], variant: str, m
 def test_predict_names_a_missing_head_and_an_unknown_variant(tiny_run, tmp_path):
     _, run, _, _ = tiny_run
     config = yaml.safe_load((PROJECT_ROOT / "config.yaml").read_text())
-    from workflow_scripts.common.config_schema import validate_config
+    from workflow_scripts.config import validate_config
 
     validate_config(config, PROJECT_ROOT / "schemas" / "config.schema.yaml")
     missing = predict.missing_artifacts(config, run, predict.STAGE_FACTORIES, "xattn_mean")

@@ -320,7 +320,7 @@ def test_fractions_not_naming_the_splits_fail_a_dry_run(workflow_dir):
 
 
 def test_yaml_syntax_error_names_the_file_and_line(tmp_path):
-    from workflow_scripts.common.config_schema import main as check_config
+    from workflow_scripts.config import main as check_config
 
     bad = tmp_path / "mine.yaml"
     bad.write_text("seed: 1\ncorpora:\n  x: [1, 2\n  y: 3\n", encoding="utf-8")
