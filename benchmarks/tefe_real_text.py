@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from workflow_scripts.common.config_schema import block_defaults
 from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.data.ingest_text import build_text_manifest
 from workflow_scripts.tefe.train import split_scores
@@ -63,7 +64,7 @@ def load_corpus(name: str, data: Path = DATA, seed: int = 42) -> dict[str, tuple
     spec = dict(CORPORA[name])
     table = spec["table"]
     spec["table"] = {k: str(data / v) for k, v in table.items()} if isinstance(table, dict) else str(data / table)
-    manifest, _, _ = build_text_manifest(spec, CLASSES, ["train", "dev"], seed=seed)
+    manifest, _, _ = build_text_manifest(block_defaults("text_corpus", spec), CLASSES, ["train", "dev"], seed=seed)
     out = {}
     for split in ("train", "dev"):
         part = manifest[manifest["split"] == split]

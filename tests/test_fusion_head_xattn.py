@@ -16,6 +16,7 @@ from test_fusion_heads import BOOTSTRAP, CLASSES, TINY, Linear, Toy
 
 from workflow_scripts import predict
 from workflow_scripts.common import paths
+from workflow_scripts.common.config_schema import block_defaults
 from workflow_scripts.common.sequences import SequenceFile
 from workflow_scripts.fusion.heads import trainer
 from workflow_scripts.fusion.heads.xattn import CrossModalAttentionHead, TokenIds, load_head
@@ -107,7 +108,7 @@ def tiny_run(tmp_path_factory):
             files["transcripts"][split],
             "hypothesis",
             files["text"][split],
-            {"device": "cpu"},
+            block_defaults("tefe.extract", {"device": "cpu"}),
             files["manifests"][split],
         )
     torch.set_num_threads(1)
