@@ -86,11 +86,11 @@ def run_neural(data, arch: str, source: str, args: argparse.Namespace) -> dict[s
     from workflow_scripts.tefe.train import train_encoder
 
     text = {"tokenizer": args.tokenizer, "max_length": args.max_length, "punctuation": "keep"}
-    embedding = {
-        "dim": args.dim,
-        "source": source.removesuffix("+trainable"),
-        "trainable": source.endswith("+trainable"),
-    }
+    text = block_defaults("tefe.text", text)
+    embedding = block_defaults(
+        "tefe.embedding",
+        {"dim": args.dim, "source": source.removesuffix("+trainable"), "trainable": source.endswith("+trainable")},
+    )
     vocab, matrix, _ = build_embedding(data["train"][0], text, embedding)
     models = {
         "CNN": {"filters": args.units // 4},

@@ -18,6 +18,7 @@ from tests.tefe_fixtures import (
     write_speech_split,
     write_text_manifest,
 )
+from workflow_scripts.common.config_schema import block_defaults
 from workflow_scripts.common.features import read_features
 from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.tefe import embedding as tefe_embedding
@@ -118,7 +119,8 @@ def test_bucketed_training_learns():
 def test_fasttext_embedding_uses_extra_texts_and_trains_when_asked():
     train, dev = _data(60, 1), _data(20, 2)
     extra = ["tôi rất tức giận hôm nay", "cô giáo đọc sách"] * 5
-    config = {"dim": 12, "source": "fasttext", "fasttext": {"epochs": 3, "seed": 1, "bucket": 1000}}
+    fasttext = {"epochs": 3, "seed": 1, "bucket": 1000}
+    config = block_defaults("tefe.embedding", {"dim": 12, "source": "fasttext", "fasttext": fasttext})
     vocab, matrix, summary = build_embedding(train[0], TINY_TEXT, config, extra)
     assert summary["source"] == "fasttext" and summary["extra_texts"] == 10
     assert summary["coverage"]["random"] == 0 and matrix.shape == (len(vocab), 12)
@@ -151,10 +153,11 @@ def test_pretrained_fasttext_bin_gives_every_word_a_vector(tmp_path):
     )
     path = tmp_path / "vectors.bin"
     save_facebook_model(model, str(path))
-    vocab, matrix, summary = build_embedding(texts, TINY_TEXT, {"dim": 8, "source": "file", "vectors": str(path)})
+    from_file = block_defaults("tefe.embedding", {"dim": 8, "source": "file", "vectors": str(path)})
+    vocab, matrix, summary = build_embedding(texts, TINY_TEXT, from_file)
     assert summary["coverage"]["random"] == 0 and matrix.shape[1] == 8
     with pytest.raises(ValueError, match="set tefe.embedding.dim to 8"):
-        build_embedding(texts, TINY_TEXT, {"dim": 16, "source": "file", "vectors": str(path)})
+        build_embedding(texts, TINY_TEXT, {**from_file, "dim": 16})
 
 
 def test_test_split_text_never_trains_the_embedding(tmp_path):

@@ -40,8 +40,8 @@ def test_lstm_beats_the_majority_class_on_uit_vsmec():
     train, dev = manifest[manifest["split"] == "train"], manifest[manifest["split"] == "dev"]
     assert len(train) == 5306 and len(dev) == 656
     # Social-media text: emoji and emoticons carry emotion, so punctuation tokens stay.
-    text = {"max_length": 50, "punctuation": "keep"}
-    embedding = {"dim": 64, "word2vec": {"epochs": 15, "seed": 42}}
+    text = block_defaults("tefe.text", {"max_length": 50, "punctuation": "keep"})
+    embedding = block_defaults("tefe.embedding", {"dim": 64, "word2vec": {"epochs": 15, "seed": 42}})
     vocab, matrix, _ = build_embedding(train["text"].tolist(), text, embedding)
     _, metrics = train_encoder(
         "LSTM",

@@ -77,9 +77,7 @@ def build_speech_manifest(
     excluded = frame["label"].isna()
     no_path = frame["audio_path"] == ""
     problems += [(i, "empty audio_path cell") for i in frame.index[no_path & ~excluded]]
-    checks = _check_rows_audio(
-        frame.loc[~excluded & ~no_path, "audio_path"], float(spec["silence_peak"]), threads
-    )
+    checks = _check_rows_audio(frame.loc[~excluded & ~no_path, "audio_path"], float(spec["silence_peak"]), threads)
     problems += [(i, result) for i, result in checks.items() if isinstance(result, str)]
     frame, skipped = ingest.drop_rejected(frame, problems, excluded, spec["on_invalid"])
 

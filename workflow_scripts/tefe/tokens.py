@@ -60,9 +60,7 @@ def extract_tokens(
     metadata["source"] = {"transcripts": transcripts, "column": column}
     utt_ids = frame["utt_id"].tolist()
     with SequenceWriter(out, model.feature_dim, "tokens", metadata) as writer:
-        for rows, matrices in token_states(
-            model, vocab, frame["text"].tolist(), int(config["batch_size"]), device
-        ):
+        for rows, matrices in token_states(model, vocab, frame["text"].tolist(), int(config["batch_size"]), device):
             writer.write([utt_ids[r] for r in rows], matrices)
     log.info("%s: token states of %d utterances, %s, width %d", out, len(frame), arch, model.feature_dim)
     return metadata
