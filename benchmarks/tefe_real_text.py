@@ -76,7 +76,7 @@ def run_tfidf(data, config: dict[str, Any]) -> dict[str, float]:
     """Fit the TF-IDF backend on train, score dev."""
     from workflow_scripts.tefe.tfidf import TfidfBackend
 
-    backend = TfidfBackend(config, CLASSES).fit(*data["train"])
+    backend = TfidfBackend(block_defaults("tefe.tfidf", config), CLASSES).fit(*data["train"])
     return split_scores(data["dev"][1], backend.predict(data["dev"][0]), len(CLASSES))
 
 

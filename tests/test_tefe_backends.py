@@ -68,7 +68,7 @@ def _fit_and_extract(tmp_path, block):
 
 
 def test_tfidf_features_follow_the_contract(tmp_path):
-    out, manifest = _fit_and_extract(tmp_path, {"seed": 3})
+    out, manifest = _fit_and_extract(tmp_path, block_defaults("tefe.tfidf", {"seed": 3}))
     ids, matrix, meta = read_features(out, ["sentence"])
     assert len(ids) == 7 and meta["dim"] == 2 and meta["statistics"] == ["sentence"]
     assert meta["model"] == "tefe/tfidf" and meta["backend"] == "tfidf"
@@ -76,7 +76,7 @@ def test_tfidf_features_follow_the_contract(tmp_path):
     np.testing.assert_allclose(np.exp(matrix).sum(axis=1), 1.0, rtol=1e-5)
     # Deterministic: a second fit gives the same features.
     (tmp_path / "again").mkdir()
-    again, _ = _fit_and_extract(tmp_path / "again", {"seed": 3})
+    again, _ = _fit_and_extract(tmp_path / "again", block_defaults("tefe.tfidf", {"seed": 3}))
     np.testing.assert_array_equal(read_features(again, ["sentence"])[1], matrix)
     # predict featurizes with the same fitted backend when tefe.backend is tfidf.
     featurize = tefe_extract.load_featurizer({"tefe": {"backend": "tfidf"}}, tmp_path, 1)
@@ -86,14 +86,16 @@ def test_tfidf_features_follow_the_contract(tmp_path):
 
 def test_tfidf_projection_width_and_training_split_only(tmp_path):
     train, dev = _data(60, 1), (["một câu chưa từng thấy zzzqqq"] * 2, np.array([0, 1]))
-    backend = TfidfBackend({"features": "projection", "projection_dim": 8, "seed": 0}, CLASSES).fit(*train)
+    backend = TfidfBackend(
+        block_defaults("tefe.tfidf", {"features": "projection", "projection_dim": 8, "seed": 0}), CLASSES
+    ).fit(*train)
     stats = backend.features(dev[0])
     assert backend.feature_dim == 8 and stats["sentence"].shape == (2, 8) and stats["sentence"].dtype == np.float32
     # The n-gram vocabulary comes from the training texts only.
     words = backend.vectorizers[0].vocabulary_
     assert "zzzqqq" not in words and "đi chợ" in words
     with pytest.raises(ValueError, match="word_ngrams and char_ngrams are both null"):
-        TfidfBackend({"word_ngrams": None, "char_ngrams": None}, CLASSES)
+        TfidfBackend(block_defaults("tefe.tfidf", {"word_ngrams": None, "char_ngrams": None}), CLASSES)
 
 
 def test_bucketed_batches_cover_every_row_once_with_little_padding():

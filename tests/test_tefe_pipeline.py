@@ -112,7 +112,7 @@ def workflow(tmp_path_factory):
         rule_job(
             input={"train": str(text["train"]), "dev": str(text["dev"])},
             output={"model": str(root / "tfidf/model"), "metrics": str(root / "tfidf/metrics.json")},
-            params={"block": {"seed": 1}, "classes": CLASSES},
+            params={"block": block_defaults("tefe.tfidf", {"seed": 1}), "classes": CLASSES},
             wildcards={"backend": "tfidf"},
         )
     )
