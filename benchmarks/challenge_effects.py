@@ -37,10 +37,10 @@ from workflow_scripts.asr.text import NormalizeConfig, normalize_text  # noqa: E
 from workflow_scripts.asr.transcripts import read_transcripts  # noqa: E402
 from workflow_scripts.challenge.score import challenge_score  # noqa: E402
 from workflow_scripts.common import names, paths  # noqa: E402
-from workflow_scripts.common.config_schema import validate_config  # noqa: E402
 from workflow_scripts.common.labels import encode_labels  # noqa: E402
 from workflow_scripts.common.manifest import read_manifest  # noqa: E402
 from workflow_scripts.common.metrics import paired_bootstrap_difference  # noqa: E402
+from workflow_scripts.config import validate_config  # noqa: E402
 from workflow_scripts.fusion.pooling import align_ids, read_probabilities  # noqa: E402
 
 

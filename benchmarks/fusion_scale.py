@@ -38,9 +38,13 @@ import yaml
 
 import workflow_scripts
 from workflow_scripts.common import paths
-from workflow_scripts.common.config_schema import validate_config
 from workflow_scripts.common.manifest import SPEECH_COLUMNS, write_manifest
 from workflow_scripts.fusion.pooling import Pooled, write_pooled
+
+try:  # the schema step alone (its defaults are all this script needs)
+    from workflow_scripts.common.config_schema import validate_schema
+except ImportError:  # a checkout older than issue 24, measured by this script too
+    from workflow_scripts.common.config_schema import validate_config as validate_schema
 
 REPO = Path(workflow_scripts.__file__).resolve().parents[1]
 CLASSES = ["neutral", "negative"]
@@ -97,7 +101,7 @@ def fusion_config(name: str, overrides: list[dict[str, Any]], seed: int | None) 
         config = merge(config, {"fusion": DFAT})
     for overlay in overrides:
         config = merge(config, {"fusion": overlay})
-    return validate_config(config, REPO / "schemas" / "config.schema.yaml")["fusion"]
+    return validate_schema(config, REPO / "schemas" / "config.schema.yaml")["fusion"]
 
 
 def synthesize(root: Path, n: int, d: int, seed: int) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from workflow_scripts.common.config_schema import block_defaults
 from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.data.ingest_text import build_text_manifest
 from workflow_scripts.tefe.train import split_scores
@@ -63,7 +64,7 @@ def load_corpus(name: str, data: Path = DATA, seed: int = 42) -> dict[str, tuple
     spec = dict(CORPORA[name])
     table = spec["table"]
     spec["table"] = {k: str(data / v) for k, v in table.items()} if isinstance(table, dict) else str(data / table)
-    manifest, _, _ = build_text_manifest(spec, CLASSES, ["train", "dev"], seed=seed)
+    manifest, _, _ = build_text_manifest(block_defaults("text_corpus", spec), CLASSES, ["train", "dev"], seed=seed)
     out = {}
     for split in ("train", "dev"):
         part = manifest[manifest["split"] == split]
@@ -75,7 +76,7 @@ def run_tfidf(data, config: dict[str, Any]) -> dict[str, float]:
     """Fit the TF-IDF backend on train, score dev."""
     from workflow_scripts.tefe.tfidf import TfidfBackend
 
-    backend = TfidfBackend(config, CLASSES).fit(*data["train"])
+    backend = TfidfBackend(block_defaults("tefe.tfidf", config), CLASSES).fit(*data["train"])
     return split_scores(data["dev"][1], backend.predict(data["dev"][0]), len(CLASSES))
 
 
@@ -85,11 +86,11 @@ def run_neural(data, arch: str, source: str, args: argparse.Namespace) -> dict[s
     from workflow_scripts.tefe.train import train_encoder
 
     text = {"tokenizer": args.tokenizer, "max_length": args.max_length, "punctuation": "keep"}
-    embedding = {
-        "dim": args.dim,
-        "source": source.removesuffix("+trainable"),
-        "trainable": source.endswith("+trainable"),
-    }
+    text = block_defaults("tefe.text", text)
+    embedding = block_defaults(
+        "tefe.embedding",
+        {"dim": args.dim, "source": source.removesuffix("+trainable"), "trainable": source.endswith("+trainable")},
+    )
     vocab, matrix, _ = build_embedding(data["train"][0], text, embedding)
     models = {
         "CNN": {"filters": args.units // 4},

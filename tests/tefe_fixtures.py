@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from workflow_scripts.common.config_schema import block_defaults
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # UIT-VSMEC binary: Other + Enjoyment -> neutral; Anger, Disgust, Sadness, Fear -> negative; Surprise dropped.
 UIT_VSMEC_BINARY = {
@@ -30,8 +32,8 @@ TINY_MODELS = {
     "BiLSTM_CNN": {"units": 4, "filters": 4, "kernel_sizes": [2, 3], "dropout": 0.1},
 }
 TINY_TRAINING = {"epochs": 3, "patience": 2, "batch_size": 16, "learning_rate": 0.01, "seed": 7, "device": "cpu"}
-TINY_TEXT = {"max_length": 12}
-TINY_EMBEDDING = {"dim": 16, "word2vec": {"epochs": 5, "seed": 3}}
+TINY_TEXT = block_defaults("tefe.text", {"max_length": 12})
+TINY_EMBEDDING = block_defaults("tefe.embedding", {"dim": 16, "word2vec": {"epochs": 5, "seed": 3}})
 
 
 def tiny_corpus(n: int, seed: int) -> tuple[list[str], list[str]]:

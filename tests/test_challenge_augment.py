@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from workflow_scripts.challenge.augment import augment_manifest, augment_waveform, draw_settings, main
+from workflow_scripts.common.config_schema import block_defaults
 from workflow_scripts.common.manifest import SPEECH_COLUMNS, read_manifest, write_manifest
 from workflow_scripts.common.names import AUGMENTED_ID_MARK, is_augmented_copy
 
@@ -50,7 +51,7 @@ def test_each_perturbation_does_what_it_says():
     assert snr == pytest.approx(10.0, abs=0.3)
     shifted = augment_waveform(clean, RATE, {"pitch_semitones": 2.0}, rng)
     assert len(shifted) == len(clean) and not np.allclose(shifted, clean)
-    assert draw_settings({"speed": [0.9, 0.9], "volume_db": None}, rng) == {
+    assert draw_settings(block_defaults("challenge.augmentation.classes.neutral", {"speed": [0.9, 0.9]}), rng) == {
         "speed": 0.9,
         "volume_db": None,
         "pitch_semitones": None,

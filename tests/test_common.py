@@ -113,7 +113,7 @@ def test_block_seeds_inherit_the_top_level_seed_unless_set():
 def test_shipped_config_seeds_every_block_from_the_top_level_seed():
     import yaml
 
-    from workflow_scripts.common.config_schema import validate_config
+    from workflow_scripts.config import validate_config
 
     config = yaml.safe_load((PROJECT_ROOT / "config.yaml").read_text())
     config["seed"] = 11

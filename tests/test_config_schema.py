@@ -7,7 +7,8 @@ import copy
 import pytest
 import yaml
 
-from workflow_scripts.common.config_schema import ConfigError, validate_config
+from workflow_scripts.common.config_schema import ConfigError
+from workflow_scripts.config import validate_config
 
 from conftest import PROJECT_ROOT, run_snakemake
 

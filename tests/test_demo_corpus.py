@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from workflow_scripts.common.config_schema import validate_config
 from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.config import validate_config
 from workflow_scripts.data.demo_corpus import asr_corpus_plan, plan_utterances, synthesize_corpus
 
 from conftest import PROJECT_ROOT, run_snakemake

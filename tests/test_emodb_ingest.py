@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import yaml
 
+from workflow_scripts.common.config_schema import block_defaults
 from workflow_scripts.data.ingest_speech import build_speech_manifest
 
 from conftest import PROJECT_ROOT, shared_data
@@ -15,17 +16,26 @@ BINARY = yaml.safe_load((PROJECT_ROOT / "configs" / "emodb.yaml").read_text())["
 
 def test_emodb_ingests_with_speaker_disjoint_stratified_splits():
     table = shared_data("speech", "emodb_2s", "labels.tsv")
-    spec = {
-        "table": str(table),
-        "columns": {"utt_id": "utt_id", "audio_path": "path", "text": "text", "label": "emotion", "speaker": "speaker"},
-        "label_map": BINARY,
-        "split": {
-            "policy": "stratified",
-            "fractions": {"train": 0.6, "dev": 0.2, "test": 0.2},
-            "speaker_disjoint": True,
+    spec = block_defaults(
+        "corpora.emodb",
+        {
+            "table": str(table),
+            "columns": {
+                "utt_id": "utt_id",
+                "audio_path": "path",
+                "text": "text",
+                "label": "emotion",
+                "speaker": "speaker",
+            },
+            "label_map": BINARY,
+            "split": {
+                "policy": "stratified",
+                "fractions": {"train": 0.6, "dev": 0.2, "test": 0.2},
+                "speaker_disjoint": True,
+            },
+            "require_text": True,
         },
-        "require_text": True,
-    }
+    )
     splits = ["train", "dev", "test"]
     manifest, skipped, summary = build_speech_manifest(spec, ["neutral", "negative"], splits, seed=42, threads=2)
     raw = pd.read_csv(table, sep="\t", quoting=3)

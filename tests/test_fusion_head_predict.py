@@ -93,7 +93,7 @@ def test_predict_graph_and_vote_give_the_rule_probabilities(graph_run, tmp_path,
 def test_predict_names_the_graph_heads_artifacts_and_a_vote_it_cannot_run(graph_run):
     run, _, _ = graph_run
     config = yaml.safe_load((PROJECT_ROOT / "config.yaml").read_text())
-    from workflow_scripts.common.config_schema import validate_config
+    from workflow_scripts.config import validate_config
 
     validate_config(config, PROJECT_ROOT / "schemas" / "config.schema.yaml")
     hooked = {**predict.STAGE_FACTORIES, "asr": "test_fusion_head_xattn:fake_asr"}

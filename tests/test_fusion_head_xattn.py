@@ -16,6 +16,7 @@ from test_fusion_heads import BOOTSTRAP, CLASSES, TINY, Linear, Toy
 
 from workflow_scripts import predict
 from workflow_scripts.common import paths
+from workflow_scripts.common.config_schema import block_defaults
 from workflow_scripts.common.sequences import SequenceFile
 from workflow_scripts.fusion.heads import trainer
 from workflow_scripts.fusion.heads.xattn import CrossModalAttentionHead, TokenIds, load_head
@@ -107,7 +108,7 @@ def tiny_run(tmp_path_factory):
             files["transcripts"][split],
             "hypothesis",
             files["text"][split],
-            {"device": "cpu"},
+            block_defaults("tefe.extract", {"device": "cpu"}),
             files["manifests"][split],
         )
     torch.set_num_threads(1)
@@ -207,7 +208,7 @@ def assert_predict_gives_the_rule(run: Path, configs: list[str], variant: str, m
 def test_predict_names_a_missing_head_and_an_unknown_variant(tiny_run, tmp_path):
     _, run, _, _ = tiny_run
     config = yaml.safe_load((PROJECT_ROOT / "config.yaml").read_text())
-    from workflow_scripts.common.config_schema import validate_config
+    from workflow_scripts.config import validate_config
 
     validate_config(config, PROJECT_ROOT / "schemas" / "config.schema.yaml")
     missing = predict.missing_artifacts(config, run, predict.STAGE_FACTORIES, "xattn_mean")

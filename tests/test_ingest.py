@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from workflow_scripts.common.config_schema import block_defaults
 from workflow_scripts.common.manifest import read_manifest
 from workflow_scripts.data.ingest import IngestionError
 from workflow_scripts.data.ingest_speech import build_speech_manifest, main
@@ -41,7 +42,7 @@ def _corpus(tmp_path: Path, rows: list[dict], **spec) -> dict:
         "require_text": True,
     }
     base.update(spec)
-    return base
+    return block_defaults("corpora.test", base)
 
 
 def _good_rows(tmp_path: Path, n: int = 12) -> list[dict]:
@@ -214,11 +215,14 @@ def test_text_corpus_from_per_split_tables_and_its_errors(tmp_path):
     pd.DataFrame({"sentence": ["giận quá", ""], "emotion": ["ang", "neu"]}).to_csv(valid, sep="\t", index=False)
     test = tmp_path / "test.tsv"
     pd.DataFrame({"sentence": ["bình thường"], "emotion": ["neu"]}).to_csv(test, sep="\t", index=False)
-    spec = {
-        "table": {"train": str(train), "dev": str(valid), "test": str(test)},
-        "columns": {"text": "sentence", "label": "emotion"},
-        "label_map": LABEL_MAP,
-    }
+    spec = block_defaults(
+        "text_corpus",
+        {
+            "table": {"train": str(train), "dev": str(valid), "test": str(test)},
+            "columns": {"text": "sentence", "label": "emotion"},
+            "label_map": LABEL_MAP,
+        },
+    )
     with pytest.raises(IngestionError, match=rf"{valid}, data row 2 .*empty text"):
         build_text_manifest(spec, CLASSES, SPLITS, seed=0)
     spec["on_invalid"] = "skip"
@@ -236,12 +240,15 @@ def test_text_entry_point_writes_each_split_and_seeds_from_the_block(tmp_path):
     pd.DataFrame({"sentence": [f"câu {i}" for i in range(40)], "emotion": ["neu", "ang"] * 20}).to_csv(
         table, sep="\t", index=False
     )
-    spec = {
-        "table": str(table),
-        "columns": {"text": "sentence", "label": "emotion"},
-        "label_map": LABEL_MAP,
-        "split": {"policy": "stratified", "fractions": {"train": 0.6, "dev": 0.2, "test": 0.2}, "seed": 3},
-    }
+    spec = block_defaults(
+        "text_corpus",
+        {
+            "table": str(table),
+            "columns": {"text": "sentence", "label": "emotion"},
+            "label_map": LABEL_MAP,
+            "split": {"policy": "stratified", "fractions": {"train": 0.6, "dev": 0.2, "test": 0.2}, "seed": 3},
+        },
+    )
     out_dir = tmp_path / "out"
     text_main(
         rule_job(

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from workflow_scripts.common.config_schema import block_defaults
 from workflow_scripts.common.manifest import read_manifest, write_manifest
 from workflow_scripts.data.ingest_speech import build_speech_manifest
 from workflow_scripts.data.ingest_speech import main as speech_main
@@ -47,13 +48,17 @@ def _rows(tmp_path: Path, speakers: int = 8, per_speaker: int = 4) -> list[dict]
 
 
 def _spec(table: Path, **extra) -> dict:
-    return {
-        "table": str(table),
-        "columns": dict(COLUMNS),
-        "label_map": LABEL_MAP,
-        "split": {"policy": "stratified", "fractions": FRACTIONS, "speaker_disjoint": True},
-        **extra,
-    }
+    """A speech corpus block (schema defaults filled in, as the config validation does)."""
+    return block_defaults(
+        "corpora.test",
+        {
+            "table": str(table),
+            "columns": dict(COLUMNS),
+            "label_map": LABEL_MAP,
+            "split": {"policy": "stratified", "fractions": FRACTIONS, "speaker_disjoint": True},
+            **extra,
+        },
+    )
 
 
 def _tsv(tmp_path: Path, rows: list[dict], name: str = "corpus.tsv") -> Path:
@@ -116,7 +121,7 @@ def test_csv_with_tabs_newlines_and_quotes_round_trips_through_the_manifests(tmp
     table = tmp_path / "corpus.csv"
     pd.DataFrame(rows).to_csv(table, index=False)
     out = tmp_path / "out"
-    spec = {**_spec(table), "split": {"policy": "stratified", "fractions": FRACTIONS, "seed": 0}}
+    spec = _spec(table, split={"policy": "stratified", "fractions": FRACTIONS, "seed": 0})
     speech_main(
         rule_job(
             output={
@@ -230,10 +235,12 @@ import sys
 sys.path.insert(0, {str(PROJECT_ROOT / "tests")!r})
 from rule_job import rule_job
 from workflow_scripts.common.rule import run_rule
+from workflow_scripts.common.config_schema import block_defaults
 from workflow_scripts.data.ingest_speech import main
 out = {str(tmp_path / "out")!r}
-spec = {{"table": {str(tmp_path / "corpus.tsv")!r}, "columns": {dict(COLUMNS, split="part")!r},
-        "label_map": {LABEL_MAP!r}, "split": {{"policy": "table", "seed": 0}}}}
+spec = block_defaults("corpora.test", {{"table": {str(tmp_path / "corpus.tsv")!r},
+        "columns": {dict(COLUMNS, split="part")!r}, "label_map": {LABEL_MAP!r},
+        "split": {{"policy": "table", "seed": 0}}}})
 snakemake = rule_job(
     output={{"manifests": [out + "/" + s + ".tsv" for s in {SPLITS!r}], "skipped": out + "/skipped.tsv",
             "summary": out + "/summary.json"}},
@@ -292,11 +299,14 @@ def test_a_column_missing_from_one_per_split_file_is_named_not_read_as_nan(tmp_p
     pd.DataFrame({"sentence": ["a", "b"], "emotion": ["neu", "ang"]}).to_csv(train, sep="\t", index=False)
     pd.DataFrame({"text": ["c", "d"], "emotion": ["neu", "ang"]}).to_csv(dev, sep="\t", index=False)
     pd.DataFrame({"sentence": ["e"], "emotion": ["neu"]}).to_csv(test, sep="\t", index=False)
-    spec = {
-        "table": {"train": str(train), "dev": str(dev), "test": str(test)},
-        "columns": {"text": "sentence", "label": "emotion"},
-        "label_map": LABEL_MAP,
-    }
+    spec = block_defaults(
+        "text_corpus",
+        {
+            "table": {"train": str(train), "dev": str(dev), "test": str(test)},
+            "columns": {"text": "sentence", "label": "emotion"},
+            "label_map": LABEL_MAP,
+        },
+    )
     with pytest.raises(
         ValueError, match=rf"{dev}: no column 'sentence' .* the file's columns are \['text', 'emotion'\]"
     ):
@@ -320,7 +330,7 @@ def test_fractions_not_naming_the_splits_fail_a_dry_run(workflow_dir):
 
 
 def test_yaml_syntax_error_names_the_file_and_line(tmp_path):
-    from workflow_scripts.common.config_schema import main as check_config
+    from workflow_scripts.config import main as check_config
 
     bad = tmp_path / "mine.yaml"
     bad.write_text("seed: 1\ncorpora:\n  x: [1, 2\n  y: 3\n", encoding="utf-8")

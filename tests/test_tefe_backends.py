@@ -18,6 +18,7 @@ from tests.tefe_fixtures import (
     write_speech_split,
     write_text_manifest,
 )
+from workflow_scripts.common.config_schema import block_defaults
 from workflow_scripts.common.features import read_features
 from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.tefe import embedding as tefe_embedding
@@ -67,7 +68,7 @@ def _fit_and_extract(tmp_path, block):
 
 
 def test_tfidf_features_follow_the_contract(tmp_path):
-    out, manifest = _fit_and_extract(tmp_path, {"seed": 3})
+    out, manifest = _fit_and_extract(tmp_path, block_defaults("tefe.tfidf", {"seed": 3}))
     ids, matrix, meta = read_features(out, ["sentence"])
     assert len(ids) == 7 and meta["dim"] == 2 and meta["statistics"] == ["sentence"]
     assert meta["model"] == "tefe/tfidf" and meta["backend"] == "tfidf"
@@ -75,7 +76,7 @@ def test_tfidf_features_follow_the_contract(tmp_path):
     np.testing.assert_allclose(np.exp(matrix).sum(axis=1), 1.0, rtol=1e-5)
     # Deterministic: a second fit gives the same features.
     (tmp_path / "again").mkdir()
-    again, _ = _fit_and_extract(tmp_path / "again", {"seed": 3})
+    again, _ = _fit_and_extract(tmp_path / "again", block_defaults("tefe.tfidf", {"seed": 3}))
     np.testing.assert_array_equal(read_features(again, ["sentence"])[1], matrix)
     # predict featurizes with the same fitted backend when tefe.backend is tfidf.
     featurize = tefe_extract.load_featurizer({"tefe": {"backend": "tfidf"}}, tmp_path, 1)
@@ -85,14 +86,16 @@ def test_tfidf_features_follow_the_contract(tmp_path):
 
 def test_tfidf_projection_width_and_training_split_only(tmp_path):
     train, dev = _data(60, 1), (["một câu chưa từng thấy zzzqqq"] * 2, np.array([0, 1]))
-    backend = TfidfBackend({"features": "projection", "projection_dim": 8, "seed": 0}, CLASSES).fit(*train)
+    backend = TfidfBackend(
+        block_defaults("tefe.tfidf", {"features": "projection", "projection_dim": 8, "seed": 0}), CLASSES
+    ).fit(*train)
     stats = backend.features(dev[0])
     assert backend.feature_dim == 8 and stats["sentence"].shape == (2, 8) and stats["sentence"].dtype == np.float32
     # The n-gram vocabulary comes from the training texts only.
     words = backend.vectorizers[0].vocabulary_
     assert "zzzqqq" not in words and "đi chợ" in words
     with pytest.raises(ValueError, match="word_ngrams and char_ngrams are both null"):
-        TfidfBackend({"word_ngrams": None, "char_ngrams": None}, CLASSES)
+        TfidfBackend(block_defaults("tefe.tfidf", {"word_ngrams": None, "char_ngrams": None}), CLASSES)
 
 
 def test_bucketed_batches_cover_every_row_once_with_little_padding():
@@ -118,7 +121,8 @@ def test_bucketed_training_learns():
 def test_fasttext_embedding_uses_extra_texts_and_trains_when_asked():
     train, dev = _data(60, 1), _data(20, 2)
     extra = ["tôi rất tức giận hôm nay", "cô giáo đọc sách"] * 5
-    config = {"dim": 12, "source": "fasttext", "fasttext": {"epochs": 3, "seed": 1, "bucket": 1000}}
+    fasttext = {"epochs": 3, "seed": 1, "bucket": 1000}
+    config = block_defaults("tefe.embedding", {"dim": 12, "source": "fasttext", "fasttext": fasttext})
     vocab, matrix, summary = build_embedding(train[0], TINY_TEXT, config, extra)
     assert summary["source"] == "fasttext" and summary["extra_texts"] == 10
     assert summary["coverage"]["random"] == 0 and matrix.shape == (len(vocab), 12)
@@ -151,10 +155,11 @@ def test_pretrained_fasttext_bin_gives_every_word_a_vector(tmp_path):
     )
     path = tmp_path / "vectors.bin"
     save_facebook_model(model, str(path))
-    vocab, matrix, summary = build_embedding(texts, TINY_TEXT, {"dim": 8, "source": "file", "vectors": str(path)})
+    from_file = block_defaults("tefe.embedding", {"dim": 8, "source": "file", "vectors": str(path)})
+    vocab, matrix, summary = build_embedding(texts, TINY_TEXT, from_file)
     assert summary["coverage"]["random"] == 0 and matrix.shape[1] == 8
     with pytest.raises(ValueError, match="set tefe.embedding.dim to 8"):
-        build_embedding(texts, TINY_TEXT, {"dim": 16, "source": "file", "vectors": str(path)})
+        build_embedding(texts, TINY_TEXT, {**from_file, "dim": 16})
 
 
 def test_test_split_text_never_trains_the_embedding(tmp_path):

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from tests.tefe_fixtures import TINY_MODELS
+from workflow_scripts.common.config_schema import block_defaults
 from workflow_scripts.common.names import TEFE_ARCHITECTURES
 from workflow_scripts.tefe.models import (
     MODEL_DEFAULTS,
@@ -94,7 +95,8 @@ def test_padding_changes_nothing(arch):
 
 
 def test_checkpoint_round_trip(tmp_path):
-    vocab = build_vocabulary(["tôi đi chợ", "tôi buồn lắm"], text_settings({"max_length": 5}))
+    settings = text_settings(block_defaults("tefe.text", {"max_length": 5}))
+    vocab = build_vocabulary(["tôi đi chợ", "tôi buồn lắm"], settings)
     torch.manual_seed(2)
     model = TextEncoder("BiLSTM", torch.randn(len(vocab), 8), 2, TINY_MODELS["BiLSTM"]).eval()
     save_checkpoint(tmp_path / "model.pt", model, ["neutral", "negative"])
@@ -104,7 +106,7 @@ def test_checkpoint_round_trip(tmp_path):
     ids = torch.tensor([[2, 3, 4]])
     with torch.no_grad():
         torch.testing.assert_close(loaded(ids, torch.tensor([3])), model(ids, torch.tensor([3])), rtol=0, atol=0)
-    other = build_vocabulary(["a b c d e f"], text_settings({}))
+    other = build_vocabulary(["a b c d e f"], text_settings(block_defaults("tefe.text")))
     other.save(tmp_path / "other.json")
     with pytest.raises(ValueError, match="other.json: 8 tokens, but the embedding"):
         load_encoder(tmp_path / "model.pt", tmp_path / "other.json")

@@ -20,6 +20,7 @@ from tests.tefe_fixtures import (
     write_speech_split,
     write_text_manifest,
 )
+from workflow_scripts.common.config_schema import block_defaults
 from workflow_scripts.common.features import read_features
 from workflow_scripts.common.files import write_json
 from workflow_scripts.tefe import embedding as tefe_embedding
@@ -111,7 +112,7 @@ def workflow(tmp_path_factory):
         rule_job(
             input={"train": str(text["train"]), "dev": str(text["dev"])},
             output={"model": str(root / "tfidf/model"), "metrics": str(root / "tfidf/metrics.json")},
-            params={"block": {"seed": 1}, "classes": CLASSES},
+            params={"block": block_defaults("tefe.tfidf", {"seed": 1}), "classes": CLASSES},
             wildcards={"backend": "tfidf"},
         )
     )
@@ -218,9 +219,9 @@ def test_selection_uses_validation_scores_only(tmp_path):
     assert rank_architectures(scores, "UA") == ["BiLSTM", "LSTM", "CNN"]  # tie on UA -> lower loss
     assert rank_architectures(scores, "WA") == ["CNN", "BiLSTM", "LSTM"]
     assert rank_architectures(scores, "loss") == ["CNN", "BiLSTM", "LSTM"]
-    assert select_encoder(scores, {"metric": "UA"})["selected"] == "BiLSTM"
+    assert select_encoder(scores, block_defaults("tefe.selection", {"metric": "UA"}))["selected"] == "BiLSTM"
     with pytest.raises(ValueError, match="override: 'BiLSTM_CNN' is not a trained architecture"):
-        select_encoder(scores, {"metric": "UA", "override": "BiLSTM_CNN"})
+        select_encoder(scores, block_defaults("tefe.selection", {"metric": "UA", "override": "BiLSTM_CNN"}))
     write_json(tmp_path / "m.json", {"architecture": "CNN", "history": []})
     with pytest.raises(ValueError, match="m.json: no 'validation' block"):
         tefe_select.validation_scores({"CNN": str(tmp_path / "m.json")})

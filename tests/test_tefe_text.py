@@ -7,6 +7,7 @@ import unicodedata
 import numpy as np
 import pytest
 
+from workflow_scripts.common.config_schema import block_defaults
 from workflow_scripts.tefe.text import (
     PAD,
     PAD_ID,
@@ -19,7 +20,7 @@ from workflow_scripts.tefe.text import (
     tokenize,
 )
 
-SETTINGS = text_settings({"max_length": 6})
+SETTINGS = text_settings(block_defaults("tefe.text", {"max_length": 6}))
 
 
 def test_normalisation_lowercases_and_keeps_diacritics():
@@ -36,7 +37,7 @@ def test_punctuation_kept_or_dropped():
     text = "thật tuyệt vời, em gái tôi được khen rồi! 😡"
     words = ["thật", "tuyệt", "vời", "em", "gái", "tôi", "được", "khen", "rồi"]
     assert tokenize(text, SETTINGS) == words
-    kept = tokenize(text, text_settings({"punctuation": "keep"}))
+    kept = tokenize(text, text_settings(block_defaults("tefe.text", {"punctuation": "keep"})))
     assert kept == ["thật", "tuyệt", "vời", ",", "em", "gái", "tôi", "được", "khen", "rồi", "!", "😡"]
 
 
@@ -73,13 +74,13 @@ def test_vocabulary_round_trip(tmp_path):
 
 def test_bad_settings_name_the_key():
     with pytest.raises(ValueError, match="tefe.text.tokenizer"):
-        text_settings({"tokenizer": "spacy"})
+        text_settings({**SETTINGS, "tokenizer": "spacy"})
     with pytest.raises(ValueError, match="unknown key"):
-        text_settings({"max_len": 3})
+        text_settings({**SETTINGS, "max_len": 3})
 
 
 def test_pyvi_word_segmentation():
-    settings = text_settings({"tokenizer": "pyvi"})
+    settings = text_settings(block_defaults("tefe.text", {"tokenizer": "pyvi"}))
     tokens = tokenize("Bố tôi LÀM VIỆC ở văn phòng tối hôm qua.", settings)
     assert "làm_việc" in tokens and "văn_phòng" in tokens
     assert "." not in tokens and all(t == t.lower() for t in tokens)

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from tests.tefe_fixtures import SHARED_DATA, UIT_VSMEC_BINARY
+from workflow_scripts.common.config_schema import block_defaults
 from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.data.ingest_text import build_text_manifest
 from workflow_scripts.tefe.embedding import build_embedding
@@ -21,12 +22,15 @@ from workflow_scripts.tefe.train import train_encoder
 
 CORPUS = SHARED_DATA / "text" / "uit_vsmec"
 CLASSES = ["neutral", "negative"]
-SPEC = {
-    "table": {"train": str(CORPUS / "train.tsv"), "dev": str(CORPUS / "valid.tsv")},
-    "columns": {"text": "text", "label": "emotion"},
-    "label_map": UIT_VSMEC_BINARY,
-    "split": {"policy": "table"},
-}
+SPEC = block_defaults(
+    "text_corpus",
+    {
+        "table": {"train": str(CORPUS / "train.tsv"), "dev": str(CORPUS / "valid.tsv")},
+        "columns": {"text": "text", "label": "emotion"},
+        "label_map": UIT_VSMEC_BINARY,
+        "split": {"policy": "table"},
+    },
+)
 
 
 @pytest.mark.skipif(not (CORPUS / "train.tsv").exists(), reason=f"UIT-VSMEC not found at {CORPUS} (shared data absent)")
@@ -36,8 +40,8 @@ def test_lstm_beats_the_majority_class_on_uit_vsmec():
     train, dev = manifest[manifest["split"] == "train"], manifest[manifest["split"] == "dev"]
     assert len(train) == 5306 and len(dev) == 656
     # Social-media text: emoji and emoticons carry emotion, so punctuation tokens stay.
-    text = {"max_length": 50, "punctuation": "keep"}
-    embedding = {"dim": 64, "word2vec": {"epochs": 15, "seed": 42}}
+    text = block_defaults("tefe.text", {"max_length": 50, "punctuation": "keep"})
+    embedding = block_defaults("tefe.embedding", {"dim": 64, "word2vec": {"epochs": 15, "seed": 42}})
     vocab, matrix, _ = build_embedding(train["text"].tolist(), text, embedding)
     _, metrics = train_encoder(
         "LSTM",

@@ -36,10 +36,10 @@ SETTINGS = ("speed", "volume_db", "pitch_semitones", "noise_snr_db")
 
 
 def draw_settings(ranges: Mapping[str, Sequence[float] | None], rng: np.random.Generator) -> dict[str, float | None]:
-    """One copy's settings: a uniform draw from each range (None where the range is null)."""
+    """One copy's settings: a uniform draw from each range of a class's block (None where the range is null)."""
     drawn: dict[str, float | None] = {}
     for name in SETTINGS:
-        bounds = ranges.get(name)
+        bounds = ranges[name]
         drawn[name] = None if bounds is None else float(rng.uniform(float(bounds[0]), float(bounds[1])))
     return drawn
 

@@ -4,10 +4,13 @@ Block seeds left unset (null) take the top-level ``seed``, so one key reseeds th
 
 Snakemake's ``validate()`` neither fills defaults inside ``$ref``'d stage schemas nor names the
 offending key briefly, so the workflow uses this (same JSON Schema, same draft) instead.
+Schema only and stage-agnostic: the checks across keys are stage knowledge;
+``workflow_scripts.config.validate_config`` runs this and them (the rules and the checker call that).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     """A YAML config file as a mapping; a syntax error names the file, line and column.
 
     (Snakemake's own message for a broken ``--configfile`` names neither: check a file with
-    ``python -m workflow_scripts.common.config_schema FILE...``.)
+    ``python -m workflow_scripts.config FILE...``.)
     """
     try:
         with open(path, encoding="utf-8") as handle:
@@ -92,12 +95,11 @@ def key_path(error: ValidationError) -> str:
     return ".".join(str(part) for part in error.absolute_path) or "<top level>"
 
 
-def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
-    """Validate ``config`` in place (defaults filled in) and return it.
+SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
-    Raises :class:`ConfigError` naming the key path, the value and what the schema expects.
-    """
-    schema_path = Path(schema_path).resolve()
+
+def _validator(schema_path: Path) -> Draft202012Validator:
+    """A defaulting validator of the schema at ``schema_path`` that resolves the stage schemas beside it."""
     schema_dir = schema_path.parent
 
     def retrieve(uri: str) -> Resource:
@@ -109,13 +111,53 @@ def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str
 
     schema = _load_schema(schema_path)
     schema["$id"] = schema_path.as_uri()
-    registry = Registry(retrieve=retrieve)
-    validator = _DefaultingValidator(schema, registry=registry)
-    error = best_match(validator.iter_errors(config))
+    return _DefaultingValidator(schema, registry=Registry(retrieve=retrieve))
+
+
+def _invalid(error: ValidationError) -> ConfigError:
+    return ConfigError(f"invalid config at '{key_path(error)}': {error.message}")
+
+
+def validate_schema(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
+    """Validate ``config`` against the schema in place (defaults filled in, block seeds inherited) and return it.
+
+    Raises :class:`ConfigError` naming the key path, the value and what the schema expects.
+    """
+    error = best_match(_validator(Path(schema_path).resolve()).iter_errors(config))
     if error is not None:
-        raise ConfigError(f"invalid config at '{key_path(error)}': {error.message}")
+        raise _invalid(error)
     inherit_seed(config, config["seed"])
     return config
+
+
+# Until issue 24's merge: rules/common.smk imports the schema step under its old name (and runs the
+# cross-key checks itself). Delete with that import (it becomes workflow_scripts.config.validate_config).
+validate_config = validate_schema
+
+
+def block_defaults(key_path: str, values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The config block at ``key_path`` (e.g. ``"fusion.heads.xattn"``): ``values`` over the schema's defaults.
+
+    For tests that need one block: validated as in a whole config (a wrong value fails naming its
+    key); block seeds left null take the schema's top-level seed.
+    """
+    parts = key_path.split(".")
+    block = copy.deepcopy(dict(values or {}))
+    config: dict[str, Any] = block
+    for part in reversed(parts):
+        config = {part: config}
+    validator = _validator(SCHEMA)
+    # The rest of the config is absent on purpose: only its required keys may be missing.
+    errors = (
+        error
+        for error in validator.iter_errors(config)
+        if error.validator != "required" or list(map(str, error.absolute_path))[: len(parts)] == parts
+    )
+    error = best_match(errors)
+    if error is not None:
+        raise _invalid(error)
+    inherit_seed(block, validator.schema["properties"]["seed"]["default"])
+    return block
 
 
 def inherit_seed(block: Any, seed: int) -> None:
@@ -126,33 +168,3 @@ def inherit_seed(block: Any, seed: int) -> None:
             block[key] = seed
         else:
             inherit_seed(value, seed)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Check config files before a run: ``python -m workflow_scripts.common.config_schema [FILE ...]``.
-
-    Loads config.yaml and then each FILE over it (as ``snakemake --configfile FILE`` does),
-    naming the file and line of a YAML error, and validates the result against the schema.
-    """
-    import sys
-
-    from workflow_scripts.common.names import TEXT_SPLITS
-    from workflow_scripts.data.corpus_config import check_split_block
-
-    root = Path(__file__).resolve().parents[2]
-    files = [root / "config.yaml", *(argv if argv is not None else sys.argv[1:])]
-    config: dict[str, Any] = {}
-    try:
-        for path in files:
-            config = merge_config(config, load_config_file(path))
-        validate_config(config, root / "schemas" / "config.schema.yaml")
-        for name, block in config["corpora"].items():
-            check_split_block(block, config["task"]["splits"], f"corpora.{name}")
-        check_split_block(config["text_corpus"], TEXT_SPLITS, "text_corpus")
-    except (ConfigError, ValueError) as error:
-        raise SystemExit(str(error)) from None
-    print(f"config OK: {', '.join(map(str, files))}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,7 +1,7 @@
 """Checks of a corpus block that need the configured splits (the schema cannot see them).
 
 Run twice: before any job (rules/common.smk, so a dry run fails) and by the ingestion step.
-Light on purpose (no pandas): the Snakefile imports it.
+Light on purpose (no pandas): the Snakefile imports it. ``spec`` is a validated block (defaults filled).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ def check_split_block(spec: Mapping[str, Any], split_names: Sequence[str], where
 
     ``where`` is the block's key path (``corpora.demo``); per-split tables take no fractions.
     """
-    split = spec.get("split", {}) or {}
-    if isinstance(spec.get("table"), Mapping) or split.get("policy", "stratified") != "stratified":
+    split = spec["split"]
+    if isinstance(spec["table"], Mapping) or split["policy"] != "stratified":
         return
-    fractions = split.get("fractions")
+    fractions = split["fractions"]
     if not fractions:
         raise ValueError(
             f"invalid config at '{where}.split.fractions': split.policy is stratified but no fractions are given; "

@@ -63,7 +63,7 @@ def table_column(frame: pd.DataFrame, spec: Mapping[str, Any], key: str, require
 
     Missing values (null in parquet) become empty strings, so they meet the empty-value checks.
     """
-    name = spec.get("columns", {}).get(key)
+    name = spec["columns"][key]
     if name is None:
         if required:
             raise IngestionError(f"corpus config: columns.{key} is required")
@@ -112,8 +112,7 @@ def resolve_splits(
     seed: int,
 ) -> pd.Series:
     """The split of every row: from the table / per-split files, or a seeded stratified split."""
-    policy = spec.get("split", {}).get("policy", "stratified")
-    rename = spec.get("split", {}).get("rename", {})
+    policy, rename = spec["split"]["policy"], spec["split"]["rename"]
     if "_split_from_file" in frame.columns:
         splits = frame["_split_from_file"]
     elif policy == "table":
@@ -125,7 +124,7 @@ def resolve_splits(
         except ValueError as error:
             raise IngestionError(str(error)) from error
         fractions = spec["split"]["fractions"]
-        use_speakers = speakers if spec["split"].get("speaker_disjoint", True) else None
+        use_speakers = speakers if spec["split"]["speaker_disjoint"] else None
         return assign_splits(labels, {n: fractions[n] for n in split_names}, seed, use_speakers)
     splits = splits.map(lambda s: rename.get(s, s))
     return splits
@@ -175,12 +174,8 @@ def drop_rejected(
 
 def uses_speaker_disjoint_split(frame: pd.DataFrame, spec: Mapping[str, Any]) -> bool:
     """Whether the splits are drawn here keeping speakers disjoint (policy stratified, speaker_disjoint)."""
-    split = spec.get("split", {})
-    return (
-        "_split_from_file" not in frame.columns
-        and split.get("policy", "stratified") == "stratified"
-        and bool(split.get("speaker_disjoint", True))
-    )
+    split = spec["split"]
+    return "_split_from_file" not in frame.columns and split["policy"] == "stratified" and split["speaker_disjoint"]
 
 
 def fill_blank_speakers(frame: pd.DataFrame, spec: Mapping[str, Any], disjoint: bool) -> pd.Series:
@@ -194,7 +189,7 @@ def fill_blank_speakers(frame: pd.DataFrame, spec: Mapping[str, Any], disjoint: 
     blank = speakers == ""
     if not blank.any():
         return speakers
-    if spec.get("split", {}).get("missing_speaker", "error") == "own_speaker":
+    if spec["split"]["missing_speaker"] == "own_speaker":
         own = "unknown_speaker:" + frame.loc[blank, "utt_id"]
         clash = sorted(set(own) & set(speakers[~blank]))
         if clash:

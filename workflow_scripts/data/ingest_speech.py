@@ -59,11 +59,11 @@ def build_speech_manifest(
     """
     frame = ingest.load_corpus_table(spec)
     audio = ingest.table_column(frame, spec, "audio_path", required=True)
-    audio_root = spec.get("audio_root") or os.path.dirname(str(frame["_source"].iloc[0]))
+    audio_root = spec["audio_root"] or os.path.dirname(str(frame["_source"].iloc[0]))
     frame["audio_path"] = [resolve_audio_path(p, audio_root) for p in audio]
     utt = ingest.table_column(frame, spec, "utt_id", required=False)
     frame["utt_id"] = utt if utt is not None else [Path(p).stem for p in audio]
-    text = ingest.table_column(frame, spec, "text", required=bool(spec.get("require_text", False)))
+    text = ingest.table_column(frame, spec, "text", required=spec["require_text"])
     frame["text"] = text if text is not None else ""
     speaker = ingest.table_column(frame, spec, "speaker", required=False)
     frame["speaker"] = speaker if speaker is not None else ""
@@ -72,16 +72,14 @@ def build_speech_manifest(
 
     problems: ingest.Problems = ingest.id_and_label_problems(frame, spec)
     problems += [(i, "empty utt_id") for i in frame.index[frame["utt_id"] == ""]]
-    if spec.get("require_text", False):
+    if spec["require_text"]:
         problems += [(i, "empty text but require_text is true") for i in frame.index[frame["text"] == ""]]
     excluded = frame["label"].isna()
     no_path = frame["audio_path"] == ""
     problems += [(i, "empty audio_path cell") for i in frame.index[no_path & ~excluded]]
-    checks = _check_rows_audio(
-        frame.loc[~excluded & ~no_path, "audio_path"], float(spec.get("silence_peak", 1e-4)), threads
-    )
+    checks = _check_rows_audio(frame.loc[~excluded & ~no_path, "audio_path"], float(spec["silence_peak"]), threads)
     problems += [(i, result) for i, result in checks.items() if isinstance(result, str)]
-    frame, skipped = ingest.drop_rejected(frame, problems, excluded, spec.get("on_invalid", "error"))
+    frame, skipped = ingest.drop_rejected(frame, problems, excluded, spec["on_invalid"])
 
     frame["duration_s"] = [round(checks[i].duration_s, 4) for i in frame.index]
     frame["sample_rate"] = [checks[i].sample_rate for i in frame.index]

@@ -31,7 +31,7 @@ def build_text_manifest(
     problems: ingest.Problems = ingest.id_and_label_problems(frame, spec)
     excluded = frame["label"].isna()
     problems += [(i, "empty text") for i in frame.index[(frame["text"] == "") & ~excluded]]
-    frame, skipped = ingest.drop_rejected(frame, problems, excluded, spec.get("on_invalid", "error"))
+    frame, skipped = ingest.drop_rejected(frame, problems, excluded, spec["on_invalid"])
     frame["split"] = ingest.resolve_splits(frame, spec, split_names, frame["label"], None, seed)
     ingest.check_split_names(frame, split_names)
     warnings = ingest.check_split_minimums(frame, classes, split_names, split_names[0], True, "text_corpus")

@@ -38,40 +38,12 @@ from workflow_scripts.tefe.text import (
 
 log = logging.getLogger(__name__)
 
-EMBEDDING_DEFAULTS: dict[str, Any] = {"dim": 1024, "source": "word2vec", "vectors": None, "seed": 42}
-# Beyond the paper: a trainable embedding, extra unlabelled texts for the vectors.
-EMBEDDING_DEFAULTS |= {"trainable": False, "extra_texts": []}
-SOURCES = ("word2vec", "fasttext", "file")
-WORD2VEC_DEFAULTS: dict[str, Any] = {
-    "architecture": "skipgram",
-    "window": 3,
-    "epochs": 10,
-    "negative": 5,
-    "sample": 1.0e-3,
-    "alpha": 0.025,
-    "seed": 42,
-}
-# gensim FastText: word2vec's settings plus character n-grams (subwords) of min_n..max_n characters.
-FASTTEXT_DEFAULTS: dict[str, Any] = {**WORD2VEC_DEFAULTS, "min_n": 2, "max_n": 5, "bucket": 200000}
-
 
 def embedding_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The embedding block with defaults filled in and checked (keys as in tefe.embedding)."""
-    unknown = sorted(set(config) - set(EMBEDDING_DEFAULTS) - {"word2vec", "fasttext"})
-    if unknown:
-        raise ValueError(f"tefe.embedding: unknown key(s) {unknown}")
-    settings = {**EMBEDDING_DEFAULTS, **config}
-    settings["word2vec"] = {**WORD2VEC_DEFAULTS, **config.get("word2vec", {})}
-    settings["fasttext"] = {**FASTTEXT_DEFAULTS, **config.get("fasttext", {})}
-    settings["extra_texts"] = list(settings["extra_texts"] or [])
-    if settings["source"] not in SOURCES:
-        raise ValueError(f"tefe.embedding.source: {settings['source']!r}, expected one of {SOURCES}")
-    if settings["source"] == "file" and not settings["vectors"]:
+    """The tefe.embedding block (validated, defaults filled), checked for what the schema cannot see."""
+    if config["source"] == "file" and not config["vectors"]:
         raise ValueError("tefe.embedding.source is 'file' but tefe.embedding.vectors names no file")
-    for block in ("word2vec", "fasttext"):
-        if settings[block]["architecture"] not in ("skipgram", "cbow"):
-            raise ValueError(f"tefe.embedding.{block}.architecture: expected 'skipgram' or 'cbow'")
-    return settings
+    return {**config, "extra_texts": list(config["extra_texts"] or [])}
 
 
 def check_extra_text_files(files: Sequence[str], forbidden: Sequence[str]) -> None:
@@ -119,19 +91,18 @@ def _gensim_model(kind: str, sentences: list[list[str]], dim: int, config: Mappi
     """A gensim Word2Vec or FastText model (single worker, seeded, so reproducible)."""
     from gensim.models import FastText, Word2Vec
 
-    cfg = {**(FASTTEXT_DEFAULTS if kind == "fasttext" else WORD2VEC_DEFAULTS), **config}
-    extra = {key: int(cfg[key]) for key in ("min_n", "max_n", "bucket")} if kind == "fasttext" else {}
+    extra = {key: int(config[key]) for key in ("min_n", "max_n", "bucket")} if kind == "fasttext" else {}
     return (FastText if kind == "fasttext" else Word2Vec)(
         sentences=sentences,
         vector_size=int(dim),
-        window=int(cfg["window"]),
-        sg=1 if cfg["architecture"] == "skipgram" else 0,
-        negative=int(cfg["negative"]),
-        sample=float(cfg["sample"]),
-        alpha=float(cfg["alpha"]),
-        epochs=int(cfg["epochs"]),
+        window=int(config["window"]),
+        sg=1 if config["architecture"] == "skipgram" else 0,
+        negative=int(config["negative"]),
+        sample=float(config["sample"]),
+        alpha=float(config["alpha"]),
+        epochs=int(config["epochs"]),
         min_count=1,  # the vocabulary already applied tefe.text.min_count
-        seed=int(cfg["seed"]),
+        seed=int(config["seed"]),
         workers=1,  # several workers interleave updates non-deterministically
         **extra,
     )

@@ -48,9 +48,9 @@ def rank_architectures(scores: Mapping[str, Mapping[str, float]], metric: str) -
 
 def select_encoder(scores: Mapping[str, Mapping[str, float]], config: Mapping[str, Any]) -> dict[str, Any]:
     """The selection record: the chosen architecture, why, and every candidate's validation scores."""
-    metric = config.get("metric", "UA")
+    metric = config["metric"]
     ranking = rank_architectures(scores, metric)
-    override = config.get("override")
+    override = config["override"]
     if override is not None and override not in scores:
         raise ValueError(
             f"tefe.selection.override: {override!r} is not a trained architecture {list(scores)} (tefe.architectures)"

@@ -41,22 +41,17 @@ TOKENIZERS = ("whitespace", "pyvi")
 _TOKEN = re.compile(r"[\w\u0300-\u036f]+|[^\w\s]", re.UNICODE)
 _WORD = re.compile(r"[\w\u0300-\u036f]", re.UNICODE)
 
-TEXT_DEFAULTS: dict[str, Any] = {
-    "lowercase": True,
-    "tokenizer": "whitespace",
-    "punctuation": "drop",
-    "max_length": 200,
-    "min_count": 1,
-    "max_vocab": None,
-}
+# The keys of tefe.text (schemas/tefe.schema.yaml holds their defaults and descriptions).
+TEXT_KEYS = ("lowercase", "tokenizer", "punctuation", "max_length", "min_count", "max_vocab")
 
 
 def text_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The text block with defaults filled in and values checked (keys as in tefe.text)."""
-    unknown = sorted(set(config) - set(TEXT_DEFAULTS))
+    """The text settings of a tefe.text block (validated, every key present) or of a saved vocabulary,
+    values checked again (a vocabulary's settings come from its file)."""
+    unknown = sorted(set(config) - set(TEXT_KEYS))
     if unknown:
-        raise ValueError(f"tefe.text: unknown key(s) {unknown}; expected {sorted(TEXT_DEFAULTS)}")
-    settings = {**TEXT_DEFAULTS, **config}
+        raise ValueError(f"tefe.text: unknown key(s) {unknown}; expected {sorted(TEXT_KEYS)}")
+    settings = {key: config[key] for key in TEXT_KEYS}
     if settings["tokenizer"] not in TOKENIZERS:
         raise ValueError(f"tefe.text.tokenizer: {settings['tokenizer']!r}, expected one of {TOKENIZERS}")
     if settings["punctuation"] not in ("keep", "drop"):

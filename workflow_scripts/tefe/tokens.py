@@ -51,7 +51,7 @@ def extract_tokens(
 ) -> dict[str, Any]:
     """Write the token-state matrices of one split's transcripts to ``out``; returns the metadata."""
     model, vocab, header = load_encoder(model_path, vocab_path)
-    device = resolve_device(config.get("device", "auto"))
+    device = resolve_device(config["device"])
     model.to(device).eval()
     frame = read_transcript_texts(transcripts, column, manifest)
     arch = header["arch"]
@@ -60,9 +60,7 @@ def extract_tokens(
     metadata["source"] = {"transcripts": transcripts, "column": column}
     utt_ids = frame["utt_id"].tolist()
     with SequenceWriter(out, model.feature_dim, "tokens", metadata) as writer:
-        for rows, matrices in token_states(
-            model, vocab, frame["text"].tolist(), int(config.get("batch_size", 256)), device
-        ):
+        for rows, matrices in token_states(model, vocab, frame["text"].tolist(), int(config["batch_size"]), device):
             writer.write([utt_ids[r] for r in rows], matrices)
     log.info("%s: token states of %d utterances, %s, width %d", out, len(frame), arch, model.feature_dim)
     return metadata
@@ -76,7 +74,7 @@ def load_token_encoder(config: Mapping[str, Any], run_dir: str | os.PathLike, th
 
     def encode(texts: Sequence[str]) -> list[np.ndarray]:
         out: list[np.ndarray] = [np.zeros(0)] * len(texts)
-        for rows, matrices in token_states(model, vocab, list(texts), int(block.get("batch_size", 256)), device):
+        for rows, matrices in token_states(model, vocab, list(texts), int(block["batch_size"]), device):
             for row, matrix in zip(rows, matrices, strict=True):
                 out[row] = matrix
         return out

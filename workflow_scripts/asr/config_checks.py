@@ -1,0 +1,46 @@
+"""The ASR stage's checks across config keys (the schema sees one key at a time).
+
+Run by ``workflow_scripts.config.validate_config`` before any job. Light (standard library and
+names only): the Snakefile imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from workflow_scripts.common import names
+
+
+def check_asr_config(config: Mapping[str, Any]) -> None:
+    """asr.systems (names unique), asr.primary_system (one of them) and the fine-tuning data
+    (asr.finetune: known corpora, never a test split or the checkpoint-selecting split).
+
+    Raises ValueError naming the key.
+    """
+    names.asr_systems(config["asr"])
+    names.primary_system(config["asr"])
+    check_finetune_data(config["asr"]["finetune"], config)
+
+
+def check_finetune_data(block: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+    """asr.finetune's train_corpora are corpora; its train_splits hold no test split and not the
+    eval_split, which is a fitting split of the task."""
+    roles = names.split_roles(config["task"])
+    test_splits = list(roles.test)
+    unknown = [c for c in block["train_corpora"] if c not in config["corpora"]]
+    if unknown:
+        raise ValueError(
+            f"config asr.finetune.train_corpora: {unknown} are not keys of corpora {sorted(config['corpora'])}"
+        )
+    forbidden = [s for s in block["train_splits"] if s in test_splits or s == block["eval_split"]]
+    if forbidden:
+        raise ValueError(
+            f"config asr.finetune.train_splits: {forbidden} may not be trained on "
+            f"(test splits {test_splits}; eval_split {block['eval_split']!r})"
+        )
+    if block["eval_split"] not in roles.fitting:
+        raise ValueError(
+            f"config asr.finetune.eval_split: {block['eval_split']!r} must be one of {list(roles.fitting)} "
+            f"(not a test split {test_splits})"
+        )
