@@ -31,12 +31,12 @@ from workflow_scripts.common.features import FeatureWriter
 from workflow_scripts.common.files import read_json
 from workflow_scripts.common.manifest import read_manifest
 from workflow_scripts.common.rule import run_rule
-from workflow_scripts.tefe.models import TextEncoder, batch_indices, load_encoder
+from workflow_scripts.tefe.backends import load_text_backend
+from workflow_scripts.tefe.models import STATISTICS, TextEncoder, batch_indices, load_encoder, token_statistics
 from workflow_scripts.tefe.text import Vocabulary, tokenize
 
 log = logging.getLogger(__name__)
 
-STATISTICS = ("sentence", "mean", "var", "max", "min")
 # The transcript columns the feature sets are extracted from (ASR hypothesis, reference).
 TRANSCRIPT_COLUMNS = tuple(names.TEFE_FEATURE_SETS.values())
 TOKEN_STATES = {
@@ -83,21 +83,6 @@ def read_transcript_texts(
             )
         frame = frame.set_index("utt_id").loc[ids].reset_index()
     return frame.reset_index(drop=True)
-
-
-def token_statistics(states: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """mean / var (population) / max / min over the unmasked positions of [batch, time, dim]."""
-    weights = mask[:, :, None].to(states.dtype)
-    count = weights.sum(dim=1).clamp(min=1.0)
-    mean = (states * weights).sum(dim=1) / count
-    var = (((states - mean[:, None, :]) ** 2) * weights).sum(dim=1) / count
-    blocked = ~mask[:, :, None]
-    return {
-        "mean": mean,
-        "var": var,
-        "max": states.masked_fill(blocked, float("-inf")).amax(dim=1),
-        "min": states.masked_fill(blocked, float("inf")).amin(dim=1),
-    }
 
 
 @torch.no_grad()
@@ -192,8 +177,6 @@ def load_featurizer(config: Mapping[str, Any], run_dir: str | os.PathLike, threa
     torch.set_num_threads(max(1, threads))
     backend_name = config["tefe"].get("backend", "neural")
     if backend_name != "neural":
-        from workflow_scripts.tefe.backends import load_text_backend
-
         directory = paths.in_run(paths.TEFE_BACKEND_MODEL, run_dir, backend=backend_name)
         if not directory.exists():
             raise SystemExit(f"predict: {directory} not found; is {run_dir} the results directory of a finished run?")
