@@ -23,13 +23,32 @@ SUBJECTS = ["tôi", "anh ấy", "chị ấy", "mẹ tôi", "bạn tôi", "cô gi
 NEUTRAL = ["đi chợ mua rau", "đọc sách ở thư viện", "nấu cơm cho cả nhà", "học tiếng anh", "tưới cây ngoài vườn"]
 NEGATIVE = ["rất tức giận vì bị lừa", "buồn lắm vì mất việc", "không chịu nổi tiếng ồn", "thấy chán nản và mệt mỏi"]
 
+# tefe.models.<arch> blocks as the schema fills them (no per-architecture training overrides).
 TINY_MODELS = {
-    "CNN": {"filters": 4, "kernel_sizes": [2, 3], "dropout": 0.1},
-    "LSTM": {"units": 8, "dropout": 0.1},
-    "BiLSTM": {"units": 4, "dropout": 0.1},
-    "BiLSTM_CNN": {"units": 4, "filters": 4, "kernel_sizes": [2, 3], "dropout": 0.1},
+    "CNN": {"filters": 4, "kernel_sizes": [2, 3], "dropout": 0.1, "training": {}},
+    "LSTM": {"units": 8, "dropout": 0.1, "training": {}},
+    "BiLSTM": {"units": 4, "dropout": 0.1, "training": {}},
+    "BiLSTM_CNN": {"units": 4, "filters": 4, "kernel_sizes": [2, 3], "dropout": 0.1, "training": {}},
 }
-TINY_TRAINING = {"epochs": 3, "patience": 2, "batch_size": 16, "learning_rate": 0.01, "seed": 7, "device": "cpu"}
+# A tefe.training block as the schema fills it, shrunk for the tests.
+TINY_TRAINING = {
+    "epochs": 3,
+    "patience": 2,
+    "min_delta": 0.0,
+    "batch_size": 16,
+    "learning_rate": 0.01,
+    "weight_decay": 0.0,
+    "grad_clip": 5.0,
+    "class_weights": "none",
+    "monitor": "UA",
+    "seed": 7,
+    "device": "cpu",
+    "eval_batch_size": 256,
+    "length_buckets": False,
+    "threads": 1,
+}
+# tefe.embedding's key the training reads: the paper's frozen embedding.
+FROZEN = {"trainable": False}
 TINY_TEXT = {"max_length": 12}
 TINY_EMBEDDING = {"dim": 16, "word2vec": {"epochs": 5, "seed": 3}}
 

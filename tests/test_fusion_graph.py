@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_fusion_heads import BOOTSTRAP, CLASSES, SPLITS, write_synthetic
+from test_fusion_heads import BOOTSTRAP, CLASSES, SPLITS, TRAINER, write_synthetic
 
 from workflow_scripts.common.files import read_json
 from workflow_scripts.common.sequences import SequenceFile, SequenceWriter
@@ -167,6 +167,7 @@ def test_cosine_schedule_decays_to_zero_per_step():
 
 
 TINY = {
+    **TRAINER,
     "d_model": 16,
     "heads": 4,
     "gat_layers": 2,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.tefe_fixtures import TINY_EMBEDDING, TINY_MODELS, TINY_TEXT, TINY_TRAINING, tiny_corpus
+from tests.tefe_fixtures import FROZEN, TINY_EMBEDDING, TINY_MODELS, TINY_TEXT, TINY_TRAINING, tiny_corpus
 from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.common.training import STATE_FILE, Resume, class_weight_vector, improved
 from workflow_scripts.tefe import train as tefe_train
@@ -32,7 +32,9 @@ def corpus():
 
 def _train(corpus, arch, **training):
     vocab, matrix, _, train, dev = corpus
-    return train_encoder(arch, vocab, matrix, train, dev, CLASSES, TINY_MODELS[arch], {**TINY_TRAINING, **training})
+    return train_encoder(
+        arch, vocab, matrix, train, dev, CLASSES, TINY_MODELS[arch], {**TINY_TRAINING, **training}, FROZEN
+    )
 
 
 def _features(model, vocab, texts):
@@ -121,7 +123,7 @@ def test_a_killed_training_resumes_after_its_last_epoch_to_the_same_result(corpu
 
     def run(resume=None):
         model_config = TINY_MODELS["BiLSTM_CNN"]
-        return train_encoder("BiLSTM_CNN", vocab, matrix, train, dev, CLASSES, model_config, settings, None, resume)
+        return train_encoder("BiLSTM_CNN", vocab, matrix, train, dev, CLASSES, model_config, settings, FROZEN, resume)
 
     def strip(metrics):
         return [{k: v for k, v in row.items() if k != "seconds"} for row in metrics["history"]]

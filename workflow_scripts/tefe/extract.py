@@ -121,7 +121,7 @@ def extract_features(
 ) -> dict[str, Any]:
     """Write the feature file of one split; returns its metadata."""
     model, vocab, header = load_encoder(model_path, vocab_path)
-    device = resolve_device(config.get("device", "auto"))
+    device = resolve_device(config["device"])
     model.to(device)
     frame = read_transcript_texts(transcripts, column, manifest)
     texts = frame["text"].tolist()
@@ -140,7 +140,7 @@ def extract_features(
         "empty_texts": int(sum(1 for t in texts if not tokenize(t, vocab.settings))),
     }
     with FeatureWriter(out, list(STATISTICS), model.feature_dim, metadata) as writer:
-        for rows, stats in text_features(model, vocab, texts, int(config.get("batch_size", 256)), device):
+        for rows, stats in text_features(model, vocab, texts, int(config["batch_size"]), device):
             writer.write(frame["utt_id"].iloc[rows].tolist(), stats)
     log.info(
         "%s: %d utterances, %s features of width %d from %s (%s)",
@@ -167,7 +167,7 @@ def load_selected_encoder(
         paths.in_run(paths.TEFE_MODEL, run_dir, arch=arch), paths.in_run(paths.TEFE_MODEL_VOCAB, run_dir, arch=arch)
     )
     block = config["tefe"]["extract"]
-    device = resolve_device(block.get("device", "auto"))
+    device = resolve_device(block["device"])
     return model.to(device).eval(), vocab, block, device
 
 
@@ -175,7 +175,7 @@ def load_featurizer(config: Mapping[str, Any], run_dir: str | os.PathLike, threa
     """predict's TEFE stage: ``featurize(transcripts) -> {statistic: (n, dim)}`` with the selected encoder
     (or, with tefe.backend tfidf, that backend's fitted model)."""
     torch.set_num_threads(max(1, threads))
-    backend_name = config["tefe"].get("backend", "neural")
+    backend_name = config["tefe"]["backend"]
     if backend_name != "neural":
         directory = paths.in_run(paths.TEFE_BACKEND_MODEL, run_dir, backend=backend_name)
         if not directory.exists():
@@ -186,7 +186,7 @@ def load_featurizer(config: Mapping[str, Any], run_dir: str | os.PathLike, threa
 
     def featurize(texts: Sequence[str]) -> dict[str, np.ndarray]:
         out = {s: np.zeros((len(texts), model.feature_dim), np.float32) for s in STATISTICS}
-        for rows, stats in text_features(model, vocab, list(texts), int(block.get("batch_size", 256)), device):
+        for rows, stats in text_features(model, vocab, list(texts), int(block["batch_size"]), device):
             for name in STATISTICS:
                 out[name][rows] = stats[name]
         return out

@@ -50,65 +50,11 @@ SETTINGS_FILE = "backend.json"
 CLASSIFIER_FILE = "classifier.joblib"
 ENCODER_DIR = "encoder"
 HEAD_FILE = "head.pt"
-MODES = ("mean_pool", "finetune")
-
-FINETUNE_DEFAULTS: dict[str, Any] = {
-    "epochs": 3,
-    "patience": 1,
-    "learning_rate": 2.0e-5,
-    "weight_decay": 0.01,
-    "batch_size": 16,
-    "dropout": 0.1,
-    "grad_clip": 1.0,
-    "class_weights": "balanced",
-    "monitor": "UA",
-}
-TRANSFORMER_DEFAULTS: dict[str, Any] = {
-    "model": "vinai/phobert-base-v2",
-    "mode": "mean_pool",
-    "max_length": 128,
-    "lowercase": False,
-    "segmentation": "none",
-    "batch_size": 32,
-    "C": 1.0,
-    "class_weight": "balanced",
-    "finetune": FINETUNE_DEFAULTS,
-    "device": "auto",
-    "threads": 1,
-    "seed": 42,
-}
-
-
-# Keys with a fixed set of values.
-CHOICES: dict[str, tuple[Any, ...]] = {
-    "mode": MODES,
-    "segmentation": ("none", "pyvi"),
-    "class_weight": ("balanced", "none", None),
-}
-
-
-def _with_defaults(config: Mapping[str, Any] | None, defaults: Mapping[str, Any], key: str) -> dict[str, Any]:
-    """``config`` over ``defaults``; a key ``defaults`` lacks is an error naming the block ``key``."""
-    config = dict(config or {})
-    if unknown := sorted(set(config) - set(defaults)):
-        raise ValueError(f"{key}: unknown key(s) {unknown}; expected {sorted(defaults)}")
-    return {**defaults, **config}
 
 
 def transformer_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """tefe.transformer with defaults filled in and checked."""
-    settings = _with_defaults(config, TRANSFORMER_DEFAULTS, "tefe.transformer")
-    settings["finetune"] = _with_defaults(config.get("finetune"), FINETUNE_DEFAULTS, "tefe.transformer.finetune")
-    wrong = {key: settings[key] for key, allowed in CHOICES.items() if settings[key] not in allowed}
-    if wrong:
-        raise ValueError(
-            f"tefe.transformer: {wrong} not allowed; expected {', '.join(f'{k} in {CHOICES[k]}' for k in wrong)}"
-        )
-    if int(settings["max_length"]) < 2:
-        raise ValueError(f"tefe.transformer.max_length: {settings['max_length']}, expected >= 2")
-    if not isinstance(settings["model"], str) or not settings["model"]:
-        raise ValueError("tefe.transformer.model: expected a hub id or a local model directory")
-    return settings
+    """A copy of the validated tefe.transformer block (defaults and checks: schemas/tefe.schema.yaml)."""
+    return {**config, "finetune": dict(config["finetune"])}
 
 
 def _linear_classifier(settings: Mapping[str, Any]):

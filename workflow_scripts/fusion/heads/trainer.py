@@ -55,21 +55,22 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TRAINER_DEFAULTS: dict[str, Any] = {
-    "epochs": 10,
-    "patience": 3,
-    "monitor": "UA",
-    "min_delta": 0.0,
-    "batch_size": 64,
-    "learning_rate": 1.0e-4,
-    "weight_decay": 0.01,
-    "grad_clip": 1.0,
-    "class_weights": "none",
-    "seed": 42,
-    "device": "auto",
-    # constant, or cosine: the learning rate decays per step from learning_rate to 0 over epochs.
-    "lr_schedule": "constant",
-}
+# The trainer's keys of a head's block (fusion.heads.<head> in schemas/fusion.schema.yaml, which
+# holds their defaults), in the order the metrics document lists them.
+TRAINER_KEYS = (
+    "epochs",
+    "patience",
+    "monitor",
+    "min_delta",
+    "batch_size",
+    "learning_rate",
+    "weight_decay",
+    "grad_clip",
+    "class_weights",
+    "seed",
+    "device",
+    "lr_schedule",
+)
 
 Batch = dict[str, torch.Tensor]
 
@@ -83,13 +84,8 @@ class BatchSource(Protocol):
 
 
 def trainer_settings(block: Mapping[str, Any]) -> dict[str, Any]:
-    """The trainer's keys of a head's block, defaults filled in."""
-    settings = {key: block.get(key, default) for key, default in TRAINER_DEFAULTS.items()}
-    if settings["monitor"] not in ("loss", *METRICS):
-        raise ValueError(f"fusion head monitor {settings['monitor']!r}, expected loss, WA, UA or WF1")
-    if settings["lr_schedule"] not in ("constant", "cosine"):
-        raise ValueError(f"fusion head lr_schedule {settings['lr_schedule']!r}, expected constant or cosine")
-    return settings
+    """The trainer's keys of a head's validated block."""
+    return {key: block[key] for key in TRAINER_KEYS}
 
 
 def cosine_schedule(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
