@@ -151,7 +151,16 @@ def train_encoder(
 
     started = time.perf_counter()
     progress = train_with_early_stopping(
-        model, optimizer, Stopping.of(cfg), batch_losses, evaluate_dev, generator, arch, "dev", trainable, None, resume
+        model,
+        optimizer,
+        Stopping.of(cfg),
+        batch_losses,
+        evaluate_dev,
+        generator,
+        arch,
+        "dev",
+        clip=trainable,
+        resume=resume,
     )
     model = model.cpu().eval()
     metrics = {

@@ -217,7 +217,7 @@ class TransformerBackend:
             generator,
             "transformer",
             "dev",
-            parameters,
+            clip=parameters,
         )
         self.encoder.eval()
         self.head.eval()

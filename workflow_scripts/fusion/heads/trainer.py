@@ -166,7 +166,16 @@ def fit(
     started = time.perf_counter()
     resume = Resume(work_dir, fingerprint) if work_dir else None
     progress = train_with_early_stopping(
-        model, optimizer, Stopping.of(cfg), batch_losses, evaluate, rng, name, "selection", None, scheduler, resume
+        model,
+        optimizer,
+        Stopping.of(cfg),
+        batch_losses,
+        evaluate,
+        rng,
+        name,
+        "selection",
+        scheduler=scheduler,
+        resume=resume,
     )
     report = {
         "training": cfg,
