@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from tests.tefe_fixtures import FROZEN, TINY_EMBEDDING, TINY_MODELS, TINY_TEXT, TINY_TRAINING, tiny_corpus
+from tests.rule_job import rule_job
+from tests.tefe_fixtures import (
+    FROZEN,
+    TINY_EMBEDDING,
+    TINY_MODELS,
+    TINY_TEXT,
+    TINY_TRAINING,
+    tiny_corpus,
+    write_text_manifest,
+)
 from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.common.training import STATE_FILE, Resume, class_weight_vector, improved
 from workflow_scripts.tefe import train as tefe_train
@@ -145,6 +154,48 @@ def test_a_killed_training_resumes_after_its_last_epoch_to_the_same_result(corpu
     scored.clear()
     _, other = run(Resume(work, "run-b"))
     assert scored == [1, 2, 3, 4] and strip(other) == strip(full)
+
+
+def test_the_rule_resumes_from_its_work_dir_and_removes_it_once_written(corpus, tmp_path, monkeypatch):
+    vocab, matrix, _, train, dev = corpus
+    inputs = {
+        "train": write_text_manifest(tmp_path / "train.tsv", train[0], [CLASSES[i] for i in train[1]], "train"),
+        "dev": write_text_manifest(tmp_path / "dev.tsv", dev[0], [CLASSES[i] for i in dev[1]], "dev"),
+        "vocab": tmp_path / "vocab.json",
+        "embedding": tmp_path / "embedding.npy",
+    }
+    vocab.save(inputs["vocab"])
+    np.save(inputs["embedding"], matrix)
+    work = tmp_path / "work"
+    params = {"model": TINY_MODELS["CNN"], "training": TINY_TRAINING, "embedding": FROZEN, "classes": CLASSES}
+
+    def job(out: str, **extra):
+        output = {key: str(tmp_path / out / f"{key}.{ext}") for key, ext in (("model", "pt"), ("vocab", "json"))}
+        output["metrics"] = str(tmp_path / out / "metrics.json")
+        files = {key: str(path) for key, path in inputs.items()}
+        return rule_job(input=files, output=output, params={**params, **extra}, wildcards={"arch": "CNN"})
+
+    assert tefe_train.job_resume(job("plain"), "CNN", CLASSES) is None
+    tefe_train.main(job("plain"))
+    calls = []
+    original = tefe_train.evaluate
+
+    def killed_in_epoch_two(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("simulated kill")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(tefe_train, "evaluate", killed_in_epoch_two)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        tefe_train.main(job("resumed", work_dir=str(work)))
+    assert (work / STATE_FILE).exists() and not (tmp_path / "resumed").exists()
+    monkeypatch.undo()
+    tefe_train.main(job("resumed", work_dir=str(work)))
+    assert not work.exists()  # the outputs are written: nothing left to resume
+    plain, resumed = (torch.load(tmp_path / d / "model.pt", weights_only=True) for d in ("plain", "resumed"))
+    for a, b in zip(plain["state_dict"].values(), resumed["state_dict"].values(), strict=True):
+        assert torch.equal(a, b)
 
 
 def test_improvement_rule():
