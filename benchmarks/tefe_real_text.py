@@ -93,19 +93,26 @@ def run_neural(data, arch: str, source: str, args: argparse.Namespace) -> dict[s
     )
     vocab, matrix, _ = build_embedding(data["train"][0], text, embedding)
     models = {
-        "CNN": {"filters": args.units // 4},
-        "LSTM": {"units": args.units},
-        "BiLSTM": {"units": args.units // 2},
-        "BiLSTM_CNN": {"units": args.units // 2, "filters": args.units // 4},
+        "CNN": {"filters": args.units // 4, "training": {}},
+        "LSTM": {"units": args.units, "training": {}},
+        "BiLSTM": {"units": args.units // 2, "training": {}},
+        "BiLSTM_CNN": {"units": args.units // 2, "filters": args.units // 4, "training": {}},
     }
     training = {
         "epochs": args.epochs,
         "patience": 2,
+        "min_delta": 0.0,
         "batch_size": 64,
+        "learning_rate": 1.0e-3,
+        "weight_decay": 0.0,
+        "grad_clip": 5.0,
         "class_weights": "balanced",
-        "length_buckets": not args.no_buckets,
+        "monitor": "UA",
         "seed": 42,
         "device": "cpu",
+        "eval_batch_size": 256,
+        "length_buckets": not args.no_buckets,
+        "threads": 1,
     }
     _, metrics = train_encoder(
         arch, vocab, matrix, data["train"], data["dev"], CLASSES, models[arch], training, embedding

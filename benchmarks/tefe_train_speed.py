@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import yaml
 
+from workflow_scripts.common.config_schema import validate_config
 from workflow_scripts.common.names import TEFE_ARCHITECTURES
 from workflow_scripts.tefe.embedding import build_embedding
 from workflow_scripts.tefe.extract import text_features
@@ -60,6 +61,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     with open(args.config, encoding="utf-8") as handle:
         config = yaml.safe_load(handle)
+    validate_config(config, "schemas/config.schema.yaml")  # fills the defaults the training reads
     tefe, classes = config["tefe"], config["task"]["classes"]
     if args.dim:
         tefe["embedding"]["dim"] = args.dim
@@ -88,7 +90,7 @@ def main() -> None:
         training = {**tefe["training"], "epochs": args.epochs, "patience": args.epochs, "device": "cpu"}
         wall, cpu = time.perf_counter(), time.process_time()
         model, metrics = train_encoder(
-            arch, vocab, matrix, data["train"], data["dev"], classes, tefe["models"][arch], training
+            arch, vocab, matrix, data["train"], data["dev"], classes, tefe["models"][arch], training, tefe["embedding"]
         )
         train_wall, train_cpu = time.perf_counter() - wall, time.process_time() - cpu
         wall = time.perf_counter()
@@ -144,7 +146,15 @@ def compare_modes(args, tefe, classes, vocab, matrix, data) -> None:
             cpu = time.process_time()
             with untrimmed if batching == "pad" else contextlib.nullcontext():
                 _, metrics = train_encoder(
-                    arch, vocab, matrix, data["train"], data["dev"], classes, tefe["models"][arch], training
+                    arch,
+                    vocab,
+                    matrix,
+                    data["train"],
+                    data["dev"],
+                    classes,
+                    tefe["models"][arch],
+                    training,
+                    tefe["embedding"],
                 )
             # CPU seconds per epoch (training + dev scoring): less sensitive to other load than wall time.
             cpu_epoch = (time.process_time() - cpu) / len(metrics["history"])

@@ -25,15 +25,22 @@ SUBJECTS = ["tôi", "anh ấy", "chị ấy", "mẹ tôi", "bạn tôi", "cô gi
 NEUTRAL = ["đi chợ mua rau", "đọc sách ở thư viện", "nấu cơm cho cả nhà", "học tiếng anh", "tưới cây ngoài vườn"]
 NEGATIVE = ["rất tức giận vì bị lừa", "buồn lắm vì mất việc", "không chịu nổi tiếng ồn", "thấy chán nản và mệt mỏi"]
 
+# tefe.models.<arch> blocks as the schema fills them (no per-architecture training overrides).
 TINY_MODELS = {
-    "CNN": {"filters": 4, "kernel_sizes": [2, 3], "dropout": 0.1},
-    "LSTM": {"units": 8, "dropout": 0.1},
-    "BiLSTM": {"units": 4, "dropout": 0.1},
-    "BiLSTM_CNN": {"units": 4, "filters": 4, "kernel_sizes": [2, 3], "dropout": 0.1},
+    "CNN": {"filters": 4, "kernel_sizes": [2, 3], "dropout": 0.1, "training": {}},
+    "LSTM": {"units": 8, "dropout": 0.1, "training": {}},
+    "BiLSTM": {"units": 4, "dropout": 0.1, "training": {}},
+    "BiLSTM_CNN": {"units": 4, "filters": 4, "kernel_sizes": [2, 3], "dropout": 0.1, "training": {}},
 }
-TINY_TRAINING = {"epochs": 3, "patience": 2, "batch_size": 16, "learning_rate": 0.01, "seed": 7, "device": "cpu"}
+# tefe.training, tefe.text and tefe.embedding blocks as the schema fills them, shrunk for the tests.
+TINY_TRAINING = block_defaults(
+    "tefe.training",
+    {"epochs": 3, "patience": 2, "batch_size": 16, "learning_rate": 0.01, "seed": 7, "device": "cpu"},
+)
 TINY_TEXT = block_defaults("tefe.text", {"max_length": 12})
 TINY_EMBEDDING = block_defaults("tefe.embedding", {"dim": 16, "word2vec": {"epochs": 5, "seed": 3}})
+# tefe.embedding's key the training reads: the paper's frozen embedding.
+FROZEN = {"trainable": False}
 
 
 def tiny_corpus(n: int, seed: int) -> tuple[list[str], list[str]]:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_fusion_heads import BOOTSTRAP, CLASSES, SPLITS, write_synthetic
+from test_fusion_heads import BOOTSTRAP, CLASSES, SPLITS, TRAINER, write_synthetic
 
 from workflow_scripts.common.code_inputs import code_inputs
 from workflow_scripts.common.files import read_json
@@ -176,6 +176,7 @@ def test_cosine_schedule_decays_to_zero_per_step():
 
 
 TINY = {
+    **TRAINER,
     "d_model": 16,
     "heads": 4,
     "gat_layers": 2,

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from test_fusion_heads import BOOTSTRAP, CLASSES, TINY, Linear, Toy
+from test_fusion_heads import BOOTSTRAP, CLASSES, TINY, TRAINER, Linear, Toy
 
 from workflow_scripts import predict
 from workflow_scripts.common import paths
@@ -233,13 +233,15 @@ class CrashingSource(Toy):
         yield from super().batches(rows, batch_size)
 
 
-def test_a_killed_training_resumes_after_its_last_epoch_to_the_same_result(tmp_path):
+# cosine: the schedule's step count is part of the saved state too.
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_a_killed_training_resumes_after_its_last_epoch_to_the_same_result(tmp_path, schedule):
     rng = np.random.default_rng(0)
     y = np.arange(48) % 2
     train = Toy((y * 2.0 - 1.0 + 0.8 * rng.standard_normal(48))[:, None], y)
     x_sel = (y[:16] * 2.0 - 1.0 + 0.8 * rng.standard_normal(16))[:, None]
-    block = {"epochs": 6, "patience": 6, "monitor": "loss", "batch_size": 8, "learning_rate": 0.05, "seed": 3}
-    block["device"] = "cpu"
+    block = {**TRAINER, "epochs": 6, "patience": 6, "monitor": "loss", "batch_size": 8, "learning_rate": 0.05}
+    block.update(seed=3, lr_schedule=schedule)
 
     def strip(report):
         return [{k: v for k, v in row.items() if k != "seconds"} for row in report["history"]]

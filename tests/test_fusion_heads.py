@@ -23,7 +23,23 @@ from workflow_copy import recorded_params
 
 CLASSES = ["neutral", "negative"]
 SPLITS = {"train": 40, "dev": 12, "public_test": 10}
+# The trainer's keys of a head block, as the schema fills them (fusion.heads.xattn's defaults, on the CPU).
+TRAINER = {
+    "epochs": 10,
+    "patience": 3,
+    "monitor": "UA",
+    "min_delta": 0.0,
+    "batch_size": 64,
+    "learning_rate": 1.0e-4,
+    "weight_decay": 0.01,
+    "grad_clip": 1.0,
+    "class_weights": "none",
+    "seed": 42,
+    "device": "cpu",
+    "lr_schedule": "constant",
+}
 TINY = {
+    **TRAINER,
     "lstm_units": 8,
     "d_model": 16,
     "heads": 2,
@@ -170,15 +186,16 @@ def test_trainer_stops_early_on_the_selection_split_and_keeps_the_best_epoch():
     train = Toy((y * 2.0 - 1.0 + 0.3 * rng.standard_normal(60))[:, None], y)
     # Selection labels are the opposite: it gets worse as training learns, so it stops early.
     selection = Toy(train.x[:20], 1 - y[:20])
-    block = {"epochs": 30, "patience": 2, "monitor": "loss", "batch_size": 16, "learning_rate": 0.05, "seed": 3}
-    model, report = trainer.fit(Linear, train, selection, CLASSES, {**block, "device": "cpu"})
+    block = {**TRAINER, "epochs": 30, "patience": 2, "monitor": "loss", "batch_size": 16, "learning_rate": 0.05}
+    block["seed"] = 3
+    model, report = trainer.fit(Linear, train, selection, CLASSES, block)
     losses = [row["selection_loss"] for row in report["history"]]
     assert report["stopped_early"] and report["epochs_run"] == report["best_epoch"] + 2
     assert report["best_epoch"] == int(np.argmin(losses)) + 1
     assert report["selection"]["loss"] == pytest.approx(min(losses))
     probabilities = trainer.predict_probabilities(model, selection, 16, torch.device("cpu"))
     assert trainer.score(probabilities, selection.labels, None)["loss"] == pytest.approx(min(losses), rel=1e-5)
-    _, again = trainer.fit(Linear, train, selection, CLASSES, {**block, "device": "cpu"})
+    _, again = trainer.fit(Linear, train, selection, CLASSES, block)
     assert [r["selection_loss"] for r in again["history"]] == losses  # seeded: the same run
 
 

@@ -10,6 +10,7 @@ import torch
 
 from tests.rule_job import rule_job
 from tests.tefe_fixtures import (
+    FROZEN,
     TINY_EMBEDDING,
     TINY_MODELS,
     TINY_TEXT,
@@ -114,7 +115,7 @@ def test_bucketed_training_learns():
     train, dev = _data(80, 1), _data(20, 2)
     vocab, matrix, _ = build_embedding(train[0], TINY_TEXT, TINY_EMBEDDING)
     training = {**TINY_TRAINING, "length_buckets": True, "epochs": 6, "patience": 6}
-    _, metrics = train_encoder("CNN", vocab, matrix, train, dev, CLASSES, TINY_MODELS["CNN"], training)
+    _, metrics = train_encoder("CNN", vocab, matrix, train, dev, CLASSES, TINY_MODELS["CNN"], training, FROZEN)
     assert metrics["validation"]["UA"] >= 0.75 and metrics["training"]["length_buckets"] is True
 
 

@@ -12,6 +12,7 @@ import torch
 
 from tests.rule_job import rule_job
 from tests.tefe_fixtures import (
+    FROZEN,
     TINY_EMBEDDING,
     TINY_MODELS,
     TINY_TEXT,
@@ -49,7 +50,7 @@ def _extract(model_dir, transcripts, manifest, out, column="hypothesis", extract
                 "manifest": str(manifest),
             },
             output={"features": str(out)},
-            params={"extract": extract or {}, "column": column},
+            params={"extract": extract or {"batch_size": 256, "device": "cpu"}, "column": column},
             wildcards={"feature_set": "features", "split": "public_test"},
         )
     )
@@ -96,7 +97,7 @@ def workflow(tmp_path_factory):
                     "vocab": str(out / "vocab.json"),
                     "metrics": str(out / "metrics.json"),
                 },
-                params={"model": TINY_MODELS[arch], "training": TINY_TRAINING, "classes": CLASSES},
+                params={"model": TINY_MODELS[arch], "training": TINY_TRAINING, "embedding": FROZEN, "classes": CLASSES},
                 wildcards={"arch": arch},
             )
         )

@@ -1,4 +1,4 @@
-"""TEFE embedding and training: frozen embedding, seeds, early stopping, class weights, vectors files."""
+"""TEFE embedding and training: frozen embedding, seeds, early stopping, resume, class weights, vectors files."""
 
 from __future__ import annotations
 
@@ -6,13 +6,24 @@ import numpy as np
 import pytest
 import torch
 
-from tests.tefe_fixtures import TINY_EMBEDDING, TINY_MODELS, TINY_TEXT, TINY_TRAINING, tiny_corpus
+from tests.rule_job import rule_job
+from tests.tefe_fixtures import (
+    FROZEN,
+    TINY_EMBEDDING,
+    TINY_MODELS,
+    TINY_TEXT,
+    TINY_TRAINING,
+    tiny_corpus,
+    write_text_manifest,
+)
 from workflow_scripts.common.labels import encode_labels
+from workflow_scripts.common.training import STATE_FILE, Resume, class_weight_vector, improved
+from workflow_scripts.tefe import train as tefe_train
 from workflow_scripts.tefe.embedding import build_embedding, read_word2vec_text
 from workflow_scripts.tefe.extract import text_features
 from workflow_scripts.tefe.models import TextEncoder
 from workflow_scripts.tefe.text import PAD_ID, UNK_ID
-from workflow_scripts.tefe.train import class_weight_vector, evaluate, improved, train_encoder
+from workflow_scripts.tefe.train import evaluate, train_encoder
 
 torch.set_num_threads(1)
 CLASSES = ["neutral", "negative"]
@@ -30,7 +41,9 @@ def corpus():
 
 def _train(corpus, arch, **training):
     vocab, matrix, _, train, dev = corpus
-    return train_encoder(arch, vocab, matrix, train, dev, CLASSES, TINY_MODELS[arch], {**TINY_TRAINING, **training})
+    return train_encoder(
+        arch, vocab, matrix, train, dev, CLASSES, TINY_MODELS[arch], {**TINY_TRAINING, **training}, FROZEN
+    )
 
 
 def _features(model, vocab, texts):
@@ -103,6 +116,87 @@ def test_best_epoch_is_kept_and_early_stopping(corpus):
     if metrics["stopped_early"]:
         assert metrics["epochs_run"] == metrics["best_epoch"] + 1
     assert best["dev_UA"] > 0.8  # the tiny corpus is separable by wording
+
+
+def test_a_killed_training_resumes_after_its_last_epoch_to_the_same_result(corpus, tmp_path, monkeypatch):
+    vocab, matrix, _, train, dev = corpus
+    settings = {**TINY_TRAINING, "epochs": 4, "patience": 4}
+    scored, kill_at = [], {3}
+    original = tefe_train.evaluate
+
+    def scoring(*args, **kwargs):
+        # A job killed while scoring its third epoch.
+        scored.append(len(scored) + 1)
+        if scored[-1] in kill_at:
+            raise RuntimeError("simulated kill")
+        return original(*args, **kwargs)
+
+    def run(resume=None):
+        model_config = TINY_MODELS["BiLSTM_CNN"]
+        return train_encoder("BiLSTM_CNN", vocab, matrix, train, dev, CLASSES, model_config, settings, FROZEN, resume)
+
+    def strip(metrics):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in metrics["history"]]
+
+    full_model, full = run()
+    work = tmp_path / "work"
+    monkeypatch.setattr(tefe_train, "evaluate", scoring)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        run(Resume(work, "run-a"))
+    assert torch.load(work / STATE_FILE, weights_only=False)["epoch"] == 2
+    scored.clear()
+    kill_at.clear()
+    model, resumed = run(Resume(work, "run-a"))
+    assert scored == [1, 2]  # epochs 3 and 4 only: it went on after epoch 2
+    assert strip(resumed) == strip(full) and resumed["validation"] == full["validation"]
+    for a, b in zip(model.state_dict().values(), full_model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    # Another run's state (other settings or data) is never resumed.
+    scored.clear()
+    _, other = run(Resume(work, "run-b"))
+    assert scored == [1, 2, 3, 4] and strip(other) == strip(full)
+
+
+def test_the_rule_resumes_from_its_work_dir_and_removes_it_once_written(corpus, tmp_path, monkeypatch):
+    vocab, matrix, _, train, dev = corpus
+    inputs = {
+        "train": write_text_manifest(tmp_path / "train.tsv", train[0], [CLASSES[i] for i in train[1]], "train"),
+        "dev": write_text_manifest(tmp_path / "dev.tsv", dev[0], [CLASSES[i] for i in dev[1]], "dev"),
+        "vocab": tmp_path / "vocab.json",
+        "embedding": tmp_path / "embedding.npy",
+    }
+    vocab.save(inputs["vocab"])
+    np.save(inputs["embedding"], matrix)
+    work = tmp_path / "work"
+    params = {"model": TINY_MODELS["CNN"], "training": TINY_TRAINING, "embedding": FROZEN, "classes": CLASSES}
+
+    def job(out: str, **extra):
+        output = {key: str(tmp_path / out / f"{key}.{ext}") for key, ext in (("model", "pt"), ("vocab", "json"))}
+        output["metrics"] = str(tmp_path / out / "metrics.json")
+        files = {key: str(path) for key, path in inputs.items()}
+        return rule_job(input=files, output=output, params={**params, **extra}, wildcards={"arch": "CNN"})
+
+    assert tefe_train.job_resume(job("plain"), "CNN", CLASSES) is None
+    tefe_train.main(job("plain"))
+    calls = []
+    original = tefe_train.evaluate
+
+    def killed_in_epoch_two(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("simulated kill")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(tefe_train, "evaluate", killed_in_epoch_two)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        tefe_train.main(job("resumed", work_dir=str(work)))
+    assert (work / STATE_FILE).exists() and not (tmp_path / "resumed").exists()
+    monkeypatch.undo()
+    tefe_train.main(job("resumed", work_dir=str(work)))
+    assert not work.exists()  # the outputs are written: nothing left to resume
+    plain, resumed = (torch.load(tmp_path / d / "model.pt", weights_only=True) for d in ("plain", "resumed"))
+    for a, b in zip(plain["state_dict"].values(), resumed["state_dict"].values(), strict=True):
+        assert torch.equal(a, b)
 
 
 def test_improvement_rule():

@@ -18,7 +18,7 @@ from workflow_scripts.common.sequences import SequenceFile
 from workflow_scripts.tefe.backends import build_text_backend, load_text_backend
 from workflow_scripts.tefe.extract_backend import extract_backend_features
 from workflow_scripts.tefe.train_backend import fit_backend
-from workflow_scripts.tefe.transformer import TransformerBackend, transformer_settings
+from workflow_scripts.tefe.transformer import TransformerBackend
 
 CLASSES = ["neutral", "negative"]
 NEUTRAL = ["hôm nay trời đẹp", "tôi đi làm", "mình ăn cơm rồi", "bạn đi học chưa", "cuối tuần đi chơi"]
@@ -62,24 +62,34 @@ def checkpoint(tmp_path_factory):
     return build_checkpoint(tmp_path_factory.mktemp("tiny_bert"))
 
 
-def block(model: str, **extra):
-    return {"model": model, "device": "cpu", "batch_size": 3, "max_length": 16, **extra}
+# tefe.transformer.finetune as the schema fills it.
+FINETUNE = {
+    "epochs": 3,
+    "patience": 1,
+    "learning_rate": 2.0e-5,
+    "weight_decay": 0.01,
+    "batch_size": 16,
+    "dropout": 0.1,
+    "grad_clip": 1.0,
+    "class_weights": "balanced",
+    "monitor": "UA",
+}
 
 
-def test_settings_are_checked():
-    with pytest.raises(ValueError, match="mode"):
-        transformer_settings({"mode": "frozen"})
-    with pytest.raises(ValueError, match="finetune: unknown"):
-        transformer_settings({"finetune": {"lr": 1}})
+def block(model: str, finetune: dict | None = None, **extra):
+    """A tefe.transformer block as the schema fills it (seed 42), on the CPU with tiny batches."""
+    settings = {"model": model, "mode": "mean_pool", "max_length": 16, "lowercase": False, "segmentation": "none"}
+    settings.update(batch_size=3, C=1.0, class_weight="balanced", device="cpu", threads=1, seed=42)
+    return {**settings, "finetune": {**FINETUNE, **(finetune or {})}, **extra}
 
 
 def test_unreachable_hub_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     with pytest.raises(ModelUnavailableError, match="tefe.transformer.model"):
-        build_text_backend("transformer", {"model": "vinai/phobert-base-v2", "device": "cpu"}, CLASSES)
+        build_text_backend("transformer", block("vinai/phobert-base-v2"), CLASSES)
     with pytest.raises(ModelUnavailableError, match="not a directory"):
-        build_text_backend("transformer", {"model": str(tmp_path / "missing/dir"), "device": "cpu"}, CLASSES)
+        build_text_backend("transformer", block(str(tmp_path / "missing/dir")), CLASSES)
 
 
 @pytest.mark.parametrize("kind", ["bert", "xlmr"])

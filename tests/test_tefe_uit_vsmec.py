@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.tefe_fixtures import SHARED_DATA, UIT_VSMEC_BINARY
+from tests.tefe_fixtures import FROZEN, SHARED_DATA, TINY_TRAINING, UIT_VSMEC_BINARY
 from workflow_scripts.common.config_schema import block_defaults
 from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.data.ingest_text import build_text_manifest
@@ -50,16 +50,17 @@ def test_lstm_beats_the_majority_class_on_uit_vsmec():
         (train["text"].tolist(), encode_labels(train["label"].tolist(), CLASSES, "train", train["utt_id"].tolist())),
         (dev["text"].tolist(), encode_labels(dev["label"].tolist(), CLASSES, "dev", dev["utt_id"].tolist())),
         CLASSES,
-        {"units": 64, "dropout": 0.3},
+        {"units": 64, "dropout": 0.3, "training": {}},
         {
+            **TINY_TRAINING,
             "epochs": 3,
             "patience": 3,
             "batch_size": 64,
             "learning_rate": 3.0e-3,
             "monitor": "WA",
             "seed": 42,
-            "device": "cpu",
         },
+        FROZEN,
     )
     majority = float((dev["label"] == "neutral").mean())
     accuracy = metrics["validation"]["WA"]

@@ -31,12 +31,12 @@ from workflow_scripts.common.features import FeatureWriter
 from workflow_scripts.common.files import read_json
 from workflow_scripts.common.manifest import read_manifest
 from workflow_scripts.common.rule import run_rule
-from workflow_scripts.tefe.models import TextEncoder, batch_indices, load_encoder
+from workflow_scripts.tefe.backends import load_text_backend
+from workflow_scripts.tefe.models import STATISTICS, TextEncoder, batch_indices, load_encoder, token_statistics
 from workflow_scripts.tefe.text import Vocabulary, tokenize
 
 log = logging.getLogger(__name__)
 
-STATISTICS = ("sentence", "mean", "var", "max", "min")
 # The transcript columns the feature sets are extracted from (ASR hypothesis, reference).
 TRANSCRIPT_COLUMNS = tuple(names.TEFE_FEATURE_SETS.values())
 TOKEN_STATES = {
@@ -85,21 +85,6 @@ def read_transcript_texts(
     return frame.reset_index(drop=True)
 
 
-def token_statistics(states: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """mean / var (population) / max / min over the unmasked positions of [batch, time, dim]."""
-    weights = mask[:, :, None].to(states.dtype)
-    count = weights.sum(dim=1).clamp(min=1.0)
-    mean = (states * weights).sum(dim=1) / count
-    var = (((states - mean[:, None, :]) ** 2) * weights).sum(dim=1) / count
-    blocked = ~mask[:, :, None]
-    return {
-        "mean": mean,
-        "var": var,
-        "max": states.masked_fill(blocked, float("-inf")).amax(dim=1),
-        "min": states.masked_fill(blocked, float("inf")).amin(dim=1),
-    }
-
-
 @torch.no_grad()
 def text_features(
     model: TextEncoder, vocab: Vocabulary, texts: Sequence[str], batch_size: int, device: torch.device
@@ -136,7 +121,7 @@ def extract_features(
 ) -> dict[str, Any]:
     """Write the feature file of one split; returns its metadata."""
     model, vocab, header = load_encoder(model_path, vocab_path)
-    device = resolve_device(config.get("device", "auto"))
+    device = resolve_device(config["device"])
     model.to(device)
     frame = read_transcript_texts(transcripts, column, manifest)
     texts = frame["text"].tolist()
@@ -155,7 +140,7 @@ def extract_features(
         "empty_texts": int(sum(1 for t in texts if not tokenize(t, vocab.settings))),
     }
     with FeatureWriter(out, list(STATISTICS), model.feature_dim, metadata) as writer:
-        for rows, stats in text_features(model, vocab, texts, int(config.get("batch_size", 256)), device):
+        for rows, stats in text_features(model, vocab, texts, int(config["batch_size"]), device):
             writer.write(frame["utt_id"].iloc[rows].tolist(), stats)
     log.info(
         "%s: %d utterances, %s features of width %d from %s (%s)",
@@ -182,7 +167,7 @@ def load_selected_encoder(
         paths.in_run(paths.TEFE_MODEL, run_dir, arch=arch), paths.in_run(paths.TEFE_MODEL_VOCAB, run_dir, arch=arch)
     )
     block = config["tefe"]["extract"]
-    device = resolve_device(block.get("device", "auto"))
+    device = resolve_device(block["device"])
     return model.to(device).eval(), vocab, block, device
 
 
@@ -190,10 +175,8 @@ def load_featurizer(config: Mapping[str, Any], run_dir: str | os.PathLike, threa
     """predict's TEFE stage: ``featurize(transcripts) -> {statistic: (n, dim)}`` with the selected encoder
     (or, with tefe.backend tfidf, that backend's fitted model)."""
     torch.set_num_threads(max(1, threads))
-    backend_name = config["tefe"].get("backend", "neural")
+    backend_name = config["tefe"]["backend"]
     if backend_name != "neural":
-        from workflow_scripts.tefe.backends import load_text_backend
-
         directory = paths.in_run(paths.TEFE_BACKEND_MODEL, run_dir, backend=backend_name)
         if not directory.exists():
             raise SystemExit(f"predict: {directory} not found; is {run_dir} the results directory of a finished run?")
@@ -203,7 +186,7 @@ def load_featurizer(config: Mapping[str, Any], run_dir: str | os.PathLike, threa
 
     def featurize(texts: Sequence[str]) -> dict[str, np.ndarray]:
         out = {s: np.zeros((len(texts), model.feature_dim), np.float32) for s in STATISTICS}
-        for rows, stats in text_features(model, vocab, list(texts), int(block.get("batch_size", 256)), device):
+        for rows, stats in text_features(model, vocab, list(texts), int(block["batch_size"]), device):
             for name in STATISTICS:
                 out[name][rows] = stats[name]
         return out

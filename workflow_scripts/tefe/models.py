@@ -41,6 +41,8 @@ from workflow_scripts.common.names import TEFE_ARCHITECTURES
 from workflow_scripts.tefe.text import Vocabulary
 
 CHECKPOINT_FORMAT = "dfat-tefe-1"
+# The text features of every TEFE encoder and text backend: the sentence vector and statistics of the token states.
+STATISTICS = ("sentence", "mean", "var", "max", "min")
 
 # Totals the paper reports (Keras, with the paper's vocabulary inside the embedding).
 PAPER_TOTAL_PARAMETERS = {"CNN": 8.56e6, "LSTM": 12.23e6, "BiLSTM": 10.13e6, "BiLSTM_CNN": 8.82e6}
@@ -95,6 +97,21 @@ class ConvBranches(nn.Module):
 def masked_max(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Max over the unmasked positions of [batch, time, dim]."""
     return states.masked_fill(~mask[:, :, None], float("-inf")).amax(dim=1)
+
+
+def token_statistics(states: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """mean / var (population) / max / min over the unmasked positions of [batch, time, dim]."""
+    weights = mask[:, :, None].to(states.dtype)
+    count = weights.sum(dim=1).clamp(min=1.0)
+    mean = (states * weights).sum(dim=1) / count
+    var = (((states - mean[:, None, :]) ** 2) * weights).sum(dim=1) / count
+    blocked = ~mask[:, :, None]
+    return {
+        "mean": mean,
+        "var": var,
+        "max": states.masked_fill(blocked, float("-inf")).amax(dim=1),
+        "min": states.masked_fill(blocked, float("inf")).amin(dim=1),
+    }
 
 
 class TextEncoder(nn.Module):

@@ -1,36 +1,43 @@
 """Training of one TEFE architecture (rule train_tefe): early stopping on the text corpus's dev split.
 
-Reads the shared vocabulary and frozen embedding (rule build_tefe_embedding), trains the
-architecture's body and output layer with Adam on the training split, evaluates the dev split
-after every epoch, keeps the best epoch's weights (by ``monitor``; ties go to the lower dev
-loss) and stops after ``patience`` epochs without improvement or at ``epochs``. The text
-corpus's test split is never read here. Writes ``model.pt`` (architecture, settings, classes,
-weights with the frozen embedding), ``vocab.json`` (the vocabulary with its text settings) and
-``metrics.json`` (validation scores, history, parameter counts, timings).
+Reads the shared vocabulary and frozen embedding (rule build_tefe_embedding) and trains the
+architecture's body and output layer with Adam on the training split in the shared loop
+(:mod:`workflow_scripts.common.training`): the dev split is scored after every epoch, the best
+epoch's weights are kept (by ``monitor``; ties go to the lower dev loss) and training stops
+after ``patience`` epochs without improvement or at ``epochs``. The text corpus's test split is
+never read here. Writes ``model.pt`` (architecture, settings, classes, weights with the frozen
+embedding), ``vocab.json`` (the vocabulary with its text settings) and ``metrics.json``
+(validation scores, history, parameter counts, timings). Given a work dir (the rule's
+``work_dir`` param), a killed job resumes after its last finished epoch.
 
 Seeded throughout (initialisation, shuffling, dropout): on the CPU, the same config and
 thread count give bit-identical weights. On CUDA, deterministic algorithms are requested but
 cuDNN's LSTM may still differ in the last bits.
 """
 
-import copy
 import logging
-import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from sklearn.utils.class_weight import compute_class_weight
 
 from workflow_scripts.common.devices import resolve_device
 from workflow_scripts.common.files import write_json
 from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.common.manifest import TEXT_COLUMNS, read_manifest
-from workflow_scripts.common.metrics import METRICS, confusion_matrices, metrics_from_confusion
 from workflow_scripts.common.rule import run_rule
-from workflow_scripts.common.seeding import seed_everything
+from workflow_scripts.common.training import (
+    Resume,
+    Stopping,
+    class_weight_vector,
+    remove_work_dir,
+    run_fingerprint,
+    split_scores,
+    start_run,
+    train_with_early_stopping,
+)
 from workflow_scripts.tefe.models import (
     TextEncoder,
     batch_indices,
@@ -46,61 +53,30 @@ from workflow_scripts.tefe.text import Vocabulary
 
 log = logging.getLogger(__name__)
 
-TRAINING_DEFAULTS: dict[str, Any] = {
-    "epochs": 30,
-    "patience": 5,
-    "min_delta": 0.0,
-    "batch_size": 64,
-    "learning_rate": 1.0e-3,
-    "weight_decay": 0.0,
-    "grad_clip": 5.0,
-    "class_weights": "none",
-    "monitor": "UA",
-    "seed": 42,
-    "device": "auto",
-    "eval_batch_size": 256,
-    "length_buckets": False,
-    "threads": 1,
-}
+# The keys of tefe.training (schemas/tefe.schema.yaml holds their defaults), in the order the
+# metrics document lists them.
+TRAINING_KEYS = (
+    "epochs",
+    "patience",
+    "min_delta",
+    "batch_size",
+    "learning_rate",
+    "weight_decay",
+    "grad_clip",
+    "class_weights",
+    "monitor",
+    "seed",
+    "device",
+    "eval_batch_size",
+    "length_buckets",
+    "threads",
+)
 
 
-def training_settings(shared: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """tefe.training with an architecture's ``training`` overrides applied, defaults filled in."""
-    settings = {**TRAINING_DEFAULTS, **shared, **(overrides or {})}
-    unknown = sorted(set(settings) - set(TRAINING_DEFAULTS))
-    if unknown:
-        raise ValueError(f"tefe.training: unknown key(s) {unknown}; expected {sorted(TRAINING_DEFAULTS)}")
-    if settings["monitor"] not in ("loss", *METRICS):
-        raise ValueError(f"tefe.training.monitor: {settings['monitor']!r}, expected loss, WA, UA or WF1")
-    return settings
-
-
-def split_scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:
-    """WA, UA and WF1 (:mod:`workflow_scripts.common.metrics`) of one data set, and its size ``n``."""
-    values = metrics_from_confusion(confusion_matrices(y_true, y_pred, n_classes))
-    return {**{name: float(values[name]) for name in METRICS}, "n": int(len(y_true))}
-
-
-def class_weight_vector(y: np.ndarray, n_classes: int, spec: Any, classes: Sequence[str]) -> torch.Tensor | None:
-    """Loss weights per class: none, ``balanced`` (n / (classes * count)) or a mapping class -> weight."""
-    if spec in (None, "none"):
-        return None
-    if spec == "balanced":
-        present = np.unique(y)
-        if len(present) < n_classes:
-            raise ValueError(
-                f"class_weights balanced: the training split lacks classes "
-                f"{[classes[i] for i in range(n_classes) if i not in present]}"
-            )
-        return torch.tensor(compute_class_weight("balanced", classes=np.arange(n_classes), y=y), dtype=torch.float32)
-    if isinstance(spec, Mapping):
-        missing = [c for c in classes if c not in spec]
-        if missing or set(spec) - set(classes):
-            raise ValueError(
-                f"tefe.training.class_weights: expected a weight for each of {list(classes)}, got {dict(spec)}"
-            )
-        return torch.tensor([float(spec[c]) for c in classes], dtype=torch.float32)
-    raise ValueError(f"tefe.training.class_weights: {spec!r}, expected none, balanced or a mapping class -> weight")
+def training_settings(shared: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The validated tefe.training block with an architecture's ``training`` overrides applied."""
+    merged = {**shared, **overrides}
+    return {key: merged[key] for key in TRAINING_KEYS}
 
 
 def evaluate(
@@ -119,17 +95,6 @@ def evaluate(
     return {"loss": float(loss), **scores}
 
 
-def improved(current: Mapping[str, float], best: Mapping[str, float] | None, monitor: str, min_delta: float) -> bool:
-    """Whether the dev scores beat the best so far (higher metric, or lower loss for ``loss``; ties -> lower loss)."""
-    if best is None:
-        return True
-    if monitor == "loss":
-        return current["loss"] < best["loss"] - min_delta
-    if current[monitor] > best[monitor] + min_delta:
-        return True
-    return abs(current[monitor] - best[monitor]) <= 1e-12 and current["loss"] < best["loss"]
-
-
 def train_encoder(
     arch: str,
     vocab: Vocabulary,
@@ -139,24 +104,22 @@ def train_encoder(
     classes: Sequence[str],
     model_config: Mapping[str, Any],
     training_config: Mapping[str, Any],
-    embedding_config: Mapping[str, Any] | None = None,
+    embedding_config: Mapping[str, Any],
+    resume: Resume | None = None,
 ) -> tuple[TextEncoder, dict[str, Any]]:
     """Train one architecture with early stopping on ``dev``; returns the best model (on the CPU) and metrics.
 
-    ``embedding_config`` (tefe.embedding): with ``trainable: true`` the embedding is trained too
-    (beyond the paper, whose embedding stays frozen).
+    ``model_config``: tefe.models.<arch> (its ``training``: overrides of ``training_config``,
+    tefe.training). ``embedding_config`` (tefe.embedding): with ``trainable: true`` the embedding is trained too
+    (beyond the paper, whose embedding stays frozen). ``resume``: where the per-epoch state is
+    kept, so a killed run continues after its last finished epoch.
     """
-    cfg = training_settings(training_config, model_config.get("training"))
+    cfg = training_settings(training_config, model_config["training"])
     settings = model_settings(arch, model_config)
     device = resolve_device(cfg["device"])
-    if device.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    seed_everything(int(cfg["seed"]))
+    start_run(int(cfg["seed"]), device)
     n_classes = len(classes)
-    trainable_embedding = bool((embedding_config or {}).get("trainable", False))
+    trainable_embedding = bool(embedding_config["trainable"])
     model = TextEncoder(
         arch, torch.from_numpy(embedding), n_classes, settings, trainable_embedding=trainable_embedding
     ).to(device)
@@ -172,13 +135,8 @@ def train_encoder(
     optimizer = torch.optim.Adam(trainable, lr=float(cfg["learning_rate"]), weight_decay=float(cfg["weight_decay"]))
     generator = torch.Generator().manual_seed(int(cfg["seed"]))
     ids_t, len_t, y_t = torch.from_numpy(train_ids), torch.from_numpy(train_len), torch.from_numpy(y_train)
-    best, best_state, best_epoch, waited = None, None, 0, 0
-    history = []
-    started = time.perf_counter()
-    for epoch in range(1, int(cfg["epochs"]) + 1):
-        epoch_start = time.perf_counter()
-        model.train()
-        total, seen = 0.0, 0
+
+    def batch_losses() -> Iterator[tuple[torch.Tensor, int]]:
         if cfg["length_buckets"]:
             batches = bucketed_batch_indices(train_len, int(cfg["batch_size"]), generator)
         else:
@@ -186,44 +144,24 @@ def train_encoder(
         for rows in batches:
             x, n = trim_batch(ids_t, len_t, rows)
             logits = model(x.to(device), n.to(device))
-            loss = torch.nn.functional.cross_entropy(logits, y_t[rows].to(device), weight=loss_weights)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg["grad_clip"]:
-                torch.nn.utils.clip_grad_norm_(trainable, float(cfg["grad_clip"]))
-            optimizer.step()
-            total += loss.item() * len(rows)
-            seen += len(rows)
-        scores = evaluate(model, dev_ids, dev_len, y_dev, int(cfg["eval_batch_size"]), device, weights)
-        row = {
-            "epoch": epoch,
-            "train_loss": total / seen,
-            **{f"dev_{k}": v for k, v in scores.items() if k != "n"},
-            "seconds": round(time.perf_counter() - epoch_start, 3),
-        }
-        history.append(row)
-        better = improved(scores, best, cfg["monitor"], float(cfg["min_delta"]))
-        log.info(
-            "%s epoch %d: train loss %.4f, dev loss %.4f WA %.4f UA %.4f WF1 %.4f (%.1fs)%s",
-            arch,
-            epoch,
-            row["train_loss"],
-            scores["loss"],
-            scores["WA"],
-            scores["UA"],
-            scores["WF1"],
-            row["seconds"],
-            " *" if better else "",
-        )
-        if better:
-            best, best_epoch, waited = scores, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            waited += 1
-            if waited >= int(cfg["patience"]):
-                log.info("%s: no improvement of dev %s for %d epochs, stopping", arch, cfg["monitor"], waited)
-                break
-    model.load_state_dict(best_state)
+            yield torch.nn.functional.cross_entropy(logits, y_t[rows].to(device), weight=loss_weights), len(rows)
+
+    def evaluate_dev() -> dict[str, float]:
+        return evaluate(model, dev_ids, dev_len, y_dev, int(cfg["eval_batch_size"]), device, weights)
+
+    started = time.perf_counter()
+    progress = train_with_early_stopping(
+        model,
+        optimizer,
+        Stopping.of(cfg),
+        batch_losses,
+        evaluate_dev,
+        generator,
+        arch,
+        "dev",
+        clip=trainable,
+        resume=resume,
+    )
     model = model.cpu().eval()
     metrics = {
         "architecture": arch,
@@ -243,11 +181,9 @@ def train_encoder(
             **parameter_counts(model),
             **paper_comparison(arch, len(vocab), int(embedding.shape[1]), n_classes, settings),
         },
-        "best_epoch": best_epoch,
-        "epochs_run": len(history),
-        "stopped_early": len(history) < int(cfg["epochs"]),
-        "validation": best,
-        "history": history,
+        **progress.summary(int(cfg["epochs"])),
+        "validation": progress.best,
+        "history": progress.history,
         "train_seconds": round(time.perf_counter() - started, 3),
     }
     return model, metrics
@@ -259,9 +195,22 @@ def read_labelled_texts(path: str, classes: Sequence[str]) -> tuple[list[str], n
     return frame["text"].tolist(), encode_labels(frame["label"].tolist(), classes, path, frame["utt_id"].tolist())
 
 
+INPUTS = ("train", "dev", "vocab", "embedding")
+
+
+def job_resume(job: Any, arch: str, classes: Sequence[str]) -> Resume | None:
+    """Where a train_tefe job keeps its per-epoch state (the rule's ``work_dir`` param; none: not resumable)."""
+    work_dir = job.params.get("work_dir")
+    if not work_dir:
+        return None
+    settings = {"arch": arch, **{key: job.params[key] for key in ("model", "training", "embedding")}}
+    return Resume(work_dir, run_fingerprint(settings, classes, [str(job.input[key]) for key in INPUTS]))
+
+
 def main(job: Any) -> None:
     """Entry point of the train_tefe rule (one architecture; ``job``: the rule's ``snakemake`` object)."""
     arch, classes = job.wildcards.arch, list(job.params.classes)
+    resume = job_resume(job, arch, classes)
     torch.set_num_threads(job.threads)
     vocab = Vocabulary.load(job.input.vocab)
     embedding = np.load(job.input.embedding)
@@ -278,12 +227,14 @@ def main(job: Any) -> None:
         classes,
         job.params.model,
         job.params.training,
-        job.params.get("embedding"),
+        job.params.embedding,
+        resume,
     )
-    metrics["inputs"] = {key: str(getattr(job.input, key)) for key in ("train", "dev", "vocab", "embedding")}
+    metrics["inputs"] = {key: str(getattr(job.input, key)) for key in INPUTS}
     save_checkpoint(job.output.model, model, classes)
     vocab.save(job.output.vocab)
     write_json(job.output.metrics, metrics)
+    remove_work_dir(resume and resume.work_dir)  # the outputs are written: nothing left to resume
     log.info(
         "%s: best epoch %d of %d, dev %s, %s parameters, %.1fs",
         arch,

@@ -25,7 +25,6 @@ states per text for the sequence contract (:mod:`workflow_scripts.common.sequenc
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -40,10 +39,9 @@ from workflow_scripts.common.devices import resolve_device
 from workflow_scripts.common.files import atomic_path, read_json, write_json
 from workflow_scripts.common.hub import resolve_transformers_model
 from workflow_scripts.common.seeding import seed_everything
-from workflow_scripts.tefe.extract import STATISTICS, token_statistics
-from workflow_scripts.tefe.models import batch_indices
+from workflow_scripts.common.training import Stopping, class_weight_vector, split_scores, train_with_early_stopping
+from workflow_scripts.tefe.models import STATISTICS, batch_indices, token_statistics
 from workflow_scripts.tefe.text import _pyvi_tokenizer, normalize_text
-from workflow_scripts.tefe.train import class_weight_vector, improved, split_scores
 
 log = logging.getLogger(__name__)
 
@@ -52,65 +50,11 @@ SETTINGS_FILE = "backend.json"
 CLASSIFIER_FILE = "classifier.joblib"
 ENCODER_DIR = "encoder"
 HEAD_FILE = "head.pt"
-MODES = ("mean_pool", "finetune")
-
-FINETUNE_DEFAULTS: dict[str, Any] = {
-    "epochs": 3,
-    "patience": 1,
-    "learning_rate": 2.0e-5,
-    "weight_decay": 0.01,
-    "batch_size": 16,
-    "dropout": 0.1,
-    "grad_clip": 1.0,
-    "class_weights": "balanced",
-    "monitor": "UA",
-}
-TRANSFORMER_DEFAULTS: dict[str, Any] = {
-    "model": "vinai/phobert-base-v2",
-    "mode": "mean_pool",
-    "max_length": 128,
-    "lowercase": False,
-    "segmentation": "none",
-    "batch_size": 32,
-    "C": 1.0,
-    "class_weight": "balanced",
-    "finetune": FINETUNE_DEFAULTS,
-    "device": "auto",
-    "threads": 1,
-    "seed": 42,
-}
-
-
-# Keys with a fixed set of values.
-CHOICES: dict[str, tuple[Any, ...]] = {
-    "mode": MODES,
-    "segmentation": ("none", "pyvi"),
-    "class_weight": ("balanced", "none", None),
-}
-
-
-def _with_defaults(config: Mapping[str, Any] | None, defaults: Mapping[str, Any], key: str) -> dict[str, Any]:
-    """``config`` over ``defaults``; a key ``defaults`` lacks is an error naming the block ``key``."""
-    config = dict(config or {})
-    if unknown := sorted(set(config) - set(defaults)):
-        raise ValueError(f"{key}: unknown key(s) {unknown}; expected {sorted(defaults)}")
-    return {**defaults, **config}
 
 
 def transformer_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """tefe.transformer with defaults filled in and checked."""
-    settings = _with_defaults(config, TRANSFORMER_DEFAULTS, "tefe.transformer")
-    settings["finetune"] = _with_defaults(config.get("finetune"), FINETUNE_DEFAULTS, "tefe.transformer.finetune")
-    wrong = {key: settings[key] for key, allowed in CHOICES.items() if settings[key] not in allowed}
-    if wrong:
-        raise ValueError(
-            f"tefe.transformer: {wrong} not allowed; expected {', '.join(f'{k} in {CHOICES[k]}' for k in wrong)}"
-        )
-    if int(settings["max_length"]) < 2:
-        raise ValueError(f"tefe.transformer.max_length: {settings['max_length']}, expected >= 2")
-    if not isinstance(settings["model"], str) or not settings["model"]:
-        raise ValueError("tefe.transformer.model: expected a hub id or a local model directory")
-    return settings
+    """A copy of the validated tefe.transformer block (defaults and checks: schemas/tefe.schema.yaml)."""
+    return {**config, "finetune": dict(config["finetune"])}
 
 
 def _linear_classifier(settings: Mapping[str, Any]):
@@ -248,38 +192,40 @@ class TransformerBackend:
         )
         generator = torch.Generator().manual_seed(int(self.settings["seed"]))
         y_t = torch.from_numpy(y)
-        best, best_state, best_epoch, waited, history = None, None, 0, 0, []
-        for epoch in range(1, int(cfg["epochs"]) + 1):
-            self.encoder.train()
-            self.head.train()
-            total = 0.0
+
+        def batch_losses() -> Iterator[tuple[torch.Tensor, int]]:
             for rows in batch_indices(len(texts), int(cfg["batch_size"]), generator):
                 states, mask = self._encode([texts[int(r)] for r in rows])
                 logits = self.head(self._pool(states, mask))
-                loss = torch.nn.functional.cross_entropy(logits, y_t[rows].to(self.device), weight=loss_weights)
-                total += loss.item() * len(rows)
-                loss.backward()
-                if cfg["grad_clip"]:
-                    torch.nn.utils.clip_grad_norm_(parameters, float(cfg["grad_clip"]))
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            scores = self._dev_scores(*dev, loss_weights)
-            history.append(
-                {"epoch": epoch, "train_loss": total / len(texts), **{f"dev_{k}": v for k, v in scores.items()}}
-            )
-            log.info("transformer epoch %d: train loss %.4f, dev %s", epoch, total / len(texts), scores)
-            if improved(scores, best, cfg["monitor"], 0.0):
-                best, best_epoch, waited = scores, epoch, 0
-                best_state = (copy.deepcopy(self.encoder.state_dict()), copy.deepcopy(self.head.state_dict()))
-            else:
-                waited += 1
-                if waited >= int(cfg["patience"]):
-                    break
-        self.encoder.load_state_dict(best_state[0])
-        self.head.load_state_dict(best_state[1])
+                yield (
+                    torch.nn.functional.cross_entropy(logits, y_t[rows].to(self.device), weight=loss_weights),
+                    len(rows),
+                )
+
+        # Encoder and head train, and are kept at their best epoch, together.
+        model = torch.nn.ModuleDict({"encoder": self.encoder, "head": self.head})
+        # finetune has no min_delta: any improvement counts.
+        stopping = Stopping(
+            int(cfg["epochs"]), int(cfg["patience"]), cfg["monitor"], 0.0, float(cfg["grad_clip"] or 0.0)
+        )
+        progress = train_with_early_stopping(
+            model,
+            optimizer,
+            stopping,
+            batch_losses,
+            lambda: self._dev_scores(*dev, loss_weights),
+            generator,
+            "transformer",
+            "dev",
+            clip=parameters,
+        )
         self.encoder.eval()
         self.head.eval()
-        self.summary = {"best_epoch": best_epoch, "epochs_run": len(history), "history": history}
+        self.summary = {
+            "best_epoch": progress.best_epoch,
+            "epochs_run": len(progress.history),
+            "history": progress.history,
+        }
 
     def _dev_scores(self, texts: list[str], y: np.ndarray, weights: torch.Tensor | None) -> dict[str, float]:
         """Loss and WA / UA / WF1 of the head on the selection split (eval mode, no gradients)."""
