@@ -37,12 +37,18 @@ from workflow_scripts.fusion.pooling import Pooled, align_ids, load_feature_set
 log = logging.getLogger(__name__)
 
 
+# The simplex's free parameters: the first member's weight, and the second's share of the rest.
+WEIGHT_PARAM = f"w_{ENSEMBLE_MEMBERS[0]}"
+SHARE_PARAM = f"{ENSEMBLE_MEMBERS[1]}_share"
+
+
 def simplex_weights(w1: float, share: float) -> dict[str, float]:
-    """The three weights from w1 in [0, 1] and the share of the remainder given to RF."""
+    """The three weights (ENSEMBLE_MEMBERS order) from w1 in [0, 1] and the share of the remainder
+    given to the second member."""
     if not (0.0 <= w1 <= 1.0 and 0.0 <= share <= 1.0):
         raise ValueError(f"w1 {w1} and share {share} must lie in [0, 1]")
     w2 = share * (1.0 - w1)
-    return {"xgboost": w1, "rf": w2, "lr": max(0.0, 1.0 - w1 - w2)}
+    return dict(zip(ENSEMBLE_MEMBERS, (w1, w2, max(0.0, 1.0 - w1 - w2)), strict=True))
 
 
 def combine(probabilities: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
@@ -62,7 +68,8 @@ def tune_weights(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def objective(trial: Any) -> float:
-        weights = simplex_weights(trial.suggest_float("w_xgboost", 0.0, 1.0), trial.suggest_float("rf_share", 0.0, 1.0))
+        w1, share = trial.suggest_float(WEIGHT_PARAM, 0.0, 1.0), trial.suggest_float(SHARE_PARAM, 0.0, 1.0)
+        weights = simplex_weights(w1, share)
         for member, value in weights.items():
             trial.set_user_attr(f"w_{member}", value)
         return fold_mean_score(block["objective"], y, combine(oof, weights), fold)
@@ -70,7 +77,7 @@ def tune_weights(
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=int(block["seed"])))
     study.optimize(objective, n_trials=int(block["trials"]))
     best = study.best_trial
-    weights = simplex_weights(best.params["w_xgboost"], best.params["rf_share"])
+    weights = simplex_weights(best.params[WEIGHT_PARAM], best.params[SHARE_PARAM])
     trials = study.trials_dataframe(attrs=("number", "value", "params", "user_attrs", "state"))
     return weights, float(best.value), trials
 
@@ -160,7 +167,7 @@ def tune_ensemble(
     equal = {m: 1.0 / len(ENSEMBLE_MEMBERS) for m in ENSEMBLE_MEMBERS}
     payload = {
         "weights": weights,
-        "formula": "P = w_xgboost * P_xgboost + w_rf * P_rf + w_lr * P_lr",
+        "formula": "P = " + " + ".join(f"w_{m} * P_{m}" for m in ENSEMBLE_MEMBERS),
         "objective": {
             "metric": block["objective"],
             "value": best,
