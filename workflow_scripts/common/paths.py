@@ -24,12 +24,11 @@ BENCHMARKS = f"{RESULTS}/benchmarks"
 
 # The {scope} of a result that reads no transcripts: built once, shared by every ASR system.
 SHARED_SCOPE = "shared"
-_SYSTEMS = "systems"
 
 
 def system_scope(system: str) -> str:
     """The {scope} of a result of ASR system ``system`` (``"systems/<system>"``)."""
-    return f"{_SYSTEMS}/{system}"
+    return f"systems/{system}"
 
 
 def scope_system(scope: str) -> str | None:
@@ -37,9 +36,10 @@ def scope_system(scope: str) -> str | None:
     if scope == SHARED_SCOPE:
         return None
     prefix = system_scope("")
-    if not scope.startswith(prefix) or "/" in scope.removeprefix(prefix) or scope == prefix:
+    system = scope.removeprefix(prefix)
+    if not scope.startswith(prefix) or not system or "/" in system:
         raise ValueError(f"{scope!r} is neither {SHARED_SCOPE!r} nor {system_scope('<system>')!r}")
-    return scope.removeprefix(prefix)
+    return system
 
 
 def log(stage: str, rule: str, *wildcards: str) -> str:
