@@ -132,24 +132,9 @@ def base_variant(name: str) -> str:
     return base
 
 
-def reads_transcripts(name: str, others: Mapping[str, bool]) -> bool:
-    """Whether a report row (a variant, or ``<variant>+rules``) depends on an ASR system's transcripts, and so
-    exists once per system (results/systems/<system>/...): a classifier variant reading a text feature set,
-    every ``+rules`` row (the rules read transcripts), and each other variant (the neural heads and their
-    ablations, the vote) as ``others`` says (rules/common.smk works it out from the config: a head that reads
-    the text token sequences, a vote with such a member). Acoustic-only rows are shared by all systems."""
-    if name.endswith(RULES_SUFFIX):
-        base_variant(name)  # a clear error for a malformed name
-        return True
-    if name in VARIANT_FEATURE_SETS:
-        return any(feature_set not in ACOUSTIC_ONLY_FEATURE_SETS for feature_set in VARIANT_FEATURE_SETS[name])
-    if name not in others:
-        raise ValueError(f"{name!r} is not a variant of this workflow ({list(VARIANT_FEATURE_SETS) + list(others)})")
-    return bool(others[name])
-
-
 def feature_set_reads_transcripts(feature_set: str) -> bool:
-    """Whether a feature set (names.FEATURE_SETS) or modality holds text features (one per ASR system)."""
+    """Whether a feature set (names.FEATURE_SETS) or modality holds text features (one per ASR system);
+    which report rows read transcripts: fusion/rows.py."""
     return feature_set not in ACOUSTIC_ONLY_FEATURE_SETS
 
 

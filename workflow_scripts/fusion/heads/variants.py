@@ -3,7 +3,7 @@
 
 An ablation is its own variant, trained by its head's rule with the head's block updated by the
 overrides, so editing one ablation reruns only that variant (and the report); editing the head's
-block reruns the head and all its ablations. Used by ``rules/common.smk`` and ``predict``.
+block reruns the head and all its ablations. Used by the rules, ``fusion/rows.py`` and ``predict``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,13 @@ class HeadVariant:
     head: str
     block: dict[str, Any]
     overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sequence_modalities(self) -> frozenset[str]:
+        """The sequence feature sets the variant reads: its graph nodes' sources, else all of them (xattn)."""
+        if "nodes" in self.block:
+            return frozenset(names.GRAPH_NODE_SOURCES[node] for node in self.block["nodes"])
+        return frozenset(names.SEQUENCE_MODALITIES)
 
 
 def head_variants(heads: Mapping[str, Any]) -> dict[str, HeadVariant]:
