@@ -56,6 +56,8 @@ def test_heads_name_the_sequence_sources_their_blocks_read():
 def test_every_implementation_resolves(table):
     for spec in table.values():
         assert callable(spec.load()), spec
+        if hasattr(spec, "predictor"):
+            assert callable(resolve(spec.predictor)), spec
 
 
 def test_registries_import_without_the_heavy_libraries():

@@ -19,9 +19,12 @@ from workflow_scripts.common.registry import Spec, registry
 
 @dataclass(frozen=True)
 class HeadSpec(Spec):
-    """A head: the common spec (``implementation``: its model class), the sequence feature sets a
-    variant's block reads, those predict computes for it, and predict's loader."""
+    """A head: the common spec (``implementation``: its model class), the rule that trains its
+    variants (writing paths.HEAD_MODEL), the sequence feature sets a variant's block reads, those
+    predict computes for it, and predict's loader (``predictor(model_path, inputs)``, inputs: a
+    fusion/heads/prediction.SequenceInputs)."""
 
+    rule: str
     sequence_sources: Callable[[Mapping[str, Any]], frozenset[str]]
     predict_sources: Callable[[Mapping[str, Any]], frozenset[str]]
     predictor: str
@@ -48,6 +51,7 @@ HEADS: dict[str, HeadSpec] = registry(
         "xattn",
         True,
         "workflow_scripts.fusion.heads.xattn:CrossModalAttentionHead",
+        rule="train_xattn",
         sequence_sources=xattn_sources,
         predict_sources=xattn_predict_sources,
         predictor="workflow_scripts.fusion.heads.xattn:load_predictor",
@@ -56,6 +60,7 @@ HEADS: dict[str, HeadSpec] = registry(
         "graph",
         True,
         "workflow_scripts.fusion.heads.graph:GraphFusionHead",
+        rule="train_graph",
         sequence_sources=graph_sources,
         predict_sources=graph_sources,
         predictor="workflow_scripts.fusion.heads.graph:load_predictor",
