@@ -166,7 +166,11 @@ def test_cosine_schedule_decays_to_zero_per_step():
     )
 
 
+# The model keys explicit (code reads validated blocks; the schema's defaults where not tiny).
 TINY = {
+    "nodes": ["speech", "text", "prosody", "spectral"],
+    "fusion": "graph",
+    "dropout": 0.2,
     "d_model": 16,
     "heads": 4,
     "gat_layers": 2,

@@ -35,6 +35,7 @@ def _block(**overrides):
         },
         "early_stopping_rounds": 5,
         "pruner": "none",
+        "pruner_startup_trials": 5,
     }
     return {**block, **overrides}
 

@@ -205,6 +205,9 @@ def _run_chain(root: Path, out: Path, pooled: list[str]) -> dict:
                 "max_depth": {"type": "int", "low": 2, "high": 3},
                 "learning_rate": {"type": "float", "low": 0.05, "high": 0.2, "log": True},
             },
+            "early_stopping_rounds": None,
+            "pruner": "none",
+            "pruner_startup_trials": 5,
         },
     }
 

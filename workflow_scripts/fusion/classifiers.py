@@ -337,8 +337,8 @@ def make_pruner(block: Mapping[str, Any], folds: int) -> Any:
     """The Optuna pruner of ``block['pruner']`` (none, median, hyperband); steps are folds."""
     import optuna
 
-    kind = block.get("pruner") or "none"
-    startup = int(block.get("pruner_startup_trials", 5))
+    kind = block["pruner"]
+    startup = int(block["pruner_startup_trials"])
     if kind == "none":
         return optuna.pruners.NopPruner()
     if kind == "median":
@@ -367,7 +367,7 @@ def tune(
     fixed = estimator_params(name, block)
     objective_name = block["objective"]
     boosted = (
-        BoostedFolds(X, y, folds, n_classes, threads, block.get("early_stopping_rounds"))
+        BoostedFolds(X, y, folds, n_classes, threads, block["early_stopping_rounds"])
         if CLASSIFIER_SPECS[name].boosted
         else None
     )
@@ -431,7 +431,7 @@ def tune(
         "best_value": float(best.value),
         "space": block["space"],
         "folds": len(folds),
-        "pruner": block.get("pruner") or "none",
+        "pruner": block["pruner"],
         "pruned_trials": int(pruned),
     }
     if boosted is not None:

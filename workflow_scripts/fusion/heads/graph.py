@@ -46,21 +46,13 @@ HEAD = "graph"
 TITLE = "Graph-attention fusion (seed 003)"
 CHECKPOINT_FORMAT = "dfat-head-graph-1"
 NODES = tuple(GRAPH_NODE_SOURCES)
-MODEL_DEFAULTS: dict[str, Any] = {
-    "nodes": list(NODES),
-    "fusion": "graph",
-    "d_model": 64,
-    "heads": 8,
-    "gat_layers": 2,
-    "prosody_dim": 32,
-    "mlp_hidden": 64,
-    "dropout": 0.2,
-}
+# The model's keys of the head's block (their defaults: schemas/fusion.schema.yaml, fusion.heads.graph).
+MODEL_KEYS = ("nodes", "fusion", "d_model", "heads", "gat_layers", "prosody_dim", "mlp_hidden", "dropout")
 
 
 def model_settings(block: Mapping[str, Any]) -> dict[str, Any]:
-    """The model keys of the head's block, defaults filled in and checked."""
-    s = {key: block.get(key, default) for key, default in MODEL_DEFAULTS.items()}
+    """The model keys of the head's block (validated, defaults filled), checked."""
+    s = {key: block[key] for key in MODEL_KEYS}
     s["nodes"] = list(s["nodes"])
     unknown = [n for n in s["nodes"] if n not in NODES]
     if unknown or not s["nodes"] or len(set(s["nodes"])) != len(s["nodes"]):

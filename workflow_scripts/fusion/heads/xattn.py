@@ -49,23 +49,24 @@ TITLE = "Cross-modal attention (seed 004)"
 CHECKPOINT_FORMAT = "dfat-head-xattn-1"
 # The transcript column a fine-tuned text encoder reads (the ASR hypotheses, as extract_tefe_tokens).
 TRANSCRIPT_COLUMN = names.TEFE_FEATURE_SETS["features"]
-MODEL_DEFAULTS: dict[str, Any] = {
-    "temporal": "bilstm",
-    "fusion": "attention",
-    "lstm_units": 128,
-    "d_model": 256,
-    "heads": 8,
-    "mlp_hidden": 256,
-    "dropout": 0.3,
-    "frame_stride": 1,
-    "text_encoder": "frozen",
-    "text_learning_rate": 2.0e-5,
-}
+# The model's keys of the head's block (their defaults: schemas/fusion.schema.yaml, fusion.heads.xattn).
+MODEL_KEYS = (
+    "temporal",
+    "fusion",
+    "lstm_units",
+    "d_model",
+    "heads",
+    "mlp_hidden",
+    "dropout",
+    "frame_stride",
+    "text_encoder",
+    "text_learning_rate",
+)
 
 
 def model_settings(block: Mapping[str, Any]) -> dict[str, Any]:
-    """The model keys of the head's block, defaults filled in and checked."""
-    s = {key: block.get(key, default) for key, default in MODEL_DEFAULTS.items()}
+    """The model keys of the head's block (validated, defaults filled), checked."""
+    s = {key: block[key] for key in MODEL_KEYS}
     if s["temporal"] not in ("bilstm", "mean"):
         raise ValueError(f"fusion.heads.xattn.temporal {s['temporal']!r}, expected bilstm or mean")
     if s["fusion"] not in ("attention", "concat"):
@@ -360,7 +361,7 @@ def train_and_evaluate(
     block, classes, variant = run.block, list(run.classes), run.variant
     settings = model_settings(block)
     stride = int(settings["frame_stride"])
-    memory = float(block.get("in_memory_mb", 1024))
+    memory = float(block["in_memory_mb"])
     tefe, vocab, header = None, None, None
     if settings["text_encoder"] == "finetune":
         if not encoder:
