@@ -133,7 +133,7 @@ def test_classifier_probabilities_and_folds():
     held_out = np.sort(np.concatenate([rows for _, rows in folds]))
     np.testing.assert_array_equal(held_out, np.arange(60))
     for name, block in (
-        ("lr", {"C": 1.0, "class_weight": "balanced", "max_iter": 500}),
+        ("lr", {"C": 1.0, "class_weight": "balanced", "max_iter": 500, "solver": "lbfgs"}),
         ("rf", {"n_estimators": 20, "max_depth": 3, "min_samples_leaf": 1, "class_weight": None, "seed": 1}),
     ):
         pipeline = fusion_classifiers.build_classifier(name, fusion_classifiers.estimator_params(name, block))
@@ -193,7 +193,7 @@ def _run_chain(root: Path, out: Path, pooled: list[str]) -> dict:
     """The rules' entry points in a row, with their outputs at the results layout below ``out``."""
     cv = {"folds": 2, "seed": 42, "group_by_speaker": True}
     blocks = {
-        "lr": {"C": 1.0, "class_weight": "balanced", "max_iter": 500},
+        "lr": {"C": 1.0, "class_weight": "balanced", "max_iter": 500, "solver": "lbfgs"},
         "rf": {"n_estimators": 30, "max_depth": 4, "min_samples_leaf": 1, "class_weight": None, "seed": 42},
         "xgboost": {
             "trials": 2,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workflow_scripts.common import names
+from workflow_scripts.fusion.heads.registry import HEADS
 
 # An ablation key beside the head's own: train with the head's seed plus this (e.g. vote members).
 SEED_OFFSET = "seed_offset"
@@ -29,10 +30,8 @@ class HeadVariant:
 
     @property
     def sequence_modalities(self) -> frozenset[str]:
-        """The sequence feature sets the variant reads: its graph nodes' sources, else all of them (xattn)."""
-        if "nodes" in self.block:
-            return frozenset(names.GRAPH_NODE_SOURCES[node] for node in self.block["nodes"])
-        return frozenset(names.SEQUENCE_MODALITIES)
+        """The sequence feature sets the variant reads (its head's registry entry says, from its block)."""
+        return HEADS[self.head].sequence_sources(self.block)
 
 
 def head_variants(heads: Mapping[str, Any]) -> dict[str, HeadVariant]:

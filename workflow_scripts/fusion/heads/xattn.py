@@ -38,6 +38,7 @@ from workflow_scripts.common import names
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.common.sequences import SequenceFile, pad_batch
 from workflow_scripts.fusion.heads import outputs
+from workflow_scripts.fusion.heads.prediction import SequenceInputs, check_widths
 from workflow_scripts.fusion.heads.trainer import fit, run_fingerprint
 from workflow_scripts.tefe.extract import read_transcript_texts
 from workflow_scripts.tefe.models import TextEncoder, load_encoder
@@ -164,6 +165,11 @@ class CrossModalAttentionHead(nn.Module):
             lr = float(self.settings["text_learning_rate"])
             groups.append({"params": [p for p in trainable if id(p) in text], "lr": lr})
         return groups
+
+    def input_widths(self) -> dict[str, int]:
+        """The width of the sequences each modality's input reads (text: the token states' width, which a
+        fine-tuned text encoder computes itself from token ids)."""
+        return {"acoustic": int(self.audio_mean.shape[0]), "text": int(self.text_proj.in_features)}
 
 
 def downsample(matrix: np.ndarray, stride: int) -> np.ndarray:
@@ -307,6 +313,32 @@ def predict_sequences(
         "text_len": tokens_len,
     }
     return torch.softmax(model(batch).float(), dim=1).numpy().astype(np.float64)
+
+
+class XattnPredictor:
+    """A trained xattn variant for predict: its checkpoint over the SEFE frames of new audio and the
+    TEFE token states of its transcripts (fine-tuned text encoder: the transcripts' token ids in the
+    vocabulary saved with it)."""
+
+    def __init__(
+        self, model: CrossModalAttentionHead, classes: Sequence[str], inputs: SequenceInputs, vocab: Vocabulary | None
+    ) -> None:
+        self.model, self.classes, self.inputs, self.vocab = model, list(classes), inputs, vocab
+        widths = model.input_widths()
+        self.widths = widths if vocab is None else {"acoustic": widths["acoustic"]}
+
+    def predict(self, audio: Sequence[str], transcripts: Sequence[str]) -> np.ndarray:
+        """Class probabilities of audio files and their transcripts."""
+        frames = self.inputs("acoustic", audio)
+        text = list(transcripts) if self.vocab is not None else self.inputs("text", transcripts)
+        check_widths({"acoustic": frames, **({} if self.vocab is not None else {"text": text})}, self.widths, "head")
+        return predict_sequences(self.model, frames, text, self.vocab)
+
+
+def load_predictor(path: str | os.PathLike, inputs: SequenceInputs) -> XattnPredictor:
+    """predict's loader of a trained xattn variant (fusion/heads/registry.py): its saved checkpoint."""
+    model, header, vocab = load_head(path)
+    return XattnPredictor(model, header["classes"], inputs, vocab)
 
 
 def train_and_evaluate(

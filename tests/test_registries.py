@@ -1,0 +1,81 @@
+"""Issue 24 item 2: names.py lists the names, the registries beside the code implement them; both agree,
+the registries import at DAG-build time without the heavy libraries, and every implementation resolves."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from workflow_scripts.common import names
+from workflow_scripts.common.registry import Spec, lookup, registry, resolve
+from workflow_scripts.fusion.classifiers import CLASSIFIER_SPECS
+from workflow_scripts.fusion.heads.registry import HEADS
+from workflow_scripts.sefe.registry import SEFE_BACKENDS
+from workflow_scripts.tefe.registry import TEXT_BACKENDS
+
+from conftest import PROJECT_ROOT
+
+LIGHT = ("workflow_scripts.sefe.registry", "workflow_scripts.tefe.registry", "workflow_scripts.fusion.heads.registry")
+
+
+def test_every_registry_has_the_names_of_its_list_in_order():
+    assert tuple(SEFE_BACKENDS) == names.SEFE_BACKENDS
+    assert tuple(TEXT_BACKENDS) == names.TEFE_BACKENDS
+    assert tuple(n for n, s in TEXT_BACKENDS.items() if s.standalone) == names.TEFE_OTHER_BACKENDS
+    assert tuple(n for n, s in TEXT_BACKENDS.items() if s.writes_tokens) == names.TEFE_TOKEN_BACKENDS
+    assert tuple(HEADS) == names.HEADS
+    assert tuple(CLASSIFIER_SPECS) == names.CLASSIFIERS
+    assert set(names.ENSEMBLE_MEMBERS) <= set(CLASSIFIER_SPECS)
+    for table in (SEFE_BACKENDS, TEXT_BACKENDS, HEADS, CLASSIFIER_SPECS):
+        assert all(spec.name == name for name, spec in table.items())
+
+
+def test_the_weights_free_backends_need_no_gpu():
+    assert [n for n, s in SEFE_BACKENDS.items() if not s.needs_gpu] == ["handcrafted"]
+    assert [n for n, s in TEXT_BACKENDS.items() if not s.needs_gpu] == ["tfidf"]
+    assert all(s.needs_gpu for s in HEADS.values())
+    assert not any(s.needs_gpu for s in CLASSIFIER_SPECS.values())
+
+
+def test_heads_name_the_sequence_sources_their_blocks_read():
+    assert HEADS["graph"].sequence_sources({"nodes": ["speech", "prosody"]}) == {"acoustic", "prosody"}
+    assert HEADS["graph"].sequence_sources({"nodes": list(names.GRAPH_NODE_SOURCES)}) == {
+        "acoustic",
+        "text",
+        "prosody",
+    }
+    frozen, finetune = {"text_encoder": "frozen"}, {"text_encoder": "finetune"}
+    assert HEADS["xattn"].sequence_sources(frozen) == set(names.SEQUENCE_MODALITIES)
+    assert HEADS["xattn"].sequence_sources(finetune) == set(names.SEQUENCE_MODALITIES)
+    assert HEADS["xattn"].predict_sources(finetune) == {"acoustic"}
+
+
+@pytest.mark.parametrize("table", [SEFE_BACKENDS, TEXT_BACKENDS, HEADS, CLASSIFIER_SPECS])
+def test_every_implementation_resolves(table):
+    for spec in table.values():
+        assert callable(spec.load()), spec
+        if hasattr(spec, "predictor"):
+            assert callable(resolve(spec.predictor)), spec
+
+
+def test_registries_import_without_the_heavy_libraries():
+    code = (
+        "import sys\n"
+        + "".join(f"import {module}\n" for module in LIGHT)
+        + "heavy = {'torch', 'sklearn', 'numpy', 'pandas', 'xgboost'} & set(sys.modules)\n"
+        + "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, check=True)
+
+
+def test_the_spec_helpers_name_what_is_wrong():
+    table = registry(Spec("a", False, "json:dumps"))
+    assert lookup(table, "a", "thing").load() is resolve("json:dumps")
+    with pytest.raises(ValueError, match=r"unknown thing 'b'; expected one of \['a'\]"):
+        lookup(table, "b", "thing")
+    with pytest.raises(ValueError, match="registered twice"):
+        registry(Spec("a", False, "json:dumps"), Spec("a", True, "json:loads"))
+    with pytest.raises(ValueError, match="not a 'module:attribute'"):
+        resolve("json")
