@@ -24,10 +24,8 @@ def get_tefe_features(split, system):
     override = config["fusion"]["features"]["text"]
     if override:
         return override.format(split=split, system=system)
-    backend = config["tefe"]["backend"]
-    if backend == "neural":
-        return paths.TEFE_FEATURES.format(system=system, feature_set="features", split=split)
-    return paths.TEFE_BACKEND_FEATURES.format(system=system, backend=backend, feature_set="features", split=split)
+    template = paths.TEFE_BACKEND_FEATURES if TEFE_BACKEND.standalone else paths.TEFE_FEATURES
+    return template.format(system=system, backend=TEFE_BACKEND.name, feature_set="features", split=split)
 
 
 def get_modality_features(wildcards):

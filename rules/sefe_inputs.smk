@@ -1,4 +1,5 @@
 # Input and params functions of the SEFE stage (rules/sefe.smk).
+from workflow_scripts.sefe.registry import SEFE_BACKENDS
 
 
 def get_sefe_backend_block(wildcards):
@@ -14,8 +15,8 @@ def get_sefe_model_inputs(wildcards):
 
 
 def sefe_gpus(rule_name):
-    """GPUs of one job of a SEFE rule: resources.<rule_name>.gpu, none for a weights-free backend."""
-    return backend_gpus(rule_name, lambda backend: backend != "handcrafted")
+    """GPUs of one job of a SEFE rule: resources.<rule_name>.gpu where the backend needs one (its registry entry)."""
+    return backend_gpus(rule_name, lambda backend: SEFE_BACKENDS[backend].needs_gpu)
 
 
 def get_sefe_targets(backend=None):

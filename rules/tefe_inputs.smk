@@ -2,10 +2,14 @@
 import os
 
 from workflow_scripts.common.files import read_json
+from workflow_scripts.tefe.registry import TEXT_BACKENDS
 
-# The other backends in the table: the TF-IDF reference, and the configured backend if another.
+# tefe.backend's registry entry: a standalone backend has its own rules (train_tefe_backend ...),
+# the neural one is the architecture select_tefe chose.
+TEFE_BACKEND = TEXT_BACKENDS[config["tefe"]["backend"]]
+# The standalone backends in the table: the TF-IDF reference, and the configured backend if another.
 TEFE_TABLE_BACKENDS = tuple(
-    dict.fromkeys([names.TEFE_REFERENCE_BACKEND] + [b for b in [config["tefe"]["backend"]] if b != "neural"])
+    dict.fromkeys([names.TEFE_REFERENCE_BACKEND] + ([TEFE_BACKEND.name] if TEFE_BACKEND.standalone else []))
 )
 
 
@@ -82,16 +86,16 @@ def get_tefe_backend_threads(wildcards):
 
 
 def tefe_backend_gpus(rule_name):
-    """GPUs of one job of a text backend's rule: resources.<rule_name>.gpu for the transformer; TF-IDF needs none."""
-    return backend_gpus(rule_name, lambda backend: backend != "tfidf")
+    """GPUs of one job of a text backend's rule: resources.<rule_name>.gpu where the backend needs one (its
+    registry entry; TF-IDF needs none)."""
+    return backend_gpus(rule_name, lambda backend: TEXT_BACKENDS[backend].needs_gpu)
 
 
 def get_tefe_token_files(system):
     """Token-state sequence files (SPLITS order) of an ASR system's transcripts for the fusion heads: the
-    configured backend's own (names.TEFE_TOKEN_BACKENDS), else the selected neural encoder's."""
-    backend = config["tefe"]["backend"]
-    if backend in names.TEFE_TOKEN_BACKENDS:
-        return expand(paths.TEFE_BACKEND_TOKENS, system=system, backend=backend, split=SPLITS)
+    configured backend's own (one that writes_tokens), else the selected neural encoder's."""
+    if TEFE_BACKEND.writes_tokens:
+        return expand(paths.TEFE_BACKEND_TOKENS, system=system, backend=TEFE_BACKEND.name, split=SPLITS)
     return expand(paths.TEFE_TOKENS, system=system, split=SPLITS)
 
 
@@ -103,8 +107,8 @@ def get_tefe_transcript_column(wildcards):
 def get_tefe_targets():
     """TEFE's final artifacts: features of every split for every ASR system (and of the reference
     transcripts, once, with the primary system's files, if configured), the table."""
-    backend = config["tefe"]["backend"]
-    template = paths.TEFE_FEATURES if backend == "neural" else paths.TEFE_BACKEND_FEATURES
+    backend = TEFE_BACKEND.name
+    template = paths.TEFE_BACKEND_FEATURES if TEFE_BACKEND.standalone else paths.TEFE_FEATURES
     features = expand(template, backend=backend, system=ASR_SYSTEMS, feature_set="features", split=SPLITS)
     if config["tefe"]["reference_features"]:
         features += expand(
