@@ -17,10 +17,19 @@ from workflow_scripts.common import names, paths
 from workflow_scripts.fusion.heads.variants import head_variants
 
 
-def feature_set_scope(feature_set: str, system: str) -> str:
+def _scope(name: str, reads: bool, system: str | None) -> str:
+    """The system's scope when ``reads`` (transcripts), else the shared one."""
+    if not reads:
+        return paths.SHARED_SCOPE
+    if not system:
+        raise ValueError(f"{name!r} reads an ASR system's transcripts: it exists once per system, name the system")
+    return paths.system_scope(system)
+
+
+def feature_set_scope(feature_set: str, system: str | None) -> str:
     """The {scope} of a feature set or modality's results for ASR ``system``: its system's when it holds
-    text features (names.feature_set_reads_transcripts), else shared."""
-    return paths.system_scope(system) if names.feature_set_reads_transcripts(feature_set) else paths.SHARED_SCOPE
+    text features (names.feature_set_reads_transcripts; ``system`` needed), else shared."""
+    return _scope(feature_set, names.feature_set_reads_transcripts(feature_set), system)
 
 
 def reads_transcripts(row: str, fusion: Mapping[str, Any]) -> bool:
@@ -44,7 +53,7 @@ def reads_transcripts(row: str, fusion: Mapping[str, Any]) -> bool:
     raise ValueError(f"{row!r} is not a row of this workflow ({known}, or <variant>{names.RULES_SUFFIX})")
 
 
-def row_scope(row: str, system: str, fusion: Mapping[str, Any]) -> str:
+def row_scope(row: str, system: str | None, fusion: Mapping[str, Any]) -> str:
     """The {scope} of report row ``row``'s results for ASR ``system``: the system's when the row reads
-    transcripts (reads_transcripts), else shared."""
-    return paths.system_scope(system) if reads_transcripts(row, fusion) else paths.SHARED_SCOPE
+    transcripts (reads_transcripts; ``system`` needed), else shared."""
+    return _scope(row, reads_transcripts(row, fusion), system)
