@@ -201,8 +201,8 @@ def _run_chain(root: Path, out: Path, pooled: list[str]) -> dict:
             "seed": 42,
             "params": {"tree_method": "hist", "max_bin": 16},
             "space": {
-                "n_estimators": {"type": "int", "low": 10, "high": 20},
-                "max_depth": {"type": "int", "low": 2, "high": 3},
+                "n_estimators": {"type": "int", "low": 10, "high": 20, "log": False},
+                "max_depth": {"type": "int", "low": 2, "high": 3, "log": False},
                 "learning_rate": {"type": "float", "low": 0.05, "high": 0.2, "log": True},
             },
             "early_stopping_rounds": None,

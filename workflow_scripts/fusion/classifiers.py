@@ -197,13 +197,9 @@ def suggest_params(trial: Any, space: Mapping[str, Mapping[str, Any]]) -> dict[s
     params = {}
     for name, spec in sorted(space.items()):
         if spec["type"] == "int":
-            params[name] = trial.suggest_int(
-                name, int(spec["low"]), int(spec["high"]), log=bool(spec.get("log", False))
-            )
+            params[name] = trial.suggest_int(name, int(spec["low"]), int(spec["high"]), log=bool(spec["log"]))
         else:
-            params[name] = trial.suggest_float(
-                name, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log", False))
-            )
+            params[name] = trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=bool(spec["log"]))
     return params
 
 
