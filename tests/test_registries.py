@@ -9,8 +9,10 @@ import sys
 import pytest
 
 from workflow_scripts.common import names
+from workflow_scripts.common.code_inputs import code_inputs
 from workflow_scripts.common.registry import Spec, lookup, registry, resolve
 from workflow_scripts.fusion.classifiers import CLASSIFIER_SPECS
+from workflow_scripts.fusion.heads import graph as graph_module
 from workflow_scripts.fusion.heads.registry import HEADS
 from workflow_scripts.sefe.registry import SEFE_BACKENDS
 from workflow_scripts.tefe.registry import TEXT_BACKENDS
@@ -68,6 +70,21 @@ def test_registries_import_without_the_heavy_libraries():
         + "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, check=True)
+
+
+def test_a_registry_reference_is_a_code_input_and_one_head_is_no_input_of_the_other():
+    """Editing a text backend reruns the rules that build it by name; editing one head does not rerun the other."""
+    backends = code_inputs("workflow_scripts/tefe/train_backend.py", PROJECT_ROOT)
+    assert {"workflow_scripts/tefe/tfidf.py", "workflow_scripts/tefe/transformer.py"} <= set(backends)
+    assert "workflow_scripts/fusion/heads/xattn.py" not in code_inputs(
+        "workflow_scripts/fusion/heads/graph.py", PROJECT_ROOT
+    )
+    assert "workflow_scripts/fusion/heads/graph.py" not in code_inputs(
+        "workflow_scripts/fusion/heads/xattn.py", PROJECT_ROOT
+    )
+    assert graph_module.sources(["spectral", "text"]) == sorted(
+        HEADS["graph"].sequence_sources({"nodes": ["spectral", "text"]})
+    )
 
 
 def test_the_spec_helpers_name_what_is_wrong():

@@ -39,7 +39,6 @@ from workflow_scripts.common.rule import run_rule
 from workflow_scripts.common.sequences import SequenceFile
 from workflow_scripts.fusion.heads import outputs
 from workflow_scripts.fusion.heads.prediction import SequenceInputs, check_widths
-from workflow_scripts.fusion.heads.registry import graph_sources
 from workflow_scripts.fusion.heads.trainer import fit, run_fingerprint
 
 HEAD = "graph"
@@ -65,8 +64,9 @@ def model_settings(block: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def sources(nodes: Sequence[str]) -> list[str]:
-    """The sequence feature sets (acoustic, text, prosody) that ``nodes`` read, sorted."""
-    return sorted(graph_sources({"nodes": nodes}))
+    """The sequence feature sets (acoustic, text, prosody) that ``nodes`` read, sorted (as the head's
+    registry entry says; not imported from there, whose references would make xattn.py an input here)."""
+    return sorted({GRAPH_NODE_SOURCES[node] for node in nodes})
 
 
 class GraphAttentionLayer(nn.Module):
