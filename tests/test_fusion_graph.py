@@ -166,11 +166,7 @@ def test_cosine_schedule_decays_to_zero_per_step():
     )
 
 
-# The model keys explicit (code reads validated blocks; the schema's defaults where not tiny).
 TINY = {
-    "nodes": ["speech", "text", "prosody", "spectral"],
-    "fusion": "graph",
-    "dropout": 0.2,
     "d_model": 16,
     "heads": 4,
     "gat_layers": 2,
@@ -184,6 +180,10 @@ TINY = {
     "device": "cpu",
     "class_weights": "balanced",
     "lr_schedule": "cosine",
+    # The other model keys as the schema's defaults (code reads validated blocks).
+    "nodes": ["speech", "text", "prosody", "spectral"],
+    "fusion": "graph",
+    "dropout": 0.2,
 }
 
 

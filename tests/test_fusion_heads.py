@@ -23,14 +23,7 @@ from workflow_copy import recorded_params
 
 CLASSES = ["neutral", "negative"]
 SPLITS = {"train": 40, "dev": 12, "public_test": 10}
-# The model keys explicit (code reads validated blocks; the schema's defaults where not tiny).
 TINY = {
-    "temporal": "bilstm",
-    "fusion": "attention",
-    "dropout": 0.3,
-    "text_encoder": "frozen",
-    "text_learning_rate": 2.0e-5,
-    "in_memory_mb": 1024,
     "lstm_units": 8,
     "d_model": 16,
     "heads": 2,
@@ -42,6 +35,13 @@ TINY = {
     "learning_rate": 0.01,
     "seed": 7,
     "device": "cpu",
+    # The other model keys as the schema's defaults (code reads validated blocks).
+    "temporal": "bilstm",
+    "fusion": "attention",
+    "dropout": 0.3,
+    "text_encoder": "frozen",
+    "text_learning_rate": 2.0e-5,
+    "in_memory_mb": 1024,
 }
 BOOTSTRAP = {"resamples": 20, "confidence": 0.9, "seed": 1}
 
