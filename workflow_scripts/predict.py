@@ -334,9 +334,10 @@ class SequenceSources:
         return self.last[source][1]
 
     def vocabulary(self, source: str) -> int:
-        """The number of prosody tokens of the run's bins (the only token source)."""
-        (bins,) = source_artifacts(source, Path(self.run_dir))
-        return int(read_json(bins.in_run(self.run_dir))["vocabulary_size"])
+        """The number of tokens of token source ``source``: the run's prosody bins' (the only one)."""
+        if source != "prosody":
+            raise ValueError(f"predict: {source} sequences are no tokens with a vocabulary")
+        return int(read_json(Artifact.of("PROSODY_BINS").in_run(self.run_dir))["vocabulary_size"])
 
 
 class VotePredictor:
