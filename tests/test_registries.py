@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from workflow_scripts.common import names
@@ -13,11 +15,11 @@ from workflow_scripts.common.code_inputs import code_inputs
 from workflow_scripts.common.registry import Spec, lookup, registry, resolve
 from workflow_scripts.fusion.classifiers import CLASSIFIER_SPECS
 from workflow_scripts.fusion.heads import graph as graph_module
-from workflow_scripts.fusion.heads.registry import HEADS
+from workflow_scripts.fusion.heads.registry import HEADS, HeadSpec
 from workflow_scripts.sefe.registry import SEFE_BACKENDS
 from workflow_scripts.tefe.registry import TEXT_BACKENDS
 
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, write_tone
 
 LIGHT = ("workflow_scripts.sefe.registry", "workflow_scripts.tefe.registry", "workflow_scripts.fusion.heads.registry")
 
@@ -96,3 +98,60 @@ def test_the_spec_helpers_name_what_is_wrong():
         registry(Spec("a", False, "json:dumps"), Spec("a", True, "json:loads"))
     with pytest.raises(ValueError, match="not a 'module:attribute'"):
         resolve("json")
+
+
+# --- the recipe of a new head, for predict: its registry entry and its module's loader, nothing in predict ---
+
+
+def fake_asr(config, run_dir, threads):
+    return lambda audio_paths: ["" for _ in audio_paths]
+
+
+def fake_frames(config, run_dir, threads):
+    return lambda audio_paths: [np.ones((3 + i, 2), np.float32) for i, _ in enumerate(audio_paths)]
+
+
+class ToyPredictor:
+    """A head predictor: the share of frames in an utterance's first half, as two class probabilities."""
+
+    classes = ["neutral", "negative"]
+
+    def __init__(self, inputs):
+        self.inputs = inputs
+
+    def predict(self, audio, transcripts):
+        lengths = np.array([len(m) for m in self.inputs("acoustic", audio)], dtype=np.float64)
+        return np.column_stack([1.0 / lengths, 1.0 - 1.0 / lengths])
+
+
+def acoustic_only(block):
+    """The toy head reads the frames alone, so its results are shared by every ASR system."""
+    return frozenset({"acoustic"})
+
+
+def load_toy(path, inputs):
+    assert Path(path).read_text() == "toy model"
+    return ToyPredictor(inputs)
+
+
+def test_predict_runs_a_new_head_from_its_registry_entry_alone(monkeypatch, tmp_path):
+    from workflow_scripts import predict
+
+    toy = HeadSpec("toy", True, "json:dumps", "train_toy", acoustic_only, acoustic_only, "test_registries:load_toy")
+    monkeypatch.setitem(HEADS, "toy", toy)
+    monkeypatch.setattr(names, "HEADS", (*names.HEADS, "toy"))
+    monkeypatch.setitem(predict.SEQUENCE_FACTORIES, "acoustic", "test_registries:fake_frames")
+    heads = {"toy": {"seed": 1}, "variants": ["toy"], "sequences": {"acoustic": None, "text": None, "prosody": None}}
+    config = {"asr": {"transcribe": {"model": "small"}}, "fusion": {"heads": heads, "vote": {"members": []}}}
+    factories = {**predict.STAGE_FACTORIES, "asr": "test_registries:fake_asr"}
+    (missing,) = predict.missing_artifacts(config, tmp_path, factories, "toy")
+    assert missing.endswith("(built by rule train_toy: snakemake results/shared/fusion/heads/toy/model.pt)")
+    model = tmp_path / "shared" / "fusion" / "heads" / "toy" / "model.pt"
+    model.parent.mkdir(parents=True)
+    model.write_text("toy model")
+    assert predict.missing_artifacts(config, tmp_path, factories, "toy") == []
+    predictor, transcribe = predict.load_predictor(config, tmp_path, "toy", 1, factories)
+    clips = [write_tone(tmp_path / f"clip{i}.wav", seconds=0.3) for i in range(2)]
+    frame = predict.predict_files(clips, transcribe, predictor)
+    np.testing.assert_allclose(frame["p_neutral"], [1 / 3, 1 / 4])
+    assert frame["label"].tolist() == ["negative", "negative"] and (frame["error"] == "").all()
