@@ -8,7 +8,14 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+# common.smk first (the config, constants, constraints), then each stage's input functions, then its rules.
 include: "rules/common.smk"
+include: "rules/data_inputs.smk"
+include: "rules/asr_inputs.smk"
+include: "rules/sefe_inputs.smk"
+include: "rules/tefe_inputs.smk"
+include: "rules/fusion_inputs.smk"
+include: "rules/challenge_inputs.smk"
 include: "rules/data.smk"
 include: "rules/asr.smk"
 include: "rules/sefe.smk"

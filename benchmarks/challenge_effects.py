@@ -41,6 +41,7 @@ from workflow_scripts.common.labels import encode_labels  # noqa: E402
 from workflow_scripts.common.manifest import read_manifest  # noqa: E402
 from workflow_scripts.common.metrics import paired_bootstrap_difference  # noqa: E402
 from workflow_scripts.config import validate_config  # noqa: E402
+from workflow_scripts.fusion import rows  # noqa: E402
 from workflow_scripts.fusion.pooling import align_ids, read_probabilities  # noqa: E402
 
 
@@ -58,9 +59,13 @@ class Run:
         self.normalize = NormalizeConfig.from_dict(self.config["asr"]["normalize"])
         self.system = names.primary_system(self.config["asr"])  # the run's Table 2 / challenge report
 
-    def path(self, template: str, per_system: bool = False, **fields: str) -> Path:
-        """A result of the run (``per_system``: the primary ASR system's, results/systems/<system>/...)."""
-        return self.directory / paths.for_system(template, per_system, self.system).format(**fields)
+    def path(self, template: str, **fields: str) -> Path:
+        """A result of the run (a ``scope`` field: shared, or the primary ASR system's; fusion/rows.py)."""
+        return self.directory / template.format(**fields)
+
+    def row_scope(self, variant: str) -> str:
+        """The {scope} of a report row of the run (the primary system's when it reads transcripts)."""
+        return rows.row_scope(variant, self.system, self.config["fusion"])
 
     def labels(self, split: str) -> tuple[list[str], np.ndarray]:
         manifest = self.path(paths.SPEECH_MANIFEST, corpus=self.config["ser_corpus"], split=split)
@@ -72,19 +77,19 @@ class Run:
         """The variant's (or, with ``classifier``, that classifier's on feature set ``variant``)
         predicted class per utterance of the split, in manifest order."""
         if classifier is None:
-            per_system = names.reads_transcripts(variant, {})
-            path = self.path(paths.VARIANT_PROBABILITIES, per_system, variant=variant, split=split)
+            scope = self.row_scope(variant)
+            path = self.path(paths.VARIANT_PROBABILITIES, scope=scope, variant=variant, split=split)
         else:
-            per_system = names.feature_set_reads_transcripts(variant)
+            scope = rows.feature_set_scope(variant, self.system)
             template = paths.CLASSIFIER_PROBABILITIES
-            path = self.path(template, per_system, feature_set=variant, classifier=classifier, split=split)
+            path = self.path(template, scope=scope, feature_set=variant, classifier=classifier, split=split)
         ids, probabilities = read_probabilities(path, self.classes)
         manifest_ids, _ = self.labels(split)
         order = align_ids(manifest_ids, ids, f"manifest of {split}", str(path))
         return probabilities[order].argmax(axis=1)
 
     def metrics(self, variant: str) -> dict[str, Any] | None:
-        path = self.path(paths.VARIANT_METRICS, names.reads_transcripts(variant, {}), variant=variant)
+        path = self.path(paths.VARIANT_METRICS, scope=self.row_scope(variant), variant=variant)
         return json.loads(path.read_text()) if path.exists() else None
 
     def edits(self, split: str) -> dict[str, np.ndarray]:

@@ -9,9 +9,9 @@ rule build_demo_asr_model:
     output:
         model=directory(paths.ASR_INIT_MODEL),
     log:
-        "logs/asr/build_demo_asr_model.log",
+        paths.log("asr", "build_demo_asr_model"),
     benchmark:
-        "results/benchmarks/asr/build_demo_asr_model.tsv"
+        paths.benchmark("asr", "build_demo_asr_model")
     params:
         demo_model=config["asr"]["demo_model"],
         normalize=config["asr"]["normalize"],
@@ -34,9 +34,9 @@ rule finetune_whisper:
         # The model at asr.finetune.snapshot_steps (e.g. an early-checkpoint ASR system), in that order.
         snapshots=[directory(path) for path in get_asr_snapshots()],
     log:
-        "logs/asr/finetune_whisper.log",
+        paths.log("asr", "finetune_whisper"),
     benchmark:
-        "results/benchmarks/asr/finetune_whisper.tsv"
+        paths.benchmark("asr", "finetune_whisper")
     params:
         finetune=config["asr"]["finetune"],
         normalize=config["asr"]["normalize"],
@@ -62,9 +62,9 @@ rule transcribe:
     output:
         transcripts=paths.TRANSCRIPTS,
     log:
-        "logs/asr/transcribe/{system}/{split}.log",
+        paths.log("asr", "transcribe", "{system}", "{split}"),
     benchmark:
-        "results/benchmarks/asr/transcribe/{system}/{split}.tsv"
+        paths.benchmark("asr", "transcribe", "{system}", "{split}")
     params:
         transcribe=get_asr_system_block,
     threads: 2
@@ -88,9 +88,9 @@ rule score_asr:
             labels={"system": "{system}", "split": "{split}"},
         ),
     log:
-        "logs/asr/score_asr/{system}/{split}.log",
+        paths.log("asr", "score_asr", "{system}", "{split}"),
     benchmark:
-        "results/benchmarks/asr/score_asr/{system}/{split}.tsv"
+        paths.benchmark("asr", "score_asr", "{system}", "{split}")
     params:
         normalize=config["asr"]["normalize"],
     threads: 1
@@ -111,9 +111,9 @@ rule benchmark_asr_backbones:
         json=paths.ASR_BENCHMARK_JSON,
         md=report(paths.ASR_BENCHMARK_MD, caption="../report/asr_benchmark.rst", category="ASR"),
     log:
-        "logs/asr/benchmark_asr_backbones.log",
+        paths.log("asr", "benchmark_asr_backbones"),
     benchmark:
-        "results/benchmarks/asr/benchmark_asr_backbones.tsv"
+        paths.benchmark("asr", "benchmark_asr_backbones")
     params:
         benchmark=config["asr"]["benchmark"],
         normalize=config["asr"]["normalize"],
@@ -134,9 +134,9 @@ rule assemble_whisper_base:
     output:
         model=directory(paths.PRETRAINED_WHISPER_BASE_CT2),
     log:
-        "logs/asr/assemble_whisper_base.log",
+        paths.log("asr", "assemble_whisper_base"),
     benchmark:
-        "results/benchmarks/asr/assemble_whisper_base.tsv"
+        paths.benchmark("asr", "assemble_whisper_base")
     params:
         weights="whisper-base-ct2",
     threads: 1
@@ -153,9 +153,9 @@ rule convert_whisper_base:
     output:
         model=directory(paths.PRETRAINED_WHISPER_BASE),
     log:
-        "logs/asr/convert_whisper_base.log",
+        paths.log("asr", "convert_whisper_base"),
     benchmark:
-        "results/benchmarks/asr/convert_whisper_base.tsv"
+        paths.benchmark("asr", "convert_whisper_base")
     threads: 1
     conda:
         "../envs/cpu.yaml"

@@ -3,8 +3,8 @@
 # split (results/challenge.{md,json}).
 
 
-# One per ASR system (a +rules row reads transcripts; names.reads_transcripts), after the system's
-# row of the variant (or the shared one of an acoustic-only variant).
+# One per ASR system (a +rules row reads transcripts; workflow_scripts.fusion.rows), after the
+# system's row of the variant (or the shared one of an acoustic-only variant).
 rule apply_lexicon_rules:
     input:
         # metrics and probabilities (one per split) of the row the rules follow.
@@ -15,16 +15,15 @@ rule apply_lexicon_rules:
         lexicon=config["challenge"]["rules"]["lexicon"],
         code=script_code("challenge/lexicon"),
     output:
-        metrics=paths.per_system(paths.VARIANT_METRICS.format(variant=RULES_VARIANT_WILDCARD)),
-        probabilities=[
-            paths.per_system(paths.VARIANT_PROBABILITIES.format(variant=RULES_VARIANT_WILDCARD, split=split))
-            for split in SPLITS
-        ],
-        changes=paths.per_system(paths.LEXICON_RULES_CHANGES),
+        metrics=paths.VARIANT_METRICS.replace("{variant}", RULES_VARIANT_WILDCARD),
+        probabilities=expand(
+            paths.VARIANT_PROBABILITIES, variant=RULES_VARIANT_WILDCARD, split=SPLITS, allow_missing=True
+        ),
+        changes=paths.LEXICON_RULES_CHANGES,
     log:
-        "logs/challenge/apply_lexicon_rules/{system}/{variant}.log",
+        paths.log("challenge", "apply_lexicon_rules", "{scope}", "{variant}"),
     benchmark:
-        "results/benchmarks/challenge/apply_lexicon_rules/{system}/{variant}.tsv"
+        paths.benchmark("challenge", "apply_lexicon_rules", "{scope}", "{variant}")
     params:
         rules={key: config["challenge"]["rules"][key] for key in ("match", "transcripts")},
         bootstrap=config["fusion"]["bootstrap"],
@@ -48,9 +47,9 @@ rule challenge_report:
         md=report(paths.CHALLENGE_MD, caption="../report/challenge.rst", category="Challenge"),
         json=paths.CHALLENGE_JSON,
     log:
-        "logs/challenge/challenge_report.log",
+        paths.log("challenge", "challenge_report"),
     benchmark:
-        "results/benchmarks/challenge/challenge_report.tsv"
+        paths.benchmark("challenge", "challenge_report")
     params:
         score=config["challenge"]["score"],
         splits=TEST_SPLITS,
@@ -72,9 +71,9 @@ rule augment_training_audio:
         manifest=paths.AUGMENTED_MANIFEST,
         record=paths.AUGMENTED_RECORD,
     log:
-        "logs/challenge/augment_training_audio.log",
+        paths.log("challenge", "augment_training_audio"),
     benchmark:
-        "results/benchmarks/challenge/augment_training_audio.tsv"
+        paths.benchmark("challenge", "augment_training_audio")
     params:
         augmentation=get_augmentation_block(),
         train_split=ROLES.train,
@@ -92,15 +91,15 @@ rule extract_sefe_augmented:
     output:
         features=paths.SEFE_AUGMENTED_FEATURES,
     log:
-        "logs/challenge/extract_sefe_augmented/{backend}/{split}.log",
+        paths.log("challenge", "extract_sefe_augmented", "{backend}", "{split}"),
     benchmark:
-        "results/benchmarks/challenge/extract_sefe_augmented/{backend}/{split}.tsv"
+        paths.benchmark("challenge", "extract_sefe_augmented", "{backend}", "{split}")
     params:
         backend=get_sefe_backend_block,
         preprocessing=config["sefe"]["preprocessing"],
     threads: config["sefe"]["threads"]
     resources:
-        **gpu_rule_resources("extract_sefe", gpu=get_sefe_resource("gpu")),
+        **gpu_rule_resources("extract_sefe_augmented", gpu=sefe_gpus("extract_sefe_augmented")),
     conda:
         "../envs/gpu.yaml"
     script:
@@ -115,11 +114,11 @@ rule pool_augmented_acoustic:
         augmented_manifest=paths.AUGMENTED_MANIFEST,
         code=script_code("challenge/pool_augmented"),
     output:
-        pooled=expand(paths.POOLED, modality=names.AUGMENTED_VARIANT, split=SPLITS),
+        pooled=pooled_files(names.AUGMENTED_VARIANT, None, SPLITS),
     log:
-        "logs/challenge/pool_augmented_acoustic.log",
+        paths.log("challenge", "pool_augmented_acoustic"),
     benchmark:
-        "results/benchmarks/challenge/pool_augmented_acoustic.tsv"
+        paths.benchmark("challenge", "pool_augmented_acoustic")
     params:
         pooling=config["fusion"]["pooling"]["acoustic"],
         classes=CLASSES,

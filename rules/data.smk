@@ -11,9 +11,9 @@ rule synthesize_demo_corpus:
         asr_table=paths.DEMO_ASR_TABLE,
         asr_wav_dir=directory(paths.DEMO_ASR_WAV_DIR),
     log:
-        "logs/data/synthesize_demo_corpus.log",
+        paths.log("data", "synthesize_demo_corpus"),
     benchmark:
-        "results/benchmarks/data/synthesize_demo_corpus.tsv"
+        paths.benchmark("data", "synthesize_demo_corpus")
     params:
         demo=config.get("demo", {}),
     threads: 1
@@ -37,9 +37,9 @@ rule ingest_speech_corpus:
             labels={"corpus": "{corpus}"},
         ),
     log:
-        "logs/data/ingest_speech_corpus/{corpus}.log",
+        paths.log("data", "ingest_speech_corpus", "{corpus}"),
     benchmark:
-        "results/benchmarks/data/ingest_speech_corpus/{corpus}.tsv"
+        paths.benchmark("data", "ingest_speech_corpus", "{corpus}")
     params:
         corpus=lambda wildcards: config["corpora"][wildcards.corpus],
         classes=CLASSES,
@@ -63,9 +63,9 @@ rule ingest_text_corpus:
         skipped=paths.TEXT_SKIPPED,
         summary=paths.TEXT_SUMMARY,
     log:
-        "logs/data/ingest_text_corpus.log",
+        paths.log("data", "ingest_text_corpus"),
     benchmark:
-        "results/benchmarks/data/ingest_text_corpus.tsv"
+        paths.benchmark("data", "ingest_text_corpus")
     params:
         corpus=config["text_corpus"],
         classes=CLASSES,

@@ -2,9 +2,9 @@
 # (acoustic, text, early = both) -> the Optuna-weighted ensemble -> metrics of the five variants,
 # Table 2, Figure 2 and confusion matrices. One rule for the classifiers, each job given only its
 # classifier's config sub-block; only the training split is fitted, tuned or selected on.
-# Everything that reads text features exists once per ASR system (asr.systems), under
-# results/systems/<system>/: the rules below write the shared (acoustic-only) results, and their
-# `<rule>_per_system` twins the text-dependent ones (names.reads_transcripts decides which).
+# A result that reads an ASR system's transcripts lives under that system's {scope}
+# (results/systems/<system>/), any other under the shared one (results/shared/): each rule below
+# writes both, and its input functions (rules/fusion_inputs.smk) take the system from the scope.
 
 
 rule pool_features:
@@ -15,9 +15,9 @@ rule pool_features:
     output:
         pooled=expand(paths.POOLED, split=SPLITS, allow_missing=True),
     log:
-        "logs/fusion/pool_features/{modality}.log",
+        paths.log("fusion", "pool_features", "{scope}", "{modality}"),
     benchmark:
-        "results/benchmarks/fusion/pool_features/{modality}.tsv"
+        paths.benchmark("fusion", "pool_features", "{scope}", "{modality}")
     params:
         pooling=lambda wildcards: config["fusion"]["pooling"][wildcards.modality],
         classes=CLASSES,
@@ -25,21 +25,8 @@ rule pool_features:
     threads: 1
     conda:
         "../envs/cpu.yaml"
-    wildcard_constraints:
-        modality=SHARED_MODALITIES,
     script:
         script_path("fusion/pooling")
-
-
-use rule pool_features as pool_features_per_system with:
-    output:
-        pooled=expand(paths.per_system(paths.POOLED), split=SPLITS, allow_missing=True),
-    log:
-        "logs/fusion/pool_features/{system}/{modality}.log",
-    benchmark:
-        "results/benchmarks/fusion/pool_features/{system}/{modality}.tsv"
-    wildcard_constraints:
-        modality=SYSTEM_MODALITIES,
 
 
 # LR and RF: their fixed configuration; XGBoost: tuned by Optuna. Each writes the same files.
@@ -54,9 +41,9 @@ rule train_classifier:
         oof=paths.CLASSIFIER_OOF,
         summary=paths.CLASSIFIER_SUMMARY,
     log:
-        "logs/fusion/train_classifier/{classifier}/{feature_set}.log",
+        paths.log("fusion", "train_classifier", "{scope}", "{classifier}", "{feature_set}"),
     benchmark:
-        "results/benchmarks/fusion/train_classifier/{classifier}/{feature_set}.tsv"
+        paths.benchmark("fusion", "train_classifier", "{scope}", "{classifier}", "{feature_set}")
     params:
         classifier=get_classifier_block,
         cv=config["fusion"]["cv"],
@@ -67,25 +54,8 @@ rule train_classifier:
     threads: get_classifier_threads
     conda:
         "../envs/cpu.yaml"
-    wildcard_constraints:
-        feature_set=SHARED_FEATURE_SETS,
     script:
         script_path("fusion/classifiers")
-
-
-use rule train_classifier as train_classifier_per_system with:
-    output:
-        model=paths.per_system(paths.CLASSIFIER_MODEL),
-        trials=paths.per_system(paths.CLASSIFIER_TRIALS),
-        probabilities=expand(paths.per_system(paths.CLASSIFIER_PROBABILITIES), split=SPLITS, allow_missing=True),
-        oof=paths.per_system(paths.CLASSIFIER_OOF),
-        summary=paths.per_system(paths.CLASSIFIER_SUMMARY),
-    log:
-        "logs/fusion/train_classifier/{system}/{classifier}/{feature_set}.log",
-    benchmark:
-        "results/benchmarks/fusion/train_classifier/{system}/{classifier}/{feature_set}.tsv"
-    wildcard_constraints:
-        feature_set=SYSTEM_FEATURE_SETS,
 
 
 # Tuned on the training split only: its inputs are the early-fusion models and the pooled
@@ -98,18 +68,18 @@ rule tune_ensemble:
         code=script_code("fusion/ensemble"),
     output:
         weights=report(
-            paths.per_system(paths.ENSEMBLE_WEIGHTS),
+            paths.ENSEMBLE_WEIGHTS,
             caption="../report/ensemble_weights.rst",
             category="Fusion",
             subcategory="Ensemble",
-            labels={"system": "{system}"},
+            labels={"scope": "{scope}"},
         ),
-        trials=paths.per_system(paths.ENSEMBLE_TRIALS),
-        oof=paths.per_system(paths.ENSEMBLE_OOF),
+        trials=paths.ENSEMBLE_TRIALS,
+        oof=paths.ENSEMBLE_OOF,
     log:
-        "logs/fusion/tune_ensemble/{system}.log",
+        paths.log("fusion", "tune_ensemble", "{scope}"),
     benchmark:
-        "results/benchmarks/fusion/tune_ensemble/{system}.tsv"
+        paths.benchmark("fusion", "tune_ensemble", "{scope}")
     params:
         ensemble=config["fusion"]["ensemble"],
         classes=CLASSES,
@@ -130,9 +100,9 @@ rule evaluate_variant:
         metrics=paths.VARIANT_METRICS,
         probabilities=expand(paths.VARIANT_PROBABILITIES, split=SPLITS, allow_missing=True),
     log:
-        "logs/fusion/evaluate_variant/{variant}.log",
+        paths.log("fusion", "evaluate_variant", "{scope}", "{variant}"),
     benchmark:
-        "results/benchmarks/fusion/evaluate_variant/{variant}.tsv"
+        paths.benchmark("fusion", "evaluate_variant", "{scope}", "{variant}")
     params:
         variants=get_variant_config,
         bootstrap=config["fusion"]["bootstrap"],
@@ -143,28 +113,16 @@ rule evaluate_variant:
     conda:
         "../envs/cpu.yaml"
     wildcard_constraints:
-        variant=SHARED_VARIANTS,
+        variant=one_of(names.CLASSIFIER_VARIANTS),
     script:
         script_path("fusion/variants")
-
-
-use rule evaluate_variant as evaluate_variant_per_system with:
-    output:
-        metrics=paths.per_system(paths.VARIANT_METRICS),
-        probabilities=expand(paths.per_system(paths.VARIANT_PROBABILITIES), split=SPLITS, allow_missing=True),
-    log:
-        "logs/fusion/evaluate_variant/{system}/{variant}.log",
-    benchmark:
-        "results/benchmarks/fusion/evaluate_variant/{system}/{variant}.tsv"
-    wildcard_constraints:
-        variant=SYSTEM_VARIANTS,
 
 
 # Neural fusion head of seed paper 004 and its ablations (fusion.heads.xattn, updated by the
 # variant's fusion.heads.ablations entry: its only config): trained on the training split on
 # sequence features (text_encoder finetune: the transcripts and the chosen TEFE encoder instead of
 # its token states), stopped early on the selection split; writes the same metrics and
-# probabilities as evaluate_variant. It reads text: one per ASR system.
+# probabilities as evaluate_variant.
 rule train_xattn:
     input:
         unpack(get_xattn_text_inputs),
@@ -172,17 +130,17 @@ rule train_xattn:
         manifests=[ser_manifest(split) for split in SPLITS],
         code=script_code("fusion/heads/xattn"),
     output:
-        model=paths.per_system(paths.HEAD_MODEL),
-        summary=paths.per_system(paths.HEAD_SUMMARY),
-        metrics=paths.per_system(paths.VARIANT_METRICS),
-        probabilities=expand(paths.per_system(paths.VARIANT_PROBABILITIES), split=SPLITS, allow_missing=True),
+        model=paths.HEAD_MODEL,
+        summary=paths.HEAD_SUMMARY,
+        metrics=paths.VARIANT_METRICS,
+        probabilities=expand(paths.VARIANT_PROBABILITIES, split=SPLITS, allow_missing=True),
     log:
-        "logs/fusion/train_xattn/{system}/{variant}.log",
+        paths.log("fusion", "train_xattn", "{scope}", "{variant}"),
     benchmark:
-        "results/benchmarks/fusion/train_xattn/{system}/{variant}.tsv"
+        paths.benchmark("fusion", "train_xattn", "{scope}", "{variant}")
     params:
-        head=lambda wildcards: HEAD_VARIANTS[wildcards.variant].block,
-        overrides=lambda wildcards: HEAD_VARIANTS[wildcards.variant].overrides,
+        head=get_head_block,
+        overrides=get_head_overrides,
         bootstrap=config["fusion"]["bootstrap"],
         classes=CLASSES,
         splits=SPLITS,
@@ -197,7 +155,7 @@ rule train_xattn:
     conda:
         "../envs/gpu.yaml"
     wildcard_constraints:
-        variant=get_head_constraint("xattn", per_system=True),
+        variant=get_head_constraint("xattn"),
     script:
         script_path("fusion/heads/xattn")
 
@@ -220,12 +178,12 @@ rule train_graph:
         metrics=paths.VARIANT_METRICS,
         probabilities=expand(paths.VARIANT_PROBABILITIES, split=SPLITS, allow_missing=True),
     log:
-        "logs/fusion/train_graph/{variant}.log",
+        paths.log("fusion", "train_graph", "{scope}", "{variant}"),
     benchmark:
-        "results/benchmarks/fusion/train_graph/{variant}.tsv"
+        paths.benchmark("fusion", "train_graph", "{scope}", "{variant}")
     params:
-        head=lambda wildcards: HEAD_VARIANTS[wildcards.variant].block,
-        overrides=lambda wildcards: HEAD_VARIANTS[wildcards.variant].overrides,
+        head=get_head_block,
+        overrides=get_head_overrides,
         bootstrap=config["fusion"]["bootstrap"],
         classes=CLASSES,
         splits=SPLITS,
@@ -240,43 +198,28 @@ rule train_graph:
     conda:
         "../envs/gpu.yaml"
     wildcard_constraints:
-        variant=get_head_constraint("graph", per_system=False),
+        variant=get_head_constraint("graph"),
     script:
         script_path("fusion/heads/graph")
-
-
-# The graph variants whose nodes read text: one per ASR system.
-use rule train_graph as train_graph_per_system with:
-    output:
-        model=paths.per_system(paths.HEAD_MODEL),
-        summary=paths.per_system(paths.HEAD_SUMMARY),
-        metrics=paths.per_system(paths.VARIANT_METRICS),
-        probabilities=expand(paths.per_system(paths.VARIANT_PROBABILITIES), split=SPLITS, allow_missing=True),
-    log:
-        "logs/fusion/train_graph/{system}/{variant}.log",
-    benchmark:
-        "results/benchmarks/fusion/train_graph/{system}/{variant}.tsv"
-    wildcard_constraints:
-        variant=get_head_constraint("graph", per_system=True),
 
 
 # Majority vote over fusion.vote.members (variants trained on the training split): reads only
 # their saved probabilities and metrics, tunes nothing. One per ASR system when a member reads transcripts.
 rule evaluate_vote:
     input:
-        probabilities=get_vote_inputs("probabilities"),
-        metrics=get_vote_inputs("metrics"),
+        # probabilities (member outermost, SPLITS order within), then metrics.
+        unpack(get_vote_inputs),
         manifests=[ser_manifest(split) for split in SPLITS],
         code=script_code("fusion/vote"),
     output:
-        metrics=vote_path(paths.VARIANT_METRICS),
-        probabilities=[vote_path(paths.VARIANT_PROBABILITIES, split=split) for split in SPLITS],
+        metrics=paths.VARIANT_METRICS.replace("{variant}", names.VOTE_VARIANT),
+        probabilities=expand(paths.VARIANT_PROBABILITIES, variant=names.VOTE_VARIANT, split=SPLITS, allow_missing=True),
     log:
-        VOTE_LOG,
+        paths.log("fusion", "evaluate_vote", "{scope}"),
     benchmark:
-        VOTE_BENCHMARK
+        paths.benchmark("fusion", "evaluate_vote", "{scope}")
     params:
-        members=config["fusion"]["vote"]["members"],
+        members=get_vote_members(),
         bootstrap=config["fusion"]["bootstrap"],
         classes=CLASSES,
         splits=SPLITS,
@@ -299,9 +242,9 @@ rule headline_metrics:
             subcategory="Metrics",
         ),
     log:
-        "logs/fusion/headline_metrics.log",
+        paths.log("fusion", "headline_metrics"),
     benchmark:
-        "results/benchmarks/fusion/headline_metrics.tsv"
+        paths.benchmark("fusion", "headline_metrics")
     threads: 1
     conda:
         "../envs/cpu.yaml"
@@ -317,9 +260,9 @@ rule table2:
         md=report(paths.TABLE2_MD, caption="../report/table2.rst", category="Fusion", subcategory="Table 2"),
         csv=report(paths.TABLE2_CSV, caption="../report/table2.rst", category="Fusion", subcategory="Table 2"),
     log:
-        "logs/fusion/table2.log",
+        paths.log("fusion", "table2"),
     benchmark:
-        "results/benchmarks/fusion/table2.tsv"
+        paths.benchmark("fusion", "table2")
     params:
         splits=TEST_SPLITS,
     threads: 1
@@ -339,9 +282,9 @@ rule figure2:
         svg=report(paths.FIGURE2_SVG, caption="../report/figure2.rst", category="Fusion", subcategory="Figure 2"),
         points=paths.FIGURE2_POINTS,
     log:
-        "logs/fusion/figure2.log",
+        paths.log("fusion", "figure2"),
     benchmark:
-        "results/benchmarks/fusion/figure2.tsv"
+        paths.benchmark("fusion", "figure2")
     params:
         figure2={key: config["fusion"]["figure2"][key] for key in ("variants", "baseline", "wer_key")},
         # A function: Snakemake would try to fill any "{...}" in a string param with wildcards.
@@ -363,9 +306,9 @@ rule table3:
         md=report(paths.TABLE3_MD, caption="../report/table3.rst", category="Fusion", subcategory="Table 3"),
         csv=report(paths.TABLE3_CSV, caption="../report/table3.rst", category="Fusion", subcategory="Table 3"),
     log:
-        "logs/fusion/table3.log",
+        paths.log("fusion", "table3"),
     benchmark:
-        "results/benchmarks/fusion/table3.tsv"
+        paths.benchmark("fusion", "table3")
     params:
         runs=lambda wildcards: get_table3_runs(),
         splits=TEST_SPLITS,
@@ -388,9 +331,9 @@ rule plot_confusion_matrices:
             subcategory="Metrics",
         ),
     log:
-        "logs/fusion/plot_confusion_matrices.log",
+        paths.log("fusion", "plot_confusion_matrices"),
     benchmark:
-        "results/benchmarks/fusion/plot_confusion_matrices.tsv"
+        paths.benchmark("fusion", "plot_confusion_matrices")
     params:
         splits=TEST_SPLITS,
     threads: 1

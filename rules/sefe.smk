@@ -1,10 +1,6 @@
 # SEFE stage: acoustic features per backend and split, and their acoustic-only evaluation.
 
 
-wildcard_constraints:
-    backend="|".join(names.SEFE_BACKENDS),
-
-
 rule extract_sefe:
     input:
         manifest=lambda wildcards: ser_manifest(wildcards.split),
@@ -13,15 +9,15 @@ rule extract_sefe:
     output:
         features=paths.SEFE_FEATURES,
     log:
-        "logs/sefe/extract_sefe/{backend}/{split}.log",
+        paths.log("sefe", "extract_sefe", "{backend}", "{split}"),
     benchmark:
-        "results/benchmarks/sefe/extract_sefe/{backend}/{split}.tsv"
+        paths.benchmark("sefe", "extract_sefe", "{backend}", "{split}")
     params:
         backend=get_sefe_backend_block,
         preprocessing=config["sefe"]["preprocessing"],
     threads: config["sefe"]["threads"]
     resources:
-        **gpu_rule_resources("extract_sefe", gpu=get_sefe_resource("gpu")),
+        **gpu_rule_resources("extract_sefe", gpu=sefe_gpus("extract_sefe")),
     conda:
         "../envs/gpu.yaml"
     script:
@@ -41,9 +37,9 @@ rule evaluate_sefe:
             labels={"backend": "{backend}"},
         ),
     log:
-        "logs/sefe/evaluate_sefe/{backend}.log",
+        paths.log("sefe", "evaluate_sefe", "{backend}"),
     benchmark:
-        "results/benchmarks/sefe/evaluate_sefe/{backend}.tsv"
+        paths.benchmark("sefe", "evaluate_sefe", "{backend}")
     params:
         evaluation=config["sefe"]["evaluation"],
         classes=CLASSES,
@@ -64,15 +60,15 @@ rule extract_sefe_frames:
     output:
         frames=paths.SEFE_FRAMES,
     log:
-        "logs/sefe/extract_sefe_frames/{backend}/{split}.log",
+        paths.log("sefe", "extract_sefe_frames", "{backend}", "{split}"),
     benchmark:
-        "results/benchmarks/sefe/extract_sefe_frames/{backend}/{split}.tsv"
+        paths.benchmark("sefe", "extract_sefe_frames", "{backend}", "{split}")
     params:
         backend=get_sefe_backend_block,
         preprocessing=config["sefe"]["preprocessing"],
     threads: config["sefe"]["threads"]
     resources:
-        **gpu_rule_resources("extract_sefe", gpu=get_sefe_resource("gpu")),
+        **gpu_rule_resources("extract_sefe_frames", gpu=sefe_gpus("extract_sefe_frames")),
     conda:
         "../envs/gpu.yaml"
     script:
@@ -89,9 +85,9 @@ rule extract_prosody_f0:
     output:
         f0=paths.PROSODY_F0,
     log:
-        "logs/sefe/extract_prosody_f0/{split}.log",
+        paths.log("sefe", "extract_prosody_f0", "{split}"),
     benchmark:
-        "results/benchmarks/sefe/extract_prosody_f0/{split}.tsv"
+        paths.benchmark("sefe", "extract_prosody_f0", "{split}")
     params:
         f0=config["sefe"]["prosody"]["f0"],
         preprocessing=config["sefe"]["preprocessing"],
@@ -109,9 +105,9 @@ rule fit_prosody_bins:
     output:
         bins=paths.PROSODY_BINS,
     log:
-        "logs/sefe/fit_prosody_bins.log",
+        paths.log("sefe", "fit_prosody_bins"),
     benchmark:
-        "results/benchmarks/sefe/fit_prosody_bins.tsv"
+        paths.benchmark("sefe", "fit_prosody_bins")
     params:
         quantizer=config["sefe"]["prosody"]["quantizer"],
         train_split=ROLES.train,
@@ -130,9 +126,9 @@ rule extract_prosody_tokens:
     output:
         tokens=paths.PROSODY_TOKENS,
     log:
-        "logs/sefe/extract_prosody_tokens/{split}.log",
+        paths.log("sefe", "extract_prosody_tokens", "{split}"),
     benchmark:
-        "results/benchmarks/sefe/extract_prosody_tokens/{split}.tsv"
+        paths.benchmark("sefe", "extract_prosody_tokens", "{split}")
     threads: 1
     conda:
         "../envs/cpu.yaml"

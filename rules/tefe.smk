@@ -15,9 +15,9 @@ rule build_tefe_embedding:
         embedding=paths.TEFE_EMBEDDING,
         summary=paths.TEFE_EMBEDDING_SUMMARY,
     log:
-        "logs/tefe/build_tefe_embedding.log",
+        paths.log("tefe", "build_tefe_embedding"),
     benchmark:
-        "results/benchmarks/tefe/build_tefe_embedding.tsv"
+        paths.benchmark("tefe", "build_tefe_embedding")
     params:
         text=config["tefe"]["text"],
         embedding=config["tefe"]["embedding"],
@@ -42,9 +42,9 @@ rule train_tefe:
         vocab=paths.TEFE_MODEL_VOCAB,
         metrics=paths.TEFE_MODEL_METRICS,
     log:
-        "logs/tefe/train_tefe/{arch}.log",
+        paths.log("tefe", "train_tefe", "{arch}"),
     benchmark:
-        "results/benchmarks/tefe/train_tefe/{arch}.tsv"
+        paths.benchmark("tefe", "train_tefe", "{arch}")
     params:
         model=get_tefe_model_config,
         training=config["tefe"]["training"],
@@ -59,7 +59,7 @@ rule train_tefe:
     conda:
         "../envs/gpu.yaml"
     wildcard_constraints:
-        arch="|".join(TEFE_ARCHITECTURES),
+        arch=one_of(TEFE_ARCHITECTURES),
     script:
         script_path("tefe/train")
 
@@ -74,9 +74,9 @@ checkpoint select_tefe:
     output:
         selection=paths.TEFE_SELECTION,
     log:
-        "logs/tefe/select_tefe.log",
+        paths.log("tefe", "select_tefe"),
     benchmark:
-        "results/benchmarks/tefe/select_tefe.tsv"
+        paths.benchmark("tefe", "select_tefe")
     params:
         selection=config["tefe"]["selection"],
         architectures=TEFE_ARCHITECTURES,
@@ -98,20 +98,20 @@ rule train_tefe_backend:
         model=directory(paths.TEFE_BACKEND_MODEL),
         metrics=paths.TEFE_BACKEND_METRICS,
     log:
-        "logs/tefe/train_tefe_backend/{backend}.log",
+        paths.log("tefe", "train_tefe_backend", "{backend}"),
     benchmark:
-        "results/benchmarks/tefe/train_tefe_backend/{backend}.tsv"
+        paths.benchmark("tefe", "train_tefe_backend", "{backend}")
     params:
         block=get_tefe_backend_block,
         classes=CLASSES,
     threads: get_tefe_backend_threads
     # The transformer asks for resources.train_tefe_backend's GPUs; TF-IDF for none.
     resources:
-        **gpu_rule_resources("train_tefe_backend", gpu=get_tefe_backend_gpus("train_tefe_backend")),
+        **gpu_rule_resources("train_tefe_backend", gpu=tefe_backend_gpus("train_tefe_backend")),
     conda:
         "../envs/gpu.yaml"
     wildcard_constraints:
-        backend="|".join(names.TEFE_OTHER_BACKENDS),
+        backend=one_of(names.TEFE_OTHER_BACKENDS),
     script:
         script_path("tefe/train_backend")
 
@@ -125,20 +125,20 @@ rule extract_tefe_backend:
     output:
         features=paths.TEFE_BACKEND_FEATURES,
     log:
-        "logs/tefe/extract_tefe_backend/{system}/{backend}/{feature_set}/{split}.log",
+        paths.log("tefe", "extract_tefe_backend", "{system}", "{backend}", "{feature_set}", "{split}"),
     benchmark:
-        "results/benchmarks/tefe/extract_tefe_backend/{system}/{backend}/{feature_set}/{split}.tsv"
+        paths.benchmark("tefe", "extract_tefe_backend", "{system}", "{backend}", "{feature_set}", "{split}")
     params:
         column=get_tefe_transcript_column,
         batch_size=config["tefe"]["extract"]["batch_size"],
     threads: get_tefe_backend_threads
     resources:
-        **gpu_rule_resources("extract_tefe_backend", gpu=get_tefe_backend_gpus("extract_tefe_backend")),
+        **gpu_rule_resources("extract_tefe_backend", gpu=tefe_backend_gpus("extract_tefe_backend")),
     conda:
         "../envs/gpu.yaml"
     wildcard_constraints:
-        backend="|".join(names.TEFE_OTHER_BACKENDS),
-        feature_set="|".join(names.TEFE_FEATURE_SETS),
+        backend=one_of(names.TEFE_OTHER_BACKENDS),
+        feature_set=one_of(names.TEFE_FEATURE_SETS),
     script:
         script_path("tefe/extract_backend")
 
@@ -154,19 +154,19 @@ rule extract_tefe_backend_tokens:
     output:
         tokens=paths.TEFE_BACKEND_TOKENS,
     log:
-        "logs/tefe/extract_tefe_backend_tokens/{system}/{backend}/{split}.log",
+        paths.log("tefe", "extract_tefe_backend_tokens", "{system}", "{backend}", "{split}"),
     benchmark:
-        "results/benchmarks/tefe/extract_tefe_backend_tokens/{system}/{backend}/{split}.tsv"
+        paths.benchmark("tefe", "extract_tefe_backend_tokens", "{system}", "{backend}", "{split}")
     params:
         column=names.TEFE_FEATURE_SETS["features"],
         batch_size=config["tefe"]["extract"]["batch_size"],
     threads: get_tefe_backend_threads
     resources:
-        **gpu_rule_resources("extract_tefe_backend", gpu=get_tefe_backend_gpus("extract_tefe_backend")),
+        **gpu_rule_resources("extract_tefe_backend_tokens", gpu=tefe_backend_gpus("extract_tefe_backend_tokens")),
     conda:
         "../envs/gpu.yaml"
     wildcard_constraints:
-        backend="|".join(names.TEFE_TOKEN_BACKENDS),
+        backend=one_of(names.TEFE_TOKEN_BACKENDS),
     script:
         script_path("tefe/backend_tokens")
 
@@ -192,12 +192,12 @@ rule tefe_table:
         table=report(paths.TEFE_TABLE_MD, caption="../report/tefe_table.rst", category="TEFE"),
         json=paths.TEFE_TABLE_JSON,
     log:
-        "logs/tefe/tefe_table.log",
+        paths.log("tefe", "tefe_table"),
     benchmark:
-        "results/benchmarks/tefe/tefe_table.tsv"
+        paths.benchmark("tefe", "tefe_table")
     params:
         architectures=TEFE_ARCHITECTURES,
-        backends=TEFE_TABLE_BACKENDS,
+        backends=list(TEFE_TABLE_BACKENDS),
         fusion_backend=config["tefe"]["backend"],
         test_splits=TEST_SPLITS,
         classes=CLASSES,
@@ -217,9 +217,9 @@ rule extract_tefe:
     output:
         features=paths.TEFE_FEATURES,
     log:
-        "logs/tefe/extract_tefe/{system}/{feature_set}/{split}.log",
+        paths.log("tefe", "extract_tefe", "{system}", "{feature_set}", "{split}"),
     benchmark:
-        "results/benchmarks/tefe/extract_tefe/{system}/{feature_set}/{split}.tsv"
+        paths.benchmark("tefe", "extract_tefe", "{system}", "{feature_set}", "{split}")
     params:
         extract=config["tefe"]["extract"],
         column=get_tefe_transcript_column,
@@ -231,7 +231,7 @@ rule extract_tefe:
     conda:
         "../envs/cpu.yaml"
     wildcard_constraints:
-        feature_set="|".join(names.TEFE_FEATURE_SETS),
+        feature_set=one_of(names.TEFE_FEATURE_SETS),
     script:
         script_path("tefe/extract")
 
@@ -247,9 +247,9 @@ rule extract_tefe_tokens:
     output:
         tokens=paths.TEFE_TOKENS,
     log:
-        "logs/tefe/extract_tefe_tokens/{system}/{split}.log",
+        paths.log("tefe", "extract_tefe_tokens", "{system}", "{split}"),
     benchmark:
-        "results/benchmarks/tefe/extract_tefe_tokens/{system}/{split}.tsv"
+        paths.benchmark("tefe", "extract_tefe_tokens", "{system}", "{split}")
     params:
         extract=config["tefe"]["extract"],
         column=names.TEFE_FEATURE_SETS["features"],

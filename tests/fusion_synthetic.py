@@ -166,8 +166,8 @@ def write_corpus_features(
 
 def _trained_widths(run_dir: Path, system: str) -> dict[str, int]:
     """Widths per modality statistic that the run's early-fusion models (of ASR system ``system``) were trained on."""
-    where = {"system": system, "feature_set": ENSEMBLE_FEATURE_SET, "classifier": "lr"}
-    path = paths.in_run(paths.per_system(paths.CLASSIFIER_SUMMARY), run_dir, **where)
+    where = {"scope": paths.system_scope(system), "feature_set": ENSEMBLE_FEATURE_SET, "classifier": "lr"}
+    path = paths.in_run(paths.CLASSIFIER_SUMMARY, run_dir, **where)
     summary = json.loads(path.read_text(encoding="utf-8"))
     return {spec["modality"]: int(spec["statistic_dim"]) for spec in summary["features"]}
 

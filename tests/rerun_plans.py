@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from workflow_scripts.common import paths
+
 # The checkpoint select_tefe's output is read while the DAG is built: a stand-in choice.
 STAND_IN_CONTENT = {"results/tefe/selection.json": json.dumps({"selected": "CNN"})}
 
@@ -66,3 +68,8 @@ def planned(directory: Path, *args: str, inputs: bool = False) -> dict[str, list
             values["input"] = found.group(1) if found else ""
         jobs.setdefault(head.group(1), []).append(values)
     return jobs
+
+
+def job_system(job: dict[str, str]) -> str | None:
+    """The ASR system of a planned job: its {system} wildcard, or the system of its {scope} (None: shared)."""
+    return job["system"] if "system" in job else paths.scope_system(job["scope"])

@@ -6,27 +6,45 @@ import json
 
 import pandas as pd
 import pytest
+import yaml
 
 from workflow_scripts.asr.transcribe import transcribe_split
 from workflow_scripts.asr.transcripts import read_transcripts
-from workflow_scripts.common import names
+from workflow_scripts.common import names, paths
+from workflow_scripts.config import validate_config
+from workflow_scripts.fusion import rows
 from workflow_scripts.fusion.table3 import table3_markdown, write_table3
+
+from conftest import PROJECT_ROOT
+
+
+def _fusion_block(ablations, vote_members):
+    """The demo's validated fusion block with other head ablations and vote members."""
+    config = yaml.safe_load((PROJECT_ROOT / "config.yaml").read_text())
+    config["fusion"]["heads"] |= {"variants": ["xattn", "graph"], "ablations": ablations}
+    config["fusion"]["vote"]["members"] = vote_members
+    return validate_config(config, PROJECT_ROOT / "schemas" / "config.schema.yaml")["fusion"]
 
 
 def test_text_dependent_rows_are_per_system_and_acoustic_only_ones_shared():
-    # The heads, their ablations and the vote: as the config makes them (rules/common.smk).
-    others = {"xattn": True, "graph_speech_only": False, "vote": True}
-    assert not names.reads_transcripts("acoustic", others) and not names.reads_transcripts("acoustic_aug", others)
-    assert all(names.reads_transcripts(v, others) for v in ("text", "early", "late", "hybrid", "xattn", "vote"))
-    assert not names.reads_transcripts("graph_speech_only", others)
+    speech_only = {"graph_speech_only": {"head": "graph", "nodes": ["speech", "prosody"]}}
+    fusion = _fusion_block(speech_only, ["hybrid", "graph_speech_only"])
+    assert not rows.reads_transcripts("acoustic", fusion) and not rows.reads_transcripts("acoustic_aug", fusion)
+    assert all(rows.reads_transcripts(v, fusion) for v in ("text", "early", "late", "hybrid", "xattn", "graph", "vote"))
+    assert not rows.reads_transcripts("graph_speech_only", fusion)
     # Every +rules row reads transcripts, even after an acoustic-only row.
-    assert names.reads_transcripts("acoustic+rules", others) and names.reads_transcripts("hybrid+rules", others)
-    with pytest.raises(ValueError, match="'nope' is not a variant"):
-        names.reads_transcripts("nope", others)
+    assert rows.reads_transcripts("acoustic+rules", fusion) and rows.reads_transcripts("hybrid+rules", fusion)
+    with pytest.raises(ValueError, match="'nope' is not a row"):
+        rows.reads_transcripts("nope", fusion)
+    # The vote reads transcripts only through its members.
+    assert not rows.reads_transcripts("vote", _fusion_block(speech_only, ["acoustic", "graph_speech_only"]))
+    assert rows.row_scope("graph_speech_only", "ft", fusion) == paths.SHARED_SCOPE
+    assert rows.row_scope("vote", "ft", fusion) == paths.system_scope("ft") == "systems/ft"
     assert [fs for fs in names.FEATURE_SETS if not names.feature_set_reads_transcripts(fs)] == [
         "acoustic",
         "acoustic_aug",
     ]
+    assert [rows.feature_set_scope(fs, "ft") for fs in ("acoustic", "early")] == ["shared", "systems/ft"]
 
 
 def test_systems_inherit_the_transcribe_block_and_the_oracle_takes_nothing():

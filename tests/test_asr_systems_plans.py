@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from rerun_plans import planned, stand_in_run
+from rerun_plans import job_system, planned, stand_in_run
 
 from workflow_copy import PROJECT_ROOT, copy_workflow
 
@@ -18,10 +18,10 @@ SYSTEM_CHAIN = {
     "transcribe": 4,
     "score_asr": 4,
     "extract_tefe": 4,
-    "pool_features_per_system": 1,
-    "train_classifier_per_system": 6,  # text and early x lr, rf, xgboost
+    "pool_features": 1,  # text
+    "train_classifier": 6,  # text and early x lr, rf, xgboost
     "tune_ensemble": 1,
-    "evaluate_variant_per_system": 4,  # text, early, late, hybrid
+    "evaluate_variant": 4,  # text, early, late, hybrid
     "apply_lexicon_rules": 1,  # hybrid+rules
 }
 TABLES = {"table3", "figure2", "all"}
@@ -50,7 +50,7 @@ def test_adding_a_system_runs_only_its_chain_and_the_tables(demo):
     jobs = plan(demo, "add", [*DEMO_SYSTEMS, untrained])
     assert {rule: len(found) for rule, found in jobs.items() if rule not in TABLES} == SYSTEM_CHAIN
     assert set(jobs) == set(SYSTEM_CHAIN) | TABLES
-    assert all(job["system"] == "untrained" for rule in SYSTEM_CHAIN for job in jobs[rule])
+    assert all(job_system(job) == "untrained" for rule in SYSTEM_CHAIN for job in jobs[rule])
     # Its text features only (the reference features are the primary system's, once).
     assert {job["feature_set"] for job in jobs["extract_tefe"]} == {"features"}
 
@@ -63,7 +63,7 @@ def test_editing_one_system_reruns_only_its_chain(demo):
     edited = [DEMO_SYSTEMS[0], {**DEMO_SYSTEMS[1], "num_beams": 2}, DEMO_SYSTEMS[2]]
     jobs = plan(demo, "edit", edited)
     assert set(jobs) == set(SYSTEM_CHAIN) | TABLES
-    assert all(job["system"] == "early" for rule in SYSTEM_CHAIN for job in jobs[rule])
+    assert all(job_system(job) == "early" for rule in SYSTEM_CHAIN for job in jobs[rule])
 
 
 def test_another_primary_system_retrains_nothing_shared(demo):
@@ -71,7 +71,7 @@ def test_another_primary_system_retrains_nothing_shared(demo):
     # The primary system's reports; the reference-text features move to its directory (tefe.reference_features);
     # the rows only Table 2 shows (the demo's neural heads and the vote) are now made for it.
     reports = {"headline_metrics", "table2", "plot_confusion_matrices", "challenge_report", "tefe_table", "all"}
-    table2_only = {"extract_tefe_tokens", "train_xattn", "train_graph_per_system", "evaluate_vote"}
+    table2_only = {"extract_tefe_tokens", "train_xattn", "train_graph", "evaluate_vote"}
     assert reports <= set(jobs) <= reports | table2_only | {"extract_tefe"}
     assert {(job["system"], job["feature_set"]) for job in jobs["extract_tefe"]} == {("oracle", "features_reference")}
-    assert all(job["system"] == "oracle" for rule in table2_only & set(jobs) for job in jobs[rule])
+    assert all(job_system(job) == "oracle" for rule in table2_only & set(jobs) for job in jobs[rule])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from rerun_plans import planned, stand_in_run
+from rerun_plans import job_system, planned, stand_in_run
 
 from workflow_copy import copy_workflow
 
@@ -41,10 +41,11 @@ def test_speed_perturbation_reruns_asr_training_and_what_reads_transcripts(demo)
     assert len(jobs["finetune_whisper"]) == 1 and len(jobs["transcribe"]) == 8 and len(jobs["score_asr"]) == 8
     assert {job["system"] for job in jobs["transcribe"]} == set(MODEL_SYSTEMS)
     assert not set(jobs) & (DATA_AND_MODELS | TEXT_ENCODERS | {"extract_sefe", "evaluate_sefe"})
-    # Only the text modality is pooled again; the acoustic-only rules stay.
-    assert not set(jobs) & {"pool_features", "train_classifier", "evaluate_variant"}
-    assert sorted(j["system"] for j in jobs["pool_features_per_system"]) == sorted(MODEL_SYSTEMS)
-    rules_rows = sorted((j["system"], j["variant"]) for j in jobs["apply_lexicon_rules"])
+    # Only the text modality is pooled again; the acoustic-only (shared) results stay.
+    fusion = [job for rule in ("pool_features", "train_classifier", "evaluate_variant") for job in jobs[rule]]
+    assert {job_system(job) for job in fusion} == set(MODEL_SYSTEMS)
+    assert sorted(job_system(j) for j in jobs["pool_features"]) == sorted(MODEL_SYSTEMS)
+    rules_rows = sorted((job_system(j), j["variant"]) for j in jobs["apply_lexicon_rules"])
     assert rules_rows == [(system, "hybrid") for system in sorted(MODEL_SYSTEMS)] and REPORTS <= set(jobs)
 
 
@@ -62,7 +63,7 @@ def test_lexicon_rules_switch_reruns_only_the_rules_row_and_reports(demo):
     more = plan(demo, "more", {"challenge": {"rules": {"variants": ["hybrid", "text"]}}})
     # A text+rules row: Table 2, the confusion matrices and the challenge report (the primary ASR system's);
     # neither Figure 2 nor Table 3 (fusion.table3.variants) shows it, so no other system makes it.
-    assert more["apply_lexicon_rules"] == [{"system": "finetuned", "variant": "text"}]
+    assert more["apply_lexicon_rules"] == [{"scope": "systems/finetuned", "variant": "text"}]
     assert set(more) == {"apply_lexicon_rules", "all"} | REPORTS - {"figure2", "table3"}
 
 
@@ -104,15 +105,16 @@ def test_augmentation_for_asr_reruns_asr_training_and_what_reads_transcripts(dem
     assert len(jobs["augment_training_audio"]) == 1 and len(jobs["finetune_whisper"]) == 1
     # Every ASR system with a model of the fine-tuning run (its model and its snapshot) retranscribes.
     assert sorted(job["system"] for job in jobs["transcribe"]) == sorted(MODEL_SYSTEMS * 4)
-    assert sorted(j["system"] for j in jobs["pool_features_per_system"]) == sorted(MODEL_SYSTEMS)
-    assert "pool_features" not in jobs
+    # Only the text modality is pooled again (no shared acoustic job).
+    assert sorted(job_system(j) for j in jobs["pool_features"]) == sorted(MODEL_SYSTEMS)
     # Not the acoustic_aug row (challenge.augmentation.enabled), SEFE or the text encoders' training.
     assert not set(jobs) & (
         DATA_AND_MODELS
         | TEXT_ENCODERS
         | {"extract_sefe", "evaluate_sefe", "extract_sefe_augmented", "pool_augmented_acoustic"}
     )
-    assert "evaluate_variant" not in jobs  # the shared (acoustic-only) rows; text rows are per system
+    # Not the shared (acoustic-only) rows; the text rows are per system.
+    assert {job_system(job) for job in jobs["evaluate_variant"]} == set(MODEL_SYSTEMS)
     # Leakage: the copies come from the training manifest alone and are ASR training data; dev
     # selects the checkpoint as before; no test manifest is read.
     (augment,) = jobs["augment_training_audio"]

@@ -189,12 +189,22 @@ def test_paths_fill_in_another_run_directory():
     assert paths.in_run(paths.TRANSCRIPTS, "/runs/a", system="oracle", split="dev") == Path(
         "/runs/a/systems/oracle/transcripts/dev.parquet"
     )
-    # A text-dependent result of an ASR system, and a shared acoustic-only one.
-    assert paths.per_system(paths.VARIANT_METRICS) == "results/systems/{system}/metrics/{variant}.json"
-    assert paths.for_system(paths.VARIANT_METRICS, True, "early") == "results/systems/early/metrics/{variant}.json"
-    assert paths.for_system(paths.VARIANT_METRICS, False, "early") == paths.VARIANT_METRICS
+    # A text-dependent result of an ASR system, and a shared acoustic-only one: the {scope} segment.
+    system = paths.system_scope("early")
+    assert paths.VARIANT_METRICS.format(scope=system, variant="x") == "results/systems/early/metrics/x.json"
+    assert paths.VARIANT_METRICS.format(scope=paths.SHARED_SCOPE, variant="x") == "results/shared/metrics/x.json"
+    assert paths.scope_system(system) == "early" and paths.scope_system(paths.SHARED_SCOPE) is None
+    assert paths.SYSTEM_DIR.format(system="early") == f"{paths.RESULTS}/{system}"
+    for bad in ("systems/", "systems/a/b", "other"):
+        with pytest.raises(ValueError, match="is neither 'shared' nor"):
+            paths.scope_system(bad)
+    assert (
+        paths.log("fusion", "pool_features", "{scope}", "{modality}")
+        == "logs/fusion/pool_features/{scope}/{modality}.log"
+    )
+    assert paths.benchmark("fusion", "table2") == "results/benchmarks/fusion/table2.tsv"
     assert all(
         value.startswith(paths.RESULTS + "/")
         for key, value in vars(paths).items()
-        if key.isupper() and isinstance(value, str) and key not in ("RESULTS", "LOGS")
+        if key.isupper() and isinstance(value, str) and key not in ("RESULTS", "LOGS", "SHARED_SCOPE")
     )

@@ -28,7 +28,7 @@ from workflow_copy import planned_jobs
 pytestmark = pytest.mark.slow
 
 ASR_RULES = {"build_demo_asr_model", "finetune_whisper", "transcribe", "score_asr", "benchmark_asr_backbones"}
-FEATURE_RULES = {"extract_sefe", "extract_tefe", "pool_features", "pool_features_per_system"}
+FEATURE_RULES = {"extract_sefe", "extract_tefe", "pool_features"}
 # The demo's ASR systems; the primary one (the first) is behind hybrid_metrics.json, Table 2 and predict.
 SYSTEMS = ["finetuned", "early", "oracle"]
 PRIMARY = "results/systems/finetuned"
@@ -161,7 +161,7 @@ def test_editing_the_ensemble_reruns_only_the_ensemble_its_metrics_and_the_repor
     edit_config(r"(ensemble: \{trials: )(\d+)", r"\g<1>7")
     plan = _plan(demo_run)
     # One per ASR system; hybrid only.
-    assert plan.pop("tune_ensemble") == 3 and plan.pop("evaluate_variant_per_system") == 3
+    assert plan.pop("tune_ensemble") == 3 and plan.pop("evaluate_variant") == 3
     # The report rules, and what follows the hybrid row: the hybrid+rules row, the challenge report
     # and the vote (hybrid is one of its members).
     report = {"headline_metrics", "table2", "table3", "figure2", "plot_confusion_matrices", "all"}
@@ -171,8 +171,8 @@ def test_editing_the_ensemble_reruns_only_the_ensemble_its_metrics_and_the_repor
 def test_editing_xgboost_reruns_no_lr_rf_features_or_asr(demo_run, edit_config):
     edit_config(r"^(      trials: )(\d+)", r"\g<1>5")
     plan = _plan(demo_run)
-    # The XGBoost job of each feature set (text and early: of each ASR system), no LR or RF job.
-    assert plan["train_classifier"] == 1 and plan["train_classifier_per_system"] == 2 * 3
+    # The XGBoost job of each feature set (acoustic: shared; text and early: of each ASR system), no LR or RF job.
+    assert plan["train_classifier"] == 1 + 2 * 3
     assert not set(plan) & ({"train_tefe"} | FEATURE_RULES | ASR_RULES), plan
 
 
@@ -227,8 +227,8 @@ def test_sigkill_mid_training_then_rerun_incomplete_gives_the_same_metrics(demo_
             start_new_session=True,
         )
     started = re.compile(
-        r"rule train_classifier_per_system:\n(?:    .*\n)*?"
-        r"    wildcards: system=finetuned, feature_set=early, classifier=xgboost"
+        r"rule train_classifier:\n(?:    .*\n)*?"
+        r"    wildcards: scope=systems/finetuned, feature_set=early, classifier=xgboost"
     )
     deadline = time.time() + 600
     while not started.search(log_path.read_text()) and time.time() < deadline:

@@ -190,6 +190,10 @@ TINY = {
     "device": "cpu",
     "class_weights": "balanced",
     "lr_schedule": "cosine",
+    # The other model keys as the schema's defaults (code reads validated blocks).
+    "nodes": ["speech", "text", "prosody", "spectral"],
+    "fusion": "graph",
+    "dropout": 0.2,
 }
 
 

@@ -101,8 +101,7 @@ def test_predict_names_the_graph_heads_artifacts_and_a_vote_it_cannot_run(graph_
     missing = predict.missing_artifacts(config, run, hooked, "graph_gat1")
     assert (
         len(missing) == 1
-        and "rule train_graph_per_system: snakemake results/systems/finetuned/fusion/heads/graph_gat1/model.pt"
-        in missing[0]
+        and "rule train_graph: snakemake results/systems/finetuned/fusion/heads/graph_gat1/model.pt" in missing[0]
     )
     # The shipped vote: graph x 4 seeds and the hybrid, whose ensemble this run lacks.
     missing = predict.missing_artifacts(config, run, hooked, "vote")

@@ -37,7 +37,7 @@ SYSTEM = "finetuned"
 
 def head_file(run: Path, template: str, **wildcards: str) -> Path:
     """A head variant's result file in ``run``, in the primary system's directory."""
-    return paths.in_run(paths.per_system(template), run, system=SYSTEM, **wildcards)
+    return paths.in_run(template, run, scope=paths.system_scope(SYSTEM), **wildcards)
 
 
 SPLITS = {"train": 24, "dev": 8, "public_test": 8}

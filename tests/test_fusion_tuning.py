@@ -29,12 +29,13 @@ def _block(**overrides):
         "seed": 42,
         "params": {"tree_method": "hist", "max_bin": 16},
         "space": {
-            "n_estimators": {"type": "int", "low": 150, "high": 200},
-            "max_depth": {"type": "int", "low": 2, "high": 4},
-            "learning_rate": {"type": "float", "low": 0.3, "high": 0.5},
+            "n_estimators": {"type": "int", "low": 150, "high": 200, "log": False},
+            "max_depth": {"type": "int", "low": 2, "high": 4, "log": False},
+            "learning_rate": {"type": "float", "low": 0.3, "high": 0.5, "log": False},
         },
         "early_stopping_rounds": 5,
         "pruner": "none",
+        "pruner_startup_trials": 5,
     }
     return {**block, **overrides}
 
@@ -104,7 +105,7 @@ def test_the_histogram_cache_bound_reaches_every_booster_and_changes_no_result()
 
     X, y = _data(n=240, d=30, seed=3)
     folds = cv_folds(y, 3, 42)
-    deep = _block(space={**_block()["space"], "max_depth": {"type": "int", "low": 7, "high": 8}})
+    deep = _block(space={**_block()["space"], "max_depth": {"type": "int", "low": 7, "high": 8, "log": False}})
     free = fusion_classifiers.tune("xgboost", deep, X, y, folds, 2, 1)
     bounded = {**deep, "params": {**deep["params"], "max_cached_hist_node": 2}}
     capped = fusion_classifiers.tune("xgboost", bounded, X, y, folds, 2, 1)

@@ -133,7 +133,7 @@ def test_classifier_probabilities_and_folds():
     held_out = np.sort(np.concatenate([rows for _, rows in folds]))
     np.testing.assert_array_equal(held_out, np.arange(60))
     for name, block in (
-        ("lr", {"C": 1.0, "class_weight": "balanced", "max_iter": 500}),
+        ("lr", {"C": 1.0, "class_weight": "balanced", "max_iter": 500, "solver": "lbfgs"}),
         ("rf", {"n_estimators": 20, "max_depth": 3, "min_samples_leaf": 1, "class_weight": None, "seed": 1}),
     ):
         pipeline = fusion_classifiers.build_classifier(name, fusion_classifiers.estimator_params(name, block))
@@ -193,7 +193,7 @@ def _run_chain(root: Path, out: Path, pooled: list[str]) -> dict:
     """The rules' entry points in a row, with their outputs at the results layout below ``out``."""
     cv = {"folds": 2, "seed": 42, "group_by_speaker": True}
     blocks = {
-        "lr": {"C": 1.0, "class_weight": "balanced", "max_iter": 500},
+        "lr": {"C": 1.0, "class_weight": "balanced", "max_iter": 500, "solver": "lbfgs"},
         "rf": {"n_estimators": 30, "max_depth": 4, "min_samples_leaf": 1, "class_weight": None, "seed": 42},
         "xgboost": {
             "trials": 2,
@@ -201,15 +201,18 @@ def _run_chain(root: Path, out: Path, pooled: list[str]) -> dict:
             "seed": 42,
             "params": {"tree_method": "hist", "max_bin": 16},
             "space": {
-                "n_estimators": {"type": "int", "low": 10, "high": 20},
-                "max_depth": {"type": "int", "low": 2, "high": 3},
+                "n_estimators": {"type": "int", "low": 10, "high": 20, "log": False},
+                "max_depth": {"type": "int", "low": 2, "high": 3, "log": False},
                 "learning_rate": {"type": "float", "low": 0.05, "high": 0.2, "log": True},
             },
+            "early_stopping_rounds": None,
+            "pruner": "none",
+            "pruner_startup_trials": 5,
         },
     }
 
     def at(template: str, **wildcards: str) -> str:
-        return str(paths.in_run(template, out, **wildcards))
+        return str(paths.in_run(template, out, **{"scope": paths.SHARED_SCOPE, **wildcards}))
 
     def run_files(classifier: str) -> dict[str, str]:
         run = {"feature_set": "early", "classifier": classifier}
@@ -295,22 +298,26 @@ def test_two_runs_with_one_seed_give_identical_results(tmp_path):
     second = _run_chain(tmp_path, tmp_path / "run2", inputs["pooled"])
     assert first == second
     for name in ("ensemble/weights.json", "fusion/early/xgboost/summary.json", "fusion/early/rf/summary.json"):
-        a, b = (json.loads((tmp_path / run / name).read_text()) for run in ("run1", "run2"))
+        a, b = (json.loads((tmp_path / run / paths.SHARED_SCOPE / name).read_text()) for run in ("run1", "run2"))
         for document in (a, b):
             document.pop("seconds")
             for member in document.get("members", {}).values():
                 member.pop("model")  # the run directory differs
         assert a == b
     for name in ("fusion/early/xgboost/model.joblib", "ensemble/oof_train.parquet"):
-        assert (tmp_path / "run1" / name).read_bytes() == (tmp_path / "run2" / name).read_bytes()
+        assert (tmp_path / "run1" / paths.SHARED_SCOPE / name).read_bytes() == (
+            tmp_path / "run2" / paths.SHARED_SCOPE / name
+        ).read_bytes()
     # Every classifier writes a trials table: XGBoost its trials, LR and RF their one configuration.
     for classifier, rows in (("xgboost", 2), ("rf", 1), ("lr", 1)):
-        trials = pd.read_csv(tmp_path / "run1" / "fusion" / "early" / classifier / "trials.csv")
+        trials = pd.read_csv(tmp_path / "run1" / paths.SHARED_SCOPE / "fusion" / "early" / classifier / "trials.csv")
         assert len(trials) == rows and trials["value"].between(0, 1).all()
     weights = first["ensemble"]["weights"]
     assert sum(weights.values()) == pytest.approx(1.0) and min(weights.values()) >= 0
     for split in SPLITS:
-        frame = pd.read_parquet(tmp_path / "run1" / "fusion" / "variants" / "hybrid" / f"{split}.parquet")
+        frame = pd.read_parquet(
+            tmp_path / "run1" / paths.SHARED_SCOPE / "fusion" / "variants" / "hybrid" / f"{split}.parquet"
+        )
         np.testing.assert_allclose(frame[CLASSES].sum(axis=1), 1.0)
 
 

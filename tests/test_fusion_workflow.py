@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from workflow_scripts.common import names, paths
+from workflow_scripts.common import paths
+from workflow_scripts.fusion import rows
 
 import fusion_synthetic
 
@@ -46,12 +47,18 @@ TARGETS = [
 SYSTEM = "oracle"
 
 
+# The toy run's fusion block as far as rows.row_scope reads it: no neural head, no vote.
+TOY_FUSION = {"heads": {}, "vote": {"members": []}}
+
+
 def result(template: str, variant: str | None = None, feature_set: str | None = None, **wildcards: str) -> str:
     """A results path of the toy run: shared for acoustic-only rows / feature sets, else the system's."""
-    # (no neural head, no vote in the toy run: no other variants to tell apart)
-    text = names.reads_transcripts(variant, {}) if variant else names.feature_set_reads_transcripts(feature_set)
-    fields = {"variant": variant, "feature_set": feature_set, **wildcards}
-    return paths.for_system(template, text, SYSTEM).format(**{k: v for k, v in fields.items() if v is not None})
+    if variant:
+        scope = rows.row_scope(variant, SYSTEM, TOY_FUSION)
+    else:
+        scope = rows.feature_set_scope(feature_set, SYSTEM)
+    fields = {"scope": scope, "variant": variant, "feature_set": feature_set, **wildcards}
+    return template.format(**{k: v for k, v in fields.items() if v is not None})
 
 
 # A toy lexicon of the synthetic corpus's words (tests/fusion_synthetic.py): two negative cues.
@@ -278,7 +285,7 @@ def test_config_edits_rerun_only_what_depends_on_them(workflow):
         }
     assert planned["ensemble"] == {
         ("tune_ensemble", ""),
-        ("evaluate_variant_per_system", "hybrid"),
+        ("evaluate_variant", "hybrid"),
         ("apply_lexicon_rules", "hybrid"),
         ("challenge_report", ""),
         ("headline_metrics", ""),
@@ -288,13 +295,9 @@ def test_config_edits_rerun_only_what_depends_on_them(workflow):
         ("plot_confusion_matrices", ""),
     }
     # Only the XGBoost jobs of train_classifier (its block is the xgboost job's param alone).
-    classifiers = {
-        classifier
-        for rule, classifier in planned["xgboost"]
-        if rule in ("train_classifier", "train_classifier_per_system")
-    }
+    classifiers = {classifier for rule, classifier in planned["xgboost"] if rule == "train_classifier"}
     rules = {rule for rule, _ in planned["xgboost"]}
-    assert classifiers == {"xgboost"} and not rules & {"pool_features", "pool_features_per_system", "transcribe"}
+    assert classifiers == {"xgboost"} and not rules & {"pool_features", "transcribe"}
     # Nothing to do without an edit.
     assert planned_jobs(snakemake(workflow, "-n", *TARGETS)) == []
 

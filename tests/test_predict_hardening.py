@@ -20,6 +20,7 @@ from workflow_scripts import predict
 from workflow_scripts.asr.transcribe import load_transcriber
 from workflow_scripts.common import paths
 from workflow_scripts.common.names import ENSEMBLE_FEATURE_SET, ENSEMBLE_MEMBERS
+from workflow_scripts.fusion.heads.registry import HEADS
 
 from conftest import PROJECT_ROOT, write_tone
 
@@ -62,12 +63,12 @@ def _run_dir(root: Path, system: str = "finetuned") -> Path:
     rng = np.random.default_rng(0)
     model = make_pipeline(LogisticRegression()).fit(rng.normal(size=(20, 4)), np.arange(20) % 2)
     for name in ENSEMBLE_MEMBERS:
-        where = {"system": system, "feature_set": ENSEMBLE_FEATURE_SET, "classifier": name}
-        summary = paths.in_run(paths.per_system(paths.CLASSIFIER_SUMMARY), run, **where)
+        where = {"scope": paths.system_scope(system), "feature_set": ENSEMBLE_FEATURE_SET, "classifier": name}
+        summary = paths.in_run(paths.CLASSIFIER_SUMMARY, run, **where)
         summary.parent.mkdir(parents=True, exist_ok=True)
         summary.write_text(json.dumps({"features": features, "classes": CLASSES}))
-        joblib.dump(model, paths.in_run(paths.per_system(paths.CLASSIFIER_MODEL), run, **where))
-    weights = paths.in_run(paths.per_system(paths.ENSEMBLE_WEIGHTS), run, system=system)
+        joblib.dump(model, paths.in_run(paths.CLASSIFIER_MODEL, run, **where))
+    weights = paths.in_run(paths.ENSEMBLE_WEIGHTS, run, scope=paths.system_scope(system))
     weights.parent.mkdir(parents=True, exist_ok=True)
     weights.write_text(json.dumps({"weights": {name: 1 / len(ENSEMBLE_MEMBERS) for name in ENSEMBLE_MEMBERS}}))
     return run
@@ -121,10 +122,10 @@ def test_all_good_files_exit_zero_with_an_empty_error_column(tmp_path):
 
 def test_a_half_finished_run_directory_names_each_missing_artifact_and_its_rule(tmp_path):
     run = _run_dir(tmp_path)
-    system = {"system": "finetuned"}
-    paths.in_run(paths.per_system(paths.ENSEMBLE_WEIGHTS), run, **system).unlink()
-    rf = {**system, "feature_set": ENSEMBLE_FEATURE_SET, "classifier": "rf"}
-    paths.in_run(paths.per_system(paths.CLASSIFIER_MODEL), run, **rf).unlink()
+    scope = {"scope": paths.system_scope("finetuned")}
+    paths.in_run(paths.ENSEMBLE_WEIGHTS, run, **scope).unlink()
+    rf = {**scope, "feature_set": ENSEMBLE_FEATURE_SET, "classifier": "rf"}
+    paths.in_run(paths.CLASSIFIER_MODEL, run, **rf).unlink()
     good = write_tone(tmp_path / "good.wav", seconds=0.3)
     with pytest.raises(SystemExit) as exit_info:
         predict.main(_argv(run, tmp_path / "out.csv", good))
@@ -132,8 +133,8 @@ def test_a_half_finished_run_directory_names_each_missing_artifact_and_its_rule(
     assert f"the run directory {run} lacks 2 artifact(s)" in message
     weights = "systems/finetuned/ensemble/weights.json"
     assert f"{run}/{weights} (built by rule tune_ensemble: snakemake results/{weights})" in message
-    rf_model = paths.per_system(paths.CLASSIFIER_MODEL).format(**rf)
-    assert f"(built by rule train_classifier_per_system: snakemake {rf_model})" in message
+    rf_model = paths.CLASSIFIER_MODEL.format(**rf)
+    assert f"(built by rule train_classifier: snakemake {rf_model})" in message
     assert not (tmp_path / "out.csv").exists()
 
 
@@ -167,11 +168,8 @@ def test_asr_system_chooses_the_fusion_models_and_the_oracle_cannot_transcribe(t
 def test_each_artifact_is_an_output_of_the_rule_named_for_it():
     rules_text = "\n".join(p.read_text() for p in sorted((PROJECT_ROOT / "rules").glob("*.smk")))
     blocks = dict(re.findall(r"^(?:rule|checkpoint) (\w+):\n(.*?)(?=^\S|\Z)", rules_text, re.S | re.M))
-    # `use rule <base> as <name> with:` (the per-system twins): the overridden outputs.
-    blocks |= dict(re.findall(r"^use rule \w+ as (\w+) with:\n(.*?)(?=^\S|\Z)", rules_text, re.S | re.M))
-    artifacts = [a for stage in predict.RUN_ARTIFACTS.values() for a in stage]
-    artifacts += [("TEFE_MODEL", "train_tefe", {}), ("TEFE_MODEL_VOCAB", "train_tefe", {})]
-    for template, rule, _ in artifacts:
+    artifacts = [*predict.ARTIFACT_RULES.items(), *(("HEAD_MODEL", spec.rule) for spec in HEADS.values())]
+    for template, rule in artifacts:
         output = blocks[rule].split("output:", 1)[1].split("log:", 1)[0]
         assert f"paths.{template}" in output, (template, rule)
 

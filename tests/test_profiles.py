@@ -242,28 +242,30 @@ def test_slurm_profile_retries_ask_for_more_memory_and_time(workflow_dir):
 
 
 def test_every_gpu_rule_takes_its_placement_from_the_config_block(workflow_dir):
-    """Each rule of the workflow that declares a GPU gets all keys of config `resources.<rule>` (a
-    `<rule>_per_system` twin those of its rule's block)."""
+    """Each rule of the workflow that declares a GPU gets all keys of config `resources.<rule>`: its own
+    block, never another rule's."""
     jobs = _dry_run_jobs(workflow_dir, "--forceall", snakefile="Snakefile")
     gpu_rules = sorted({rule for rule, _, resources in jobs if "gpu" in resources})
     if not gpu_rules:
         pytest.skip("the workflow has no GPU-capable rule yet")
-    placement = {
-        "gpu": 1,
-        "gpu_model": "probe_model",
-        "cpus_per_gpu": 3,
-        "slurm_partition": "probe_part",
-        "mem_mb": 1111,
-        "runtime": 11,
+    # Each rule's own block: a runtime of its own shows which block a job read.
+    placements = {
+        rule: {
+            "gpu": 1,
+            "gpu_model": "probe_model",
+            "cpus_per_gpu": 3,
+            "slurm_partition": "probe_part",
+            "mem_mb": 1111,
+            "runtime": 11 + number,
+        }
+        for number, rule in enumerate(gpu_rules)
     }
-    blocks = {rule: rule.removesuffix("_per_system") for rule in gpu_rules}
-    (workflow_dir / "placement.yaml").write_text(
-        yaml.safe_dump({"resources": {block: placement for block in blocks.values()}})
-    )
+    (workflow_dir / "placement.yaml").write_text(yaml.safe_dump({"resources": placements}))
     jobs = _dry_run_jobs(workflow_dir, "--forceall", "--configfile", "placement.yaml", snakefile="Snakefile")
     for rule, output, resources in jobs:
         if rule not in gpu_rules:
             continue
+        placement = placements[rule]
         # A job whose rule decides it needs no GPU (e.g. a weights-free backend) gets no GPU placement.
         expected = (
             {key: str(value) for key, value in placement.items()}
@@ -274,11 +276,11 @@ def test_every_gpu_rule_takes_its_placement_from_the_config_block(workflow_dir):
                 "cpus_per_gpu": None,
                 "slurm_partition": "probe_part",
                 "mem_mb": "1111",
-                "runtime": "11",
+                "runtime": str(placement["runtime"]),
             }
         )
         shown = {key: resources.get(key) for key in placement}
         assert shown == expected, (
-            f"rule {rule} ({output}) ignores part of config resources.{blocks[rule]}; declare "
-            f'`resources: **gpu_rule_resources("{blocks[rule]}")`: {shown}'
+            f"rule {rule} ({output}) does not read exactly config resources.{rule}; declare "
+            f'`resources: **gpu_rule_resources("{rule}")`: {shown}'
         )

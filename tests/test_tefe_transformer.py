@@ -209,7 +209,7 @@ def test_workflow_plans_the_transformer_backend_from_train_and_dev_only(workflow
     (xattn,) = jobs["train_xattn"]  # the primary ASR system's (its transcripts' token states)
     assert "results/systems/finetuned/tefe/transformer/tokens/dev.parquet" in xattn["input"]
     assert "/tefe/tokens/" not in xattn["input"]
-    pooled = [job["input"] for job in jobs["pool_features_per_system"] if job.get("modality") == "text"]
+    pooled = [job["input"] for job in jobs["pool_features"] if job.get("modality") == "text"]
     assert pooled and all("/tefe/transformer/features/" in files for files in pooled)
 
 

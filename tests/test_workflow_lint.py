@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import run_snakemake
+from conftest import PROJECT_ROOT, run_snakemake
 
 
 def test_snakemake_lint_is_clean(workflow_dir):
@@ -15,3 +15,12 @@ def test_snakemake_lint_is_clean(workflow_dir):
 def test_default_target_dry_runs(workflow_dir):
     result = run_snakemake(workflow_dir, "-n")
     assert "synthesize_demo_corpus" in result.stdout
+
+
+def test_rules_write_no_path_by_hand_and_have_no_twins():
+    """Every result, log and benchmark path of the rules comes from workflow_scripts.common.paths, and
+    each rule family is one rule: shared or per ASR system by its {scope} (no `use rule` twins)."""
+    for path in sorted((PROJECT_ROOT / "rules").glob("*.smk")):
+        text = path.read_text(encoding="utf-8")
+        for forbidden in ('"logs/', '"results/', "use rule", "_per_system", "hasattr(wildcards", "wildcards.get("):
+            assert forbidden not in text, f"{path.name}: {forbidden!r}"

@@ -14,7 +14,7 @@ lacks an artifact is named with the artifact and the rule / target that builds i
 The pipeline is the workflow's: the ASR stage transcribes, the SEFE and TEFE stages turn
 audio and transcript into per-utterance statistics, and the fusion part (the same pooling, the
 three early-fusion models and the tuned ensemble weights of the run, i.e. the hybrid / DFAT
-variant) gives the probabilities.
+variant, fusion/ensemble.load_predictor) gives the probabilities.
 
 Each encoder stage plugs in through a factory ``factory(config, run_dir, threads) -> function``
 named ``module:function`` (defaults in :data:`STAGE_FACTORIES`, or ``--hook stage=module:function``):
@@ -29,15 +29,17 @@ ASR stage as above, the head reads the SEFE backend's frame matrices and the sel
 encoder's token states (as rules extract_sefe_frames / extract_tefe_tokens; an ``xattn`` with
 ``text_encoder: finetune`` takes the transcripts' token ids in the vocabulary saved with it), and
 the ``graph`` head's prosody node the prosody tokens (F0 as extract_prosody_f0, quantized with the
-run's training-split bins as extract_prosody_tokens); the head's saved checkpoint
-(``fusion/heads/<variant>/model.pt``) gives the probabilities. Only ``--hook asr`` applies to a
-head. ``--variant vote``: each member of ``fusion.vote.members`` (the hybrid or head variants)
-predicts as above, then their majority vote (``fusion/vote.majority_vote``) gives the vote's
-probabilities.
+run's training-split bins as extract_prosody_tokens): :data:`SEQUENCE_FACTORIES`. The head's module
+loads its saved checkpoint (``fusion/heads/<variant>/model.pt``) and predicts: the head's
+registry entry (fusion/heads/registry.py) names its ``predictor`` and the sources it reads. Only
+``--hook asr`` applies to a head. ``--variant vote``: each member of ``fusion.vote.members`` (the
+hybrid or head variants) predicts as above, then their majority vote (``fusion/vote.majority_vote``)
+gives the vote's probabilities.
 
 ``--asr-system NAME`` (a name of the run's ``asr.systems``; default ``asr.primary_system``) chooses
 the ASR system: its model transcribes, and the models trained on its transcripts
-(``results/systems/NAME/``) predict; acoustic-only models are shared.
+(``results/systems/NAME/``) predict; acoustic-only models are shared (``results/shared/``): where
+each lives is fusion/rows.py's answer, as for the rules.
 """
 
 from __future__ import annotations
@@ -67,10 +69,12 @@ from workflow_scripts.common.names import (
     ORACLE_BACKEND,
     VOTE_VARIANT,
     asr_systems,
-    feature_set_reads_transcripts,
     primary_system,
 )
-from workflow_scripts.fusion.pooling import concat_statistics
+from workflow_scripts.common.registry import resolve
+from workflow_scripts.fusion.heads.registry import HEADS
+from workflow_scripts.fusion.heads.variants import HeadVariant, head_variants
+from workflow_scripts.fusion.rows import feature_set_scope, row_scope
 
 log = logging.getLogger(__name__)
 
@@ -81,25 +85,95 @@ STAGE_FACTORIES = {
     "sefe": "workflow_scripts.sefe.extract:load_extractor",
     "tefe": "workflow_scripts.tefe.extract:load_featurizer",
 }
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
-# The heads predict runs (their rule: train_<head>).
-PREDICTED_HEADS = ("xattn", "graph")
-
-# What predict reads from a run directory, by stage: (template in common.paths, the rule that
-# builds it, wildcards). A stage replaced by --hook needs none of its own. An artifact with a
-# "system" wildcard is the chosen ASR system's (its copy under results/systems/<system>/).
-_CLASSIFIER_RULE = "train_classifier" + ("_per_system" if feature_set_reads_transcripts(ENSEMBLE_FEATURE_SET) else "")
-RUN_ARTIFACTS: dict[str, list[tuple[str, str, dict[str, str]]]] = {
-    "fusion": [("ENSEMBLE_WEIGHTS", "tune_ensemble", {"system": ""})]
-    + [
-        (template, _CLASSIFIER_RULE, {"system": "", "feature_set": ENSEMBLE_FEATURE_SET, "classifier": name})
-        for name in ENSEMBLE_MEMBERS
-        for template in ("CLASSIFIER_MODEL", "CLASSIFIER_SUMMARY")
-    ],
-    "tefe": [("TEFE_SELECTION", "select_tefe", {})],
-    # + TEFE_MODEL / TEFE_MODEL_VOCAB of the selected architecture (train_tefe), see missing_artifacts
-    "asr": [("ASR_FINETUNED_MODEL", "finetune_whisper", {})],  # when the ASR system's model is finetuned
+# The sequence features a head reads, computed from new audio / transcripts as their rules compute
+# them: acoustic (extract_sefe_frames), text (extract_tefe_tokens), prosody (extract_prosody_f0 +
+# extract_prosody_tokens with the run's bins); factories as STAGE_FACTORIES'.
+SEQUENCE_FACTORIES = {
+    "acoustic": "workflow_scripts.sefe.frames:load_frame_extractor",
+    "text": "workflow_scripts.tefe.tokens:load_token_encoder",
+    "prosody": "workflow_scripts.sefe.prosody:load_token_extractor",
 }
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
+
+# The rule that writes each artifact predict reads (a template name of common.paths); a head's model
+# (HEAD_MODEL) is written by its head's rule (fusion/heads/registry.py).
+ARTIFACT_RULES = {
+    "ENSEMBLE_WEIGHTS": "tune_ensemble",
+    "CLASSIFIER_MODEL": "train_classifier",
+    "CLASSIFIER_SUMMARY": "train_classifier",
+    "TEFE_SELECTION": "select_tefe",
+    "TEFE_MODEL": "train_tefe",
+    "TEFE_MODEL_VOCAB": "train_tefe",
+    "PROSODY_BINS": "fit_prosody_bins",
+    "ASR_FINETUNED_MODEL": "finetune_whisper",
+}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A file of the run predict reads: its template (a name in common.paths), the rule that builds it
+    and the template's wildcards."""
+
+    template: str
+    rule: str
+    wildcards: dict[str, str]
+
+    @classmethod
+    def of(cls, template: str, **wildcards: str) -> Artifact:
+        """The artifact ``template``, built by the rule ARTIFACT_RULES names."""
+        return cls(template, ARTIFACT_RULES[template], wildcards)
+
+    def target(self) -> str:
+        """The path the rule writes (the snakemake target, relative to the workflow directory)."""
+        return getattr(paths, self.template).format(**self.wildcards)
+
+    def in_run(self, run_dir: str | Path) -> Path:
+        """Where it is in the run directory ``run_dir``."""
+        return paths.in_run(getattr(paths, self.template), run_dir, **self.wildcards)
+
+
+# The files of each ensemble member predict reads.
+MEMBER_FILES = ("CLASSIFIER_MODEL", "CLASSIFIER_SUMMARY")
+
+
+def ensemble_weights(system: str) -> Artifact:
+    """The hybrid's tuned weights, of ASR system ``system``."""
+    return Artifact.of("ENSEMBLE_WEIGHTS", scope=feature_set_scope(ENSEMBLE_FEATURE_SET, system))
+
+
+def ensemble_member(template: str, classifier: str, system: str) -> Artifact:
+    """A file (MEMBER_FILES) of the hybrid's member ``classifier``, of ASR system ``system``."""
+    scope = feature_set_scope(ENSEMBLE_FEATURE_SET, system)
+    return Artifact.of(template, scope=scope, feature_set=ENSEMBLE_FEATURE_SET, classifier=classifier)
+
+
+def ensemble_artifacts(system: str) -> list[Artifact]:
+    """The hybrid's weights and its members' models and summaries, of ASR system ``system``."""
+    members = [ensemble_member(t, name, system) for name in ENSEMBLE_MEMBERS for t in MEMBER_FILES]
+    return [ensemble_weights(system), *members]
+
+
+def head_model(config: Mapping[str, Any], variant: str, system: str) -> Artifact:
+    """The checkpoint of head variant ``variant`` (ASR system ``system``'s where it reads transcripts)."""
+    head = head_variant(config, variant)
+    scope = row_scope(variant, system, config["fusion"])
+    return Artifact("HEAD_MODEL", HEADS[head.head].rule, {"scope": scope, "variant": variant})
+
+
+def text_encoder_artifacts(run_dir: Path) -> list[Artifact]:
+    """The selected TEFE encoder (its selection, then its model and vocabulary once the selection exists)."""
+    selection = Artifact.of("TEFE_SELECTION")
+    if not selection.in_run(run_dir).exists():
+        return [selection]
+    arch = read_json(selection.in_run(run_dir))["selected"]
+    return [selection, Artifact.of("TEFE_MODEL", arch=arch), Artifact.of("TEFE_MODEL_VOCAB", arch=arch)]
+
+
+def source_artifacts(source: str, run_dir: Path) -> list[Artifact]:
+    """What computing sequence source ``source`` (SEQUENCE_FACTORIES) of new audio reads from the run."""
+    if source == "text":
+        return text_encoder_artifacts(run_dir)
+    return [Artifact.of("PROSODY_BINS")] if source == "prosody" else []
 
 
 @dataclass(frozen=True)
@@ -126,52 +200,22 @@ def resolve_factory(stage: str, spec: str) -> Callable[..., Any]:
     return getattr(module, function_name)
 
 
-def _template(name: str, wildcards: Mapping[str, str]) -> str:
-    """The template ``paths.<name>``; with a ``system`` wildcard, the system's copy (shared when its
-    feature set reads no transcripts)."""
-    template = getattr(paths, name)
-    if "system" not in wildcards or "{system}" in template:
-        return template
-    return paths.for_system(template, feature_set_reads_transcripts(wildcards.get("feature_set", "text")), "{system}")
-
-
-def _artifact_line(template: str, rule: str, wildcards: Mapping[str, str], run_dir: Path) -> str:
-    target = _template(template, wildcards).format(**wildcards)
-    where = paths.in_run(_template(template, wildcards), run_dir, **wildcards)
-    return f"{where} (built by rule {rule}: snakemake {target})"
-
-
-def head_reads_text(head: Any) -> bool:
-    """Whether a head variant reads the transcripts (so its model is per ASR system): xattn always, graph
-    with its text node."""
-    return "text" in head.block["nodes"] if head.head == "graph" else True
-
-
-def head_variant(config: Mapping[str, Any], variant: str) -> Any:
-    """The head variant (fusion/heads/variants.HeadVariant) named ``variant``, or None for the hybrid
-    and the vote."""
-    from workflow_scripts.fusion.heads.variants import head_variants
-
-    if variant in (HEADLINE_VARIANT, VOTE_VARIANT):
-        return None
-    heads = head_variants(config.get("fusion", {}).get("heads", {}))
+def head_variant(config: Mapping[str, Any], variant: str) -> HeadVariant:
+    """The head variant (fusion/heads/variants.HeadVariant) named ``variant``."""
+    heads = head_variants(config["fusion"]["heads"])
     if variant not in heads:
         raise SystemExit(
             f"predict: --variant {variant!r}; expected {HEADLINE_VARIANT} or a head variant of the config "
             f"{sorted(heads)}, or {VOTE_VARIANT}"
         )
-    if heads[variant].head not in PREDICTED_HEADS:
-        raise SystemExit(f"predict: --variant {variant!r}: predict does not run the {heads[variant].head} head yet")
     return heads[variant]
 
 
 def vote_members(config: Mapping[str, Any]) -> list[str]:
     """The members of the run's vote (``fusion.vote.members``), each the hybrid or a head variant."""
-    members = list(config.get("fusion", {}).get("vote", {}).get("members") or [])
+    members = list(config["fusion"]["vote"]["members"])
     if len(members) < 2:
         raise SystemExit(f"predict: --variant {VOTE_VARIANT}: the config's fusion.vote.members {members} is no vote")
-    from workflow_scripts.fusion.heads.variants import head_variants
-
     heads = head_variants(config["fusion"]["heads"])
     others = [m for m in members if m != HEADLINE_VARIANT and m not in heads]
     if others:
@@ -182,42 +226,28 @@ def vote_members(config: Mapping[str, Any]) -> list[str]:
     return members
 
 
-def reads_token_states(head: Any) -> bool:
-    """Whether a head variant reads the TEFE encoder's token states (xattn frozen, graph's text node)."""
-    if head.head == "graph":
-        return "text" in head.block["nodes"]
-    return head.block["text_encoder"] == "frozen"
+def predicted_variants(config: Mapping[str, Any], variant: str) -> list[str]:
+    """The variants predicting ``variant`` runs: the vote's members, else ``variant`` itself."""
+    return vote_members(config) if variant == VOTE_VARIANT else [variant]
 
 
 def variant_artifacts(
     config: Mapping[str, Any], run_dir: Path, factories: Mapping[str, str], variant: str, system: str
-) -> list[tuple[str, str, dict[str, str]]]:
-    """What predicting ``variant`` of ASR system ``system`` reads from the run (template, rule, wildcards),
-    ASR aside."""
-    if variant == VOTE_VARIANT:
-        wanted: list[tuple[str, str, dict[str, str]]] = []
-        for member in vote_members(config):
-            wanted += [a for a in variant_artifacts(config, run_dir, factories, member, system) if a not in wanted]
-        return wanted
-    head = head_variant(config, variant)
-    if head is None:
-        wanted = [(t, rule, {**w, "system": system}) for t, rule, w in RUN_ARTIFACTS["fusion"]]
-        tefe = factories.get("tefe") == STAGE_FACTORIES["tefe"]
-    else:
-        # A head that reads transcripts: the system's model (rule train_<head>, graph's per-system twin).
-        text = head_reads_text(head)
-        rule = f"train_{head.head}" + ("_per_system" if text and head.head == "graph" else "")
-        wildcards = {"variant": variant, **({"system": system} if text else {})}
-        wanted, tefe = [("HEAD_MODEL", rule, wildcards)], reads_token_states(head)
-        if head.head == "graph" and "prosody" in head.block["nodes"]:
-            wanted.append(("PROSODY_BINS", "fit_prosody_bins", {}))
-    # The pooled TEFE features (hybrid, unless hooked), or a head's token states, need the encoder.
-    if tefe:
-        wanted += RUN_ARTIFACTS["tefe"]
-        selection = paths.in_run(paths.TEFE_SELECTION, run_dir)
-        if selection.exists():
-            arch = read_json(selection)["selected"]
-            wanted += [(t, "train_tefe", {"arch": arch}) for t in ("TEFE_MODEL", "TEFE_MODEL_VOCAB")]
+) -> list[Artifact]:
+    """What predicting ``variant`` of ASR system ``system`` reads from the run, ASR aside."""
+    wanted: list[Artifact] = []
+    for member in predicted_variants(config, variant):
+        if member == HEADLINE_VARIANT:
+            found = ensemble_artifacts(system)
+            # The pooled TEFE statistics (unless hooked) need the selected encoder.
+            computed = {"text"} if factories["tefe"] == STAGE_FACTORIES["tefe"] else set()
+        else:
+            head = head_variant(config, member)
+            found = [head_model(config, member, system)]
+            computed = HEADS[head.head].predict_sources(head.block)
+        for source in sorted(computed):
+            found += source_artifacts(source, run_dir)
+        wanted += [artifact for artifact in found if artifact not in wanted]
     return wanted
 
 
@@ -231,16 +261,15 @@ def missing_artifacts(
     """Each artifact of ``run_dir`` that predict needs and that is absent, with the rule / target that builds it
     (the models of ASR system ``system``, default the config's primary one)."""
     run_dir = Path(run_dir)
-    asr = config.get("asr") or {}
-    system = system or primary_system(asr)
+    system = system or primary_system(config["asr"])
     wanted = variant_artifacts(config, run_dir, factories, variant, system)
-    asr_model = asr_systems(asr).get(system, {}).get("model")
-    if factories.get("asr") == STAGE_FACTORIES["asr"] and asr_model == FINETUNED:
-        wanted += RUN_ARTIFACTS["asr"]
+    asr_model = asr_systems(config["asr"])[system].get("model")  # an oracle system has none
+    if factories["asr"] == STAGE_FACTORIES["asr"] and asr_model == FINETUNED:
+        wanted.append(Artifact.of("ASR_FINETUNED_MODEL"))
     return [
-        _artifact_line(template, rule, wildcards, run_dir)
-        for template, rule, wildcards in wanted
-        if not paths.in_run(_template(template, wildcards), run_dir, **wildcards).exists()
+        f"{artifact.in_run(run_dir)} (built by rule {artifact.rule}: snakemake {artifact.target()})"
+        for artifact in wanted
+        if not artifact.in_run(run_dir).exists()
     ]
 
 
@@ -274,102 +303,26 @@ def load_stage_functions(
     return StageFunctions(*(built.get(stage) or _not_loaded(stage) for stage in ("asr", "sefe", "tefe")))
 
 
-class FusionPredictor:
-    """The hybrid (DFAT) predictor of a finished run: pooling, early-fusion models, ensemble weights."""
-
-    def __init__(
-        self,
-        models: Mapping[str, Any],
-        weights: Mapping[str, float],
-        features: Sequence[Mapping[str, Any]],
-        classes: Sequence[str],
-    ) -> None:
-        self.models = dict(models)
-        self.weights = dict(weights)
-        self.features = list(features)
-        self.classes = list(classes)
-
-    @classmethod
-    def from_run(cls, run_dir: str | Path, system: str | None = None) -> FusionPredictor:
-        """Load the ensemble's models and summaries (``<run_dir>/systems/<system>/fusion/early/<classifier>/``)
-        and weights (``<run_dir>/systems/<system>/ensemble/weights.json``) of an ASR system (default: the
-        schema's default system): the results layout of common.paths."""
-        import joblib
-
-        system = system or FINETUNED
-        check_run_dir({}, run_dir, {}, HEADLINE_VARIANT, system)
-        weights = read_json(paths.in_run(_template("ENSEMBLE_WEIGHTS", {"system": system}), run_dir, system=system))
-        weights = weights["weights"]
-        models, summaries = {}, {}
-        for name in ENSEMBLE_MEMBERS:
-            run = {"system": system, "feature_set": ENSEMBLE_FEATURE_SET, "classifier": name}
-            summaries[name] = read_json(paths.in_run(_template("CLASSIFIER_SUMMARY", run), run_dir, **run))
-            models[name] = joblib.load(paths.in_run(_template("CLASSIFIER_MODEL", run), run_dir, **run))
-        first = summaries[ENSEMBLE_MEMBERS[0]]
-        for name, summary in summaries.items():
-            if summary["features"] != first["features"] or summary["classes"] != first["classes"]:
-                raise SystemExit(
-                    f"predict: the {name} model of {run_dir} was trained on other features or classes "
-                    "than the others (an unfinished or mixed run?)"
-                )
-        return cls(models, weights, first["features"], first["classes"])
-
-    def pooled(self, modality_stats: Mapping[str, Mapping[str, np.ndarray]]) -> np.ndarray:
-        """The early-fusion vector of each utterance, exactly as the pool_features rule builds it."""
-        blocks = []
-        for spec in self.features:
-            where = f"{spec['modality']} features"
-            block = concat_statistics(modality_stats[spec["modality"]], spec["statistics"], where)
-            if block.shape[1] != spec["dim"]:
-                raise ValueError(
-                    f"{where}: width {block.shape[1]} ({'+'.join(spec['statistics'])}), but the run's "
-                    f"models were trained on {spec['dim']} (encoder {spec['model']})"
-                )
-            blocks.append(block)
-        return np.concatenate(blocks, axis=1)
-
-    def predict_proba(self, modality_stats: Mapping[str, Mapping[str, np.ndarray]]) -> np.ndarray:
-        """Ensemble class probabilities, one row per utterance (columns in ``self.classes`` order)."""
-        from workflow_scripts.fusion.classifiers import predict_proba
-        from workflow_scripts.fusion.ensemble import combine
-
-        X = self.pooled(modality_stats)
-        members = {name: predict_proba(model, X, len(self.classes)) for name, model in self.models.items()}
-        return combine(members, self.weights)
-
-    def predict(self, audio: Sequence[str], transcripts: Sequence[str], stages: StageFunctions) -> np.ndarray:
-        """Probabilities of audio files and their transcripts through the stages' pooled features."""
-        stats = {"acoustic": stages.acoustic_features(audio), "text": stages.text_features(transcripts)}
-        return self.predict_proba(stats)
-
-
 class SequenceSources:
-    """The sequence features a run's heads read, computed from new audio / transcripts as their
-    rules compute them: ``acoustic`` (extract_sefe_frames), ``text`` (extract_tefe_tokens) and
-    ``prosody`` (extract_prosody_f0 + extract_prosody_tokens with the run's bins). Each stage is
-    loaded once, and a batch computed once for all the heads of a vote."""
-
-    LOADERS = {
-        "acoustic": "workflow_scripts.sefe.frames:load_frame_extractor",
-        "text": "workflow_scripts.tefe.tokens:load_token_encoder",
-        "prosody": "workflow_scripts.sefe.prosody:load_token_extractor",
-    }
+    """The sequence features of new audio for the heads (fusion/heads/prediction.SequenceInputs), from
+    SEQUENCE_FACTORIES: each source loaded once, and a batch computed once for all the heads of a vote."""
 
     def __init__(self, config: Mapping[str, Any], run_dir: str | Path, threads: int) -> None:
-        for modality, override in config["fusion"]["heads"]["sequences"].items():
+        self.config, self.run_dir, self.threads = config, run_dir, threads
+        self.functions: dict[str, Callable[[Sequence[str]], list[np.ndarray]]] = {}
+        self.last: dict[str, tuple[tuple[str, ...], list[np.ndarray]]] = {}
+
+    def load(self, source: str) -> None:
+        """Build the function of ``source`` now (a run whose sequences were precomputed cannot be predicted)."""
+        for modality, override in self.config["fusion"]["heads"]["sequences"].items():
             if override:
                 raise SystemExit(
                     f"predict: the run's {modality} sequences were precomputed (fusion.heads.sequences.{modality}); "
                     "predict can compute only the SEFE backend's frames, the TEFE encoder's token states and "
                     "the prosody tokens"
                 )
-        self.config, self.run_dir, self.threads = config, run_dir, threads
-        self.functions: dict[str, Callable[[Sequence[str]], list[np.ndarray]]] = {}
-        self.last: dict[str, tuple[tuple[str, ...], list[np.ndarray]]] = {}
-
-    def load(self, source: str) -> None:
         if source not in self.functions:
-            factory = resolve_factory(source, self.LOADERS[source])
+            factory = resolve_factory(source, SEQUENCE_FACTORIES[source])
             self.functions[source] = factory(self.config, self.run_dir, self.threads)
 
     def __call__(self, source: str, inputs: Sequence[str]) -> list[np.ndarray]:
@@ -380,89 +333,11 @@ class SequenceSources:
             self.last[source] = (key, self.functions[source](inputs))
         return self.last[source][1]
 
-
-def check_widths(matrices: Mapping[str, Sequence[np.ndarray]], dims: Mapping[str, int], what: str) -> None:
-    """Sequence matrices as wide as the head was trained on, else an error naming the modality."""
-    for modality, items in matrices.items():
-        widths = {int(m.shape[1]) for m in items} - {int(dims[modality])}
-        if widths:
-            raise ValueError(
-                f"{modality} sequences of width {sorted(widths)}, but the {what} was trained on width "
-                f"{dims[modality]} (another sefe / tefe configuration than the run's?)"
-            )
-
-
-class HeadPredictor:
-    """The ``xattn`` head of a finished run (or an ablation): its saved checkpoint over the frame
-    matrices of the SEFE backend and the token states (or ids) of the transcripts."""
-
-    def __init__(self, model: Any, classes: Sequence[str], sources: SequenceSources, vocab: Any = None) -> None:
-        self.model, self.classes, self.sources, self.vocab = model, list(classes), sources, vocab
-        self.dims = {"acoustic": int(model.audio_mean.shape[0]), "text": int(model.text_proj.in_features)}
-
-    @classmethod
-    def from_run(
-        cls, run_dir: str | Path, variant: str, sources: SequenceSources, system: str | None = None
-    ) -> HeadPredictor:
-        from workflow_scripts.fusion.heads.xattn import load_head
-
-        where = {"variant": variant, **({"system": system} if system else {})}
-        model, header, vocab = load_head(paths.in_run(_template("HEAD_MODEL", where), run_dir, **where))
-        sources.load("acoustic")
-        if vocab is None:
-            sources.load("text")
-        return cls(model, header["classes"], sources, vocab)
-
-    def predict(self, audio: Sequence[str], transcripts: Sequence[str], stages: StageFunctions) -> np.ndarray:
-        from workflow_scripts.fusion.heads.xattn import predict_sequences
-
-        frames = self.sources("acoustic", audio)
-        text = list(transcripts) if self.vocab is not None else self.sources("text", transcripts)
-        check_widths({"acoustic": frames, **({} if self.vocab is not None else {"text": text})}, self.dims, "head")
-        return predict_sequences(self.model, frames, text, self.vocab)
-
-
-class GraphPredictor:
-    """The ``graph`` head of a finished run (or an ablation): its saved checkpoint over the node
-    inputs (SEFE frames, TEFE token states, prosody tokens: those its nodes read)."""
-
-    def __init__(self, model: Any, header: Mapping[str, Any], sources: SequenceSources) -> None:
-        from workflow_scripts.fusion.heads.graph import sources as node_sources
-
-        self.model, self.classes, self.sources = model, list(header["classes"]), sources
-        self.reads = node_sources(model.nodes)
-        dims = header["dims"]
-        self.dims = {"text": dims.get("text"), "acoustic": dims["speech"] if "speech" in dims else None}
-        if self.dims["acoustic"] is None and "spectral" in dims:
-            self.dims["acoustic"] = dims["spectral"] // 3  # std, max, min per frame dimension
-        self.vocabulary = dims.get("prosody")
-
-    @classmethod
-    def from_run(
-        cls, run_dir: str | Path, variant: str, sources: SequenceSources, system: str | None = None
-    ) -> GraphPredictor:
-        from workflow_scripts.fusion.heads.graph import load_head
-
-        where = {"variant": variant, **({"system": system} if system else {})}
-        model, header = load_head(paths.in_run(_template("HEAD_MODEL", where), run_dir, **where))
-        predictor = cls(model, header, sources)
-        for source in predictor.reads:
-            sources.load(source)
-        if predictor.vocabulary is not None:
-            bins = read_json(paths.in_run(paths.PROSODY_BINS, run_dir))
-            if int(bins["vocabulary_size"]) != int(predictor.vocabulary):
-                raise SystemExit(
-                    f"predict: {paths.in_run(paths.PROSODY_BINS, run_dir)} has {bins['vocabulary_size']} prosody "
-                    f"tokens, but the {variant} head was trained on {predictor.vocabulary} (a mixed run?)"
-                )
-        return predictor
-
-    def predict(self, audio: Sequence[str], transcripts: Sequence[str], stages: StageFunctions) -> np.ndarray:
-        from workflow_scripts.fusion.heads.graph import predict_nodes
-
-        matrices = {s: self.sources(s, transcripts if s == "text" else audio) for s in self.reads}
-        check_widths({s: m for s, m in matrices.items() if s != "prosody"}, self.dims, "graph head")
-        return predict_nodes(self.model, matrices)
+    def vocabulary(self, source: str) -> int:
+        """The number of tokens of token source ``source``: the run's prosody bins' (the only one)."""
+        if source != "prosody":
+            raise ValueError(f"predict: {source} sequences are no tokens with a vocabulary")
+        return int(read_json(Artifact.of("PROSODY_BINS").in_run(self.run_dir))["vocabulary_size"])
 
 
 class VotePredictor:
@@ -475,38 +350,56 @@ class VotePredictor:
         if any(c != self.classes for c in classes.values()):
             raise SystemExit(f"predict: the vote's members were trained on other classes: {classes}")
 
-    def predict(self, audio: Sequence[str], transcripts: Sequence[str], stages: StageFunctions) -> np.ndarray:
+    def predict(self, audio: Sequence[str], transcripts: Sequence[str]) -> np.ndarray:
+        """The vote's shares of the members' predictions (fusion/vote.majority_vote, as the rule)."""
         from workflow_scripts.fusion.vote import majority_vote
 
-        _, shares, _ = majority_vote([m.predict(audio, transcripts, stages) for m in self.members.values()])
+        _, shares, _ = majority_vote([m.predict(audio, transcripts) for m in self.members.values()])
         return shares
 
 
-Predictor = FusionPredictor | HeadPredictor | GraphPredictor | VotePredictor
+def load_ensemble(run_dir: str | Path, system: str, stages: StageFunctions) -> Any:
+    """The hybrid of ASR system ``system`` (fusion/ensemble.load_predictor) over the stages' statistics."""
+    from workflow_scripts.fusion.ensemble import load_predictor as load_ensemble_predictor
+
+    models, summaries = (
+        {name: ensemble_member(template, name, system).in_run(run_dir) for name in ENSEMBLE_MEMBERS}
+        for template in MEMBER_FILES
+    )
+    statistics = {"acoustic": stages.acoustic_features, "text": stages.text_features}
+    return load_ensemble_predictor(ensemble_weights(system).in_run(run_dir), models, summaries, statistics)
+
+
+def load_head(
+    config: Mapping[str, Any], run_dir: str | Path, variant: str, system: str, inputs: SequenceSources
+) -> Any:
+    """Head variant ``variant`` of ASR system ``system``, loaded by its head module (HEADS[head].predictor)
+    over ``inputs``, whose sources it reads are built first."""
+    head = head_variant(config, variant)
+    spec = HEADS[head.head]
+    for source in sorted(spec.predict_sources(head.block)):
+        inputs.load(source)
+    return resolve(spec.predictor)(head_model(config, variant, system).in_run(run_dir), inputs)
 
 
 def load_predictor(
     config: Mapping[str, Any], run_dir: str | Path, variant: str, threads: int, factories: Mapping[str, str]
-) -> tuple[Predictor, StageFunctions]:
-    """The predictor of ``variant`` and the stage functions it uses (a head needs only the ASR stage); the
-    models of the primary ASR system (--asr-system sets it)."""
+) -> tuple[Any, Callable[[Sequence[str]], list[str]]]:
+    """The predictor of ``variant`` (``classes``, ``predict(audio, transcripts)``) and the transcriber; the
+    models of the primary ASR system (--asr-system sets it). A head needs only the ASR stage."""
     system = primary_system(config["asr"])
-    members = vote_members(config) if variant == VOTE_VARIANT else [variant]
-    sources = None if members == [HEADLINE_VARIANT] else SequenceSources(config, run_dir, threads)
-    predictors: dict[str, Predictor] = {}
-    for member in members:
-        head = head_variant(config, member)
-        if head is None:
-            predictors[member] = FusionPredictor.from_run(run_dir, system)
-        elif head.head == "graph":
-            predictors[member] = GraphPredictor.from_run(
-                run_dir, member, sources, system if head_reads_text(head) else None
-            )
-        else:
-            predictors[member] = HeadPredictor.from_run(run_dir, member, sources, system)
+    members = predicted_variants(config, variant)
     stages = ("asr", "sefe", "tefe") if HEADLINE_VARIANT in members else ("asr",)
     functions = load_stage_functions(config, Path(run_dir), threads, factories, stages=stages)
-    return (predictors[variant] if variant != VOTE_VARIANT else VotePredictor(predictors)), functions
+    inputs = SequenceSources(config, run_dir, threads)
+    predictors = {
+        member: load_ensemble(run_dir, system, functions)
+        if member == HEADLINE_VARIANT
+        else load_head(config, run_dir, member, system, inputs)
+        for member in members
+    }
+    predictor = VotePredictor(predictors) if variant == VOTE_VARIANT else predictors[variant]
+    return predictor, functions.transcribe
 
 
 def collect_audio(inputs: Sequence[str]) -> list[Path]:
@@ -532,13 +425,15 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def _predict_batch(batch: Sequence[str], stages: StageFunctions, predictor: Predictor) -> list[tuple[str, np.ndarray]]:
-    transcripts = stages.transcribe(batch)
-    return list(zip(transcripts, predictor.predict(batch, transcripts, stages), strict=True))
+def _predict_batch(
+    batch: Sequence[str], transcribe: Callable[[Sequence[str]], list[str]], predictor: Any
+) -> list[tuple[str, np.ndarray]]:
+    transcripts = transcribe(batch)
+    return list(zip(transcripts, predictor.predict(batch, transcripts), strict=True))
 
 
 def predict_files(
-    paths: Sequence[Path], stages: StageFunctions, predictor: Predictor, batch_size: int = 16
+    paths: Sequence[Path], transcribe: Callable[[Sequence[str]], list[str]], predictor: Any, batch_size: int = 16
 ) -> pd.DataFrame:
     """Transcript, label and class probabilities of every file, in batches, and an ``error`` column.
 
@@ -571,12 +466,12 @@ def predict_files(
     for start in range(0, len(readable), batch_size):
         batch = readable[start : start + batch_size]
         try:
-            for path, (transcript, probabilities) in zip(batch, _predict_batch(batch, stages, predictor)):
+            for path, (transcript, probabilities) in zip(batch, _predict_batch(batch, transcribe, predictor)):
                 done(path, transcript, probabilities)
         except Exception:  # redo one by one: the failing file is named, the others predicted
             for path in batch:
                 try:
-                    ((transcript, probabilities),) = _predict_batch([path], stages, predictor)
+                    ((transcript, probabilities),) = _predict_batch([path], transcribe, predictor)
                     done(path, transcript, probabilities)
                 except Exception as error:
                     failed(path, one_line(error))
@@ -658,8 +553,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     files = collect_audio(args.inputs)
     check_run_dir(config, args.run_dir, factories, args.variant, system)
-    predictor, stages = load_predictor(config, args.run_dir, args.variant, args.threads, factories)
-    frame = predict_files(files, stages, predictor, args.batch_size)
+    predictor, transcribe = load_predictor(config, args.run_dir, args.variant, args.threads, factories)
+    frame = predict_files(files, transcribe, predictor, args.batch_size)
     write_predictions(frame, args.output)
     bad = int((frame["error"] != "").sum())
     log.info(

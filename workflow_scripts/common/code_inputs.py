@@ -1,7 +1,8 @@
 """The ``code=`` inputs of a rule, derived from its script's imports.
 
 A rule's script and every ``workflow_scripts`` module it imports, directly or through other
-modules, are inputs of the rule: editing one of them reruns exactly the rules whose scripts
+modules (a registry's ``"workflow_scripts.module:attribute"`` reference, imported when used, counts
+as an import: common/registry.py), are inputs of the rule: editing one of them reruns exactly the rules whose scripts
 reach it. Modules that change how a step reports or where files live, never what it computes,
 are not counted (``NOT_CODE``): editing the log format does not retrain Whisper. Package
 ``__init__`` files are empty and are not counted either.
@@ -10,9 +11,12 @@ are not counted (``NOT_CODE``): editing the log format does not retrain Whisper.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = "workflow_scripts"
+# A lazy reference to a package module's attribute (common/registry.resolve), e.g. a registry's implementation.
+REFERENCE = re.compile(rf"({PACKAGE}(?:\.\w+)+):\w+")
 # Modules whose edits change no result: logging, the script adapter, this module, and the
 # declarations of names and paths (a changed path or name changes the DAG itself).
 NOT_CODE = frozenset(
@@ -53,6 +57,8 @@ def _imported_names(path: Path, root: Path) -> set[str]:
             names.add(module)
             # `from package import module` imports a module, not just a name
             names.update(f"{module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and REFERENCE.fullmatch(node.value):
+            names.add(REFERENCE.fullmatch(node.value).group(1))
     return {name for name in names if name == PACKAGE or name.startswith(PACKAGE + ".")}
 
 

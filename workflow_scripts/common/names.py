@@ -1,6 +1,6 @@
-"""Every name list of the workflow, defined once (rules/common.smk, the scripts and predict import it).
+"""Every name list of the workflow, defined once (the rules, the scripts and predict import it).
 
-Only the standard library here: rules/common.smk imports it whenever Snakemake builds the DAG.
+Only the standard library here: the rules import it whenever Snakemake builds the DAG.
 """
 
 from __future__ import annotations
@@ -70,6 +70,13 @@ TEFE_REFERENCE_BACKEND = "tfidf"
 MODALITIES = ("acoustic", "text")
 # acoustic_aug: the acoustic features with augmented training copies (challenge.augmentation).
 FEATURE_SETS = ("acoustic", "text", "early", "acoustic_aug")
+# The pooled files (rules pool_features, pool_augmented_acoustic) each feature set's classifiers read.
+FEATURE_SET_POOLED = {
+    "acoustic": ("acoustic",),
+    "text": ("text",),
+    "early": MODALITIES,
+    "acoustic_aug": ("acoustic_aug",),
+}
 CLASSIFIERS = ("lr", "rf", "xgboost")
 # Ensemble members in the order of the paper's weights w1, w2, w3.
 ENSEMBLE_MEMBERS = ("xgboost", "rf", "lr")
@@ -80,11 +87,19 @@ VARIANT_FEATURE_SETS = {
     "early": ("early",),
     "late": ("acoustic", "text"),
     "hybrid": ("early",),
-    # Only when challenge.augmentation.enabled (rules/common.smk get_report_variants).
+    # Only when challenge.augmentation.enabled (get_report_variants, rules/fusion_inputs.smk).
     "acoustic_aug": ("acoustic_aug",),
 }
 # Variants evaluated from classifier outputs (rule evaluate_variant).
 CLASSIFIER_VARIANTS = tuple(VARIANT_FEATURE_SETS)
+# The variants that combine their classifiers with the tuned ensemble weights (rule tune_ensemble).
+ENSEMBLE_VARIANTS = ("hybrid",)
+# The fusion.variants keys each classifier variant reads (an ensemble variant: none), in this order.
+VARIANT_CONFIG_KEYS = {
+    **{variant: ("classifier", "selection_metric") for variant in CLASSIFIER_VARIANTS},
+    "late": ("classifier", "selection_metric", "late_weights"),
+    **{variant: () for variant in ENSEMBLE_VARIANTS},
+}
 # Neural fusion heads on sequence features, each trained by its own rule (fusion.heads.<head>);
 # their ablations are variants named in fusion.heads.ablations (fusion/heads/variants.py).
 HEADS = ("xattn", "graph")
@@ -132,24 +147,9 @@ def base_variant(name: str) -> str:
     return base
 
 
-def reads_transcripts(name: str, others: Mapping[str, bool]) -> bool:
-    """Whether a report row (a variant, or ``<variant>+rules``) depends on an ASR system's transcripts, and so
-    exists once per system (results/systems/<system>/...): a classifier variant reading a text feature set,
-    every ``+rules`` row (the rules read transcripts), and each other variant (the neural heads and their
-    ablations, the vote) as ``others`` says (rules/common.smk works it out from the config: a head that reads
-    the text token sequences, a vote with such a member). Acoustic-only rows are shared by all systems."""
-    if name.endswith(RULES_SUFFIX):
-        base_variant(name)  # a clear error for a malformed name
-        return True
-    if name in VARIANT_FEATURE_SETS:
-        return any(feature_set not in ACOUSTIC_ONLY_FEATURE_SETS for feature_set in VARIANT_FEATURE_SETS[name])
-    if name not in others:
-        raise ValueError(f"{name!r} is not a variant of this workflow ({list(VARIANT_FEATURE_SETS) + list(others)})")
-    return bool(others[name])
-
-
 def feature_set_reads_transcripts(feature_set: str) -> bool:
-    """Whether a feature set (names.FEATURE_SETS) or modality holds text features (one per ASR system)."""
+    """Whether a feature set (names.FEATURE_SETS) or modality holds text features (one per ASR system);
+    which report rows read transcripts: fusion/rows.py."""
     return feature_set not in ACOUSTIC_ONLY_FEATURE_SETS
 
 

@@ -1,8 +1,17 @@
-"""The results layout, defined once: rules/common.smk, the scripts and predict import it.
+"""The results layout, defined once: the rules, the scripts and predict import it.
 
 Templates hold Snakemake wildcards (``{split}``, ``{backend}`` ...); rules use them as
 patterns and ``expand()`` them, Python fills them with ``str.format``. Every path starts
-with ``RESULTS``; :func:`in_run` moves one into another run directory (predict).
+with ``RESULTS``; :func:`in_run` moves one into another run directory (predict). Logs and
+benchmarks come from :func:`log` and :func:`benchmark`, never written by hand.
+
+Scope, the one way to put a result under an ASR system (asr.systems): a result that may be
+shared by every system or exist once per system holds the ``{scope}`` segment, whose value is
+``SHARED_SCOPE`` ("shared", results/shared/...) or ``system_scope(name)`` ("systems/<name>",
+results/systems/<name>/...); ``fusion.rows.row_scope`` / ``feature_set_scope`` say which one a
+row or feature set takes, ``scope_system`` reads the system back. A result that is always per
+system (transcripts, ASR scores, TEFE features and tokens) holds ``SYSTEM_DIR``, which is
+``system_scope("{system}")``: the same directory, with the system as its own wildcard.
 """
 
 from __future__ import annotations
@@ -12,29 +21,42 @@ from pathlib import Path
 RESULTS = "results"
 LOGS = "logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
-# Everything that depends on an ASR system's transcripts (asr.systems): its transcripts and scores,
-# its text features, and the fusion results that read them (names.reads_transcripts). Acoustic-only
-# results keep their shared path.
-SYSTEM_DIR = f"{RESULTS}/systems/{{system}}"
+
+# The {scope} of a result that reads no transcripts: built once, shared by every ASR system.
+SHARED_SCOPE = "shared"
 
 
-def per_system(template: str) -> str:
-    """``template`` (a shared results path) inside an ASR system's directory, with a ``{system}`` wildcard:
-    ``results/metrics/{variant}.json`` -> ``results/systems/{system}/metrics/{variant}.json``."""
-    if not template.startswith(RESULTS + "/"):
-        raise ValueError(f"{template!r} is not a results path")
-    return SYSTEM_DIR + template.removeprefix(RESULTS)
+def system_scope(system: str) -> str:
+    """The {scope} of a result of ASR system ``system`` (``"systems/<system>"``)."""
+    return f"systems/{system}"
 
 
-def for_system(template: str, per_system_result: bool, system: str | None) -> str:
-    """``template`` as a shared path, or (``per_system_result``) inside ``system``'s directory; the ``{system}``
-    field filled, every other wildcard kept."""
-    if not per_system_result:
-        return template
-    if not system:
-        raise ValueError(f"{template!r} depends on the ASR system's transcripts: name the system")
-    return per_system(template).replace("{system}", system)
+def scope_system(scope: str) -> str | None:
+    """The ASR system of a {scope} value (``"systems/<name>"`` -> ``name``), None for ``SHARED_SCOPE``."""
+    if scope == SHARED_SCOPE:
+        return None
+    prefix = system_scope("")
+    system = scope.removeprefix(prefix)
+    if not scope.startswith(prefix) or not system or "/" in system:
+        raise ValueError(f"{scope!r} is neither {SHARED_SCOPE!r} nor {system_scope('<system>')!r}")
+    return system
 
+
+def log(stage: str, rule: str, *wildcards: str) -> str:
+    """The log file of a rule's job: ``logs/<stage>/<rule>[/<wildcard>...].log``
+    (e.g. ``log("fusion", "train_classifier", "{scope}", "{classifier}", "{feature_set}")``)."""
+    return "/".join((LOGS, stage, rule, *wildcards)) + ".log"
+
+
+def benchmark(stage: str, rule: str, *wildcards: str) -> str:
+    """The benchmark file of a rule's job: ``results/benchmarks/<stage>/<rule>[/<wildcard>...].tsv``."""
+    return "/".join((BENCHMARKS, stage, rule, *wildcards)) + ".tsv"
+
+
+# Results that are always per ASR system: transcripts and their scores, the text features.
+SYSTEM_DIR = f"{RESULTS}/{system_scope('{system}')}"
+# Results that are shared or per system (see the module docstring).
+SCOPE_DIR = f"{RESULTS}/{{scope}}"
 
 # --- data ---
 DEMO_SPEECH_TABLE = f"{RESULTS}/demo/speech_corpus.tsv"
@@ -96,20 +118,20 @@ TEFE_BACKEND_TOKENS = f"{SYSTEM_DIR}/tefe/{{backend}}/tokens/{{split}}.parquet"
 TEFE_TOKENS = f"{SYSTEM_DIR}/tefe/tokens/{{split}}.parquet"
 
 # --- fusion ---
-# Shared paths: a text-dependent result (names.reads_transcripts) lives at per_system(template).
-POOLED = f"{RESULTS}/fusion/pooled/{{modality}}/{{split}}.parquet"
-CLASSIFIER_DIR = f"{RESULTS}/fusion/{{feature_set}}/{{classifier}}"
+# Under {scope}: shared, or the ASR system's when it reads transcripts (fusion/rows.py).
+POOLED = f"{SCOPE_DIR}/fusion/pooled/{{modality}}/{{split}}.parquet"
+CLASSIFIER_DIR = f"{SCOPE_DIR}/fusion/{{feature_set}}/{{classifier}}"
 CLASSIFIER_MODEL = f"{CLASSIFIER_DIR}/model.joblib"
 CLASSIFIER_TRIALS = f"{CLASSIFIER_DIR}/trials.csv"
 CLASSIFIER_PROBABILITIES = f"{CLASSIFIER_DIR}/probabilities/{{split}}.parquet"
 CLASSIFIER_OOF = f"{CLASSIFIER_DIR}/oof_train.parquet"
 CLASSIFIER_SUMMARY = f"{CLASSIFIER_DIR}/summary.json"
-ENSEMBLE_WEIGHTS = f"{RESULTS}/ensemble/weights.json"
-ENSEMBLE_TRIALS = f"{RESULTS}/ensemble/trials.csv"
-ENSEMBLE_OOF = f"{RESULTS}/ensemble/oof_train.parquet"
-VARIANT_METRICS = f"{RESULTS}/metrics/{{variant}}.json"
-VARIANT_PROBABILITIES = f"{RESULTS}/fusion/variants/{{variant}}/{{split}}.parquet"
-HEAD_DIR = f"{RESULTS}/fusion/heads/{{variant}}"
+ENSEMBLE_WEIGHTS = f"{SCOPE_DIR}/ensemble/weights.json"
+ENSEMBLE_TRIALS = f"{SCOPE_DIR}/ensemble/trials.csv"
+ENSEMBLE_OOF = f"{SCOPE_DIR}/ensemble/oof_train.parquet"
+VARIANT_METRICS = f"{SCOPE_DIR}/metrics/{{variant}}.json"
+VARIANT_PROBABILITIES = f"{SCOPE_DIR}/fusion/variants/{{variant}}/{{split}}.parquet"
+HEAD_DIR = f"{SCOPE_DIR}/fusion/heads/{{variant}}"
 HEAD_MODEL = f"{HEAD_DIR}/model.pt"
 HEAD_SUMMARY = f"{HEAD_DIR}/summary.json"
 # Per-epoch training state for resuming a killed head job; removed once the job's outputs exist.
@@ -127,7 +149,7 @@ CONFUSION_MATRICES = f"{RESULTS}/fusion/confusion_matrices.png"
 
 # --- challenge ---
 # A "<variant>+rules" row writes VARIANT_METRICS / VARIANT_PROBABILITIES under its own name.
-LEXICON_RULES_CHANGES = f"{RESULTS}/challenge/rules/{{variant}}.tsv"
+LEXICON_RULES_CHANGES = f"{SCOPE_DIR}/challenge/rules/{{variant}}.tsv"
 AUGMENTED_WAV_DIR = f"{RESULTS}/augment/wav"
 AUGMENTED_MANIFEST = f"{RESULTS}/augment/train.tsv"
 AUGMENTED_RECORD = f"{RESULTS}/augment/copies.json"

@@ -29,7 +29,7 @@ cross-validated in their configured form. Every classifier writes the same files
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +49,8 @@ from workflow_scripts.common.cv import Folds, cv_folds
 from workflow_scripts.common.files import atomic_path, write_json
 from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.common.metrics import OBJECTIVES, fold_mean_score
-from workflow_scripts.common.names import AUGMENTED_ID_MARK, CLASSIFIERS, is_augmented_copy
+from workflow_scripts.common.names import AUGMENTED_ID_MARK, is_augmented_copy
+from workflow_scripts.common.registry import Spec, lookup, registry
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.fusion.pooling import Pooled, feature_spec, load_feature_set, write_probabilities
 
@@ -59,46 +60,66 @@ log = logging.getLogger(__name__)
 FIXED_OBJECTIVE = "balanced_accuracy"
 
 
+def lr_params(block: Mapping[str, Any]) -> dict[str, Any]:
+    """Logistic Regression's keyword arguments from fusion.lr."""
+    return {
+        "C": float(block["C"]),
+        "class_weight": block["class_weight"],
+        "max_iter": int(block["max_iter"]),
+        "solver": block["solver"],
+    }
+
+
+def rf_params(block: Mapping[str, Any]) -> dict[str, Any]:
+    """Random Forest's keyword arguments from fusion.rf."""
+    return {
+        "n_estimators": int(block["n_estimators"]),
+        "max_depth": block["max_depth"],
+        "min_samples_leaf": int(block["min_samples_leaf"]),
+        "class_weight": block["class_weight"],
+        "random_state": int(block["seed"]),
+    }
+
+
+def xgboost_params(block: Mapping[str, Any]) -> dict[str, Any]:
+    """XGBoost's fixed keyword arguments from fusion.xgboost (its search space is tuned apart)."""
+    return {**block["params"], "random_state": int(block["seed"])}
+
+
+@dataclass(frozen=True)
+class ClassifierSpec(Spec):
+    """A fusion classifier (names.CLASSIFIERS): the common spec (``implementation``: the estimator
+    class), its keyword arguments from its config block, whether it sits behind a StandardScaler, and
+    whether it parallelises over ``n_jobs`` threads, and whether its tuning trains through
+    :class:`BoostedFolds` (XGBoost's native training)."""
+
+    params: Callable[[Mapping[str, Any]], dict[str, Any]]
+    scaled: bool
+    threaded: bool
+    boosted: bool = False
+
+
+# Logistic Regression behind a StandardScaler; the tree ensembles alone (scaling changes no threshold).
+CLASSIFIER_SPECS: dict[str, ClassifierSpec] = registry(
+    ClassifierSpec("lr", False, "sklearn.linear_model:LogisticRegression", lr_params, scaled=True, threaded=False),
+    ClassifierSpec("rf", False, "sklearn.ensemble:RandomForestClassifier", rf_params, scaled=False, threaded=True),
+    ClassifierSpec(
+        "xgboost", False, "xgboost:XGBClassifier", xgboost_params, scaled=False, threaded=True, boosted=True
+    ),
+)
+
+
 def estimator_params(name: str, block: Mapping[str, Any]) -> dict[str, Any]:
     """The estimator's keyword arguments from a classifier's config block (XGBoost: the fixed ones)."""
-    if name == "lr":
-        return {
-            "C": float(block["C"]),
-            "class_weight": block["class_weight"],
-            "max_iter": int(block["max_iter"]),
-            "solver": block.get("solver", "lbfgs"),
-        }
-    if name == "rf":
-        return {
-            "n_estimators": int(block["n_estimators"]),
-            "max_depth": block["max_depth"],
-            "min_samples_leaf": int(block["min_samples_leaf"]),
-            "class_weight": block["class_weight"],
-            "random_state": int(block["seed"]),
-        }
-    if name == "xgboost":
-        return {**block["params"], "random_state": int(block["seed"])}
-    raise ValueError(f"unknown classifier {name!r}; expected one of {list(CLASSIFIERS)}")
+    return lookup(CLASSIFIER_SPECS, name, "classifier").params(block)
 
 
 def build_classifier(name: str, params: Mapping[str, Any], threads: int = 1) -> Pipeline:
     """An unfitted pipeline: the classifier ``name`` with ``params``, behind a StandardScaler for
     Logistic Regression (the tree ensembles need no scaling)."""
-    if name == "lr":
-        from sklearn.linear_model import LogisticRegression
-
-        return Pipeline([("scale", StandardScaler()), ("model", LogisticRegression(**params))])
-    if name == "rf":
-        from sklearn.ensemble import RandomForestClassifier
-
-        model = RandomForestClassifier(**params, n_jobs=threads)
-    elif name == "xgboost":
-        from xgboost import XGBClassifier
-
-        model = XGBClassifier(**params, n_jobs=threads)
-    else:
-        raise ValueError(f"unknown classifier {name!r}; expected one of {list(CLASSIFIERS)}")
-    return Pipeline([("model", model)])
+    spec = lookup(CLASSIFIER_SPECS, name, "classifier")
+    model = spec.load()(**params, **({"n_jobs": threads} if spec.threaded else {}))
+    return Pipeline([*([("scale", StandardScaler())] if spec.scaled else []), ("model", model)])
 
 
 def set_threads(pipeline: Pipeline, threads: int) -> Pipeline:
@@ -176,13 +197,9 @@ def suggest_params(trial: Any, space: Mapping[str, Mapping[str, Any]]) -> dict[s
     params = {}
     for name, spec in sorted(space.items()):
         if spec["type"] == "int":
-            params[name] = trial.suggest_int(
-                name, int(spec["low"]), int(spec["high"]), log=bool(spec.get("log", False))
-            )
+            params[name] = trial.suggest_int(name, int(spec["low"]), int(spec["high"]), log=bool(spec["log"]))
         else:
-            params[name] = trial.suggest_float(
-                name, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log", False))
-            )
+            params[name] = trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=bool(spec["log"]))
     return params
 
 
@@ -316,8 +333,8 @@ def make_pruner(block: Mapping[str, Any], folds: int) -> Any:
     """The Optuna pruner of ``block['pruner']`` (none, median, hyperband); steps are folds."""
     import optuna
 
-    kind = block.get("pruner") or "none"
-    startup = int(block.get("pruner_startup_trials", 5))
+    kind = block["pruner"]
+    startup = int(block["pruner_startup_trials"])
     if kind == "none":
         return optuna.pruners.NopPruner()
     if kind == "median":
@@ -346,7 +363,9 @@ def tune(
     fixed = estimator_params(name, block)
     objective_name = block["objective"]
     boosted = (
-        BoostedFolds(X, y, folds, n_classes, threads, block.get("early_stopping_rounds")) if name == "xgboost" else None
+        BoostedFolds(X, y, folds, n_classes, threads, block["early_stopping_rounds"])
+        if CLASSIFIER_SPECS[name].boosted
+        else None
     )
     kept: dict[str, Any] = {}  # the best complete trial so far: number, value, cv, boosters
 
@@ -408,7 +427,7 @@ def tune(
         "best_value": float(best.value),
         "space": block["space"],
         "folds": len(folds),
-        "pruner": block.get("pruner") or "none",
+        "pruner": block["pruner"],
         "pruned_trials": int(pruned),
     }
     if boosted is not None:

@@ -13,7 +13,7 @@ refitted: they are read. No test split is an input of this step (the tune_ensemb
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 # OpenMP threads (XGBoost, scikit-learn) that spin while waiting stall ~10-40x on a busy or shared
@@ -31,18 +31,30 @@ from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.common.metrics import fold_mean_score
 from workflow_scripts.common.names import ENSEMBLE_FEATURE_SET, ENSEMBLE_MEMBERS
 from workflow_scripts.common.rule import run_rule
-from workflow_scripts.fusion.classifiers import CrossValidation, cross_validate, set_threads, training_folds
-from workflow_scripts.fusion.pooling import Pooled, align_ids, load_feature_set
+from workflow_scripts.fusion.classifiers import (
+    CrossValidation,
+    cross_validate,
+    predict_proba,
+    set_threads,
+    training_folds,
+)
+from workflow_scripts.fusion.pooling import Pooled, align_ids, concat_statistics, load_feature_set
 
 log = logging.getLogger(__name__)
 
 
+# The simplex's free parameters: the first member's weight, and the second's share of the rest.
+WEIGHT_PARAM = f"w_{ENSEMBLE_MEMBERS[0]}"
+SHARE_PARAM = f"{ENSEMBLE_MEMBERS[1]}_share"
+
+
 def simplex_weights(w1: float, share: float) -> dict[str, float]:
-    """The three weights from w1 in [0, 1] and the share of the remainder given to RF."""
+    """The three weights (ENSEMBLE_MEMBERS order) from w1 in [0, 1] and the share of the remainder
+    given to the second member."""
     if not (0.0 <= w1 <= 1.0 and 0.0 <= share <= 1.0):
         raise ValueError(f"w1 {w1} and share {share} must lie in [0, 1]")
     w2 = share * (1.0 - w1)
-    return {"xgboost": w1, "rf": w2, "lr": max(0.0, 1.0 - w1 - w2)}
+    return dict(zip(ENSEMBLE_MEMBERS, (w1, w2, max(0.0, 1.0 - w1 - w2)), strict=True))
 
 
 def combine(probabilities: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
@@ -62,7 +74,8 @@ def tune_weights(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def objective(trial: Any) -> float:
-        weights = simplex_weights(trial.suggest_float("w_xgboost", 0.0, 1.0), trial.suggest_float("rf_share", 0.0, 1.0))
+        w1, share = trial.suggest_float(WEIGHT_PARAM, 0.0, 1.0), trial.suggest_float(SHARE_PARAM, 0.0, 1.0)
+        weights = simplex_weights(w1, share)
         for member, value in weights.items():
             trial.set_user_attr(f"w_{member}", value)
         return fold_mean_score(block["objective"], y, combine(oof, weights), fold)
@@ -70,7 +83,7 @@ def tune_weights(
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=int(block["seed"])))
     study.optimize(objective, n_trials=int(block["trials"]))
     best = study.best_trial
-    weights = simplex_weights(best.params["w_xgboost"], best.params["rf_share"])
+    weights = simplex_weights(best.params[WEIGHT_PARAM], best.params[SHARE_PARAM])
     trials = study.trials_dataframe(attrs=("number", "value", "params", "user_attrs", "state"))
     return weights, float(best.value), trials
 
@@ -160,7 +173,7 @@ def tune_ensemble(
     equal = {m: 1.0 / len(ENSEMBLE_MEMBERS) for m in ENSEMBLE_MEMBERS}
     payload = {
         "weights": weights,
-        "formula": "P = w_xgboost * P_xgboost + w_rf * P_rf + w_lr * P_lr",
+        "formula": "P = " + " + ".join(f"w_{m} * P_{m}" for m in ENSEMBLE_MEMBERS),
         "objective": {
             "metric": block["objective"],
             "value": best,
@@ -194,6 +207,71 @@ def tune_ensemble(
     frame.insert(0, "utt_id", train.utt_ids)
     frame["fold"] = fold
     return payload, trials, frame
+
+
+class EnsemblePredictor:
+    """The hybrid (DFAT) variant for predict: the pooling of the run's features, its early-fusion
+    members and its tuned weights, over the SEFE / TEFE statistics of new audio and transcripts."""
+
+    def __init__(
+        self,
+        models: Mapping[str, Any],
+        weights: Mapping[str, float],
+        features: Sequence[Mapping[str, Any]],
+        classes: Sequence[str],
+        statistics: Mapping[str, Callable[[Sequence[str]], Mapping[str, np.ndarray]]],
+    ) -> None:
+        self.models = dict(models)
+        self.weights = dict(weights)
+        self.features = list(features)
+        self.classes = list(classes)
+        self.statistics = dict(statistics)
+
+    def pooled(self, modality_stats: Mapping[str, Mapping[str, np.ndarray]]) -> np.ndarray:
+        """The early-fusion vector of each utterance, exactly as the pool_features rule builds it."""
+        blocks = []
+        for spec in self.features:
+            where = f"{spec['modality']} features"
+            block = concat_statistics(modality_stats[spec["modality"]], spec["statistics"], where)
+            if block.shape[1] != spec["dim"]:
+                raise ValueError(
+                    f"{where}: width {block.shape[1]} ({'+'.join(spec['statistics'])}), but the run's "
+                    f"models were trained on {spec['dim']} (encoder {spec['model']})"
+                )
+            blocks.append(block)
+        return np.concatenate(blocks, axis=1)
+
+    def predict_proba(self, modality_stats: Mapping[str, Mapping[str, np.ndarray]]) -> np.ndarray:
+        """Ensemble class probabilities, one row per utterance (columns in ``self.classes`` order)."""
+        X = self.pooled(modality_stats)
+        members = {name: predict_proba(model, X, len(self.classes)) for name, model in self.models.items()}
+        return combine(members, self.weights)
+
+    def predict(self, audio: Sequence[str], transcripts: Sequence[str]) -> np.ndarray:
+        """Probabilities of audio files and their transcripts through the stages' pooled features."""
+        stats = {"acoustic": self.statistics["acoustic"](audio), "text": self.statistics["text"](transcripts)}
+        return self.predict_proba(stats)
+
+
+def load_predictor(
+    weights: str | os.PathLike,
+    models: Mapping[str, str | os.PathLike],
+    summaries: Mapping[str, str | os.PathLike],
+    statistics: Mapping[str, Callable[[Sequence[str]], Mapping[str, np.ndarray]]],
+) -> EnsemblePredictor:
+    """predict's loader of the hybrid: the tuned ``weights`` (weights.json) and each member's fitted
+    model and summary (ENSEMBLE_MEMBERS), over ``statistics``: modality -> the stage function giving
+    the statistics of new audio (acoustic) or transcripts (text)."""
+    summary = {name: read_json(summaries[name]) for name in ENSEMBLE_MEMBERS}
+    first = summary[ENSEMBLE_MEMBERS[0]]
+    for name, found in summary.items():
+        if found["features"] != first["features"] or found["classes"] != first["classes"]:
+            raise SystemExit(
+                f"predict: the {name} model {models[name]} was trained on other features or classes "
+                "than the others (an unfinished or mixed run?)"
+            )
+    fitted = {name: joblib.load(models[name]) for name in ENSEMBLE_MEMBERS}
+    return EnsemblePredictor(fitted, read_json(weights)["weights"], first["features"], first["classes"], statistics)
 
 
 def main(job: Any) -> None:

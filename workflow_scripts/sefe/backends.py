@@ -27,7 +27,8 @@ import numpy as np
 
 from workflow_scripts.common.devices import resolve_device
 from workflow_scripts.common.hub import resolve_funasr_model, resolve_transformers_model
-from workflow_scripts.common.names import SEFE_BACKENDS
+from workflow_scripts.common.registry import lookup
+from workflow_scripts.sefe.registry import SEFE_BACKENDS
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,8 @@ class HandcraftedBackend(Backend):
     name = "handcrafted"
     process_parallel = True
 
-    def __init__(self, cfg: Mapping[str, Any], sample_rate: int) -> None:
+    def __init__(self, cfg: Mapping[str, Any], sample_rate: int, threads: int = 1) -> None:
+        """``threads`` is unused: extraction parallelises this backend by process (``process_parallel``)."""
         import librosa
 
         self.cfg = dict(cfg)
@@ -412,13 +414,5 @@ class WhisperEncoderBackend(Backend):
 
 
 def build_backend(name: str, cfg: Mapping[str, Any], sample_rate: int, threads: int = 1) -> Backend:
-    """The backend ``name`` configured by its block ``cfg`` (sefe.<name>)."""
-    if name == "handcrafted":
-        return HandcraftedBackend(cfg, sample_rate)
-    if name == "emotion2vec":
-        return Emotion2vecBackend(cfg, sample_rate, threads)
-    if name == "wavlm":
-        return TransformersBackend(cfg, sample_rate, threads)
-    if name == "whisper_encoder":
-        return WhisperEncoderBackend(cfg, sample_rate, threads)
-    raise ValueError(f"unknown SEFE backend {name!r} (expected one of {list(SEFE_BACKENDS)})")
+    """The backend ``name`` (sefe/registry.py) configured by its block ``cfg`` (sefe.<name>)."""
+    return lookup(SEFE_BACKENDS, name, "SEFE backend").load()(cfg, sample_rate, threads)

@@ -14,30 +14,25 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from workflow_scripts.common.names import TEFE_OTHER_BACKENDS
+from workflow_scripts.common.registry import lookup
+from workflow_scripts.tefe.registry import TEXT_BACKENDS, TextBackendSpec
+
+# The backends with their own rules and this interface (not the paper's neural encoders).
+STANDALONE_BACKENDS: dict[str, TextBackendSpec] = {name: s for name, s in TEXT_BACKENDS.items() if s.standalone}
+
+
+def standalone_spec(name: str) -> TextBackendSpec:
+    """The registered standalone backend ``name`` (tefe/registry.py)."""
+    return lookup(STANDALONE_BACKENDS, name, "TEFE backend")
 
 
 def build_text_backend(name: str, config: Mapping[str, Any], classes: Sequence[str], threads: int = 1) -> Any:
     """An unfitted backend ``name`` with its config block (tefe.<name>)."""
-    if name == "tfidf":
-        from workflow_scripts.tefe.tfidf import TfidfBackend
-
-        return TfidfBackend(config, classes)
-    if name == "transformer":
-        from workflow_scripts.tefe.transformer import TransformerBackend
-
-        return TransformerBackend(config, classes, threads)
-    raise ValueError(f"unknown TEFE backend {name!r}; expected one of {TEFE_OTHER_BACKENDS}")
+    spec = standalone_spec(name)
+    return spec.load()(config, classes, *([threads] if spec.threaded else []))
 
 
 def load_text_backend(name: str, directory: str | os.PathLike, threads: int = 1) -> Any:
     """A fitted backend ``name`` from its model directory."""
-    if name == "tfidf":
-        from workflow_scripts.tefe.tfidf import TfidfBackend
-
-        return TfidfBackend.load(directory)
-    if name == "transformer":
-        from workflow_scripts.tefe.transformer import TransformerBackend
-
-        return TransformerBackend.load(directory, threads)
-    raise ValueError(f"unknown TEFE backend {name!r}; expected one of {TEFE_OTHER_BACKENDS}")
+    spec = standalone_spec(name)
+    return spec.load().load(directory, *([threads] if spec.threaded else []))

@@ -38,27 +38,20 @@ from workflow_scripts.common.names import GRAPH_NODE_SOURCES
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.common.sequences import SequenceFile
 from workflow_scripts.fusion.heads import outputs
+from workflow_scripts.fusion.heads.prediction import SequenceInputs, check_widths
 from workflow_scripts.fusion.heads.trainer import fit, run_fingerprint
 
 HEAD = "graph"
 TITLE = "Graph-attention fusion (seed 003)"
 CHECKPOINT_FORMAT = "dfat-head-graph-1"
 NODES = tuple(GRAPH_NODE_SOURCES)
-MODEL_DEFAULTS: dict[str, Any] = {
-    "nodes": list(NODES),
-    "fusion": "graph",
-    "d_model": 64,
-    "heads": 8,
-    "gat_layers": 2,
-    "prosody_dim": 32,
-    "mlp_hidden": 64,
-    "dropout": 0.2,
-}
+# The model's keys of the head's block (their defaults: schemas/fusion.schema.yaml, fusion.heads.graph).
+MODEL_KEYS = ("nodes", "fusion", "d_model", "heads", "gat_layers", "prosody_dim", "mlp_hidden", "dropout")
 
 
 def model_settings(block: Mapping[str, Any]) -> dict[str, Any]:
-    """The model keys of the head's block, defaults filled in and checked."""
-    s = {key: block.get(key, default) for key, default in MODEL_DEFAULTS.items()}
+    """The model keys of the head's block (validated, defaults filled), checked."""
+    s = {key: block[key] for key in MODEL_KEYS}
     s["nodes"] = list(s["nodes"])
     unknown = [n for n in s["nodes"] if n not in NODES]
     if unknown or not s["nodes"] or len(set(s["nodes"])) != len(s["nodes"]):
@@ -71,8 +64,9 @@ def model_settings(block: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def sources(nodes: Sequence[str]) -> list[str]:
-    """The sequence feature sets (acoustic, text, prosody) that ``nodes`` read."""
-    return sorted({GRAPH_NODE_SOURCES[n] for n in nodes})
+    """The sequence feature sets (acoustic, text, prosody) that ``nodes`` read, sorted (as the head's
+    registry entry says; not imported from there, whose references would make xattn.py an input here)."""
+    return sorted({GRAPH_NODE_SOURCES[node] for node in nodes})
 
 
 class GraphAttentionLayer(nn.Module):
@@ -180,11 +174,26 @@ class GraphFusionHead(nn.Module):
         x = self.dropout(self.hidden(h.flatten(1)))
         return self.output(x)
 
+    def source_widths(self) -> dict[str, int]:
+        """The width of the sequences each source its nodes read holds (prosody: its token vocabulary)."""
+        widths = {}
+        for node in self.nodes:
+            if node == "prosody":
+                widths["prosody"] = int(self.embedding.num_embeddings)
+            else:
+                width = int(getattr(self, f"{node}_mean").shape[0])
+                widths[GRAPH_NODE_SOURCES[node]] = width // len(SPECTRAL_STATISTICS) if node == "spectral" else width
+        return widths
+
+
+# The spectral node's statistics of each frame dimension, in its input's order.
+SPECTRAL_STATISTICS = ("std", "max", "min")
+
 
 def pooled_nodes(frames: np.ndarray) -> dict[str, np.ndarray]:
-    """The speech (mean) and spectral (std, max, min) node inputs of one (frames, dim) matrix."""
+    """The speech (mean) and spectral (SPECTRAL_STATISTICS) node inputs of one (frames, dim) matrix."""
     values = frames.astype(np.float64)
-    spectral = np.concatenate([values.std(axis=0), values.max(axis=0), values.min(axis=0)])
+    spectral = np.concatenate([getattr(values, statistic)(axis=0) for statistic in SPECTRAL_STATISTICS])
     return {"speech": values.mean(axis=0).astype(np.float32), "spectral": spectral.astype(np.float32)}
 
 
@@ -279,6 +288,35 @@ def predict_nodes(model: GraphFusionHead, matrices: Mapping[str, Sequence[np.nda
     inputs = node_inputs(model.nodes, matrices)
     n = len(next(iter(matrices.values())))
     return torch.softmax(model(node_batch(inputs, np.arange(n))).float(), dim=1).numpy().astype(np.float64)
+
+
+class GraphPredictor:
+    """A trained graph variant for predict: its checkpoint over the node inputs of new audio (SEFE
+    frames, TEFE token states, prosody tokens with the run's bins: those its nodes read)."""
+
+    def __init__(self, model: GraphFusionHead, classes: Sequence[str], inputs: SequenceInputs) -> None:
+        self.model, self.classes, self.inputs = model, list(classes), inputs
+        self.widths = model.source_widths()
+        self.reads = sources(model.nodes)
+
+    def predict(self, audio: Sequence[str], transcripts: Sequence[str]) -> np.ndarray:
+        """Class probabilities of audio files and their transcripts."""
+        matrices = {s: self.inputs(s, transcripts if s == "text" else audio) for s in self.reads}
+        check_widths({s: m for s, m in matrices.items() if s != "prosody"}, self.widths, "graph head")
+        return predict_nodes(self.model, matrices)
+
+
+def load_predictor(path: str | os.PathLike, inputs: SequenceInputs) -> GraphPredictor:
+    """predict's loader of a trained graph variant (fusion/heads/registry.py): its saved checkpoint, its
+    prosody vocabulary checked against the run's bins."""
+    model, header = load_head(path)
+    predictor = GraphPredictor(model, header["classes"], inputs)
+    if "prosody" in predictor.widths and inputs.vocabulary("prosody") != predictor.widths["prosody"]:
+        raise SystemExit(
+            f"predict: the run's prosody bins have {inputs.vocabulary('prosody')} tokens, but the head {path} was "
+            f"trained on {predictor.widths['prosody']} (a mixed run?)"
+        )
+    return predictor
 
 
 def train_and_evaluate(

@@ -3,7 +3,7 @@
 
 An ablation is its own variant, trained by its head's rule with the head's block updated by the
 overrides, so editing one ablation reruns only that variant (and the report); editing the head's
-block reruns the head and all its ablations. Used by ``rules/common.smk`` and ``predict``.
+block reruns the head and all its ablations. Used by the rules, ``fusion/rows.py`` and ``predict``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workflow_scripts.common import names
+from workflow_scripts.fusion.heads.registry import HEADS
 
 # An ablation key beside the head's own: train with the head's seed plus this (e.g. vote members).
 SEED_OFFSET = "seed_offset"
@@ -26,6 +27,11 @@ class HeadVariant:
     head: str
     block: dict[str, Any]
     overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sequence_modalities(self) -> frozenset[str]:
+        """The sequence feature sets the variant reads (its head's registry entry says, from its block)."""
+        return HEADS[self.head].sequence_sources(self.block)
 
 
 def head_variants(heads: Mapping[str, Any]) -> dict[str, HeadVariant]:

@@ -38,6 +38,7 @@ from workflow_scripts.common import names
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.common.sequences import SequenceFile, pad_batch
 from workflow_scripts.fusion.heads import outputs
+from workflow_scripts.fusion.heads.prediction import SequenceInputs, check_widths
 from workflow_scripts.fusion.heads.trainer import fit, run_fingerprint
 from workflow_scripts.tefe.extract import read_transcript_texts
 from workflow_scripts.tefe.models import TextEncoder, load_encoder
@@ -48,23 +49,24 @@ TITLE = "Cross-modal attention (seed 004)"
 CHECKPOINT_FORMAT = "dfat-head-xattn-1"
 # The transcript column a fine-tuned text encoder reads (the ASR hypotheses, as extract_tefe_tokens).
 TRANSCRIPT_COLUMN = names.TEFE_FEATURE_SETS["features"]
-MODEL_DEFAULTS: dict[str, Any] = {
-    "temporal": "bilstm",
-    "fusion": "attention",
-    "lstm_units": 128,
-    "d_model": 256,
-    "heads": 8,
-    "mlp_hidden": 256,
-    "dropout": 0.3,
-    "frame_stride": 1,
-    "text_encoder": "frozen",
-    "text_learning_rate": 2.0e-5,
-}
+# The model's keys of the head's block (their defaults: schemas/fusion.schema.yaml, fusion.heads.xattn).
+MODEL_KEYS = (
+    "temporal",
+    "fusion",
+    "lstm_units",
+    "d_model",
+    "heads",
+    "mlp_hidden",
+    "dropout",
+    "frame_stride",
+    "text_encoder",
+    "text_learning_rate",
+)
 
 
 def model_settings(block: Mapping[str, Any]) -> dict[str, Any]:
-    """The model keys of the head's block, defaults filled in and checked."""
-    s = {key: block.get(key, default) for key, default in MODEL_DEFAULTS.items()}
+    """The model keys of the head's block (validated, defaults filled), checked."""
+    s = {key: block[key] for key in MODEL_KEYS}
     if s["temporal"] not in ("bilstm", "mean"):
         raise ValueError(f"fusion.heads.xattn.temporal {s['temporal']!r}, expected bilstm or mean")
     if s["fusion"] not in ("attention", "concat"):
@@ -164,6 +166,11 @@ class CrossModalAttentionHead(nn.Module):
             lr = float(self.settings["text_learning_rate"])
             groups.append({"params": [p for p in trainable if id(p) in text], "lr": lr})
         return groups
+
+    def input_widths(self) -> dict[str, int]:
+        """The width of the sequences each modality's input reads (text: the token states' width, which a
+        fine-tuned text encoder computes itself from token ids)."""
+        return {"acoustic": int(self.audio_mean.shape[0]), "text": int(self.text_proj.in_features)}
 
 
 def downsample(matrix: np.ndarray, stride: int) -> np.ndarray:
@@ -309,6 +316,32 @@ def predict_sequences(
     return torch.softmax(model(batch).float(), dim=1).numpy().astype(np.float64)
 
 
+class XattnPredictor:
+    """A trained xattn variant for predict: its checkpoint over the SEFE frames of new audio and the
+    TEFE token states of its transcripts (fine-tuned text encoder: the transcripts' token ids in the
+    vocabulary saved with it)."""
+
+    def __init__(
+        self, model: CrossModalAttentionHead, classes: Sequence[str], inputs: SequenceInputs, vocab: Vocabulary | None
+    ) -> None:
+        self.model, self.classes, self.inputs, self.vocab = model, list(classes), inputs, vocab
+        widths = model.input_widths()
+        self.widths = widths if vocab is None else {"acoustic": widths["acoustic"]}
+
+    def predict(self, audio: Sequence[str], transcripts: Sequence[str]) -> np.ndarray:
+        """Class probabilities of audio files and their transcripts."""
+        frames = self.inputs("acoustic", audio)
+        text = list(transcripts) if self.vocab is not None else self.inputs("text", transcripts)
+        check_widths({"acoustic": frames, **({} if self.vocab is not None else {"text": text})}, self.widths, "head")
+        return predict_sequences(self.model, frames, text, self.vocab)
+
+
+def load_predictor(path: str | os.PathLike, inputs: SequenceInputs) -> XattnPredictor:
+    """predict's loader of a trained xattn variant (fusion/heads/registry.py): its saved checkpoint."""
+    model, header, vocab = load_head(path)
+    return XattnPredictor(model, header["classes"], inputs, vocab)
+
+
 def train_and_evaluate(
     acoustic: Mapping[str, str],
     text: Mapping[str, str],
@@ -328,7 +361,7 @@ def train_and_evaluate(
     block, classes, variant = run.block, list(run.classes), run.variant
     settings = model_settings(block)
     stride = int(settings["frame_stride"])
-    memory = float(block.get("in_memory_mb", 1024))
+    memory = float(block["in_memory_mb"])
     tefe, vocab, header = None, None, None
     if settings["text_encoder"] == "finetune":
         if not encoder:

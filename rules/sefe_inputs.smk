@@ -1,0 +1,24 @@
+# Input and params functions of the SEFE stage (rules/sefe.smk).
+from workflow_scripts.sefe.registry import SEFE_BACKENDS
+
+
+def get_sefe_backend_block(wildcards):
+    """The block of the job's backend (sefe.<backend>): editing another backend's block reruns nothing here."""
+    return config["sefe"][wildcards.backend]
+
+
+def get_sefe_model_inputs(wildcards):
+    """The model directory of the backend's block when this workflow builds it (the converted Whisper
+    base of whisper_encoder, or the ASR stage's model for `finetuned`)."""
+    model = config["sefe"][wildcards.backend].get("model", "")
+    return [paths.ASR_FINETUNED_MODEL] if model == names.FINETUNED else get_asr_model_inputs(model)
+
+
+def sefe_gpus(rule_name):
+    """GPUs of one job of a SEFE rule: resources.<rule_name>.gpu where the backend needs one (its registry entry)."""
+    return backend_gpus(rule_name, lambda backend: SEFE_BACKENDS[backend].needs_gpu)
+
+
+def get_sefe_targets(backend=None):
+    """The SEFE evaluation of the configured backend (it needs the features of every split)."""
+    return [paths.SEFE_EVALUATION.format(backend=backend or config["sefe"]["backend"])]
