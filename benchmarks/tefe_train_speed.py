@@ -33,8 +33,8 @@ import numpy as np
 import torch
 import yaml
 
-from workflow_scripts.common.config_schema import validate_config
 from workflow_scripts.common.names import TEFE_ARCHITECTURES
+from workflow_scripts.config import validate_config
 from workflow_scripts.tefe.embedding import build_embedding
 from workflow_scripts.tefe.extract import text_features
 from workflow_scripts.tefe.models import batch_indices, bucketed_batch_indices

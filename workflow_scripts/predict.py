@@ -58,7 +58,7 @@ import pandas as pd
 
 from workflow_scripts.common import paths
 from workflow_scripts.common.audio import AudioError, check_audio
-from workflow_scripts.common.config_schema import ConfigError, load_config_file, merge_config, validate_config
+from workflow_scripts.common.config_schema import ConfigError, load_config_file, merge_config
 from workflow_scripts.common.files import atomic_path, read_json
 from workflow_scripts.common.logs import setup_logging
 from workflow_scripts.common.names import (
@@ -72,6 +72,7 @@ from workflow_scripts.common.names import (
     primary_system,
 )
 from workflow_scripts.common.registry import resolve
+from workflow_scripts.config import validate_config
 from workflow_scripts.fusion.heads.registry import HEADS
 from workflow_scripts.fusion.heads.variants import HeadVariant, head_variants
 from workflow_scripts.fusion.rows import feature_set_scope, row_scope
