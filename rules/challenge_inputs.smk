@@ -55,9 +55,4 @@ def get_augmentation_block():
 
 def get_augmented_sefe_features():
     """SEFE features of the augmented training copies (the configured backend)."""
-    if config["challenge"]["augmentation"]["enabled"] and config["fusion"]["features"]["acoustic"]:
-        raise ValueError(
-            "config challenge.augmentation.enabled needs the SEFE stage's features of the augmented audio; "
-            "fusion.features.acoustic points at precomputed files instead"
-        )
     return paths.SEFE_AUGMENTED_FEATURES.format(backend=config["sefe"]["backend"], split=ROLES.train)

@@ -8,11 +8,13 @@ from pathlib import Path
 
 from workflow_scripts.common import names, paths
 from workflow_scripts.common.code_inputs import code_inputs
-from workflow_scripts.common.config_schema import validate_config
+from workflow_scripts.config import validate_config
 from workflow_scripts.fusion import rows
 from workflow_scripts.fusion.heads.variants import head_variants
 
-# Fails before any job runs, naming the key path and what was expected; fills defaults.
+# Fails before any job runs, naming the key path and what was expected; fills defaults. The schema and
+# every cross-key check (workflow_scripts/<stage>/config_checks.py): what the checker
+# `python -m workflow_scripts.config` accepts, the DAG accepts.
 validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
 
 SPLITS = config["task"]["splits"]

@@ -1,18 +1,4 @@
 # Input and params functions of the data stage (rules/data.smk).
-from workflow_scripts.data.corpus_config import check_split_block
-
-
-def check_corpora():
-    """Cross-key checks that fail in a dry run, not at job time: ser_corpus names a corpus, and each
-    corpus's split.fractions name the splits."""
-    if SER_CORPUS not in config["corpora"]:
-        raise ValueError(f"config: ser_corpus {SER_CORPUS!r} is not a key of corpora {sorted(config['corpora'])}")
-    for name, block in config["corpora"].items():
-        check_split_block(block, SPLITS, f"corpora.{name}")
-    check_split_block(config["text_corpus"], TEXT_SPLITS, "text_corpus")
-
-
-check_corpora()
 
 
 def corpus_tables(block):

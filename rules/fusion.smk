@@ -219,7 +219,7 @@ rule evaluate_vote:
     benchmark:
         paths.benchmark("fusion", "evaluate_vote", "{scope}")
     params:
-        members=get_vote_members(),
+        members=config["fusion"]["vote"]["members"],
         bootstrap=config["fusion"]["bootstrap"],
         classes=CLASSES,
         splits=SPLITS,

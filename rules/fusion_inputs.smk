@@ -9,12 +9,6 @@ def get_sefe_features(split):
     override = config["fusion"]["features"]["acoustic"]
     if override:
         return override.format(split=split)
-    if "backend" not in config.get("sefe", {}):
-        raise ValueError(
-            "config: fusion reads the SEFE features results/sefe/<sefe.backend>/<split>.parquet, but the "
-            "config has no sefe.backend (add the SEFE stage's `sefe` block, or point "
-            "fusion.features.acoustic at precomputed files)"
-        )
     return paths.SEFE_FEATURES.format(backend=config["sefe"]["backend"], split=split)
 
 
@@ -184,21 +178,10 @@ def get_xattn_text_inputs(wildcards):
     return {"text": get_sequence_files("text")(wildcards)}
 
 
-def get_vote_members():
-    """fusion.vote.members, checked against the rows this workflow makes."""
-    members = config["fusion"]["vote"]["members"]
-    known = list(names.CLASSIFIER_VARIANTS) + list(HEAD_VARIANTS)
-    known += [names.rules_variant(v) for v in config["challenge"]["rules"]["variants"]]
-    unknown = [member for member in members if member not in known]
-    if unknown:
-        raise ValueError(f"config fusion.vote.members: {unknown} are not variants of this workflow ({known})")
-    return members
-
-
 def get_vote_inputs(wildcards):
     """The members' probabilities (member outermost, SPLITS order within) and metrics for the job's system."""
     system = row_system(wildcards, names.VOTE_VARIANT)
-    members = get_vote_members()
+    members = config["fusion"]["vote"]["members"]
     return {
         "probabilities": [
             variant_file(paths.VARIANT_PROBABILITIES, m, system, split=s) for m in members for s in SPLITS
@@ -219,15 +202,8 @@ def variant_metrics(variant, system):
 
 
 def get_report_variants():
-    """Rows of Table 2, the confusion matrices and the challenge report: the classifier variants
-    (acoustic_aug only with challenge.augmentation.enabled), the enabled neural heads
-    (fusion.heads.variants), the vote (when fusion.vote.members is set), then the +rules rows."""
-    variants = [v for v in names.CLASSIFIER_VARIANTS if v != names.AUGMENTED_VARIANT]
-    if config["challenge"]["augmentation"]["enabled"]:
-        variants.append(names.AUGMENTED_VARIANT)
-    variants += list(config["fusion"]["heads"]["variants"])
-    variants += [names.VOTE_VARIANT] if config["fusion"]["vote"]["members"] else []
-    return variants + [names.rules_variant(v) for v in config["challenge"]["rules"]["variants"]]
+    """Rows of Table 2, the confusion matrices and the challenge report (fusion.rows.report_rows)."""
+    return rows.report_rows(config)
 
 
 def get_text_report_variants():
@@ -261,12 +237,6 @@ def get_system_runs(variants, baseline=None):
 def get_figure2_runs():
     """The points of Figure 2, one per ASR system (get_system_runs of fusion.figure2's variants and baseline)."""
     block = config["fusion"]["figure2"]
-    unknown = [v for v in block["variants"] if v not in get_report_variants()]
-    if unknown:
-        raise ValueError(
-            f"config fusion.figure2.variants: {unknown} are not made by this workflow "
-            f"({get_report_variants()}; a <variant>+rules row needs <variant> in challenge.rules.variants)"
-        )
     return get_system_runs(block["variants"], block["baseline"])
 
 
@@ -274,15 +244,7 @@ def get_table3_runs():
     """The rows of Table 3, one per ASR system: its WER files and its text-dependent report rows
     (fusion.table3.variants; null: all of them)."""
     chosen = config["fusion"]["table3"]["variants"]
-    if chosen is None:
-        return get_system_runs(get_text_report_variants())
-    unknown = [v for v in chosen if v not in get_text_report_variants()]
-    if unknown:
-        raise ValueError(
-            f"config fusion.table3.variants: {unknown} are not text-dependent rows of this workflow "
-            f"({get_text_report_variants()})"
-        )
-    return get_system_runs(chosen)
+    return get_system_runs(get_text_report_variants() if chosen is None else chosen)
 
 
 def runs_inputs(runs):

@@ -51,6 +51,8 @@ rule train_tefe:
         # Only whether the embedding is trained (tefe.embedding.trainable); the vectors are an input.
         embedding={"trainable": config["tefe"]["embedding"]["trainable"]},
         classes=CLASSES,
+        # Per-epoch state: a restarted (killed) job resumes after its last finished epoch.
+        work_dir=lambda wildcards: paths.TEFE_WORK.format(arch=wildcards.arch),
     # tefe.training.threads (demo: 1): CPU results depend on the thread count, so a configured
     # count keeps them the same whatever --cores is (as long as --cores allows it).
     threads: get_tefe_train_threads

@@ -130,11 +130,6 @@ def validate_schema(config: dict[str, Any], schema_path: str | Path) -> dict[str
     return config
 
 
-# Until issue 24's merge: rules/common.smk imports the schema step under its old name (and runs the
-# cross-key checks itself). Delete with that import (it becomes workflow_scripts.config.validate_config).
-validate_config = validate_schema
-
-
 def block_defaults(key_path: str, values: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The config block at ``key_path`` (e.g. ``"fusion.heads.xattn"``): ``values`` over the schema's defaults.
 

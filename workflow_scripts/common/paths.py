@@ -103,6 +103,8 @@ TEFE_EMBEDDING = f"{RESULTS}/tefe/embedding/embedding.npy"
 TEFE_EMBEDDING_SUMMARY = f"{RESULTS}/tefe/embedding/summary.json"
 TEFE_MODEL_DIR = f"{RESULTS}/tefe/models/{{arch}}"
 TEFE_MODEL = f"{TEFE_MODEL_DIR}/model.pt"
+# Per-epoch training state for resuming a killed train_tefe job; removed once the job's outputs exist.
+TEFE_WORK = f"{TEFE_MODEL_DIR}/work"
 TEFE_MODEL_VOCAB = f"{TEFE_MODEL_DIR}/vocab.json"
 TEFE_MODEL_METRICS = f"{TEFE_MODEL_DIR}/metrics.json"
 TEFE_SELECTION = f"{RESULTS}/tefe/selection.json"

@@ -198,13 +198,10 @@ def read_labelled_texts(path: str, classes: Sequence[str]) -> tuple[list[str], n
 INPUTS = ("train", "dev", "vocab", "embedding")
 
 
-def job_resume(job: Any, arch: str, classes: Sequence[str]) -> Resume | None:
-    """Where a train_tefe job keeps its per-epoch state (the rule's ``work_dir`` param; none: not resumable)."""
-    work_dir = job.params.get("work_dir")
-    if not work_dir:
-        return None
+def job_resume(job: Any, arch: str, classes: Sequence[str]) -> Resume:
+    """Where a train_tefe job keeps its per-epoch state (the rule's ``work_dir`` param)."""
     settings = {"arch": arch, **{key: job.params[key] for key in ("model", "training", "embedding")}}
-    return Resume(work_dir, run_fingerprint(settings, classes, [str(job.input[key]) for key in INPUTS]))
+    return Resume(job.params.work_dir, run_fingerprint(settings, classes, [str(job.input[key]) for key in INPUTS]))
 
 
 def main(job: Any) -> None:
@@ -234,7 +231,7 @@ def main(job: Any) -> None:
     save_checkpoint(job.output.model, model, classes)
     vocab.save(job.output.vocab)
     write_json(job.output.metrics, metrics)
-    remove_work_dir(resume and resume.work_dir)  # the outputs are written: nothing left to resume
+    remove_work_dir(resume.work_dir)  # the outputs are written: nothing left to resume
     log.info(
         "%s: best epoch %d of %d, dev %s, %s parameters, %.1fs",
         arch,
