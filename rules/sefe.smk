@@ -75,7 +75,8 @@ rule extract_sefe_frames:
         script_path("sefe/frames")
 
 
-# Prosody tokens (seed paper 003; workflow_scripts/sefe/prosody.py), built only for the fusion
+# Prosody tokens (seed paper 003; one step module per rule, sefe/prosody_f0.py, prosody_bins.py,
+# prosody_tokens.py, over the library workflow_scripts/sefe/prosody.py), built only for the fusion
 # heads whose nodes read them (the graph head's prosody node): F0 + voicing per split, bins
 # fitted on the TRAINING split's F0 alone, token ids per split.
 rule extract_prosody_f0:

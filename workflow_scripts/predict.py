@@ -30,7 +30,7 @@ encoder's token states (as rules extract_sefe_frames / extract_tefe_tokens; an `
 ``text_encoder: finetune`` takes the transcripts' token ids in the vocabulary saved with it), and
 the ``graph`` head's prosody node the prosody tokens (F0 as extract_prosody_f0, quantized with the
 run's training-split bins as extract_prosody_tokens): :data:`SEQUENCE_FACTORIES`. The head's module
-loads its saved checkpoint (``fusion/heads/<variant>/model.pt``) and predicts: the head's
+loads its saved checkpoint (``<scope>/fusion/heads/<variant>/model.pt``) and predicts: the head's
 registry entry (fusion/heads/registry.py) names its ``predictor`` and the sources it reads. Only
 ``--hook asr`` applies to a head. ``--variant vote``: each member of ``fusion.vote.members`` (the
 hybrid or head variants) predicts as above, then their majority vote (``fusion/vote.majority_vote``)

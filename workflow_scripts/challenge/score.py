@@ -127,7 +127,8 @@ def challenge_markdown(
             "## Lexicon cue rules",
             "",
             "Predictions the rules changed (fixed: now right; broken: was right) and the change in WA / UA "
-            "(percentage points, paired bootstrap interval). Per rule: results/challenge/rules/<variant>.tsv.",
+            "(percentage points, paired bootstrap interval). "
+            "Per rule: results/systems/<system>/challenge/rules/<variant>.tsv.",
             "",
             "| Variant | Split | Matched | Changed | Fixed | Broken | WA change | UA change |",
             "|---|---|---|---|---|---|---|---|",

@@ -92,7 +92,8 @@ SEFE_FEATURES = f"{RESULTS}/sefe/{{backend}}/{{split}}.parquet"
 SEFE_EVALUATION = f"{RESULTS}/sefe/{{backend}}/evaluation.json"
 # Sequence features (common/sequences.py): the frame matrices before pooling.
 SEFE_FRAMES = f"{RESULTS}/sefe/{{backend}}/frames/{{split}}.parquet"
-# Prosody tokens (sefe/prosody.py): F0 + voicing per frame, the training split's bins, token ids.
+# Prosody tokens (sefe/prosody_f0.py, prosody_bins.py, prosody_tokens.py): F0 + voicing per frame, the
+# training split's bins, token ids.
 PROSODY_F0 = f"{RESULTS}/sefe/prosody/f0/{{split}}.parquet"
 PROSODY_BINS = f"{RESULTS}/sefe/prosody/bins.json"
 PROSODY_TOKENS = f"{RESULTS}/sefe/prosody/tokens/{{split}}.parquet"

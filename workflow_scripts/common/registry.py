@@ -2,8 +2,8 @@
 
 Each stage registers its pluggable parts (SEFE backends, text backends, fusion heads, classifiers)
 in a table of specs; ``names`` keeps the name lists, the registries implement them, and a test
-checks that both agree. Only the standard library here: rules/common.smk imports the registries
-when Snakemake builds the DAG, so an implementation is named as ``"module:attribute"`` and
+checks that both agree. Only the standard library here: the rules (rules/<stage>_inputs.smk)
+import the registries when Snakemake builds the DAG, so an implementation is named as ``"module:attribute"`` and
 imported only when used.
 """
 

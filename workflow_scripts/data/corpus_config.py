@@ -1,7 +1,9 @@
 """Checks of a corpus block that need the configured splits (the schema cannot see them).
 
-Run twice: before any job (rules/common.smk, so a dry run fails) and by the ingestion step.
-Light on purpose (no pandas): the Snakefile imports it. ``spec`` is a validated block (defaults filled).
+Run twice: before any job (data/config_checks.py within workflow_scripts.config.validate_config,
+so a dry run and the config checker fail) and by the ingestion step.
+Light on purpose (no pandas): the rules import it when the DAG is built. ``spec`` is a validated
+block (defaults filled).
 """
 
 from __future__ import annotations

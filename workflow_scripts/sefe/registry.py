@@ -1,6 +1,6 @@
 """The SEFE backends (``sefe.backend``; names.SEFE_BACKENDS), registered beside sefe/backends.py.
 
-Light (standard library and names only): rules/common.smk reads it at DAG-build time, e.g. to ask
+Light (standard library and names only): rules/sefe_inputs.smk reads it at DAG-build time, e.g. to ask
 for a GPU only for a backend that uses one. A backend class takes ``(block, sample_rate, threads)``.
 """
 

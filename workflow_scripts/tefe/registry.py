@@ -1,6 +1,6 @@
 """The text backends fusion can read (``tefe.backend``; names.TEFE_BACKENDS), registered beside their code.
 
-Light (standard library and names only): rules/common.smk reads it at DAG-build time. ``neural`` is
+Light (standard library and names only): rules/tefe_inputs.smk reads it at DAG-build time. ``neural`` is
 the paper's encoder architecture select_tefe chose (rules train_tefe / extract_tefe); a
 ``standalone`` backend is trained and extracted by its own rules (train_tefe_backend,
 extract_tefe_backend) through the interface of tefe/backends.py; one that ``writes_tokens`` also

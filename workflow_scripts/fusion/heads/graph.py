@@ -4,8 +4,9 @@ One node per modality and utterance (``nodes``, any of):
 
 * ``speech``: the mean of the SEFE frames (the paper: a pooled Whisper Large V3 embedding);
 * ``text``: the mean of the TEFE token states (the paper: RoBERTa);
-* ``prosody``: learnable embeddings of the prosody tokens (``sefe/prosody.py``: mel-scaled F0
-  in ``bins`` training-split quantile bins plus an unvoiced token), mean pooled;
+* ``prosody``: learnable embeddings of the prosody tokens (rule extract_prosody_tokens,
+  ``sefe/prosody_tokens.py`` over ``sefe/prosody.py``: mel-scaled F0 in ``bins`` training-split
+  quantile bins plus an unvoiced token), mean pooled;
 * ``spectral``: statistics of the same SEFE frames beside the speech node's mean: their
   standard deviation, maximum and minimum per dimension (with the weights-free SEFE backend
   these frames are log-mel / MFCC / F0 / energy contours, i.e. spectral features).

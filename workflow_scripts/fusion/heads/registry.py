@@ -1,6 +1,7 @@
 """The neural fusion heads (``fusion.heads``; names.HEADS), registered beside their modules.
 
-Light (standard library and names only): rules/common.smk reads it at DAG-build time. Each head
+Light (standard library and names only): the rules read it at DAG-build time (through
+fusion/heads/variants.py). Each head
 says which sequence feature sets a variant's block makes it read (``sequence_sources``: a variant
 that reads ``text`` reads an ASR system's transcripts), which of them predict computes from new
 audio (``predict_sources``) and how predict loads a trained variant (``predictor``:
