@@ -81,8 +81,9 @@ def get_tefe_backend_block(wildcards):
 
 
 def get_tefe_backend_threads(wildcards):
-    """CPU threads of a backend's jobs (tefe.<backend>.threads; TF-IDF: 1)."""
-    return int(config["tefe"][wildcards.backend].get("threads", 1))
+    """CPU threads of a backend's jobs: tefe.<backend>.threads for a threaded backend (its registry entry), else 1."""
+    block = config["tefe"][wildcards.backend]
+    return int(block["threads"]) if TEXT_BACKENDS[wildcards.backend].threaded else 1
 
 
 def tefe_backend_gpus(rule_name):

@@ -9,7 +9,6 @@ from tests.tefe_fixtures import TINY_MODELS
 from workflow_scripts.common.config_schema import block_defaults
 from workflow_scripts.common.names import TEFE_ARCHITECTURES
 from workflow_scripts.tefe.models import (
-    MODEL_DEFAULTS,
     TextEncoder,
     expected_parameter_counts,
     load_encoder,
@@ -35,7 +34,7 @@ HAND_COUNTED = {
 def test_paper_sized_width_and_parameter_counts(arch):
     vocab_size = 57
     torch.manual_seed(0)
-    model = TextEncoder(arch, torch.randn(vocab_size, 1024), 2, MODEL_DEFAULTS[arch]).eval()
+    model = TextEncoder(arch, torch.randn(vocab_size, 1024), 2, block_defaults(f"tefe.models.{arch}")).eval()
     ids = torch.tensor([[5, 9, 3, 0, 0], [7, 2, 8, 11, 4]])
     lengths = torch.tensor([3, 5])
     with torch.no_grad():
@@ -45,7 +44,7 @@ def test_paper_sized_width_and_parameter_counts(arch):
     assert sentence.shape == (2, 1024) and states.shape == (2, 5, 1024) and logits.shape == (2, 2)
     assert mask.tolist() == [[True, True, True, False, False], [True] * 5]
     counts = parameter_counts(model)
-    assert counts == expected_parameter_counts(arch, vocab_size, 1024, 2, MODEL_DEFAULTS[arch])
+    assert counts == expected_parameter_counts(arch, vocab_size, 1024, 2, block_defaults(f"tefe.models.{arch}"))
     assert counts["trainable"] == HAND_COUNTED[arch]
     assert counts["frozen"] == vocab_size * 1024  # the embedding, and only the embedding
     assert not model.embedding.weight.requires_grad
@@ -61,13 +60,14 @@ def test_formula_matches_model_for_other_sizes(arch):
 def test_paper_totals_imply_one_vocabulary():
     # CNN, LSTM and BiLSTM totals of the paper all fit one vocabulary of about 3,744 words ...
     implied = {
-        a: paper_comparison(a, 100, 1024, 2, MODEL_DEFAULTS[a])["paper_implied_vocabulary"]
+        a: paper_comparison(a, 100, 1024, 2, block_defaults(f"tefe.models.{a}"))["paper_implied_vocabulary"]
         for a in ("CNN", "LSTM", "BiLSTM")
     }
     assert all(3735 <= v <= 3755 for v in implied.values()), implied
     # ... and BiLSTM_CNN's fits it only with 256 units per direction, not 512.
-    assert paper_comparison("BiLSTM_CNN", 100, 1024, 2, MODEL_DEFAULTS["BiLSTM_CNN"])["paper_implied_vocabulary"] < 0
-    narrow = {**MODEL_DEFAULTS["BiLSTM_CNN"], "units": 256}
+    paper_sizes = block_defaults("tefe.models.BiLSTM_CNN")
+    assert paper_comparison("BiLSTM_CNN", 100, 1024, 2, paper_sizes)["paper_implied_vocabulary"] < 0
+    narrow = {**paper_sizes, "units": 256}
     assert 3735 <= paper_comparison("BiLSTM_CNN", 100, 1024, 2, narrow)["paper_implied_vocabulary"] <= 3755
 
 
@@ -119,4 +119,6 @@ def test_unknown_architecture_and_keys():
     with pytest.raises(ValueError, match="unknown TEFE architecture 'GRU'"):
         TextEncoder("GRU", torch.randn(5, 4), 2, {})
     with pytest.raises(ValueError, match=r"tefe.models.LSTM: unknown key\(s\) \['filters'\]"):
-        TextEncoder("LSTM", torch.randn(5, 4), 2, {"filters": 3})
+        TextEncoder("LSTM", torch.randn(5, 4), 2, {**block_defaults("tefe.models.LSTM"), "filters": 3})
+    with pytest.raises(ValueError, match=r"tefe.models.LSTM: missing key\(s\) \['units'\]"):
+        TextEncoder("LSTM", torch.randn(5, 4), 2, {"dropout": 0.5})

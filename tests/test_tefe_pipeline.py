@@ -97,7 +97,13 @@ def workflow(tmp_path_factory):
                     "vocab": str(out / "vocab.json"),
                     "metrics": str(out / "metrics.json"),
                 },
-                params={"model": TINY_MODELS[arch], "training": TINY_TRAINING, "embedding": FROZEN, "classes": CLASSES},
+                params={
+                    "model": TINY_MODELS[arch],
+                    "training": TINY_TRAINING,
+                    "embedding": FROZEN,
+                    "classes": CLASSES,
+                    "work_dir": str(out / "work"),
+                },
                 wildcards={"arch": arch},
             )
         )

@@ -47,23 +47,25 @@ STATISTICS = ("sentence", "mean", "var", "max", "min")
 # Totals the paper reports (Keras, with the paper's vocabulary inside the embedding).
 PAPER_TOTAL_PARAMETERS = {"CNN": 8.56e6, "LSTM": 12.23e6, "BiLSTM": 10.13e6, "BiLSTM_CNN": 8.82e6}
 
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "CNN": {"filters": 256, "kernel_sizes": [3, 4, 5, 6], "dropout": 0.5},
-    "LSTM": {"units": 1024, "dropout": 0.5},
-    "BiLSTM": {"units": 512, "dropout": 0.5},
-    "BiLSTM_CNN": {"units": 512, "filters": 256, "kernel_sizes": [3, 4, 5, 6], "dropout": 0.5},
+# The hyperparameters of each architecture (tefe.models.<arch>; schemas/tefe.schema.yaml holds their
+# defaults, the paper's sizes), in the order a checkpoint records them.
+MODEL_KEYS: dict[str, tuple[str, ...]] = {
+    "CNN": ("filters", "kernel_sizes", "dropout"),
+    "LSTM": ("units", "dropout"),
+    "BiLSTM": ("units", "dropout"),
+    "BiLSTM_CNN": ("units", "filters", "kernel_sizes", "dropout"),
 }
 
 
 def model_settings(arch: str, config: Mapping[str, Any]) -> dict[str, Any]:
-    """An architecture's hyperparameters (tefe.models.<arch> without its training overrides)."""
-    if arch not in MODEL_DEFAULTS:
+    """An architecture's hyperparameters (tefe.models.<arch> as validated, without its training overrides)."""
+    if arch not in MODEL_KEYS:
         raise ValueError(f"unknown TEFE architecture {arch!r}; expected one of {TEFE_ARCHITECTURES}")
-    settings = {**MODEL_DEFAULTS[arch], **{k: v for k, v in config.items() if k != "training"}}
-    unknown = sorted(set(settings) - set(MODEL_DEFAULTS[arch]))
-    if unknown:
-        raise ValueError(f"tefe.models.{arch}: unknown key(s) {unknown}; expected {sorted(MODEL_DEFAULTS[arch])}")
-    return settings
+    given, expected = set(config) - {"training"}, set(MODEL_KEYS[arch])
+    for problem, keys in (("unknown", given - expected), ("missing", expected - given)):
+        if keys:
+            raise ValueError(f"tefe.models.{arch}: {problem} key(s) {sorted(keys)}; expected {sorted(expected)}")
+    return {key: config[key] for key in MODEL_KEYS[arch]}
 
 
 def length_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
