@@ -10,22 +10,17 @@ from updated inputs).
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
+
+from snakemake_runner import dry_run, run_snakemake
 
 # The checkpoint select_tefe's output is read while the DAG is built: a stand-in choice.
 STAND_IN_CONTENT = {"results/tefe/selection.json": json.dumps({"selected": "CNN"})}
 
 
 def snakemake(directory: Path, *args: str) -> str:
-    env = dict(os.environ, PYTHONPATH=str(directory))
-    command = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    result = subprocess.run(command, cwd=directory, env=env, capture_output=True, text=True, timeout=300)
-    if result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    """Snakemake's output (stdout and stderr) in ``directory``; fails the test if it fails."""
+    result = run_snakemake(directory, *args, timeout=300)
     return result.stdout + result.stderr
 
 
@@ -54,15 +49,7 @@ def stand_in_run(directory: Path, *args: str) -> None:
 def planned(directory: Path, *args: str, inputs: bool = False) -> dict[str, list[dict[str, str]]]:
     """rule -> the wildcards of each job ``snakemake -n`` plans (``args``: targets, config files);
     with ``inputs``, each job's input files under the key "input" (comma-joined)."""
-    jobs: dict[str, list[dict[str, str]]] = {}
-    for block in re.split(r"\n(?=rule \w+:)", snakemake(directory, "-n", *args)):
-        head = re.match(r"rule (\w+):", block)
-        if not head:
-            continue
-        wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
-        values = dict(item.split("=", 1) for item in wildcards.group(1).split(", ")) if wildcards else {}
-        found = re.search(r"^\s+input: (.*)$", block, re.M)
-        if inputs:
-            values["input"] = found.group(1) if found else ""
-        jobs.setdefault(head.group(1), []).append(values)
-    return jobs
+    return {
+        rule: [{**job.wildcards, **({"input": ", ".join(job.input)} if inputs else {})} for job in jobs]
+        for rule, jobs in dry_run(directory, *args, timeout=300).by_rule().items()
+    }

@@ -22,11 +22,9 @@ REPORTS = {"table2", "table3", "figure2", "plot_confusion_matrices", "challenge_
 MODEL_SYSTEMS = ["finetuned", "early"]
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    directory = copy_workflow(tmp_path_factory.mktemp("plans") / "workflow")
-    stand_in_run(directory)
-    return directory
+@pytest.fixture
+def demo(stand_in_demo):
+    return stand_in_demo  # the session's stand-in run (conftest), shared with the other plan tests
 
 
 def plan(directory, name, edit, inputs=False):
