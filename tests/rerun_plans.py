@@ -10,6 +10,7 @@ from updated inputs).
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from snakemake_runner import dry_run, run_snakemake
@@ -24,8 +25,12 @@ def snakemake(directory: Path, *args: str) -> str:
     return result.stdout + result.stderr
 
 
-def stand_in_run(directory: Path, *args: str) -> None:
-    """Make every output of the DAG (``args``: targets, config files) exist and be up to date."""
+def stand_in_run(directory: Path, *args: str, force: bool = True) -> None:
+    """Make every output of the DAG (``args``: targets, config files) exist and be up to date.
+
+    Without ``force``, only the jobs Snakemake would run are touched: in a copy of a stand-in run,
+    what ``args`` add or change (the other jobs' records stay those of the copied run).
+    """
     for path, content in STAND_IN_CONTENT.items():
         (directory / path).parent.mkdir(parents=True, exist_ok=True)
         (directory / path).write_text(content)
@@ -42,8 +47,14 @@ def stand_in_run(directory: Path, *args: str) -> None:
             path.touch()
         else:  # directory() outputs (models, wav folders) have no suffix
             path.mkdir(parents=True, exist_ok=True)
-    snakemake(directory, "--touch", "-F", *args)
+    snakemake(directory, "--touch", *(["-F"] if force else []), *args)
     assert "Nothing to be done" in snakemake(directory, "-n", *args)
+
+
+def copy_stand_in(source: Path, target: Path) -> Path:
+    """A copy of the stand-in run ``source`` (outputs, times and Snakemake's records) at ``target``."""
+    shutil.copytree(source, target, symlinks=True)
+    return target
 
 
 def planned(directory: Path, *args: str, inputs: bool = False) -> dict[str, list[dict[str, str]]]:

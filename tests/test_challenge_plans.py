@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from rerun_plans import planned, stand_in_run
-
-from workflow_copy import copy_workflow
+from rerun_plans import copy_stand_in, planned, stand_in_run
 
 # Whole-DAG dry runs: about 10 s to stand in the run, 3-5 s per plan on an idle 2-core machine
 # (100 s in all under a load of 12), over the ~30 s budget of a fast test.
@@ -124,13 +122,13 @@ def test_augmentation_for_asr_reruns_asr_training_and_what_reads_transcripts(dem
     )
 
 
-def test_augmentation_for_asr_keeps_the_copies_and_the_acoustic_aug_row(tmp_path):
+def test_augmentation_for_asr_keeps_the_copies_and_the_acoustic_aug_row(demo, tmp_path):
     # A run with the acoustic_aug row built: switching the copies into ASR training reruns
     # neither the copies nor the row (the switch is not a parameter of augment_training_audio).
-    directory = copy_workflow(tmp_path / "workflow")
+    directory = copy_stand_in(demo, tmp_path / "workflow")  # the demo's run, then the row's jobs
     row = directory / "row.yaml"
     row.write_text(yaml.safe_dump({"challenge": {"augmentation": {"enabled": True}}}))
-    stand_in_run(directory, "--configfile", str(row))
+    stand_in_run(directory, "--configfile", str(row), force=False)
     jobs = plan(directory, "both", {"challenge": {"augmentation": {"enabled": True, "asr": True}}})
     assert "finetune_whisper" in jobs
     assert not set(jobs) & {"augment_training_audio", "extract_sefe_augmented", "pool_augmented_acoustic"}
