@@ -28,7 +28,8 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT / "tests"))
 
-from workflow_copy import copy_workflow, planned_jobs  # noqa: E402
+from snakemake_runner import parse_plan  # noqa: E402
+from workflow_copy import copy_workflow  # noqa: E402
 
 # One edit of config.yaml per scenario: (name, pattern, replacement).
 EDITS = [
@@ -99,12 +100,12 @@ def main() -> None:
             continue
         config_path.write_text(edited, encoding="utf-8")
         _, output = snakemake(directory, args.cores, "-n")
-        print(f"  {name}: {planned_jobs(output)}")
+        print(f"  {name}: {parse_plan(output).counts}")
     config_path.write_text(original, encoding="utf-8")
     large = sorted((directory / "results").rglob("*.parquet"), key=lambda p: -p.stat().st_size)[0]
     os.utime(large)
     _, output = snakemake(directory, args.cores, "-n")
-    print(f"  touch {large.relative_to(directory)} ({large.stat().st_size / 1e6:.1f} MB): {planned_jobs(output)}")
+    print(f"  touch {large.relative_to(directory)} ({large.stat().st_size / 1e6:.1f} MB): {parse_plan(output).counts}")
     if not args.keep:
         shutil.rmtree(directory)
 

@@ -1,16 +1,16 @@
-"""Shared fixtures: paths, a copy of the workflow to run Snakemake in, small audio writers."""
+"""Shared fixtures: paths, a copy of the workflow to run Snakemake in, small audio writers, and the
+expensive fixtures that several test modules read, built once per session (a fixture imported into
+two modules would be built once in each)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from snakemake_runner import run_snakemake  # noqa: F401 - the tests' one Snakemake runner
 from workflow_copy import copy_workflow
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -49,11 +49,39 @@ def workflow_dir(tmp_path: Path) -> Path:
     return copy_workflow(tmp_path / "workflow")
 
 
-def run_snakemake(directory: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run Snakemake in ``directory`` with this interpreter's environment."""
-    env = dict(os.environ, PYTHONPATH=str(directory))
-    command = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    result = subprocess.run(command, cwd=directory, env=env, capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
-    return result
+@pytest.fixture(scope="session")
+def stand_in_demo(tmp_path_factory) -> Path:
+    """A workflow copy whose whole default DAG looks run (tests/rerun_plans.py): for dry-run plans
+    after config edits passed as extra config files (never edit this copy's files)."""
+    from rerun_plans import stand_in_run
+
+    directory = copy_workflow(tmp_path_factory.mktemp("stand_in_demo") / "workflow")
+    stand_in_run(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> tuple[Path, Path, dict, dict]:
+    """The xattn head's tiny run (tests/head_fixtures.py): (root, run directory, files, encoder)."""
+    from head_fixtures import build_tiny_run
+
+    return build_tiny_run(tmp_path_factory.mktemp("xattn_run"))
+
+
+@pytest.fixture(scope="session")
+def whisper_base_ct2(tmp_path_factory) -> Path:
+    """The assembled CTranslate2 Whisper base directory (skips where the weights extra is absent)."""
+    from workflow_scripts.common.pretrained import whisper_base_ct2 as assemble
+
+    from weights_fixtures import require_weights
+
+    require_weights()
+    return assemble(tmp_path_factory.mktemp("weights_cache"))
+
+
+@pytest.fixture(scope="session")
+def whisper_base_hf(whisper_base_ct2, tmp_path_factory) -> Path:
+    """Its transformers conversion (save_pretrained directory with the processor)."""
+    from workflow_scripts.asr.convert_ct2 import convert
+
+    return convert(whisper_base_ct2, tmp_path_factory.mktemp("whisper_base") / "model")

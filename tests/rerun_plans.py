@@ -10,29 +10,29 @@ from updated inputs).
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 from workflow_scripts.common import paths
+
+from snakemake_runner import dry_run, run_snakemake
 
 # The checkpoint select_tefe's output is read while the DAG is built: a stand-in choice.
 STAND_IN_CONTENT = {"results/tefe/selection.json": json.dumps({"selected": "CNN"})}
 
 
 def snakemake(directory: Path, *args: str) -> str:
-    env = dict(os.environ, PYTHONPATH=str(directory))
-    command = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    result = subprocess.run(command, cwd=directory, env=env, capture_output=True, text=True, timeout=300)
-    if result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    """Snakemake's output (stdout and stderr) in ``directory``; fails the test if it fails."""
+    result = run_snakemake(directory, *args, timeout=300)
     return result.stdout + result.stderr
 
 
-def stand_in_run(directory: Path, *args: str) -> None:
-    """Make every output of the DAG (``args``: targets, config files) exist and be up to date."""
+def stand_in_run(directory: Path, *args: str, force: bool = True) -> None:
+    """Make every output of the DAG (``args``: targets, config files) exist and be up to date.
+
+    Without ``force``, only the jobs Snakemake would run are touched: in a copy of a stand-in run,
+    what ``args`` add or change (the other jobs' records stay those of the copied run).
+    """
     for path, content in STAND_IN_CONTENT.items():
         (directory / path).parent.mkdir(parents=True, exist_ok=True)
         (directory / path).write_text(content)
@@ -49,25 +49,23 @@ def stand_in_run(directory: Path, *args: str) -> None:
             path.touch()
         else:  # directory() outputs (models, wav folders) have no suffix
             path.mkdir(parents=True, exist_ok=True)
-    snakemake(directory, "--touch", "-F", *args)
+    snakemake(directory, "--touch", *(["-F"] if force else []), *args)
     assert "Nothing to be done" in snakemake(directory, "-n", *args)
+
+
+def copy_stand_in(source: Path, target: Path) -> Path:
+    """A copy of the stand-in run ``source`` (outputs, times and Snakemake's records) at ``target``."""
+    shutil.copytree(source, target, symlinks=True)
+    return target
 
 
 def planned(directory: Path, *args: str, inputs: bool = False) -> dict[str, list[dict[str, str]]]:
     """rule -> the wildcards of each job ``snakemake -n`` plans (``args``: targets, config files);
     with ``inputs``, each job's input files under the key "input" (comma-joined)."""
-    jobs: dict[str, list[dict[str, str]]] = {}
-    for block in re.split(r"\n(?=rule \w+:)", snakemake(directory, "-n", *args)):
-        head = re.match(r"rule (\w+):", block)
-        if not head:
-            continue
-        wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
-        values = dict(item.split("=", 1) for item in wildcards.group(1).split(", ")) if wildcards else {}
-        found = re.search(r"^\s+input: (.*)$", block, re.M)
-        if inputs:
-            values["input"] = found.group(1) if found else ""
-        jobs.setdefault(head.group(1), []).append(values)
-    return jobs
+    return {
+        rule: [{**job.wildcards, **({"input": ", ".join(job.input)} if inputs else {})} for job in jobs]
+        for rule, jobs in dry_run(directory, *args, timeout=300).by_rule().items()
+    }
 
 
 def job_system(job: dict[str, str]) -> str | None:

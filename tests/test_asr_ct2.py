@@ -13,7 +13,7 @@ from workflow_scripts.asr.text import NormalizeConfig, score_transcripts
 from workflow_scripts.asr.transcribe import transcribe_split
 from workflow_scripts.asr.transcripts import TRANSCRIPT_COLUMNS, read_transcripts
 
-from weights_fixtures import ENGLISH, whisper_base_ct2, write_english_manifest  # noqa: F401 - fixtures
+from weights_fixtures import ENGLISH, write_english_manifest
 
 
 def test_compute_types():

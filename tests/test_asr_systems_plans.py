@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from rerun_plans import job_system, planned, stand_in_run
+from rerun_plans import job_system, planned
 
-from workflow_copy import PROJECT_ROOT, copy_workflow
+from workflow_copy import PROJECT_ROOT
 
 # Whole-DAG dry runs: about 10 s to stand in the run, 3-5 s per plan on an idle 2-core machine.
 pytestmark = pytest.mark.slow
@@ -27,11 +27,9 @@ SYSTEM_CHAIN = {
 TABLES = {"table3", "figure2", "all"}
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    directory = copy_workflow(tmp_path_factory.mktemp("systems") / "workflow")
-    stand_in_run(directory)
-    return directory
+@pytest.fixture
+def demo(stand_in_demo):
+    return stand_in_demo  # the session's stand-in run (conftest), shared with the other plan tests
 
 
 def plan(directory, name, systems, **more):

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from rerun_plans import job_system, planned, stand_in_run
-
-from workflow_copy import copy_workflow
+from rerun_plans import copy_stand_in, job_system, planned, stand_in_run
 
 # Whole-DAG dry runs: about 10 s to stand in the run, 3-5 s per plan on an idle 2-core machine
 # (100 s in all under a load of 12), over the ~30 s budget of a fast test.
@@ -22,11 +20,9 @@ REPORTS = {"table2", "table3", "figure2", "plot_confusion_matrices", "challenge_
 MODEL_SYSTEMS = ["finetuned", "early"]
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    directory = copy_workflow(tmp_path_factory.mktemp("plans") / "workflow")
-    stand_in_run(directory)
-    return directory
+@pytest.fixture
+def demo(stand_in_demo):
+    return stand_in_demo  # the session's stand-in run (conftest), shared with the other plan tests
 
 
 def plan(directory, name, edit, inputs=False):
@@ -128,13 +124,13 @@ def test_augmentation_for_asr_reruns_asr_training_and_what_reads_transcripts(dem
     )
 
 
-def test_augmentation_for_asr_keeps_the_copies_and_the_acoustic_aug_row(tmp_path):
+def test_augmentation_for_asr_keeps_the_copies_and_the_acoustic_aug_row(demo, tmp_path):
     # A run with the acoustic_aug row built: switching the copies into ASR training reruns
     # neither the copies nor the row (the switch is not a parameter of augment_training_audio).
-    directory = copy_workflow(tmp_path / "workflow")
+    directory = copy_stand_in(demo, tmp_path / "workflow")  # the demo's run, then the row's jobs
     row = directory / "row.yaml"
     row.write_text(yaml.safe_dump({"challenge": {"augmentation": {"enabled": True}}}))
-    stand_in_run(directory, "--configfile", str(row))
+    stand_in_run(directory, "--configfile", str(row), force=False)
     jobs = plan(directory, "both", {"challenge": {"augmentation": {"enabled": True, "asr": True}}})
     assert "finetune_whisper" in jobs
     assert not set(jobs) & {"augment_training_audio", "extract_sefe_augmented", "pool_augmented_acoustic"}

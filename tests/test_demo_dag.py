@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import copy_workflow, run_snakemake
-from workflow_copy import planned_jobs
+from snakemake_runner import dry_run, run_snakemake, start_snakemake
+from workflow_copy import copy_workflow
 
 pytestmark = pytest.mark.slow
 
@@ -44,8 +44,7 @@ def demo_run(tmp_path_factory) -> Path:
 
 
 def _plan(directory: Path, *args: str) -> dict[str, int]:
-    result = run_snakemake(directory, "-n", *args)
-    return planned_jobs(result.stdout + result.stderr)
+    return dry_run(directory, *args).counts
 
 
 @pytest.fixture
@@ -218,14 +217,7 @@ def test_sigkill_mid_training_then_rerun_incomplete_gives_the_same_metrics(demo_
         shutil.rmtree(target) if target.is_dir() else target.unlink()
     log_path = demo_run / "killed_run.log"
     with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "snakemake", "--cores", "2"],
-            cwd=demo_run,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=dict(os.environ, PYTHONPATH=str(demo_run)),
-            start_new_session=True,
-        )
+        process = start_snakemake(demo_run, log=log)
     started = re.compile(
         r"rule train_classifier:\n(?:    .*\n)*?"
         r"    wildcards: scope=systems/finetuned, feature_set=early, classifier=xgboost"

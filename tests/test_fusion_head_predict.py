@@ -1,5 +1,5 @@
 """predict --variant for the graph head (prosody tokens of new audio through the run's bins) and the
-majority vote (its members' predictions, then the vote), on the tiny run of test_fusion_head_xattn."""
+majority vote (its members' predictions, then the vote), on the session's tiny run (conftest ``tiny_run``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 from test_fusion_graph import TINY as GRAPH_TINY
-from test_fusion_head_xattn import SPLITS, assert_predict_gives_the_rule, head_file, tiny_run  # noqa: F401 (the run fixture, its xattn variants trained)
+from test_fusion_head_xattn import assert_predict_gives_the_rule
 from test_fusion_heads import BOOTSTRAP, CLASSES
 
 from workflow_scripts import predict
@@ -20,6 +20,7 @@ from workflow_scripts.fusion.vote import main as evaluate_vote
 from workflow_scripts.sefe import prosody_bins, prosody_f0, prosody_tokens
 
 from conftest import PROJECT_ROOT
+from head_fixtures import SPLITS, head_file
 from rule_job import rule_job
 
 GRAPH_VARIANTS = {"graph": {}, "graph_seed1": {"seed": 1}}
@@ -36,7 +37,7 @@ def _outputs(run: Path, variant: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def graph_run(tiny_run):  # noqa: F811
+def graph_run(tiny_run):
     """The tiny run plus prosody tokens (the run's bins), two graph variants and their vote with xattn."""
     root, run, files, _ = tiny_run
     config = yaml.safe_load((PROJECT_ROOT / "config.yaml").read_text())["sefe"]
@@ -96,7 +97,7 @@ def test_predict_names_the_graph_heads_artifacts_and_a_vote_it_cannot_run(graph_
     from workflow_scripts.config import validate_config
 
     validate_config(config, PROJECT_ROOT / "schemas" / "config.schema.yaml")
-    hooked = {**predict.STAGE_FACTORIES, "asr": "test_fusion_head_xattn:fake_asr"}
+    hooked = {**predict.STAGE_FACTORIES, "asr": "head_fixtures:fake_asr"}
     assert predict.missing_artifacts(config, run, hooked, "graph") == []
     missing = predict.missing_artifacts(config, run, hooked, "graph_gat1")
     assert (

@@ -3,7 +3,6 @@ head's rerun plan (a touch run of a workflow copy; nothing trains)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from workflow_scripts.fusion.heads.variants import head_variants
 from workflow_scripts.fusion.heads.xattn import train_and_evaluate
 
 from conftest import run_snakemake
+from snakemake_runner import dry_run
 from workflow_copy import recorded_params
 
 CLASSES = ["neutral", "negative"]
@@ -235,20 +235,19 @@ def test_editing_a_head_block_reruns_only_its_variants_and_the_report(workflow_d
     }
     (workflow_dir / "overlay.yaml").write_text(yaml.safe_dump(overlay))
     targets = ["results/table2.md", "results/fusion/confusion_matrices.png", "results/figure2.png"]
-    plan = run_snakemake(workflow_dir, "-n", *targets, "--configfile", "overlay.yaml", timeout=300).stdout
+    plan = dry_run(workflow_dir, *targets, "--configfile", "overlay.yaml", timeout=300).by_rule()
     for rule in ("table2", "plot_confusion_matrices", "figure2"):  # the report reads the head's metrics
-        block = re.search(rf"^rule {rule}:\n(?:.*\n)*?\s+input: (.*)$", plan, re.M).group(1)
-        assert "results/systems/oracle/metrics/xattn.json" in block.split(", "), (rule, block)
-    head_inputs = re.search(r"^rule train_xattn:\n(?:.*\n)*?\s+input: (.*)$", plan, re.M).group(1)
+        block = plan[rule][0].input
+        assert "results/systems/oracle/metrics/xattn.json" in block, (rule, block)
+    head_inputs = ", ".join(plan["train_xattn"][0].input)
     assert "pre/sequences_acoustic_train.parquet" in head_inputs and "/fusion/pooled" not in head_inputs
     # graph reads the prosody tokens, its ablation without the prosody node does not
-    jobs = [block for block in plan.split("\n\n") if re.search(r"^rule train_graph:$", block, re.M)]
+    jobs = plan["train_graph"]
     for variant, reads_prosody in (("graph", True), ("graph_noprosody", False)):
-        wildcards = rf"wildcards: scope=systems/oracle, variant={variant}$"
-        (job,) = [block for block in jobs if re.search(wildcards, block, re.M)]
-        inputs = re.search(r"^\s+input: (.*)$", job, re.M).group(1).split(", ")
+        (job,) = [job for job in jobs if job.wildcards == {"scope": "systems/oracle", "variant": variant}]
+        inputs = job.input
         assert ("pre/prosody_acoustic_train.parquet" in inputs) == reads_prosody, (variant, inputs)
-    vote_inputs = re.search(r"^rule evaluate_vote:\n(?:.*\n)*?\s+input: (.*)$", plan, re.M).group(1).split(", ")
+    vote_inputs = plan["evaluate_vote"][0].input
     assert "results/systems/oracle/fusion/variants/hybrid/public_test.parquet" in vote_inputs
     assert not any(path.startswith("pre/") or "/fusion/pooled/" in path for path in vote_inputs)  # probabilities only
 
@@ -276,8 +275,8 @@ def test_editing_a_head_block_reruns_only_its_variants_and_the_report(workflow_d
     graph_outputs |= {f"{SYSTEM}/fusion/heads/{v}/model.pt" for v in ("graph", "graph_noprosody")}
     assert changed_by({"graph": {"gat_layers": 1}}) == graph_outputs
     # the prosody bins are fitted on the training split's F0 alone
-    plan = run_snakemake(workflow_dir, "-n", "results/sefe/prosody/tokens/public_test.parquet", timeout=300).stdout
-    fit = re.search(r"^rule fit_prosody_bins:\n(?:.*\n)*?\s+input: (.*)$", plan, re.M).group(1).split(", ")
+    plan = dry_run(workflow_dir, "results/sefe/prosody/tokens/public_test.parquet", timeout=300).by_rule()
+    fit = plan["fit_prosody_bins"][0].input
     assert [path for path in fit if not path.startswith("workflow_scripts/")] == [
         "results/sefe/prosody/f0/train.parquet"
     ]

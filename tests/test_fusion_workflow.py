@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from workflow_scripts.common import paths
 from workflow_scripts.fusion import rows
 
 import fusion_synthetic
+from snakemake_runner import parse_plan, run_snakemake
+from workflow_copy import copy_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["neutral", "negative"]
@@ -116,43 +117,15 @@ OVERLAY = {
 
 
 def snakemake(workdir: Path, *args: str, configfiles: tuple[str, ...] = ("overlay.yaml",)) -> str:
-    command = [sys.executable, "-m", "snakemake", "--cores", "2", *args, "--configfile", *configfiles]
-    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=900)
-    if result.returncode != 0:
-        raise AssertionError(
-            f"snakemake {' '.join(args)} exited with {result.returncode}:\n"
-            f"{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
-        )
+    """Snakemake's output in the toy run's ``workdir`` with its config files; fails the test if it fails."""
+    result = run_snakemake(workdir, *args, "--configfile", *configfiles)
     return result.stdout + result.stderr
-
-
-def planned_jobs(output: str) -> list[tuple[str, dict[str, str], list[str]]]:
-    """(rule, wildcards, inputs) of every job in a dry-run's output."""
-    jobs = []
-    for block in re.split(r"\n(?=rule \w+:)", output):
-        head = re.match(r"rule (\w+):", block)
-        if not head:
-            continue
-        inputs = re.search(r"^\s+input: (.*)$", block, re.M)
-        wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
-        jobs.append(
-            (
-                head.group(1),
-                dict(item.split("=", 1) for item in wildcards.group(1).split(", ")) if wildcards else {},
-                inputs.group(1).split(", ") if inputs else [],
-            )
-        )
-    return jobs
 
 
 @pytest.fixture(scope="module")
 def workflow(tmp_path_factory) -> Path:
     """A copy of the workflow with the synthetic corpus and features, run once to the fusion targets."""
-    workdir = tmp_path_factory.mktemp("fusion_workflow")
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(ROOT / name, workdir / name)
-    for name in ("rules", "schemas", "workflow_scripts", "report", "envs", "profiles"):
-        shutil.copytree(ROOT / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
+    workdir = copy_workflow(tmp_path_factory.mktemp("fusion_workflow") / "workflow")
     table = fusion_synthetic.make_corpus(workdir / "synth", SIZES, seed=3)
     (workdir / "synth" / "lexicon.tsv").write_text(TOY_LEXICON, encoding="utf-8")
     fusion_synthetic.write_corpus_features(
@@ -244,15 +217,15 @@ def test_ensemble_weights_on_the_simplex_from_training_data_only(workflow):
     ],
 )
 def test_each_variant_reads_only_its_features(workflow, variant, expected):
-    jobs = planned_jobs(snakemake(workflow, "-n", "-F", result(paths.VARIANT_METRICS, variant)))
-    inputs = [path for _, _, job_inputs in jobs for path in job_inputs]
+    jobs = parse_plan(snakemake(workflow, "-n", "-F", result(paths.VARIANT_METRICS, variant))).jobs
+    inputs = [path for job in jobs for path in job.input]
     read = {
         modality
         for modality in ("acoustic", "text")
         if any(path.startswith(f"features/{modality}_") for path in inputs)
     }
     assert read == expected
-    feature_sets = {wildcards["feature_set"] for rule, wildcards, _ in jobs if "feature_set" in wildcards}
+    feature_sets = {job.wildcards["feature_set"] for job in jobs if "feature_set" in job.wildcards}
     assert (
         feature_sets
         == {
@@ -263,9 +236,9 @@ def test_each_variant_reads_only_its_features(workflow, variant, expected):
             "hybrid": {"early"},
         }[variant]
     )
-    for rule, _, job_inputs in jobs:
-        if rule == "tune_ensemble":  # tuned on training files only: nothing of another split
-            data = [p for p in job_inputs if p.endswith(".parquet")]
+    for job in jobs:
+        if job.rule == "tune_ensemble":  # tuned on training files only: nothing of another split
+            data = [p for p in job.input if p.endswith(".parquet")]
             # the pooled training files and the members' out-of-fold probabilities of the training split
             assert data and all(p.endswith(("/train.parquet", "/oof_train.parquet")) for p in data)
 
@@ -280,8 +253,8 @@ def test_config_edits_rerun_only_what_depends_on_them(workflow):
         (workflow / f"edit_{name}.yaml").write_text(yaml.safe_dump(edit), encoding="utf-8")
         output = snakemake(workflow, "-n", *TARGETS, configfiles=("overlay.yaml", f"edit_{name}.yaml"))
         planned[name] = {
-            (rule, wildcards.get("variant", wildcards.get("classifier", "")))
-            for rule, wildcards, _ in planned_jobs(output)
+            (job.rule, job.wildcards.get("variant", job.wildcards.get("classifier", "")))
+            for job in parse_plan(output).jobs
         }
     assert planned["ensemble"] == {
         ("tune_ensemble", ""),
@@ -299,7 +272,7 @@ def test_config_edits_rerun_only_what_depends_on_them(workflow):
     rules = {rule for rule, _ in planned["xgboost"]}
     assert classifiers == {"xgboost"} and not rules & {"pool_features", "transcribe"}
     # Nothing to do without an edit.
-    assert planned_jobs(snakemake(workflow, "-n", *TARGETS)) == []
+    assert parse_plan(snakemake(workflow, "-n", *TARGETS)).jobs == []
 
 
 def test_lexicon_rules_row_reassigns_matched_utterances(workflow):
@@ -358,7 +331,7 @@ def test_challenge_switches_rerun_only_what_depends_on_them(workflow):
     for name, edit in edits.items():
         (workflow / f"edit_{name}.yaml").write_text(yaml.safe_dump(edit), encoding="utf-8")
         output = snakemake(workflow, "-n", *TARGETS, configfiles=("overlay.yaml", f"edit_{name}.yaml"))
-        planned[name] = {(rule, wildcards.get("variant", "")) for rule, wildcards, _ in planned_jobs(output)}
+        planned[name] = {(job.rule, job.wildcards.get("variant", "")) for job in parse_plan(output).jobs}
     reports = {("table2", ""), ("figure2", ""), ("plot_confusion_matrices", ""), ("challenge_report", "")}
     reports |= {("table3", "")}
     assert planned["match"] == {("apply_lexicon_rules", "hybrid")} | reports

@@ -19,7 +19,7 @@ from workflow_scripts.data.ingest_speech import build_speech_manifest
 from workflow_scripts.data.ingest_speech import main as speech_main
 from workflow_scripts.data.ingest_text import build_text_manifest
 
-from conftest import PROJECT_ROOT, write_tone
+from conftest import PROJECT_ROOT, run_snakemake, write_tone
 from rule_job import rule_job
 
 CLASSES = ["neutral", "negative"]
@@ -320,9 +320,7 @@ def test_fractions_not_naming_the_splits_fail_a_dry_run(workflow_dir):
         "    label_map: {neu: neutral}\n    split: {policy: stratified, fractions: {train: 0.8, valid: 0.2}}\n",
         encoding="utf-8",
     )
-    env = {**os.environ, "PYTHONPATH": str(workflow_dir)}
-    command = [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(overlay)]
-    result = subprocess.run(command, cwd=workflow_dir, capture_output=True, text=True, env=env, timeout=300)
+    result = run_snakemake(workflow_dir, "-n", "--configfile", str(overlay), check=False, cores=1, timeout=300)
     assert result.returncode != 0
     assert "invalid config at 'corpora.mine.split.fractions': keys ['train', 'valid'] must be the splits" in (
         result.stdout + result.stderr

@@ -7,7 +7,8 @@ from pathlib import Path
 import yaml
 
 from conftest import run_snakemake
-from workflow_copy import planned_jobs, recorded_params
+from snakemake_runner import parse_plan
+from workflow_copy import recorded_params
 
 SPLITS = ["train", "dev", "public_test", "private_test"]
 
@@ -39,7 +40,7 @@ def test_paper_config_validates_and_dry_runs_every_stage(workflow_dir):
     paths = workflow_dir / "my_paths.yaml"
     paths.write_text(yaml.safe_dump(_fill_in_paths(workflow_dir / "user_data")))
     result = run_snakemake(workflow_dir, "-n", "--configfile", "configs/paper_vlsp.yaml", str(paths))
-    plan = planned_jobs(result.stdout + result.stderr)
+    plan = parse_plan(result.stdout + result.stderr).counts
     # Whisper fine-tuned from the hub checkpoint (no demo model), emotion2vec features, all four
     # TEFE architectures, every fusion variant, the ASR backbone benchmark.
     assert plan["finetune_whisper"] == 1 and "build_demo_asr_model" not in plan, plan

@@ -16,7 +16,7 @@ from workflow_scripts.common.pretrained import (
     verify_dir,
 )
 
-from weights_fixtures import english_clips, whisper_base_ct2, whisper_base_hf  # noqa: F401 - fixtures
+from weights_fixtures import english_clips
 
 
 def test_missing_extra_names_the_install_command():

@@ -3,13 +3,13 @@ gpu_rule_resources (rules/common.smk), and the retry scaling of profiles/slurm."
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import run_snakemake
+from snakemake_runner import dry_run
 
 # Two GPU-tagged rules that record when they run, and a CPU rule.
 GPU_PAIR_SNAKEFILE = """
@@ -110,19 +110,8 @@ rule per_backend:
 
 def _dry_run_jobs(directory: Path, *args: str, snakefile: str = "Snakefile.res") -> list[tuple[str, str, dict]]:
     """(rule, output, resources) of each job, as a dry run prints them."""
-    result = run_snakemake(directory, "--snakefile", snakefile, "--dry-run", *args)
-    jobs = []
-    for block in re.finditer(r"^rule (\w+):\n((?:    .*\n)+)", result.stdout, re.M):
-        output = re.search(r"^    output: (.*)$", block.group(2), re.M)
-        resources = re.search(r"^    resources: (.*)$", block.group(2), re.M).group(1)
-        jobs.append(
-            (
-                block.group(1),
-                output.group(1) if output else "",
-                dict(item.split("=", 1) for item in resources.split(", ")),
-            )
-        )
-    return jobs
+    plan = dry_run(directory, "--snakefile", snakefile, *args)
+    return [(job.rule, ", ".join(job.output), job.resources) for job in plan.jobs]
 
 
 def _dry_run_resources(directory: Path, *args: str, snakefile: str = "Snakefile.res") -> dict[str, dict[str, str]]:

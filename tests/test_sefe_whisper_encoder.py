@@ -13,7 +13,7 @@ import torch
 from workflow_scripts.sefe.backends import build_backend
 
 from sefe_fixtures import tone
-from weights_fixtures import english_clips, whisper_base_ct2, whisper_base_hf  # noqa: F401 - fixtures
+from weights_fixtures import english_clips
 
 CONFIG = {"model": None, "layer": "last", "input_window": "full", "device": "cpu", "batch_size": 4}
 

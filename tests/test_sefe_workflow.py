@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from conftest import run_snakemake, shared_data
-from workflow_copy import planned_jobs, recorded_params
+from snakemake_runner import parse_plan
+from workflow_copy import recorded_params
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ["results/sefe/handcrafted/evaluation.json", "results/sefe/wavlm/train.parquet"]
@@ -69,7 +70,7 @@ def test_emodb_config_plans_its_targets_standalone(workflow_dir):
     handcrafted = "results/sefe/handcrafted/evaluation.json"
     whisper = "results/sefe/whisper_encoder/evaluation.json"
     result = run_snakemake(workflow_dir, "-n", "--configfile", "configs/emodb.yaml", "--", handcrafted, whisper)
-    assert planned_jobs(result.stdout) == {
+    assert parse_plan(result.stdout).counts == {
         "ingest_speech_corpus": 1,
         "assemble_whisper_base": 1,
         "convert_whisper_base": 1,

@@ -1,7 +1,7 @@
 """The SLURM profile on a real single-node SLURM cluster (.ci/slurm/cluster.sh, fake GPU GRES).
 
 One Snakemake run goes through `--workflow-profile profiles/slurm` in a copy of the workflow,
-bounded by `timeout -s KILL`, with `--keep-going` so that all of these are submitted at once:
+killed after RUN_TIMEOUT_S seconds, with `--keep-going` so that all of these are submitted at once:
 - a CPU probe rule, a GPU-tagged probe rule (resources from the config block `resources`
   through gpu_rule_resources), a GPU-capable probe rule whose job needs no GPU, and the real
   workflow's WORKFLOW_TARGETS, all of which must succeed;
@@ -34,6 +34,7 @@ import pytest
 import yaml
 
 from conftest import PROJECT_ROOT
+from snakemake_runner import parse_plan, run_snakemake
 from workflow_copy import copy_workflow
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -218,26 +219,15 @@ def _workflow_copy(directory: Path) -> Path:
 
 
 def _term_with_parent() -> None:
-    """In the child: SIGINT when pytest dies, which `timeout` passes on to Snakemake; like Ctrl-C,
-    Snakemake then cancels its SLURM jobs (a killed pytest would otherwise leave it running)."""
+    """In the child (Snakemake): SIGINT when pytest dies; like Ctrl-C, Snakemake then cancels its
+    SLURM jobs (a killed pytest would otherwise leave it running)."""
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT)  # 1 = PR_SET_PDEATHSIG
 
 
 def _snakemake(directory: Path, *args: str, timeout: int = RUN_TIMEOUT_S) -> tuple[int, str]:
     """Snakemake with the SLURM profile, killed (SIGKILL) after ``timeout`` seconds."""
-    env = dict(
-        os.environ,
-        PYTHONPATH=str(directory),
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    )
-    command = [
-        "timeout",
-        "-s",
-        "KILL",
-        str(timeout),
-        sys.executable,
-        "-m",
-        "snakemake",
+    result = run_snakemake(
+        directory,
         "--snakefile",
         "Snakefile.probe",
         "--configfile",
@@ -255,24 +245,16 @@ def _snakemake(directory: Path, *args: str, timeout: int = RUN_TIMEOUT_S) -> tup
         "--latency-wait",
         "5",
         *args,
-    ]
-    result = subprocess.run(
-        command,
-        cwd=directory,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        check=False,
+        timeout=timeout,
+        cores=None,
+        env={"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"},
+        merge_output=True,
         preexec_fn=_term_with_parent,
     )
     with open(directory / "snakemake.out", "a", encoding="utf-8") as handle:  # for a failed CI run
         handle.write(result.stdout)
-    assert result.returncode not in (-9, 137), f"snakemake killed after {timeout} s:\n{result.stdout[-6000:]}"
     return result.returncode, result.stdout
-
-
-def _parse_resources(text: str) -> dict[str, str]:
-    return dict(item.split("=", 1) for item in text.split(", ") if "=" in item)
 
 
 def _outer_log(log: str) -> str:
@@ -283,12 +265,9 @@ def _outer_log(log: str) -> str:
 
 def _gpus_by_slurm_job(log: str) -> dict[str, int]:
     """GPUs that Snakemake's own job resources asked for, by SLURM job id (from the run's log)."""
-    gpus = {}
-    for block in re.finditer(r"^rule \w+:\n((?:    .*\n)+)", log, re.M):
-        jobid = re.search(r"^    jobid: (\d+)$", block.group(1), re.M)
-        resources = re.search(r"^    resources: (.*)$", block.group(1), re.M)
-        if jobid and resources:
-            gpus[jobid.group(1)] = int(_parse_resources(resources.group(1)).get("gpu", "0"))
+    gpus = {
+        job.jobid: int(job.resources.get("gpu", "0")) for job in parse_plan(log).jobs if job.jobid and job.resources
+    }
     submitted = re.findall(r"^Job (\d+) has been submitted with SLURM jobid (\d+)", log, re.M)
     return {slurm_id: gpus[jobid] for jobid, slurm_id in submitted}
 

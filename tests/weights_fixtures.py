@@ -1,6 +1,6 @@
-"""Real Whisper base weights (the `weights` extra): assembled and converted once per test session.
-
-Tests that use them skip with a message where the extra is not installed.
+"""Real Whisper base weights (the `weights` extra) and English clips for them. The weights are
+assembled and converted once per test session by conftest's fixtures ``whisper_base_ct2`` and
+``whisper_base_hf``; tests that use them skip with a message where the extra is not installed.
 """
 
 from __future__ import annotations
@@ -64,20 +64,3 @@ def write_english_manifest(root: Path, texts: list[str] = ENGLISH) -> Path:
     manifest = root / "test.tsv"
     write_manifest(pd.DataFrame(rows), manifest, SPEECH_COLUMNS)
     return manifest
-
-
-@pytest.fixture(scope="session")
-def whisper_base_ct2(tmp_path_factory) -> Path:
-    """The assembled CTranslate2 Whisper base directory."""
-    require_weights()
-    from workflow_scripts.common.pretrained import whisper_base_ct2
-
-    return whisper_base_ct2(tmp_path_factory.mktemp("weights_cache"))
-
-
-@pytest.fixture(scope="session")
-def whisper_base_hf(whisper_base_ct2, tmp_path_factory) -> Path:
-    """Its transformers conversion (save_pretrained directory with the processor)."""
-    from workflow_scripts.asr.convert_ct2 import convert
-
-    return convert(whisper_base_ct2, tmp_path_factory.mktemp("whisper_base") / "model")

@@ -1,9 +1,8 @@
-"""Copies of the workflow and Snakemake's own account of what it would run (tests and benchmarks)."""
+"""Copies of the workflow, and the params Snakemake recorded in one (tests and benchmarks)."""
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from base64 import urlsafe_b64encode
 from pathlib import Path
@@ -21,28 +20,6 @@ WORKFLOW_FILES = [
     "envs",
     "configs",
 ]
-
-_ROW = re.compile(r"^(\S+)\s+(\d+)$")
-
-
-def planned_jobs(output: str) -> dict[str, int]:
-    """Jobs per rule from the "Job stats" table of ``snakemake -n`` output ({} when nothing to do).
-
-    >>> planned_jobs("Job stats:\\njob  count\\n---  -----\\ntrain_classifier  2\\nall  1\\ntotal  3\\n")
-    {'train_classifier': 2, 'all': 1}
-    """
-    if "Job stats:" not in output:
-        return {}
-    table = output.split("Job stats:", 1)[1]
-    counts: dict[str, int] = {}
-    for line in table.splitlines()[3:]:
-        match = _ROW.match(line.strip())
-        if not match:
-            break
-        rule, count = match.group(1), int(match.group(2))
-        if rule != "total":
-            counts[rule] = count
-    return counts
 
 
 def copy_workflow(target: Path) -> Path:
