@@ -19,6 +19,7 @@ from workflow_scripts.asr.demo_model import build_demo_whisper
 from workflow_scripts.asr.transcribe import load_transcriber, model_source, transcribe_manifest
 from workflow_scripts.asr.transcribe import main as transcribe_rule
 from workflow_scripts.asr.transcripts import read_transcripts, write_transcripts
+from workflow_scripts.common.config_schema import block_defaults
 from workflow_scripts.common.hub import ModelUnavailableError, resolve_model_source
 
 from asr_fixtures import SENTENCES, TINY_WHISPER, write_corpus
@@ -116,7 +117,9 @@ def test_model_reference_finetuned_needs_the_finetuned_input():
 
 def test_predict_transcriber_loads_the_runs_finetuned_model(tiny_whisper_dir, tmp_path):
     shutil.copytree(tiny_whisper_dir, tmp_path / "run" / "asr" / "model")
-    transcribe = load_transcriber({"asr": {"transcribe": TRANSCRIBE}}, tmp_path / "run", threads=1)
+    transcribe = load_transcriber(
+        {"asr": block_defaults("asr", {"transcribe": TRANSCRIBE})}, tmp_path / "run", threads=1
+    )
     manifest = write_corpus(tmp_path, "dev", 2)
     backend = load_backend(BackendSpec(backend="whisper", model=str(tiny_whisper_dir), max_new_tokens=6))
     expected, _ = transcribe_manifest(manifest, backend, batch_size=2, progress=False)

@@ -19,6 +19,7 @@ from sklearn.pipeline import make_pipeline
 from workflow_scripts import predict
 from workflow_scripts.asr.transcribe import load_transcriber
 from workflow_scripts.common import paths
+from workflow_scripts.common.config_schema import block_defaults
 from workflow_scripts.common.names import ENSEMBLE_FEATURE_SET, ENSEMBLE_MEMBERS
 from workflow_scripts.fusion.heads.registry import HEADS
 
@@ -140,7 +141,7 @@ def test_a_half_finished_run_directory_names_each_missing_artifact_and_its_rule(
 
 def test_default_stages_need_the_tefe_selection_and_the_finetuned_asr_model(tmp_path):
     run = _run_dir(tmp_path)
-    config = {"asr": {"transcribe": {"model": "finetuned"}}}
+    config = {"asr": block_defaults("asr", {"transcribe": {"model": "finetuned"}})}
     missing = predict.missing_artifacts(config, run, predict.STAGE_FACTORIES)
     assert any("(built by rule select_tefe" in line for line in missing)
     assert any("(built by rule finetune_whisper" in line for line in missing)

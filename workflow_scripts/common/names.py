@@ -20,8 +20,6 @@ FINETUNED = "finetuned"
 # The backend of an ASR system (asr.systems) that "transcribes" with the manifests' reference text (WER 0).
 ORACLE_BACKEND = "oracle"
 SYSTEM_BACKENDS = (*ASR_BACKENDS, ORACLE_BACKEND)
-# asr.systems of a config that lists none (the schema's default): one system, asr.transcribe as it is.
-DEFAULT_SYSTEMS = ({"name": FINETUNED},)
 
 
 def asr_systems(asr: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -29,19 +27,19 @@ def asr_systems(asr: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     ``asr.transcribe`` with the system's own keys over it (the block as validated, defaults filled); an
     oracle system is ``{"backend": "oracle"}`` alone (it reads no model, so no transcription setting)."""
     systems: dict[str, dict[str, Any]] = {}
-    for entry in asr.get("systems") or DEFAULT_SYSTEMS:
+    for entry in asr["systems"]:
         if entry["name"] in systems:
             raise ValueError(f"config asr.systems: the name {entry['name']!r} is listed twice")
         own = {key: value for key, value in entry.items() if key != "name"}
         oracle = own.get("backend") == ORACLE_BACKEND
-        systems[entry["name"]] = {"backend": ORACLE_BACKEND} if oracle else {**asr.get("transcribe", {}), **own}
+        systems[entry["name"]] = {"backend": ORACLE_BACKEND} if oracle else {**asr["transcribe"], **own}
     return systems
 
 
 def primary_system(asr: Mapping[str, Any]) -> str:
     """``asr.primary_system``, or the first of ``asr.systems`` when it is null."""
-    names = [entry["name"] for entry in asr.get("systems") or DEFAULT_SYSTEMS]
-    primary = asr.get("primary_system") or names[0]
+    names = [entry["name"] for entry in asr["systems"]]
+    primary = asr["primary_system"] or names[0]
     if primary not in names:
         raise ValueError(f"config asr.primary_system: {primary!r} is not a name of asr.systems {names}")
     return primary

@@ -41,7 +41,7 @@ def head_variants(heads: Mapping[str, Any]) -> dict[str, HeadVariant]:
     head's block lacks, a name taken by another variant, or an unknown entry of ``variants``.
     """
     variants = {head: HeadVariant(head, head, dict(heads[head])) for head in names.HEADS if head in heads}
-    for name, spec in (heads.get("ablations") or {}).items():
+    for name, spec in heads["ablations"].items():
         where = f"config fusion.heads.ablations.{name}"
         if name in names.CLASSIFIER_VARIANTS or name in names.HEADS or name == names.VOTE_VARIANT:
             raise ValueError(f"{where}: {name!r} is already a variant; choose another name")
@@ -56,7 +56,7 @@ def head_variants(heads: Mapping[str, Any]) -> dict[str, HeadVariant]:
         if SEED_OFFSET in block:  # another seed that still follows the head's (and so the top-level) seed
             block["seed"] = int(heads[head]["seed"]) + int(block.pop(SEED_OFFSET))
         variants[name] = HeadVariant(name, head, block, overrides)
-    missing = [name for name in heads.get("variants", []) if name not in variants]
+    missing = [name for name in heads["variants"] if name not in variants]
     if missing:
         raise ValueError(
             f"config fusion.heads.variants: {missing} are neither heads {list(names.HEADS)} "
