@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from workflow_scripts.common import paths
+
 from snakemake_runner import dry_run, run_snakemake, start_snakemake
 from workflow_copy import copy_workflow
 
@@ -31,7 +33,8 @@ ASR_RULES = {"build_demo_asr_model", "finetune_whisper", "transcribe", "score_as
 FEATURE_RULES = {"extract_sefe", "extract_tefe", "pool_features"}
 # The demo's ASR systems; the primary one (the first) is behind hybrid_metrics.json, Table 2 and predict.
 SYSTEMS = ["finetuned", "early", "oracle"]
-PRIMARY = "results/systems/finetuned"
+PRIMARY = f"{paths.RESULTS}/{paths.system_scope(SYSTEMS[0])}"
+SHARED = f"{paths.RESULTS}/{paths.SHARED_SCOPE}"
 TEST_SPLITS = ["public_test", "private_test"]
 CLASSES = ["neutral", "negative"]
 
@@ -74,7 +77,7 @@ def test_hybrid_fusion_beats_each_modality_and_the_paper_artifacts_exist(demo_ru
     mean_ua = {}
     for variant in ("acoustic", "text", "early", "late", "hybrid"):
         scores = []
-        where = "results" if variant == "acoustic" else PRIMARY  # acoustic only: shared by the systems
+        where = SHARED if variant == "acoustic" else PRIMARY  # acoustic only: shared by the systems
         for split in TEST_SPLITS:
             wa, ua, wf1 = _wa_ua_wf1(demo_run / where / "metrics" / f"{variant}.json", split)
             print(f"{split} {variant}: WA {wa:.3f} UA {ua:.3f} WF1 {wf1:.3f}")
