@@ -12,6 +12,7 @@ import pytest
 
 from workflow_scripts.common import names
 from workflow_scripts.common.code_inputs import code_inputs
+from workflow_scripts.common.config_schema import block_defaults
 from workflow_scripts.common.registry import Spec, lookup, registry, resolve
 from workflow_scripts.fusion.classifiers import CLASSIFIER_SPECS
 from workflow_scripts.fusion.heads import graph as graph_module
@@ -141,8 +142,10 @@ def test_predict_runs_a_new_head_from_its_registry_entry_alone(monkeypatch, tmp_
     monkeypatch.setitem(HEADS, "toy", toy)
     monkeypatch.setattr(names, "HEADS", (*names.HEADS, "toy"))
     monkeypatch.setitem(predict.SEQUENCE_FACTORIES, "acoustic", "test_registries:fake_frames")
-    heads = {"toy": {"seed": 1}, "variants": ["toy"], "sequences": {"acoustic": None, "text": None, "prosody": None}}
-    config = {"asr": {"transcribe": {"model": "small"}}, "fusion": {"heads": heads, "vote": {"members": []}}}
+    sequences = {"acoustic": None, "text": None, "prosody": None}
+    heads = {"toy": {"seed": 1}, "variants": ["toy"], "ablations": {}, "sequences": sequences}
+    asr = block_defaults("asr", {"transcribe": {"model": "small"}})
+    config = {"asr": asr, "fusion": {"heads": heads, "vote": {"members": []}}}
     factories = {**predict.STAGE_FACTORIES, "asr": "test_registries:fake_asr"}
     (missing,) = predict.missing_artifacts(config, tmp_path, factories, "toy")
     assert missing.endswith("(built by rule train_toy: snakemake results/shared/fusion/heads/toy/model.pt)")

@@ -85,7 +85,7 @@ VARIANT_FEATURE_SETS = {
     "early": ("early",),
     "late": ("acoustic", "text"),
     "hybrid": ("early",),
-    # Only when challenge.augmentation.enabled (get_report_variants, rules/fusion_inputs.smk).
+    # Only when challenge.augmentation.enabled (fusion/rows.report_rows).
     "acoustic_aug": ("acoustic_aug",),
 }
 # Variants evaluated from classifier outputs (rule evaluate_variant).
