@@ -100,7 +100,7 @@ def main(job):
     if job.params.value == "bad":
         raise RuntimeError("a bad setting, found only at job time")
     Path(job.output.summary).write_text(job.params.value)
-    Path(job.output.model).mkdir()
+    Path(job.output.model, "empty").mkdir(parents=True)
     Path(job.output.model, "weights.bin").write_bytes(os.urandom(256))
 
 
@@ -125,10 +125,14 @@ def test_snakemake_deletes_the_outputs_of_a_failed_rerun_and_the_fixed_rerun_res
     assert failed.returncode != 0 and not weights.exists()  # Snakemake removed the good model
     run_snakemake(workdir, cores=1)
 
-    assert weights.read_bytes() == trained
+    assert weights.read_bytes() == trained and (workdir / "results" / "model" / "empty").is_dir()
     assert (workdir / "results" / "summary.txt").read_text() == "good"
     assert (workdir / "trainings.txt").read_text().split() == ["good", "bad"]  # not trained again
     assert "restored from results/.keep/train/" in (workdir / "logs" / "train.log").read_text()
+
+    run_snakemake(workdir, "--forceall", "--config", "keep=False", cores=1)  # the store turned off
+    assert (workdir / "trainings.txt").read_text().split() == ["good", "bad", "good"]
+    assert weights.read_bytes() != trained
 
 
 def toy_job(root: Path, value: str) -> object:

@@ -15,7 +15,7 @@ from typing import Any
 from workflow_scripts.asr.config_checks import check_asr_config
 from workflow_scripts.challenge.config_checks import check_challenge_config
 from workflow_scripts.common.config_schema import SCHEMA, ConfigError, load_config_file, merge_config, validate_schema
-from workflow_scripts.common.devices import check_cuda_devices
+from workflow_scripts.common.device_checks import check_cuda_devices
 from workflow_scripts.data.config_checks import check_data_config
 from workflow_scripts.fusion.config_checks import check_fusion_config
 from workflow_scripts.sefe.config_checks import check_sefe_config

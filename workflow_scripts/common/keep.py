@@ -130,8 +130,9 @@ def fingerprint_description(job: Any, store: Path) -> dict[str, Any]:
 
 
 def job_fingerprint(description: dict[str, Any]) -> str:
-    """The SHA-256 of a fingerprint description (its canonical JSON)."""
-    canonical = json.dumps(description, sort_keys=True, default=str, ensure_ascii=True)
+    """The SHA-256 of a fingerprint description (its canonical JSON; TypeError for a value JSON cannot
+    hold, rather than a text that might differ between runs)."""
+    canonical = json.dumps(description, sort_keys=True, ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -149,10 +150,11 @@ def _mirror(source: Path, target: Path) -> None:
         _link_or_copy(source, target)
         return
     target.mkdir()
+    for directory, subdirs, _ in os.walk(source):  # empty folders too
+        for name in subdirs:
+            (target / Path(directory, name).relative_to(source)).mkdir(exist_ok=True)
     for file in _tree_files(source):
-        destination = target / file.relative_to(source)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        _link_or_copy(file, destination)
+        _link_or_copy(file, target / file.relative_to(source))
 
 
 def _remove(path: Path) -> None:
@@ -198,7 +200,7 @@ def store(entry: Path, outputs: list[str], description: dict[str, Any]) -> None:
         (partial / ENTRY_OUTPUTS).mkdir(parents=True)
         for index, output in enumerate(outputs):
             _mirror(Path(output), partial / ENTRY_OUTPUTS / str(index))
-        (partial / ENTRY_DESCRIPTION).write_text(json.dumps(description, indent=2, default=str) + "\n")
+        (partial / ENTRY_DESCRIPTION).write_text(json.dumps(description, indent=2) + "\n")
         os.rename(partial, entry)
     finally:
         _remove(partial)
@@ -209,7 +211,12 @@ def run_kept(main: Callable[[Any], None], job: Any, root: str | os.PathLike = pa
     fingerprint (then restore them); keep the outputs of a successful run."""
     root = Path(root)
     description = fingerprint_description(job, root)
-    entry = root / job.rule / job_fingerprint(description)
+    try:
+        entry = root / job.rule / job_fingerprint(description)
+    except TypeError as error:  # a param that is not plain data: run as without the store
+        log.warning("outputs not kept: the job's fingerprint cannot be formed (%s)", error)
+        main(job)
+        return
     outputs = _paths(job.output)
     if restore(entry, outputs):
         log.info("restored from %s (a finished run with the same fingerprint)", entry)
