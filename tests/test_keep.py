@@ -167,3 +167,22 @@ def test_a_partial_store_entry_is_never_restored(tmp_path):
     (entry / keep.ENTRY_OUTPUTS / "0").write_text("half")  # killed before its description was written
     assert not keep.restore(entry, list(job.output))
     assert not Path(job.output.out).exists()
+
+
+def test_an_incomplete_entry_is_recomputed_and_replaced(tmp_path):
+    (tmp_path / "data.txt").write_text("data")
+    job = toy_job(tmp_path, "a")
+    store = tmp_path / "store"
+    entry = store / "toy" / keep.job_fingerprint(keep.fingerprint_description(job, store))
+    (entry / keep.ENTRY_OUTPUTS).mkdir(parents=True)
+    (entry / keep.ENTRY_DESCRIPTION).write_text("{}")  # its output lost (e.g. removed by hand)
+    runs = []
+
+    def main(job):
+        runs.append(job)
+        Path(job.output.out).write_text("computed")
+
+    keep.run_kept(main, job, store)
+    Path(job.output.out).unlink()
+    keep.run_kept(main, job, store)  # now restored from the replaced entry
+    assert len(runs) == 1 and Path(job.output.out).read_text() == "computed"

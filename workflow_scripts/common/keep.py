@@ -191,9 +191,8 @@ def restore(entry: Path, outputs: list[str]) -> bool:
 
 
 def store(entry: Path, outputs: list[str], description: dict[str, Any]) -> None:
-    """Keep ``outputs`` as ``entry``: built beside it, then renamed, so an entry is whole or absent."""
-    if entry.exists():
-        return
+    """Keep ``outputs`` as ``entry``: built beside it, then renamed, so an entry is whole or absent
+    (one that exists here could not be restored: it is replaced)."""
     partial = entry.with_name(f".{entry.name}.partial")
     _remove(partial)  # left by a job killed while storing
     try:
@@ -201,6 +200,7 @@ def store(entry: Path, outputs: list[str], description: dict[str, Any]) -> None:
         for index, output in enumerate(outputs):
             _mirror(Path(output), partial / ENTRY_OUTPUTS / str(index))
         (partial / ENTRY_DESCRIPTION).write_text(json.dumps(description, indent=2) + "\n")
+        _remove(entry)
         os.rename(partial, entry)
     finally:
         _remove(partial)
@@ -218,9 +218,12 @@ def run_kept(main: Callable[[Any], None], job: Any, root: str | os.PathLike = pa
         main(job)
         return
     outputs = _paths(job.output)
-    if restore(entry, outputs):
-        log.info("restored from %s (a finished run with the same fingerprint)", entry)
-        return
+    try:
+        if restore(entry, outputs):
+            log.info("restored from %s (a finished run with the same fingerprint)", entry)
+            return
+    except OSError as error:  # e.g. a damaged entry or a full disk: computing them is still right
+        log.warning("outputs not restored from %s (%s): running the step", entry, error)
     main(job)
     try:
         store(entry, outputs, description)
