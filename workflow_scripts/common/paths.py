@@ -57,6 +57,9 @@ def benchmark(stage: str, rule: str, *wildcards: str) -> str:
 SYSTEM_DIR = f"{RESULTS}/{system_scope('{system}')}"
 # Results that are shared or per system (see the module docstring).
 SCOPE_DIR = f"{RESULTS}/{{scope}}"
+# The expensive rules' finished outputs by fingerprint, restored by a rerun that matches (common/keep.py).
+# No rule declares it, so Snakemake never deletes it.
+KEEP = f"{RESULTS}/.keep"
 
 # --- data ---
 DEMO_SPEECH_TABLE = f"{RESULTS}/demo/speech_corpus.tsv"
