@@ -181,3 +181,16 @@ def test_a_yaml_error_in_a_config_file_names_the_file_and_line(tmp_path):
     good = write_tone(tmp_path / "good.wav", seconds=0.3)
     with pytest.raises(SystemExit, match=rf"^predict: {bad}: not valid YAML at line 2, column 1"):
         predict.main(["--configfile", str(bad), "--output", str(tmp_path / "o.csv"), str(good)])
+
+
+def test_a_clip_shorter_than_the_corpus_minimum_is_refused_per_file(tmp_path):
+    run = _run_dir(tmp_path)
+    good = write_tone(tmp_path / "good.wav", seconds=0.3)
+    short = write_tone(tmp_path / "short.wav", seconds=0.01)
+    with pytest.raises(SystemExit, match="1 of 2 file"):
+        predict.main(_argv(run, tmp_path / "out.csv", good, short))
+    frame = pd.read_csv(tmp_path / "out.csv", keep_default_na=False).set_index("path")
+    assert frame.loc[str(good), "error"] == "" and frame.loc[str(short), "label"] == ""
+    assert (
+        frame.loc[str(short), "error"] == f"{short}: clip of 0.010 s is shorter than the minimum 0.1 s (min_duration_s)"
+    )

@@ -434,11 +434,16 @@ def _predict_batch(
 
 
 def predict_files(
-    paths: Sequence[Path], transcribe: Callable[[Sequence[str]], list[str]], predictor: Any, batch_size: int = 16
+    paths: Sequence[Path],
+    transcribe: Callable[[Sequence[str]], list[str]],
+    predictor: Any,
+    batch_size: int = 16,
+    min_duration_s: float = 0.0,
 ) -> pd.DataFrame:
     """Transcript, label and class probabilities of every file, in batches, and an ``error`` column.
 
-    Each file is checked first (readable, not empty, finite samples, not cut short); a batch
+    Each file is checked first (readable, not empty, at least ``min_duration_s`` long (the run's emotion
+    corpus's ``min_duration_s``), finite samples, not cut short); a batch
     that fails is redone file by file, so one bad file costs only its own row: its reason goes
     to ``error`` and its label and probabilities stay empty.
     """
@@ -460,7 +465,7 @@ def predict_files(
     readable = []
     for path in map(str, paths):
         try:
-            check_audio(path, silence_peak=0.0)
+            check_audio(path, silence_peak=0.0, min_duration_s=min_duration_s)
             readable.append(path)
         except AudioError as error:
             failed(path, str(error))
@@ -555,7 +560,8 @@ def main(argv: list[str] | None = None) -> None:
     files = collect_audio(args.inputs)
     check_run_dir(config, args.run_dir, factories, args.variant, system)
     predictor, transcribe = load_predictor(config, args.run_dir, args.variant, args.threads, factories)
-    frame = predict_files(files, transcribe, predictor, args.batch_size)
+    shortest = float(config["corpora"][config["ser_corpus"]]["min_duration_s"])
+    frame = predict_files(files, transcribe, predictor, args.batch_size, shortest)
     write_predictions(frame, args.output)
     bad = int((frame["error"] != "").sum())
     log.info(
