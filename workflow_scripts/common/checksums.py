@@ -16,12 +16,13 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from workflow_scripts.common.files import atomic_path
+from workflow_scripts.common.files import atomic_path, write_json
+from workflow_scripts.common.paths import CHECKSUM_DIRECTORY_RECORD as DIRECTORY_RECORD
+from workflow_scripts.common.paths import checksum_of
 
 CHUNK_BYTES = 1 << 20
-RECORD_SUFFIX = ".sha256"
-DIRECTORY_RECORD = "SHA256SUMS"
 
 
 class ChecksumError(ValueError):
@@ -40,7 +41,7 @@ def sha256_file(path: str | os.PathLike) -> str:
 def checksum_record(path: str | os.PathLike) -> Path:
     """Where the checksum record of a file (``<file>.sha256``) or a directory (``<dir>/SHA256SUMS``) is."""
     path = Path(path)
-    return path / DIRECTORY_RECORD if path.is_dir() else Path(f"{path}{RECORD_SUFFIX}")
+    return path / DIRECTORY_RECORD if path.is_dir() else Path(checksum_of(str(path)))
 
 
 def _directory_files(directory: Path) -> list[Path]:
@@ -64,6 +65,12 @@ def write_checked(path: str | os.PathLike, write: Callable[[Path], None]) -> Non
     """``write(tmp)`` the file ``path`` atomically (common/files.atomic_path), then its checksum record."""
     with atomic_path(path) as tmp:
         write(tmp)
+    record_checksum(path)
+
+
+def write_checked_json(path: str | os.PathLike, payload: Any) -> None:
+    """:func:`common.files.write_json` and the checksum record of the file (an artifact predict reads)."""
+    write_json(path, payload)
     record_checksum(path)
 
 
