@@ -137,3 +137,20 @@ def test_too_few_speakers_names_the_corpus(tmp_path):
     spec = _speech(tmp_path, rows, split={"policy": "stratified", "fractions": {s: 1.0 for s in SPLITS}})
     with pytest.raises(IngestionError, match=r"corpus emo \(.*corpus.tsv\): speaker-disjoint split needs at least 3"):
         build_speech_manifest(spec, CLASSES, SPLITS, seed=0, corpus="emo")
+
+
+def test_relative_audio_paths_resolve_against_the_tables_directory_and_absolute_ones_stay(tmp_path):
+    """README's path rules: ``../`` resolved relative to the table (no audio_root), absolute paths as they are."""
+    rows = _rows(tmp_path)
+    (tmp_path / "tables").mkdir()
+    rows[0]["wav"] = "../wav/u0.wav"
+    rows[1]["wav"] = str(tmp_path / "wav" / "u1.wav")
+    for row in rows[2:]:
+        row["wav"] = f"../{row['wav']}"
+    table = tmp_path / "tables" / "corpus.tsv"
+    pd.DataFrame(rows).to_csv(table, sep="\t", index=False)
+    spec = _speech(tmp_path, rows)
+    spec["table"] = str(table)
+    manifest, _, _ = build_speech_manifest(spec, CLASSES, SPLITS, seed=0)
+    paths = dict(zip(manifest["utt_id"], manifest["audio_path"], strict=True))
+    assert paths["u0"] == str(tmp_path / "wav" / "u0.wav") and paths["u1"] == str(tmp_path / "wav" / "u1.wav")
