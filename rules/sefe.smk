@@ -105,6 +105,7 @@ rule fit_prosody_bins:
         code=script_code("sefe/prosody_bins"),
     output:
         bins=paths.PROSODY_BINS,
+        bins_sha256=paths.checksum_of(paths.PROSODY_BINS),
     log:
         paths.log("sefe", "fit_prosody_bins"),
     benchmark:

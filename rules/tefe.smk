@@ -40,6 +40,9 @@ rule train_tefe:
     output:
         model=paths.TEFE_MODEL,
         vocab=paths.TEFE_MODEL_VOCAB,
+        # The SHA-256 records predict checks (common/checksums.py).
+        model_sha256=paths.checksum_of(paths.TEFE_MODEL),
+        vocab_sha256=paths.checksum_of(paths.TEFE_MODEL_VOCAB),
         metrics=paths.TEFE_MODEL_METRICS,
     log:
         paths.log("tefe", "train_tefe", "{arch}"),
@@ -75,6 +78,7 @@ checkpoint select_tefe:
         code=script_code("tefe/select"),
     output:
         selection=paths.TEFE_SELECTION,
+        selection_sha256=paths.checksum_of(paths.TEFE_SELECTION),
     log:
         paths.log("tefe", "select_tefe"),
     benchmark:

@@ -4,7 +4,6 @@ per session; test_fusion_head_xattn and test_fusion_head_predict (graph heads, v
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import yaml
 from test_fusion_heads import BOOTSTRAP, CLASSES, TINY
 
 from workflow_scripts.common import paths
+from workflow_scripts.common.checksums import record_checksum, write_checked_json
 from workflow_scripts.common.config_schema import block_defaults
 from workflow_scripts.fusion.heads.xattn import main as train_xattn
 from workflow_scripts.sefe.frames import extract_frames
@@ -126,7 +126,8 @@ def build_tiny_run(root: Path) -> tuple[Path, Path, dict[str, dict[str, str]], d
     Path(encoder["model"]).parent.mkdir(parents=True)
     save_checkpoint(encoder["model"], TextEncoder("CNN", torch.randn(len(vocab), 8), 2, TINY_MODELS["CNN"]), CLASSES)
     vocab.save(encoder["vocab"])
-    paths.in_run(paths.TEFE_SELECTION, run).write_text(json.dumps({"selected": "CNN"}))
+    record_checksum(encoder["vocab"])  # as rule train_tefe: predict checks every artifact's SHA-256
+    write_checked_json(paths.in_run(paths.TEFE_SELECTION, run), {"selected": "CNN"})
     for split in SPLITS:
         files["text"][split] = str(root / f"tokens_{split}.parquet")
         extract_tokens(

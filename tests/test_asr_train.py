@@ -17,6 +17,7 @@ from workflow_scripts.asr.train import (
     warp_frequency,
 )
 from workflow_scripts.asr.train import main as finetune_whisper
+from workflow_scripts.common.checksums import verify_checksum
 
 from asr_fixtures import TINY_WHISPER, write_corpus
 from rule_job import rule_job
@@ -167,6 +168,9 @@ def test_best_checkpoint_by_dev_wer_is_the_output(full_run):
     # Processor and generation settings travel with the model.
     for name in ("model.safetensors", "generation_config.json", "processor_config.json", "tokenizer.json"):
         assert (root / "full" / name).exists(), name
+    # With the SHA256SUMS predict checks; a snapshot copied from the model has its own (its config differs).
+    for directory in ("full", "snap4", "snap100"):
+        verify_checksum(root / directory)
     assert saved["precision"] == "fp32" and "fp16 needs CUDA" in saved["precision_note"]
 
 

@@ -232,7 +232,7 @@ def test_sigkill_mid_training_then_rerun_incomplete_gives_the_same_metrics(demo_
     results = demo_run / "results"
     primary = "systems/finetuned"
     before = {name: (results / name).read_text() for name in ("hybrid_metrics.json", f"{primary}/metrics/early.json")}
-    model = results / primary / "fusion" / "early" / "xgboost" / "model.joblib"
+    model = results / primary / "fusion" / "early" / "xgboost" / "model.skops"
     # Remove the tuned model and everything that reads it, so the killed run is one that must
     # rebuild it (Snakemake does not regenerate a missing file whose consumers are complete).
     for path in (

@@ -27,6 +27,7 @@ import torch
 from workflow_scripts.asr.speed_perturb import draw_factor, speed_perturb
 from workflow_scripts.asr.text import NormalizeConfig, normalize_text, score_transcripts
 from workflow_scripts.asr.waveforms import load_waveform
+from workflow_scripts.common.checksums import record_checksum
 from workflow_scripts.common.devices import resolve_device
 from workflow_scripts.common.files import atomic_path, write_json
 from workflow_scripts.common.hub import resolve_model_source
@@ -334,6 +335,7 @@ def write_snapshots(
         with atomic_path(out, is_dir=True) as tmp:
             shutil.copytree(source, tmp, dirs_exist_ok=True)
             write_json(Path(tmp) / "training_config.json", {**summary, **note})
+            record_checksum(tmp)  # SHA256SUMS of the directory (a copy of the model's is stale now)
 
 
 def shorten_input_window(model, processor, seconds: int) -> None:
@@ -660,6 +662,7 @@ def save_outputs(
         trainer.model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
         write_json(Path(tmp) / "training_config.json", summary)
+        record_checksum(tmp)  # SHA256SUMS, which predict checks
     write_snapshots(block["snapshot_steps"], snapshot_dirs, work, out_dir, summary)
     if not block["keep_checkpoints"]:
         shutil.rmtree(work, ignore_errors=True)

@@ -95,10 +95,11 @@ def wav_declared_frames(path: str | os.PathLike) -> tuple[int, int] | None:
             handle.seek(size + (size & 1), os.SEEK_CUR)
 
 
-def check_audio(path: str | os.PathLike, silence_peak: float) -> AudioCheck:
-    """Read ``path`` fully and reject truncated, empty, non-finite or all-silent audio.
+def check_audio(path: str | os.PathLike, silence_peak: float, min_duration_s: float = 0.0) -> AudioCheck:
+    """Read ``path`` fully and reject truncated, empty, too short, non-finite or all-silent audio.
 
-    ``silence_peak`` is the absolute amplitude below which every sample counts as silence.
+    ``silence_peak`` is the absolute amplitude below which every sample counts as silence;
+    ``min_duration_s`` the shortest clip accepted (a corpus's ``min_duration_s``).
     """
     samples, sample_rate = read_audio(path, always_2d=True)
     frames = wav_declared_frames(path)
@@ -109,6 +110,11 @@ def check_audio(path: str | os.PathLike, silence_peak: float) -> AudioCheck:
         )
     if samples.shape[0] == 0:
         raise AudioError(f"{path}: empty audio (0 samples)")
+    if samples.shape[0] < min_duration_s * sample_rate:
+        raise AudioError(
+            f"{path}: clip of {samples.shape[0] / sample_rate:.3f} s is shorter than the minimum "
+            f"{min_duration_s:g} s (min_duration_s)"
+        )
     if not np.isfinite(samples).all():
         raise AudioError(f"{path}: non-finite samples (NaN or inf)")
     peak = float(np.abs(samples).max())

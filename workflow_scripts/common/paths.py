@@ -127,7 +127,8 @@ TEFE_TOKENS = f"{SYSTEM_DIR}/tefe/tokens/{{split}}.parquet"
 # Under {scope}: shared, or the ASR system's when it reads transcripts (fusion/rows.py).
 POOLED = f"{SCOPE_DIR}/fusion/pooled/{{modality}}/{{split}}.parquet"
 CLASSIFIER_DIR = f"{SCOPE_DIR}/fusion/{{feature_set}}/{{classifier}}"
-CLASSIFIER_MODEL = f"{CLASSIFIER_DIR}/model.joblib"
+# A skops file (common/model_files.py), never a pickle.
+CLASSIFIER_MODEL = f"{CLASSIFIER_DIR}/model.skops"
 CLASSIFIER_TRIALS = f"{CLASSIFIER_DIR}/trials.csv"
 CLASSIFIER_PROBABILITIES = f"{CLASSIFIER_DIR}/probabilities/{{split}}.parquet"
 CLASSIFIER_OOF = f"{CLASSIFIER_DIR}/oof_train.parquet"
@@ -162,6 +163,17 @@ AUGMENTED_RECORD = f"{RESULTS}/augment/copies.json"
 SEFE_AUGMENTED_FEATURES = f"{RESULTS}/sefe/{{backend}}/{{split}}_augmented.parquet"
 CHALLENGE_MD = f"{RESULTS}/challenge.md"
 CHALLENGE_JSON = f"{RESULTS}/challenge.json"
+
+
+# The checksum record written beside a model file predict loads (common/checksums.py); a directory
+# holds its own, CHECKSUM_DIRECTORY_RECORD.
+CHECKSUM_SUFFIX = ".sha256"
+CHECKSUM_DIRECTORY_RECORD = "SHA256SUMS"
+
+
+def checksum_of(template: str) -> str:
+    """The checksum record of the file ``template`` (a declared output beside the file)."""
+    return template + CHECKSUM_SUFFIX
 
 
 def in_run(template: str, run_dir: str | Path, **wildcards: str) -> Path:
