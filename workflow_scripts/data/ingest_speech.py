@@ -1,35 +1,60 @@
 """Speech corpus ingestion: a user's table -> a validated manifest per split, a skip list and a summary.
 
 Besides the checks shared with text corpora (:mod:`workflow_scripts.data.ingest`), every audio
-file is opened: unreadable, empty or all-silent files are rejected rows too.
+file is opened: unreadable, empty or all-silent files are rejected rows too (``audio_check: header``:
+the header alone is read, so silence and non-finite samples show only at extraction).
 """
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from tqdm import tqdm
 
-from workflow_scripts.common.audio import AudioCheck, AudioError, check_audio, find_unicode_variant
+from workflow_scripts.common.audio import (
+    AudioCheck,
+    AudioError,
+    check_audio,
+    check_audio_header,
+    find_unicode_variant,
+)
 from workflow_scripts.common.manifest import SPEECH_COLUMNS
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.data import ingest
 
+CHECKS_PER_ROUND = 4096  # files handed to the thread pool at once: bounds its queue at any table size
 
-def _check_rows_audio(paths: pd.Series, silence_peak: float, threads: int) -> dict[int, AudioCheck | str]:
-    """Check every audio file, returning index -> AudioCheck or the AudioError message."""
+
+def _check_rows_audio(
+    paths: pd.Series, silence_peak: float, threads: int, mode: str = "full"
+) -> dict[int, AudioCheck | str]:
+    """Check every audio file, returning index -> AudioCheck or the AudioError message.
+
+    ``mode`` full reads every sample (:func:`check_audio`), header reads the header alone
+    (:func:`check_audio_header`). A progress bar shows on screen only (stderr a terminal), never in logs.
+    """
 
     def check(item: tuple[int, str]) -> tuple[int, AudioCheck | str]:
         index, path = item
         try:
-            return index, check_audio(path, silence_peak)
+            return index, check_audio(path, silence_peak) if mode == "full" else check_audio_header(path)
         except AudioError as error:
             return index, str(error)
 
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        return dict(pool.map(check, paths.items()))
+    items = list(paths.items())
+    results: dict[int, AudioCheck | str] = {}
+    with (
+        ThreadPoolExecutor(max_workers=max(1, threads)) as pool,
+        tqdm(total=len(items), unit="file", desc=f"audio check ({mode})", disable=not sys.stderr.isatty()) as bar,
+    ):
+        for start in range(0, len(items), CHECKS_PER_ROUND):
+            results.update(pool.map(check, items[start : start + CHECKS_PER_ROUND]))
+            bar.update(min(CHECKS_PER_ROUND, len(items) - start))
+    return results
 
 
 def resolve_audio_path(path: str, audio_root: str) -> str:
@@ -77,7 +102,9 @@ def build_speech_manifest(
     excluded = frame["label"].isna()
     no_path = frame["audio_path"] == ""
     problems += [(i, "empty audio_path cell") for i in frame.index[no_path & ~excluded]]
-    checks = _check_rows_audio(frame.loc[~excluded & ~no_path, "audio_path"], float(spec["silence_peak"]), threads)
+    checks = _check_rows_audio(
+        frame.loc[~excluded & ~no_path, "audio_path"], float(spec["silence_peak"]), threads, spec["audio_check"]
+    )
     problems += [(i, result) for i, result in checks.items() if isinstance(result, str)]
     frame, skipped = ingest.drop_rejected(frame, problems, excluded, spec["on_invalid"])
 
