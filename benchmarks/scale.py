@@ -1,7 +1,7 @@
 """How each stage grows with the corpus: wall, CPU, peak RSS and disk per stage and size, and the
 fitted growth exponents (log-log slopes against N).
 
-Synthetic corpora of N utterances (seeded noise clips of 0.5-1.5 s at 16 kHz with Vietnamese
+Synthetic corpora of N utterances (seeded noise clips of 0.25-0.75 s at 16 kHz with Vietnamese
 sentences as text; N = a multiple of the demo's 640, ``--sizes 1x 10x 100x``), then each stage's
 step through its rule's entry point (the step module's ``main(job)``, as Snakemake's ``script:``
 calls it), one child process per stage and size, measured with ``os.wait4`` (CPU seconds of the
@@ -33,6 +33,7 @@ import argparse
 import csv
 import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,7 @@ SENTENCES = [
     "tại sao anh lại làm như vậy",
     "bộ phim này thật là hay",
 ]
+CLIP_SECONDS = (0.25, 0.75)  # short clips: the per-utterance path, not the audio length, is measured
 CSV_COLUMNS = ["stage", "mode", "n", "wall_s", "cpu_s", "peak_rss_mb", "disk_mb", "load"]
 
 
@@ -81,17 +83,28 @@ def size_of(text: str) -> int:
     return int(float(text[:-1]) * DEMO_UTTERANCES) if text.endswith("x") else int(text)
 
 
+def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
+    """A 16-bit mono PCM WAV file of ``samples`` (int16): the 44-byte header and the data."""
+    data = samples.astype("<i2").tobytes()
+    fmt = struct.pack("<4sIHHIIHH", b"fmt ", 16, 1, 1, rate, 2 * rate, 2, 16)  # PCM, mono, 16 bit
+    riff = struct.pack("<4sI4s", b"RIFF", 36 + len(data), b"WAVE")
+    return riff + fmt + struct.pack("<4sI", b"data", len(data)) + data
+
+
 def write_clips(folder: Path, n: int, rate: int, seconds: tuple[float, float], seed: int) -> list[str]:
-    """``n`` seeded noise clips (16-bit WAV) of uniform random length in ``seconds``; their paths."""
+    """``n`` seeded noise clips (16-bit WAV) of uniform random length in ``seconds``; their paths.
+
+    Each clip is a different slice of one noise buffer (written as bytes: a million files in minutes).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    paths = []
-    for i in range(n):
-        path = folder / f"u{i:07d}.wav"
-        paths.append(str(path))
-        if not path.exists():
-            samples = rng.normal(0, 0.1, int(rate * rng.uniform(*seconds))).astype(np.float32)
-            sf.write(path, samples, rate, subtype="PCM_16")
+    noise = rng.normal(0, 3000, rate * 60).clip(-32768, 32767).astype(np.int16)
+    lengths = (rate * rng.uniform(*seconds, size=n)).astype(int)
+    starts = rng.integers(0, len(noise) - lengths.max(), size=n)
+    paths = [str(folder / f"u{i:07d}.wav") for i in range(n)]
+    for path, start, length in zip(paths, starts, lengths, strict=True):
+        if not os.path.exists(path):
+            Path(path).write_bytes(wav_bytes(noise[start : start + length], rate))
     return paths
 
 
@@ -102,13 +115,13 @@ def write_corpus(root: Path, n: int, seed: int = 0) -> Path:
         return root
     from workflow_scripts.asr.transcripts import write_transcripts
 
-    paths = write_clips(root / "wav", n, 16000, (0.5, 1.5), seed)
+    paths = write_clips(root / "wav", n, 16000, CLIP_SECONDS, seed)
     rng = np.random.default_rng(seed + 1)
     frame = pd.DataFrame(
         {
             "utt_id": [Path(p).stem for p in paths],
             "audio_path": paths,
-            "duration_s": [round(sf.info(p).duration, 4) for p in paths],
+            "duration_s": [round(sf.info(p).duration, 4) for p in paths],  # as ingestion writes it
             "sample_rate": 16000,
             "text": [SENTENCES[i] for i in rng.integers(0, len(SENTENCES), n)],
             "label": [CLASSES[i] for i in rng.integers(0, 2, n)],
