@@ -330,8 +330,8 @@ def main() -> None:
             build_models(base / "models", cfg)
         sizes = [size_of(size) for size in args.sizes] if corpus_stages else []
         corpora = {n: write_corpus(base / f"corpus_{n}", n) for n in sizes}
-        for stage in corpus_stages:  # stage by stage: a stage's sizes are done before the next stage starts
-            for n, data in corpora.items():
+        for n, data in corpora.items():  # size by size: every stage's small sizes come first
+            for stage in corpus_stages:
                 job = corpus_job(stage, data, base / "models", base / f"out_{n}", cfg, args.threads)
                 runs.append((stage, "", n, job, base / f"out_{n}" / f"job_{stage}.json"))
         fresh = []
