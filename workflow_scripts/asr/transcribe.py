@@ -2,8 +2,8 @@
 
 Utterances are decoded in length-sorted batches with a progress bar (lengths from the file headers,
 each batch's audio read when it is decoded: memory holds ``batch_size`` waveforms, not the split);
-the parquet keeps the manifest's row order and carries the model and settings as schema metadata (``dfat``; the
-contract is :mod:`workflow_scripts.asr.transcripts`). The ``oracle`` system (backend oracle)
+the parquet keeps the manifest's row order and carries the model and settings as schema metadata
+(``dfat``; the contract is :mod:`workflow_scripts.asr.transcripts`). The ``oracle`` system (backend oracle)
 loads no model: its hypotheses are the manifest's reference text.
 """
 

@@ -10,9 +10,8 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
-import soundfile as sf
 
-from workflow_scripts.common.audio import AudioError, read_audio
+from workflow_scripts.common.audio import read_audio, read_audio_info
 
 
 def load_waveform(path: str | os.PathLike, sampling_rate: int) -> np.ndarray:
@@ -38,10 +37,7 @@ def waveform_length(path: str | os.PathLike, sampling_rate: int) -> int:
     librosa's resampling returns ``ceil(frames x target / source)`` samples; computed the same way, so
     length-sorted batches are the same whether lengths come from the header or from the samples.
     """
-    try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError) as error:
-        raise AudioError(f"{path}: unreadable audio header ({error})") from error
+    info = read_audio_info(path)
     if info.samplerate == sampling_rate:
         return int(info.frames)
     return int(np.ceil(info.frames * (float(sampling_rate) / info.samplerate)))

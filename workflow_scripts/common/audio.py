@@ -40,6 +40,16 @@ def read_audio(path: str | os.PathLike, always_2d: bool = False) -> tuple[np.nda
     return samples, int(sample_rate)
 
 
+def read_audio_info(path: str | os.PathLike) -> sf._SoundFileInfo:
+    """The header of ``path`` (frames, samplerate, channels, format) without reading samples."""
+    if not os.path.exists(path):
+        raise AudioError(f"{path}: audio file not found")
+    try:
+        return sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as error:
+        raise AudioError(f"{path}: unreadable audio ({error})") from error
+
+
 def find_unicode_variant(path: str | os.PathLike) -> str | None:
     """The existing file that ``path`` names up to Unicode normalisation (NFC / NFD), or None.
 
@@ -110,12 +120,7 @@ def check_audio_header(path: str | os.PathLike) -> AudioCheck:
     """Duration, rate and channels from the header alone (no samples decoded): rejects missing,
     unreadable (not audio), empty and truncated files; silence and non-finite samples show only at
     extraction, which reads the samples."""
-    if not os.path.exists(path):
-        raise AudioError(f"{path}: audio file not found")
-    try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError) as error:
-        raise AudioError(f"{path}: unreadable audio ({error})") from error
+    info = read_audio_info(path)
     error = truncation_error(path, info.samplerate)
     if error is not None:
         raise error
