@@ -1,8 +1,9 @@
 """Transcribe one split with an ASR system's model -> parquet (utt_id, hypothesis, reference).
 
-Utterances are decoded in length-sorted batches with a progress bar; the parquet keeps the
-manifest's row order and carries the model and settings as schema metadata (``dfat``; the
-contract is :mod:`workflow_scripts.asr.transcripts`). The ``oracle`` system (backend oracle)
+Utterances are decoded in length-sorted batches with a progress bar (lengths from the file headers,
+each batch's audio read when it is decoded: memory holds ``batch_size`` waveforms, not the split);
+the parquet keeps the manifest's row order and carries the model and settings as schema metadata
+(``dfat``; the contract is :mod:`workflow_scripts.asr.transcripts`). The ``oracle`` system (backend oracle)
 loads no model: its hypotheses are the manifest's reference text.
 """
 
@@ -12,11 +13,12 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from workflow_scripts.asr.backends import AsrBackend, BackendSpec, load_backend, transcribe_waveforms
+from workflow_scripts.asr.backends import AsrBackend, BackendSpec, load_backend, transcribe_batches
 from workflow_scripts.asr.transcripts import write_transcripts
-from workflow_scripts.asr.waveforms import load_waveforms
+from workflow_scripts.asr.waveforms import load_waveforms, waveform_length
 from workflow_scripts.common import paths
 from workflow_scripts.common.manifest import read_manifest
 from workflow_scripts.common.names import FINETUNED, ORACLE_BACKEND, asr_systems, primary_system
@@ -35,19 +37,36 @@ def model_source(reference: str, finetuned: Sequence[str]) -> str:
     return str(finetuned[0])
 
 
+def transcribe_files(
+    backend: AsrBackend, audio_paths: Sequence[str], batch_size: int, progress: bool = True
+) -> tuple[list[str], list[int]]:
+    """Texts of ``audio_paths`` and their lengths in samples at the model's rate.
+
+    Lengths come from the file headers; the audio is read one length-sorted batch at a time, as it
+    is decoded, so memory holds one batch of waveforms whatever the number of files.
+    """
+    rate = backend.sampling_rate
+    lengths = [waveform_length(path, rate) for path in audio_paths]
+
+    def load(batch: Sequence[int]) -> list[np.ndarray]:
+        return load_waveforms([audio_paths[i] for i in batch], rate)
+
+    return transcribe_batches(backend, lengths, load, batch_size, progress=progress), lengths
+
+
 def transcribe_manifest(
     manifest: str | os.PathLike, backend: AsrBackend, batch_size: int, progress: bool = True
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Transcripts of every utterance of ``manifest`` and timing figures (seconds, real-time factor)."""
+    """Transcripts of every utterance of ``manifest`` and timing figures (seconds, real-time factor;
+    the decoding seconds include reading the audio, which is read batch by batch as it is decoded)."""
     frame = read_manifest(manifest)
-    waveforms = load_waveforms(frame["audio_path"].tolist(), backend.sampling_rate)
-    audio_seconds = sum(len(w) for w in waveforms) / backend.sampling_rate
+    started = time.perf_counter()
+    hypotheses, lengths = transcribe_files(backend, frame["audio_path"].tolist(), batch_size, progress=progress)
+    seconds = time.perf_counter() - started
+    audio_seconds = sum(lengths) / backend.sampling_rate
     if backend.max_input_seconds:
-        longer = [
-            u
-            for u, w in zip(frame["utt_id"], waveforms, strict=True)
-            if len(w) > backend.max_input_seconds * backend.sampling_rate
-        ]
+        window = backend.max_input_seconds * backend.sampling_rate
+        longer = [u for u, n in zip(frame["utt_id"], lengths, strict=True) if n > window]
         if longer:
             log.warning(
                 "%s: %d utterances are longer than the model's %.1f s window and are cut (e.g. %s)",
@@ -56,9 +75,6 @@ def transcribe_manifest(
                 backend.max_input_seconds,
                 longer[0],
             )
-    started = time.perf_counter()
-    hypotheses = transcribe_waveforms(backend, waveforms, batch_size, progress=progress)
-    seconds = time.perf_counter() - started
     transcripts = pd.DataFrame({"utt_id": frame["utt_id"], "hypothesis": hypotheses, "reference": frame["text"]})
     timing = {
         "utterances": len(frame),
@@ -95,8 +111,7 @@ def load_transcriber(config: Mapping[str, Any], run_dir: str | os.PathLike, thre
     )
 
     def transcribe(audio_paths: Sequence[str]) -> list[str]:
-        waveforms = load_waveforms(list(audio_paths), backend.sampling_rate)
-        return transcribe_waveforms(backend, waveforms, int(block["batch_size"]), progress=False)
+        return transcribe_files(backend, list(audio_paths), int(block["batch_size"]), progress=False)[0]
 
     return transcribe
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from workflow_scripts.common.audio import read_audio
+from workflow_scripts.common.audio import read_audio, read_audio_info
 
 
 def load_waveform(path: str | os.PathLike, sampling_rate: int) -> np.ndarray:
@@ -29,3 +29,15 @@ def load_waveform(path: str | os.PathLike, sampling_rate: int) -> np.ndarray:
 def load_waveforms(audio_paths: Sequence[str], sampling_rate: int) -> list[np.ndarray]:
     """Every file as mono float32 at ``sampling_rate``."""
     return [load_waveform(path, sampling_rate) for path in audio_paths]
+
+
+def waveform_length(path: str | os.PathLike, sampling_rate: int) -> int:
+    """Samples :func:`load_waveform` gives for ``path`` at ``sampling_rate``, from the file's header alone.
+
+    librosa's resampling returns ``ceil(frames x target / source)`` samples; computed the same way, so
+    length-sorted batches are the same whether lengths come from the header or from the samples.
+    """
+    info = read_audio_info(path)
+    if info.samplerate == sampling_rate:
+        return int(info.frames)
+    return int(np.ceil(info.frames * (float(sampling_rate) / info.samplerate)))

@@ -2,39 +2,64 @@
 
 Besides the checks shared with text corpora (:mod:`workflow_scripts.data.ingest`), every audio
 file is opened: unreadable, empty, too short (``min_duration_s``) or all-silent files are rejected
-rows too. Every kept file's bytes are hashed (SHA-256, the manifest's ``audio_sha256``): the same
-audio in two splits is an error naming both rows, within one split a warning.
+rows too (``audio_check: header``: the header alone is read, so silence and non-finite samples show
+only at extraction). Every kept file's bytes are hashed (SHA-256, the manifest's ``audio_sha256``):
+the same audio in two splits is an error naming both rows, within one split a warning.
 """
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from tqdm import tqdm
 
-from workflow_scripts.common.audio import AudioCheck, AudioError, check_audio, find_unicode_variant
+from workflow_scripts.common.audio import (
+    AudioCheck,
+    AudioError,
+    check_audio,
+    check_audio_header,
+    find_unicode_variant,
+)
 from workflow_scripts.common.checksums import sha256_file
 from workflow_scripts.common.manifest import AUDIO_SHA256, INGESTED_SPEECH_COLUMNS
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.data import ingest
 
+CHECKS_PER_ROUND = 4096  # files handed to the thread pool at once: bounds its queue at any table size
+
 
 def _check_rows_audio(
-    paths: pd.Series, silence_peak: float, min_duration_s: float, threads: int
+    paths: pd.Series, silence_peak: float, min_duration_s: float, threads: int, mode: str = "full"
 ) -> dict[int, AudioCheck | str]:
-    """Check every audio file, returning index -> AudioCheck or the AudioError message."""
+    """Check every audio file, returning index -> AudioCheck or the AudioError message.
+
+    ``mode`` full reads every sample (:func:`check_audio`), header reads the header alone
+    (:func:`check_audio_header`). A progress bar shows on screen only (stderr a terminal), never in logs.
+    """
 
     def check(item: tuple[int, str]) -> tuple[int, AudioCheck | str]:
         index, path = item
         try:
-            return index, check_audio(path, silence_peak, min_duration_s)
+            if mode == "full":
+                return index, check_audio(path, silence_peak, min_duration_s)
+            return index, check_audio_header(path, min_duration_s)
         except AudioError as error:
             return index, str(error)
 
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        return dict(pool.map(check, paths.items()))
+    items = list(paths.items())
+    results: dict[int, AudioCheck | str] = {}
+    with (
+        ThreadPoolExecutor(max_workers=max(1, threads)) as pool,
+        tqdm(total=len(items), unit="file", desc=f"audio check ({mode})", disable=not sys.stderr.isatty()) as bar,
+    ):
+        for start in range(0, len(items), CHECKS_PER_ROUND):
+            results.update(pool.map(check, items[start : start + CHECKS_PER_ROUND]))
+            bar.update(min(CHECKS_PER_ROUND, len(items) - start))
+    return results
 
 
 def hash_audio_files(paths: pd.Series, threads: int) -> list[str]:
@@ -93,6 +118,7 @@ def build_speech_manifest(
         float(spec["silence_peak"]),
         float(spec["min_duration_s"]),
         threads,
+        spec["audio_check"],
     )
     problems += [(i, result) for i, result in checks.items() if isinstance(result, str)]
     frame, skipped = ingest.drop_rejected(frame, problems, excluded, spec["on_invalid"])
