@@ -28,7 +28,9 @@ from workflow_scripts.common.manifest import read_manifest, write_manifest
 from workflow_scripts.common.paths import split_file
 from workflow_scripts.common.sequences import ROW_GROUP_SIZE
 
-# Metadata values that are ratios of two summed figures of the same block: recomputed, not summed.
+# Metadata figures of a producer's run that add up over the shards (utterances, seconds, counts) ...
+ADDITIVE = frozenset({"utterances", "empty_texts", "audio_seconds", "decode_seconds"})
+# ... and ratios of two of them in the same block, recomputed from the sums (with these digits).
 RATIOS = {"real_time_factor": ("decode_seconds", "audio_seconds", 4)}
 
 
@@ -60,27 +62,27 @@ def _is_number(value: Any) -> bool:
 
 
 def merged_metadata(values: Sequence[Any], key: str = "dfat") -> Any:
-    """One metadata value from the shards' values of ``key``: a shard file's path becomes the split's
-    (``paths.split_file``), equal values stay, differing numbers (counts, seconds) add up, RATIOS are
-    recomputed from their summed parts; anything else that differs is an error naming the key."""
+    """One metadata value from the shards' values of ``key``: ADDITIVE figures are summed and RATIOS
+    recomputed from the sums; a shard file's path becomes the split's (``paths.split_file``); every
+    other value must be the same in every shard (an error names the key)."""
+    name = key.rsplit(".", 1)[-1]
     if all(isinstance(value, dict) for value in values):
         keys = list(values[0])
         if any(list(value) != keys for value in values):
             raise ValueError(f"metadata {key}: the shards have different keys {[list(v) for v in values]}")
-        merged = {name: merged_metadata([value[name] for value in values], f"{key}.{name}") for name in keys}
-        for name, (numerator, denominator, digits) in RATIOS.items():
-            parts = (merged.get(numerator), merged.get(denominator))
-            if name in merged and all(_is_number(part) for part in parts):
-                merged[name] = round(parts[0] / parts[1], digits) if parts[1] else None
+        merged = {item: merged_metadata([value[item] for value in values], f"{key}.{item}") for item in keys}
+        for ratio, (numerator, denominator, digits) in RATIOS.items():
+            if ratio in merged and _is_number(merged.get(numerator)) and _is_number(merged.get(denominator)):
+                merged[ratio] = round(merged[numerator] / merged[denominator], digits) if merged[denominator] else None
         return merged
+    if name in ADDITIVE and all(_is_number(value) for value in values):
+        total = sum(values)
+        return total if all(isinstance(value, int) for value in values) else round(total, 6)
+    if name in RATIOS:
+        return values[0]  # recomputed from the summed parts in the enclosing block
     values = [split_file(value) if isinstance(value, str) else value for value in values]
     if all(value == values[0] for value in values):
         return values[0]
-    if all(_is_number(value) for value in values):
-        total = sum(values)
-        return total if all(isinstance(value, int) for value in values) else round(total, 6)
-    if all(value is None or _is_number(value) for value in values) and key.rsplit(".", 1)[-1] in RATIOS:
-        return None  # a ratio some shard could not compute: recomputed by the enclosing block
     raise ValueError(f"metadata {key}: the shards disagree ({values[:4]})")
 
 
