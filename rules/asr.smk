@@ -57,14 +57,14 @@ rule transcribe:
         # finetuned: the fine-tuned model when the system's model is "finetuned"; models: another model
         # this workflow builds (results/..., e.g. a snapshot), loaded as configured.
         unpack(get_asr_system_models),
-        manifest=lambda wildcards: ser_manifest(wildcards.split),
+        manifest=get_split_manifest,
         code=script_code("asr/transcribe"),
     output:
-        transcripts=paths.TRANSCRIPTS,
+        transcripts=per_split(paths.TRANSCRIPTS),
     log:
-        paths.log("asr", "transcribe", "{system}", "{split}"),
+        paths.log("asr", "transcribe", "{system}", "{split}", *SHARD),
     benchmark:
-        paths.benchmark("asr", "transcribe", "{system}", "{split}")
+        paths.benchmark("asr", "transcribe", "{system}", "{split}", *SHARD)
     params:
         transcribe=get_asr_system_block,
     threads: 2

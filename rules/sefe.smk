@@ -3,15 +3,15 @@
 
 rule extract_sefe:
     input:
-        manifest=lambda wildcards: ser_manifest(wildcards.split),
+        manifest=get_split_manifest,
         models=get_sefe_model_inputs,
         code=script_code("sefe/extract"),
     output:
-        features=paths.SEFE_FEATURES,
+        features=per_split(paths.SEFE_FEATURES),
     log:
-        paths.log("sefe", "extract_sefe", "{backend}", "{split}"),
+        paths.log("sefe", "extract_sefe", "{backend}", "{split}", *SHARD),
     benchmark:
-        paths.benchmark("sefe", "extract_sefe", "{backend}", "{split}")
+        paths.benchmark("sefe", "extract_sefe", "{backend}", "{split}", *SHARD)
     params:
         backend=get_sefe_backend_block,
         preprocessing=config["sefe"]["preprocessing"],
@@ -55,14 +55,14 @@ rule evaluate_sefe:
 # Frame matrices before pooling (the sequence contract), for the neural fusion heads only.
 rule extract_sefe_frames:
     input:
-        manifest=lambda wildcards: ser_manifest(wildcards.split),
+        manifest=get_split_manifest,
         code=script_code("sefe/frames"),
     output:
-        frames=paths.SEFE_FRAMES,
+        frames=per_split(paths.SEFE_FRAMES),
     log:
-        paths.log("sefe", "extract_sefe_frames", "{backend}", "{split}"),
+        paths.log("sefe", "extract_sefe_frames", "{backend}", "{split}", *SHARD),
     benchmark:
-        paths.benchmark("sefe", "extract_sefe_frames", "{backend}", "{split}")
+        paths.benchmark("sefe", "extract_sefe_frames", "{backend}", "{split}", *SHARD)
     params:
         backend=get_sefe_backend_block,
         preprocessing=config["sefe"]["preprocessing"],
@@ -81,14 +81,14 @@ rule extract_sefe_frames:
 # fitted on the TRAINING split's F0 alone, token ids per split.
 rule extract_prosody_f0:
     input:
-        manifest=lambda wildcards: ser_manifest(wildcards.split),
+        manifest=get_split_manifest,
         code=script_code("sefe/prosody_f0"),
     output:
-        f0=paths.PROSODY_F0,
+        f0=per_split(paths.PROSODY_F0),
     log:
-        paths.log("sefe", "extract_prosody_f0", "{split}"),
+        paths.log("sefe", "extract_prosody_f0", "{split}", *SHARD),
     benchmark:
-        paths.benchmark("sefe", "extract_prosody_f0", "{split}")
+        paths.benchmark("sefe", "extract_prosody_f0", "{split}", *SHARD)
     params:
         f0=config["sefe"]["prosody"]["f0"],
         preprocessing=config["sefe"]["preprocessing"],

@@ -16,6 +16,7 @@ system (transcripts, ASR scores, TEFE features and tokens) holds ``SYSTEM_DIR``,
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 RESULTS = "results"
@@ -53,6 +54,26 @@ def benchmark(stage: str, rule: str, *wildcards: str) -> str:
     return "/".join((BENCHMARKS, stage, rule, *wildcards)) + ".tsv"
 
 
+def shard_file(template: str) -> str:
+    """The file of one shard (config ``scale.shards``) of a per-split file: ``<dir>/{split}.<ext>`` ->
+    ``<dir>/shards/{split}/{shard}.<ext>`` (a shard step writes it, a gather rule joins them)."""
+    directory, _, name = template.rpartition("/")
+    split, _, extension = name.partition(".")
+    if split != "{split}" or not extension:
+        raise ValueError(f"{template!r}: a per-split file is <dir>/{{split}}.<ext>")
+    return f"{directory}/shards/{{split}}/{{shard}}.{extension}"
+
+
+_SHARD_FILE = re.compile(r"^(?P<directory>.+)/shards/(?P<split>[^/]+)/[^/]+?(?P<extension>\.[^/]+)$")
+
+
+def split_file(path: str) -> str:
+    """The split's file of a filled :func:`shard_file` path (``.../shards/train/2-of-4.tsv`` ->
+    ``.../train.tsv``); any other string as it is."""
+    match = _SHARD_FILE.match(path)
+    return f"{match['directory']}/{match['split']}{match['extension']}" if match else path
+
+
 # Results that are always per ASR system: transcripts and their scores, the text features.
 SYSTEM_DIR = f"{RESULTS}/{system_scope('{system}')}"
 # Results that are shared or per system (see the module docstring).
@@ -69,6 +90,8 @@ DEMO_ASR_TABLE = f"{RESULTS}/demo/asr_corpus.tsv"
 DEMO_ASR_WAV_DIR = f"{RESULTS}/demo/asr_wav"
 SPEECH_DIR = f"{RESULTS}/data/speech/{{corpus}}"
 SPEECH_MANIFEST = f"{SPEECH_DIR}/{{split}}.tsv"
+# One shard of a split's manifest (scale.shards > 1): what the shard jobs of a per-split step read.
+SPEECH_SHARD_MANIFEST = shard_file(SPEECH_MANIFEST)
 SPEECH_SKIPPED = f"{SPEECH_DIR}/skipped.tsv"
 SPEECH_SUMMARY = f"{SPEECH_DIR}/summary.json"
 TEXT_DIR = f"{RESULTS}/data/text"
