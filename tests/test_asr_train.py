@@ -40,6 +40,7 @@ FINETUNE = {
     "max_epochs": 50,
     "max_steps": 8,
     "batch_size": 4,
+    "processes": 1,
     "gradient_accumulation_steps": 1,
     "eval_batch_size": 8,
     "eval_steps": 2,

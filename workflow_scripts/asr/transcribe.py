@@ -16,7 +16,7 @@ import pandas as pd
 
 from workflow_scripts.asr.backends import AsrBackend, BackendSpec, load_backend, transcribe_waveforms
 from workflow_scripts.asr.transcripts import write_transcripts
-from workflow_scripts.asr.waveforms import load_waveforms
+from workflow_scripts.asr.waveforms import fit_to_window, load_waveforms
 from workflow_scripts.common import paths
 from workflow_scripts.common.manifest import read_manifest
 from workflow_scripts.common.names import FINETUNED, ORACLE_BACKEND, asr_systems, primary_system
@@ -43,19 +43,9 @@ def transcribe_manifest(
     waveforms = load_waveforms(frame["audio_path"].tolist(), backend.sampling_rate)
     audio_seconds = sum(len(w) for w in waveforms) / backend.sampling_rate
     if backend.max_input_seconds:
-        longer = [
-            u
-            for u, w in zip(frame["utt_id"], waveforms, strict=True)
-            if len(w) > backend.max_input_seconds * backend.sampling_rate
-        ]
-        if longer:
-            log.warning(
-                "%s: %d utterances are longer than the model's %.1f s window and are cut (e.g. %s)",
-                manifest,
-                len(longer),
-                backend.max_input_seconds,
-                longer[0],
-            )
+        waveforms = fit_to_window(
+            str(manifest), frame["utt_id"].tolist(), waveforms, backend.sampling_rate, backend.max_input_seconds
+        )
     started = time.perf_counter()
     hypotheses = transcribe_waveforms(backend, waveforms, batch_size, progress=progress)
     seconds = time.perf_counter() - started

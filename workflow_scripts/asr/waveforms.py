@@ -2,16 +2,24 @@
 
 Apart from the backends, so that fine-tuning (which reads audio the same way) does not depend
 on the inference backends: editing a backend does not retrain Whisper.
+
+Clips longer than the model's input window (Whisper: 30 s; the demo model: 6 s) are cut to it,
+in fine-tuning and in transcription alike (``cut_to_window``; the feature extractors cut there
+too), and counted in the log (``report_long_clips``). Nothing past the window is heard: split
+long recordings into utterances before they become a corpus.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 
 import numpy as np
 
 from workflow_scripts.common.audio import read_audio
+
+log = logging.getLogger(__name__)
 
 
 def load_waveform(path: str | os.PathLike, sampling_rate: int) -> np.ndarray:
@@ -29,3 +37,31 @@ def load_waveform(path: str | os.PathLike, sampling_rate: int) -> np.ndarray:
 def load_waveforms(audio_paths: Sequence[str], sampling_rate: int) -> list[np.ndarray]:
     """Every file as mono float32 at ``sampling_rate``."""
     return [load_waveform(path, sampling_rate) for path in audio_paths]
+
+
+def cut_to_window(waveform: np.ndarray, sampling_rate: int, window_s: float) -> np.ndarray:
+    """The first ``window_s`` seconds of ``waveform`` (the whole clip when it is shorter)."""
+    return waveform[: int(round(window_s * sampling_rate))]
+
+
+def report_long_clips(source: str, utt_ids: Sequence[str], seconds: Sequence[float], window_s: float) -> int:
+    """Count the clips longer than the ``window_s`` input window and log them (they are cut); the count."""
+    longer = [utt for utt, length in zip(utt_ids, seconds, strict=True) if float(length) > window_s]
+    if longer:
+        log.warning(
+            "%s: %d of %d utterances are longer than the model's %.1f s window and are cut to it (e.g. %s)",
+            source,
+            len(longer),
+            len(utt_ids),
+            window_s,
+            longer[0],
+        )
+    return len(longer)
+
+
+def fit_to_window(
+    source: str, utt_ids: Sequence[str], waveforms: Sequence[np.ndarray], sampling_rate: int, window_s: float
+) -> list[np.ndarray]:
+    """``waveforms`` cut to the ``window_s`` input window; the long ones counted in the log (``source``: the file)."""
+    report_long_clips(source, utt_ids, [len(w) / sampling_rate for w in waveforms], window_s)
+    return [cut_to_window(w, sampling_rate, window_s) for w in waveforms]
