@@ -912,7 +912,9 @@ def die_with_parent() -> None:
 
 def process_environment(threads: int) -> dict[str, str]:
     """The environment of launched processes: this package importable, ``threads`` intra-op threads each."""
-    package_root = str(Path(__file__).resolve().parents[2])
+    import workflow_scripts  # this file may be Snakemake's copy of the script: ask the package where it is
+
+    package_root = str(Path(workflow_scripts.__file__).resolve().parents[1])
     path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
     return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": str(threads)}
 
