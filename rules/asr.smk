@@ -42,9 +42,10 @@ rule finetune_whisper:
         normalize=config["asr"]["normalize"],
         # Checkpoints for resuming a restarted job; removed after success unless keep_checkpoints.
         work_dir=paths.ASR_FINETUNE_WORK,
+    # Shared by the asr.finetune.processes data-parallel processes.
     threads: 2
     resources:
-        **gpu_rule_resources("finetune_whisper"),
+        **gpu_rule_resources("finetune_whisper", gpu=get_finetune_gpus),
     conda:
         "../envs/gpu.yaml"
     script:

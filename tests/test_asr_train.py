@@ -41,6 +41,7 @@ FINETUNE = {
     "max_epochs": 50,
     "max_steps": 8,
     "batch_size": 4,
+    "processes": 1,
     "gradient_accumulation_steps": 1,
     "eval_batch_size": 8,
     "eval_steps": 2,
@@ -196,6 +197,9 @@ def test_checkpoints_of_another_configuration_are_not_resumed(tmp_path):
     assert prepare_work_dir(work, "a") is None
     (work / "checkpoint-3").mkdir()
     (work / "checkpoint-3" / "trainer_state.json").write_text("{}")
+    (work / "checkpoint-3" / "model.safetensors").write_bytes(b"")
+    (work / "checkpoint-5").mkdir()  # a kill while the Trainer wrote or rotated it: no weights
+    (work / "checkpoint-5" / "trainer_state.json").write_text("{}")
     assert prepare_work_dir(work, "a").endswith("checkpoint-3")
     assert prepare_work_dir(work, "b") is None
     assert not (work / "checkpoint-3").exists()

@@ -60,6 +60,10 @@ REFUSED = {
         {"asr": {"finetune": {"eval_split": "private_test"}}},
         "config asr.finetune.eval_split: 'private_test' must be one of ['train', 'dev']",
     ),
+    "asr-batch-does-not-split": (
+        {"asr": {"finetune": {"batch_size": 16, "processes": 3}}},
+        "config asr.finetune.batch_size: 16 is the global batch, split across asr.finetune.processes (3)",
+    ),
     "head-variant-unknown": (
         {"fusion": {"heads": {"variants": ["xattn", "xattn_wide"]}}},
         "config fusion.heads.variants: ['xattn_wide'] are neither heads",

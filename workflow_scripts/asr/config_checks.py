@@ -24,6 +24,7 @@ def check_asr_config(config: Mapping[str, Any]) -> None:
     names.primary_system(config["asr"])
     check_finetune_data(config["asr"]["finetune"], config)
     check_asr_models(config["asr"])
+    check_finetune_processes(config["asr"]["finetune"])
 
 
 def check_asr_models(asr: Mapping[str, Any]) -> None:
@@ -57,4 +58,13 @@ def check_finetune_data(block: Mapping[str, Any], config: Mapping[str, Any]) -> 
         raise ValueError(
             f"config asr.finetune.eval_split: {block['eval_split']!r} must be one of {list(roles.fitting)} "
             f"(not a test split {test_splits})"
+        )
+
+
+def check_finetune_processes(block: Mapping[str, Any]) -> None:
+    """asr.finetune.batch_size, the global batch, splits evenly across asr.finetune.processes."""
+    if block["batch_size"] % block["processes"]:
+        raise ValueError(
+            f"config asr.finetune.batch_size: {block['batch_size']} is the global batch, split across "
+            f"asr.finetune.processes ({block['processes']}); it must be a multiple of it"
         )

@@ -18,7 +18,7 @@ import pandas as pd
 
 from workflow_scripts.asr.backends import AsrBackend, BackendSpec, load_backend, transcribe_batches
 from workflow_scripts.asr.transcripts import write_transcripts
-from workflow_scripts.asr.waveforms import load_waveforms, waveform_length
+from workflow_scripts.asr.waveforms import cut_to_window, load_waveforms, report_long_clips, waveform_length
 from workflow_scripts.common import paths
 from workflow_scripts.common.manifest import read_manifest
 from workflow_scripts.common.names import FINETUNED, ORACLE_BACKEND, asr_systems, primary_system
@@ -43,15 +43,19 @@ def transcribe_files(
     """Texts of ``audio_paths`` and their lengths in samples at the model's rate.
 
     Lengths come from the file headers; the audio is read one length-sorted batch at a time, as it
-    is decoded, so memory holds one batch of waveforms whatever the number of files.
+    is decoded, so memory holds one batch of waveforms whatever the number of files. Clips longer
+    than the model's input window are cut to it (counted by :func:`transcribe_manifest`).
     """
-    rate = backend.sampling_rate
+    rate, window_s = backend.sampling_rate, backend.max_input_seconds
     lengths = [waveform_length(path, rate) for path in audio_paths]
+    # Clips longer than the model's window are cut to it (asr/waveforms.py), so they sort as the window.
+    decoded = [min(length, int(round(window_s * rate))) for length in lengths] if window_s else lengths
 
     def load(batch: Sequence[int]) -> list[np.ndarray]:
-        return load_waveforms([audio_paths[i] for i in batch], rate)
+        waveforms = load_waveforms([audio_paths[i] for i in batch], rate)
+        return [cut_to_window(w, rate, window_s) for w in waveforms] if window_s else waveforms
 
-    return transcribe_batches(backend, lengths, load, batch_size, progress=progress), lengths
+    return transcribe_batches(backend, decoded, load, batch_size, progress=progress), lengths
 
 
 def transcribe_manifest(
@@ -65,16 +69,12 @@ def transcribe_manifest(
     seconds = time.perf_counter() - started
     audio_seconds = sum(lengths) / backend.sampling_rate
     if backend.max_input_seconds:
-        window = backend.max_input_seconds * backend.sampling_rate
-        longer = [u for u, n in zip(frame["utt_id"], lengths, strict=True) if n > window]
-        if longer:
-            log.warning(
-                "%s: %d utterances are longer than the model's %.1f s window and are cut (e.g. %s)",
-                manifest,
-                len(longer),
-                backend.max_input_seconds,
-                longer[0],
-            )
+        report_long_clips(
+            str(manifest),
+            frame["utt_id"].tolist(),
+            [length / backend.sampling_rate for length in lengths],
+            backend.max_input_seconds,
+        )
     transcripts = pd.DataFrame({"utt_id": frame["utt_id"], "hypothesis": hypotheses, "reference": frame["text"]})
     timing = {
         "utterances": len(frame),
