@@ -21,6 +21,7 @@ from workflow_scripts.common import paths
 from workflow_scripts.common.manifest import read_manifest
 from workflow_scripts.common.names import FINETUNED, ORACLE_BACKEND, asr_systems, primary_system
 from workflow_scripts.common.rule import run_rule
+from workflow_scripts.common.vad import trim_waveforms
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +37,18 @@ def model_source(reference: str, finetuned: Sequence[str]) -> str:
 
 
 def transcribe_manifest(
-    manifest: str | os.PathLike, backend: AsrBackend, batch_size: int, progress: bool = True
+    manifest: str | os.PathLike,
+    backend: AsrBackend,
+    batch_size: int,
+    progress: bool = True,
+    vad: Mapping[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Transcripts of every utterance of ``manifest`` and timing figures (seconds, real-time factor)."""
+    """Transcripts of every utterance of ``manifest`` and timing figures (seconds, real-time factor);
+    ``vad``: the asr.transcribe.vad block (None: no VAD)."""
     frame = read_manifest(manifest)
     waveforms = load_waveforms(frame["audio_path"].tolist(), backend.sampling_rate)
+    if vad is not None:
+        waveforms = trim_waveforms(waveforms, backend.sampling_rate, vad, str(manifest))
     audio_seconds = sum(len(w) for w in waveforms) / backend.sampling_rate
     if backend.max_input_seconds:
         longer = [
@@ -96,6 +104,7 @@ def load_transcriber(config: Mapping[str, Any], run_dir: str | os.PathLike, thre
 
     def transcribe(audio_paths: Sequence[str]) -> list[str]:
         waveforms = load_waveforms(list(audio_paths), backend.sampling_rate)
+        waveforms = trim_waveforms(waveforms, backend.sampling_rate, block["vad"], "predict")
         return transcribe_waveforms(backend, waveforms, int(block["batch_size"]), progress=False)
 
     return transcribe
@@ -116,7 +125,7 @@ def transcribe_split(
     torch.set_num_threads(threads)
     spec = BackendSpec.from_dict({**block, "model": model_source(block["model"], finetuned)})
     backend = load_backend(spec, device=block["device"], config_key="asr.transcribe.model")
-    transcripts, timing = transcribe_manifest(manifest, backend, int(block["batch_size"]))
+    transcripts, timing = transcribe_manifest(manifest, backend, int(block["batch_size"]), vad=block["vad"])
     log.info(
         "%s: %d utterances, %.1f s of audio in %.1f s (real-time factor %.3f)",
         manifest,
