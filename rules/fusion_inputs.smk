@@ -36,8 +36,7 @@ def get_modality_features(wildcards):
 
 def get_pooling_block(wildcards):
     """fusion.pooling.<modality>; a reference acoustic feature set takes the acoustic one."""
-    acoustic = wildcards.modality in names.REFERENCE_FEATURE_SETS
-    return config["fusion"]["pooling"]["acoustic" if acoustic else wildcards.modality]
+    return config["fusion"]["pooling"][names.modality_of(wildcards.modality)]
 
 
 def pooled_files(feature_set, system, splits):

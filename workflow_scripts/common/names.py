@@ -75,6 +75,14 @@ MODALITIES = ("acoustic", "text")
 REFERENCE_FEATURE_SETS = {"acoustic_egemaps": "egemaps"}
 # The modalities pool_features pools: the two of the contract and the reference acoustic sets.
 POOLED_MODALITIES = (*MODALITIES, *REFERENCE_FEATURE_SETS)
+
+
+def modality_of(pooled: str) -> str:
+    """The modality (MODALITIES) of what pool_features pools (POOLED_MODALITIES): a reference acoustic
+    feature set's is acoustic (its pooling block, its pooled files' recorded modality)."""
+    return "acoustic" if pooled in REFERENCE_FEATURE_SETS else pooled
+
+
 # acoustic_aug: the acoustic features with augmented training copies (challenge.augmentation).
 FEATURE_SETS = ("acoustic", "text", "early", "acoustic_aug", *REFERENCE_FEATURE_SETS)
 # The pooled files (rules pool_features, pool_augmented_acoustic) each feature set's classifiers read.

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from workflow_scripts.common.features import read_features, statistics_to_read
 from workflow_scripts.common.files import atomic_path
 from workflow_scripts.common.manifest import read_manifest
-from workflow_scripts.common.names import MODALITIES
+from workflow_scripts.common.names import MODALITIES, modality_of
 from workflow_scripts.common.rule import run_rule
 
 log = logging.getLogger(__name__)
@@ -270,7 +270,7 @@ def main(job: Any) -> None:
         splits, job.input.features, job.input.manifests, job.output.pooled, strict=True
     ):
         pooled = pool_split(features, manifest, statistics, job.params.classes)
-        pooled.info.update(modality=modality, split=split)
+        pooled.info.update(modality=modality_of(modality), split=split)
         write_pooled(output, pooled)
         log.info(
             "%s %s: %d utterances x %d (%s of %d-d %s)",
