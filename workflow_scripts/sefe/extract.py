@@ -261,8 +261,8 @@ def extract_split(
             vad.merge(chunk.vad)
             bar.update(len(chunk.utt_ids))
     elapsed = time.perf_counter() - started
-    if settings.vad is not None and settings.vad["enabled"]:
-        log.info(vad.describe(f"{metadata.get('split')}"))
+    if settings.vad_enabled:
+        log.info(vad.describe(str(metadata.get("split"))))
     return {
         "utterances": len(items),
         "audio_seconds": round(audio_seconds, 3),

@@ -101,7 +101,7 @@ def extract_frames(
             writer.write([u for u, _ in batch], matrices)
             frames += sum(len(m) for m in matrices)
             vad.merge(tally)
-    if settings.vad is not None and settings.vad["enabled"]:
+    if settings.vad_enabled:
         log.info(vad.describe(str(split)))
     figures = {
         "utterances": len(items),

@@ -59,6 +59,11 @@ class Preprocessing:
         return settings
 
     @property
+    def vad_enabled(self) -> bool:
+        """Whether the VAD trims (``vad.enabled``)."""
+        return self.vad is not None and bool(self.vad["enabled"])
+
+    @property
     def fixed_samples(self) -> int | None:
         """The fixed output length in samples, or None to keep the full length."""
         if self.fixed_length_s is None:
@@ -111,7 +116,7 @@ def preprocess_trimmed(samples: np.ndarray, sample_rate: int, settings: Preproce
     mono = to_mono(samples, settings.channels)
     mono = resample(mono, sample_rate, settings.sample_rate, settings.resample_quality)
     trimmed = Trimmed(mono, 0.0, True)
-    if settings.vad is not None:
+    if settings.vad_enabled:
         trimmed = trim_non_speech(mono, settings.sample_rate, settings.vad)
     mono = trimmed.waveform
     if settings.peak_normalize:
