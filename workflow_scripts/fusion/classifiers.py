@@ -137,19 +137,21 @@ def predict_proba(pipeline: Pipeline, X: np.ndarray, n_classes: int) -> np.ndarr
     return result
 
 
-def real_held_out(found: Folds, utt_ids: list[str]) -> Folds:
-    """Augmented training copies (acoustic_aug, challenge.augmentation) are fitted on, never held out
-    or scored: each fold's held-out rows keep the real utterances only, and a copy whose original is
-    held out is not fitted on either (nothing of a held-out utterance reaches its fold's model)."""
+def folds_with_copies(y: np.ndarray, utt_ids: list[str], folds: int, seed: int, speakers: list[str] | None) -> Folds:
+    """CV folds (common.cv.cv_folds) of the training rows in which augmented copies (acoustic_aug,
+    challenge.augmentation) are fitted on, never held out or scored: the real utterances are folded,
+    each is held out exactly once, and each copy is fitted on in every fold where its original is
+    (so nothing of a held-out utterance reaches its fold's model)."""
     copy = np.array([is_augmented_copy(u) for u in utt_ids], dtype=bool)
     if not copy.any():
-        return found
+        return cv_folds(y, folds, seed, speakers)
+    real = np.flatnonzero(~copy)
     source = np.array([u.split(AUGMENTED_ID_MARK)[0] for u in utt_ids])
+    real_speakers = None if speakers is None else [speakers[i] for i in real]
     result = []
-    for fit, held_out in found:
-        held_out = held_out[~copy[held_out]]
-        fit = fit[~(copy[fit] & np.isin(source[fit], source[held_out]))]
-        result.append((fit, held_out))
+    for _, held_out in cv_folds(np.asarray(y)[real], folds, seed, real_speakers):
+        held_out = real[held_out]
+        result.append((np.flatnonzero(~np.isin(source, source[held_out])), held_out))
     return result
 
 
@@ -158,7 +160,7 @@ def training_folds(train: Pooled, y: np.ndarray, folds: int, seed: int, group_by
     when ``group_by_speaker`` (held-out rows are then unseen speakers, as in the test splits), and
     what they are grouped by: "speaker" when no speaker is on both sides of a fold, else "none"."""
     speakers = train.speakers if group_by_speaker else None
-    found = real_held_out(cv_folds(y, folds, seed, speakers), train.utt_ids)
+    found = folds_with_copies(y, train.utt_ids, folds, seed, speakers)
     if not speakers:
         return found, "none"
     names = np.asarray(speakers)
