@@ -104,3 +104,29 @@ def test_asr_vad_per_system_and_at_waveform_load(clip, caplog):
     assert all(len(w) < len(clip) - 16000 for w in out)
     assert any("VAD dev.tsv:" in record.message for record in caplog.records)
     assert trim_waveforms([clip], 16000, systems["plain"]["vad"], "dev.tsv")[0] is clip
+
+
+def test_transcribe_hands_the_backend_trimmed_waveforms(tmp_path, clip):
+    from workflow_scripts.asr.backends import AsrBackend
+    from workflow_scripts.asr.transcribe import transcribe_manifest
+
+    class Lengths(AsrBackend):
+        """Transcribes each waveform as its length in samples."""
+
+        sampling_rate = 16000
+
+        def transcribe(self, waveforms):
+            return [str(len(w)) for w in waveforms]
+
+        def describe(self):
+            return {}
+
+    path = tmp_path / "clip.wav"
+    sf.write(path, clip, 16000, subtype="FLOAT")
+    manifest = write_manifest(tmp_path / "m.tsv", [("u0", str(path))])
+    vad = block_defaults("asr.transcribe.vad", {"enabled": True})
+    trimmed, timing = transcribe_manifest(manifest, Lengths(), 1, progress=False, vad=vad)
+    assert trimmed["hypothesis"].tolist() == [str(len(trim_non_speech(clip, 16000, vad).waveform))]
+    assert timing["audio_seconds"] < len(clip) / 16000 - 1.0
+    plain, _ = transcribe_manifest(manifest, Lengths(), 1, progress=False, vad=None)
+    assert plain["hypothesis"].tolist() == [str(len(clip))]
