@@ -53,7 +53,7 @@ wildcard_constraints:
     system=one_of(ASR_SYSTEMS),
     scope=one_of([paths.SHARED_SCOPE] + [paths.system_scope(system) for system in ASR_SYSTEMS]),
     backend=one_of(names.SEFE_BACKENDS),
-    modality=one_of(names.MODALITIES),
+    modality=one_of(names.POOLED_MODALITIES),
     feature_set=one_of(names.FEATURE_SETS),
     classifier=one_of(names.CLASSIFIERS),
     variant=one_of(names.CLASSIFIER_VARIANTS + tuple(HEAD_VARIANTS)),

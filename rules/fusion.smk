@@ -19,7 +19,7 @@ rule pool_features:
     benchmark:
         paths.benchmark("fusion", "pool_features", "{scope}", "{modality}")
     params:
-        pooling=lambda wildcards: config["fusion"]["pooling"][wildcards.modality],
+        pooling=get_pooling_block,
         classes=CLASSES,
         splits=SPLITS,
     threads: 1

@@ -23,6 +23,7 @@ from workflow_scripts.common import paths
 from workflow_scripts.common.manifest import read_manifest
 from workflow_scripts.common.names import FINETUNED, ORACLE_BACKEND, asr_systems, primary_system
 from workflow_scripts.common.rule import run_rule
+from workflow_scripts.common.vad import VadTally, trim_non_speech
 
 log = logging.getLogger(__name__)
 
@@ -38,34 +39,60 @@ def model_source(reference: str, finetuned: Sequence[str]) -> str:
 
 
 def transcribe_files(
-    backend: AsrBackend, audio_paths: Sequence[str], batch_size: int, progress: bool = True
+    backend: AsrBackend,
+    audio_paths: Sequence[str],
+    batch_size: int,
+    progress: bool = True,
+    vad: Mapping[str, Any] | None = None,
+    what: str = "",
 ) -> tuple[list[str], list[int]]:
-    """Texts of ``audio_paths`` and their lengths in samples at the model's rate.
+    """Texts of ``audio_paths`` and the samples heard of each at the model's rate (after the VAD,
+    before the window's cut).
 
     Lengths come from the file headers; the audio is read one length-sorted batch at a time, as it
-    is decoded, so memory holds one batch of waveforms whatever the number of files. Clips longer
-    than the model's input window are cut to it (counted by :func:`transcribe_manifest`).
+    is decoded, so memory holds one batch of waveforms whatever the number of files. With ``vad``
+    (the asr.transcribe.vad block) each clip's non-speech is trimmed first (the seconds removed
+    logged for ``what``); clips longer than the model's input window are then cut to it (counted by
+    :func:`transcribe_manifest`).
     """
     rate, window_s = backend.sampling_rate, backend.max_input_seconds
-    lengths = [waveform_length(path, rate) for path in audio_paths]
+    trims = vad is not None and vad["enabled"]
+    heard = [waveform_length(path, rate) for path in audio_paths]
     # Clips longer than the model's window are cut to it (asr/waveforms.py), so they sort as the window.
-    decoded = [min(length, int(round(window_s * rate))) for length in lengths] if window_s else lengths
+    order = [min(length, int(round(window_s * rate))) for length in heard] if window_s else list(heard)
+    tally = VadTally()
 
     def load(batch: Sequence[int]) -> list[np.ndarray]:
         waveforms = load_waveforms([audio_paths[i] for i in batch], rate)
+        if trims:
+            trimmed = [trim_non_speech(w, rate, vad) for w in waveforms]
+            for index, clip in zip(batch, trimmed, strict=True):
+                tally.add(clip)
+                heard[index] = len(clip.waveform)
+            waveforms = [clip.waveform for clip in trimmed]
         return [cut_to_window(w, rate, window_s) for w in waveforms] if window_s else waveforms
 
-    return transcribe_batches(backend, decoded, load, batch_size, progress=progress), lengths
+    texts = transcribe_batches(backend, order, load, batch_size, progress=progress)
+    if trims:
+        log.info(tally.describe(what))
+    return texts, heard
 
 
 def transcribe_manifest(
-    manifest: str | os.PathLike, backend: AsrBackend, batch_size: int, progress: bool = True
+    manifest: str | os.PathLike,
+    backend: AsrBackend,
+    batch_size: int,
+    progress: bool = True,
+    vad: Mapping[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Transcripts of every utterance of ``manifest`` and timing figures (seconds, real-time factor;
-    the decoding seconds include reading the audio, which is read batch by batch as it is decoded)."""
+    the decoding seconds include reading the audio, which is read batch by batch as it is decoded);
+    ``vad``: the asr.transcribe.vad block (None: no VAD)."""
     frame = read_manifest(manifest)
     started = time.perf_counter()
-    hypotheses, lengths = transcribe_files(backend, frame["audio_path"].tolist(), batch_size, progress=progress)
+    hypotheses, lengths = transcribe_files(
+        backend, frame["audio_path"].tolist(), batch_size, progress=progress, vad=vad, what=str(manifest)
+    )
     seconds = time.perf_counter() - started
     audio_seconds = sum(lengths) / backend.sampling_rate
     if backend.max_input_seconds:
@@ -111,7 +138,9 @@ def load_transcriber(config: Mapping[str, Any], run_dir: str | os.PathLike, thre
     )
 
     def transcribe(audio_paths: Sequence[str]) -> list[str]:
-        return transcribe_files(backend, list(audio_paths), int(block["batch_size"]), progress=False)[0]
+        return transcribe_files(
+            backend, list(audio_paths), int(block["batch_size"]), progress=False, vad=block["vad"], what="predict"
+        )[0]
 
     return transcribe
 
@@ -131,7 +160,7 @@ def transcribe_split(
     torch.set_num_threads(threads)
     spec = BackendSpec.from_dict({**block, "model": model_source(block["model"], finetuned)})
     backend = load_backend(spec, device=block["device"], config_key="asr.transcribe.model")
-    transcripts, timing = transcribe_manifest(manifest, backend, int(block["batch_size"]))
+    transcripts, timing = transcribe_manifest(manifest, backend, int(block["batch_size"]), vad=block["vad"])
     log.info(
         "%s: %d utterances, %.1f s of audio in %.1f s (real-time factor %.3f)",
         manifest,

@@ -11,9 +11,14 @@
 * ``whisper_encoder``: the frozen encoder of a transformers Whisper (the converted Whisper base
   of the ``weights`` extra, the fine-tuned ASR model, a hub id or a local directory); frames of
   the clip's own length (the 30 s padding cut off), a chosen layer or the layers' average.
+* ``egemaps``, ``compare``: openSMILE's eGeMAPSv02 and ComParE_2016 feature sets (the ``opensmile``
+  extra; audEERING's research licence): their functionals per utterance are the feature files'
+  one statistic, their low-level descriptors the frames.
 
 Every backend maps a list of mono float32 waveforms at its ``sample_rate`` to a list of
-(frames, dim) float32 arrays, one per waveform, with ``dim`` known before the first call.
+(frames, dim) float32 arrays, one per waveform, with ``dim`` known before the first call. The
+feature files hold the frames' pooled ``statistics`` (names.SEFE_STATISTICS), or, for a backend
+that computes its own utterance features, what ``utterance_statistics`` returns.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import numpy as np
 
 from workflow_scripts.common.devices import resolve_device
 from workflow_scripts.common.hub import resolve_funasr_model, resolve_transformers_model
+from workflow_scripts.common.names import FUNCTIONALS, SEFE_STATISTICS
 from workflow_scripts.common.registry import lookup
 from workflow_scripts.sefe.registry import SEFE_BACKENDS
 
@@ -42,10 +48,24 @@ class Backend(ABC):
     frame_rate_hz: float
     #: True when extraction may run it in forked worker processes (CPU-only, no torch state).
     process_parallel: bool = False
+    #: The statistics of its feature files: the frames' pooled ones (extraction pools them), or the
+    #: backend's own utterance features (names.FUNCTIONALS, from utterance_statistics).
+    statistics: tuple[str, ...] = SEFE_STATISTICS
+    #: True when the backend computes those statistics itself (utterance_statistics), not from its frames.
+    utterance_level: bool = False
 
     @abstractmethod
     def frames(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
         """One (frames, dim) float32 array per waveform, in order."""
+
+    @property
+    def statistics_dim(self) -> int:
+        """The width of each statistic in its feature files (the frames' width unless it has its own)."""
+        return self.dim
+
+    def utterance_statistics(self, waveforms: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """statistic -> (len(waveforms), statistics_dim) float32, for a backend whose ``statistics`` are its own."""
+        raise NotImplementedError(f"backend {self.name} has no utterance statistics of its own (its frames are pooled)")
 
     def metadata(self) -> dict[str, Any]:
         """What a feature file records about the encoder beyond its name and checkpoint."""
@@ -411,6 +431,85 @@ class WhisperEncoderBackend(Backend):
             "input_window": self.window,
             "layers": len(self.encoder.layers),
         }
+
+
+# --- openSMILE (audEERING's research licence: the `opensmile` extra, never the default install) ---
+
+
+def import_opensmile() -> Any:
+    """The ``opensmile`` package, or an ImportError saying how to install it and under which licence."""
+    try:
+        import opensmile
+    except ImportError as error:
+        raise ImportError(
+            "sefe.backend egemaps / compare need the opensmile package, which the default install does not "
+            "carry (openSMILE is under audEERING's own research licence, see docs/sefe.md): "
+            "pip install 'dfat-workflow[opensmile]' (opensmile==2.6.0)"
+        ) from error
+    return opensmile
+
+
+class OpenSmileBackend(Backend):
+    """One openSMILE feature set (``feature_set``, an ``opensmile.FeatureSet`` name): its functionals per
+    utterance as the feature files' one statistic (names.FUNCTIONALS), its low-level descriptors
+    (LLDs, one row per 10 ms frame) as the frames of the sequence contract.
+
+    Weights-free and CPU only: extraction parallelises it by process, as the handcrafted backend.
+    """
+
+    feature_set: str
+    process_parallel = True
+    statistics = (FUNCTIONALS,)
+    utterance_level = True
+    #: openSMILE's LLD frame step in both feature sets (10 ms).
+    frame_rate_hz = 100.0
+
+    def __init__(self, cfg: Mapping[str, Any], sample_rate: int, threads: int = 1) -> None:
+        """``threads`` is unused: extraction parallelises this backend by process (``process_parallel``)."""
+        opensmile = import_opensmile()
+        feature_set = getattr(opensmile.FeatureSet, self.feature_set)
+        self.cfg = dict(cfg)
+        self.sample_rate = sample_rate
+        self.smile_functionals = opensmile.Smile(feature_set, opensmile.FeatureLevel.Functionals)
+        self.smile_lld = opensmile.Smile(feature_set, opensmile.FeatureLevel.LowLevelDescriptors)
+        self.names = list(self.smile_lld.feature_names)
+        self.dim = len(self.names)
+        self._statistics_dim = len(self.smile_functionals.feature_names)
+        self.checkpoint = f"none (openSMILE {self.feature_set}, opensmile {opensmile.__version__}; weights-free)"
+
+    @property
+    def statistics_dim(self) -> int:
+        return self._statistics_dim
+
+    def frames(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return [self.smile_lld.process_signal(w, self.sample_rate).to_numpy(dtype=np.float32) for w in waveforms]
+
+    def utterance_statistics(self, waveforms: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        rows = [self.smile_functionals.process_signal(w, self.sample_rate).to_numpy(np.float32) for w in waveforms]
+        return {FUNCTIONALS: np.concatenate(rows) if rows else np.zeros((0, self.statistics_dim), np.float32)}
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "frame_rate_hz": self.frame_rate_hz,
+            "feature_set": self.feature_set,
+            "frame_features": self.names,
+            "functionals": self.statistics_dim,
+            "licence": "openSMILE: audEERING research licence",
+        }
+
+
+class EgemapsBackend(OpenSmileBackend):
+    """eGeMAPS v02: 88 functionals, 25 LLDs (the field's reference acoustic baseline)."""
+
+    name = "egemaps"
+    feature_set = "eGeMAPSv02"
+
+
+class CompareBackend(OpenSmileBackend):
+    """ComParE 2016: 6,373 functionals, 65 LLDs."""
+
+    name = "compare"
+    feature_set = "ComParE_2016"
 
 
 def build_backend(name: str, cfg: Mapping[str, Any], sample_rate: int, threads: int = 1) -> Backend:
