@@ -92,7 +92,7 @@ rule extract_prosody_f0:
     params:
         f0=config["sefe"]["prosody"]["f0"],
         preprocessing=config["sefe"]["preprocessing"],
-    threads: 1
+    threads: prosody_f0_threads()
     conda:
         "../envs/cpu.yaml"
     script:

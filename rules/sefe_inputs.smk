@@ -19,6 +19,12 @@ def sefe_gpus(rule_name):
     return backend_gpus(rule_name, lambda backend: SEFE_BACKENDS[backend].needs_gpu)
 
 
+def prosody_f0_threads():
+    """Threads of an extract_prosody_f0 job: sefe.threads torch threads for the crepe network; librosa's
+    trackers (yin, pyin) run on one."""
+    return config["sefe"]["threads"] if config["sefe"]["prosody"]["f0"]["tracker"] == "crepe" else 1
+
+
 def get_sefe_targets(backend=None):
     """The SEFE evaluation of the configured backend (it needs the features of every split)."""
     return [paths.SEFE_EVALUATION.format(backend=backend or config["sefe"]["backend"])]
