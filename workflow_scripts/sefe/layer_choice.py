@@ -51,7 +51,8 @@ def resolve_layer(block: Mapping[str, Any], choice_path: str | os.PathLike | Non
 def job_block(job: Any) -> tuple[dict, dict | None]:
     """A SEFE job's backend block (``params.backend``) with ``layer: auto`` resolved from its optional
     ``layer_choice`` input; without that input (extract_sefe_layers) the block stays as it is."""
-    choice = list(getattr(job.input, "layer_choice", None) or [])
+    value = getattr(job.input, "layer_choice", None)
+    choice = [value] if isinstance(value, str) else list(value or [])  # a path, or a list of none or one
     if not choice:
         return dict(job.params.backend), None
     return resolve_layer(job.params.backend, choice[0])
