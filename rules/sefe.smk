@@ -5,6 +5,7 @@ rule extract_sefe:
     input:
         manifest=get_split_manifest,
         models=get_sefe_model_inputs,
+        layer_choice=get_sefe_layer_choice,
         code=script_code("sefe/extract"),
     output:
         features=per_split(paths.SEFE_FEATURES),
@@ -52,10 +53,61 @@ rule evaluate_sefe:
         script_path("sefe/evaluate")
 
 
+# layer: auto (workflow_scripts/sefe/layer_choice.py): every candidate layer pooled for the training and
+# selection splits only (one encoder pass each), the choice from them, then extract_sefe with the chosen layer.
+rule extract_sefe_layers:
+    input:
+        manifest=lambda wildcards: ser_manifest(wildcards.split),
+        models=get_sefe_model_inputs,
+        code=script_code("sefe/extract"),
+    output:
+        features=paths.SEFE_LAYER_FEATURES,
+    log:
+        paths.log("sefe", "extract_sefe_layers", "{backend}", "{split}"),
+    benchmark:
+        paths.benchmark("sefe", "extract_sefe_layers", "{backend}", "{split}")
+    params:
+        backend=get_sefe_backend_block,
+        preprocessing=config["sefe"]["preprocessing"],
+    threads: config["sefe"]["threads"]
+    resources:
+        **gpu_rule_resources("extract_sefe_layers", gpu=sefe_gpus("extract_sefe_layers")),
+    conda:
+        "../envs/gpu.yaml"
+    wildcard_constraints:
+        split=one_of([ROLES.train, ROLES.selection]),
+    script:
+        script_path("sefe/extract")
+
+
+rule choose_sefe_layer:
+    input:
+        unpack(get_layer_choice_inputs),
+        code=script_code("sefe/choose_layer"),
+    output:
+        choice=paths.SEFE_LAYER_CHOICE,
+    log:
+        paths.log("sefe", "choose_sefe_layer", "{backend}"),
+    benchmark:
+        paths.benchmark("sefe", "choose_sefe_layer", "{backend}")
+    params:
+        evaluation=config["sefe"]["evaluation"],
+        layer_choice=lambda wildcards: config["sefe"][wildcards.backend]["layer_choice"],
+        classes=CLASSES,
+        train_split=ROLES.train,
+        selection_split=ROLES.selection,
+    threads: 1
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        script_path("sefe/choose_layer")
+
+
 # Frame matrices before pooling (the sequence contract), for the neural fusion heads only.
 rule extract_sefe_frames:
     input:
         manifest=get_split_manifest,
+        layer_choice=get_sefe_layer_choice,
         code=script_code("sefe/frames"),
     output:
         frames=per_split(paths.SEFE_FRAMES),
@@ -92,7 +144,7 @@ rule extract_prosody_f0:
     params:
         f0=config["sefe"]["prosody"]["f0"],
         preprocessing=config["sefe"]["preprocessing"],
-    threads: 1
+    threads: prosody_f0_threads()
     conda:
         "../envs/cpu.yaml"
     script:

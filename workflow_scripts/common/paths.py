@@ -118,6 +118,10 @@ SEFE_FEATURES = f"{RESULTS}/sefe/{{backend}}/{{split}}.parquet"
 SEFE_EVALUATION = f"{RESULTS}/sefe/{{backend}}/evaluation.json"
 # Sequence features (common/sequences.py): the frame matrices before pooling.
 SEFE_FRAMES = f"{RESULTS}/sefe/{{backend}}/frames/{{split}}.parquet"
+# layer: auto (sefe/layer_choice.py): every candidate layer's pooled statistics of the training and
+# selection splits, and the layer chosen from them.
+SEFE_LAYER_FEATURES = f"{RESULTS}/sefe/{{backend}}/layers/{{split}}.parquet"
+SEFE_LAYER_CHOICE = f"{RESULTS}/sefe/{{backend}}/layer_choice.json"
 # Prosody tokens (sefe/prosody_f0.py, prosody_bins.py, prosody_tokens.py): F0 + voicing per frame, the
 # training split's bins, token ids.
 PROSODY_F0 = f"{RESULTS}/sefe/prosody/f0/{{split}}.parquet"
