@@ -197,6 +197,9 @@ def test_gather_refuses_shards_that_do_not_cover_the_split(tmp_path):
     write_feature_file(second, ids[6:11], {"model": "m"})
     with pytest.raises(ValueError, match=r"do not cover .*dev.tsv: 1 utterances missing \(e.g. \['dev_0011'\]\)"):
         gather_shards([first, second], manifest, tmp_path / "g.parquet")
+    write_feature_file(second, ids[11:5:-1], {"model": "m"})
+    with pytest.raises(ValueError, match=r"b.parquet: rows are not in the order of .*dev.tsv"):
+        gather_shards([first, second], manifest, tmp_path / "g.parquet")
     assert not (tmp_path / "g.parquet").exists()
 
 

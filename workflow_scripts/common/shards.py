@@ -19,6 +19,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -96,13 +97,61 @@ def _arrow_schema(path: str | os.PathLike, parquet: pq.ParquetFile) -> pa.Schema
     return schema
 
 
-def _read_shard(path: str | os.PathLike) -> tuple[pa.Table, dict[str, Any], list[int]]:
-    """A shard file's rows (as written, without metadata), its ``dfat`` metadata and its row group sizes."""
-    parquet = pq.ParquetFile(path)
-    schema = _arrow_schema(path, parquet)
-    table = parquet.read().cast(schema).replace_schema_metadata(None)
-    groups = [parquet.metadata.row_group(index).num_rows for index in range(parquet.num_row_groups)]
-    return table, json.loads(schema.metadata[METADATA_KEY]), groups
+class _ShardRows:
+    """The rows of one shard file in their order, read a record batch at a time (as written: with the
+    file's arrow schema, without metadata)."""
+
+    def __init__(self, path: str | os.PathLike, schema: pa.Schema, batch_rows: int) -> None:
+        self._schema = schema.remove_metadata()
+        self._batches = pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+        self._table = pa.table({name: [] for name in self._schema.names}).cast(self._schema)
+        self._offset = 0
+
+    def take(self, count: int) -> pa.Table:
+        """The next ``count`` rows."""
+        pieces = []
+        while count:
+            if self._offset == len(self._table):
+                self._table, self._offset = pa.Table.from_batches([next(self._batches)]).cast(self._schema), 0
+            size = min(count, len(self._table) - self._offset)
+            pieces.append(self._table.slice(self._offset, size))
+            self._offset, count = self._offset + size, count - size
+        return pa.concat_tables(pieces) if pieces else self._table.slice(0, 0)
+
+
+def _shard_index(shard_files: Sequence[str | os.PathLike], wanted: Sequence[str], manifest: str | os.PathLike):
+    """The shard of every manifest row (an array in manifest order), the shards' arrow schema, ``dfat``
+    metadata and row group sizes; checks that the shards hold the manifest's utterances exactly once,
+    each shard in manifest order."""
+    position = {utt_id: index for index, utt_id in enumerate(wanted)}
+    owner = np.full(len(wanted), -1, dtype=np.int64)
+    schemas, payloads, groups, unknown = [], [], [], []
+    for shard, path in enumerate(shard_files):
+        parquet = pq.ParquetFile(path)
+        schemas.append(_arrow_schema(path, parquet))
+        payloads.append(json.loads(schemas[-1].metadata[METADATA_KEY]))
+        groups.append([parquet.metadata.row_group(index).num_rows for index in range(parquet.num_row_groups)])
+        if not schemas[-1].remove_metadata().equals(schemas[0].remove_metadata()):
+            raise ValueError(f"{path}: columns {schemas[-1].names} differ from {shard_files[0]}'s")
+        ids = parquet.read(columns=["utt_id"]).column("utt_id").to_pylist()
+        unknown += [utt_id for utt_id in ids if utt_id not in position]
+        rows = np.array([position[utt_id] for utt_id in ids if utt_id in position], dtype=np.int64)
+        if len(rows) and (np.diff(rows) <= 0).any():
+            raise ValueError(f"{path}: rows are not in the order of {manifest}")
+        repeated = rows[owner[rows] >= 0]
+        if len(repeated):
+            raise ValueError(
+                f"utt_id {wanted[repeated[0]]!r} is in more than one shard of {list(map(str, shard_files))}"
+            )
+        owner[rows] = shard
+    missing = [wanted[index] for index in np.flatnonzero(owner < 0)]
+    if missing or unknown:
+        raise ValueError(
+            f"the shards {[str(path) for path in shard_files]} do not cover {manifest}: "
+            f"{len(missing)} utterances missing (e.g. {missing[:3]}), "
+            f"{len(unknown)} unknown (e.g. {sorted(unknown)[:3]})"
+        )
+    return owner, schemas[0], payloads, groups
 
 
 def row_group_size(metadata: dict[str, Any], shard_groups: Sequence[Sequence[int]]) -> int | None:
@@ -121,29 +170,29 @@ def gather_shards(
 ) -> int:
     """Join the shard files of one split into ``output``, rows in ``manifest``'s order; returns the rows.
 
-    The shards must have the same columns and cover the manifest's utterances exactly once. Written
-    with the shards' arrow schema and the row groups of :func:`row_group_size`, the file has the bytes
-    one job over the split writes wherever the producer's layout depends on the rows alone.
+    The shards must have the same columns and hold the manifest's utterances exactly once, each
+    shard in manifest order (as its step writes it). Written with the shards' arrow schema and the
+    row groups of :func:`row_group_size`, the file has the bytes one job over the split writes
+    wherever the producer's layout depends on the rows alone. Streamed one row group at a time:
+    memory holds about one row group per shard, whatever the split's size (a file written in one
+    piece, the transcripts, is joined in memory).
     """
-    tables, payloads, groups = zip(*(_read_shard(path) for path in shard_files), strict=True)
-    for path, table in zip(shard_files, tables, strict=True):
-        if not table.schema.equals(tables[0].schema):
-            raise ValueError(f"{path}: columns {table.schema.names} differ from {shard_files[0]}'s")
-    table = pa.concat_tables(tables)
-    rows: dict[str, int] = {}
-    for position, utt_id in enumerate(table.column("utt_id").to_pylist()):
-        if rows.setdefault(utt_id, position) != position:
-            raise ValueError(f"utt_id {utt_id!r} is in more than one shard of {list(map(str, shard_files))}")
     wanted = read_manifest(manifest)["utt_id"].astype(str).tolist()
-    missing, extra = sorted(set(wanted) - set(rows)), sorted(set(rows) - set(wanted))
-    if missing or extra:
-        raise ValueError(
-            f"the shards {[str(path) for path in shard_files]} do not cover {manifest}: "
-            f"{len(missing)} utterances missing (e.g. {missing[:3]}), {len(extra)} unknown (e.g. {extra[:3]})"
-        )
+    owner, schema, payloads, groups = _shard_index(shard_files, wanted, manifest)
     metadata = merged_metadata(payloads)
-    table = table.take(pa.array([rows[utt_id] for utt_id in wanted], pa.int64()))
-    table = table.replace_schema_metadata({METADATA_KEY: json.dumps(metadata, ensure_ascii=False).encode()})
-    with atomic_path(output) as tmp:
-        pq.write_table(table, tmp, row_group_size=row_group_size(metadata, groups))
+    group_rows = row_group_size(metadata, groups)
+    step = group_rows or max(len(wanted), 1)
+    readers = [_ShardRows(path, schema, min(step, ROW_GROUP_SIZE)) for path in shard_files]
+    schema = schema.with_metadata({METADATA_KEY: json.dumps(metadata, ensure_ascii=False).encode()})
+    with atomic_path(output) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for start in range(0, len(wanted), step):
+            shards = owner[start : start + step]
+            counts = np.bincount(shards, minlength=len(readers))
+            parts = pa.concat_tables([reader.take(int(count)) for reader, count in zip(readers, counts, strict=True)])
+            # The chunk's rows in manifest order: shard s's rows follow the rows of the shards before it.
+            offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            rank = np.zeros(len(shards), dtype=np.int64)
+            for shard in np.unique(shards):
+                rank[shards == shard] = np.arange(counts[shard])
+            writer.write_table(parts.take(pa.array(offsets[shards] + rank)).cast(schema), row_group_size=step)
     return len(wanted)
