@@ -95,7 +95,7 @@ def test_streamed_transcription_equals_whole_split_in_memory(tiny_whisper_dir, t
         transcribe_module, "load_waveforms", lambda ps, rate: reads.append(len(ps)) or real_load(ps, rate)
     )
     transcripts, timing = transcribe_manifest(manifest, backend, batch_size=3, progress=False)
-    assert transcripts["hypothesis"].tolist() == expected
+    assert transcripts["hypothesis"].tolist() == expected and any(expected)
     assert reads == [3, 3, 1]
     assert timing["audio_seconds"] == round(sum(len(w) for w in in_memory) / backend.sampling_rate, 2)
 
