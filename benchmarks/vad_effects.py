@@ -4,7 +4,8 @@ The diadiem keywords (../shared/data/speech/diadiem_vi, 8 kHz telephone-band rec
 are loaded as the transcribe rule loads them (mono, 16 kHz), trimmed by the workflow's one VAD
 function (workflow_scripts.common.vad, the schema's defaults unless set here), and decoded by the
 ct2 backend (Whisper base from the `weights` extra, greedy, int8) exactly as `transcribe` decodes.
-Prints the seconds removed, WER / CER without and with the VAD, decoding seconds and CPU seconds.
+Prints the seconds removed, WER / CER without and with the VAD, how many hypotheses ran away (more
+than three times the reference's words), decoding seconds and CPU seconds.
 
     python benchmarks/vad_effects.py                       # 10 clips per keyword (80)
     python benchmarks/vad_effects.py --per-keyword 0       # all 640
@@ -44,6 +45,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--threshold", type=float, default=None, help="VAD threshold (default: the schema's)")
+    parser.add_argument("--show", type=int, default=0, help="print this many reference -> hypothesis pairs")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     corpus = Path(args.corpus)
@@ -74,8 +76,12 @@ def main() -> None:
         hypotheses = transcribe_waveforms(backend, audio, args.batch_size, progress=False)
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         scores = score_transcripts(table["text"].tolist(), hypotheses, normalize)
-        figures = f"WER {scores['wer']:.4f}  CER {scores['cer']:.4f}"
+        # Whisper's failure mode on short clips: a repetition loop, many words for a 1-3 word keyword
+        runaway = sum(len(h.split()) > 3 * len(r.split()) for r, h in zip(table["text"], hypotheses, strict=True))
+        figures = f"WER {scores['wer']:.4f}  CER {scores['cer']:.4f}  runaway {runaway}/{len(hypotheses)}"
         print(f"{label:12s} {figures}  decode {wall:6.1f} s wall, {cpu:6.1f} s CPU", flush=True)
+        for reference, hypothesis in list(zip(table["text"], hypotheses, strict=True))[: args.show]:
+            print(f"    {reference!r} -> {hypothesis[:120]!r}")
 
 
 if __name__ == "__main__":
