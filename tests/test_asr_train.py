@@ -17,6 +17,7 @@ from workflow_scripts.asr.train import (
     warp_frequency,
 )
 from workflow_scripts.asr.train import main as finetune_whisper
+from workflow_scripts.common.checksums import verify_checksum
 
 from asr_fixtures import TINY_WHISPER, write_corpus
 from rule_job import rule_job
@@ -40,6 +41,7 @@ FINETUNE = {
     "max_epochs": 50,
     "max_steps": 8,
     "batch_size": 4,
+    "processes": 1,
     "gradient_accumulation_steps": 1,
     "eval_batch_size": 8,
     "eval_steps": 2,
@@ -167,6 +169,9 @@ def test_best_checkpoint_by_dev_wer_is_the_output(full_run):
     # Processor and generation settings travel with the model.
     for name in ("model.safetensors", "generation_config.json", "processor_config.json", "tokenizer.json"):
         assert (root / "full" / name).exists(), name
+    # With the SHA256SUMS predict checks; a snapshot copied from the model has its own (its config differs).
+    for directory in ("full", "snap4", "snap100"):
+        verify_checksum(root / directory)
     assert saved["precision"] == "fp32" and "fp16 needs CUDA" in saved["precision_note"]
 
 
@@ -192,6 +197,9 @@ def test_checkpoints_of_another_configuration_are_not_resumed(tmp_path):
     assert prepare_work_dir(work, "a") is None
     (work / "checkpoint-3").mkdir()
     (work / "checkpoint-3" / "trainer_state.json").write_text("{}")
+    (work / "checkpoint-3" / "model.safetensors").write_bytes(b"")
+    (work / "checkpoint-5").mkdir()  # a kill while the Trainer wrote or rotated it: no weights
+    (work / "checkpoint-5" / "trainer_state.json").write_text("{}")
     assert prepare_work_dir(work, "a").endswith("checkpoint-3")
     assert prepare_work_dir(work, "b") is None
     assert not (work / "checkpoint-3").exists()

@@ -232,7 +232,7 @@ def test_sigkill_mid_training_then_rerun_incomplete_gives_the_same_metrics(demo_
     results = demo_run / "results"
     primary = "systems/finetuned"
     before = {name: (results / name).read_text() for name in ("hybrid_metrics.json", f"{primary}/metrics/early.json")}
-    model = results / primary / "fusion" / "early" / "xgboost" / "model.joblib"
+    model = results / primary / "fusion" / "early" / "xgboost" / "model.skops"
     # Remove the tuned model and everything that reads it, so the killed run is one that must
     # rebuild it (Snakemake does not regenerate a missing file whose consumers are complete).
     for path in (
@@ -245,8 +245,11 @@ def test_sigkill_mid_training_then_rerun_incomplete_gives_the_same_metrics(demo_
         target = results / path
         shutil.rmtree(target) if target.is_dir() else target.unlink()
     log_path = demo_run / "killed_run.log"
+    # The store of kept results off (config keep): the demo run kept this model, and the job would
+    # restore it in an instant instead of tuning (tests/test_keep.py tests the store).
+    no_store = ("--config", "keep=False")
     with open(log_path, "w") as log:
-        process = start_snakemake(demo_run, log=log)
+        process = start_snakemake(demo_run, *no_store, log=log)
     started = re.compile(
         r"rule train_classifier:\n(?:    .*\n)*?"
         r"    wildcards: scope=systems/finetuned, feature_set=early, classifier=xgboost"
@@ -260,7 +263,7 @@ def test_sigkill_mid_training_then_rerun_incomplete_gives_the_same_metrics(demo_
     assert started.search(log_path.read_text())
     assert not model.exists(), "the tuning finished before the kill: the test killed nothing"
     run_snakemake(demo_run, "--unlock")  # a killed Snakemake leaves its lock behind
-    run_snakemake(demo_run, "--rerun-incomplete", timeout=3000)
+    run_snakemake(demo_run, "--rerun-incomplete", *no_store, timeout=3000)
     assert {name: (results / name).read_text() for name in before} == before
     assert model.exists()
     assert _plan(demo_run) == {}

@@ -303,7 +303,7 @@ OUTPUTS += [f"{SYSTEM}/metrics/{v}.json" for v in ("text", "early", "late", "hyb
 OUTPUTS += [f"{SYSTEM}/fusion/heads/{v}/model.pt" for v in HEAD_ROWS]
 OUTPUTS += [
     "results/shared/fusion/pooled/acoustic/train.parquet",
-    "results/systems/oracle/fusion/early/xgboost/model.joblib",
+    "results/systems/oracle/fusion/early/xgboost/model.skops",
     "results/systems/oracle/ensemble/weights.json",
     "results/table2.md",
     "results/fusion/confusion_matrices.png",

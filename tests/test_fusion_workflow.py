@@ -387,7 +387,7 @@ def _fingerprint(workdir: Path) -> dict:
     for summary in sorted(workdir.glob("results/**/fusion/*/*/summary.json")):
         document = json.loads(summary.read_text())
         found[str(summary.parent)] = {"hyperparameters": document["hyperparameters"], "cv": document["cv"]}
-        model = summary.parent / "model.joblib"
+        model = summary.parent / Path(paths.CLASSIFIER_MODEL).name
         found[str(model)] = hashlib.sha256(model.read_bytes()).hexdigest()
     weights = json.loads((workdir / f"results/systems/{SYSTEM}/ensemble/weights.json").read_text())
     found["weights"] = {key: weights[key] for key in ("weights", "objective", "members", "equal_weights_score")}

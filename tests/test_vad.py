@@ -11,7 +11,7 @@ import soundfile as sf
 
 from workflow_scripts.common.config_schema import block_defaults
 from workflow_scripts.common.names import asr_systems
-from workflow_scripts.common.vad import kept_spans, silero, trim_non_speech, trim_waveforms
+from workflow_scripts.common.vad import kept_spans, silero, trim_non_speech
 from workflow_scripts.sefe.extract import extract_features
 from workflow_scripts.sefe.preprocess import Preprocessing, load_waveform, resample
 
@@ -92,21 +92,18 @@ def test_sefe_extraction_trims_before_peak_normalisation_and_logs_the_split(tmp_
     assert any("VAD dev:" in record.message and "removed from 1 clips" in record.message for record in caplog.records)
 
 
-def test_asr_vad_per_system_and_at_waveform_load(clip, caplog):
+def test_asr_vad_per_system_and_at_waveform_load(clip):
     asr = block_defaults(
         "asr", {"systems": [{"name": "plain"}, {"name": "trimmed", "backend": "ct2", "vad": {"enabled": True}}]}
     )
     systems = asr_systems(asr)
     assert systems["plain"]["vad"]["enabled"] is False
     assert systems["trimmed"]["vad"] == ON
-    with caplog.at_level(logging.INFO):
-        out = trim_waveforms([clip, clip], 16000, systems["trimmed"]["vad"], "dev.tsv")
-    assert all(len(w) < len(clip) - 16000 for w in out)
-    assert any("VAD dev.tsv:" in record.message for record in caplog.records)
-    assert trim_waveforms([clip], 16000, systems["plain"]["vad"], "dev.tsv")[0] is clip
+    assert len(trim_non_speech(clip, 16000, systems["trimmed"]["vad"]).waveform) < len(clip) - 16000
+    assert trim_non_speech(clip, 16000, systems["plain"]["vad"]).waveform is clip
 
 
-def test_transcribe_hands_the_backend_trimmed_waveforms(tmp_path, clip):
+def test_transcribe_hands_the_backend_trimmed_waveforms(tmp_path, clip, caplog):
     from workflow_scripts.asr.backends import AsrBackend
     from workflow_scripts.asr.transcribe import transcribe_manifest
 
@@ -125,7 +122,9 @@ def test_transcribe_hands_the_backend_trimmed_waveforms(tmp_path, clip):
     sf.write(path, clip, 16000, subtype="FLOAT")
     manifest = write_manifest(tmp_path / "m.tsv", [("u0", str(path))])
     vad = block_defaults("asr.transcribe.vad", {"enabled": True})
-    trimmed, timing = transcribe_manifest(manifest, Lengths(), 1, progress=False, vad=vad)
+    with caplog.at_level(logging.INFO):
+        trimmed, timing = transcribe_manifest(manifest, Lengths(), 1, progress=False, vad=vad)
+    assert any(f"VAD {manifest}:" in record.message for record in caplog.records)
     assert trimmed["hypothesis"].tolist() == [str(len(trim_non_speech(clip, 16000, vad).waveform))]
     assert timing["audio_seconds"] < len(clip) / 16000 - 1.0
     plain, _ = transcribe_manifest(manifest, Lengths(), 1, progress=False, vad=None)

@@ -45,6 +45,15 @@ def primary_system(asr: Mapping[str, Any]) -> str:
     return primary
 
 
+# --- scale ---
+def shard_names(count: int) -> list[str]:
+    """The {shard} values of ``scale.shards`` = ``count``: ``1-of-<count>`` ... ``<count>-of-<count>``
+    (the count in the name, so that another count writes other files)."""
+    if count < 1:
+        raise ValueError(f"config scale.shards: {count}, expected at least 1")
+    return [f"{index}-of-{count}" for index in range(1, count + 1)]
+
+
 # --- sefe ---
 SEFE_BACKENDS = ("handcrafted", "emotion2vec", "wavlm", "whisper_encoder", "egemaps", "compare")
 # Statistics pooled over frames into the feature files.

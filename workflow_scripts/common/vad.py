@@ -131,20 +131,3 @@ class VadTally:
             f"VAD {what}: {self.removed_s:.2f} s of non-speech removed from {self.clips} clips "
             f"({self.without_speech} without detected speech kept whole)"
         )
-
-
-def trim_waveforms(
-    waveforms: Sequence[np.ndarray], sample_rate: int, block: Mapping[str, Any], what: str
-) -> list[np.ndarray]:
-    """Every waveform through :func:`trim_non_speech`; logs the seconds removed (``what``: e.g. the split).
-    Returns the list unchanged when the VAD is off."""
-    if not block["enabled"]:
-        return list(waveforms)
-    tally = VadTally()
-    out = []
-    for waveform in waveforms:
-        trimmed = trim_non_speech(waveform, sample_rate, block)
-        tally.add(trimmed)
-        out.append(trimmed.waveform)
-    log.info(tally.describe(what))
-    return out

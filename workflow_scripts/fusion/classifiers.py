@@ -16,7 +16,8 @@ xgboost) and one feature set (acoustic, text or early = both concatenated). A cl
 config block has a search ``space`` (XGBoost) is tuned by Optuna; the others (LR, RF) are
 cross-validated in their configured form. Every classifier writes the same files:
 
-* ``model.joblib``: the fitted pipeline;
+* ``model.skops``: the fitted pipeline (common/model_files.py: skops, XGBoost's booster as its own
+  UBJSON inside), with its SHA-256 record ``model.skops.sha256`` (and ``summary.json.sha256``);
 * ``trials.csv``: the configurations tried with their CV score (XGBoost: every Optuna trial;
   LR and RF, which are not tuned: one row, their fixed configuration);
 * ``probabilities/<split>.parquet`` for every split (utt_id + one column per class);
@@ -38,17 +39,18 @@ from typing import Any
 # once, when the OpenMP runtime loads: so before scikit-learn or XGBoost is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import joblib
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from workflow_scripts.common.checksums import write_checked_json
 from workflow_scripts.common.cv import Folds, cv_folds
-from workflow_scripts.common.files import atomic_path, write_json
+from workflow_scripts.common.files import atomic_path
 from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.common.metrics import OBJECTIVES, fold_mean_score
+from workflow_scripts.common.model_files import save_estimator
 from workflow_scripts.common.names import AUGMENTED_ID_MARK, is_augmented_copy
 from workflow_scripts.common.registry import Spec, lookup, registry
 from workflow_scripts.common.rule import run_rule
@@ -497,8 +499,7 @@ def write_outputs(
 ) -> None:
     """The model, trials, probabilities of every split (``output.probabilities`` in ``splits``
     order), out-of-fold probabilities and summary, at the rule's output paths."""
-    with atomic_path(output.model) as tmp:
-        joblib.dump(model, tmp)
+    save_estimator(model, output.model)  # skops, with its SHA-256 record
     with atomic_path(output.trials) as tmp:
         search.trials.to_csv(tmp, index=False)
     for split, path in zip(splits, output.probabilities, strict=True):
@@ -508,7 +509,7 @@ def write_outputs(
     oof["fold"] = search.cv.fold
     with atomic_path(output.oof) as tmp:
         oof.to_parquet(tmp, index=False)
-    write_json(output.summary, summary)
+    write_checked_json(output.summary, summary)
 
 
 def main(job: Any) -> None:
@@ -540,4 +541,4 @@ def main(job: Any) -> None:
 
 
 if __name__ == "__main__":
-    run_rule(main)
+    run_rule(main, keep=True)

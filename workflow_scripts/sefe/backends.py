@@ -38,6 +38,9 @@ from workflow_scripts.sefe.registry import SEFE_BACKENDS
 
 log = logging.getLogger(__name__)
 
+#: ``layer: auto``: chosen on the training / selection split by rule choose_sefe_layer (sefe/layer_choice.py).
+AUTO_LAYER = "auto"
+
 
 class Backend(ABC):
     """Waveforms -> frame-level features; subclasses set ``dim``, ``checkpoint`` and ``frame_rate_hz``."""
@@ -369,7 +372,9 @@ class WhisperEncoderBackend(Backend):
             raise ValueError(
                 f"sefe.whisper_encoder.layer: {self.layer} is out of range for {layers} layers (0..{layers})"
             )
-        self.dim = int(self.encoder.config.d_model)
+        self.layer_dim = int(self.encoder.config.d_model)
+        # layer auto before its choice (extract_sefe_layers): every candidate side by side
+        self.dim = self.layer_dim * (len(self.layer_names()) if self.layer == AUTO_LAYER else 1)
         self.checkpoint = cfg["model"] if path == reference else f"{cfg['model']} ({path})"
         # mel frames per encoder frame (the convolutions' strides) and samples per encoder frame
         self.stride = int(self.encoder.conv1.stride[0] * self.encoder.conv2.stride[0])
@@ -396,15 +401,24 @@ class WhisperEncoderBackend(Backend):
             hidden.append(x)
         return hidden
 
+    def layer_names(self) -> list[str]:
+        """The layers ``layer: auto`` chooses among: every hidden state (0 .. N), last and average."""
+        return [str(i) for i in range(len(self.encoder.layers) + 1)] + ["last", "average"]
+
     def _encode(self, features):
-        """The configured layer's states of mel ``features``: the normed output, the layer average or one layer."""
+        """The configured layer's states of mel ``features``: the normed output, the layer average or one
+        layer; with ``layer: auto`` every one of :meth:`layer_names` concatenated along the features."""
         import torch
 
         hidden = self.hidden_states(features)
-        if self.layer == "last":
-            return self.encoder.layer_norm(hidden[-1])
-        if self.layer == "average":
-            return torch.stack(hidden[1:]).mean(dim=0)
+        states = {
+            "last": lambda: self.encoder.layer_norm(hidden[-1]),
+            "average": lambda: torch.stack(hidden[1:]).mean(0),
+        }
+        if self.layer == AUTO_LAYER:
+            return torch.cat([hidden[int(n)] if n.isdigit() else states[n]() for n in self.layer_names()], dim=-1)
+        if self.layer in states:
+            return states[self.layer]()
         return hidden[self.layer]
 
     def _forward(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -430,6 +444,7 @@ class WhisperEncoderBackend(Backend):
             "layer": self.layer,
             "input_window": self.window,
             "layers": len(self.encoder.layers),
+            **({"layer_names": self.layer_names(), "layer_dim": self.layer_dim} if self.layer == AUTO_LAYER else {}),
         }
 
 

@@ -132,6 +132,8 @@ def evaluate(
         "train": {"split": train_split, "n": len(train.codes), "WA": score_split(model, train, classes)["WA"]},
         "splits": {},
     }
+    if "layer_choice" in metadata:  # layer: auto - which layer, chosen how (sefe/layer_choice.py)
+        record["layer_choice"] = metadata["layer_choice"]
     for name, paths in inputs.items():
         if name == train_split:
             continue

@@ -30,6 +30,7 @@ from workflow_scripts.common.manifest import read_manifest
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.common.vad import VadTally
 from workflow_scripts.sefe.backends import Backend, build_backend
+from workflow_scripts.sefe.layer_choice import job_block, metadata_record, run_block
 from workflow_scripts.sefe.preprocess import Preprocessing, load_trimmed
 
 log = logging.getLogger(__name__)
@@ -213,10 +214,16 @@ def encode_chunks(
 
 
 def feature_metadata(
-    backend: Backend, settings: Preprocessing, backend_cfg: Mapping[str, Any], split: str | None
+    backend: Backend,
+    settings: Preprocessing,
+    backend_cfg: Mapping[str, Any],
+    split: str | None,
+    layer_choice: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``dfat`` metadata of a SEFE feature file."""
+    """The ``dfat`` metadata of a SEFE feature file (with ``layer_choice`` when the layer was chosen)."""
+    choice = {"layer_choice": metadata_record(layer_choice)} if layer_choice else {}
     return {
+        **choice,
         "model": backend.name,
         "backend": backend.name,
         "checkpoint": backend.checkpoint,
@@ -284,12 +291,13 @@ def load_extractor(config: Mapping[str, Any], run_dir: str | os.PathLike, thread
     """predict's SEFE stage: ``extract(audio_paths) -> {statistic: (n, dim) float32}``, as extract_sefe."""
     sefe = config["sefe"]
     name = sefe["backend"]
-    backend, settings = build_extractor(name, sefe[name], sefe["preprocessing"], threads)
+    block, _ = run_block(config, name, run_dir)
+    backend, settings = build_extractor(name, block, sefe["preprocessing"], threads)
 
     def extract(paths: Sequence[str]) -> dict[str, np.ndarray]:
         items = [(str(index), str(path)) for index, path in enumerate(paths)]
         rows: dict[str, dict[str, np.ndarray]] = {}
-        for chunk in encode_chunks(backend, settings, items, int(sefe[name]["batch_size"]), 1):
+        for chunk in encode_chunks(backend, settings, items, int(block["batch_size"]), 1):
             for position, utt_id in enumerate(chunk.utt_ids):
                 rows[utt_id] = {s: chunk.stats[s][position] for s in backend.statistics}
         return {s: np.stack([rows[utt_id][s] for utt_id, _ in items]) for s in backend.statistics}
@@ -330,9 +338,11 @@ def extract_features(
     output: str | os.PathLike,
     split: str | None,
     threads: int,
+    layer_choice: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
     """What extract_sefe does: the pooled features of one manifest with backend ``backend_name``
-    (configured by its block ``backend_cfg``) written to ``output``; returns throughput figures."""
+    (configured by its block ``backend_cfg``) written to ``output``; returns throughput figures.
+    ``layer_choice``: the record of ``layer: auto``'s choice (sefe/layer_choice.py), kept in the metadata."""
     threads = max(1, threads)
     backend, settings = build_extractor(backend_name, backend_cfg, preprocessing, threads)
     manifest = read_manifest(manifest_path)
@@ -350,7 +360,7 @@ def extract_features(
         backend,
         settings,
         output,
-        feature_metadata(backend, settings, backend_cfg, split),
+        feature_metadata(backend, settings, backend_cfg, split, layer_choice),
         int(backend_cfg["batch_size"]),
         workers=threads,
     )
@@ -361,14 +371,16 @@ def extract_features(
 def main(job: Any) -> None:
     """Entry point of the extract_sefe rule (``job``: the rule's ``snakemake`` object)."""
     tune_process()
+    block, choice = job_block(job)
     extract_features(
         job.wildcards.backend,
-        job.params.backend,
+        block,
         job.params.preprocessing,
         job.input.manifest,
         job.output.features,
         job.wildcards.split,
         job.threads,
+        choice,
     )
 
 

@@ -31,6 +31,7 @@ from workflow_scripts.sefe.extract import (
     load_chunk_tallied,
     tune_process,
 )
+from workflow_scripts.sefe.layer_choice import job_block, run_block
 from workflow_scripts.sefe.preprocess import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ def extract_frames(
     *,
     split: str | None = None,
     threads: int = 1,
+    layer_choice: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the frame matrices of every utterance of ``manifest_path`` to ``output`` with backend
     ``backend_name`` (its block ``backend_cfg``) after ``preprocessing``, as extract_sefe; returns figures."""
@@ -91,7 +93,7 @@ def extract_frames(
     backend, settings = build_extractor(backend_name, backend_cfg, preprocessing, threads)
     manifest = read_manifest(manifest_path)
     items = list(zip(manifest["utt_id"].astype(str), manifest["audio_path"].astype(str), strict=True))
-    metadata = feature_metadata(backend, settings, backend_cfg, split)
+    metadata = feature_metadata(backend, settings, backend_cfg, split, layer_choice)
     metadata["pooling"] = None  # frames as the backend gives them
     started = time.perf_counter()
     frames = 0
@@ -118,12 +120,13 @@ def load_frame_extractor(config: Mapping[str, Any], run_dir: str | os.PathLike, 
     configured backend and preprocessing, as extract_sefe_frames writes them."""
     sefe = config["sefe"]
     name = sefe["backend"]
-    backend, settings = build_extractor(name, sefe[name], sefe["preprocessing"], threads)
+    block, _ = run_block(config, name, run_dir)
+    backend, settings = build_extractor(name, block, sefe["preprocessing"], threads)
 
     def frames(audio_paths: Sequence[str]) -> list[np.ndarray]:
         items = [(str(index), str(path)) for index, path in enumerate(audio_paths)]
         out: list[np.ndarray] = []
-        for _, matrices, _ in frame_chunks(backend, settings, items, int(sefe[name]["batch_size"]), 1):
+        for _, matrices, _ in frame_chunks(backend, settings, items, int(block["batch_size"]), 1):
             out += matrices
         return out
 
@@ -134,15 +137,16 @@ def main(job: Any) -> None:
     """Entry point of the extract_sefe_frames rule (``job``: the rule's ``snakemake`` object)."""
     tune_process()
     backend = job.wildcards.backend
-    block, preprocessing = job.params.backend, job.params.preprocessing
+    block, choice = job_block(job)
     extract_frames(
         job.input.manifest,
         job.output.frames,
         backend,
         block,
-        preprocessing,
+        job.params.preprocessing,
         split=job.wildcards.split,
         threads=job.threads,
+        layer_choice=choice,
     )
 
 
