@@ -100,18 +100,21 @@ def test_streamed_transcription_equals_whole_split_in_memory(tiny_whisper_dir, t
     assert timing["audio_seconds"] == round(sum(len(w) for w in in_memory) / backend.sampling_rate, 2)
 
 
-TRANSCRIBE = {
-    "model": "finetuned",
-    "backend": "whisper",
-    "language": "vi",
-    "task": "transcribe",
-    "batch_size": 2,
-    "num_beams": 1,
-    "max_new_tokens": 6,
-    "precision": "auto",
-    "device": "cpu",
-    "hub_timeout_s": 2,
-}
+TRANSCRIBE = block_defaults(
+    "asr.transcribe",
+    {
+        "model": "finetuned",
+        "backend": "whisper",
+        "language": "vi",
+        "task": "transcribe",
+        "batch_size": 2,
+        "num_beams": 1,
+        "max_new_tokens": 6,
+        "precision": "auto",
+        "device": "cpu",
+        "hub_timeout_s": 2,
+    },
+)
 
 
 def test_transcribe_rule_loads_the_finetuned_input(tiny_whisper_dir, tmp_path):

@@ -12,6 +12,7 @@ from workflow_scripts.asr.backends import ct2_compute_type, inference_dtype
 from workflow_scripts.asr.text import NormalizeConfig, score_transcripts
 from workflow_scripts.asr.transcribe import transcribe_split
 from workflow_scripts.asr.transcripts import TRANSCRIPT_COLUMNS, read_transcripts
+from workflow_scripts.common.config_schema import block_defaults
 
 from weights_fixtures import ENGLISH, write_english_manifest
 
@@ -27,15 +28,18 @@ def test_compute_types():
 def test_ct2_zero_shot_english_and_the_transcripts_contract(whisper_base_ct2, tmp_path):  # noqa: F811
     """espeak-ng English of common words: the transcripts contract, in manifest order, WER <= 0.15."""
     manifest = write_english_manifest(tmp_path)
-    block = {
-        "backend": "ct2",
-        "model": str(whisper_base_ct2),
-        "language": "en",
-        "precision": "int8",
-        "num_beams": 1,
-        "batch_size": 2,
-        "device": "cpu",
-    }
+    block = block_defaults(
+        "asr.transcribe",
+        {
+            "backend": "ct2",
+            "model": str(whisper_base_ct2),
+            "language": "en",
+            "precision": "int8",
+            "num_beams": 1,
+            "batch_size": 2,
+            "device": "cpu",
+        },
+    )
     out = tmp_path / "transcripts.parquet"
     timing = transcribe_split(str(manifest), block, [], str(out), threads=2)
     transcripts = read_transcripts(out)

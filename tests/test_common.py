@@ -221,5 +221,8 @@ def test_paths_fill_in_another_run_directory():
     assert all(
         value.startswith(paths.RESULTS + "/")
         for key, value in vars(paths).items()
-        if key.isupper() and isinstance(value, str) and key not in ("RESULTS", "LOGS", "SHARED_SCOPE")
+        if key.isupper()
+        and isinstance(value, str)
+        # the roots, a scope name and the checksum records' file-name parts
+        and key not in ("RESULTS", "LOGS", "SHARED_SCOPE", "CHECKSUM_SUFFIX", "CHECKSUM_DIRECTORY_RECORD")
     )
