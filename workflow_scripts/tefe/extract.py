@@ -30,6 +30,7 @@ from workflow_scripts.common.devices import resolve_device
 from workflow_scripts.common.features import FeatureWriter
 from workflow_scripts.common.files import read_json
 from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.common.memory import fix_malloc_mmap_threshold
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.tefe.backends import load_text_backend
 from workflow_scripts.tefe.models import STATISTICS, TextEncoder, batch_indices, load_encoder, token_statistics
@@ -196,6 +197,7 @@ def load_featurizer(config: Mapping[str, Any], run_dir: str | os.PathLike, threa
 
 def main(job: Any) -> None:
     """Entry point of the extract_tefe rule (one split and feature set; ``job``: the rule's ``snakemake`` object)."""
+    fix_malloc_mmap_threshold()  # batches of encoder states otherwise fragment the heap: RSS grew with the split
     torch.set_num_threads(job.threads)
     extract_features(
         str(job.input.model),
