@@ -22,6 +22,7 @@ include: "rules/sefe.smk"
 include: "rules/tefe.smk"
 include: "rules/fusion.smk"
 include: "rules/challenge.smk"
+include: "rules/shards.smk"
 
 
 rule all:

@@ -313,7 +313,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["1000x2000", "5000x2000", "5000x8000"], help="NxD")
     parser.add_argument("--configs", nargs="+", default=["demo", "dfat", "paper"], choices=["demo", "dfat", "paper"])
-    parser.add_argument("--threads", type=int, default=2, help="threads of every job (jobs run one at a time)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=[2],
+        help="threads of every job (jobs run one at a time); several values: the stage once per value (thread scaling)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
     parser.add_argument(
         "--model-seed",
@@ -355,12 +361,13 @@ def main() -> None:
             data = base / f"data_{n}x{d}"
             if not (data / "test.tsv").exists():
                 synthesize(data, n, d, args.seed)
-            for name in args.configs:
+            for name, threads in ((c, t) for c in args.configs for t in args.threads):
                 fusion = fusion_config(name, args.overrides, args.model_seed)
-                out = base / f"results_{n}x{d}_{name}{'_' + args.label if args.label else ''}"
-                print(f"== n={n} d={d} config={name} threads={args.threads} {settings}", flush=True)
+                label = ("_" + args.label if args.label else "") + (f"_t{threads}" if len(args.threads) > 1 else "")
+                out = base / f"results_{n}x{d}_{name}{label}"
+                print(f"== n={n} d={d} config={name} threads={threads} {settings}", flush=True)
                 started = time.perf_counter()
-                timings = run_stage(data, out, fusion, args.threads, args.only)
+                timings = run_stage(data, out, fusion, threads, args.only)
                 total = time.perf_counter() - started
                 found = scores(out)
                 peak = max(t["peak_mb"] for t in timings)
@@ -379,7 +386,7 @@ def main() -> None:
                         "config": name,
                         "model_seed": args.model_seed,
                         "overrides": args.overrides,
-                        "threads": args.threads,
+                        "threads": threads,
                         "seconds": total,
                         "cpu_s": cpu,
                         "peak_mb": peak,

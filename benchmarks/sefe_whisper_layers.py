@@ -5,7 +5,9 @@ One encoder pass per split gives every hidden state at once (0 = embeddings with
 layers); each (layer, statistics) pair is pooled and evaluated exactly as evaluate_sefe does
 (scaler + logistic regression fitted on train, C by speaker-grouped CV on train). The pair
 with the best dev UA is the choice; the test splits are printed for every pair but never
-used to choose. Example (EmoDB, after `snakemake ... --configfile configs/emodb.yaml --
+used to choose. The rules do the layer part of this with ``sefe.whisper_encoder.layer: auto``
+(extract_sefe_layers, choose_sefe_layer; docs/sefe.md); this script also compares statistics.
+Example (EmoDB, after `snakemake ... --configfile configs/emodb.yaml --
 results/data/speech/emodb/train.tsv` and the converted model):
 
     python benchmarks/sefe_whisper_layers.py --manifests results/data/speech/emodb \\
@@ -33,26 +35,12 @@ from workflow_scripts.sefe.preprocess import Preprocessing  # noqa: E402
 STATISTIC_SETS = [["mean"], ["mean", "var"], ["mean", "max", "min"], ["mean", "var", "max", "min"]]
 
 
-class AllLayers(WhisperEncoderBackend):
-    """Every hidden state, the normed output and the layer average side by side: (frames, K x d_model)."""
-
-    def _encode(self, features):
-        import torch
-
-        hidden = self.hidden_states(features)
-        states = [*hidden, self.encoder.layer_norm(hidden[-1]), torch.stack(hidden[1:]).mean(dim=0)]
-        return torch.cat(states, dim=-1)
-
-
-def layer_names(layers: int) -> list[str]:
-    return [str(i) for i in range(layers + 1)] + ["last", "average"]
-
-
-def pooled_layers(backend: AllLayers, manifest_path: Path, settings: Preprocessing, batch: int):
-    """utt_ids and, per layer name, the pooled statistics of one split."""
+def pooled_layers(backend: WhisperEncoderBackend, manifest_path: Path, settings: Preprocessing, batch: int):
+    """utt_ids and, per layer name, the pooled statistics of one split (the backend with ``layer: auto``
+    encodes every layer side by side, as rule extract_sefe_layers does)."""
     manifest = read_manifest(manifest_path)
     items = list(zip(manifest["utt_id"], manifest["audio_path"], strict=True))
-    names, width = layer_names(len(backend.encoder.layers)), backend.dim
+    names, width = backend.layer_names(), backend.layer_dim
     pooled = {name: {s: [] for s in ("mean", "var", "max", "min")} for name in names}
     for start in range(0, len(items), batch):
         chunk = items[start : start + batch]
@@ -83,9 +71,9 @@ def main() -> None:
     settings = Preprocessing.from_config(sefe["preprocessing"])
     evaluation = {"seed": config.get("seed", 42), **sefe["evaluation"]}
     classes = config["task"]["classes"]
-    cfg = {"model": args.model, "layer": "last", "input_window": args.input_window, "device": "cpu"}
-    backend = AllLayers({**cfg, "batch_size": args.batch_size}, settings.sample_rate, args.threads)
-    names = layer_names(len(backend.encoder.layers))
+    cfg = {"model": args.model, "layer": "auto", "input_window": args.input_window, "device": "cpu"}
+    backend = WhisperEncoderBackend({**cfg, "batch_size": args.batch_size}, settings.sample_rate, args.threads)
+    names = backend.layer_names()
     work = Path(args.work)
     started = time.perf_counter()
     for split in args.splits:

@@ -42,9 +42,10 @@ rule finetune_whisper:
         normalize=config["asr"]["normalize"],
         # Checkpoints for resuming a restarted job; removed after success unless keep_checkpoints.
         work_dir=paths.ASR_FINETUNE_WORK,
+    # Shared by the asr.finetune.processes data-parallel processes.
     threads: 2
     resources:
-        **gpu_rule_resources("finetune_whisper"),
+        **gpu_rule_resources("finetune_whisper", gpu=get_finetune_gpus),
     conda:
         "../envs/gpu.yaml"
     script:
@@ -57,14 +58,14 @@ rule transcribe:
         # finetuned: the fine-tuned model when the system's model is "finetuned"; models: another model
         # this workflow builds (results/..., e.g. a snapshot), loaded as configured.
         unpack(get_asr_system_models),
-        manifest=lambda wildcards: ser_manifest(wildcards.split),
+        manifest=get_split_manifest,
         code=script_code("asr/transcribe"),
     output:
-        transcripts=paths.TRANSCRIPTS,
+        transcripts=per_split(paths.TRANSCRIPTS),
     log:
-        paths.log("asr", "transcribe", "{system}", "{split}"),
+        paths.log("asr", "transcribe", "{system}", "{split}", *SHARD),
     benchmark:
-        paths.benchmark("asr", "transcribe", "{system}", "{split}")
+        paths.benchmark("asr", "transcribe", "{system}", "{split}", *SHARD)
     params:
         transcribe=get_asr_system_block,
     threads: 2

@@ -37,6 +37,14 @@ def get_asr_snapshots():
     return [paths.ASR_SNAPSHOT.format(step=step) for step in config["asr"]["finetune"]["snapshot_steps"]]
 
 
+def get_finetune_gpus(wildcards):
+    """GPUs of the finetune_whisper job: one per data-parallel process (asr.finetune.processes > 1) when it
+    is a GPU job (resources.finetune_whisper.gpu > 0); with one process resources.finetune_whisper.gpu."""
+    configured = gpu_rule_resource("finetune_whisper", "gpu")
+    processes = config["asr"]["finetune"]["processes"]
+    return processes if configured > 0 and processes > 1 else configured
+
+
 def get_asr_system_block(wildcards):
     """The transcribe rule's params: asr.transcribe with the system's own keys (asr.systems) over it, so
     editing one system reruns only that system's chain."""

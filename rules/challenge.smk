@@ -87,6 +87,7 @@ rule augment_training_audio:
 rule extract_sefe_augmented:
     input:
         manifest=paths.AUGMENTED_MANIFEST,
+        layer_choice=get_sefe_layer_choice,
         code=script_code("sefe/extract"),
     output:
         features=paths.SEFE_AUGMENTED_FEATURES,

@@ -39,6 +39,13 @@ def one_of(values):
     return "|".join(re.escape(value) for value in values) or "(?!)"
 
 
+# --- shards (config scale.shards; docs/architecture.md "Sharded steps") ---
+SHARDED = config["scale"]["shards"] > 1
+SHARD_NAMES = names.shard_names(config["scale"]["shards"]) if SHARDED else []
+# The {shard} segment of a sharded step's log and benchmark paths (none with one shard per split).
+SHARD = ["{shard}"] if SHARDED else []
+
+
 # Per-rule constraints narrow these (e.g. a head's rule to its variants).
 wildcard_constraints:
     corpus=one_of(config["corpora"]),
@@ -46,10 +53,11 @@ wildcard_constraints:
     system=one_of(ASR_SYSTEMS),
     scope=one_of([paths.SHARED_SCOPE] + [paths.system_scope(system) for system in ASR_SYSTEMS]),
     backend=one_of(names.SEFE_BACKENDS),
-    modality=one_of(names.MODALITIES),
+    modality=one_of(names.POOLED_MODALITIES),
     feature_set=one_of(names.FEATURE_SETS),
     classifier=one_of(names.CLASSIFIERS),
     variant=one_of(names.CLASSIFIER_VARIANTS + tuple(HEAD_VARIANTS)),
+    shard=one_of(SHARD_NAMES),
 
 
 def script_path(step):
@@ -65,6 +73,42 @@ def script_code(step):
 def ser_manifest(split):
     """Manifest of one split of the emotion-recognition corpus."""
     return paths.SPEECH_MANIFEST.format(corpus=SER_CORPUS, split=split)
+
+
+def per_split(template):
+    """Where a sharded step (SHARDED_STEPS) writes: the split's contract file ``template``, or with
+    scale.shards > 1 one shard's file (paths.shard_file), which its gather rule joins into ``template``."""
+    return paths.shard_file(template) if SHARDED else template
+
+
+def get_split_manifest(wildcards):
+    """The manifest a sharded step reads: the split's, or with scale.shards > 1 the job's shard of it."""
+    if SHARDED:
+        return paths.SPEECH_SHARD_MANIFEST.format(corpus=SER_CORPUS, split=wildcards.split, shard=wildcards.shard)
+    return ser_manifest(wildcards.split)
+
+
+def template_wildcards(template):
+    """The wildcards of a path template, in order, as log / benchmark segments (``"{split}"`` ...)."""
+    return re.findall(r"\{\w+\}", template)
+
+
+# The per-split steps that shard, by the name of the gather rule in rules/shards.smk, each with its stage, the
+# contract file its step writes with one shard, and the step's own wildcard constraints.
+SHARDED_STEPS = {
+    "gather_transcripts": ("asr", paths.TRANSCRIPTS, {}),
+    "gather_sefe_features": ("sefe", paths.SEFE_FEATURES, {}),
+    "gather_sefe_frames": ("sefe", paths.SEFE_FRAMES, {}),
+    "gather_prosody_f0": ("sefe", paths.PROSODY_F0, {}),
+    "gather_tefe_features": ("tefe", paths.TEFE_FEATURES, {"feature_set": one_of(names.TEFE_FEATURE_SETS)}),
+    "gather_tefe_tokens": ("tefe", paths.TEFE_TOKENS, {}),
+    "gather_tefe_backend_features": (
+        "tefe",
+        paths.TEFE_BACKEND_FEATURES,
+        {"backend": one_of(names.TEFE_OTHER_BACKENDS), "feature_set": one_of(names.TEFE_FEATURE_SETS)},
+    ),
+    "gather_tefe_backend_tokens": ("tefe", paths.TEFE_BACKEND_TOKENS, {"backend": one_of(names.TEFE_TOKEN_BACKENDS)}),
+}
 
 
 def row_scope(row, system):

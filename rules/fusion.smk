@@ -19,7 +19,7 @@ rule pool_features:
     benchmark:
         paths.benchmark("fusion", "pool_features", "{scope}", "{modality}")
     params:
-        pooling=lambda wildcards: config["fusion"]["pooling"][wildcards.modality],
+        pooling=get_pooling_block,
         classes=CLASSES,
         splits=SPLITS,
     threads: 1
@@ -36,6 +36,9 @@ rule train_classifier:
         code=script_code("fusion/classifiers"),
     output:
         model=paths.CLASSIFIER_MODEL,
+        # The SHA-256 records predict checks (common/checksums.py).
+        model_sha256=paths.checksum_of(paths.CLASSIFIER_MODEL),
+        summary_sha256=paths.checksum_of(paths.CLASSIFIER_SUMMARY),
         trials=paths.CLASSIFIER_TRIALS,
         probabilities=expand(paths.CLASSIFIER_PROBABILITIES, split=SPLITS, allow_missing=True),
         oof=paths.CLASSIFIER_OOF,
@@ -74,6 +77,7 @@ rule tune_ensemble:
             subcategory="Ensemble",
             labels={"scope": "{scope}"},
         ),
+        weights_sha256=paths.checksum_of(paths.ENSEMBLE_WEIGHTS),
         trials=paths.ENSEMBLE_TRIALS,
         oof=paths.ENSEMBLE_OOF,
     log:
@@ -131,6 +135,7 @@ rule train_xattn:
         code=script_code("fusion/heads/xattn"),
     output:
         model=paths.HEAD_MODEL,
+        model_sha256=paths.checksum_of(paths.HEAD_MODEL),
         summary=paths.HEAD_SUMMARY,
         metrics=paths.VARIANT_METRICS,
         probabilities=expand(paths.VARIANT_PROBABILITIES, split=SPLITS, allow_missing=True),
@@ -174,6 +179,7 @@ rule train_graph:
         code=script_code("fusion/heads/graph"),
     output:
         model=paths.HEAD_MODEL,
+        model_sha256=paths.checksum_of(paths.HEAD_MODEL),
         summary=paths.HEAD_SUMMARY,
         metrics=paths.VARIANT_METRICS,
         probabilities=expand(paths.VARIANT_PROBABILITIES, split=SPLITS, allow_missing=True),

@@ -23,11 +23,20 @@ def get_tefe_features(split, system):
 
 
 def get_modality_features(wildcards):
-    """Feature files of one modality, one per split in SPLITS order (text: the job's system's)."""
+    """Feature files of one modality, one per split in SPLITS order (text: the job's system's; a reference
+    acoustic feature set: its own SEFE backend's, names.REFERENCE_FEATURE_SETS)."""
     system = feature_set_system(wildcards, wildcards.modality)
     if names.feature_set_reads_transcripts(wildcards.modality):
         return [get_tefe_features(split, system) for split in SPLITS]
+    if wildcards.modality in names.REFERENCE_FEATURE_SETS:
+        backend = names.REFERENCE_FEATURE_SETS[wildcards.modality]
+        return [paths.SEFE_FEATURES.format(backend=backend, split=split) for split in SPLITS]
     return [get_sefe_features(split) for split in SPLITS]
+
+
+def get_pooling_block(wildcards):
+    """fusion.pooling.<modality>; a reference acoustic feature set takes the acoustic one."""
+    return config["fusion"]["pooling"][names.modality_of(wildcards.modality)]
 
 
 def pooled_files(feature_set, system, splits):

@@ -40,6 +40,9 @@ rule train_tefe:
     output:
         model=paths.TEFE_MODEL,
         vocab=paths.TEFE_MODEL_VOCAB,
+        # The SHA-256 records predict checks (common/checksums.py).
+        model_sha256=paths.checksum_of(paths.TEFE_MODEL),
+        vocab_sha256=paths.checksum_of(paths.TEFE_MODEL_VOCAB),
         metrics=paths.TEFE_MODEL_METRICS,
     log:
         paths.log("tefe", "train_tefe", "{arch}"),
@@ -75,6 +78,7 @@ checkpoint select_tefe:
         code=script_code("tefe/select"),
     output:
         selection=paths.TEFE_SELECTION,
+        selection_sha256=paths.checksum_of(paths.TEFE_SELECTION),
     log:
         paths.log("tefe", "select_tefe"),
     benchmark:
@@ -121,15 +125,15 @@ rule train_tefe_backend:
 rule extract_tefe_backend:
     input:
         model=paths.TEFE_BACKEND_MODEL,
-        transcripts=paths.TRANSCRIPTS,
-        manifest=lambda wildcards: ser_manifest(wildcards.split),
+        transcripts=per_split(paths.TRANSCRIPTS),
+        manifest=get_split_manifest,
         code=script_code("tefe/extract_backend"),
     output:
-        features=paths.TEFE_BACKEND_FEATURES,
+        features=per_split(paths.TEFE_BACKEND_FEATURES),
     log:
-        paths.log("tefe", "extract_tefe_backend", "{system}", "{backend}", "{feature_set}", "{split}"),
+        paths.log("tefe", "extract_tefe_backend", "{system}", "{backend}", "{feature_set}", "{split}", *SHARD),
     benchmark:
-        paths.benchmark("tefe", "extract_tefe_backend", "{system}", "{backend}", "{feature_set}", "{split}")
+        paths.benchmark("tefe", "extract_tefe_backend", "{system}", "{backend}", "{feature_set}", "{split}", *SHARD)
     params:
         column=get_tefe_transcript_column,
         batch_size=config["tefe"]["extract"]["batch_size"],
@@ -150,15 +154,15 @@ rule extract_tefe_backend:
 rule extract_tefe_backend_tokens:
     input:
         model=paths.TEFE_BACKEND_MODEL,
-        transcripts=paths.TRANSCRIPTS,
-        manifest=lambda wildcards: ser_manifest(wildcards.split),
+        transcripts=per_split(paths.TRANSCRIPTS),
+        manifest=get_split_manifest,
         code=script_code("tefe/backend_tokens"),
     output:
-        tokens=paths.TEFE_BACKEND_TOKENS,
+        tokens=per_split(paths.TEFE_BACKEND_TOKENS),
     log:
-        paths.log("tefe", "extract_tefe_backend_tokens", "{system}", "{backend}", "{split}"),
+        paths.log("tefe", "extract_tefe_backend_tokens", "{system}", "{backend}", "{split}", *SHARD),
     benchmark:
-        paths.benchmark("tefe", "extract_tefe_backend_tokens", "{system}", "{backend}", "{split}")
+        paths.benchmark("tefe", "extract_tefe_backend_tokens", "{system}", "{backend}", "{split}", *SHARD)
     params:
         column=names.TEFE_FEATURE_SETS["features"],
         batch_size=config["tefe"]["extract"]["batch_size"],
@@ -213,15 +217,15 @@ rule tefe_table:
 rule extract_tefe:
     input:
         unpack(get_tefe_encoder),
-        transcripts=paths.TRANSCRIPTS,
-        manifest=lambda wildcards: ser_manifest(wildcards.split),
+        transcripts=per_split(paths.TRANSCRIPTS),
+        manifest=get_split_manifest,
         code=script_code("tefe/extract"),
     output:
-        features=paths.TEFE_FEATURES,
+        features=per_split(paths.TEFE_FEATURES),
     log:
-        paths.log("tefe", "extract_tefe", "{system}", "{feature_set}", "{split}"),
+        paths.log("tefe", "extract_tefe", "{system}", "{feature_set}", "{split}", *SHARD),
     benchmark:
-        paths.benchmark("tefe", "extract_tefe", "{system}", "{feature_set}", "{split}")
+        paths.benchmark("tefe", "extract_tefe", "{system}", "{feature_set}", "{split}", *SHARD)
     params:
         extract=config["tefe"]["extract"],
         column=get_tefe_transcript_column,
@@ -243,15 +247,15 @@ rule extract_tefe:
 rule extract_tefe_tokens:
     input:
         unpack(get_tefe_encoder),
-        transcripts=paths.TRANSCRIPTS,
-        manifest=lambda wildcards: ser_manifest(wildcards.split),
+        transcripts=per_split(paths.TRANSCRIPTS),
+        manifest=get_split_manifest,
         code=script_code("tefe/tokens"),
     output:
-        tokens=paths.TEFE_TOKENS,
+        tokens=per_split(paths.TEFE_TOKENS),
     log:
-        paths.log("tefe", "extract_tefe_tokens", "{system}", "{split}"),
+        paths.log("tefe", "extract_tefe_tokens", "{system}", "{split}", *SHARD),
     benchmark:
-        paths.benchmark("tefe", "extract_tefe_tokens", "{system}", "{split}")
+        paths.benchmark("tefe", "extract_tefe_tokens", "{system}", "{split}", *SHARD)
     params:
         extract=config["tefe"]["extract"],
         column=names.TEFE_FEATURE_SETS["features"],

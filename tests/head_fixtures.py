@@ -4,8 +4,8 @@ per session; test_fusion_head_xattn and test_fusion_head_predict (graph heads, v
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -13,6 +13,7 @@ import yaml
 from test_fusion_heads import BOOTSTRAP, CLASSES, TINY
 
 from workflow_scripts.common import paths
+from workflow_scripts.common.checksums import record_checksum, write_checked_json
 from workflow_scripts.common.config_schema import block_defaults
 from workflow_scripts.fusion.heads.xattn import main as train_xattn
 from workflow_scripts.sefe.frames import extract_frames
@@ -40,6 +41,40 @@ TRANSCRIPTS: dict[str, str] = {}  # file stem -> ASR hypothesis, for the fake AS
 
 def fake_asr(config, run_dir, threads):
     return lambda audio_paths: [TRANSCRIPTS[Path(p).stem] for p in audio_paths]
+
+
+def xattn_job(run: Path, files: dict[str, dict[str, str]], encoder: dict[str, str], variant: str) -> Any:
+    """The train_xattn job of ``variant`` over the tiny run's input ``files``, writing into ``run``."""
+    overrides = VARIANTS[variant]
+    finetune = overrides.get("text_encoder") == "finetune"
+    text = {"transcripts": list(files["transcripts"].values()), **encoder} if finetune else {}
+    return rule_job(
+        input={
+            "acoustic": list(files["acoustic"].values()),
+            **(text or {"text": list(files["text"].values())}),
+            "manifests": list(files["manifests"].values()),
+        },
+        output={
+            "model": str(head_file(run, paths.HEAD_MODEL, variant=variant)),
+            "summary": str(head_file(run, paths.HEAD_SUMMARY, variant=variant)),
+            "metrics": str(head_file(run, paths.VARIANT_METRICS, variant=variant)),
+            "probabilities": [
+                str(head_file(run, paths.VARIANT_PROBABILITIES, variant=variant, split=s)) for s in SPLITS
+            ],
+        },
+        params={
+            "head": {**TINY, "frame_stride": 4, **overrides},
+            "overrides": overrides,
+            "bootstrap": BOOTSTRAP,
+            "classes": CLASSES,
+            "splits": list(SPLITS),
+            "train_split": "train",
+            "selection_split": "dev",
+            "work_dir": str(head_file(run, paths.HEAD_WORK, variant=variant)),
+        },
+        wildcards={"variant": variant},
+        rule="train_xattn",
+    )
 
 
 def build_tiny_run(root: Path) -> tuple[Path, Path, dict[str, dict[str, str]], dict[str, str]]:
@@ -91,7 +126,8 @@ def build_tiny_run(root: Path) -> tuple[Path, Path, dict[str, dict[str, str]], d
     Path(encoder["model"]).parent.mkdir(parents=True)
     save_checkpoint(encoder["model"], TextEncoder("CNN", torch.randn(len(vocab), 8), 2, TINY_MODELS["CNN"]), CLASSES)
     vocab.save(encoder["vocab"])
-    paths.in_run(paths.TEFE_SELECTION, run).write_text(json.dumps({"selected": "CNN"}))
+    record_checksum(encoder["vocab"])  # as rule train_tefe: predict checks every artifact's SHA-256
+    write_checked_json(paths.in_run(paths.TEFE_SELECTION, run), {"selected": "CNN"})
     for split in SPLITS:
         files["text"][split] = str(root / f"tokens_{split}.parquet")
         extract_tokens(
@@ -104,37 +140,9 @@ def build_tiny_run(root: Path) -> tuple[Path, Path, dict[str, dict[str, str]], d
             files["manifests"][split],
         )
     torch.set_num_threads(1)
-    for variant, overrides in VARIANTS.items():
-        finetune = overrides.get("text_encoder") == "finetune"
-        text = {"transcripts": list(files["transcripts"].values()), **encoder} if finetune else {}
-        work = head_file(run, paths.HEAD_WORK, variant=variant)
-        train_xattn(
-            rule_job(
-                input={
-                    "acoustic": list(files["acoustic"].values()),
-                    **(text or {"text": list(files["text"].values())}),
-                    "manifests": list(files["manifests"].values()),
-                },
-                output={
-                    "model": str(head_file(run, paths.HEAD_MODEL, variant=variant)),
-                    "summary": str(head_file(run, paths.HEAD_SUMMARY, variant=variant)),
-                    "metrics": str(head_file(run, paths.VARIANT_METRICS, variant=variant)),
-                    "probabilities": [
-                        str(head_file(run, paths.VARIANT_PROBABILITIES, variant=variant, split=s)) for s in SPLITS
-                    ],
-                },
-                params={
-                    "head": {**TINY, "frame_stride": 4, **overrides},
-                    "overrides": overrides,
-                    "bootstrap": BOOTSTRAP,
-                    "classes": CLASSES,
-                    "splits": list(SPLITS),
-                    "train_split": "train",
-                    "selection_split": "dev",
-                    "work_dir": str(work),
-                },
-                wildcards={"variant": variant},
-            )
-        )
+    for variant in VARIANTS:
+        job = xattn_job(run, files, encoder, variant)
+        train_xattn(job)
+        work = Path(job.params.work_dir)
         assert not work.exists()  # removed once the outputs are written
     return root, run, files, encoder

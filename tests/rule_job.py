@@ -14,9 +14,11 @@ def rule_job(
     wildcards: dict[str, str] | None = None,
     threads: int = 1,
     log: list[str] | None = None,
+    rule: str = "rule",
 ) -> Any:
     """An object with the ``input``, ``output``, ``params``, ``wildcards``, ``threads`` and ``log``
-    of one job, each a Snakemake named list (attribute and index access) as in a real job."""
+    of one job, each a Snakemake named list (attribute and index access) as in a real job, and the
+    name of its ``rule``."""
 
     class Job:
         pass
@@ -28,4 +30,5 @@ def rule_job(
     job.wildcards = Wildcards(fromdict=dict(wildcards or {}))
     job.threads = threads
     job.log = Log(log or [])
+    job.rule = rule
     return job

@@ -77,6 +77,29 @@ def test_transcripts_parquet_keeps_manifest_order(tiny_whisper_dir, tmp_path):
     assert timing["utterances"] == 5 and timing["audio_seconds"] > 5
 
 
+def test_streamed_transcription_equals_whole_split_in_memory(tiny_whisper_dir, tmp_path, monkeypatch):
+    """Batches smaller than the split, audio read per batch: the texts of the former in-memory path
+    (every waveform loaded first), and never more than one batch of waveforms read at once."""
+    import workflow_scripts.asr.transcribe as transcribe_module
+    from workflow_scripts.asr.waveforms import load_waveform, waveform_length
+
+    manifest = write_corpus(tmp_path, "dev", 7)  # 22,050 Hz files: resampled to 16 kHz
+    backend = load_backend(BackendSpec(backend="whisper", model=str(tiny_whisper_dir), max_new_tokens=6))
+    paths = [str(tmp_path / "wav" / f"dev_{i:03d}.wav") for i in range(7)]
+    in_memory = [load_waveform(path, backend.sampling_rate) for path in paths]
+    assert [waveform_length(path, backend.sampling_rate) for path in paths] == [len(w) for w in in_memory]
+    expected = transcribe_waveforms(backend, in_memory, batch_size=3, progress=False)
+    reads = []
+    real_load = transcribe_module.load_waveforms
+    monkeypatch.setattr(
+        transcribe_module, "load_waveforms", lambda ps, rate: reads.append(len(ps)) or real_load(ps, rate)
+    )
+    transcripts, timing = transcribe_manifest(manifest, backend, batch_size=3, progress=False)
+    assert transcripts["hypothesis"].tolist() == expected and any(expected)
+    assert reads == [3, 3, 1]
+    assert timing["audio_seconds"] == round(sum(len(w) for w in in_memory) / backend.sampling_rate, 2)
+
+
 TRANSCRIBE = {
     "model": "finetuned",
     "backend": "whisper",

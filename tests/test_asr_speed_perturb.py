@@ -54,9 +54,9 @@ def test_training_dataset_perturbs_each_access_and_caches_per_factor(tmp_path):
         tokenizer=lambda text: SimpleNamespace(input_ids=[1, 2, 3]), feature_extractor=extractor
     )
     data = pd.DataFrame({"utt_id": ["a"], "audio_path": [str(clip)], "target": ["xin chào"]})
-    plain = WhisperSpeechDataset(data, processor, 10, cache_features=True)
-    fast = WhisperSpeechDataset(data, processor, 10, cache_features=True, speed_factors=(1.1,))
-    mixed = WhisperSpeechDataset(data, processor, 10, cache_features=True, speed_factors=(0.9, 1.0, 1.1))
+    plain = WhisperSpeechDataset(data, processor, 10, tmp_path / "plain")
+    fast = WhisperSpeechDataset(data, processor, 10, tmp_path / "fast", speed_factors=(1.1,))
+    mixed = WhisperSpeechDataset(data, processor, 10, tmp_path / "mixed", speed_factors=(0.9, 1.0, 1.1))
     reference = plain[0]["input_features"]
     perturbed = fast[0]["input_features"]
     assert perturbed.shape == reference.shape and not np.allclose(perturbed, reference)
@@ -66,5 +66,5 @@ def test_training_dataset_perturbs_each_access_and_caches_per_factor(tmp_path):
     np.random.seed(0)
     for _ in range(12):
         mixed[0]
-    assert {speed for _, speed in mixed.cache} == {0.9, 1.0, 1.1}
-    assert np.array_equal(mixed.cache[(0, 1.0)], reference)
+    assert {speed for _, speed in mixed.cache.keys()} == {0.9, 1.0, 1.1}
+    assert np.array_equal(mixed.cache.get((0, 1.0)), reference)

@@ -43,6 +43,7 @@ def test_text_dependent_rows_are_per_system_and_acoustic_only_ones_shared():
     assert [fs for fs in names.FEATURE_SETS if not names.feature_set_reads_transcripts(fs)] == [
         "acoustic",
         "acoustic_aug",
+        "acoustic_egemaps",
     ]
     assert [rows.feature_set_scope(fs, "ft") for fs in ("acoustic", "early")] == ["shared", "systems/ft"]
 

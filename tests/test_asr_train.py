@@ -17,6 +17,7 @@ from workflow_scripts.asr.train import (
     warp_frequency,
 )
 from workflow_scripts.asr.train import main as finetune_whisper
+from workflow_scripts.common.checksums import verify_checksum
 
 from asr_fixtures import TINY_WHISPER, write_corpus
 from rule_job import rule_job
@@ -40,6 +41,7 @@ FINETUNE = {
     "max_epochs": 50,
     "max_steps": 8,
     "batch_size": 4,
+    "processes": 1,
     "gradient_accumulation_steps": 1,
     "eval_batch_size": 8,
     "eval_steps": 2,
@@ -116,9 +118,12 @@ def full_run(setup):
     finetune_whisper(
         rule_job(
             input={"train": [train], "dev": dev},
-            output={"model": str(root / "full"), "snapshots": [str(root / "snap4"), str(root / "snap100")]},
+            output={
+                "model": str(root / "full"),
+                "snapshots": [str(root / "snap4"), str(root / "snap8"), str(root / "snap100")],
+            },
             params={
-                "finetune": {**block, "snapshot_steps": [4, 100]},
+                "finetune": {**block, "snapshot_steps": [4, 8, 100]},
                 "normalize": NORMALIZE,
                 "work_dir": str(root / "full_work"),
             },
@@ -132,11 +137,13 @@ def test_snapshots_hold_the_model_at_their_step(full_run):
     early = json.loads((root / "snap4" / "training_config.json").read_text())
     assert early["snapshot_step"] == 4 and "note" not in early
     assert (root / "snap4" / "tokenizer.json").exists()  # loadable as an ASR system's model
-    snapshot, last = state_dict(root / "snap4"), state_dict(root / "full_work" / "checkpoint-8")
+    # The last checkpoint (always kept) holds the step-8 weights: the step-8 snapshot equals it, the
+    # step-4 snapshot does not.
+    snapshot, at_last, last = (
+        state_dict(path) for path in (root / "snap4", root / "snap8", root / "full_work" / "checkpoint-8")
+    )
+    assert all(torch.equal(at_last[k], last[k]) for k in last)
     assert any(not torch.equal(snapshot[k], last[k]) for k in last)
-    if (root / "full_work" / "checkpoint-4").is_dir():
-        saved = state_dict(root / "full_work" / "checkpoint-4")
-        assert all(torch.equal(snapshot[k], saved[k]) for k in saved)
     never = json.loads((root / "snap100" / "training_config.json").read_text())
     assert never["snapshot_step"] == 100 and "the final model" in never["note"]
     final, unreached = state_dict(root / "full"), state_dict(root / "snap100")
@@ -162,6 +169,9 @@ def test_best_checkpoint_by_dev_wer_is_the_output(full_run):
     # Processor and generation settings travel with the model.
     for name in ("model.safetensors", "generation_config.json", "processor_config.json", "tokenizer.json"):
         assert (root / "full" / name).exists(), name
+    # With the SHA256SUMS predict checks; a snapshot copied from the model has its own (its config differs).
+    for directory in ("full", "snap4", "snap100"):
+        verify_checksum(root / directory)
     assert saved["precision"] == "fp32" and "fp16 needs CUDA" in saved["precision_note"]
 
 
@@ -187,6 +197,9 @@ def test_checkpoints_of_another_configuration_are_not_resumed(tmp_path):
     assert prepare_work_dir(work, "a") is None
     (work / "checkpoint-3").mkdir()
     (work / "checkpoint-3" / "trainer_state.json").write_text("{}")
+    (work / "checkpoint-3" / "model.safetensors").write_bytes(b"")
+    (work / "checkpoint-5").mkdir()  # a kill while the Trainer wrote or rotated it: no weights
+    (work / "checkpoint-5" / "trainer_state.json").write_text("{}")
     assert prepare_work_dir(work, "a").endswith("checkpoint-3")
     assert prepare_work_dir(work, "b") is None
     assert not (work / "checkpoint-3").exists()

@@ -199,14 +199,26 @@ def test_classifier_cv_holds_out_real_utterances_only():
     """train_classifier's CV on acoustic_aug: copies are fitted on, never held out or scored, and a
     held-out utterance's copies are not fitted on in its fold (even when folds ignore speakers)."""
     from workflow_scripts.common.cv import cv_folds
-    from workflow_scripts.fusion.classifiers import real_held_out
+    from workflow_scripts.fusion.classifiers import folds_with_copies
 
     real = [f"u{i}" for i in range(12)]
     ids = real + [f"{u}{AUGMENTED_ID_MARK}{k}" for u in real for k in (1, 2)]
     y = np.array([i % 2 for i in range(12)] * 3)
-    for fit, held_out in real_held_out(cv_folds(y, 3, 0, None), ids):
+    copies = {u for u in ids if is_augmented_copy(u)}
+    times_held_out = dict.fromkeys(real, 0)
+    for fit, held_out in folds_with_copies(y, ids, 3, 0, None):
         held = {ids[i] for i in held_out}
-        fitted_sources = {ids[i].split(AUGMENTED_ID_MARK)[0] for i in fit}
+        fitted = {ids[i] for i in fit}
+        fitted_sources = {u.split(AUGMENTED_ID_MARK)[0] for u in fitted}
         assert not any(is_augmented_copy(u) for u in held) and held and not held & fitted_sources
+        # Every copy of an utterance that is not held out is fitted on, with the real utterances.
+        assert fitted == set(real) - held | {u for u in copies if u.split(AUGMENTED_ID_MARK)[0] not in held}
+        for u in held:
+            times_held_out[u] += 1
+    assert set(times_held_out.values()) == {1}, times_held_out
     plain = cv_folds(y[:12], 3, 0, None)
-    assert real_held_out(plain, real) is plain
+    assert all(
+        np.array_equal(a, b)
+        for fold, same in zip(folds_with_copies(y[:12], real, 3, 0, None), plain)
+        for a, b in zip(fold, same)
+    )

@@ -60,6 +60,10 @@ REFUSED = {
         {"asr": {"finetune": {"eval_split": "private_test"}}},
         "config asr.finetune.eval_split: 'private_test' must be one of ['train', 'dev']",
     ),
+    "asr-batch-does-not-split": (
+        {"asr": {"finetune": {"batch_size": 16, "processes": 3}}},
+        "config asr.finetune.batch_size: 16 is the global batch, split across asr.finetune.processes (3)",
+    ),
     "head-variant-unknown": (
         {"fusion": {"heads": {"variants": ["xattn", "xattn_wide"]}}},
         "config fusion.heads.variants: ['xattn_wide'] are neither heads",
@@ -83,9 +87,51 @@ REFUSED = {
         {"challenge": {"augmentation": {"enabled": True}}, "fusion": {"features": {"acoustic": "f/{split}.parquet"}}},
         "config challenge.augmentation.enabled needs the SEFE stage's features of the augmented audio",
     ),
+    # Issue 27, item 5: what a job would find only when it runs, after other jobs ran.
+    "tefe-transformer-model-missing": (
+        {"tefe": {"transformer": {"model": "./models/phobert-missing"}}},
+        "config tefe.transformer.model: './models/phobert-missing' is not a directory",
+    ),
+    "whisper-encoder-model-missing": (
+        {"sefe": {"whisper_encoder": {"model": "/no/such/whisper"}}},
+        "config sefe.whisper_encoder.model: '/no/such/whisper' is not a directory",
+    ),
+    "whisper-encoder-layer-beyond-the-built-model": (
+        {"sefe": {"whisper_encoder": {"layer": 99}}},
+        "config sefe.whisper_encoder.layer: 99 is out of range for sefe.whisper_encoder.model "
+        "'results/pretrained/whisper-base', which has 6 layers",
+    ),
+    "asr-base-model-missing": (
+        {"asr": {"finetune": {"base_model": "../whisper-small-copy"}}},
+        "config asr.finetune.base_model: '../whisper-small-copy' is not a directory",
+    ),
+    "cuda-device-not-visible": (
+        {"fusion": {"heads": {"xattn": {"device": "cuda:7"}}}},
+        "config fusion.heads.xattn.device: 'cuda:7' requested, but this machine sees",
+    ),
+    "cuda-device-of-a-system-not-visible": (
+        {"asr": {"systems": [{**SYSTEM, "device": "cuda:7"}]}},
+        "config asr.systems[0].device: 'cuda:7' requested",
+    ),
 }
-# The cases of issue 24 that a dry run refused and the checker passed: run both (a few seconds each).
-PROBES = ["duplicate-asr-system", "absent-primary-system", "bad-ablation", "missing-vote-member"]
+# The cases of issue 24 that a dry run refused and the checker passed, and issue 27's settings that
+# failed only at job time: run both (a few seconds each).
+PROBES = [
+    "duplicate-asr-system",
+    "absent-primary-system",
+    "bad-ablation",
+    "missing-vote-member",
+    "whisper-encoder-layer-beyond-the-built-model",
+    "cuda-device-not-visible",
+]
+# Accepted: hub ids are not looked up (nor their depth), and a cluster's jobs see their own GPUs.
+ACCEPTED = {
+    "hub-ids": {
+        "tefe": {"transformer": {"model": "nobody/no-such-model"}},
+        "sefe": {"whisper_encoder": {"model": "openai/whisper-small", "layer": 99}},
+    },
+    "cuda-on-a-cluster": {"cluster": True, "fusion": {"heads": {"xattn": {"device": "cuda:7"}}}},
+}
 
 
 def _overlay(directory, case: str):
@@ -99,6 +145,32 @@ def test_checker_refuses_naming_the_key(tmp_path, case):
     with pytest.raises(SystemExit) as error:
         check_config([str(_overlay(tmp_path, case))])
     assert REFUSED[case][1] in str(error.value)
+
+
+@pytest.mark.parametrize("case", list(ACCEPTED))
+def test_checker_accepts_what_it_cannot_or_need_not_check_here(tmp_path, case, capsys):
+    overlay = tmp_path / f"{case}.yaml"
+    overlay.write_text(yaml.safe_dump(ACCEPTED[case]), encoding="utf-8")
+    check_config([str(overlay)])
+    assert capsys.readouterr().out.startswith("config OK: ")
+
+
+@pytest.mark.parametrize("layer, refused", [(2, False), (-3, False), (3, True), (-4, True)])
+def test_a_layer_index_is_checked_against_the_local_models_config(tmp_path, layer, refused):
+    model = tmp_path / "whisper-tiny"
+    model.mkdir()
+    (model / "config.json").write_text('{"encoder_layers": 2}')
+    overlay = tmp_path / "layer.yaml"
+    overlay.write_text(yaml.safe_dump({"sefe": {"whisper_encoder": {"model": str(model), "layer": layer}}}))
+    if not refused:
+        check_config([str(overlay)])
+        return
+    with pytest.raises(SystemExit) as error:
+        check_config([str(overlay)])
+    assert f"config sefe.whisper_encoder.layer: {layer} is out of range for sefe.whisper_encoder.model" in str(
+        error.value
+    )
+    assert "expected an index in -3..2" in str(error.value)
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +215,11 @@ def test_block_defaults_refuses_a_bad_block(key_path, values, expected):
     with pytest.raises(ConfigError, match="invalid config") as error:
         block_defaults(key_path, values)
     assert expected in str(error.value)
+
+
+def test_the_slurm_profile_marks_the_run_as_a_cluster_run(workflow_copy):
+    """A CUDA device this machine lacks passes the dry run under profiles/slurm (its jobs run on the
+    cluster's nodes: config cluster), and is refused without it (test_dry_run_refuses_as_the_checker_does)."""
+    overlay = _overlay(workflow_copy, "cuda-device-not-visible")
+    args = ["-n", "--configfile", str(overlay), "--workflow-profile", "profiles/slurm", "--executor", "local"]
+    run_snakemake(workflow_copy, *args)

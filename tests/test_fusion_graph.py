@@ -10,6 +10,7 @@ import pytest
 import torch
 from test_fusion_heads import BOOTSTRAP, CLASSES, SPLITS, TRAINER, write_synthetic
 
+from workflow_scripts.common import paths
 from workflow_scripts.common.code_inputs import code_inputs
 from workflow_scripts.common.files import read_json
 from workflow_scripts.common.sequences import SequenceFile, SequenceWriter
@@ -21,6 +22,7 @@ from workflow_scripts.sefe import prosody, prosody_bins, prosody_f0, prosody_tok
 
 from conftest import PROJECT_ROOT, write_tone
 from rule_job import rule_job
+from snakemake_runner import dry_run
 
 F0 = {
     "tracker": "yin",
@@ -83,7 +85,7 @@ def test_quantile_bins_come_from_the_training_frames_and_clip_to_the_range():
         prosody_bins.fit_bins(train[2:], {"bins": 4, "method": "quantile", "range_hz": [60.0, 500.0]})
 
 
-def test_the_bins_rule_reads_the_training_split_alone_and_the_tokens_follow(tmp_path):
+def test_the_bins_step_fits_the_f0_it_is_given_and_the_tokens_follow(tmp_path):
     manifests, f0_files = {}, {}
     for split, frequency in (("train", 150.0), ("dev", 300.0)):
         import pandas as pd
@@ -116,6 +118,21 @@ def test_the_bins_rule_reads_the_training_split_alone_and_the_tokens_follow(tmp_
     ids = tokens.read([0])[0][:, 0]
     assert set(ids[5:-5]) == {16}  # 300 Hz: above every training edge -> the last bin
     assert tokens.utt_ids == ["dev_0"] and tokens.lengths.tolist() == [51]
+
+
+def test_the_dag_fits_the_prosody_bins_on_the_training_splits_f0_alone(workflow_dir):
+    """Seed 003's quantizer as the DAG wires it: one fit_prosody_bins job whose only data input is the
+    training split's F0; each split's tokens read that split's F0 and those bins."""
+
+    def data_inputs(job) -> list[str]:
+        return sorted(path for path in job.input if not path.startswith("workflow_scripts/"))
+
+    plan = dry_run(workflow_dir, *[paths.PROSODY_TOKENS.format(split=split) for split in SPLITS], timeout=300)
+    jobs = plan.by_rule()
+    (fit,) = jobs["fit_prosody_bins"]
+    assert data_inputs(fit) == [paths.PROSODY_F0.format(split="train")]
+    tokens = {job.wildcards["split"]: data_inputs(job) for job in jobs["extract_prosody_tokens"]}
+    assert tokens == {split: sorted([paths.PROSODY_F0.format(split=split), paths.PROSODY_BINS]) for split in SPLITS}
 
 
 def test_each_prosody_rule_has_its_own_step_module():

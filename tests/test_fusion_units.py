@@ -304,7 +304,7 @@ def test_two_runs_with_one_seed_give_identical_results(tmp_path):
             for member in document.get("members", {}).values():
                 member.pop("model")  # the run directory differs
         assert a == b
-    for name in ("fusion/early/xgboost/model.joblib", "ensemble/oof_train.parquet"):
+    for name in ("fusion/early/xgboost/model.skops", "ensemble/oof_train.parquet"):
         assert (tmp_path / "run1" / paths.SHARED_SCOPE / name).read_bytes() == (
             tmp_path / "run2" / paths.SHARED_SCOPE / name
         ).read_bytes()

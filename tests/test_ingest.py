@@ -77,6 +77,7 @@ def test_manifest_from_table_has_the_contract_columns(tmp_path):
         "label",
         "split",
         "speaker",
+        "audio_sha256",
     ]
     assert manifest["utt_id"].tolist() == [f"u{i}" for i in range(12)]
     assert manifest["duration_s"].tolist() == pytest.approx([0.5 + 0.1 * i for i in range(12)], abs=1e-4)

@@ -34,7 +34,8 @@ def _rows(tmp_path: Path, speakers: int = 8, per_speaker: int = 4) -> list[dict]
     for s in range(speakers):
         for k in range(per_speaker):
             name = f"s{s}_{k}"
-            write_tone(tmp_path / "wav" / f"{name}.wav", seconds=0.3, frequency=200 + 10 * k)
+            # A distinct tone per file: equal audio in two splits is an error of its own.
+            write_tone(tmp_path / "wav" / f"{name}.wav", seconds=0.3, frequency=200 + 10 * k + 3 * s)
             rows.append(
                 {
                     "id": name,

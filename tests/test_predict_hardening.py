@@ -9,7 +9,6 @@ import json
 import re
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,7 +18,9 @@ from sklearn.pipeline import make_pipeline
 from workflow_scripts import predict
 from workflow_scripts.asr.transcribe import load_transcriber
 from workflow_scripts.common import paths
+from workflow_scripts.common.checksums import record_checksum, write_checked_json
 from workflow_scripts.common.config_schema import block_defaults
+from workflow_scripts.common.model_files import ModelFileError, load_estimator, save_estimator
 from workflow_scripts.common.names import ENSEMBLE_FEATURE_SET, ENSEMBLE_MEMBERS
 from workflow_scripts.fusion.heads.registry import HEADS
 
@@ -67,11 +68,10 @@ def _run_dir(root: Path, system: str = "finetuned") -> Path:
         where = {"scope": paths.system_scope(system), "feature_set": ENSEMBLE_FEATURE_SET, "classifier": name}
         summary = paths.in_run(paths.CLASSIFIER_SUMMARY, run, **where)
         summary.parent.mkdir(parents=True, exist_ok=True)
-        summary.write_text(json.dumps({"features": features, "classes": CLASSES}))
-        joblib.dump(model, paths.in_run(paths.CLASSIFIER_MODEL, run, **where))
+        write_checked_json(summary, {"features": features, "classes": CLASSES})
+        save_estimator(model, paths.in_run(paths.CLASSIFIER_MODEL, run, **where))
     weights = paths.in_run(paths.ENSEMBLE_WEIGHTS, run, scope=paths.system_scope(system))
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    weights.write_text(json.dumps({"weights": {name: 1 / len(ENSEMBLE_MEMBERS) for name in ENSEMBLE_MEMBERS}}))
+    write_checked_json(weights, {"weights": {name: 1 / len(ENSEMBLE_MEMBERS) for name in ENSEMBLE_MEMBERS}})
     return run
 
 
@@ -181,3 +181,79 @@ def test_a_yaml_error_in_a_config_file_names_the_file_and_line(tmp_path):
     good = write_tone(tmp_path / "good.wav", seconds=0.3)
     with pytest.raises(SystemExit, match=rf"^predict: {bad}: not valid YAML at line 2, column 1"):
         predict.main(["--configfile", str(bad), "--output", str(tmp_path / "o.csv"), str(good)])
+
+
+def test_a_clip_shorter_than_the_corpus_minimum_is_refused_per_file(tmp_path):
+    run = _run_dir(tmp_path)
+    good = write_tone(tmp_path / "good.wav", seconds=0.3)
+    short = write_tone(tmp_path / "short.wav", seconds=0.01)
+    with pytest.raises(SystemExit, match="1 of 2 file"):
+        predict.main(_argv(run, tmp_path / "out.csv", good, short))
+    frame = pd.read_csv(tmp_path / "out.csv", keep_default_na=False).set_index("path")
+    assert frame.loc[str(good), "error"] == "" and frame.loc[str(short), "label"] == ""
+    assert (
+        frame.loc[str(short), "error"] == f"{short}: clip of 0.010 s is shorter than the minimum 0.1 s (min_duration_s)"
+    )
+
+
+def _lr_model(run: Path) -> Path:
+    where = {"scope": paths.system_scope("finetuned"), "feature_set": ENSEMBLE_FEATURE_SET, "classifier": "lr"}
+    return paths.in_run(paths.CLASSIFIER_MODEL, run, **where)
+
+
+def test_a_tampered_model_file_is_refused_naming_it(tmp_path):
+    run = _run_dir(tmp_path)
+    model = _lr_model(run)
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte (a crafted file would differ more)
+    model.write_bytes(bytes(data))
+    good = write_tone(tmp_path / "good.wav", seconds=0.3)
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(_argv(run, tmp_path / "out.csv", good))
+    message = str(exit_info.value)
+    assert f"refusing the run directory {run}: 1 artifact(s) fail their SHA-256 check" in message
+    assert f"{model}: SHA-256 " in message and "changed, replaced or truncated" in message
+    assert "(rule train_classifier builds it" in message
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_truncated_model_file_is_refused_naming_it_with_no_traceback(tmp_path):
+    run = _run_dir(tmp_path)
+    model = _lr_model(run)
+    model.write_bytes(model.read_bytes()[:100])
+    good = write_tone(tmp_path / "good.wav", seconds=0.3)
+    with pytest.raises(SystemExit, match=rf"{re.escape(str(model))}: SHA-256 .* \(100 bytes now\)"):
+        predict.main(_argv(run, tmp_path / "out.csv", good))
+    # Past the check (a file truncated before its record was written): still a message naming it.
+    record_checksum(model)
+    with pytest.raises(ModelFileError, match=rf"{re.escape(str(model))}: not a readable model file .* truncated"):
+        load_estimator(model)
+
+
+def test_a_model_file_holding_other_types_is_refused_even_with_a_matching_record(tmp_path):
+    """A crafted file with its own record (someone who can write the run directory): skops refuses the types."""
+    path = tmp_path / "crafted.skops"
+    save_estimator({"payload": predict.Artifact("T", "r", {})}, path)
+    with pytest.raises(ModelFileError, match=r"crafted.skops: holds types this workflow does not trust .*Artifact"):
+        load_estimator(path)
+
+
+def test_model_files_are_byte_reproducible_and_predict_as_before(tmp_path):
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(40, 3)), np.arange(40) % 2
+    models = [make_pipeline(LogisticRegression()).fit(X, y) for _ in range(2)]
+    for i, model in enumerate(models):
+        save_estimator(model, tmp_path / f"m{i}.skops")
+    assert (tmp_path / "m0.skops").read_bytes() == (tmp_path / "m1.skops").read_bytes()
+    loaded = load_estimator(tmp_path / "m0.skops")
+    np.testing.assert_array_equal(loaded.predict_proba(X), models[0].predict_proba(X))
+
+
+def test_no_model_file_is_unpickled():
+    """joblib / pickle never load a file; torch loads weights only (the one exception: the resume state of a
+    rule's own work directory, common/training.py, which predict never reads)."""
+    sources = {p: p.read_text(encoding="utf-8") for p in (PROJECT_ROOT / "workflow_scripts").rglob("*.py")}
+    assert not [p for p, text in sources.items() if re.search(r"\b(joblib|pickle|cloudpickle|dill)\.load", text)]
+    loads = [(p.name, call) for p, text in sources.items() for call in re.findall(r"torch\.load\([^)]*\)", text)]
+    unsafe = [(name, call) for name, call in loads if "weights_only=True" not in call]
+    assert unsafe == [("training.py", 'torch.load(path, map_location="cpu", weights_only=False)')]

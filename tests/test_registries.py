@@ -38,7 +38,7 @@ def test_every_registry_has_the_names_of_its_list_in_order():
 
 
 def test_the_weights_free_backends_need_no_gpu():
-    assert [n for n, s in SEFE_BACKENDS.items() if not s.needs_gpu] == ["handcrafted"]
+    assert [n for n, s in SEFE_BACKENDS.items() if not s.needs_gpu] == ["handcrafted", "egemaps", "compare"]
     assert [n for n, s in TEXT_BACKENDS.items() if not s.needs_gpu] == ["tfidf"]
     assert all(s.needs_gpu for s in HEADS.values())
     assert not any(s.needs_gpu for s in CLASSIFIER_SPECS.values())

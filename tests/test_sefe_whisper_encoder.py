@@ -92,3 +92,123 @@ def test_real_whisper_base_encoder(whisper_base_hf):  # noqa: F811
     assert first.shape == (int(np.ceil(len(clip[0]) / 320)), 512)
     assert np.isfinite(first).all() and first.std() > 0.1
     np.testing.assert_array_equal(backend.frames(clip)[0], first)
+
+
+# --- layer: auto (sefe/layer_choice.py) -------------------------------------------------------
+
+
+def test_layer_auto_encodes_every_layer_side_by_side(tiny_whisper):
+    auto = build_backend("whisper_encoder", {**CONFIG, "model": str(tiny_whisper), "layer": "auto"}, 16000)
+    names = auto.layer_names()
+    assert names == ["0", "1", "2", "last", "average"] and auto.dim == 32 * len(names)
+    assert auto.metadata()["layer_names"] == names and auto.metadata()["layer_dim"] == 32
+    waves = [tone(1.0, 16000), tone(1.5, 16000, freq=330.0)]
+    stacked = auto.frames(waves)
+    for k, name in enumerate(names):
+        layer = int(name) if name.isdigit() else name
+        one = build_backend("whisper_encoder", {**CONFIG, "model": str(tiny_whisper), "layer": layer}, 16000)
+        for matrix, single in zip(stacked, one.frames(waves), strict=True):
+            np.testing.assert_allclose(matrix[:, k * 32 : (k + 1) * 32], single, atol=1e-5)
+
+
+def labelled_corpus(directory):
+    """Tones whose pitch carries the class, three speakers per split; manifests per split."""
+    import soundfile as sf
+
+    from sefe_fixtures import write_manifest
+
+    manifests = {}
+    for split, n in (("train", 12), ("dev", 6), ("test", 6)):
+        items, labels, speakers = [], [], []
+        for i in range(n):
+            negative = i % 2 == 1
+            path = directory / f"{split}_{i}.wav"
+            sf.write(path, tone(1.0, 16000, freq=300.0 if negative else 120.0, seed=i), 16000)
+            items.append((f"{split}_{i}", str(path)))
+            labels.append("negative" if negative else "neutral")
+            speakers.append(f"{split}_s{i % 3}")
+        manifests[split] = write_manifest(directory / f"{split}.tsv", items, labels, speakers)
+    return manifests
+
+
+def test_layer_choice_reads_train_and_selection_only_and_is_recorded(tiny_whisper, tmp_path):
+    """choose_sefe_layer sees the training (+ selection) split alone: flipping the test labels changes
+    neither the choice nor the chosen layer's classifier; the choice lands in metadata and evaluation."""
+    import pandas as pd
+
+    from workflow_scripts.common.config_schema import block_defaults
+    from workflow_scripts.common.features import read_features
+    from workflow_scripts.sefe import choose_layer
+    from workflow_scripts.sefe.evaluate import evaluate, labelled_features
+    from workflow_scripts.sefe.extract import extract_features
+    from workflow_scripts.sefe.layer_choice import choose_layer as choose_layer_from
+    from workflow_scripts.sefe.layer_choice import job_block
+
+    from rule_job import rule_job
+    from sefe_fixtures import PREPROCESSING
+
+    block = block_defaults("sefe.whisper_encoder", {"model": str(tiny_whisper), "layer": "auto", "device": "cpu"})
+    evaluation = block_defaults("sefe.evaluation", {"C": [0.1, 1.0], "cv_folds": 3})
+    classes, splits = ["neutral", "negative"], {"train": "train", "selection": "dev"}
+    manifests = labelled_corpus(tmp_path)
+    for split in ("train", "dev"):  # extract_sefe_layers
+        extract_features(
+            "whisper_encoder", block, PREPROCESSING, manifests[split], tmp_path / f"L_{split}.parquet", split, 1
+        )
+    params = {"evaluation": evaluation, "layer_choice": block["layer_choice"], "classes": classes}
+    inputs = {
+        "train_features": str(tmp_path / "L_train.parquet"),
+        "train_manifest": str(manifests["train"]),
+        "selection_features": str(tmp_path / "L_dev.parquet"),
+        "selection_manifest": str(manifests["dev"]),
+    }
+    results = []
+    for flip in (False, True):
+        if flip:  # the test split's labels flipped: no input of the choice changes
+            test = pd.read_csv(manifests["test"], sep="\t", quoting=3)
+            test["label"] = test["label"].map({"neutral": "negative", "negative": "neutral"})
+            test.to_csv(manifests["test"], sep="\t", index=False, quoting=3)
+        choice_path = tmp_path / f"choice_{flip}.json"
+        job = rule_job(
+            inputs, {"choice": str(choice_path)}, {**params, "train_split": "train", "selection_split": "dev"}
+        )
+        choose_layer.main(job)
+        resolved, choice = job_block(rule_job({"layer_choice": str(choice_path)}, params={"backend": block}))
+        features = {}
+        for split in ("train", "dev", "test"):  # extract_sefe with the chosen layer
+            out = tmp_path / f"{split}_{flip}.parquet"
+            extract_features("whisper_encoder", resolved, PREPROCESSING, manifests[split], out, split, 1, choice)
+            features[split] = (str(out), str(manifests[split]))
+        results.append((choice, evaluate(evaluation, classes, features, "train")))
+    (choice, record), (flipped_choice, flipped_record) = results
+    assert choice == flipped_choice and choice["criterion"] == "selection" and choice["split"] == "dev"
+    assert set(choice["scores"]) == {"0", "1", "2", "last", "average"}
+    assert resolved["layer"] == (int(choice["layer"]) if choice["layer"].isdigit() else choice["layer"])
+    assert read_features(features["test"][0], ["mean"])[2]["layer_choice"]["chosen_layer"] == choice["layer"]
+    assert record["layer_choice"]["chosen_layer"] == choice["layer"]
+    assert flipped_record["classifier"] == record["classifier"]
+    assert flipped_record["splits"]["test"]["WA"] == pytest.approx(1 - record["splits"]["test"]["WA"])
+    # the other criterion: cross-validation inside the training split alone
+    train = labelled_features(
+        inputs["train_features"], inputs["train_manifest"], list(evaluation["statistics"]), classes
+    )
+    by_cv = choose_layer_from(train, None, evaluation, classes, "cv", splits)
+    assert by_cv["split"] == "train" and by_cv["layer"] in by_cv["scores"] and by_cv["criterion"] == "cv"
+
+
+def test_layer_auto_plan_never_reads_a_test_split(workflow_dir):
+    """The DAG: the layer features exist for the training and selection splits only; the choice reads them."""
+    import yaml
+
+    from snakemake_runner import dry_run
+
+    override = workflow_dir / "auto.yaml"
+    override.write_text(yaml.safe_dump({"sefe": {"whisper_encoder": {"layer": "auto"}}}))
+    plan = dry_run(
+        workflow_dir, "--configfile", "config.yaml", str(override), "--", "results/sefe/whisper_encoder/evaluation.json"
+    )
+    jobs = plan.by_rule()
+    assert sorted(job.wildcards["split"] for job in jobs["extract_sefe_layers"]) == ["dev", "train"]
+    (choose,) = jobs["choose_sefe_layer"]
+    assert not [path for path in choose.input if "test" in path], choose.input
+    assert all("results/sefe/whisper_encoder/layer_choice.json" in job.input for job in jobs["extract_sefe"])

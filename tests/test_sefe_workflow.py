@@ -74,6 +74,8 @@ def test_emodb_config_plans_its_targets_standalone(workflow_dir):
         "ingest_speech_corpus": 1,
         "assemble_whisper_base": 1,
         "convert_whisper_base": 1,
+        "extract_sefe_layers": 2,  # layer: auto - the training and selection (dev) splits only
+        "choose_sefe_layer": 1,
         "extract_sefe": 8,
         "evaluate_sefe": 2,
     }

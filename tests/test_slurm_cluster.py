@@ -30,8 +30,11 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
+
+from workflow_scripts.common.manifest import read_manifest
 
 from conftest import PROJECT_ROOT
 from snakemake_runner import parse_plan, run_snakemake
@@ -48,7 +51,14 @@ PROFILE = PROJECT_ROOT / "profiles" / "slurm" / "config.yaml"
 # architecture): every job is checked against its own rule's `gpu` resource, so that rule is then
 # asserted to be submitted with a GPU request and its CPU upstream rules without.
 WORKFLOW_TARGETS = ["results/tefe/models/LSTM/model.pt"]
-RUN_TIMEOUT_S = 420
+# A sharded target (PROBE_CONFIG scale.shards): the oracle system's WER on the dev split, from two
+# transcription shard jobs; their gather and the scoring run as one group job of the profile's group
+# `short` (SHORT_GROUP).
+SHARDS = 2
+SHARDED_TARGETS = ["results/systems/oracle/asr/wer_dev.json"]
+GATHERED = "results/systems/oracle/transcripts/dev.parquet"
+SHORT_GROUP = "short"
+RUN_TIMEOUT_S = 600
 LOCK_TIMEOUT_S = 900
 
 # Probe rules, in a Snakefile that includes the real one (its config, validation and helpers).
@@ -139,6 +149,7 @@ PROBE_CONFIG = {
         "models": {"LSTM": {"units": 16}},
         "training": {"epochs": 1},
     },
+    "scale": {"shards": SHARDS},
 }
 
 
@@ -268,8 +279,9 @@ def _gpus_by_slurm_job(log: str) -> dict[str, int]:
     gpus = {
         job.jobid: int(job.resources.get("gpu", "0")) for job in parse_plan(log).jobs if job.jobid and job.resources
     }
-    submitted = re.findall(r"^Job (\d+) has been submitted with SLURM jobid (\d+)", log, re.M)
-    return {slurm_id: gpus[jobid] for jobid, slurm_id in submitted}
+    submitted = re.findall(r"^Job (\S+) has been submitted with SLURM jobid (\d+)", log, re.M)
+    # A group job (its id is not a number) holds CPU rules only (the profile's `groups`): no GPU.
+    return {slurm_id: gpus[jobid] if jobid.isdigit() else 0 for jobid, slurm_id in submitted}
 
 
 def _slurm_jobs(run_id: str) -> list[dict[str, str]]:
@@ -284,6 +296,7 @@ GOOD_TARGETS = [
     "results/probe/gpu_probe.env",
     "results/probe/no_gpu_probe.env",
     *WORKFLOW_TARGETS,
+    *SHARDED_TARGETS,
 ]
 FAIL_TARGETS = ["results/probe/fail_cpu_probe.txt", "results/probe/fail_gpu_probe.txt"]
 
@@ -354,7 +367,7 @@ def test_gpu_rules_request_a_gpu_and_cpu_rules_do_not(slurm_run):
 
 def test_real_workflow_targets_are_built_through_slurm(slurm_run):
     directory = slurm_run["dir"]
-    for target in WORKFLOW_TARGETS:
+    for target in WORKFLOW_TARGETS + SHARDED_TARGETS:
         assert (directory / target).stat().st_size > 0, target
         if target.endswith(".json"):
             assert json.loads((directory / target).read_text()), target
@@ -387,3 +400,22 @@ def test_failing_jobs_fail_the_workflow_after_retries_with_more_memory(slurm_run
         assert all(job["JobState"] == "FAILED" for job in jobs), [job["JobState"] for job in jobs]
         # A failed job leaves no output behind.
         assert not (slurm_run["dir"] / "results" / "probe" / f"{rule}.txt").exists()
+
+
+def test_shard_jobs_are_slurm_jobs_and_short_jobs_run_as_a_group(slurm_run):
+    """Each shard of a sharded step is its own SLURM job; the gather and the WER scoring, both in the
+    profile's group `short`, go to SLURM as one group job; the gathered file covers the split."""
+    jobs = [job for job in slurm_run["jobs"] if _rule(job) not in FAIL_RULES]
+    by_rule: dict[str, list[dict[str, str]]] = {}
+    for job in jobs:
+        by_rule.setdefault(_rule(job), []).append(job)
+    assert len(by_rule.get("transcribe", [])) == SHARDS, sorted(by_rule)
+    # A group job is named after its group and its rules (e.g. short_gather_transcripts_score_asr).
+    groups = [name for name in by_rule if name.startswith(f"{SHORT_GROUP}_")]
+    assert len(groups) == 1 and "gather_transcripts" in groups[0] and "score_asr" in groups[0], sorted(by_rule)
+    assert not {"gather_transcripts", "score_asr"} & set(by_rule), sorted(by_rule)
+    assert [job["JobState"] for job in by_rule[groups[0]]] == ["COMPLETED"]
+    directory = slurm_run["dir"]
+    manifest = directory / "results/data/speech/demo/dev.tsv"
+    gathered = pq.read_table(directory / GATHERED, columns=["utt_id"]).column("utt_id").to_pylist()
+    assert gathered == read_manifest(manifest)["utt_id"].tolist()

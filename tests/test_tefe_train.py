@@ -113,8 +113,9 @@ def test_best_epoch_is_kept_and_early_stopping(corpus):
     ids, lengths = vocab.encode(dev[0])
     again = evaluate(model, ids, lengths, dev[1], 256, torch.device("cpu"))
     assert again["UA"] == pytest.approx(best["dev_UA"]) and again["loss"] == pytest.approx(best["dev_loss"], rel=1e-5)
-    if metrics["stopped_early"]:
-        assert metrics["epochs_run"] == metrics["best_epoch"] + 1
+    # dev UA saturates within a few epochs on the tiny corpus: patience 1 stops the run one epoch
+    # after its best, before the 8 epochs.
+    assert metrics["stopped_early"] and metrics["epochs_run"] == metrics["best_epoch"] + 1 < 8, metrics["history"]
     assert best["dev_UA"] > 0.8  # the tiny corpus is separable by wording
 
 

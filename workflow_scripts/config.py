@@ -15,15 +15,22 @@ from typing import Any
 from workflow_scripts.asr.config_checks import check_asr_config
 from workflow_scripts.challenge.config_checks import check_challenge_config
 from workflow_scripts.common.config_schema import SCHEMA, ConfigError, load_config_file, merge_config, validate_schema
+from workflow_scripts.common.device_checks import check_cuda_devices
 from workflow_scripts.data.config_checks import check_data_config
 from workflow_scripts.fusion.config_checks import check_fusion_config
+from workflow_scripts.sefe.config_checks import check_sefe_config
+from workflow_scripts.tefe.config_checks import check_tefe_config
 
-# In the order the rules met them before they moved here (data, asr, fusion, challenge).
+# In the order the rules met them before they moved here (data, asr, fusion, challenge), then the
+# checks of what a job would otherwise find only when it runs (local models, layers, CUDA devices).
 STAGE_CHECKS: tuple[Callable[[Mapping[str, Any]], None], ...] = (
     check_data_config,
     check_asr_config,
     check_fusion_config,
     check_challenge_config,
+    check_sefe_config,
+    check_tefe_config,
+    check_cuda_devices,
 )
 
 

@@ -9,7 +9,10 @@ For every file: the transcript, the predicted label and the class probabilities 
 when the output ends in .json), and an ``error`` column: a file that cannot be read or
 processed gets its reason there (label and probabilities empty), the other files are still
 predicted, and the command exits with status 1 and a one-line summary. A run directory that
-lacks an artifact is named with the artifact and the rule / target that builds it.
+lacks an artifact is named with the artifact and the rule / target that builds it. Every artifact
+loaded is checked first against the SHA-256 recorded when the workflow wrote it (common/checksums.py):
+a changed, replaced or truncated file is refused, named. Model files are data (skops, XGBoost's
+UBJSON, torch weights only: common/model_files.py); nothing in a run directory runs as code.
 
 The pipeline is the workflow's: the ASR stage transcribes, the SEFE and TEFE stages turn
 audio and transcript into per-utterance statistics, and the fusion part (the same pooling, the
@@ -58,6 +61,7 @@ import pandas as pd
 
 from workflow_scripts.common import paths
 from workflow_scripts.common.audio import AudioError, check_audio
+from workflow_scripts.common.checksums import ChecksumError, verify_checksum
 from workflow_scripts.common.config_schema import ConfigError, load_config_file, merge_config
 from workflow_scripts.common.files import atomic_path, read_json
 from workflow_scripts.common.logs import setup_logging
@@ -252,36 +256,53 @@ def variant_artifacts(
     return wanted
 
 
-def missing_artifacts(
+def run_artifacts(
     config: Mapping[str, Any],
     run_dir: str | Path,
     factories: Mapping[str, str],
     variant: str = HEADLINE_VARIANT,
     system: str | None = None,
-) -> list[str]:
-    """Each artifact of ``run_dir`` that predict needs and that is absent, with the rule / target that builds it
-    (the models of ASR system ``system``, default the config's primary one)."""
-    run_dir = Path(run_dir)
+) -> list[Artifact]:
+    """Every artifact of ``run_dir`` that predict loads for ``variant`` (the models of ASR system ``system``,
+    default the config's primary one)."""
     system = system or primary_system(config["asr"])
-    wanted = variant_artifacts(config, run_dir, factories, variant, system)
+    wanted = variant_artifacts(config, Path(run_dir), factories, variant, system)
     asr_model = asr_systems(config["asr"])[system].get("model")  # an oracle system has none
     if factories["asr"] == STAGE_FACTORIES["asr"] and asr_model == FINETUNED:
         wanted.append(Artifact.of("ASR_FINETUNED_MODEL"))
+    return wanted
+
+
+def missing_artifacts(config: Mapping[str, Any], run_dir: str | Path, *which: Any) -> list[str]:
+    """Each artifact of ``run_dir`` that predict needs and that is absent, with the rule / target that builds it
+    (``which``: the factories, the variant and the ASR system, as run_artifacts takes them)."""
     return [
         f"{artifact.in_run(run_dir)} (built by rule {artifact.rule}: snakemake {artifact.target()})"
-        for artifact in wanted
+        for artifact in run_artifacts(config, run_dir, *which)
         if not artifact.in_run(run_dir).exists()
     ]
 
 
 def check_run_dir(config: Mapping[str, Any], run_dir: str | Path, factories: Mapping[str, str], *which: Any) -> None:
-    """Fail naming every missing artifact of ``run_dir`` and how to build it (``which``: the variant and the
-    ASR system, as missing_artifacts takes them)."""
+    """Fail naming every missing artifact of ``run_dir`` and how to build it, then every artifact whose bytes
+    differ from the SHA-256 recorded when the workflow wrote it (common/checksums.py: changed, replaced or
+    truncated since; ``which``: the variant and the ASR system, as run_artifacts takes them)."""
     missing = missing_artifacts(config, run_dir, factories, *which)
     if missing:
         raise SystemExit(
             f"predict: the run directory {run_dir} lacks {len(missing)} artifact(s) predict needs; build them "
             "in the workflow directory that made the run, with the run's --configfile:\n  " + "\n  ".join(missing)
+        )
+    refused = []
+    for artifact in run_artifacts(config, run_dir, factories, *which):
+        try:
+            verify_checksum(artifact.in_run(run_dir))
+        except ChecksumError as error:
+            refused.append(f"{error} (rule {artifact.rule} builds it: snakemake {artifact.target()})")
+    if refused:
+        raise SystemExit(
+            f"predict: refusing the run directory {run_dir}: {len(refused)} artifact(s) fail their SHA-256 "
+            "check:\n  " + "\n  ".join(refused)
         )
 
 
@@ -434,11 +455,16 @@ def _predict_batch(
 
 
 def predict_files(
-    paths: Sequence[Path], transcribe: Callable[[Sequence[str]], list[str]], predictor: Any, batch_size: int = 16
+    paths: Sequence[Path],
+    transcribe: Callable[[Sequence[str]], list[str]],
+    predictor: Any,
+    batch_size: int = 16,
+    min_duration_s: float = 0.0,
 ) -> pd.DataFrame:
     """Transcript, label and class probabilities of every file, in batches, and an ``error`` column.
 
-    Each file is checked first (readable, not empty, finite samples, not cut short); a batch
+    Each file is checked first (readable, not empty, at least ``min_duration_s`` long (the run's emotion
+    corpus's ``min_duration_s``), finite samples, not cut short); a batch
     that fails is redone file by file, so one bad file costs only its own row: its reason goes
     to ``error`` and its label and probabilities stay empty.
     """
@@ -460,7 +486,7 @@ def predict_files(
     readable = []
     for path in map(str, paths):
         try:
-            check_audio(path, silence_peak=0.0)
+            check_audio(path, silence_peak=0.0, min_duration_s=min_duration_s)
             readable.append(path)
         except AudioError as error:
             failed(path, str(error))
@@ -555,7 +581,8 @@ def main(argv: list[str] | None = None) -> None:
     files = collect_audio(args.inputs)
     check_run_dir(config, args.run_dir, factories, args.variant, system)
     predictor, transcribe = load_predictor(config, args.run_dir, args.variant, args.threads, factories)
-    frame = predict_files(files, transcribe, predictor, args.batch_size)
+    shortest = float(config["corpora"][config["ser_corpus"]]["min_duration_s"])
+    frame = predict_files(files, transcribe, predictor, args.batch_size, shortest)
     write_predictions(frame, args.output)
     bad = int((frame["error"] != "").sum())
     log.info(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -255,17 +255,34 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[
     return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
-def transcribe_waveforms(
-    backend: AsrBackend, waveforms: Sequence[np.ndarray], batch_size: int, progress: bool = True
+def transcribe_batches(
+    backend: AsrBackend,
+    lengths: Sequence[int],
+    load: Callable[[Sequence[int]], list[np.ndarray]],
+    batch_size: int,
+    progress: bool = True,
 ) -> list[str]:
-    """Transcribe every waveform in length-sorted batches; texts come back in input order."""
+    """Transcribe utterances ``0 .. len(lengths) - 1`` in length-sorted batches; texts in input order.
+
+    ``load(indices)`` gives the waveforms of one batch when it is decoded, so at most one batch of
+    audio is in memory (``batch_size`` bounds it); only the texts are kept for the whole split.
+    """
     from tqdm import tqdm
 
-    texts: list[str | None] = [None] * len(waveforms)
-    batches = length_sorted_batches([len(w) for w in waveforms], batch_size)
-    with tqdm(total=len(waveforms), unit="utt", disable=not progress, mininterval=2.0) as bar:
+    texts: list[str | None] = [None] * len(lengths)
+    batches = length_sorted_batches(lengths, batch_size)
+    with tqdm(total=len(lengths), unit="utt", disable=not progress, mininterval=2.0) as bar:
         for batch in batches:
-            for index, text in zip(batch, backend.transcribe([waveforms[i] for i in batch]), strict=True):
+            for index, text in zip(batch, backend.transcribe(load(batch)), strict=True):
                 texts[index] = text
             bar.update(len(batch))
     return [t if t is not None else "" for t in texts]
+
+
+def transcribe_waveforms(
+    backend: AsrBackend, waveforms: Sequence[np.ndarray], batch_size: int, progress: bool = True
+) -> list[str]:
+    """Transcribe waveforms already in memory in length-sorted batches; texts come back in input order."""
+    return transcribe_batches(
+        backend, [len(w) for w in waveforms], lambda batch: [waveforms[i] for i in batch], batch_size, progress
+    )

@@ -260,6 +260,6 @@ def cli(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     if "snakemake" in vars(sys.modules["__main__"]):
-        run_rule(main)
+        run_rule(main, keep=True)
     else:
         cli(sys.argv[1:])

@@ -7,6 +7,13 @@ same configuration and data resumes from the last one. The output directory (sav
 format: model, generation config, processor, training_config.json) appears only on success, with
 the snapshots of ``snapshot_steps`` (the model in training at those steps, e.g. the model of an
 early-checkpoint ASR system; kept in the work directory until then, so a resumed run has them).
+
+``processes: N`` > 1 runs the same training as N data-parallel processes (DistributedDataParallel
+through the Trainer; gloo on the CPU, nccl on CUDA), launched by ``torch.distributed.run`` from this
+step (``launch_processes``; each process is ``asr/train_worker.py``): the config's batch is the
+global batch, ``batch_size / N`` per process; only rank 0 writes. The feature and encoder-state
+caches are files under the work directory (asr/disk_cache.py), so memory does not grow with the
+corpus.
 """
 
 import hashlib
@@ -14,6 +21,9 @@ import json
 import logging
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,9 +34,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from workflow_scripts.asr.disk_cache import DiskArrayCache
 from workflow_scripts.asr.speed_perturb import draw_factor, speed_perturb
 from workflow_scripts.asr.text import NormalizeConfig, normalize_text, score_transcripts
-from workflow_scripts.asr.waveforms import load_waveform
+from workflow_scripts.asr.waveforms import cut_to_window, load_waveform, report_long_clips
+from workflow_scripts.common.checksums import record_checksum
 from workflow_scripts.common.devices import resolve_device
 from workflow_scripts.common.files import atomic_path, write_json
 from workflow_scripts.common.hub import resolve_model_source
@@ -36,6 +48,9 @@ from workflow_scripts.common.rule import run_rule
 log = logging.getLogger(__name__)
 
 FINGERPRINT_FILE = "fingerprint.json"
+# Under the work directory: the caches (one folder per dataset) and the launch of N processes.
+CACHE_DIR = "cache"
+LAUNCH_FILE = "launch.json"
 
 
 def load_transcribed_split(
@@ -84,14 +99,17 @@ def warp_frequency(features: np.ndarray, factor: float) -> np.ndarray:
 
 
 class WhisperSpeechDataset(torch.utils.data.Dataset):
-    """Log-mel features (computed on access, optionally cached) and label ids of utterances.
+    """Log-mel features (computed on access, optionally cached on disk) and label ids of utterances.
 
     ``freq_warp`` > 0 warps each access's mel axis by a factor drawn from [1 - w, 1 + w] (training
     only), from NumPy's global generator, which the Trainer seeds and restores when resuming.
     ``speed_factors`` (training only; asr/speed_perturb.py): each access plays the clip at a factor
     drawn from them, from the same generator; the cache keeps one entry per clip and factor.
-    ``encoder`` (a frozen Whisper encoder; training only): each access returns the encoder's output
-    states instead of the log-mel features, computed once per clip and factor and kept in memory.
+    ``cache_dir`` (None: no cache): the log-mel features of each clip and factor are computed once
+    and kept as files there (asr/disk_cache.py). ``encoder`` (a frozen Whisper encoder; training
+    only, with ``cache_dir``): each access returns the encoder's output states instead of the log-mel
+    features, computed once per clip and factor and kept as files in ``cache_dir``/encoded.
+    Audio longer than the extractor's window is cut to it (asr/waveforms.py).
     """
 
     def __init__(
@@ -99,7 +117,7 @@ class WhisperSpeechDataset(torch.utils.data.Dataset):
         data: pd.DataFrame,
         processor,
         max_label_tokens: int,
-        cache_features: bool,
+        cache_dir: str | Path | None,
         freq_warp: float = 0.0,
         speed_factors: Sequence[float] = (),
         encoder: torch.nn.Module | None = None,
@@ -120,41 +138,48 @@ class WhisperSpeechDataset(torch.utils.data.Dataset):
         self.paths = data["audio_path"].iloc[keep].tolist()
         self.labels = [labels[i] for i in keep]
         self.extractor = processor.feature_extractor
-        self.cache: dict[tuple[int, float], np.ndarray] | None = {} if cache_features else None
+        self.cache = DiskArrayCache(cache_dir) if cache_dir is not None else None
         self.freq_warp = freq_warp
         self.speed_factors = tuple(float(f) for f in speed_factors)
+        if encoder is not None and cache_dir is None:
+            raise ValueError("a frozen encoder's states are cached on disk: give cache_dir")
         self.encoder = encoder
-        self.encoded: dict[tuple[int, float], np.ndarray] = {}
+        self.encoded = DiskArrayCache(Path(cache_dir) / "encoded") if encoder is not None else None
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    def compute_features(self, index: int, speed: float) -> np.ndarray:
+        """The log-mel features of one clip played at ``speed`` (bins x frames), from its audio."""
+        rate = self.extractor.sampling_rate
+        waveform = speed_perturb(load_waveform(self.paths[index], rate), speed, rate)
+        waveform = cut_to_window(waveform, rate, self.extractor.n_samples / rate)  # as the extractor would
+        return self.extractor(waveform, sampling_rate=rate, return_tensors="np").input_features[0]
+
     def features(self, index: int, speed: float = 1.0) -> np.ndarray:
-        if self.cache is not None and (index, speed) in self.cache:
-            return self.cache[(index, speed)]
-        waveform = load_waveform(self.paths[index], self.extractor.sampling_rate)
-        waveform = speed_perturb(waveform, speed, self.extractor.sampling_rate)
-        values = self.extractor(
-            waveform, sampling_rate=self.extractor.sampling_rate, return_tensors="np"
-        ).input_features[0]
-        if self.cache is not None:
-            self.cache[(index, speed)] = values
+        """The log-mel features of one clip, from the cache when it holds them."""
+        if self.cache is None:
+            return self.compute_features(index, speed)
+        values = self.cache.get((index, speed))
+        if values is None:
+            values = self.compute_features(index, speed)
+            self.cache.put((index, speed), values)
         return values
 
     def encoder_states(self, index: int, speed: float) -> np.ndarray:
         """The frozen encoder's output for one clip (frames x d_model), computed on first access."""
-        if (index, speed) not in self.encoded:
+        states = self.encoded.get((index, speed))
+        if states is None:
             device = next(self.encoder.parameters()).device
-            features = torch.from_numpy(self.features(index, speed))[None].to(device)
+            features = torch.from_numpy(self.compute_features(index, speed))[None].to(device)
             was_training = self.encoder.training
             self.encoder.eval()
             with torch.no_grad():
                 states = self.encoder(features).last_hidden_state[0]
             self.encoder.train(was_training)
-            self.encoded[(index, speed)] = states.float().cpu().numpy()
-            if self.cache is not None:
-                self.cache.pop((index, speed), None)  # the states replace the log-mel features
-        return self.encoded[(index, speed)]
+            states = states.float().cpu().numpy()
+            self.encoded.put((index, speed), states)  # the states take the log-mel features' place
+        return states
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         speed = draw_factor(self.speed_factors) if self.speed_factors else 1.0
@@ -241,15 +266,26 @@ def fingerprint(block: Mapping[str, Any], normalize: Mapping[str, Any], base_dir
     return digest.hexdigest()
 
 
+def last_complete_checkpoint(work_dir: Path) -> str | None:
+    """The newest ``checkpoint-<step>`` of ``work_dir`` that holds its trainer state and weights (a run killed
+    while the Trainer wrote or rotated one leaves it incomplete); None when there is none."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    steps = {}
+    for path in work_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        step = path.name.rsplit("-", 1)[1]
+        if step.isdigit() and (path / "trainer_state.json").is_file() and any(path.glob("model*.safetensors")):
+            steps[int(step)] = path
+    return str(steps[max(steps)]) if steps else None
+
+
 def prepare_work_dir(work_dir: Path, key: str) -> str | None:
     """The last checkpoint in ``work_dir`` when it belongs to the same run; otherwise start afresh."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     marker = work_dir / FINGERPRINT_FILE
     if work_dir.exists():
         same = marker.exists() and json.loads(marker.read_text()).get("fingerprint") == key
         if same:
-            last = get_last_checkpoint(str(work_dir))
+            last = last_complete_checkpoint(work_dir)
             if last:
                 return last
         else:
@@ -266,7 +302,7 @@ def log_callback():
 
     class LogRecords(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs:
+            if logs and state.is_world_process_zero:
                 log.info(
                     "step %d: %s",
                     state.global_step,
@@ -303,7 +339,7 @@ def snapshot_callback(steps: Sequence[int], work: Path, processor):
 
     class Snapshot(TrainerCallback):
         def on_step_end(self, args, state, control, model=None, **kwargs):
-            if state.global_step in wanted:
+            if state.global_step in wanted and state.is_world_process_zero:
                 with atomic_path(work / SNAPSHOTS_DIR / f"step-{state.global_step}", is_dir=True) as tmp:
                     model.save_pretrained(tmp)
                     processor.save_pretrained(tmp)
@@ -334,6 +370,7 @@ def write_snapshots(
         with atomic_path(out, is_dir=True) as tmp:
             shutil.copytree(source, tmp, dirs_exist_ok=True)
             write_json(Path(tmp) / "training_config.json", {**summary, **note})
+            record_checksum(tmp)  # SHA256SUMS of the directory (a copy of the model's is stale now)
 
 
 def shorten_input_window(model, processor, seconds: int) -> None:
@@ -458,22 +495,28 @@ def load_datasets(
     train_manifests: Sequence[str],
     dev_manifest: str,
     base: ModelToTrain,
+    work: Path,
 ) -> Datasets:
-    """2. Datasets: the training splits (augmented as the block says) and the dev split, targets normalised."""
+    """2. Datasets: the training splits (augmented as the block says) and the dev split, targets normalised;
+    with ``cache_features`` their caches under ``work``/cache. Clips longer than the window are counted."""
     train_data = load_transcribed_split(train_manifests, normalize, block["train_splits"])
     dev_data = load_transcribed_split([dev_manifest], normalize, [block["eval_split"]])
+    window_s = base.processor.feature_extractor.chunk_length
+    for name, frame in (("training data", train_data), (dev_manifest, dev_data)):
+        report_long_clips(name, frame["utt_id"].tolist(), frame["duration_s"].tolist(), window_s)
     max_labels = base.model.config.max_target_positions
     speed = block["speed_perturbation"]
+    caches = {split: work / CACHE_DIR / split if block["cache_features"] else None for split in ("train", "dev")}
     train_set = WhisperSpeechDataset(
         train_data,
         base.processor,
         max_labels,
-        bool(block["cache_features"]),
+        caches["train"],
         float(block["freq_warp"]),
         speed["factors"] if speed["enabled"] else (),
         base.model.get_encoder() if base.encoder_states_cached else None,
     )
-    dev_set = WhisperSpeechDataset(dev_data, base.processor, max_labels, bool(block["cache_features"]))
+    dev_set = WhisperSpeechDataset(dev_data, base.processor, max_labels, caches["dev"])
     log.info(
         "training on %d utterances (%s), evaluating on %d (%s)",
         len(train_set),
@@ -482,6 +525,23 @@ def load_datasets(
         dev_manifest,
     )
     return Datasets(train_set, dev_set, list(train_manifests), dev_manifest)
+
+
+def per_process_batch(block: Mapping[str, Any]) -> int:
+    """Training utterances per process and step: the config's batch (the global batch) split across
+    ``processes``, so that the run does not depend on their number beyond float order."""
+    batch, processes = int(block["batch_size"]), int(block["processes"])
+    if batch % processes:
+        raise ValueError(
+            f"config asr.finetune.batch_size: {batch} is the global batch, split across asr.finetune.processes "
+            f"({processes}); it must be a multiple of it"
+        )
+    return batch // processes
+
+
+def distributed_backend(device: torch.device) -> str:
+    """The collective backend of data-parallel processes on ``device``: nccl on CUDA, gloo on the CPU."""
+    return "nccl" if device.type == "cuda" else "gloo"
 
 
 def evaluation_schedule(block: Mapping[str, Any]) -> dict[str, Any]:
@@ -499,11 +559,12 @@ def training_arguments(
     from transformers import Seq2SeqTrainingArguments
 
     seed = int(block["seed"])
+    processes = int(block["processes"])
     return Seq2SeqTrainingArguments(
         output_dir=str(work),
-        per_device_train_batch_size=int(block["batch_size"]),
+        per_device_train_batch_size=per_process_batch(block),
         gradient_accumulation_steps=int(block["gradient_accumulation_steps"]),
-        per_device_eval_batch_size=int(block["eval_batch_size"]),
+        per_device_eval_batch_size=max(1, int(block["eval_batch_size"]) // processes),
         learning_rate=float(block["learning_rate"]),
         weight_decay=float(block["weight_decay"]),
         warmup_steps=int(block["warmup_steps"]),
@@ -537,27 +598,63 @@ def training_arguments(
         train_sampling_strategy="group_by_length" if block["group_by_length"] else "random",
         remove_unused_columns=False,
         disable_tqdm=True,
+        ddp_backend=distributed_backend(device) if processes > 1 else None,
     )
 
 
-def training_setup(
+def open_work_dir(
     block: Mapping[str, Any],
     normalize_block: Mapping[str, Any],
-    base: ModelToTrain,
-    data: Datasets,
-    device: torch.device,
+    source_dir: str,
+    manifests: Sequence[str],
     work: Path,
-) -> TrainingSetup:
-    """3. Training arguments: the precision the device allows, the work directory (this run's last
-    checkpoint to resume from, if any) and the Trainer's arguments."""
-    precision, note = choose_precision(block["precision"], device.type)
-    log.info(note)
-    key = fingerprint(block, normalize_block, base.source_dir, [*data.train_manifests, data.dev_manifest])
-    resume = prepare_work_dir(work, key)
+) -> str | None:
+    """The work directory of this run (config, base model and data: its fingerprint), emptied when it
+    belongs to another; the last checkpoint to resume from, if any."""
+    resume = prepare_work_dir(work, fingerprint(block, normalize_block, source_dir, manifests))
     if resume:
         log.info("resuming from %s", resume)
+    return resume
+
+
+def training_setup(
+    block: Mapping[str, Any], base: ModelToTrain, device: torch.device, work: Path, resume: str | None
+) -> TrainingSetup:
+    """3. Training arguments: the precision the device allows, the work directory (opened by
+    ``open_work_dir``, ``resume`` its last checkpoint) and the Trainer's arguments."""
+    precision, note = choose_precision(block["precision"], device.type)
+    log.info(note)
     args = training_arguments(block, work, precision, device, len(base.processor.tokenizer.prefix_tokens))
     return TrainingSetup(args, work, device, precision, note, resume)
+
+
+def data_parallel_trainer() -> type:
+    """A Seq2SeqTrainer whose training loss is the mean over the tokens of the global batch, as one process's is.
+
+    Whisper's own loss is each process's token mean, and the Trainer scales it by the number of processes
+    (it takes Whisper for a model that divides by the global token count): gradients twice as large with
+    two processes, weighted per process. Here each process's summed token loss is divided by the
+    global count (``num_items_in_batch``, gathered over processes and accumulation steps) times the
+    processes, which DistributedDataParallel's average of gradients undoes.
+    """
+    from transformers import Seq2SeqTrainer
+
+    class DataParallelTrainer(Seq2SeqTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            outputs = model(**inputs)
+            loss = outputs.loss
+            if num_items_in_batch is not None:  # training (evaluation passes none: Whisper's mean)
+                logits = outputs.logits
+                summed = torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]).float(),
+                    inputs["labels"].reshape(-1).to(logits.device),
+                    ignore_index=-100,
+                    reduction="sum",
+                )
+                loss = summed / num_items_in_batch.to(summed.device) * self.accelerator.num_processes
+            return (loss, outputs) if return_outputs else loss
+
+    return DataParallelTrainer
 
 
 def build_trainer(
@@ -571,7 +668,8 @@ def build_trainer(
     """4. Trainer: dev WER as the metric, early stopping, ``callbacks``, snapshots, the log instead of the printer."""
     from transformers import EarlyStoppingCallback, PrinterCallback, Seq2SeqTrainer
 
-    trainer = Seq2SeqTrainer(
+    trainer_class = data_parallel_trainer() if int(block["processes"]) > 1 else Seq2SeqTrainer
+    trainer = trainer_class(
         model=base.model,
         args=setup.args,
         train_dataset=data.train,
@@ -626,6 +724,7 @@ def training_summary(
         "n_train": len(data.train),
         "n_dev": len(data.dev),
         "device": str(setup.device),
+        "processes": int(block["processes"]),
         "precision": setup.precision,
         "precision_note": setup.precision_note,
         "resumed_from": setup.resumed_from,
@@ -655,11 +754,15 @@ def save_outputs(
     work: Path,
 ) -> None:
     """5b. The model (the best checkpoint's weights), its processor and summary to ``out_dir``; the
-    snapshots to ``snapshot_dirs``; the work directory removed unless ``keep_checkpoints``."""
+    snapshots to ``snapshot_dirs``; the work directory removed unless ``keep_checkpoints``. Only the
+    first of data-parallel processes writes."""
+    if not trainer.is_world_process_zero():
+        return
     with atomic_path(out_dir, is_dir=True) as tmp:
         trainer.model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
         write_json(Path(tmp) / "training_config.json", summary)
+        record_checksum(tmp)  # SHA256SUMS, which predict checks
     write_snapshots(block["snapshot_steps"], snapshot_dirs, work, out_dir, summary)
     if not block["keep_checkpoints"]:
         shutil.rmtree(work, ignore_errors=True)
@@ -679,25 +782,59 @@ def finetune(
     """Train ``block["base_model"]`` on the training manifests, select by dev WER, save to ``out_dir``
     (and the model at ``block["snapshot_steps"]`` to ``snapshot_dirs``, in that order); the summary.
 
+    In this process, or with ``block["processes"]`` > 1 in that many (``launch_processes``;
+    ``callbacks`` then cannot be given).
+    """
+    if len(block["snapshot_steps"]) != len(snapshot_dirs):
+        raise ValueError(
+            f"asr.finetune.snapshot_steps {block['snapshot_steps']}: {len(snapshot_dirs)} output directories given"
+        )
+    per_process_batch(block)  # a batch that does not split fails before anything starts
+    if int(block["processes"]) > 1:
+        if callbacks:
+            raise ValueError("callbacks run in this process only: not with asr.finetune.processes > 1")
+        return launch_processes(
+            block, normalize_block, train_manifests, dev_manifest, out_dir, work_dir, threads, snapshot_dirs
+        )
+    return train_process(
+        block, normalize_block, train_manifests, dev_manifest, out_dir, work_dir, threads, callbacks, snapshot_dirs
+    )
+
+
+def train_process(
+    block: Mapping[str, Any],
+    normalize_block: Mapping[str, Any],
+    train_manifests: Sequence[str],
+    dev_manifest: str,
+    out_dir: str,
+    work_dir: str,
+    threads: int,
+    callbacks: Sequence[Any] = (),
+    snapshot_dirs: Sequence[str] = (),
+    resume: str | None = None,
+    work_opened: bool = False,
+) -> dict[str, Any]:
+    """The training of one process (the only one, or a rank of ``launch_processes``, whose launcher
+    opened the work directory: ``work_opened`` with its ``resume`` checkpoint); the summary.
+
     After seeding, in the order of transformers' seq2seq example: 1. model (load_model), 2. datasets
     (load_datasets), 3. training arguments (training_setup), 4. trainer (build_trainer) and training,
     5. summary and saving (training_summary, save_outputs).
     """
     from transformers import set_seed
 
-    if len(block["snapshot_steps"]) != len(snapshot_dirs):
-        raise ValueError(
-            f"asr.finetune.snapshot_steps {block['snapshot_steps']}: {len(snapshot_dirs)} output directories given"
-        )
     torch.set_num_threads(threads)
     set_seed(int(block["seed"]))
     device = resolve_device(block["device"])
     use_deterministic_kernels(device.type)
     normalize = NormalizeConfig.from_dict(normalize_block)
+    work = Path(work_dir)
 
     base = load_model(block)
-    data = load_datasets(block, normalize, train_manifests, dev_manifest, base)
-    setup = training_setup(block, normalize_block, base, data, device, Path(work_dir))
+    if not work_opened:
+        resume = open_work_dir(block, normalize_block, base.source_dir, [*train_manifests, dev_manifest], work)
+    data = load_datasets(block, normalize, train_manifests, dev_manifest, base, work)
+    setup = training_setup(block, base, device, work, resume)
     trainer = build_trainer(block, setup, base, data, normalize, callbacks)
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=setup.resumed_from)
@@ -705,6 +842,84 @@ def finetune(
     summary = training_summary(block, normalize_block, base, data, setup, trainer, result.training_loss, elapsed)
     save_outputs(trainer, base.processor, summary, out_dir, snapshot_dirs, block, setup.work)
     return summary
+
+
+def launch_processes(
+    block: Mapping[str, Any],
+    normalize_block: Mapping[str, Any],
+    train_manifests: Sequence[str],
+    dev_manifest: str,
+    out_dir: str,
+    work_dir: str,
+    threads: int,
+    snapshot_dirs: Sequence[str],
+) -> dict[str, Any]:
+    """Run ``train_process`` as ``block["processes"]`` data-parallel processes on this node (torch.distributed.run,
+    standalone) and wait for them; the summary rank 0 saved with the model.
+
+    The work directory is opened here, before any process starts, so that they all resume from the
+    same checkpoint; ``threads`` are shared among them. Their output goes where this process's goes
+    (the rule's log).
+    """
+    processes = int(block["processes"])
+    work = Path(work_dir)
+    source_dir = resolve_model_source(
+        block["base_model"], config_key="asr.finetune.base_model", hub_timeout_s=float(block["hub_timeout_s"])
+    )
+    resume = open_work_dir(block, normalize_block, source_dir, [*train_manifests, dev_manifest], work)
+    launch = work / LAUNCH_FILE
+    write_json(
+        launch,
+        {
+            "block": dict(block),
+            "normalize_block": dict(normalize_block),
+            "train_manifests": list(train_manifests),
+            "dev_manifest": dev_manifest,
+            "out_dir": out_dir,
+            "work_dir": work_dir,
+            "threads": max(1, threads // processes),
+            "snapshot_dirs": list(snapshot_dirs),
+            "resume": resume,
+        },
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={processes}",
+        "--max-restarts=0",
+        "-m",
+        "workflow_scripts.asr.train_worker",
+        str(launch),
+    ]
+    log.info("launching %d data-parallel processes: %s", processes, " ".join(command))
+    environment = process_environment(max(1, threads // processes))
+    code = subprocess.run(command, env=environment, preexec_fn=die_with_parent, check=False).returncode
+    if code != 0:
+        raise RuntimeError(
+            f"the {processes} fine-tuning processes (asr.finetune.processes) failed with exit status {code}: "
+            "their messages are above in this log; rerun to resume from the last checkpoint"
+        )
+    return json.loads((Path(out_dir) / "training_config.json").read_text())
+
+
+def die_with_parent() -> None:
+    """Have Linux kill this process when its parent dies (prctl PR_SET_PDEATHSIG), so that a killed job
+    leaves no training process behind to race its rerun; nothing on other systems."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1: PR_SET_PDEATHSIG
+
+
+def process_environment(threads: int) -> dict[str, str]:
+    """The environment of launched processes: this package importable, ``threads`` intra-op threads each."""
+    import workflow_scripts  # this file may be Snakemake's copy of the script: ask the package where it is
+
+    package_root = str(Path(workflow_scripts.__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": str(threads)}
 
 
 def main(job: Any) -> None:
@@ -722,4 +937,4 @@ def main(job: Any) -> None:
 
 
 if __name__ == "__main__":
-    run_rule(main)
+    run_rule(main, keep=True)

@@ -1,8 +1,9 @@
 """Transcribe one split with an ASR system's model -> parquet (utt_id, hypothesis, reference).
 
-Utterances are decoded in length-sorted batches with a progress bar; the parquet keeps the
-manifest's row order and carries the model and settings as schema metadata (``dfat``; the
-contract is :mod:`workflow_scripts.asr.transcripts`). The ``oracle`` system (backend oracle)
+Utterances are decoded in length-sorted batches with a progress bar (lengths from the file headers,
+each batch's audio read when it is decoded: memory holds ``batch_size`` waveforms, not the split);
+the parquet keeps the manifest's row order and carries the model and settings as schema metadata
+(``dfat``; the contract is :mod:`workflow_scripts.asr.transcripts`). The ``oracle`` system (backend oracle)
 loads no model: its hypotheses are the manifest's reference text.
 """
 
@@ -12,15 +13,17 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from workflow_scripts.asr.backends import AsrBackend, BackendSpec, load_backend, transcribe_waveforms
+from workflow_scripts.asr.backends import AsrBackend, BackendSpec, load_backend, transcribe_batches
 from workflow_scripts.asr.transcripts import write_transcripts
-from workflow_scripts.asr.waveforms import load_waveforms
+from workflow_scripts.asr.waveforms import cut_to_window, load_waveforms, report_long_clips, waveform_length
 from workflow_scripts.common import paths
 from workflow_scripts.common.manifest import read_manifest
 from workflow_scripts.common.names import FINETUNED, ORACLE_BACKEND, asr_systems, primary_system
 from workflow_scripts.common.rule import run_rule
+from workflow_scripts.common.vad import VadTally, trim_non_speech
 
 log = logging.getLogger(__name__)
 
@@ -35,30 +38,70 @@ def model_source(reference: str, finetuned: Sequence[str]) -> str:
     return str(finetuned[0])
 
 
+def transcribe_files(
+    backend: AsrBackend,
+    audio_paths: Sequence[str],
+    batch_size: int,
+    progress: bool = True,
+    vad: Mapping[str, Any] | None = None,
+    what: str = "",
+) -> tuple[list[str], list[int]]:
+    """Texts of ``audio_paths`` and the samples heard of each at the model's rate (after the VAD,
+    before the window's cut).
+
+    Lengths come from the file headers; the audio is read one length-sorted batch at a time, as it
+    is decoded, so memory holds one batch of waveforms whatever the number of files. With ``vad``
+    (the asr.transcribe.vad block) each clip's non-speech is trimmed first (the seconds removed
+    logged for ``what``); clips longer than the model's input window are then cut to it (counted by
+    :func:`transcribe_manifest`).
+    """
+    rate, window_s = backend.sampling_rate, backend.max_input_seconds
+    trims = vad is not None and vad["enabled"]
+    heard = [waveform_length(path, rate) for path in audio_paths]
+    # Clips longer than the model's window are cut to it (asr/waveforms.py), so they sort as the window.
+    order = [min(length, int(round(window_s * rate))) for length in heard] if window_s else list(heard)
+    tally = VadTally()
+
+    def load(batch: Sequence[int]) -> list[np.ndarray]:
+        waveforms = load_waveforms([audio_paths[i] for i in batch], rate)
+        if trims:
+            trimmed = [trim_non_speech(w, rate, vad) for w in waveforms]
+            for index, clip in zip(batch, trimmed, strict=True):
+                tally.add(clip)
+                heard[index] = len(clip.waveform)
+            waveforms = [clip.waveform for clip in trimmed]
+        return [cut_to_window(w, rate, window_s) for w in waveforms] if window_s else waveforms
+
+    texts = transcribe_batches(backend, order, load, batch_size, progress=progress)
+    if trims:
+        log.info(tally.describe(what))
+    return texts, heard
+
+
 def transcribe_manifest(
-    manifest: str | os.PathLike, backend: AsrBackend, batch_size: int, progress: bool = True
+    manifest: str | os.PathLike,
+    backend: AsrBackend,
+    batch_size: int,
+    progress: bool = True,
+    vad: Mapping[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Transcripts of every utterance of ``manifest`` and timing figures (seconds, real-time factor)."""
+    """Transcripts of every utterance of ``manifest`` and timing figures (seconds, real-time factor;
+    the decoding seconds include reading the audio, which is read batch by batch as it is decoded);
+    ``vad``: the asr.transcribe.vad block (None: no VAD)."""
     frame = read_manifest(manifest)
-    waveforms = load_waveforms(frame["audio_path"].tolist(), backend.sampling_rate)
-    audio_seconds = sum(len(w) for w in waveforms) / backend.sampling_rate
-    if backend.max_input_seconds:
-        longer = [
-            u
-            for u, w in zip(frame["utt_id"], waveforms, strict=True)
-            if len(w) > backend.max_input_seconds * backend.sampling_rate
-        ]
-        if longer:
-            log.warning(
-                "%s: %d utterances are longer than the model's %.1f s window and are cut (e.g. %s)",
-                manifest,
-                len(longer),
-                backend.max_input_seconds,
-                longer[0],
-            )
     started = time.perf_counter()
-    hypotheses = transcribe_waveforms(backend, waveforms, batch_size, progress=progress)
+    hypotheses, lengths = transcribe_files(
+        backend, frame["audio_path"].tolist(), batch_size, progress=progress, vad=vad, what=str(manifest)
+    )
     seconds = time.perf_counter() - started
+    audio_seconds = sum(lengths) / backend.sampling_rate
+    if backend.max_input_seconds:
+        report_long_clips(
+            str(manifest),
+            frame["utt_id"].tolist(),
+            [length / backend.sampling_rate for length in lengths],
+            backend.max_input_seconds,
+        )
     transcripts = pd.DataFrame({"utt_id": frame["utt_id"], "hypothesis": hypotheses, "reference": frame["text"]})
     timing = {
         "utterances": len(frame),
@@ -95,8 +138,9 @@ def load_transcriber(config: Mapping[str, Any], run_dir: str | os.PathLike, thre
     )
 
     def transcribe(audio_paths: Sequence[str]) -> list[str]:
-        waveforms = load_waveforms(list(audio_paths), backend.sampling_rate)
-        return transcribe_waveforms(backend, waveforms, int(block["batch_size"]), progress=False)
+        return transcribe_files(
+            backend, list(audio_paths), int(block["batch_size"]), progress=False, vad=block["vad"], what="predict"
+        )[0]
 
     return transcribe
 
@@ -116,7 +160,7 @@ def transcribe_split(
     torch.set_num_threads(threads)
     spec = BackendSpec.from_dict({**block, "model": model_source(block["model"], finetuned)})
     backend = load_backend(spec, device=block["device"], config_key="asr.transcribe.model")
-    transcripts, timing = transcribe_manifest(manifest, backend, int(block["batch_size"]))
+    transcripts, timing = transcribe_manifest(manifest, backend, int(block["batch_size"]), vad=block["vad"])
     log.info(
         "%s: %d utterances, %.1f s of audio in %.1f s (real-time factor %.3f)",
         manifest,

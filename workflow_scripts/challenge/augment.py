@@ -25,8 +25,15 @@ import soundfile as sf
 
 from workflow_scripts.asr.speed_perturb import speed_perturb
 from workflow_scripts.common.audio import read_audio
+from workflow_scripts.common.checksums import sha256_file
 from workflow_scripts.common.files import atomic_path, write_json
-from workflow_scripts.common.manifest import SPEECH_COLUMNS, read_manifest, write_manifest
+from workflow_scripts.common.manifest import (
+    AUDIO_SHA256,
+    INGESTED_SPEECH_COLUMNS,
+    read_manifest,
+    utt_file,
+    write_manifest,
+)
 from workflow_scripts.common.names import AUGMENTED_ID_MARK
 from workflow_scripts.common.rule import run_rule
 
@@ -97,7 +104,7 @@ def augment_manifest(
             settings = draw_settings(classes[row.label], rng)
             augmented = augment_waveform(samples, rate, settings, rng)
             utt_id = f"{row.utt_id}{AUGMENTED_ID_MARK}{copy + 1}"
-            path = wav_dir / f"{utt_id}.wav"
+            path = utt_file(wav_dir, utt_id, ".wav")
             sf.write(path, augmented, rate, subtype="PCM_16")
             rows.append(
                 {
@@ -106,10 +113,11 @@ def augment_manifest(
                     "audio_path": str(path),
                     "duration_s": len(augmented) / rate,
                     "sample_rate": rate,
+                    AUDIO_SHA256: sha256_file(path),
                 }
             )
             record.append({"utt_id": utt_id, "source": row.utt_id, "label": row.label, **settings})
-    return pd.DataFrame(rows, columns=SPEECH_COLUMNS), record
+    return pd.DataFrame(rows, columns=INGESTED_SPEECH_COLUMNS), record
 
 
 def main(job: Any) -> None:
@@ -122,7 +130,7 @@ def main(job: Any) -> None:
         )
     # The files now live under the final directory name.
     copies["audio_path"] = [str(Path(job.output.wav_dir) / Path(p).name) for p in copies["audio_path"]]
-    write_manifest(copies, job.output.manifest, SPEECH_COLUMNS)
+    write_manifest(copies, job.output.manifest, INGESTED_SPEECH_COLUMNS)
     write_json(job.output.record, {"source": str(job.input.manifest), "copies": record})
     log.info("%d augmented copies of %d training utterances -> %s", len(copies), len(manifest), job.output.manifest)
 

@@ -18,12 +18,12 @@ class AudioError(ValueError):
 
 @dataclass(frozen=True)
 class AudioCheck:
-    """What ingestion needs to know about one audio file."""
+    """What ingestion needs to know about one audio file (``peak`` is None when only the header was read)."""
 
     duration_s: float
     sample_rate: int
     channels: int
-    peak: float
+    peak: float | None
 
 
 def read_audio(path: str | os.PathLike, always_2d: bool = False) -> tuple[np.ndarray, int]:
@@ -38,6 +38,16 @@ def read_audio(path: str | os.PathLike, always_2d: bool = False) -> tuple[np.nda
     except (sf.LibsndfileError, RuntimeError, TypeError) as error:
         raise AudioError(f"{path}: unreadable audio ({error})") from error
     return samples, int(sample_rate)
+
+
+def read_audio_info(path: str | os.PathLike) -> sf._SoundFileInfo:
+    """The header of ``path`` (frames, samplerate, channels, format) without reading samples."""
+    if not os.path.exists(path):
+        raise AudioError(f"{path}: audio file not found")
+    try:
+        return sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as error:
+        raise AudioError(f"{path}: unreadable audio ({error})") from error
 
 
 def find_unicode_variant(path: str | os.PathLike) -> str | None:
@@ -95,20 +105,60 @@ def wav_declared_frames(path: str | os.PathLike) -> tuple[int, int] | None:
             handle.seek(size + (size & 1), os.SEEK_CUR)
 
 
-def check_audio(path: str | os.PathLike, silence_peak: float) -> AudioCheck:
-    """Read ``path`` fully and reject truncated, empty, non-finite or all-silent audio.
+def truncation_error(path: str | os.PathLike, sample_rate: int) -> AudioError | None:
+    """The error of a WAV file that holds fewer frames than its header declares, else None."""
+    frames = wav_declared_frames(path)
+    if frames is None or frames[1] >= frames[0]:
+        return None
+    return AudioError(
+        f"{path}: truncated WAV file: the header declares {frames[0]} frames, the file holds {frames[1]} "
+        f"({frames[1] / sample_rate:.3f} of {frames[0] / sample_rate:.3f} s); re-export or re-copy it"
+    )
 
-    ``silence_peak`` is the absolute amplitude below which every sample counts as silence.
+
+def too_short_error(path: str | os.PathLike, frames: int, sample_rate: int, min_duration_s: float) -> AudioError | None:
+    """The error of a clip shorter than ``min_duration_s`` seconds (a corpus's ``min_duration_s``), else None."""
+    if frames >= min_duration_s * sample_rate:
+        return None
+    return AudioError(
+        f"{path}: clip of {frames / sample_rate:.3f} s is shorter than the minimum "
+        f"{min_duration_s:g} s (min_duration_s)"
+    )
+
+
+def check_audio_header(path: str | os.PathLike, min_duration_s: float = 0.0) -> AudioCheck:
+    """Duration, rate and channels from the header alone (no samples decoded): rejects missing,
+    unreadable (not audio), empty, too short and truncated files; silence and non-finite samples show
+    only at extraction, which reads the samples."""
+    info = read_audio_info(path)
+    error = truncation_error(path, info.samplerate)
+    if error is not None:
+        raise error
+    if info.frames <= 0:
+        raise AudioError(f"{path}: empty audio (0 samples)")
+    error = too_short_error(path, info.frames, info.samplerate, min_duration_s)
+    if error is not None:
+        raise error
+    return AudioCheck(
+        duration_s=info.frames / info.samplerate, sample_rate=int(info.samplerate), channels=info.channels, peak=None
+    )
+
+
+def check_audio(path: str | os.PathLike, silence_peak: float, min_duration_s: float = 0.0) -> AudioCheck:
+    """Read ``path`` fully and reject truncated, empty, too short, non-finite or all-silent audio.
+
+    ``silence_peak`` is the absolute amplitude below which every sample counts as silence;
+    ``min_duration_s`` the shortest clip accepted (a corpus's ``min_duration_s``).
     """
     samples, sample_rate = read_audio(path, always_2d=True)
-    frames = wav_declared_frames(path)
-    if frames is not None and frames[1] < frames[0]:
-        raise AudioError(
-            f"{path}: truncated WAV file: the header declares {frames[0]} frames, the file holds {frames[1]} "
-            f"({frames[1] / sample_rate:.3f} of {frames[0] / sample_rate:.3f} s); re-export or re-copy it"
-        )
+    error = truncation_error(path, sample_rate)
+    if error is not None:
+        raise error
     if samples.shape[0] == 0:
         raise AudioError(f"{path}: empty audio (0 samples)")
+    error = too_short_error(path, samples.shape[0], sample_rate, min_duration_s)
+    if error is not None:
+        raise error
     if not np.isfinite(samples).all():
         raise AudioError(f"{path}: non-finite samples (NaN or inf)")
     peak = float(np.abs(samples).max())

@@ -17,13 +17,14 @@ from pathlib import Path
 PACKAGE = "workflow_scripts"
 # A lazy reference to a package module's attribute (common/registry.resolve), e.g. a registry's implementation.
 REFERENCE = re.compile(rf"({PACKAGE}(?:\.\w+)+):\w+")
-# Modules whose edits change no result: logging, the script adapter, this module, and the
+# Modules whose edits change no result: logging, the script adapter and its store of kept results, this module, and the
 # declarations of names and paths (a changed path or name changes the DAG itself).
 NOT_CODE = frozenset(
     {
         "common/logs.py",
         "common/rule.py",
         "common/code_inputs.py",
+        "common/keep.py",
         "common/paths.py",
         "common/names.py",
     }

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from workflow_scripts.common.files import atomic_path
+from workflow_scripts.common.names import FUNCTIONALS
 
 METADATA_KEY = b"dfat"
 
@@ -104,6 +105,14 @@ def read_feature_metadata(path: str | os.PathLike) -> dict[str, Any]:
     if METADATA_KEY not in metadata:
         raise ValueError(f"{path}: not a DFAT feature file (no '{METADATA_KEY.decode()}' schema metadata)")
     return json.loads(metadata[METADATA_KEY])
+
+
+def statistics_to_read(path: str | os.PathLike, configured: Sequence[str]) -> list[str]:
+    """The statistics a consumer reads from the feature file ``path``: ``configured`` (a choice among the
+    statistics pooled over frames), or the file's own utterance functionals whole when it holds them
+    (the openSMILE backends; names.FUNCTIONALS), which no such choice applies to."""
+    available = read_feature_metadata(path)["statistics"]
+    return [FUNCTIONALS] if FUNCTIONALS in available else list(configured)
 
 
 def read_features(path: str | os.PathLike, statistics: Sequence[str]) -> tuple[list[str], np.ndarray, dict[str, Any]]:

@@ -19,6 +19,15 @@ from workflow_scripts.common.files import atomic_path
 
 SPEECH_COLUMNS = ["utt_id", "audio_path", "duration_s", "sample_rate", "text", "label", "split", "speaker"]
 TEXT_COLUMNS = ["utt_id", "text", "label", "split"]
+# The SHA-256 of each audio file's bytes, written by ingestion (and augmentation) after SPEECH_COLUMNS;
+# readers need not ask for it (manifests written before it existed lack it).
+AUDIO_SHA256 = "audio_sha256"
+INGESTED_SPEECH_COLUMNS = [*SPEECH_COLUMNS, AUDIO_SHA256]
+
+# utt_ids become file names (augmented copies, per-utterance files): RFC 3986's unreserved characters,
+# not starting with a dot, so no id names a path separator, a parent directory or a hidden file.
+UTT_ID_MAX_CHARS = 200
+SAFE_UTT_ID = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*")
 
 _DTYPES = {
     "utt_id": str,
@@ -30,6 +39,29 @@ _DTYPES = {
     "duration_s": float,
     "sample_rate": int,
 }
+
+
+def unsafe_utt_id(utt_id: str) -> str | None:
+    """Why ``utt_id`` cannot be a file name (the reason), or None when it is safe."""
+    if len(utt_id) > UTT_ID_MAX_CHARS:
+        return f"utt_id of {len(utt_id)} characters (at most {UTT_ID_MAX_CHARS})"
+    if not SAFE_UTT_ID.fullmatch(utt_id):
+        return (
+            f"unsafe utt_id {utt_id!r}: use ASCII letters, digits and . _ ~ - only (no path separator, "
+            "no space), not starting with a dot"
+        )
+    return None
+
+
+def utt_file(directory: str | os.PathLike, utt_id: str, suffix: str) -> Path:
+    """The file ``<directory>/<utt_id><suffix>``: the one way an utt_id becomes a file name.
+
+    Refuses an unsafe id (:func:`unsafe_utt_id`), so nothing lands outside ``directory``.
+    """
+    reason = unsafe_utt_id(utt_id)
+    if reason:
+        raise ValueError(f"{directory}: cannot write a file for {reason}")
+    return Path(directory) / f"{utt_id}{suffix}"
 
 
 class TableError(ValueError):

@@ -45,10 +45,22 @@ def primary_system(asr: Mapping[str, Any]) -> str:
     return primary
 
 
+# --- scale ---
+def shard_names(count: int) -> list[str]:
+    """The {shard} values of ``scale.shards`` = ``count``: ``1-of-<count>`` ... ``<count>-of-<count>``
+    (the count in the name, so that another count writes other files)."""
+    if count < 1:
+        raise ValueError(f"config scale.shards: {count}, expected at least 1")
+    return [f"{index}-of-{count}" for index in range(1, count + 1)]
+
+
 # --- sefe ---
-SEFE_BACKENDS = ("handcrafted", "emotion2vec", "wavlm", "whisper_encoder")
+SEFE_BACKENDS = ("handcrafted", "emotion2vec", "wavlm", "whisper_encoder", "egemaps", "compare")
 # Statistics pooled over frames into the feature files.
 SEFE_STATISTICS = ("mean", "var", "max", "min")
+# The one statistic of a backend that computes its own utterance features (openSMILE's functionals):
+# a feature file holding it is read whole, whatever statistics a consumer chooses among the pooled ones.
+FUNCTIONALS = "functionals"
 
 # --- tefe ---
 TEFE_ARCHITECTURES = ("CNN", "LSTM", "BiLSTM", "BiLSTM_CNN")
@@ -66,14 +78,29 @@ TEFE_REFERENCE_BACKEND = "tfidf"
 
 # --- fusion ---
 MODALITIES = ("acoustic", "text")
+# Reference acoustic feature sets: the features of a fixed SEFE backend whatever sefe.backend is, each
+# pooled by pool_features as a modality of its own and read by the variant of the same name
+# (fusion.reference_variants): the field's baseline rows of Table 2.
+REFERENCE_FEATURE_SETS = {"acoustic_egemaps": "egemaps"}
+# The modalities pool_features pools: the two of the contract and the reference acoustic sets.
+POOLED_MODALITIES = (*MODALITIES, *REFERENCE_FEATURE_SETS)
+
+
+def modality_of(pooled: str) -> str:
+    """The modality (MODALITIES) of what pool_features pools (POOLED_MODALITIES): a reference acoustic
+    feature set's is acoustic (its pooling block, its pooled files' recorded modality)."""
+    return "acoustic" if pooled in REFERENCE_FEATURE_SETS else pooled
+
+
 # acoustic_aug: the acoustic features with augmented training copies (challenge.augmentation).
-FEATURE_SETS = ("acoustic", "text", "early", "acoustic_aug")
+FEATURE_SETS = ("acoustic", "text", "early", "acoustic_aug", *REFERENCE_FEATURE_SETS)
 # The pooled files (rules pool_features, pool_augmented_acoustic) each feature set's classifiers read.
 FEATURE_SET_POOLED = {
     "acoustic": ("acoustic",),
     "text": ("text",),
     "early": MODALITIES,
     "acoustic_aug": ("acoustic_aug",),
+    **{feature_set: (feature_set,) for feature_set in REFERENCE_FEATURE_SETS},
 }
 CLASSIFIERS = ("lr", "rf", "xgboost")
 # Ensemble members in the order of the paper's weights w1, w2, w3.
@@ -87,6 +114,8 @@ VARIANT_FEATURE_SETS = {
     "hybrid": ("early",),
     # Only when challenge.augmentation.enabled (fusion/rows.report_rows).
     "acoustic_aug": ("acoustic_aug",),
+    # Only those named in fusion.reference_variants (fusion/rows.report_rows).
+    **{feature_set: (feature_set,) for feature_set in REFERENCE_FEATURE_SETS},
 }
 # Variants evaluated from classifier outputs (rule evaluate_variant).
 CLASSIFIER_VARIANTS = tuple(VARIANT_FEATURE_SETS)
@@ -111,7 +140,7 @@ VARIANT_NAME = re.compile(r"[a-z][a-z0-9_]*")
 SEQUENCE_MODALITIES = ("acoustic", "text")
 # Feature sets that read no transcripts: built once and shared by every ASR system (asr.systems).
 # Every other feature set, and so every variant reading one, exists once per system.
-ACOUSTIC_ONLY_FEATURE_SETS = ("acoustic", "acoustic_aug")
+ACOUSTIC_ONLY_FEATURE_SETS = ("acoustic", "acoustic_aug", *REFERENCE_FEATURE_SETS)
 # The feature set the ensemble (and so the hybrid variant and predict) is built on.
 ENSEMBLE_FEATURE_SET = "early"
 HEADLINE_VARIANT = "hybrid"

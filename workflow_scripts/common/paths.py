@@ -16,6 +16,7 @@ system (transcripts, ASR scores, TEFE features and tokens) holds ``SYSTEM_DIR``,
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 RESULTS = "results"
@@ -53,10 +54,33 @@ def benchmark(stage: str, rule: str, *wildcards: str) -> str:
     return "/".join((BENCHMARKS, stage, rule, *wildcards)) + ".tsv"
 
 
+def shard_file(template: str) -> str:
+    """The file of one shard (config ``scale.shards``) of a per-split file: ``<dir>/{split}.<ext>`` ->
+    ``<dir>/shards/{split}/{shard}.<ext>`` (a shard step writes it, a gather rule joins them)."""
+    directory, _, name = template.rpartition("/")
+    split, _, extension = name.partition(".")
+    if split != "{split}" or not extension:
+        raise ValueError(f"{template!r}: a per-split file is <dir>/{{split}}.<ext>")
+    return f"{directory}/shards/{{split}}/{{shard}}.{extension}"
+
+
+_SHARD_FILE = re.compile(r"^(?P<directory>.+)/shards/(?P<split>[^/]+)/[^/]+?(?P<extension>\.[^/]+)$")
+
+
+def split_file(path: str) -> str:
+    """The split's file of a filled :func:`shard_file` path (``.../shards/train/2-of-4.tsv`` ->
+    ``.../train.tsv``); any other string as it is."""
+    match = _SHARD_FILE.match(path)
+    return f"{match['directory']}/{match['split']}{match['extension']}" if match else path
+
+
 # Results that are always per ASR system: transcripts and their scores, the text features.
 SYSTEM_DIR = f"{RESULTS}/{system_scope('{system}')}"
 # Results that are shared or per system (see the module docstring).
 SCOPE_DIR = f"{RESULTS}/{{scope}}"
+# The expensive rules' finished outputs by fingerprint, restored by a rerun that matches (common/keep.py).
+# No rule declares it, so Snakemake never deletes it.
+KEEP = f"{RESULTS}/.keep"
 
 # --- data ---
 DEMO_SPEECH_TABLE = f"{RESULTS}/demo/speech_corpus.tsv"
@@ -66,6 +90,8 @@ DEMO_ASR_TABLE = f"{RESULTS}/demo/asr_corpus.tsv"
 DEMO_ASR_WAV_DIR = f"{RESULTS}/demo/asr_wav"
 SPEECH_DIR = f"{RESULTS}/data/speech/{{corpus}}"
 SPEECH_MANIFEST = f"{SPEECH_DIR}/{{split}}.tsv"
+# One shard of a split's manifest (scale.shards > 1): what the shard jobs of a per-split step read.
+SPEECH_SHARD_MANIFEST = shard_file(SPEECH_MANIFEST)
 SPEECH_SKIPPED = f"{SPEECH_DIR}/skipped.tsv"
 SPEECH_SUMMARY = f"{SPEECH_DIR}/summary.json"
 TEXT_DIR = f"{RESULTS}/data/text"
@@ -92,6 +118,10 @@ SEFE_FEATURES = f"{RESULTS}/sefe/{{backend}}/{{split}}.parquet"
 SEFE_EVALUATION = f"{RESULTS}/sefe/{{backend}}/evaluation.json"
 # Sequence features (common/sequences.py): the frame matrices before pooling.
 SEFE_FRAMES = f"{RESULTS}/sefe/{{backend}}/frames/{{split}}.parquet"
+# layer: auto (sefe/layer_choice.py): every candidate layer's pooled statistics of the training and
+# selection splits, and the layer chosen from them.
+SEFE_LAYER_FEATURES = f"{RESULTS}/sefe/{{backend}}/layers/{{split}}.parquet"
+SEFE_LAYER_CHOICE = f"{RESULTS}/sefe/{{backend}}/layer_choice.json"
 # Prosody tokens (sefe/prosody_f0.py, prosody_bins.py, prosody_tokens.py): F0 + voicing per frame, the
 # training split's bins, token ids.
 PROSODY_F0 = f"{RESULTS}/sefe/prosody/f0/{{split}}.parquet"
@@ -124,7 +154,8 @@ TEFE_TOKENS = f"{SYSTEM_DIR}/tefe/tokens/{{split}}.parquet"
 # Under {scope}: shared, or the ASR system's when it reads transcripts (fusion/rows.py).
 POOLED = f"{SCOPE_DIR}/fusion/pooled/{{modality}}/{{split}}.parquet"
 CLASSIFIER_DIR = f"{SCOPE_DIR}/fusion/{{feature_set}}/{{classifier}}"
-CLASSIFIER_MODEL = f"{CLASSIFIER_DIR}/model.joblib"
+# A skops file (common/model_files.py), never a pickle.
+CLASSIFIER_MODEL = f"{CLASSIFIER_DIR}/model.skops"
 CLASSIFIER_TRIALS = f"{CLASSIFIER_DIR}/trials.csv"
 CLASSIFIER_PROBABILITIES = f"{CLASSIFIER_DIR}/probabilities/{{split}}.parquet"
 CLASSIFIER_OOF = f"{CLASSIFIER_DIR}/oof_train.parquet"
@@ -159,6 +190,17 @@ AUGMENTED_RECORD = f"{RESULTS}/augment/copies.json"
 SEFE_AUGMENTED_FEATURES = f"{RESULTS}/sefe/{{backend}}/{{split}}_augmented.parquet"
 CHALLENGE_MD = f"{RESULTS}/challenge.md"
 CHALLENGE_JSON = f"{RESULTS}/challenge.json"
+
+
+# The checksum record written beside a model file predict loads (common/checksums.py); a directory
+# holds its own, CHECKSUM_DIRECTORY_RECORD.
+CHECKSUM_SUFFIX = ".sha256"
+CHECKSUM_DIRECTORY_RECORD = "SHA256SUMS"
+
+
+def checksum_of(template: str) -> str:
+    """The checksum record of the file ``template`` (a declared output beside the file)."""
+    return template + CHECKSUM_SUFFIX
 
 
 def in_run(template: str, run_dir: str | Path, **wildcards: str) -> Path:

@@ -11,6 +11,9 @@ block from ``job.params``, and its thread count from ``job.threads`` (``job`` is
 ``tests/rule_job.py``). Config blocks therefore travel as Python objects, not as JSON on a
 command line, and still rerun the rule when they change (they are rule params).
 
+An expensive step ends with ``run_rule(main, keep=True)`` instead: its finished outputs are kept
+by fingerprint and restored by a rerun that matches (common/keep.py; config key ``keep``).
+
 Snakemake prepends a preamble to the script, so a script module may not use
 ``from __future__ import annotations`` (Python 3.11 needs none).
 """
@@ -22,6 +25,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from workflow_scripts.common.keep import run_kept
 from workflow_scripts.common.logs import keep_screen, setup_logging
 
 
@@ -36,8 +40,12 @@ def _redirect_to_log(path: str) -> None:
     os.close(descriptor)
 
 
-def run_rule(main: Callable[[Any], None]) -> None:
-    """Run ``main`` on the ``snakemake`` object of the calling ``script:``, logging to its log file."""
+def run_rule(main: Callable[[Any], None], keep: bool = False) -> None:
+    """Run ``main`` on the ``snakemake`` object of the calling ``script:``, logging to its log file.
+
+    ``keep``: an expensive step, whose outputs are kept and restored by fingerprint (common/keep.py)
+    unless the config's ``keep`` is false.
+    """
     job = vars(sys.modules["__main__"]).get("snakemake")
     if job is None:
         raise SystemExit(
@@ -48,4 +56,7 @@ def run_rule(main: Callable[[Any], None]) -> None:
         keep_screen()  # warn_on_screen still reaches the terminal
         _redirect_to_log(str(job.log[0]))
     setup_logging()
-    main(job)
+    if keep and job.config["keep"]:
+        run_kept(main, job)
+    else:
+        main(job)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ import pandas as pd
 
 from workflow_scripts.common.files import write_json
 from workflow_scripts.common.logs import warn_on_screen
-from workflow_scripts.common.manifest import read_table, write_manifest
+from workflow_scripts.common.manifest import AUDIO_SHA256, read_table, unsafe_utt_id, write_manifest
 from workflow_scripts.data.corpus_config import check_split_block
 from workflow_scripts.data.splits import assign_splits
 
@@ -94,8 +95,11 @@ def map_labels(raw: pd.Series, label_map: Mapping[str, str | None], classes: Seq
 
 
 def id_and_label_problems(frame: pd.DataFrame, spec: Mapping[str, Any]) -> Problems:
-    """Rows whose utt_id repeats an earlier row's, and rows whose raw label the label map does not know."""
+    """Rows whose utt_id repeats an earlier row's or is no safe file name (common/manifest.unsafe_utt_id),
+    and rows whose raw label the label map does not know."""
     problems = [(i, f"duplicate utt_id {frame.at[i, 'utt_id']!r}") for i in frame.index[frame["utt_id"].duplicated()]]
+    unsafe = ((i, unsafe_utt_id(u)) for i, u in frame["utt_id"].items() if u != "")
+    problems += [(i, reason) for i, reason in unsafe if reason]
     problems += [
         (i, f"unknown label {frame.at[i, 'raw_label']!r} (label_map knows {sorted(spec['label_map'])})")
         for i in frame.index[frame["label"] == "<unknown>"]
@@ -110,8 +114,10 @@ def resolve_splits(
     labels: pd.Series,
     speakers: pd.Series | None,
     seed: int,
+    corpus: str,
 ) -> pd.Series:
-    """The split of every row: from the table / per-split files, or a seeded stratified split."""
+    """The split of every row: from the table / per-split files, or a seeded stratified split (of ``corpus``,
+    named in its errors)."""
     policy, rename = spec["split"]["policy"], spec["split"]["rename"]
     if "_split_from_file" in frame.columns:
         splits = frame["_split_from_file"]
@@ -125,7 +131,12 @@ def resolve_splits(
             raise IngestionError(str(error)) from error
         fractions = spec["split"]["fractions"]
         use_speakers = speakers if spec["split"]["speaker_disjoint"] else None
-        return assign_splits(labels, {n: fractions[n] for n in split_names}, seed, use_speakers)
+        try:
+            return assign_splits(labels, {n: fractions[n] for n in split_names}, seed, use_speakers)
+        except ValueError as error:
+            raise IngestionError(
+                f"corpus {corpus} ({', '.join(sorted(frame['_source'].unique()))}): {error}"
+            ) from error
     splits = splits.map(lambda s: rename.get(s, s))
     return splits
 
@@ -242,6 +253,58 @@ def check_split_minimums(
             "; ".join(errors) + f" ({len(frame)} utterances in all). Check the split column, split.rename, "
             "split.fractions and the label_map, or (too few rows) use more data"
         )
+    return warnings
+
+
+def _row_names(frame: pd.DataFrame, rows: Sequence[int]) -> str:
+    return "; ".join(
+        f"{_where(frame, i)} (utt_id {frame.at[i, 'utt_id']!r}, {frame.at[i, 'audio_path']})" for i in rows
+    )
+
+
+def check_duplicate_audio(frame: pd.DataFrame, corpus: str) -> list[str]:
+    """Fail on the same audio (equal ``audio_sha256``) in two splits, naming both rows; return a warning
+    with the count of files that repeat within one split (nothing leaks, but the split counts them twice)."""
+    repeated = frame[frame[AUDIO_SHA256].duplicated(keep=False)]
+    across = [group for _, group in repeated.groupby(AUDIO_SHA256, sort=True) if group["split"].nunique() > 1]
+    if across:
+        lines = [
+            f"{_row_names(frame, group.index[:2])} (splits {sorted(group['split'].unique())})"
+            for group in across[:MAX_LISTED_PROBLEMS]
+        ]
+        more = f"\n  ... and {len(across) - MAX_LISTED_PROBLEMS} more" if len(across) > MAX_LISTED_PROBLEMS else ""
+        raise IngestionError(
+            f"corpus {corpus}: {len(across)} audio file(s) with the same content (SHA-256) in two splits: test "
+            "audio would leak into training; list each recording once (remove the copies):\n  "
+            + "\n  ".join(lines)
+            + more
+        )
+    copies = len(repeated) - repeated[AUDIO_SHA256].nunique()
+    if not copies:
+        return []
+    return [
+        f"corpus {corpus}: {copies} row(s) repeat the audio (same SHA-256) of another row of the same split; "
+        f"first: {_row_names(frame, repeated.index[:2])}"
+    ]
+
+
+def normalised_sentence(text: str) -> str:
+    """A sentence compared across splits: NFC, case-folded, whitespace collapsed."""
+    return " ".join(unicodedata.normalize("NFC", text).casefold().split())
+
+
+def shared_sentence_warnings(frame: pd.DataFrame, train_split: str, corpus: str) -> list[str]:
+    """A warning per other split with the number of its rows whose normalised sentence is also in the training split."""
+    sentences = frame["text"].map(normalised_sentence)
+    training = set(sentences[frame["split"] == train_split])
+    warnings = []
+    for split in sorted(set(frame["split"]) - {train_split}):
+        shared = int(sentences[frame["split"] == split].isin(training).sum())
+        if shared:
+            warnings.append(
+                f"corpus {corpus}: {shared} row(s) of split {split} have the same normalised sentence as a row of "
+                f"the training split {train_split} (scores on {split} partly measure memorised sentences)"
+            )
     return warnings
 
 

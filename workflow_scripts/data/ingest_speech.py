@@ -1,35 +1,71 @@
 """Speech corpus ingestion: a user's table -> a validated manifest per split, a skip list and a summary.
 
 Besides the checks shared with text corpora (:mod:`workflow_scripts.data.ingest`), every audio
-file is opened: unreadable, empty or all-silent files are rejected rows too.
+file is opened: unreadable, empty, too short (``min_duration_s``) or all-silent files are rejected
+rows too (``audio_check: header``: the header alone is read, so silence and non-finite samples show
+only at extraction). Every kept file's bytes are hashed (SHA-256, the manifest's ``audio_sha256``):
+the same audio in two splits is an error naming both rows, within one split a warning.
 """
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from tqdm import tqdm
 
-from workflow_scripts.common.audio import AudioCheck, AudioError, check_audio, find_unicode_variant
-from workflow_scripts.common.manifest import SPEECH_COLUMNS
+from workflow_scripts.common.audio import (
+    AudioCheck,
+    AudioError,
+    check_audio,
+    check_audio_header,
+    find_unicode_variant,
+)
+from workflow_scripts.common.checksums import sha256_file
+from workflow_scripts.common.manifest import AUDIO_SHA256, INGESTED_SPEECH_COLUMNS
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.data import ingest
 
+CHECKS_PER_ROUND = 4096  # files handed to the thread pool at once: bounds its queue at any table size
 
-def _check_rows_audio(paths: pd.Series, silence_peak: float, threads: int) -> dict[int, AudioCheck | str]:
-    """Check every audio file, returning index -> AudioCheck or the AudioError message."""
+
+def _check_rows_audio(
+    paths: pd.Series, silence_peak: float, min_duration_s: float, threads: int, mode: str = "full"
+) -> dict[int, AudioCheck | str]:
+    """Check every audio file, returning index -> AudioCheck or the AudioError message.
+
+    ``mode`` full reads every sample (:func:`check_audio`), header reads the header alone
+    (:func:`check_audio_header`). A progress bar shows on screen only (stderr a terminal), never in logs.
+    """
 
     def check(item: tuple[int, str]) -> tuple[int, AudioCheck | str]:
         index, path = item
         try:
-            return index, check_audio(path, silence_peak)
+            if mode == "full":
+                return index, check_audio(path, silence_peak, min_duration_s)
+            return index, check_audio_header(path, min_duration_s)
         except AudioError as error:
             return index, str(error)
 
+    items = list(paths.items())
+    results: dict[int, AudioCheck | str] = {}
+    with (
+        ThreadPoolExecutor(max_workers=max(1, threads)) as pool,
+        tqdm(total=len(items), unit="file", desc=f"audio check ({mode})", disable=not sys.stderr.isatty()) as bar,
+    ):
+        for start in range(0, len(items), CHECKS_PER_ROUND):
+            results.update(pool.map(check, items[start : start + CHECKS_PER_ROUND]))
+            bar.update(min(CHECKS_PER_ROUND, len(items) - start))
+    return results
+
+
+def hash_audio_files(paths: pd.Series, threads: int) -> list[str]:
+    """The SHA-256 of every file's bytes (no decoding), in ``paths`` order."""
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        return dict(pool.map(check, paths.items()))
+        return list(pool.map(sha256_file, paths))
 
 
 def resolve_audio_path(path: str, audio_root: str) -> str:
@@ -77,20 +113,28 @@ def build_speech_manifest(
     excluded = frame["label"].isna()
     no_path = frame["audio_path"] == ""
     problems += [(i, "empty audio_path cell") for i in frame.index[no_path & ~excluded]]
-    checks = _check_rows_audio(frame.loc[~excluded & ~no_path, "audio_path"], float(spec["silence_peak"]), threads)
+    checks = _check_rows_audio(
+        frame.loc[~excluded & ~no_path, "audio_path"],
+        float(spec["silence_peak"]),
+        float(spec["min_duration_s"]),
+        threads,
+        spec["audio_check"],
+    )
     problems += [(i, result) for i, result in checks.items() if isinstance(result, str)]
     frame, skipped = ingest.drop_rejected(frame, problems, excluded, spec["on_invalid"])
 
     frame["duration_s"] = [round(checks[i].duration_s, 4) for i in frame.index]
     frame["sample_rate"] = [checks[i].sample_rate for i in frame.index]
+    frame[AUDIO_SHA256] = hash_audio_files(frame["audio_path"], threads)
     disjoint = speaker is not None and ingest.uses_speaker_disjoint_split(frame, spec)
     blank_speakers = int((frame["speaker"] == "").sum()) if speaker is not None else 0
     if speaker is not None:
         frame["speaker"] = ingest.fill_blank_speakers(frame, spec, disjoint)
     speakers = frame["speaker"] if disjoint else None
-    frame["split"] = ingest.resolve_splits(frame, spec, split_names, frame["label"], speakers, seed)
+    frame["split"] = ingest.resolve_splits(frame, spec, split_names, frame["label"], speakers, seed, corpus)
     ingest.check_split_names(frame, split_names)
     warnings = ingest.check_split_minimums(frame, classes, split_names, train_split or split_names[0], strict, corpus)
+    warnings += ingest.check_duplicate_audio(frame, corpus)
     summary = ingest.summarise(frame, classes, split_names, int(excluded.sum()), len(skipped))
     summary["total_hours"] = round(float(frame["duration_s"].sum()) / 3600.0, 4)
     summary["hours_per_split"] = {
@@ -105,7 +149,7 @@ def build_speech_manifest(
     summary["speaker_disjoint"] = disjoint
     summary["rows_without_speaker"] = blank_speakers
     ingest.report_warnings(summary, warnings)
-    return frame.loc[:, SPEECH_COLUMNS].reset_index(drop=True), skipped, summary
+    return frame.loc[:, INGESTED_SPEECH_COLUMNS].reset_index(drop=True), skipped, summary
 
 
 def main(job: Any) -> None:
@@ -129,7 +173,7 @@ def main(job: Any) -> None:
     )
     manifest_paths = dict(zip(splits, job.output.manifests, strict=True))
     ingest.write_outputs(
-        manifest, skipped, summary, SPEECH_COLUMNS, manifest_paths, job.output.skipped, job.output.summary
+        manifest, skipped, summary, INGESTED_SPEECH_COLUMNS, manifest_paths, job.output.skipped, job.output.summary
     )
 
 

@@ -10,13 +10,16 @@ from workflow_scripts.common.manifest import TEXT_COLUMNS
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.data import ingest
 
+TEXT_CORPUS = "text_corpus"  # the config key, naming the corpus in messages
+
 
 def build_text_manifest(
     spec: Mapping[str, Any], classes: Sequence[str], split_names: Sequence[str], seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Validate a text corpus and return (manifest, skipped rows, summary).
 
-    Every split needs an utterance, the first (training) split every class.
+    Every split needs an utterance, the first (training) split every class. A sentence (normalised) of
+    the training split that is also in another split is a warning with the count per split.
     """
     frame = ingest.load_corpus_table(spec)
     frame["text"] = ingest.table_column(frame, spec, "text", required=True)
@@ -32,9 +35,10 @@ def build_text_manifest(
     excluded = frame["label"].isna()
     problems += [(i, "empty text") for i in frame.index[(frame["text"] == "") & ~excluded]]
     frame, skipped = ingest.drop_rejected(frame, problems, excluded, spec["on_invalid"])
-    frame["split"] = ingest.resolve_splits(frame, spec, split_names, frame["label"], None, seed)
+    frame["split"] = ingest.resolve_splits(frame, spec, split_names, frame["label"], None, seed, TEXT_CORPUS)
     ingest.check_split_names(frame, split_names)
-    warnings = ingest.check_split_minimums(frame, classes, split_names, split_names[0], True, "text_corpus")
+    warnings = ingest.check_split_minimums(frame, classes, split_names, split_names[0], True, TEXT_CORPUS)
+    warnings += ingest.shared_sentence_warnings(frame, split_names[0], TEXT_CORPUS)
     summary = ingest.summarise(frame, classes, split_names, int(excluded.sum()), len(skipped))
     ingest.report_warnings(summary, warnings)
     return frame.loc[:, TEXT_COLUMNS].reset_index(drop=True), skipped, summary

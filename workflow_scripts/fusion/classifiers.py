@@ -16,7 +16,8 @@ xgboost) and one feature set (acoustic, text or early = both concatenated). A cl
 config block has a search ``space`` (XGBoost) is tuned by Optuna; the others (LR, RF) are
 cross-validated in their configured form. Every classifier writes the same files:
 
-* ``model.joblib``: the fitted pipeline;
+* ``model.skops``: the fitted pipeline (common/model_files.py: skops, XGBoost's booster as its own
+  UBJSON inside), with its SHA-256 record ``model.skops.sha256`` (and ``summary.json.sha256``);
 * ``trials.csv``: the configurations tried with their CV score (XGBoost: every Optuna trial;
   LR and RF, which are not tuned: one row, their fixed configuration);
 * ``probabilities/<split>.parquet`` for every split (utt_id + one column per class);
@@ -38,17 +39,18 @@ from typing import Any
 # once, when the OpenMP runtime loads: so before scikit-learn or XGBoost is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import joblib
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from workflow_scripts.common.checksums import write_checked_json
 from workflow_scripts.common.cv import Folds, cv_folds
-from workflow_scripts.common.files import atomic_path, write_json
+from workflow_scripts.common.files import atomic_path
 from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.common.metrics import OBJECTIVES, fold_mean_score
+from workflow_scripts.common.model_files import save_estimator
 from workflow_scripts.common.names import AUGMENTED_ID_MARK, is_augmented_copy
 from workflow_scripts.common.registry import Spec, lookup, registry
 from workflow_scripts.common.rule import run_rule
@@ -137,19 +139,21 @@ def predict_proba(pipeline: Pipeline, X: np.ndarray, n_classes: int) -> np.ndarr
     return result
 
 
-def real_held_out(found: Folds, utt_ids: list[str]) -> Folds:
-    """Augmented training copies (acoustic_aug, challenge.augmentation) are fitted on, never held out
-    or scored: each fold's held-out rows keep the real utterances only, and a copy whose original is
-    held out is not fitted on either (nothing of a held-out utterance reaches its fold's model)."""
+def folds_with_copies(y: np.ndarray, utt_ids: list[str], folds: int, seed: int, speakers: list[str] | None) -> Folds:
+    """CV folds (common.cv.cv_folds) of the training rows in which augmented copies (acoustic_aug,
+    challenge.augmentation) are fitted on, never held out or scored: the real utterances are folded,
+    each is held out exactly once, and each copy is fitted on in every fold where its original is
+    (so nothing of a held-out utterance reaches its fold's model)."""
     copy = np.array([is_augmented_copy(u) for u in utt_ids], dtype=bool)
     if not copy.any():
-        return found
+        return cv_folds(y, folds, seed, speakers)
+    real = np.flatnonzero(~copy)
     source = np.array([u.split(AUGMENTED_ID_MARK)[0] for u in utt_ids])
+    real_speakers = None if speakers is None else [speakers[i] for i in real]
     result = []
-    for fit, held_out in found:
-        held_out = held_out[~copy[held_out]]
-        fit = fit[~(copy[fit] & np.isin(source[fit], source[held_out]))]
-        result.append((fit, held_out))
+    for _, held_out in cv_folds(np.asarray(y)[real], folds, seed, real_speakers):
+        held_out = real[held_out]
+        result.append((np.flatnonzero(~np.isin(source, source[held_out])), held_out))
     return result
 
 
@@ -158,7 +162,7 @@ def training_folds(train: Pooled, y: np.ndarray, folds: int, seed: int, group_by
     when ``group_by_speaker`` (held-out rows are then unseen speakers, as in the test splits), and
     what they are grouped by: "speaker" when no speaker is on both sides of a fold, else "none"."""
     speakers = train.speakers if group_by_speaker else None
-    found = real_held_out(cv_folds(y, folds, seed, speakers), train.utt_ids)
+    found = folds_with_copies(y, train.utt_ids, folds, seed, speakers)
     if not speakers:
         return found, "none"
     names = np.asarray(speakers)
@@ -495,8 +499,7 @@ def write_outputs(
 ) -> None:
     """The model, trials, probabilities of every split (``output.probabilities`` in ``splits``
     order), out-of-fold probabilities and summary, at the rule's output paths."""
-    with atomic_path(output.model) as tmp:
-        joblib.dump(model, tmp)
+    save_estimator(model, output.model)  # skops, with its SHA-256 record
     with atomic_path(output.trials) as tmp:
         search.trials.to_csv(tmp, index=False)
     for split, path in zip(splits, output.probabilities, strict=True):
@@ -506,7 +509,7 @@ def write_outputs(
     oof["fold"] = search.cv.fold
     with atomic_path(output.oof) as tmp:
         oof.to_parquet(tmp, index=False)
-    write_json(output.summary, summary)
+    write_checked_json(output.summary, summary)
 
 
 def main(job: Any) -> None:
@@ -538,4 +541,4 @@ def main(job: Any) -> None:
 
 
 if __name__ == "__main__":
-    run_rule(main)
+    run_rule(main, keep=True)

@@ -21,14 +21,15 @@ from typing import Any
 # once, when the OpenMP runtime loads: so before scikit-learn or XGBoost is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import joblib
 import numpy as np
 import pandas as pd
 
+from workflow_scripts.common.checksums import write_checked_json
 from workflow_scripts.common.cv import Folds
-from workflow_scripts.common.files import atomic_path, read_json, write_json
+from workflow_scripts.common.files import atomic_path, read_json
 from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.common.metrics import fold_mean_score
+from workflow_scripts.common.model_files import load_estimator
 from workflow_scripts.common.names import ENSEMBLE_FEATURE_SET, ENSEMBLE_MEMBERS
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.fusion.classifiers import (
@@ -270,7 +271,7 @@ def load_predictor(
                 f"predict: the {name} model {models[name]} was trained on other features or classes "
                 "than the others (an unfinished or mixed run?)"
             )
-    fitted = {name: joblib.load(models[name]) for name in ENSEMBLE_MEMBERS}
+    fitted = {name: load_estimator(models[name]) for name in ENSEMBLE_MEMBERS}
     return EnsemblePredictor(fitted, read_json(weights)["weights"], first["features"], first["classes"], statistics)
 
 
@@ -287,7 +288,7 @@ def main(job: Any) -> None:
         data = load_feature_set(job.input.pooled_train)
         if sorted(data) != [train_split]:
             raise ValueError(f"the ensemble is tuned on the {train_split!r} split only, got splits {sorted(data)}")
-        models = {name: joblib.load(path) for name, path in zip(ENSEMBLE_MEMBERS, job.input.models, strict=True)}
+        models = {name: load_estimator(path) for name, path in zip(ENSEMBLE_MEMBERS, job.input.models, strict=True)}
         summaries = {name: read_json(path) for name, path in zip(ENSEMBLE_MEMBERS, job.input.summaries, strict=True)}
         check_members(summaries)
         files = {"models": list(job.input.models), "pooled": list(job.input.pooled_train)}
@@ -305,7 +306,7 @@ def main(job: Any) -> None:
         oof.to_parquet(tmp, index=False)
     with atomic_path(job.output.trials) as tmp:
         trials.to_csv(tmp, index=False)
-    write_json(job.output.weights, payload)
+    write_checked_json(job.output.weights, payload)
     log.info(
         "weights %s: %s %.4f (equal weights %.4f; members %s; out-of-fold %s) in %.1f s",
         payload["weights"],

@@ -23,10 +23,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from workflow_scripts.common.features import read_features
+from workflow_scripts.common.features import read_features, statistics_to_read
 from workflow_scripts.common.files import atomic_path
 from workflow_scripts.common.manifest import read_manifest
-from workflow_scripts.common.names import MODALITIES
+from workflow_scripts.common.names import MODALITIES, modality_of
 from workflow_scripts.common.rule import run_rule
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,7 @@ def pool_split(
 ) -> Pooled:
     """Pool one split's feature file and attach the manifest's labels, in manifest order."""
     utt_ids, labels = read_labels(manifest_path, classes)
+    statistics = statistics_to_read(feature_path, statistics)
     feature_ids, matrix, metadata = read_features(feature_path, statistics)
     order = align_ids(utt_ids, feature_ids, f"manifest {manifest_path}", f"feature file {feature_path}")
     info = {
@@ -269,7 +270,7 @@ def main(job: Any) -> None:
         splits, job.input.features, job.input.manifests, job.output.pooled, strict=True
     ):
         pooled = pool_split(features, manifest, statistics, job.params.classes)
-        pooled.info.update(modality=modality, split=split)
+        pooled.info.update(modality=modality_of(modality), split=split)
         write_pooled(output, pooled)
         log.info(
             "%s %s: %d utterances x %d (%s of %d-d %s)",

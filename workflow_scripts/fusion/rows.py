@@ -61,10 +61,13 @@ def row_scope(row: str, system: str | None, fusion: Mapping[str, Any]) -> str:
 
 def report_rows(config: Mapping[str, Any]) -> list[str]:
     """The rows of Table 2, the confusion matrices and the challenge report, in that order: the classifier
-    variants (acoustic_aug only with challenge.augmentation.enabled), fusion.heads.variants, the vote (when
-    fusion.vote.members is set), then the ``<variant>+rules`` rows of challenge.rules.variants."""
-    rows = [v for v in names.CLASSIFIER_VARIANTS if v != names.AUGMENTED_VARIANT]
+    variants (acoustic_aug only with challenge.augmentation.enabled, the reference variants only as
+    fusion.reference_variants names them), fusion.heads.variants, the vote (when fusion.vote.members is
+    set), then the ``<variant>+rules`` rows of challenge.rules.variants."""
+    optional = (names.AUGMENTED_VARIANT, *names.REFERENCE_FEATURE_SETS)
+    rows = [v for v in names.CLASSIFIER_VARIANTS if v not in optional]
     rows += [names.AUGMENTED_VARIANT] if config["challenge"]["augmentation"]["enabled"] else []
+    rows += list(config["fusion"]["reference_variants"])
     rows += list(config["fusion"]["heads"]["variants"])
     rows += [names.VOTE_VARIANT] if config["fusion"]["vote"]["members"] else []
     return rows + [names.rules_variant(v) for v in config["challenge"]["rules"]["variants"]]

@@ -69,6 +69,7 @@ COMBINATION = {
     "late": ("late", "Late fusion"),
     "hybrid": ("ensemble", "Hybrid fusion (DFAT)"),
     "acoustic_aug": ("select", "SEFE + emotion-driven augmentation"),
+    "acoustic_egemaps": ("select", "eGeMAPS functionals (openSMILE; reference)"),
 }
 SPECS = {variant: VariantSpec(VARIANT_FEATURE_SETS[variant], *COMBINATION[variant]) for variant in CLASSIFIER_VARIANTS}
 

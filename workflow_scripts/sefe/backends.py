@@ -11,9 +11,14 @@
 * ``whisper_encoder``: the frozen encoder of a transformers Whisper (the converted Whisper base
   of the ``weights`` extra, the fine-tuned ASR model, a hub id or a local directory); frames of
   the clip's own length (the 30 s padding cut off), a chosen layer or the layers' average.
+* ``egemaps``, ``compare``: openSMILE's eGeMAPSv02 and ComParE_2016 feature sets (the ``opensmile``
+  extra; audEERING's research licence): their functionals per utterance are the feature files'
+  one statistic, their low-level descriptors the frames.
 
 Every backend maps a list of mono float32 waveforms at its ``sample_rate`` to a list of
-(frames, dim) float32 arrays, one per waveform, with ``dim`` known before the first call.
+(frames, dim) float32 arrays, one per waveform, with ``dim`` known before the first call. The
+feature files hold the frames' pooled ``statistics`` (names.SEFE_STATISTICS), or, for a backend
+that computes its own utterance features, what ``utterance_statistics`` returns.
 """
 
 from __future__ import annotations
@@ -27,10 +32,14 @@ import numpy as np
 
 from workflow_scripts.common.devices import resolve_device
 from workflow_scripts.common.hub import resolve_funasr_model, resolve_transformers_model
+from workflow_scripts.common.names import FUNCTIONALS, SEFE_STATISTICS
 from workflow_scripts.common.registry import lookup
 from workflow_scripts.sefe.registry import SEFE_BACKENDS
 
 log = logging.getLogger(__name__)
+
+#: ``layer: auto``: chosen on the training / selection split by rule choose_sefe_layer (sefe/layer_choice.py).
+AUTO_LAYER = "auto"
 
 
 class Backend(ABC):
@@ -42,10 +51,24 @@ class Backend(ABC):
     frame_rate_hz: float
     #: True when extraction may run it in forked worker processes (CPU-only, no torch state).
     process_parallel: bool = False
+    #: The statistics of its feature files: the frames' pooled ones (extraction pools them), or the
+    #: backend's own utterance features (names.FUNCTIONALS, from utterance_statistics).
+    statistics: tuple[str, ...] = SEFE_STATISTICS
+    #: True when the backend computes those statistics itself (utterance_statistics), not from its frames.
+    utterance_level: bool = False
 
     @abstractmethod
     def frames(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
         """One (frames, dim) float32 array per waveform, in order."""
+
+    @property
+    def statistics_dim(self) -> int:
+        """The width of each statistic in its feature files (the frames' width unless it has its own)."""
+        return self.dim
+
+    def utterance_statistics(self, waveforms: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """statistic -> (len(waveforms), statistics_dim) float32, for a backend whose ``statistics`` are its own."""
+        raise NotImplementedError(f"backend {self.name} has no utterance statistics of its own (its frames are pooled)")
 
     def metadata(self) -> dict[str, Any]:
         """What a feature file records about the encoder beyond its name and checkpoint."""
@@ -349,7 +372,9 @@ class WhisperEncoderBackend(Backend):
             raise ValueError(
                 f"sefe.whisper_encoder.layer: {self.layer} is out of range for {layers} layers (0..{layers})"
             )
-        self.dim = int(self.encoder.config.d_model)
+        self.layer_dim = int(self.encoder.config.d_model)
+        # layer auto before its choice (extract_sefe_layers): every candidate side by side
+        self.dim = self.layer_dim * (len(self.layer_names()) if self.layer == AUTO_LAYER else 1)
         self.checkpoint = cfg["model"] if path == reference else f"{cfg['model']} ({path})"
         # mel frames per encoder frame (the convolutions' strides) and samples per encoder frame
         self.stride = int(self.encoder.conv1.stride[0] * self.encoder.conv2.stride[0])
@@ -376,15 +401,24 @@ class WhisperEncoderBackend(Backend):
             hidden.append(x)
         return hidden
 
+    def layer_names(self) -> list[str]:
+        """The layers ``layer: auto`` chooses among: every hidden state (0 .. N), last and average."""
+        return [str(i) for i in range(len(self.encoder.layers) + 1)] + ["last", "average"]
+
     def _encode(self, features):
-        """The configured layer's states of mel ``features``: the normed output, the layer average or one layer."""
+        """The configured layer's states of mel ``features``: the normed output, the layer average or one
+        layer; with ``layer: auto`` every one of :meth:`layer_names` concatenated along the features."""
         import torch
 
         hidden = self.hidden_states(features)
-        if self.layer == "last":
-            return self.encoder.layer_norm(hidden[-1])
-        if self.layer == "average":
-            return torch.stack(hidden[1:]).mean(dim=0)
+        states = {
+            "last": lambda: self.encoder.layer_norm(hidden[-1]),
+            "average": lambda: torch.stack(hidden[1:]).mean(0),
+        }
+        if self.layer == AUTO_LAYER:
+            return torch.cat([hidden[int(n)] if n.isdigit() else states[n]() for n in self.layer_names()], dim=-1)
+        if self.layer in states:
+            return states[self.layer]()
         return hidden[self.layer]
 
     def _forward(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -410,7 +444,87 @@ class WhisperEncoderBackend(Backend):
             "layer": self.layer,
             "input_window": self.window,
             "layers": len(self.encoder.layers),
+            **({"layer_names": self.layer_names(), "layer_dim": self.layer_dim} if self.layer == AUTO_LAYER else {}),
         }
+
+
+# --- openSMILE (audEERING's research licence: the `opensmile` extra, never the default install) ---
+
+
+def import_opensmile() -> Any:
+    """The ``opensmile`` package, or an ImportError saying how to install it and under which licence."""
+    try:
+        import opensmile
+    except ImportError as error:
+        raise ImportError(
+            "sefe.backend egemaps / compare need the opensmile package, which the default install does not "
+            "carry (openSMILE is under audEERING's own research licence, see docs/sefe.md): "
+            "pip install 'dfat-workflow[opensmile]' (opensmile==2.6.0)"
+        ) from error
+    return opensmile
+
+
+class OpenSmileBackend(Backend):
+    """One openSMILE feature set (``feature_set``, an ``opensmile.FeatureSet`` name): its functionals per
+    utterance as the feature files' one statistic (names.FUNCTIONALS), its low-level descriptors
+    (LLDs, one row per 10 ms frame) as the frames of the sequence contract.
+
+    Weights-free and CPU only: extraction parallelises it by process, as the handcrafted backend.
+    """
+
+    feature_set: str
+    process_parallel = True
+    statistics = (FUNCTIONALS,)
+    utterance_level = True
+    #: openSMILE's LLD frame step in both feature sets (10 ms).
+    frame_rate_hz = 100.0
+
+    def __init__(self, cfg: Mapping[str, Any], sample_rate: int, threads: int = 1) -> None:
+        """``threads`` is unused: extraction parallelises this backend by process (``process_parallel``)."""
+        opensmile = import_opensmile()
+        feature_set = getattr(opensmile.FeatureSet, self.feature_set)
+        self.cfg = dict(cfg)
+        self.sample_rate = sample_rate
+        self.smile_functionals = opensmile.Smile(feature_set, opensmile.FeatureLevel.Functionals)
+        self.smile_lld = opensmile.Smile(feature_set, opensmile.FeatureLevel.LowLevelDescriptors)
+        self.names = list(self.smile_lld.feature_names)
+        self.dim = len(self.names)
+        self._statistics_dim = len(self.smile_functionals.feature_names)
+        self.checkpoint = f"none (openSMILE {self.feature_set}, opensmile {opensmile.__version__}; weights-free)"
+
+    @property
+    def statistics_dim(self) -> int:
+        return self._statistics_dim
+
+    def frames(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return [self.smile_lld.process_signal(w, self.sample_rate).to_numpy(dtype=np.float32) for w in waveforms]
+
+    def utterance_statistics(self, waveforms: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        rows = [self.smile_functionals.process_signal(w, self.sample_rate).to_numpy(np.float32) for w in waveforms]
+        return {FUNCTIONALS: np.concatenate(rows) if rows else np.zeros((0, self.statistics_dim), np.float32)}
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "frame_rate_hz": self.frame_rate_hz,
+            "feature_set": self.feature_set,
+            "frame_features": self.names,
+            "functionals": self.statistics_dim,
+            "licence": "openSMILE: audEERING research licence",
+        }
+
+
+class EgemapsBackend(OpenSmileBackend):
+    """eGeMAPS v02: 88 functionals, 25 LLDs (the field's reference acoustic baseline)."""
+
+    name = "egemaps"
+    feature_set = "eGeMAPSv02"
+
+
+class CompareBackend(OpenSmileBackend):
+    """ComParE 2016: 6,373 functionals, 65 LLDs."""
+
+    name = "compare"
+    feature_set = "ComParE_2016"
 
 
 def build_backend(name: str, cfg: Mapping[str, Any], sample_rate: int, threads: int = 1) -> Backend:

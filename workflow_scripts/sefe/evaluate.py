@@ -20,7 +20,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from workflow_scripts.common.cv import cv_folds
-from workflow_scripts.common.features import read_features
+from workflow_scripts.common.features import read_features, statistics_to_read
 from workflow_scripts.common.files import write_json
 from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.common.manifest import read_manifest
@@ -49,7 +49,7 @@ def labelled_features(
 
     Every manifest utterance must have features and vice versa; labels must be task classes.
     """
-    utt_ids, matrix, metadata = read_features(features_path, statistics)
+    utt_ids, matrix, metadata = read_features(features_path, statistics_to_read(features_path, statistics))
     manifest = read_manifest(manifest_path).set_index("utt_id")
     missing = sorted(set(manifest.index) - set(utt_ids))
     extra = sorted(set(utt_ids) - set(manifest.index))
@@ -114,7 +114,7 @@ def evaluate(
     """
     if train_split not in inputs:
         raise ValueError(f"no {train_split!r} split among {list(inputs)}")
-    statistics = list(cfg["statistics"])
+    statistics = statistics_to_read(inputs[train_split][0], cfg["statistics"])
     train = labelled_features(*inputs[train_split], statistics, classes)
     present = sorted(set(train.labels))
     if len(present) < 2:
@@ -132,6 +132,8 @@ def evaluate(
         "train": {"split": train_split, "n": len(train.codes), "WA": score_split(model, train, classes)["WA"]},
         "splits": {},
     }
+    if "layer_choice" in metadata:  # layer: auto - which layer, chosen how (sefe/layer_choice.py)
+        record["layer_choice"] = metadata["layer_choice"]
     for name, paths in inputs.items():
         if name == train_split:
             continue

@@ -27,10 +27,11 @@ from tqdm import tqdm
 from workflow_scripts.common.audio import AudioError
 from workflow_scripts.common.features import FeatureWriter
 from workflow_scripts.common.manifest import read_manifest
-from workflow_scripts.common.names import SEFE_STATISTICS
 from workflow_scripts.common.rule import run_rule
+from workflow_scripts.common.vad import VadTally
 from workflow_scripts.sefe.backends import Backend, build_backend
-from workflow_scripts.sefe.preprocess import Preprocessing, load_waveform
+from workflow_scripts.sefe.layer_choice import job_block, metadata_record, run_block
+from workflow_scripts.sefe.preprocess import Preprocessing, load_trimmed
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class Chunk:
     utt_ids: list[str]
     stats: dict[str, np.ndarray]  # statistic -> (len(utt_ids), dim) float32
     audio_seconds: float  # after preprocessing
+    vad: VadTally  # what the VAD removed (sefe.preprocessing.vad)
 
 
 def pool_frames(frames: np.ndarray) -> dict[str, np.ndarray]:
@@ -71,23 +73,61 @@ def chunked(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
         yield chunk
 
 
-def load_chunk(items: Sequence[Item], settings: Preprocessing) -> list[np.ndarray]:
-    """Read and preprocess the audio of ``items``; errors name the file and the utterance."""
+def load_chunk_tallied(items: Sequence[Item], settings: Preprocessing) -> tuple[list[np.ndarray], VadTally]:
+    """Read and preprocess the audio of ``items``, with what the VAD removed; errors name the file and
+    the utterance."""
     waveforms = []
+    tally = VadTally()
     for utt_id, path in items:
         try:
-            waveforms.append(load_waveform(path, settings))
+            trimmed = load_trimmed(path, settings)
         except AudioError as error:
             raise AudioError(f"utt_id {utt_id!r}: {error}") from error
-    return waveforms
+        waveforms.append(trimmed.waveform)
+        tally.add(trimmed)
+    return waveforms, tally
+
+
+def load_chunk(items: Sequence[Item], settings: Preprocessing) -> list[np.ndarray]:
+    """Read and preprocess the audio of ``items``; errors name the file and the utterance."""
+    return load_chunk_tallied(items, settings)[0]
+
+
+def checked_utterance_statistics(
+    backend: Backend, items: Sequence[Item], waveforms: Sequence[np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The backend's own utterance statistics of ``waveforms``; a wrong shape or a non-finite value
+    names the utterance."""
+    stats = backend.utterance_statistics(waveforms)
+    for name in backend.statistics:
+        values = stats[name]
+        if values.shape != (len(items), backend.statistics_dim):
+            raise ValueError(
+                f"backend {backend.name} returned {name} of shape {values.shape}, "
+                f"expected {(len(items), backend.statistics_dim)}"
+            )
+        for (utt_id, path), row in zip(items, values, strict=True):
+            if not np.isfinite(row).all():
+                raise ValueError(f"utt_id {utt_id!r} ({path}): backend {backend.name} returned non-finite {name}")
+    return {name: np.asarray(stats[name], dtype=np.float32) for name in backend.statistics}
 
 
 def encode_waveforms(
-    backend: Backend, items: Sequence[Item], waveforms: Sequence[np.ndarray], sample_rate: int
+    backend: Backend,
+    items: Sequence[Item],
+    waveforms: Sequence[np.ndarray],
+    sample_rate: int,
+    vad: VadTally | None = None,
 ) -> Chunk:
-    """Frame features of ``waveforms`` from ``backend``, pooled per utterance."""
+    """Frame features of ``waveforms`` from ``backend``, pooled per utterance (or the backend's own
+    utterance statistics, for a backend that has them)."""
+    seconds = sum(len(w) for w in waveforms) / sample_rate
+    utt_ids = [u for u, _ in items]
+    vad = vad or VadTally()
+    if backend.utterance_level:
+        return Chunk(utt_ids, checked_utterance_statistics(backend, items, waveforms), seconds, vad)
     frames = backend.frames(waveforms)
-    rows: dict[str, list[np.ndarray]] = {name: [] for name in SEFE_STATISTICS}
+    rows: dict[str, list[np.ndarray]] = {name: [] for name in backend.statistics}
     for (utt_id, path), matrix in zip(items, frames, strict=True):
         if matrix.ndim != 2 or matrix.shape[1] != backend.dim or matrix.shape[0] == 0:
             raise ValueError(
@@ -97,7 +137,7 @@ def encode_waveforms(
         for name, value in pool_frames(matrix).items():
             rows[name].append(value)
     stats = {name: np.asarray(values, dtype=np.float32) for name, values in rows.items()}
-    return Chunk([u for u, _ in items], stats, sum(len(w) for w in waveforms) / sample_rate)
+    return Chunk(utt_ids, stats, seconds, vad)
 
 
 # Pool workers inherit these through fork (no pickling of the backend).
@@ -113,7 +153,8 @@ def _init_worker(backend: Backend, settings: Preprocessing) -> None:
 
 def _encode_in_worker(items: list[Item]) -> Chunk:
     settings = _WORKER["settings"]
-    return encode_waveforms(_WORKER["backend"], items, load_chunk(items, settings), settings.sample_rate)
+    waveforms, vad = load_chunk_tallied(items, settings)
+    return encode_waveforms(_WORKER["backend"], items, waveforms, settings.sample_rate, vad)
 
 
 def prefetch(iterator: Iterator[Any], depth: int = 2) -> Iterator[Any]:
@@ -167,16 +208,22 @@ def encode_chunks(
         for batch in batches:
             yield _encode_in_worker(batch)
         return
-    loaded = ((batch, load_chunk(batch, settings)) for batch in batches)
-    for batch, waveforms in prefetch(loaded):
-        yield encode_waveforms(backend, batch, waveforms, settings.sample_rate)
+    loaded = ((batch, *load_chunk_tallied(batch, settings)) for batch in batches)
+    for batch, waveforms, vad in prefetch(loaded):
+        yield encode_waveforms(backend, batch, waveforms, settings.sample_rate, vad)
 
 
 def feature_metadata(
-    backend: Backend, settings: Preprocessing, backend_cfg: Mapping[str, Any], split: str | None
+    backend: Backend,
+    settings: Preprocessing,
+    backend_cfg: Mapping[str, Any],
+    split: str | None,
+    layer_choice: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``dfat`` metadata of a SEFE feature file."""
+    """The ``dfat`` metadata of a SEFE feature file (with ``layer_choice`` when the layer was chosen)."""
+    choice = {"layer_choice": metadata_record(layer_choice)} if layer_choice else {}
     return {
+        **choice,
         "model": backend.name,
         "backend": backend.name,
         "checkpoint": backend.checkpoint,
@@ -202,9 +249,10 @@ def extract_split(
     items = list(zip(manifest["utt_id"].astype(str), manifest["audio_path"].astype(str), strict=True))
     started = time.perf_counter()
     audio_seconds = 0.0
+    vad = VadTally()
     interval = 0.5 if sys.stderr.isatty() else 15.0  # keep rule logs short
     with (
-        FeatureWriter(output, SEFE_STATISTICS, backend.dim, metadata) as writer,
+        FeatureWriter(output, backend.statistics, backend.statistics_dim, metadata) as writer,
         tqdm(
             total=len(items),
             unit="utt",
@@ -217,8 +265,11 @@ def extract_split(
         for chunk in encode_chunks(backend, settings, items, batch_size, workers):
             writer.write(chunk.utt_ids, chunk.stats)
             audio_seconds += chunk.audio_seconds
+            vad.merge(chunk.vad)
             bar.update(len(chunk.utt_ids))
     elapsed = time.perf_counter() - started
+    if settings.vad_enabled:
+        log.info(vad.describe(str(metadata.get("split"))))
     return {
         "utterances": len(items),
         "audio_seconds": round(audio_seconds, 3),
@@ -240,15 +291,16 @@ def load_extractor(config: Mapping[str, Any], run_dir: str | os.PathLike, thread
     """predict's SEFE stage: ``extract(audio_paths) -> {statistic: (n, dim) float32}``, as extract_sefe."""
     sefe = config["sefe"]
     name = sefe["backend"]
-    backend, settings = build_extractor(name, sefe[name], sefe["preprocessing"], threads)
+    block, _ = run_block(config, name, run_dir)
+    backend, settings = build_extractor(name, block, sefe["preprocessing"], threads)
 
     def extract(paths: Sequence[str]) -> dict[str, np.ndarray]:
         items = [(str(index), str(path)) for index, path in enumerate(paths)]
         rows: dict[str, dict[str, np.ndarray]] = {}
-        for chunk in encode_chunks(backend, settings, items, int(sefe[name]["batch_size"]), 1):
+        for chunk in encode_chunks(backend, settings, items, int(block["batch_size"]), 1):
             for position, utt_id in enumerate(chunk.utt_ids):
-                rows[utt_id] = {s: chunk.stats[s][position] for s in SEFE_STATISTICS}
-        return {s: np.stack([rows[utt_id][s] for utt_id, _ in items]) for s in SEFE_STATISTICS}
+                rows[utt_id] = {s: chunk.stats[s][position] for s in backend.statistics}
+        return {s: np.stack([rows[utt_id][s] for utt_id, _ in items]) for s in backend.statistics}
 
     return extract
 
@@ -286,9 +338,11 @@ def extract_features(
     output: str | os.PathLike,
     split: str | None,
     threads: int,
+    layer_choice: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
     """What extract_sefe does: the pooled features of one manifest with backend ``backend_name``
-    (configured by its block ``backend_cfg``) written to ``output``; returns throughput figures."""
+    (configured by its block ``backend_cfg``) written to ``output``; returns throughput figures.
+    ``layer_choice``: the record of ``layer: auto``'s choice (sefe/layer_choice.py), kept in the metadata."""
     threads = max(1, threads)
     backend, settings = build_extractor(backend_name, backend_cfg, preprocessing, threads)
     manifest = read_manifest(manifest_path)
@@ -306,7 +360,7 @@ def extract_features(
         backend,
         settings,
         output,
-        feature_metadata(backend, settings, backend_cfg, split),
+        feature_metadata(backend, settings, backend_cfg, split, layer_choice),
         int(backend_cfg["batch_size"]),
         workers=threads,
     )
@@ -317,14 +371,16 @@ def extract_features(
 def main(job: Any) -> None:
     """Entry point of the extract_sefe rule (``job``: the rule's ``snakemake`` object)."""
     tune_process()
+    block, choice = job_block(job)
     extract_features(
         job.wildcards.backend,
-        job.params.backend,
+        block,
         job.params.preprocessing,
         job.input.manifest,
         job.output.features,
         job.wildcards.split,
         job.threads,
+        choice,
     )
 
 

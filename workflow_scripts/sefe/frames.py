@@ -19,6 +19,7 @@ import numpy as np
 from workflow_scripts.common.manifest import read_manifest
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.common.sequences import SequenceWriter
+from workflow_scripts.common.vad import VadTally
 from workflow_scripts.sefe.backends import Backend
 from workflow_scripts.sefe.extract import (
     _WORKER,
@@ -27,9 +28,10 @@ from workflow_scripts.sefe.extract import (
     build_extractor,
     chunked,
     feature_metadata,
-    load_chunk,
+    load_chunk_tallied,
     tune_process,
 )
+from workflow_scripts.sefe.layer_choice import job_block, run_block
 from workflow_scripts.sefe.preprocess import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -47,14 +49,15 @@ def checked_frames(backend: Backend, items: Sequence[Item], waveforms: Sequence[
     return [np.asarray(m, dtype=np.float32) for m in frames]
 
 
-def _frames_in_worker(items: list[Item]) -> tuple[list[Item], list[np.ndarray]]:
+def _frames_in_worker(items: list[Item]) -> tuple[list[Item], list[np.ndarray], VadTally]:
     return _frames_of(_WORKER["backend"], _WORKER["settings"], items)
 
 
 def frame_chunks(
     backend: Backend, settings: Preprocessing, items: Sequence[Item], batch_size: int, workers: int
-) -> Iterator[tuple[list[Item], list[np.ndarray]]]:
-    """(items, frame matrices) chunk by chunk, in manifest order (forked workers as extract_sefe's)."""
+) -> Iterator[tuple[list[Item], list[np.ndarray], VadTally]]:
+    """(items, frame matrices, what the VAD removed) chunk by chunk, in manifest order (forked workers as
+    extract_sefe's)."""
     parallel = backend.process_parallel and workers > 1 and len(items) > batch_size
     if not parallel:
         if backend.process_parallel:
@@ -66,8 +69,11 @@ def frame_chunks(
         yield from pool.imap(_frames_in_worker, chunked(items, batch_size))
 
 
-def _frames_of(backend: Backend, settings: Preprocessing, batch: list[Item]) -> tuple[list[Item], list[np.ndarray]]:
-    return batch, checked_frames(backend, batch, load_chunk(batch, settings))
+def _frames_of(
+    backend: Backend, settings: Preprocessing, batch: list[Item]
+) -> tuple[list[Item], list[np.ndarray], VadTally]:
+    waveforms, vad = load_chunk_tallied(batch, settings)
+    return batch, checked_frames(backend, batch, waveforms), vad
 
 
 def extract_frames(
@@ -79,6 +85,7 @@ def extract_frames(
     *,
     split: str | None = None,
     threads: int = 1,
+    layer_choice: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the frame matrices of every utterance of ``manifest_path`` to ``output`` with backend
     ``backend_name`` (its block ``backend_cfg``) after ``preprocessing``, as extract_sefe; returns figures."""
@@ -86,14 +93,18 @@ def extract_frames(
     backend, settings = build_extractor(backend_name, backend_cfg, preprocessing, threads)
     manifest = read_manifest(manifest_path)
     items = list(zip(manifest["utt_id"].astype(str), manifest["audio_path"].astype(str), strict=True))
-    metadata = feature_metadata(backend, settings, backend_cfg, split)
+    metadata = feature_metadata(backend, settings, backend_cfg, split, layer_choice)
     metadata["pooling"] = None  # frames as the backend gives them
     started = time.perf_counter()
     frames = 0
+    vad = VadTally()
     with SequenceWriter(output, backend.dim, "frames", metadata) as writer:
-        for batch, matrices in frame_chunks(backend, settings, items, int(backend_cfg["batch_size"]), threads):
+        for batch, matrices, tally in frame_chunks(backend, settings, items, int(backend_cfg["batch_size"]), threads):
             writer.write([u for u, _ in batch], matrices)
             frames += sum(len(m) for m in matrices)
+            vad.merge(tally)
+    if settings.vad_enabled:
+        log.info(vad.describe(str(split)))
     figures = {
         "utterances": len(items),
         "frames": frames,
@@ -109,12 +120,13 @@ def load_frame_extractor(config: Mapping[str, Any], run_dir: str | os.PathLike, 
     configured backend and preprocessing, as extract_sefe_frames writes them."""
     sefe = config["sefe"]
     name = sefe["backend"]
-    backend, settings = build_extractor(name, sefe[name], sefe["preprocessing"], threads)
+    block, _ = run_block(config, name, run_dir)
+    backend, settings = build_extractor(name, block, sefe["preprocessing"], threads)
 
     def frames(audio_paths: Sequence[str]) -> list[np.ndarray]:
         items = [(str(index), str(path)) for index, path in enumerate(audio_paths)]
         out: list[np.ndarray] = []
-        for _, matrices in frame_chunks(backend, settings, items, int(sefe[name]["batch_size"]), 1):
+        for _, matrices, _ in frame_chunks(backend, settings, items, int(block["batch_size"]), 1):
             out += matrices
         return out
 
@@ -125,15 +137,16 @@ def main(job: Any) -> None:
     """Entry point of the extract_sefe_frames rule (``job``: the rule's ``snakemake`` object)."""
     tune_process()
     backend = job.wildcards.backend
-    block, preprocessing = job.params.backend, job.params.preprocessing
+    block, choice = job_block(job)
     extract_frames(
         job.input.manifest,
         job.output.frames,
         backend,
         block,
-        preprocessing,
+        job.params.preprocessing,
         split=job.wildcards.split,
         threads=job.threads,
+        layer_choice=choice,
     )
 
 

@@ -5,8 +5,10 @@ Every step is configured in ``sefe.preprocessing`` and applied in this order:
 1. channel mix-down to mono (average of the channels, or the first channel);
 2. resampling to ``sample_rate`` (16 kHz for the paper's encoders) with soxr, the resampler
    librosa uses, called directly because librosa's wrapper imports scipy.signal (seconds);
-3. peak normalisation: the largest absolute sample becomes ``peak_level``;
-4. pad with trailing zeros or trim the end to ``fixed_length_s`` (paper: 5 s), or keep the
+3. voice activity detection (``vad``, off by default): leading and trailing non-speech cut with
+   Silero VAD (workflow_scripts.common.vad, shared with the ASR stage);
+4. peak normalisation: the largest absolute sample becomes ``peak_level``;
+5. pad with trailing zeros or trim the end to ``fixed_length_s`` (paper: 5 s), or keep the
    full length when it is null.
 """
 
@@ -21,6 +23,7 @@ import numpy as np
 import soxr
 
 from workflow_scripts.common.audio import AudioError, read_audio
+from workflow_scripts.common.vad import Trimmed, trim_non_speech
 
 CHANNEL_MODES = ("mean", "first")
 
@@ -35,6 +38,7 @@ class Preprocessing:
     peak_level: float = 1.0
     fixed_length_s: float | None = 5.0
     resample_quality: str = "HQ"
+    vad: Mapping[str, Any] | None = None  # the sefe.preprocessing.vad block (None: no VAD)
 
     @classmethod
     def from_config(cls, block: Mapping[str, Any]) -> Preprocessing:
@@ -53,6 +57,11 @@ class Preprocessing:
         if settings.fixed_length_s is not None and settings.fixed_length_s <= 0:
             raise ValueError(f"sefe.preprocessing.fixed_length_s: {settings.fixed_length_s}, expected > 0 or null")
         return settings
+
+    @property
+    def vad_enabled(self) -> bool:
+        """Whether the VAD trims (``vad.enabled``)."""
+        return self.vad is not None and bool(self.vad["enabled"])
 
     @property
     def fixed_samples(self) -> int | None:
@@ -101,23 +110,40 @@ def pad_or_trim(samples: np.ndarray, length: int | None) -> np.ndarray:
     return np.pad(samples, (0, length - len(samples)))
 
 
-def preprocess(samples: np.ndarray, sample_rate: int, settings: Preprocessing) -> np.ndarray:
-    """Apply the configured steps to samples read from a file (float32, any rate and channels)."""
+def preprocess_trimmed(samples: np.ndarray, sample_rate: int, settings: Preprocessing) -> Trimmed:
+    """Apply the configured steps to samples read from a file (float32, any rate and channels); with what
+    the VAD removed (nothing when it is off)."""
     mono = to_mono(samples, settings.channels)
     mono = resample(mono, sample_rate, settings.sample_rate, settings.resample_quality)
+    trimmed = Trimmed(mono, 0.0, True)
+    if settings.vad_enabled:
+        trimmed = trim_non_speech(mono, settings.sample_rate, settings.vad)
+    mono = trimmed.waveform
     if settings.peak_normalize:
         mono = peak_normalize(mono, settings.peak_level)
-    return np.ascontiguousarray(pad_or_trim(mono, settings.fixed_samples), dtype=np.float32)
+    waveform = np.ascontiguousarray(pad_or_trim(mono, settings.fixed_samples), dtype=np.float32)
+    return Trimmed(waveform, trimmed.removed_s, trimmed.speech_found)
 
 
-def load_waveform(path: str | os.PathLike, settings: Preprocessing) -> np.ndarray:
-    """Read and preprocess one file; AudioError names the file for unreadable, empty or non-finite audio."""
+def preprocess(samples: np.ndarray, sample_rate: int, settings: Preprocessing) -> np.ndarray:
+    """Apply the configured steps to samples read from a file (float32, any rate and channels)."""
+    return preprocess_trimmed(samples, sample_rate, settings).waveform
+
+
+def load_trimmed(path: str | os.PathLike, settings: Preprocessing) -> Trimmed:
+    """Read and preprocess one file, with what the VAD removed; AudioError names the file for unreadable,
+    empty or non-finite audio."""
     samples, sample_rate = read_audio(path, always_2d=True)
     if samples.shape[0] == 0:
         raise AudioError(f"{path}: empty audio (0 samples)")
     if not np.isfinite(samples).all():
         raise AudioError(f"{path}: non-finite samples (NaN or inf)")
-    waveform = preprocess(samples, sample_rate, settings)
-    if waveform.size == 0:
+    trimmed = preprocess_trimmed(samples, sample_rate, settings)
+    if trimmed.waveform.size == 0:
         raise AudioError(f"{path}: no samples left after resampling to {settings.sample_rate} Hz")
-    return waveform
+    return trimmed
+
+
+def load_waveform(path: str | os.PathLike, settings: Preprocessing) -> np.ndarray:
+    """Read and preprocess one file (see :func:`load_trimmed`)."""
+    return load_trimmed(path, settings).waveform

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from workflow_scripts.common.files import write_json
+from workflow_scripts.common.checksums import write_checked_json
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.common.sequences import SequenceFile
 from workflow_scripts.sefe.prosody import BINS_FORMAT, UNVOICED, hz_to_mel
@@ -67,7 +67,7 @@ def main(job: Any) -> None:
     train = SequenceFile(job.input.f0)
     quantizer = fit_bins(train.read(np.arange(len(train))), job.params.quantizer)
     quantizer["fitted_on"] = {"split": job.params.train_split, "file": str(job.input.f0)}
-    write_json(job.output.bins, quantizer)
+    write_checked_json(job.output.bins, quantizer)
     log.info("prosody bins: %s", {k: v for k, v in quantizer.items() if k != "edges"})
 
 

@@ -16,7 +16,7 @@ from workflow_scripts.common.manifest import read_manifest
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.common.sequences import SequenceWriter
 from workflow_scripts.sefe.preprocess import Preprocessing
-from workflow_scripts.sefe.prosody import f0_matrices
+from workflow_scripts.sefe.prosody import f0_matrices, tracker_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +27,22 @@ def extract_f0(
     cfg: Mapping[str, Any],
     preprocessing: Mapping[str, Any],
     split: str | None = None,
+    threads: int = 1,
 ) -> dict[str, Any]:
-    """F0 and voicing of every utterance of a manifest, written as (frames, 2) matrices."""
+    """F0 and voicing of every utterance of a manifest, written as (frames, 2) matrices.
+
+    ``threads``: torch threads of the crepe tracker (librosa's trackers run on one).
+    """
+    if cfg["tracker"] == "crepe":
+        import torch
+
+        torch.set_num_threads(max(1, threads))
     settings = Preprocessing.from_config(preprocessing)
     manifest = read_manifest(manifest_path)
     items = list(zip(manifest["utt_id"].astype(str), manifest["audio_path"].astype(str), strict=True))
     metadata = {
         "model": f"prosody f0 ({cfg['tracker']})",
-        "checkpoint": "none (weights-free)",
+        "checkpoint": tracker_checkpoint(cfg),
         "columns": ["f0_hz", "voiced"],
         "frame_rate_hz": 1000.0 / float(cfg["hop_length_ms"]),
         "f0": dict(cfg),
@@ -59,7 +67,9 @@ def extract_f0(
 
 def main(job: Any) -> None:
     """Entry point of the extract_prosody_f0 rule (``job``: the rule's ``snakemake`` object)."""
-    extract_f0(job.input.manifest, job.output.f0, job.params.f0, job.params.preprocessing, job.wildcards.split)
+    extract_f0(
+        job.input.manifest, job.output.f0, job.params.f0, job.params.preprocessing, job.wildcards.split, job.threads
+    )
 
 
 if __name__ == "__main__":

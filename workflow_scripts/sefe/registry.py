@@ -16,4 +16,7 @@ SEFE_BACKENDS: dict[str, BackendSpec] = registry(
     BackendSpec("emotion2vec", True, "workflow_scripts.sefe.backends:Emotion2vecBackend"),
     BackendSpec("wavlm", True, "workflow_scripts.sefe.backends:TransformersBackend"),
     BackendSpec("whisper_encoder", True, "workflow_scripts.sefe.backends:WhisperEncoderBackend"),
+    # openSMILE feature sets (the `opensmile` extra): CPU only, parallel by process.
+    BackendSpec("egemaps", False, "workflow_scripts.sefe.backends:EgemapsBackend"),
+    BackendSpec("compare", False, "workflow_scripts.sefe.backends:CompareBackend"),
 )

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from workflow_scripts.common.files import atomic_path
+from workflow_scripts.common.checksums import write_checked
 from workflow_scripts.common.names import TEFE_ARCHITECTURES
 from workflow_scripts.tefe.text import Vocabulary
 
@@ -311,8 +311,7 @@ def save_checkpoint(path: str | os.PathLike, model: TextEncoder, classes: Sequen
         "embedding_shape": list(model.embedding.weight.shape),
         "state_dict": model.state_dict(),
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    write_checked(path, lambda tmp: torch.save(payload, tmp))  # with its SHA-256 record (predict checks it)
 
 
 def read_checkpoint(path: str | os.PathLike, expected_format: str, what: str) -> dict[str, Any]:

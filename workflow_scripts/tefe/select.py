@@ -10,7 +10,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from workflow_scripts.common.files import read_json, write_json
+from workflow_scripts.common.checksums import write_checked_json
+from workflow_scripts.common.files import read_json
 from workflow_scripts.common.metrics import METRICS
 from workflow_scripts.common.rule import run_rule
 
@@ -71,7 +72,7 @@ def main(job: Any) -> None:
     # The metrics files in the order of the architecture names (tefe.architectures).
     metrics = dict(zip(job.params.architectures, map(str, job.input.metrics), strict=True))
     selection = select_encoder(validation_scores(metrics), job.params.selection)
-    write_json(job.output.selection, selection)
+    write_checked_json(job.output.selection, selection)
     log.info("selected %s (%s); ranking %s", selection["selected"], selection["reason"], selection["ranking"])
 
 

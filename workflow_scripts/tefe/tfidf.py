@@ -21,23 +21,27 @@ Features (the ``sentence`` statistic of the features contract, :mod:`workflow_sc
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from workflow_scripts.common.files import atomic_path
+from workflow_scripts.common.checksums import record_checksum, verify_checksum
+from workflow_scripts.common.files import atomic_path, read_json, write_json
+from workflow_scripts.common.model_files import load_estimator, save_estimator
 from workflow_scripts.tefe.text import normalize_text
 
-FORMAT = "dfat-tefe-tfidf-1"
-MODEL_FILE = "model.joblib"
+FORMAT = "dfat-tefe-tfidf-2"
+SETTINGS_FILE = "settings.json"
+MODEL_FILE = "model.skops"
 # Syllables / words (with inner "_") and single punctuation or symbol characters (emoji included).
 TOKEN_PATTERN = r"(?u)[\w\u0300-\u036f]+|[^\w\s]"
 
@@ -162,17 +166,32 @@ class TfidfBackend:
 
     # --- storage ---
     def save(self, directory: str | os.PathLike) -> None:
-        """Write the fitted backend into ``directory`` (atomically)."""
+        """Write the fitted backend into ``directory`` (atomically): the settings and classes as JSON, the
+        fitted vectorizers, classifier and projection as a skops file (their text preprocessor, a
+        function, is rebuilt from the settings on load), and the directory's SHA256SUMS."""
+        fitted = {"vectorizers": [copy.copy(v) for v in self.vectorizers]}
+        for vectorizer in fitted["vectorizers"]:
+            vectorizer.preprocessor = None
+        fitted.update(classifier=self.classifier, projection=self.projection)
         with atomic_path(directory, is_dir=True) as tmp:
-            joblib.dump({"format": FORMAT, "backend": self}, tmp / MODEL_FILE)
+            write_json(tmp / SETTINGS_FILE, {"format": FORMAT, "settings": self.settings, "classes": self.classes})
+            save_estimator(fitted, tmp / MODEL_FILE, record=False)
+            record_checksum(tmp)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> TfidfBackend:
-        """A backend written by :meth:`save`."""
-        path = os.path.join(directory, MODEL_FILE)
-        if not os.path.exists(path):
+        """A backend written by :meth:`save` (checked against the directory's SHA256SUMS first)."""
+        path = Path(directory) / SETTINGS_FILE
+        if not path.is_file():
             raise FileNotFoundError(f"{path}: no TF-IDF model (rule train_tefe_backend writes it)")
-        payload = joblib.load(path)
-        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        verify_checksum(directory)
+        payload = read_json(path)
+        if payload.get("format") != FORMAT:
             raise ValueError(f"{path}: not a TEFE TF-IDF model (expected format {FORMAT!r})")
-        return payload["backend"]
+        backend = cls(payload["settings"], payload["classes"])
+        fitted = load_estimator(Path(directory) / MODEL_FILE, checked=False)
+        for vectorizer, empty in zip(backend.vectorizers, fitted["vectorizers"], strict=True):
+            empty.preprocessor = vectorizer.preprocessor
+        backend.vectorizers = fitted["vectorizers"]
+        backend.classifier, backend.projection = fitted["classifier"], fitted["projection"]
+        return backend

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from workflow_scripts.common.checksums import record_checksum
 from workflow_scripts.common.devices import resolve_device
 from workflow_scripts.common.files import write_json
 from workflow_scripts.common.labels import encode_labels
@@ -230,6 +231,7 @@ def main(job: Any) -> None:
     metrics["inputs"] = {key: str(getattr(job.input, key)) for key in INPUTS}
     save_checkpoint(job.output.model, model, classes)
     vocab.save(job.output.vocab)
+    record_checksum(job.output.vocab)
     write_json(job.output.metrics, metrics)
     remove_work_dir(resume.work_dir)  # the outputs are written: nothing left to resume
     log.info(
@@ -244,4 +246,4 @@ def main(job: Any) -> None:
 
 
 if __name__ == "__main__":
-    run_rule(main)
+    run_rule(main, keep=True)

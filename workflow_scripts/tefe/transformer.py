@@ -31,13 +31,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import torch
 
+from workflow_scripts.common.checksums import record_checksum, verify_checksum
 from workflow_scripts.common.devices import resolve_device
 from workflow_scripts.common.files import atomic_path, read_json, write_json
 from workflow_scripts.common.hub import resolve_transformers_model
+from workflow_scripts.common.model_files import load_estimator, save_estimator
 from workflow_scripts.common.seeding import seed_everything
 from workflow_scripts.common.training import Stopping, class_weight_vector, split_scores, train_with_early_stopping
 from workflow_scripts.tefe.models import STATISTICS, batch_indices, token_statistics
@@ -45,9 +46,9 @@ from workflow_scripts.tefe.text import _pyvi_tokenizer, normalize_text
 
 log = logging.getLogger(__name__)
 
-FORMAT = "dfat-tefe-transformer-1"
+FORMAT = "dfat-tefe-transformer-2"  # 2: the classifier as skops, the directory's SHA256SUMS
 SETTINGS_FILE = "backend.json"
-CLASSIFIER_FILE = "classifier.joblib"
+CLASSIFIER_FILE = "classifier.skops"
 ENCODER_DIR = "encoder"
 HEAD_FILE = "head.pt"
 
@@ -287,15 +288,17 @@ class TransformerBackend:
                 self.tokenizer.save_pretrained(tmp / ENCODER_DIR)
                 torch.save(self.head.state_dict(), tmp / HEAD_FILE)
             else:
-                joblib.dump(self.classifier, tmp / CLASSIFIER_FILE)
+                save_estimator(self.classifier, tmp / CLASSIFIER_FILE, record=False)
+            record_checksum(tmp)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, threads: int = 1) -> TransformerBackend:
-        """A backend written by :meth:`save`."""
+        """A backend written by :meth:`save` (checked against the directory's SHA256SUMS first)."""
         directory = Path(directory)
         path = directory / SETTINGS_FILE
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no transformer backend (rule train_tefe_backend writes it)")
+        verify_checksum(directory)
         payload = read_json(path)
         if payload.get("format") != FORMAT:
             raise ValueError(f"{path}: not a TEFE transformer backend (expected format {FORMAT!r})")
@@ -307,8 +310,9 @@ class TransformerBackend:
         backend.settings["model"] = payload["settings"]["model"]
         if finetuned:
             backend.head = backend._new_head()
-            backend.head.load_state_dict(torch.load(directory / HEAD_FILE, map_location=backend.device))
+            state = torch.load(directory / HEAD_FILE, map_location=backend.device, weights_only=True)
+            backend.head.load_state_dict(state)
             backend.head.eval()
         else:
-            backend.classifier = joblib.load(directory / CLASSIFIER_FILE)
+            backend.classifier = load_estimator(directory / CLASSIFIER_FILE, checked=False)
         return backend

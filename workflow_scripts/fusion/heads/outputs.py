@@ -29,7 +29,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from workflow_scripts.common.files import atomic_path, write_json
+from workflow_scripts.common.checksums import write_checked
+from workflow_scripts.common.files import write_json
 from workflow_scripts.common.labels import encode_labels
 from workflow_scripts.common.metrics import METRICS, headline_metrics, split_metrics
 from workflow_scripts.common.metrics import metrics_document as build_metrics_document
@@ -185,8 +186,7 @@ def save_checkpoint(
         "state_dict": model.state_dict(),
         **extra,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    write_checked(path, lambda tmp: torch.save(payload, tmp))  # with its SHA-256 record (predict checks it)
 
 
 def read_head_checkpoint(path: str | os.PathLike, checkpoint_format: str, head: str) -> dict[str, Any]:

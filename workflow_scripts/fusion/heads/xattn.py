@@ -436,4 +436,4 @@ def main(job: Any) -> None:
 
 
 if __name__ == "__main__":
-    run_rule(main)
+    run_rule(main, keep=True)
