@@ -78,4 +78,4 @@ def test_short_finetune_lowers_dev_wer(whisper_base_hf, tmp_path):
 
     assert summary["encoder_states_cached"] and summary["global_step"] == STEPS
     print(f"dev WER {before:.3f} before, {after:.3f} after {STEPS} steps")
-    assert after < before - 0.2, f"dev WER {before:.3f} before, {after:.3f} after {STEPS} steps"
+    assert after < before - 0.1, f"dev WER {before:.3f} before, {after:.3f} after {STEPS} steps"
