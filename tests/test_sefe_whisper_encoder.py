@@ -141,7 +141,6 @@ def test_layer_choice_reads_train_and_selection_only_and_is_recorded(tiny_whispe
     from workflow_scripts.sefe import choose_layer
     from workflow_scripts.sefe.evaluate import evaluate, labelled_features
     from workflow_scripts.sefe.extract import extract_features
-    from workflow_scripts.sefe.layer_choice import choose_layer as choose_layer_from
     from workflow_scripts.sefe.layer_choice import job_block
 
     from rule_job import rule_job
@@ -192,7 +191,7 @@ def test_layer_choice_reads_train_and_selection_only_and_is_recorded(tiny_whispe
     train = labelled_features(
         inputs["train_features"], inputs["train_manifest"], list(evaluation["statistics"]), classes
     )
-    by_cv = choose_layer_from(train, None, evaluation, classes, "cv", splits)
+    by_cv = choose_layer.choose_layer(train, None, evaluation, classes, "cv", splits)
     assert by_cv["split"] == "train" and by_cv["layer"] in by_cv["scores"] and by_cv["criterion"] == "cv"
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from workflow_scripts.common.manifest import read_manifest
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.common.sequences import SequenceWriter
+from workflow_scripts.sefe.extract import tune_process
 from workflow_scripts.sefe.preprocess import Preprocessing
 from workflow_scripts.sefe.prosody import f0_matrices, tracker_checkpoint
 
@@ -67,6 +68,7 @@ def extract_f0(
 
 def main(job: Any) -> None:
     """Entry point of the extract_prosody_f0 rule (``job``: the rule's ``snakemake`` object)."""
+    tune_process()  # before crepe imports torch: passive OpenMP waiting on a shared CPU
     extract_f0(
         job.input.manifest, job.output.f0, job.params.f0, job.params.preprocessing, job.wildcards.split, job.threads
     )
