@@ -14,7 +14,6 @@ restored outputs are compared byte for byte with the trained ones.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 import time
@@ -30,21 +29,7 @@ sys.path.insert(0, str(PROJECT_ROOT / "tests"))
 from workflow_scripts.common import keep  # noqa: E402
 from workflow_scripts.config import validate_config  # noqa: E402
 
-
-def output_bytes(job: Any) -> dict[str, bytes]:
-    """Every file of the job's outputs (directories walked), by path."""
-    found = {}
-    for output in map(Path, keep._paths(job.output)):
-        for file in sorted(output.rglob("*")) if output.is_dir() else [output]:
-            if file.is_file():
-                found[str(file)] = file.read_bytes()
-    return found
-
-
-def delete_outputs(job: Any) -> None:
-    """What Snakemake does to a job's outputs before running it."""
-    for output in map(Path, keep._paths(job.output)):
-        shutil.rmtree(output) if output.is_dir() else output.unlink(missing_ok=True)
+from rule_job import delete_outputs, output_bytes  # noqa: E402
 
 
 def timed(action: Callable[[], None]) -> tuple[float, float, str]:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 from snakemake.iocontainers import InputFiles, Log, OutputFiles, Params, Wildcards
+
+from workflow_scripts.common.keep import flat_paths
 
 
 def rule_job(
@@ -32,3 +36,19 @@ def rule_job(
     job.log = Log(log or [])
     job.rule = rule
     return job
+
+
+def output_bytes(job: Any) -> dict[str, bytes]:
+    """Every file of the job's outputs (directories walked), by path."""
+    found = {}
+    for output in map(Path, flat_paths(job.output)):
+        for file in sorted(output.rglob("*")) if output.is_dir() else [output]:
+            if file.is_file():
+                found[str(file)] = file.read_bytes()
+    return found
+
+
+def delete_outputs(job: Any) -> None:
+    """What Snakemake does to a job's outputs before running it."""
+    for output in map(Path, flat_paths(job.output)):
+        shutil.rmtree(output) if output.is_dir() else output.unlink(missing_ok=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -17,23 +16,7 @@ from workflow_scripts.fusion.heads import xattn
 
 from conftest import PROJECT_ROOT, run_snakemake
 from head_fixtures import xattn_job
-from rule_job import rule_job
-
-
-def output_bytes(job) -> dict[str, bytes]:
-    """Every file of the job's outputs (directories walked), by path."""
-    found = {}
-    for output in map(Path, keep._paths(job.output)):
-        for file in sorted(output.rglob("*")) if output.is_dir() else [output]:
-            if file.is_file():
-                found[str(file)] = file.read_bytes()
-    return found
-
-
-def delete_outputs(job) -> None:
-    """What Snakemake does to a job's outputs before running it."""
-    for output in map(Path, keep._paths(job.output)):
-        shutil.rmtree(output) if output.is_dir() else output.unlink(missing_ok=True)
+from rule_job import delete_outputs, output_bytes, rule_job
 
 
 def test_xattn_head_after_a_failed_rerun_is_restored_byte_identical_without_training(

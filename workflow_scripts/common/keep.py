@@ -107,7 +107,7 @@ def _package_versions() -> dict[str, str]:
     return versions
 
 
-def _paths(files: Any) -> list[str]:
+def flat_paths(files: Any) -> list[str]:
     """The paths of a job's input or output list in order (a named entry may hold a list)."""
     flat: list[str] = []
     for item in files:
@@ -123,8 +123,8 @@ def fingerprint_description(job: Any, store: Path) -> dict[str, Any]:
         "params": dict(job.params.items()),
         "wildcards": dict(job.wildcards.items()),
         "threads": job.threads,
-        "outputs": _paths(job.output),
-        "inputs": {path: path_sha256(path, cache_dir) for path in _paths(job.input)},
+        "outputs": flat_paths(job.output),
+        "inputs": {path: path_sha256(path, cache_dir) for path in flat_paths(job.input)},
         "versions": _package_versions(),
     }
 
@@ -217,7 +217,7 @@ def run_kept(main: Callable[[Any], None], job: Any, root: str | os.PathLike = pa
         log.warning("outputs not kept: the job's fingerprint cannot be formed (%s)", error)
         main(job)
         return
-    outputs = _paths(job.output)
+    outputs = flat_paths(job.output)
     try:
         if restore(entry, outputs):
             log.info("restored from %s (a finished run with the same fingerprint)", entry)
