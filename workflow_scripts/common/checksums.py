@@ -20,7 +20,7 @@ from typing import Any
 
 from workflow_scripts.common.files import atomic_path, write_json
 from workflow_scripts.common.paths import CHECKSUM_DIRECTORY_RECORD as DIRECTORY_RECORD
-from workflow_scripts.common.paths import checksum_of
+from workflow_scripts.common.paths import SNAKEMAKE_DIRECTORY_FLAGS, checksum_of
 
 CHUNK_BYTES = 1 << 20
 
@@ -45,7 +45,9 @@ def checksum_record(path: str | os.PathLike) -> Path:
 
 
 def _directory_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.rglob("*") if p.is_file() and p.name != DIRECTORY_RECORD)
+    """The files a directory's record lists: all but the record and Snakemake's flag files."""
+    skipped = {DIRECTORY_RECORD, *SNAKEMAKE_DIRECTORY_FLAGS}
+    return sorted(p for p in directory.rglob("*") if p.is_file() and p.name not in skipped)
 
 
 def record_checksum(path: str | os.PathLike) -> Path:

@@ -42,8 +42,6 @@ log = logging.getLogger(__name__)
 
 # Libraries whose version can change what an expensive step computes (absent ones are skipped).
 RESULT_PACKAGES = ("numpy", "torch", "transformers", "scikit-learn", "xgboost", "optuna", "ctranslate2")
-# Files Snakemake itself writes into directory outputs (a directory's timestamp flag): not content.
-SNAKEMAKE_FLAGS = frozenset({".snakemake_timestamp"})
 ENTRY_OUTPUTS = "outputs"
 ENTRY_DESCRIPTION = "fingerprint.json"
 # Per-file digests by (size, mtime): a big model is hashed once, not at every job that reads it.
@@ -82,7 +80,7 @@ def _tree_files(root: Path) -> Iterator[Path]:
     for directory, subdirs, files in os.walk(root):
         subdirs.sort()
         for name in sorted(files):
-            if name not in SNAKEMAKE_FLAGS:
+            if name not in paths.SNAKEMAKE_DIRECTORY_FLAGS:
                 yield Path(directory) / name
 
 

@@ -194,6 +194,8 @@ CHALLENGE_JSON = f"{RESULTS}/challenge.json"
 
 # The checksum record written beside a model file predict loads (common/checksums.py); a directory
 # holds its own, CHECKSUM_DIRECTORY_RECORD.
+# Files Snakemake itself writes into directory outputs (a directory's timestamp flag): not content.
+SNAKEMAKE_DIRECTORY_FLAGS = frozenset({".snakemake_timestamp"})
 CHECKSUM_SUFFIX = ".sha256"
 CHECKSUM_DIRECTORY_RECORD = "SHA256SUMS"
 
