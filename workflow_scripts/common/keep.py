@@ -20,7 +20,7 @@ in place, so a link stays what was kept. An entry appears at once (a rename) or 
 failure is logged and never fails the job. Clearing: ``rm -rf results/.keep`` (or one rule's folder).
 
 This module changes no result, so it is not a code input of any rule (code_inputs.NOT_CODE); it
-imports only the standard library and ``paths``.
+imports only the standard library, ``paths`` and ``checksums``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from workflow_scripts.common import paths
+from workflow_scripts.common.checksums import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,6 @@ ENTRY_OUTPUTS = "outputs"
 ENTRY_DESCRIPTION = "fingerprint.json"
 # Per-file digests by (size, mtime): a big model is hashed once, not at every job that reads it.
 DIGEST_CACHE = "digests"
-CHUNK = 1 << 20
 
 
 def _file_sha256(path: Path, cache_dir: Path) -> str:
@@ -61,18 +61,15 @@ def _file_sha256(path: Path, cache_dir: Path) -> str:
             return record["sha256"]
     except (OSError, ValueError, KeyError):
         pass  # no usable record: hash the file
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
+    digest = sha256_file(path)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         partial = cached.with_name(f".{cached.name}.{os.getpid()}")
-        partial.write_text(json.dumps({"path": str(path), "stamp": stamp, "sha256": digest.hexdigest()}))
+        partial.write_text(json.dumps({"path": str(path), "stamp": stamp, "sha256": digest}))
         os.replace(partial, cached)
     except OSError as error:  # a read-only store still fingerprints, only slower
         log.debug("digest cache not written for %s: %s", path, error)
-    return digest.hexdigest()
+    return digest
 
 
 def _tree_files(root: Path) -> Iterator[Path]:
