@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from workflow_scripts.common.config_schema import block_defaults
-from workflow_scripts.common.manifest import read_manifest, write_manifest
+from workflow_scripts.common.manifest import AudioItems, read_manifest, read_manifest_columns, write_manifest
 from workflow_scripts.data.ingest_speech import build_speech_manifest
 from workflow_scripts.data.ingest_speech import main as speech_main
 from workflow_scripts.data.ingest_text import build_text_manifest
@@ -144,6 +144,8 @@ def test_write_manifest_round_trips_any_text_and_leaves_plain_text_unquoted(tmp_
     path = tmp_path / "m.tsv"
     write_manifest(frame, path, ["utt_id", "text", "label", "split"])
     assert read_manifest(path, ["utt_id", "text", "label", "split"])["text"].tolist() == texts
+    streamed = read_manifest_columns(path, ["text", "utt_id"])  # the Arrow reader of the streaming steps
+    assert streamed.column_names == ["text", "utt_id"] and streamed.column("text").to_pylist() == texts
     plain = frame.iloc[[4, 7]]
     write_manifest(plain, path, ["utt_id", "text", "label", "split"])
     assert (
@@ -336,3 +338,19 @@ def test_yaml_syntax_error_names_the_file_and_line(tmp_path):
     with pytest.raises(SystemExit) as error:
         check_config([str(bad)])
     assert str(error.value).startswith(f"{bad}: not valid YAML at line 4, column 4: expected ',' or ']'")
+
+
+def test_the_arrow_manifest_reader_checks_as_read_manifest_does(tmp_path):
+    frame = pd.DataFrame(
+        {"utt_id": ["a", "b", "a"], "audio_path": ["x.wav", "NA", "z.wav"], "duration_s": [0.5, 1.0, 2.25]}
+    )
+    path = tmp_path / "m.tsv"
+    write_manifest(frame, path, list(frame.columns))
+    with pytest.raises(ValueError, match=r"m.tsv: duplicate utt_id values \['a'\]"):
+        read_manifest_columns(path, ["utt_id", "audio_path"])
+    with pytest.raises(ValueError, match=r"m.tsv: manifest lacks columns \['speaker'\]"):
+        read_manifest_columns(path, ["utt_id", "speaker"])
+    write_manifest(frame.iloc[:2], path, list(frame.columns))
+    table = read_manifest_columns(path, ["utt_id", "duration_s"])
+    assert table.column("duration_s").to_pylist() == [0.5, 1.0]  # typed as read_manifest types it
+    assert list(AudioItems(path)) == [("a", "x.wav"), ("b", "NA")] and len(AudioItems(path)) == 2  # "NA" is text

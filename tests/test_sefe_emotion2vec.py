@@ -10,7 +10,7 @@ import torch
 
 from workflow_scripts.common.features import read_features
 from workflow_scripts.common.hub import ModelUnavailableError
-from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.common.manifest import AudioItems
 from workflow_scripts.common.names import SEFE_STATISTICS
 from workflow_scripts.sefe.backends import build_backend
 from workflow_scripts.sefe.extract import extract_split, feature_metadata
@@ -74,7 +74,7 @@ def test_stacked_equal_lengths_equal_generate_one_by_one(backend, monkeypatch):
 
 def test_extraction_batched_equals_one_by_one(tmp_path, backend):
     items = write_corpus(tmp_path / "wav", [0.8, 1.4, 0.6, 1.0, 1.2])
-    manifest = read_manifest(write_manifest(tmp_path / "m.tsv", items))
+    manifest = AudioItems(write_manifest(tmp_path / "m.tsv", items))
     settings = Preprocessing.from_config({**PREPROCESSING, "fixed_length_s": 1.0})
     metadata = feature_metadata(backend, settings, CONFIG, "test")
     results = []

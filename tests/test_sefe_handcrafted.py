@@ -7,7 +7,7 @@ import pytest
 
 from workflow_scripts.common.audio import AudioError
 from workflow_scripts.common.features import read_feature_metadata, read_features
-from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.common.manifest import AudioItems
 from workflow_scripts.common.names import SEFE_STATISTICS
 from workflow_scripts.sefe.backends import HandcraftedBackend, build_backend, handcrafted_feature_names
 from workflow_scripts.sefe.extract import extract_split, feature_metadata, main, pool_frames
@@ -55,7 +55,7 @@ def test_frames_against_direct_computation(backend):
 
 def test_pooled_statistics_equal_numpy(tmp_path, backend):
     items = write_corpus(tmp_path / "wav", [0.4, 1.3, 0.9])
-    manifest = read_manifest(write_manifest(tmp_path / "m.tsv", items))
+    manifest = AudioItems(write_manifest(tmp_path / "m.tsv", items))
     out = tmp_path / "features.parquet"
     extract_split(
         manifest,
@@ -85,7 +85,7 @@ def test_pooled_statistics_equal_numpy(tmp_path, backend):
 
 def test_streaming_batching_and_workers_equal_one_by_one(tmp_path, backend):
     items = write_corpus(tmp_path / "wav", [0.3, 1.1, 0.7, 1.6, 0.5, 0.9, 1.2])
-    manifest = read_manifest(write_manifest(tmp_path / "m.tsv", items))
+    manifest = AudioItems(write_manifest(tmp_path / "m.tsv", items))
     metadata = feature_metadata(backend, SETTINGS, HANDCRAFTED, None)
     runs = {}
     for name, batch_size, workers in [("one", 1, 1), ("batched", 3, 1), ("workers", 2, 2)]:
@@ -105,8 +105,7 @@ def test_corrupt_file_names_file_and_utterance_and_leaves_no_output(tmp_path, ba
     bad = tmp_path / "wav" / "broken.wav"
     bad.write_bytes(b"RIFF....WAVEfmt this is not audio at all")
     items[3] = ("utt_bad", str(bad))
-    manifest = read_manifest(write_manifest(tmp_path / "m.tsv", items[:3] + items[4:]))
-    manifest.loc[len(manifest)] = {**manifest.iloc[0].to_dict(), "utt_id": "utt_bad", "audio_path": str(bad)}
+    manifest = items[:3] + items[4:] + [("utt_bad", str(bad))]  # any (utt_id, path) collection
     out = tmp_path / "features.parquet"
     out.write_bytes(b"an earlier result")
     for workers in (1, 2):

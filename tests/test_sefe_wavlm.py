@@ -11,7 +11,7 @@ from transformers import AutoFeatureExtractor, AutoModel
 
 from workflow_scripts.common.features import read_features
 from workflow_scripts.common.hub import ModelUnavailableError
-from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.common.manifest import AudioItems
 from workflow_scripts.common.names import SEFE_STATISTICS
 from workflow_scripts.sefe.backends import build_backend
 from workflow_scripts.sefe.extract import extract_split, feature_metadata
@@ -79,7 +79,7 @@ def test_extraction_writes_pooled_hidden_states(tmp_path, checkpoints):
     directory = checkpoints[0]
     backend = build_backend("wavlm", {**CONFIG, "model": str(directory)}, 16000, threads=1)
     items = write_corpus(tmp_path / "wav", [0.5, 1.2, 0.9])
-    manifest = read_manifest(write_manifest(tmp_path / "m.tsv", items))
+    manifest = AudioItems(write_manifest(tmp_path / "m.tsv", items))
     settings = Preprocessing.from_config(PREPROCESSING)
     out = tmp_path / "f.parquet"
     extract_split(

@@ -150,8 +150,9 @@ def matrices_of(ids):
 @pytest.mark.parametrize("kind", ["features", "sequences", "transcripts"])
 def test_gathered_shards_are_the_bytes_one_job_writes(tmp_path, kind):
     """Each kind of contract file, written by one job over the split and by one job per shard (as the
-    producers write them: features in batches, sequences in row groups of 256, transcripts whole)."""
-    count = 300 if kind == "sequences" else 30  # two row groups of sequences
+    producers write them: features and sequences in row groups of 256 whatever their batches,
+    transcripts whole)."""
+    count = 30 if kind == "transcripts" else 300  # two row groups of features and sequences
     manifest, shard_manifest_files = shard_manifests(tmp_path, count, 3)
     whole_ids = read_manifest(manifest)["utt_id"].tolist()
     rows = {u: i for i, u in enumerate(whole_ids)}
@@ -183,6 +184,25 @@ def test_gathered_shards_are_the_bytes_one_job_writes(tmp_path, kind):
     assert gather_shards(shards, manifest, gathered) == count
     assert filecmp.cmp(gathered, whole, shallow=False)
     assert pq.ParquetFile(gathered).num_row_groups == pq.ParquetFile(whole).num_row_groups
+
+
+def test_feature_files_hold_row_groups_of_256_whatever_the_batches_and_each_id_once(tmp_path):
+    path = tmp_path / "f.parquet"
+    ids = [f"u{i:03d}" for i in range(600)]
+    write_feature_file(path, ids, {"model": "m"}, batch=7)
+    parquet = pq.ParquetFile(path)
+    groups = [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)]
+    assert groups == [256, 256, 88] and parquet.read(columns=["utt_id"]).column(0).to_pylist() == ids
+    for writer_of, write in [
+        (lambda: FeatureWriter(path, ["mean"], 1, {}), lambda w, u: w.write(u, {"mean": np.zeros((len(u), 1))})),
+        (lambda: SequenceWriter(path, 1, "frames", {}), lambda w, u: w.write(u, [np.zeros((1, 1))] * len(u))),
+    ]:
+        with pytest.raises(ValueError, match=r"f.parquet: duplicate utt_id 'u001', 'u300'"):
+            with writer_of() as writer:
+                write(writer, ids[:301])
+                write(writer, ["u300", "u001"])
+        assert pq.ParquetFile(path).metadata.num_rows == 600  # the earlier file stays
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["f.parquet"]  # no partial file left
 
 
 def test_gather_refuses_shards_that_do_not_cover_the_split(tmp_path):

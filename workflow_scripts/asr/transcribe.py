@@ -20,7 +20,7 @@ from workflow_scripts.asr.backends import AsrBackend, BackendSpec, load_backend,
 from workflow_scripts.asr.transcripts import write_transcripts
 from workflow_scripts.asr.waveforms import cut_to_window, load_waveforms, report_long_clips, waveform_length
 from workflow_scripts.common import paths
-from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.common.manifest import read_manifest, read_manifest_columns
 from workflow_scripts.common.names import FINETUNED, ORACLE_BACKEND, asr_systems, primary_system
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.common.vad import VadTally, trim_non_speech
@@ -88,23 +88,23 @@ def transcribe_manifest(
     """Transcripts of every utterance of ``manifest`` and timing figures (seconds, real-time factor;
     the decoding seconds include reading the audio, which is read batch by batch as it is decoded);
     ``vad``: the asr.transcribe.vad block (None: no VAD)."""
-    frame = read_manifest(manifest)
+    table = read_manifest_columns(manifest, ["utt_id", "audio_path", "text"])  # Arrow text: compact
     started = time.perf_counter()
     hypotheses, lengths = transcribe_files(
-        backend, frame["audio_path"].tolist(), batch_size, progress=progress, vad=vad, what=str(manifest)
+        backend, table.column("audio_path").to_pylist(), batch_size, progress=progress, vad=vad, what=str(manifest)
     )
     seconds = time.perf_counter() - started
     audio_seconds = sum(lengths) / backend.sampling_rate
+    utt_ids = table.column("utt_id").to_pylist()
     if backend.max_input_seconds:
         report_long_clips(
-            str(manifest),
-            frame["utt_id"].tolist(),
-            [length / backend.sampling_rate for length in lengths],
-            backend.max_input_seconds,
+            str(manifest), utt_ids, [length / backend.sampling_rate for length in lengths], backend.max_input_seconds
         )
-    transcripts = pd.DataFrame({"utt_id": frame["utt_id"], "hypothesis": hypotheses, "reference": frame["text"]})
+    transcripts = pd.DataFrame(
+        {"utt_id": utt_ids, "hypothesis": hypotheses, "reference": table.column("text").to_pylist()}
+    )
     timing = {
-        "utterances": len(frame),
+        "utterances": len(utt_ids),
         "audio_seconds": round(audio_seconds, 2),
         "decode_seconds": round(seconds, 2),
         "real_time_factor": round(seconds / audio_seconds, 4) if audio_seconds else None,

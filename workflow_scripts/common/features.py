@@ -8,7 +8,10 @@ The contract shared by the acoustic (SEFE) and text (TEFE) encoders and read by 
 * schema metadata ``dfat`` (JSON): ``dim``, ``statistics``, ``model`` (backend or architecture),
   ``checkpoint`` and ``preprocessing``, plus whatever else the producer records.
 
-:class:`FeatureWriter` appends batches, so producers stream and peak memory stays flat.
+:class:`FeatureWriter` appends batches, so producers stream and peak memory stays flat: rows go to
+the file in row groups of ``ROW_GROUP_SIZE`` utterances, whatever the producer's batch (a row group
+per small batch grows the file's footer, which the writer holds until it closes, by about 400 bytes
+per utterance; and the layout then depends on the rows alone, so a gathered file equals one job's).
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from workflow_scripts.common.files import atomic_path
 from workflow_scripts.common.names import FUNCTIONALS
 
 METADATA_KEY = b"dfat"
+ROW_GROUP_SIZE = 256  # utterances per row group of feature and sequence files
 
 
 def feature_schema(statistics: Sequence[str], dim: int, metadata: Mapping[str, Any]) -> pa.Schema:
@@ -54,40 +59,82 @@ def _batch(schema: pa.Schema, utt_ids: Sequence[str], stats: Mapping[str, np.nda
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-class FeatureWriter:
-    """Stream feature batches into a parquet file that appears only when closed successfully.
+class ParquetStream:
+    """A parquet file written in pieces that appears only when closed successfully, holding each
+    utt_id once (checked at the end); subclasses buffer rows and write them in :meth:`_flush`.
 
     Use as a context manager; on an exception the partial file is removed.
     """
 
-    def __init__(
-        self, path: str | os.PathLike, statistics: Sequence[str], dim: int, metadata: Mapping[str, Any]
-    ) -> None:
+    def __init__(self, path: str | os.PathLike, schema: pa.Schema) -> None:
         self.path = Path(path)
-        self.schema = feature_schema(statistics, dim, metadata)
+        self.schema = schema
         self._atomic = atomic_path(self.path)
         self._tmp: Path | None = None
         self._writer: pq.ParquetWriter | None = None
-        self._seen: set[str] = set()
         self.rows = 0
 
-    def __enter__(self) -> FeatureWriter:
+    def __enter__(self):
         self._tmp = self._atomic.__enter__()
         self._writer = pq.ParquetWriter(self._tmp, self.schema)
         return self
 
-    def write(self, utt_ids: Sequence[str], stats: Mapping[str, np.ndarray]) -> None:
-        """Append rows; ``stats[name]`` has shape (len(utt_ids), dim)."""
-        duplicated = self._seen.intersection(utt_ids)
-        if duplicated or len(set(utt_ids)) != len(utt_ids):
-            raise ValueError(f"{self.path}: duplicate utt_id {sorted(duplicated)[:5] or list(utt_ids)[:5]}")
-        self._seen.update(utt_ids)
-        self._writer.write_batch(_batch(self.schema, utt_ids, stats))
-        self.rows += len(utt_ids)
+    def _flush(self, final: bool) -> None:
+        """Write buffered rows (all of them when ``final``)."""
+        raise NotImplementedError
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        self._writer.close()
-        return self._atomic.__exit__(exc_type, exc, tb)
+        if exc_type is not None:
+            self._writer.close()
+            return self._atomic.__exit__(exc_type, exc, tb)
+        try:
+            try:
+                self._flush(final=True)
+            finally:
+                self._writer.close()
+            check_unique_ids(self._tmp, self.path)
+        except BaseException as error:  # nothing is published: the temporary file goes
+            self._atomic.__exit__(type(error), error, error.__traceback__)
+            raise
+        return self._atomic.__exit__(None, None, None)
+
+
+class FeatureWriter(ParquetStream):
+    """Stream feature batches into a feature file (:class:`ParquetStream`), in row groups of
+    ``ROW_GROUP_SIZE`` utterances whatever the batches' sizes."""
+
+    def __init__(
+        self, path: str | os.PathLike, statistics: Sequence[str], dim: int, metadata: Mapping[str, Any]
+    ) -> None:
+        super().__init__(path, feature_schema(statistics, dim, metadata))
+        self._pending: list[pa.RecordBatch] = []
+
+    def write(self, utt_ids: Sequence[str], stats: Mapping[str, np.ndarray]) -> None:
+        """Append rows; ``stats[name]`` has shape (len(utt_ids), dim)."""
+        self._pending.append(_batch(self.schema, utt_ids, stats))
+        self.rows += len(utt_ids)
+        if sum(len(batch) for batch in self._pending) >= ROW_GROUP_SIZE:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        """Write the pending rows' whole row groups (all of them when ``final``), keep the rest."""
+        pending = pa.Table.from_batches(self._pending, schema=self.schema)
+        whole = len(pending) if final else len(pending) - len(pending) % ROW_GROUP_SIZE
+        if whole:
+            self._writer.write_table(pending.slice(0, whole), row_group_size=ROW_GROUP_SIZE)
+        self._pending = pending.slice(whole).combine_chunks().to_batches() if whole < len(pending) else []
+
+
+def check_unique_ids(written: str | os.PathLike, named: str | os.PathLike) -> None:
+    """Refuse a just-written file (``written``, published as ``named``) that repeats an utt_id.
+
+    Checked once at the end on the file's utt_id column (Arrow strings, a few bytes per row), not
+    with a set of every id held while writing (about 100 bytes per row, growing with the split).
+    """
+    counts = pc.value_counts(pq.read_table(written, columns=["utt_id"]).column("utt_id"))
+    repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values").to_pylist()
+    if repeated:
+        raise ValueError(f"{named}: duplicate utt_id {', '.join(map(repr, repeated[:5]))}")
 
 
 def write_features(

@@ -11,9 +11,14 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
 from workflow_scripts.common.files import atomic_path
 
@@ -152,3 +157,56 @@ def read_manifest(path: str | os.PathLike, columns: list[str] = SPEECH_COLUMNS) 
         if _DTYPES.get(column) in (float, int):
             frame[column] = frame[column].astype(_DTYPES[column])
     return frame
+
+
+_ARROW_TYPES = {str: pa.string(), float: pa.float64(), int: pa.int64()}
+
+
+def read_manifest_columns(path: str | os.PathLike, columns: list[str]) -> pa.Table:
+    """Only ``columns`` of a manifest written by :func:`write_manifest`, as an Arrow table, with
+    the checks of :func:`read_manifest` (columns present, unique ids).
+
+    For the steps that go through a split once (extraction, transcription): Arrow holds a text
+    column in one buffer, about its characters per row, where a pandas frame of the whole manifest
+    holds about 1 kB per row (docs/scale.md). The same values as :func:`read_manifest`.
+    """
+    parse = pa_csv.ParseOptions(delimiter="\t", quote_char='"', double_quote=True, newlines_in_values=True)
+    header = pa_csv.open_csv(path, parse_options=parse).schema.names
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise ValueError(f"{path}: manifest lacks columns {missing} (has {header})")
+    wanted = list(dict.fromkeys(["utt_id", *columns]))
+    convert = pa_csv.ConvertOptions(
+        include_columns=wanted,
+        column_types={c: _ARROW_TYPES[_DTYPES.get(c, str)] for c in wanted},
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+    table = pa_csv.read_csv(path, parse_options=parse, convert_options=convert)
+    counts = pc.value_counts(table.column("utt_id"))
+    duplicated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values").to_pylist()
+    if duplicated:
+        raise ValueError(f"{path}: duplicate utt_id values {duplicated[:5]}")
+    return table.select(columns)
+
+
+def manifest_rows(table: pa.Table, rows_per_batch: int = 4096) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``table`` as tuples, converted to Python a batch at a time."""
+    for batch in table.to_batches(max_chunksize=rows_per_batch):
+        yield from zip(*(column.to_pylist() for column in batch.columns), strict=True)
+
+
+class AudioItems:
+    """(utt_id, audio_path) of every row of a manifest, in manifest order: ``len()`` and iteration
+    for the steps that go through a split once (extraction), without a Python object per row held
+    (:func:`read_manifest_columns`)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = str(path)
+        self.table = read_manifest_columns(path, ["utt_id", "audio_path"])
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return manifest_rows(self.table)

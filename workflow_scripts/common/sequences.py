@@ -20,18 +20,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from workflow_scripts.common.files import atomic_path
+from workflow_scripts.common.features import METADATA_KEY, ROW_GROUP_SIZE, ParquetStream
 
-METADATA_KEY = b"dfat"
 KINDS = ("frames", "tokens")
-ROW_GROUP_SIZE = 256
 
 
 def sequence_schema(dim: int, kind: str, metadata: Mapping[str, Any]) -> pa.Schema:
@@ -47,8 +44,9 @@ def sequence_schema(dim: int, kind: str, metadata: Mapping[str, Any]) -> pa.Sche
     return pa.schema(fields, metadata={METADATA_KEY: json.dumps(payload, ensure_ascii=False).encode()})
 
 
-class SequenceWriter:
-    """Stream per-utterance matrices into a parquet file that appears only when closed successfully."""
+class SequenceWriter(ParquetStream):
+    """Stream per-utterance matrices into a sequence file (:class:`ParquetStream`), ``row_group_size``
+    utterances per row group."""
 
     def __init__(
         self,
@@ -58,21 +56,11 @@ class SequenceWriter:
         metadata: Mapping[str, Any],
         row_group_size: int = ROW_GROUP_SIZE,
     ) -> None:
-        self.path = Path(path)
+        super().__init__(path, sequence_schema(dim, kind, metadata))
         self.dim = int(dim)
-        self.schema = sequence_schema(dim, kind, metadata)
         self.row_group_size = max(1, int(row_group_size))
-        self._atomic = atomic_path(self.path)
-        self._writer: pq.ParquetWriter | None = None
-        self._seen: set[str] = set()
         self._ids: list[str] = []
         self._matrices: list[np.ndarray] = []
-        self.rows = 0
-
-    def __enter__(self) -> SequenceWriter:
-        tmp = self._atomic.__enter__()
-        self._writer = pq.ParquetWriter(tmp, self.schema)
-        return self
 
     def write(self, utt_ids: Sequence[str], matrices: Sequence[np.ndarray]) -> None:
         """Append utterances; ``matrices[i]`` has shape (length >= 1, dim) and finite values."""
@@ -80,8 +68,6 @@ class SequenceWriter:
             raise ValueError(f"{self.path}: {len(utt_ids)} utt_ids but {len(matrices)} matrices")
         for utt_id, matrix in zip(utt_ids, matrices, strict=True):
             utt_id = str(utt_id)
-            if utt_id in self._seen:
-                raise ValueError(f"{self.path}: duplicate utt_id {utt_id!r}")
             values = np.asarray(matrix, dtype=np.float32)
             if values.ndim != 2 or values.shape[0] < 1 or values.shape[1] != self.dim:
                 raise ValueError(
@@ -90,13 +76,13 @@ class SequenceWriter:
                 )
             if not np.isfinite(values).all():
                 raise ValueError(f"{self.path}: utt_id {utt_id!r} has non-finite values")
-            self._seen.add(utt_id)
             self._ids.append(utt_id)
             self._matrices.append(values)
             if len(self._ids) >= self.row_group_size:
-                self._flush()
+                self._flush(final=False)
 
-    def _flush(self) -> None:
+    def _flush(self, final: bool) -> None:
+        """Write the buffered utterances as one row group (a full group, or the last one)."""
         if not self._ids:
             return
         lengths = np.array([m.shape[0] for m in self._matrices], dtype=np.int64)
@@ -110,14 +96,6 @@ class SequenceWriter:
         self._writer.write_table(pa.Table.from_batches([batch]), row_group_size=len(self._ids))
         self.rows += len(self._ids)
         self._ids, self._matrices = [], []
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        try:
-            if exc_type is None:
-                self._flush()
-        finally:
-            self._writer.close()
-        return self._atomic.__exit__(exc_type, exc, tb)
 
 
 def read_sequence_metadata(path: str | os.PathLike) -> dict[str, Any]:

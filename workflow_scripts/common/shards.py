@@ -6,7 +6,7 @@ that a stable hash of its utt_id picks (BLAKE2b, the same on every machine and P
 ``hash()``), rows in manifest order. Each per-split step then runs unchanged on each shard manifest
 (its output at ``paths.shard_file(<its template>)``), and a gather rule joins the shard files into the
 split's contract file (:func:`gather_shards`): the rows in the split manifest's order, the same
-schema, the same row groups for sequence files, and the same ``dfat`` metadata as one job over the
+schema, the same row groups, and the same ``dfat`` metadata as one job over the
 split writes (:func:`merged_metadata`).
 """
 
@@ -23,11 +23,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from workflow_scripts.common.features import METADATA_KEY
+from workflow_scripts.common.features import METADATA_KEY, ROW_GROUP_SIZE
 from workflow_scripts.common.files import atomic_path
-from workflow_scripts.common.manifest import read_manifest, write_manifest
+from workflow_scripts.common.manifest import read_manifest, read_manifest_columns, write_manifest
 from workflow_scripts.common.paths import split_file
-from workflow_scripts.common.sequences import ROW_GROUP_SIZE
 
 # Metadata figures of a producer's run that add up over the shards (utterances, seconds, counts) ...
 ADDITIVE = frozenset({"utterances", "empty_texts", "audio_seconds", "decode_seconds"})
@@ -121,16 +120,15 @@ class _ShardRows:
 
 def _shard_index(shard_files: Sequence[str | os.PathLike], wanted: Sequence[str], manifest: str | os.PathLike):
     """The shard of every manifest row (an array in manifest order), the shards' arrow schema, ``dfat``
-    metadata and row group sizes; checks that the shards hold the manifest's utterances exactly once,
+    metadata; checks that the shards hold the manifest's utterances exactly once,
     each shard in manifest order."""
     position = {utt_id: index for index, utt_id in enumerate(wanted)}
     owner = np.full(len(wanted), -1, dtype=np.int64)
-    schemas, payloads, groups, unknown = [], [], [], []
+    schemas, payloads, unknown = [], [], []
     for shard, path in enumerate(shard_files):
         parquet = pq.ParquetFile(path)
         schemas.append(_arrow_schema(path, parquet))
         payloads.append(json.loads(schemas[-1].metadata[METADATA_KEY]))
-        groups.append([parquet.metadata.row_group(index).num_rows for index in range(parquet.num_row_groups)])
         if not schemas[-1].remove_metadata().equals(schemas[0].remove_metadata()):
             raise ValueError(f"{path}: columns {schemas[-1].names} differ from {shard_files[0]}'s")
         ids = parquet.read(columns=["utt_id"]).column("utt_id").to_pylist()
@@ -151,18 +149,14 @@ def _shard_index(shard_files: Sequence[str | os.PathLike], wanted: Sequence[str]
             f"{len(missing)} utterances missing (e.g. {missing[:3]}), "
             f"{len(unknown)} unknown (e.g. {sorted(unknown)[:3]})"
         )
-    return owner, schemas[0], payloads, groups
+    return owner, schemas[0], payloads
 
 
-def row_group_size(metadata: dict[str, Any], shard_groups: Sequence[Sequence[int]]) -> int | None:
-    """Row groups of a gathered file, as one job over the split lays them out: a sequence file's
-    (``kind`` in its metadata) are ``sequences.ROW_GROUP_SIZE`` utterances; a file each shard wrote
-    in one piece (transcripts) is one piece (None); else the producer's batch, the largest shard group."""
-    if "kind" in metadata:
-        return ROW_GROUP_SIZE
-    if all(len(groups) == 1 for groups in shard_groups):
-        return None
-    return max(size for groups in shard_groups for size in groups)
+def row_group_size(metadata: dict[str, Any]) -> int | None:
+    """Row groups of a gathered file, as one job over the split lays them out: feature and sequence
+    files (``statistics`` or ``kind`` in their metadata) are written in groups of ``ROW_GROUP_SIZE``
+    utterances whatever the producer's batches; transcripts in one piece (None)."""
+    return ROW_GROUP_SIZE if "statistics" in metadata or "kind" in metadata else None
 
 
 def gather_shards(
@@ -177,10 +171,10 @@ def gather_shards(
     memory holds about one row group per shard, whatever the split's size (a file written in one
     piece, the transcripts, is joined in memory).
     """
-    wanted = read_manifest(manifest)["utt_id"].astype(str).tolist()
-    owner, schema, payloads, groups = _shard_index(shard_files, wanted, manifest)
+    wanted = read_manifest_columns(manifest, ["utt_id"]).column("utt_id").to_pylist()
+    owner, schema, payloads = _shard_index(shard_files, wanted, manifest)
     metadata = merged_metadata(payloads)
-    group_rows = row_group_size(metadata, groups)
+    group_rows = row_group_size(metadata)
     step = group_rows or max(len(wanted), 1)
     readers = [_ShardRows(path, schema, min(step, ROW_GROUP_SIZE)) for path in shard_files]
     schema = schema.with_metadata({METADATA_KEY: json.dumps(metadata, ensure_ascii=False).encode()})

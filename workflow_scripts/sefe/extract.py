@@ -16,17 +16,16 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 from workflow_scripts.common.audio import AudioError
 from workflow_scripts.common.features import FeatureWriter
-from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.common.manifest import AudioItems
 from workflow_scripts.common.memory import fix_malloc_mmap_threshold
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.common.vad import VadTally
@@ -194,7 +193,7 @@ def prefetch(iterator: Iterator[Any], depth: int = 2) -> Iterator[Any]:
 
 
 def encode_chunks(
-    backend: Backend, settings: Preprocessing, items: Sequence[Item], batch_size: int, workers: int
+    backend: Backend, settings: Preprocessing, items: Collection[Item], batch_size: int, workers: int
 ) -> Iterator[Chunk]:
     """Pooled statistics chunk by chunk, in manifest order."""
     batches = chunked(items, batch_size)
@@ -237,7 +236,7 @@ def feature_metadata(
 
 
 def extract_split(
-    manifest: pd.DataFrame,
+    items: Collection[Item],
     backend: Backend,
     settings: Preprocessing,
     output: str | os.PathLike,
@@ -246,8 +245,8 @@ def extract_split(
     workers: int = 1,
     progress: bool = True,
 ) -> dict[str, float]:
-    """Write the pooled features of every manifest row to ``output``; returns throughput figures."""
-    items = list(zip(manifest["utt_id"].astype(str), manifest["audio_path"].astype(str), strict=True))
+    """Write the pooled features of ``items`` (a manifest's :class:`AudioItems`, or a list) to ``output``,
+    in their order; returns throughput figures."""
     started = time.perf_counter()
     audio_seconds = 0.0
     vad = VadTally()
@@ -329,18 +328,18 @@ def extract_features(
     ``layer_choice``: the record of ``layer: auto``'s choice (sefe/layer_choice.py), kept in the metadata."""
     threads = max(1, threads)
     backend, settings = build_extractor(backend_name, backend_cfg, preprocessing, threads)
-    manifest = read_manifest(manifest_path)
+    items = AudioItems(manifest_path)
     log.info(
         "%s: %d utterances, backend %s (%s, dim %d), %d thread(s)",
         manifest_path,
-        len(manifest),
+        len(items),
         backend.name,
         backend.checkpoint,
         backend.dim,
         threads,
     )
     figures = extract_split(
-        manifest,
+        items,
         backend,
         settings,
         output,

@@ -11,12 +11,12 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.common.manifest import AudioItems
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.common.sequences import SequenceWriter
 from workflow_scripts.common.vad import VadTally
@@ -54,7 +54,7 @@ def _frames_in_worker(items: list[Item]) -> tuple[list[Item], list[np.ndarray], 
 
 
 def frame_chunks(
-    backend: Backend, settings: Preprocessing, items: Sequence[Item], batch_size: int, workers: int
+    backend: Backend, settings: Preprocessing, items: Collection[Item], batch_size: int, workers: int
 ) -> Iterator[tuple[list[Item], list[np.ndarray], VadTally]]:
     """(items, frame matrices, what the VAD removed) chunk by chunk, in manifest order (forked workers as
     extract_sefe's)."""
@@ -91,8 +91,7 @@ def extract_frames(
     ``backend_name`` (its block ``backend_cfg``) after ``preprocessing``, as extract_sefe; returns figures."""
     threads = max(1, threads)
     backend, settings = build_extractor(backend_name, backend_cfg, preprocessing, threads)
-    manifest = read_manifest(manifest_path)
-    items = list(zip(manifest["utt_id"].astype(str), manifest["audio_path"].astype(str), strict=True))
+    items = AudioItems(manifest_path)
     metadata = feature_metadata(backend, settings, backend_cfg, split, layer_choice)
     metadata["pooling"] = None  # frames as the backend gives them
     started = time.perf_counter()

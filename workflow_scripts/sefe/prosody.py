@@ -35,14 +35,14 @@ randomness; the same audio gives the same tokens.
 import os
 import sys
 import types
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from workflow_scripts.common import paths
 from workflow_scripts.common.files import read_json
-from workflow_scripts.sefe.extract import load_chunk
+from workflow_scripts.sefe.extract import chunked, load_chunk
 from workflow_scripts.sefe.preprocess import Preprocessing
 
 UNVOICED = 0
@@ -252,11 +252,10 @@ def tracker_checkpoint(cfg: Mapping[str, Any]) -> str:
 
 
 def f0_matrices(
-    items: Sequence[tuple[str, str]], settings: Preprocessing, cfg: Mapping[str, Any]
+    items: Iterable[tuple[str, str]], settings: Preprocessing, cfg: Mapping[str, Any]
 ) -> Iterator[tuple[list[tuple[str, str]], list[np.ndarray]]]:
     """(utt_id, audio_path) items in chunks of 32, each with its (frames, 2) F0 / voicing matrices."""
-    for start in range(0, len(items), 32):
-        batch = list(items[start : start + 32])
+    for batch in chunked(items, 32):
         matrices = []
         for waveform in load_chunk(batch, settings):
             f0, voiced = track_f0(waveform, settings.sample_rate, cfg)

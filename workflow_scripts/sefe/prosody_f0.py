@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.common.manifest import AudioItems
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.common.sequences import SequenceWriter
 from workflow_scripts.sefe.extract import tune_process
@@ -39,8 +39,7 @@ def extract_f0(
 
         torch.set_num_threads(max(1, threads))
     settings = Preprocessing.from_config(preprocessing)
-    manifest = read_manifest(manifest_path)
-    items = list(zip(manifest["utt_id"].astype(str), manifest["audio_path"].astype(str), strict=True))
+    items = AudioItems(manifest_path)
     metadata = {
         "model": f"prosody f0 ({cfg['tracker']})",
         "checkpoint": tracker_checkpoint(cfg),

@@ -29,7 +29,7 @@ from workflow_scripts.common import names, paths
 from workflow_scripts.common.devices import resolve_device
 from workflow_scripts.common.features import FeatureWriter
 from workflow_scripts.common.files import read_json
-from workflow_scripts.common.manifest import read_manifest
+from workflow_scripts.common.manifest import read_manifest_columns
 from workflow_scripts.common.memory import fix_malloc_mmap_threshold
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.tefe.backends import load_text_backend
@@ -74,7 +74,7 @@ def read_transcript_texts(
             "expected a transcript, possibly empty"
         )
     if manifest is not None:
-        ids = read_manifest(manifest)["utt_id"].tolist()
+        ids = read_manifest_columns(manifest, ["utt_id"]).column("utt_id").to_pylist()
         absent = sorted(set(ids) - set(frame["utt_id"]))
         extra = sorted(set(frame["utt_id"]) - set(ids))
         if absent or extra:
