@@ -21,6 +21,7 @@ from workflow_scripts.asr.transcripts import write_transcripts
 from workflow_scripts.asr.waveforms import cut_to_window, load_waveforms, report_long_clips, waveform_length
 from workflow_scripts.common import paths
 from workflow_scripts.common.manifest import read_manifest, read_manifest_columns
+from workflow_scripts.common.memory import fix_malloc_mmap_threshold
 from workflow_scripts.common.names import FINETUNED, ORACLE_BACKEND, asr_systems, primary_system
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.common.vad import VadTally, trim_non_speech
@@ -176,6 +177,7 @@ def transcribe_split(
 
 def main(job: Any) -> None:
     """Entry point of the transcribe rule (``job``: the rule's ``snakemake`` object)."""
+    fix_malloc_mmap_threshold()  # batches of ever-changing shapes otherwise fragment the heap: RSS grew with the split
     transcribe_split(
         str(job.input.manifest),
         job.params.transcribe,

@@ -20,14 +20,14 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from workflow_scripts.common.files import atomic_path
+from workflow_scripts.common.manifest import repeated_values
 from workflow_scripts.common.names import FUNCTIONALS
 
 METADATA_KEY = b"dfat"
@@ -74,7 +74,7 @@ class ParquetStream:
         self._writer: pq.ParquetWriter | None = None
         self.rows = 0
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         self._tmp = self._atomic.__enter__()
         self._writer = pq.ParquetWriter(self._tmp, self.schema)
         return self
@@ -131,8 +131,7 @@ def check_unique_ids(written: str | os.PathLike, named: str | os.PathLike) -> No
     Checked once at the end on the file's utt_id column (Arrow strings, a few bytes per row), not
     with a set of every id held while writing (about 100 bytes per row, growing with the split).
     """
-    counts = pc.value_counts(pq.read_table(written, columns=["utt_id"]).column("utt_id"))
-    repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values").to_pylist()
+    repeated = repeated_values(pq.read_table(written, columns=["utt_id"]).column("utt_id"))
     if repeated:
         raise ValueError(f"{named}: duplicate utt_id {', '.join(map(repr, repeated[:5]))}")
 

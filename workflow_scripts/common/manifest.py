@@ -17,8 +17,6 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 
 from workflow_scripts.common.files import atomic_path
 
@@ -162,32 +160,68 @@ def read_manifest(path: str | os.PathLike, columns: list[str] = SPEECH_COLUMNS) 
 _ARROW_TYPES = {str: pa.string(), float: pa.float64(), int: pa.int64()}
 
 
-def read_manifest_columns(path: str | os.PathLike, columns: list[str]) -> pa.Table:
-    """Only ``columns`` of a manifest written by :func:`write_manifest`, as an Arrow table, with
-    the checks of :func:`read_manifest` (columns present, unique ids).
+def repeated_values(column: pa.ChunkedArray) -> list[Any]:
+    """The values that occur more than once in an Arrow column (an utt_id column: must be none).
 
-    For the steps that go through a split once (extraction, transcription): Arrow holds a text
-    column in one buffer, about its characters per row, where a pandas frame of the whole manifest
-    holds about 1 kB per row (docs/scale.md). The same values as :func:`read_manifest`.
+    A Python set, chunk by chunk: Arrow's hash kernels allocate from its own pool, which keeps
+    what they free (about 5 MB at 64,000 ids, against a flat-memory goal: docs/scale.md)."""
+    seen: set[Any] = set()
+    repeated: dict[Any, None] = {}
+    for chunk in column.chunks:
+        for value in chunk.to_pylist():
+            if value in seen:
+                repeated[value] = None
+            seen.add(value)
+    return list(repeated)
+
+
+def read_manifest_columns(path: str | os.PathLike, columns: list[str], rows_per_chunk: int = 4096) -> pa.Table:
+    """Only ``columns`` of a manifest written by :func:`write_manifest`, as an Arrow table, with
+    the checks of :func:`read_manifest` (columns present, unique ids) and the same values.
+
+    For the steps that go through a split once (extraction, transcription): the file is parsed a
+    line at a time (the csv module reads :func:`write_manifest`'s quoting) and ``rows_per_chunk``
+    rows at a time become Arrow arrays, which hold a text column in one buffer, about its
+    characters per row; a pandas frame of the whole manifest holds about 1 kB per row, and
+    Arrow's own CSV reader keeps tens of MB of read-ahead blocks (docs/scale.md).
     """
-    parse = pa_csv.ParseOptions(delimiter="\t", quote_char='"', double_quote=True, newlines_in_values=True)
-    header = pa_csv.open_csv(path, parse_options=parse).schema.names
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise ValueError(f"{path}: manifest lacks columns {missing} (has {header})")
     wanted = list(dict.fromkeys(["utt_id", *columns]))
-    convert = pa_csv.ConvertOptions(
-        include_columns=wanted,
-        column_types={c: _ARROW_TYPES[_DTYPES.get(c, str)] for c in wanted},
-        strings_can_be_null=False,
-        quoted_strings_can_be_null=False,
-    )
-    table = pa_csv.read_csv(path, parse_options=parse, convert_options=convert)
-    counts = pc.value_counts(table.column("utt_id"))
-    duplicated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values").to_pylist()
+    types = {c: _ARROW_TYPES[_DTYPES.get(c, str)] for c in wanted}
+    chunks: dict[str, list[pa.Array]] = {c: [] for c in wanted}
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = csv.reader(handle, delimiter="\t", quotechar='"', doublequote=True, strict=True)
+        header = next(rows, [])
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise ValueError(f"{path}: manifest lacks columns {missing} (has {header})")
+        positions = [header.index(c) for c in wanted]
+        pending: list[list[str]] = []
+        for row in rows:
+            if not row:  # a blank line, as pandas skips it
+                continue
+            if len(row) != len(header):
+                raise ValueError(f"{path}, line {rows.line_num}: {len(row)} fields, expected {len(header)}")
+            pending.append([row[i] for i in positions])
+            if len(pending) == rows_per_chunk:
+                _append_chunk(chunks, pending, types)
+                pending = []
+        _append_chunk(chunks, pending, types)
+    table = pa.table({c: pa.chunked_array(chunks[c], types[c]) for c in wanted})
+    duplicated = repeated_values(table.column("utt_id"))
     if duplicated:
         raise ValueError(f"{path}: duplicate utt_id values {duplicated[:5]}")
     return table.select(columns)
+
+
+def _append_chunk(chunks: dict[str, list[pa.Array]], rows: list[list[str]], types: dict[str, pa.DataType]) -> None:
+    """Append ``rows`` (cells of ``chunks``' columns, as text) to ``chunks`` as one Arrow array per column."""
+    if not rows:
+        return
+    for values, (column, arrays) in zip(zip(*rows, strict=True), chunks.items(), strict=True):
+        kind = _DTYPES.get(column, str)
+        cells = values if kind is str else [kind(v) for v in values]
+        # glibc's malloc, not Arrow's default pool: this process's RSS stays flat as chunks come and go
+        arrays.append(pa.array(cells, types[column], memory_pool=pa.system_memory_pool()))
 
 
 def manifest_rows(table: pa.Table, rows_per_batch: int = 4096) -> Iterator[tuple[Any, ...]]:
