@@ -354,3 +354,6 @@ def test_the_arrow_manifest_reader_checks_as_read_manifest_does(tmp_path):
     table = read_manifest_columns(path, ["utt_id", "duration_s"])
     assert table.column("duration_s").to_pylist() == [0.5, 1.0]  # typed as read_manifest types it
     assert list(AudioItems(path)) == [("a", "x.wav"), ("b", "NA")] and len(AudioItems(path)) == 2  # "NA" is text
+    path.write_text(path.read_text(encoding="utf-8") + "c\tc.wav\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"m.tsv, line 4: 2 fields, expected 3"):
+        read_manifest_columns(path, ["utt_id"])

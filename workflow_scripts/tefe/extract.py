@@ -86,17 +86,26 @@ def read_transcript_texts(
     return frame.reset_index(drop=True)
 
 
+def encoded_batches(
+    vocab: Vocabulary, texts: Sequence[str], batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(row indices, token ids cut to the batch's longest text, lengths) of ``texts``, batch by batch.
+
+    Encoded as the batches come: the split's whole (n, max_length) int64 id matrix grows with the
+    corpus (100 MB at 64,000 texts of the paper's 200 tokens)."""
+    for rows in batch_indices(len(texts), batch_size):
+        ids, lengths = vocab.encode([texts[i] for i in rows.tolist()])
+        n = torch.from_numpy(lengths)
+        yield rows, torch.from_numpy(np.ascontiguousarray(ids[:, : int(n.max())])), n
+
+
 @torch.no_grad()
 def text_features(
     model: TextEncoder, vocab: Vocabulary, texts: Sequence[str], batch_size: int, device: torch.device
 ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
     """Yield (row indices, statistics) batches for ``texts``: sentence + token statistics, float32."""
     model.eval()
-    ids, lengths = vocab.encode(list(texts))
-    ids_t, lengths_t = torch.from_numpy(ids), torch.from_numpy(lengths)
-    for rows in batch_indices(len(texts), batch_size):
-        n = lengths_t[rows]
-        x = ids_t[rows, : int(n.max())]
+    for rows, x, n in encoded_batches(vocab, texts, batch_size):
         sentence, states, mask = model.encode(x.to(device), n.to(device))
         stats = {"sentence": sentence, **token_statistics(states, mask)}
         yield rows.numpy(), {k: v.float().cpu().numpy() for k, v in stats.items()}

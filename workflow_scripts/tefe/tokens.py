@@ -18,8 +18,14 @@ import torch
 from workflow_scripts.common.devices import resolve_device
 from workflow_scripts.common.rule import run_rule
 from workflow_scripts.common.sequences import SequenceWriter
-from workflow_scripts.tefe.extract import TOKEN_STATES, file_sha256, load_selected_encoder, read_transcript_texts
-from workflow_scripts.tefe.models import TextEncoder, batch_indices, load_encoder
+from workflow_scripts.tefe.extract import (
+    TOKEN_STATES,
+    encoded_batches,
+    file_sha256,
+    load_selected_encoder,
+    read_transcript_texts,
+)
+from workflow_scripts.tefe.models import TextEncoder, load_encoder
 from workflow_scripts.tefe.text import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -30,11 +36,8 @@ def token_states(
     model: TextEncoder, vocab: Vocabulary, texts: Sequence[str], batch_size: int, device: torch.device
 ) -> Iterator[tuple[list[int], list[np.ndarray]]]:
     """(row indices, token-state matrices at the real positions) of ``texts``, batch by batch."""
-    ids, lengths = vocab.encode(list(texts))
-    ids_t, lengths_t = torch.from_numpy(ids), torch.from_numpy(lengths)
-    for rows in batch_indices(len(texts), batch_size):
-        n = lengths_t[rows]
-        _, states, _ = model.encode(ids_t[rows, : int(n.max())].to(device), n.to(device))
+    for rows, x, n in encoded_batches(vocab, texts, batch_size):
+        _, states, _ = model.encode(x.to(device), n.to(device))
         states = states.float().cpu().numpy()
         yield [int(r) for r in rows], [states[i, : int(n[i])] for i in range(len(rows))]
 
