@@ -11,6 +11,7 @@ data path dominates:
 * ``transcribe``: the demo's tiny Whisper (``asr.demo_model``, random weights; ``max_new_tokens``
   4 so that decoding a clip costs the same at every size), ``asr.transcribe`` otherwise;
 * ``sefe``: extract_sefe with the weights-free ``handcrafted`` backend, ``sefe.threads`` workers;
+* ``frames``: extract_sefe_frames, the same backend's frame matrices (the neural heads' input);
 * ``f0``: extract_prosody_f0 (``sefe.prosody.f0``);
 * ``tefe``: extract_tefe with a random-initialised LSTM encoder (``tefe.models.LSTM``, 1024-d
   embedding) over transcripts equal to the reference text;
@@ -53,7 +54,7 @@ from fusion_scale import run_job  # noqa: E402 - the same child-process job runn
 
 REPO = Path(workflow_scripts.__file__).resolve().parents[1]
 DEMO_UTTERANCES = 640
-STAGES = ["sefe", "f0", "tefe", "pool", "transcribe", "ingest"]
+STAGES = ["sefe", "frames", "f0", "tefe", "pool", "transcribe", "ingest"]
 SPLIT = "train"
 CLASSES = ["neutral", "negative"]
 SENTENCES = [
@@ -177,6 +178,13 @@ def corpus_job(stage: str, data: Path, models: Path, out: Path, cfg: dict[str, A
             "module": "workflow_scripts.sefe.extract",
             "input": {"manifest": manifest},
             "output": {"features": features},
+            "params": {"backend": sefe["handcrafted"], "preprocessing": sefe["preprocessing"]},
+            "wildcards": {"backend": "handcrafted", "split": SPLIT},
+        },
+        "frames": {
+            "module": "workflow_scripts.sefe.frames",
+            "input": {"manifest": manifest},
+            "output": {"frames": str(out / "frames.parquet")},
             "params": {"backend": sefe["handcrafted"], "preprocessing": sefe["preprocessing"]},
             "wildcards": {"backend": "handcrafted", "split": SPLIT},
         },
