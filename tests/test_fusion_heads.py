@@ -319,12 +319,13 @@ def test_sefe_frames_are_the_backend_frames_before_pooling(tmp_path):
     from conftest import write_tone
 
     sefe = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())["sefe"]
-    ids = ["b", "a"]
+    ids = ["b", "a", "d", "c", "e"]
+    seconds = (0.5, 0.8, 0.3, 0.6, 0.4)
     manifest = pd.DataFrame(
         {
             "utt_id": ids,
-            "audio_path": [str(write_tone(tmp_path / f"{u}.wav", seconds=s)) for u, s in zip(ids, (0.5, 0.8))],
-            "duration_s": [0.5, 0.8],
+            "audio_path": [str(write_tone(tmp_path / f"{u}.wav", seconds=s)) for u, s in zip(ids, seconds)],
+            "duration_s": seconds,
             "sample_rate": 16000,
             "text": "x",
             "label": "neutral",
@@ -340,5 +341,12 @@ def test_sefe_frames_are_the_backend_frames_before_pooling(tmp_path):
     sequences = SequenceFile(out)
     backend, settings = build_extractor("handcrafted", sefe["handcrafted"], sefe["preprocessing"], 1)
     assert sequences.utt_ids == ids and sequences.metadata["kind"] == "frames" and sequences.dim == backend.dim
-    for matrix, path in zip(sequences.read([0, 1]), manifest["audio_path"], strict=True):
+    for matrix, path in zip(sequences.read(list(range(len(ids)))), manifest["audio_path"], strict=True):
         np.testing.assert_allclose(matrix, backend.frames([load_waveform(path, settings)])[0], rtol=1e-6)
+    # Two forked workers, one utterance per task (several tasks in flight): the same file.
+    workers = tmp_path / "workers.parquet"
+    one_each = {**sefe["handcrafted"], "batch_size": 1}
+    extract_frames(tmp_path / "train.tsv", workers, "handcrafted", one_each, sefe["preprocessing"], threads=2)
+    assert SequenceFile(workers).utt_ids == ids
+    for got, want in zip(SequenceFile(workers).read(list(range(len(ids)))), sequences.read(list(range(len(ids))))):
+        np.testing.assert_array_equal(got, want)

@@ -9,6 +9,7 @@ worker processes; model backends use ``threads`` torch threads and read the next
 background thread while the model runs.
 """
 
+import collections
 import logging
 import multiprocessing
 import os
@@ -16,7 +17,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,6 +193,20 @@ def prefetch(iterator: Iterator[Any], depth: int = 2) -> Iterator[Any]:
         stop.set()
 
 
+def ordered_map(pool: Any, function: Callable[[Any], Any], tasks: Iterable[Any], ahead: int) -> Iterator[Any]:
+    """``pool.imap(function, tasks)`` with at most ``ahead`` tasks in flight, results in task order.
+
+    ``Pool.imap`` queues every result the consumer has not taken yet: with a consumer slower than the
+    workers (a parquet writer behind fast feature workers) memory grew with the split."""
+    pending: collections.deque = collections.deque()
+    for task in tasks:
+        pending.append(pool.apply_async(function, (task,)))
+        if len(pending) >= ahead:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
+
+
 def encode_chunks(
     backend: Backend, settings: Preprocessing, items: Collection[Item], batch_size: int, workers: int
 ) -> Iterator[Chunk]:
@@ -201,7 +216,7 @@ def encode_chunks(
         # fork: workers start in milliseconds and share the parent's imported libraries
         context = multiprocessing.get_context("fork")
         with context.Pool(workers, initializer=_init_worker, initargs=(backend, settings)) as pool:
-            yield from pool.imap(_encode_in_worker, batches)
+            yield from ordered_map(pool, _encode_in_worker, batches, ahead=2 * workers)
         return
     if backend.process_parallel:
         _init_worker(backend, settings)

@@ -29,6 +29,7 @@ from workflow_scripts.sefe.extract import (
     chunked,
     feature_metadata,
     load_chunk_tallied,
+    ordered_map,
     tune_process,
 )
 from workflow_scripts.sefe.layer_choice import job_block, run_block
@@ -66,7 +67,7 @@ def frame_chunks(
         return
     pool = multiprocessing.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(backend, settings))
     with pool:
-        yield from pool.imap(_frames_in_worker, chunked(items, batch_size))
+        yield from ordered_map(pool, _frames_in_worker, chunked(items, batch_size), ahead=2 * workers)
 
 
 def _frames_of(
