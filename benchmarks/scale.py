@@ -95,7 +95,9 @@ def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
 def write_clips(folder: Path, n: int, rate: int, seconds: tuple[float, float], seed: int) -> list[str]:
     """``n`` seeded noise clips (16-bit WAV) of uniform random length in ``seconds``; their paths.
 
-    Each clip is a different slice of one noise buffer (written as bytes: a million files in minutes).
+    Each clip is a slice of one noise buffer (written as bytes: a million files in minutes), its
+    first two samples set to its index, so no two clips hold the same bytes (ingestion refuses the
+    same audio in two splits).
     """
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -103,9 +105,11 @@ def write_clips(folder: Path, n: int, rate: int, seconds: tuple[float, float], s
     lengths = (rate * rng.uniform(*seconds, size=n)).astype(int)
     starts = rng.integers(0, len(noise) - lengths.max(), size=n)
     paths = [str(folder / f"u{i:07d}.wav") for i in range(n)]
-    for path, start, length in zip(paths, starts, lengths, strict=True):
+    for index, (path, start, length) in enumerate(zip(paths, starts, lengths, strict=True)):
         if not os.path.exists(path):
-            Path(path).write_bytes(wav_bytes(noise[start : start + length], rate))
+            clip = noise[start : start + length].copy()
+            clip[:2] = (index >> 15, index & 0x7FFF)
+            Path(path).write_bytes(wav_bytes(clip, rate))
     return paths
 
 
