@@ -133,7 +133,7 @@ def check_unique_ids(written: str | os.PathLike, named: str | os.PathLike) -> No
     """
     repeated = repeated_values(pq.read_table(written, columns=["utt_id"]).column("utt_id"))
     if repeated:
-        raise ValueError(f"{named}: duplicate utt_id {', '.join(map(repr, repeated[:5]))}")
+        raise ValueError(f"{named}: duplicate utt_id {', '.join(map(repr, sorted(repeated)[:5]))}")
 
 
 def write_features(
