@@ -12,6 +12,7 @@ background thread while the model runs.
 import collections
 import logging
 import multiprocessing
+import multiprocessing.pool
 import os
 import queue
 import sys
@@ -193,11 +194,14 @@ def prefetch(iterator: Iterator[Any], depth: int = 2) -> Iterator[Any]:
         stop.set()
 
 
-def ordered_map(pool: Any, function: Callable[[Any], Any], tasks: Iterable[Any], ahead: int) -> Iterator[Any]:
+def ordered_map(
+    pool: multiprocessing.pool.Pool, function: Callable[[Any], Any], tasks: Iterable[Any], ahead: int
+) -> Iterator[Any]:
     """``pool.imap(function, tasks)`` with at most ``ahead`` tasks in flight, results in task order.
 
-    ``Pool.imap`` queues every result the consumer has not taken yet: with a consumer slower than the
-    workers (a parquet writer behind fast feature workers) memory grew with the split."""
+    ``Pool.imap`` hands out tasks as fast as its workers take them and queues every result the
+    consumer has not taken yet: nothing bounded the memory of a consumer slower than the workers
+    (a parquet writer behind fast feature workers)."""
     pending: collections.deque = collections.deque()
     for task in tasks:
         pending.append(pool.apply_async(function, (task,)))
